@@ -1,0 +1,166 @@
+//! History events and the per-student hash chain.
+//!
+//! Encoding v1 (see `docs/design.md` and the vectors in `tests/vectors/`): the bytes
+//! `xueji-event/1\n` followed by the compact JSON of the event without its `hash` field, fields
+//! in declaration order, map keys sorted. `hash = hex(SHA-256(encoding))`, and each event's
+//! `prev_hash` is the previous event's `hash` (64 zeros for the first). Events carry no raw
+//! personal data: identity values in `input` are replaced by salted digests before recording.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Actor;
+use super::dates::Date;
+use super::decision::Decision;
+use super::status::{Status, TransitionKind};
+use super::student::TransitionInput;
+
+pub const ENCODING_V1: &[u8] = b"xueji-event/1\n";
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The placement of a student before or after an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventFacts {
+    pub status: Status,
+    pub school: String,
+    pub grade: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// 1 for the student's first event (the admission), then one more per event.
+    pub seq: u64,
+    pub student: String,
+    pub jurisdiction: String,
+    pub kind: TransitionKind,
+    pub effective_date: Date,
+    /// RFC 3339 UTC.
+    pub recorded_at: String,
+    pub actor: Actor,
+    pub before: Option<EventFacts>,
+    pub after: EventFacts,
+    pub input: TransitionInput,
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hashed part of an event: everything but `hash`, in the same order.
+#[derive(Serialize)]
+struct HashedEvent<'a> {
+    seq: u64,
+    student: &'a str,
+    jurisdiction: &'a str,
+    kind: TransitionKind,
+    effective_date: Date,
+    recorded_at: &'a str,
+    actor: &'a Actor,
+    before: &'a Option<EventFacts>,
+    after: &'a EventFacts,
+    input: &'a TransitionInput,
+    decision: &'a Decision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: &'a Option<String>,
+    prev_hash: &'a str,
+}
+
+impl Event {
+    /// The canonical bytes the hash covers.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let body = HashedEvent {
+            seq: self.seq,
+            student: &self.student,
+            jurisdiction: &self.jurisdiction,
+            kind: self.kind,
+            effective_date: self.effective_date,
+            recorded_at: &self.recorded_at,
+            actor: &self.actor,
+            before: &self.before,
+            after: &self.after,
+            input: &self.input,
+            decision: &self.decision,
+            request: &self.request,
+            prev_hash: &self.prev_hash,
+        };
+        let mut out = ENCODING_V1.to_vec();
+        // Serializing plain structs, strings and sorted maps into a Vec cannot fail.
+        serde_json::to_writer(&mut out, &body).unwrap_or_else(|e| panic!("event encoding: {e}"));
+        out
+    }
+
+    pub fn compute_hash(&self) -> String {
+        hex::encode(Sha256::digest(self.canonical_bytes()))
+    }
+
+    /// Fills in `hash` from the rest of the event.
+    pub fn seal(mut self) -> Event {
+        self.hash = self.compute_hash();
+        self
+    }
+}
+
+/// The outcome of re-hashing one student's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainReport {
+    pub ok: bool,
+    pub events: u64,
+    /// Hash of the newest event (the chain head), or the genesis hash for an empty chain.
+    pub head: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_bad: Option<BadEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadEvent {
+    pub seq: u64,
+    /// `hash_mismatch`, `broken_link`, `sequence_gap` or `head_mismatch`.
+    pub code: String,
+    pub message: String,
+}
+
+/// Recomputes a chain from its first event and reports the first event that does not hold.
+/// `expected_head` is the head recorded beside the chain (in the student record): a chain whose
+/// last events were dropped still links, and only the recorded head reveals it.
+pub fn verify_chain(events: &[Event], expected_head: Option<&str>) -> ChainReport {
+    let mut prev = GENESIS_HASH.to_owned();
+    let bad = |seq, code: &str, message: String| Some(BadEvent { seq, code: code.into(), message });
+    let mut first_bad = None;
+    for (i, e) in events.iter().enumerate() {
+        let expected_seq = i as u64 + 1;
+        if e.seq != expected_seq {
+            first_bad = bad(e.seq, "sequence_gap", format!("第 {expected_seq} 条事件缺失或顺序错乱"));
+            break;
+        }
+        if e.prev_hash != prev {
+            first_bad = bad(e.seq, "broken_link", format!("第 {} 条事件与上一条不衔接", e.seq));
+            break;
+        }
+        let recomputed = e.compute_hash();
+        if recomputed != e.hash {
+            first_bad = bad(e.seq, "hash_mismatch", format!("第 {} 条事件内容被改动", e.seq));
+            break;
+        }
+        prev = e.hash.clone();
+    }
+    if first_bad.is_none() {
+        if let Some(head) = expected_head {
+            if head != prev {
+                first_bad = bad(
+                    events.len() as u64 + 1,
+                    "head_mismatch",
+                    "学生记录中的最新事件与历史记录末尾不一致(事件可能被删除)".into(),
+                );
+            }
+        }
+    }
+    ChainReport { ok: first_bad.is_none(), events: events.len() as u64, head: prev, first_bad }
+}
+
+/// Shorthand for building [`EventFacts`].
+pub fn facts(status: Status, school: &str, grade: u8, class: Option<&str>) -> EventFacts {
+    EventFacts { status, school: school.to_owned(), grade, class: class.map(str::to_owned) }
+}

@@ -1,0 +1,98 @@
+//! Approval requests: a transition waiting for the steps its decision named.
+
+use serde::{Deserialize, Serialize};
+use strum::{EnumString, IntoStaticStr};
+
+use super::Actor;
+use super::decision::Decision;
+use super::student::TransitionInput;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, EnumString, IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ApprovalStep {
+    /// 校长/分管校领导 (教务处 at a university).
+    School,
+    /// 转入学校.
+    ReceivingSchool,
+    /// 区/县教育局.
+    District,
+    /// 市教育局.
+    City,
+}
+
+impl ApprovalStep {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+    pub fn zh(self) -> &'static str {
+        match self {
+            ApprovalStep::School => "学校审核",
+            ApprovalStep::ReceivingSchool => "转入学校审核",
+            ApprovalStep::District => "区县教育局审核",
+            ApprovalStep::City => "市教育局审核",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumString, IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum RequestStatus {
+    Pending,
+    Applied,
+    /// The policy in force at the last approval denied it.
+    Denied,
+    Rejected,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub step: ApprovalStep,
+    pub approved: bool,
+    pub actor: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    pub id: String,
+    pub student: String,
+    pub jurisdiction: String,
+    pub school: String,
+    /// The school a transfer goes to, whose leader approves the `receiving_school` step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiving_school: Option<String>,
+    pub input: TransitionInput,
+    /// Steps in the order they must be approved.
+    pub steps: Vec<ApprovalStep>,
+    pub approvals: Vec<ApprovalRecord>,
+    pub status: RequestStatus,
+    pub opened_by: Actor,
+    pub opened_at: String,
+    /// The decision that opened the request.
+    pub decision: Decision,
+    /// The decision taken at the last approval, when it has been taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_decision: Option<Decision>,
+    /// The student version when the request was opened.
+    pub student_version: u64,
+}
+
+impl ApprovalRequest {
+    /// The next step to approve, if the request is still pending.
+    pub fn next_step(&self) -> Option<ApprovalStep> {
+        if self.status != RequestStatus::Pending {
+            return None;
+        }
+        self.steps.iter().copied().find(|s| !self.approvals.iter().any(|a| a.step == *s && a.approved))
+    }
+}

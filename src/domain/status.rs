@@ -1,0 +1,287 @@
+//! Statuses, transitions and reasons exactly as named in `shared/domain.md`, and the state machine
+//! the whole country shares. Policies decide whether a legal transition is allowed here, and
+//! under which conditions; they cannot make an illegal one legal.
+
+use serde::{Deserialize, Serialize};
+use strum::{EnumIter, EnumString, IntoStaticStr};
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    EnumString, IntoStaticStr, EnumIter,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Status {
+    Admitted,
+    AdmissionDeferred,
+    AdmissionReserved,
+    AdmissionForfeited,
+    AdmissionCancelled,
+    Enrolled,
+    Suspended,
+    DroppedOut,
+    TransferredOut,
+    Withdrawn,
+    Expelled,
+    Revoked,
+    Graduated,
+    Completed,
+    Attended,
+    Deceased,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn zh(self) -> &'static str {
+        use Status::*;
+        match self {
+            Admitted => "已录取/待报到",
+            AdmissionDeferred => "延缓入学/请假中",
+            AdmissionReserved => "保留入学资格",
+            AdmissionForfeited => "放弃入学资格",
+            AdmissionCancelled => "取消入学资格",
+            Enrolled => "在籍在校",
+            Suspended => "休学",
+            DroppedOut => "辍学",
+            TransferredOut => "转出至系统外",
+            Withdrawn => "退学",
+            Expelled => "开除学籍",
+            Revoked => "取消学籍",
+            Graduated => "毕业",
+            Completed => "结业",
+            Attended => "肄业",
+            Deceased => "死亡",
+        }
+    }
+
+    /// Whether the student holds 学籍 in this status.
+    pub fn has_xueji(self) -> bool {
+        matches!(self, Status::Enrolled | Status::Suspended | Status::DroppedOut)
+    }
+
+    /// No transition leaves a terminal status: corrections are new records, not reversals.
+    pub fn is_terminal(self) -> bool {
+        use Status::*;
+        matches!(
+            self,
+            AdmissionForfeited
+                | AdmissionCancelled
+                | TransferredOut
+                | Withdrawn
+                | Expelled
+                | Revoked
+                | Graduated
+                | Completed
+                | Attended
+                | Deceased
+        )
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    EnumString, IntoStaticStr, EnumIter,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum TransitionKind {
+    Admit,
+    Register,
+    DeferAdmission,
+    ReserveAdmission,
+    ResumeAdmission,
+    ForfeitAdmission,
+    CancelAdmission,
+    SemesterRegister,
+    DeferSemesterRegister,
+    Suspend,
+    Resume,
+    DropOut,
+    ReturnFromDropout,
+    Transfer,
+    TransferOut,
+    ChangeClass,
+    Promote,
+    RepeatGrade,
+    ChangeKeyInfo,
+    CorrectInfo,
+    Withdraw,
+    Expel,
+    Revoke,
+    Graduate,
+    Complete,
+    LeaveWithCertificate,
+    RecordDeath,
+}
+
+impl TransitionKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn zh(self) -> &'static str {
+        use TransitionKind::*;
+        match self {
+            Admit => "录取建档",
+            Register => "入学注册",
+            DeferAdmission => "新生请假/延缓入学",
+            ReserveAdmission => "保留入学资格",
+            ResumeAdmission => "保留期满申请入学",
+            ForfeitAdmission => "视为放弃入学资格",
+            CancelAdmission => "取消入学资格",
+            SemesterRegister => "学期注册",
+            DeferSemesterRegister => "暂缓注册",
+            Suspend => "休学",
+            Resume => "复学",
+            DropOut => "辍学",
+            ReturnFromDropout => "辍学复学",
+            Transfer => "转学",
+            TransferOut => "转出至系统外",
+            ChangeClass => "调班",
+            Promote => "升级",
+            RepeatGrade => "留级",
+            ChangeKeyInfo => "关键信息变更",
+            CorrectInfo => "非关键信息更正",
+            Withdraw => "退学",
+            Expel => "开除学籍",
+            Revoke => "取消学籍",
+            Graduate => "毕业",
+            Complete => "结业",
+            LeaveWithCertificate => "肄业",
+            RecordDeath => "死亡",
+        }
+    }
+
+    /// The statuses this transition may start from (`admit` starts from no record at all).
+    pub fn allowed_from(self) -> &'static [Status] {
+        use Status::*;
+        use TransitionKind::*;
+        const LIVE: &[Status] = &[
+            Admitted,
+            AdmissionDeferred,
+            AdmissionReserved,
+            Enrolled,
+            Suspended,
+            DroppedOut,
+        ];
+        match self {
+            Admit => &[],
+            Register => &[Admitted, AdmissionDeferred],
+            DeferAdmission => &[Admitted],
+            ReserveAdmission => &[Admitted, AdmissionDeferred, Enrolled],
+            ResumeAdmission => &[AdmissionReserved],
+            ForfeitAdmission => &[Admitted, AdmissionDeferred, AdmissionReserved],
+            CancelAdmission => &[Admitted, AdmissionDeferred, AdmissionReserved, Enrolled],
+            SemesterRegister | DeferSemesterRegister | ChangeClass | Promote | RepeatGrade => {
+                &[Enrolled]
+            }
+            Suspend => &[Enrolled],
+            Resume => &[Suspended],
+            DropOut => &[Enrolled, Suspended],
+            ReturnFromDropout => &[DroppedOut],
+            Transfer => &[Enrolled, Suspended],
+            TransferOut | Withdraw => &[Enrolled, Suspended, DroppedOut],
+            Expel => &[Enrolled, Suspended],
+            Revoke => &[Enrolled, Suspended, DroppedOut],
+            Graduate | Complete | LeaveWithCertificate => &[Enrolled],
+            ChangeKeyInfo | CorrectInfo | RecordDeath => LIVE,
+        }
+    }
+
+    /// The status after the transition when the policy names no other; `None` keeps the status.
+    pub fn default_target(self) -> Option<Status> {
+        use Status::*;
+        use TransitionKind::*;
+        match self {
+            Admit | ResumeAdmission => Some(Admitted),
+            Register => Some(Enrolled),
+            DeferAdmission => Some(AdmissionDeferred),
+            ReserveAdmission => Some(AdmissionReserved),
+            ForfeitAdmission => Some(AdmissionForfeited),
+            CancelAdmission => Some(AdmissionCancelled),
+            Suspend => Some(Suspended),
+            Resume | ReturnFromDropout => Some(Enrolled),
+            DropOut => Some(DroppedOut),
+            TransferOut => Some(TransferredOut),
+            Withdraw => Some(Withdrawn),
+            Expel => Some(Expelled),
+            Revoke => Some(Revoked),
+            Graduate => Some(Graduated),
+            Complete => Some(Completed),
+            LeaveWithCertificate => Some(Attended),
+            RecordDeath => Some(Deceased),
+            SemesterRegister | DeferSemesterRegister | Transfer | ChangeClass | Promote
+            | RepeatGrade | ChangeKeyInfo | CorrectInfo => None,
+        }
+    }
+
+    /// The `params` keys this transition accepts; any other key is refused, not ignored.
+    pub fn allowed_params(self) -> &'static [&'static str] {
+        use TransitionKind::*;
+        match self {
+            Admit => &[],
+            DeferAdmission | ReserveAdmission | Suspend => &["until", "discharge_date"],
+            Resume | ReturnFromDropout | ChangeClass | Promote | RepeatGrade => &["grade", "class"],
+            Transfer => &["to_school", "to_grade", "to_class"],
+            SemesterRegister | DeferSemesterRegister => &["term", "tuition_paid", "until"],
+            Register => &["forms", "class"],
+            ChangeKeyInfo | CorrectInfo => &["fields"],
+            _ => &[],
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumString, IntoStaticStr,
+    EnumIter,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Reason {
+    Illness,
+    MajorEvent,
+    GuardianJobChange,
+    HouseholdMove,
+    OtherValid,
+    Disaster,
+    MilitaryService,
+    Fraud,
+    ReviewFailed,
+    ForceMajeure,
+    Personal,
+    Discipline,
+    Other,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn no_transition_leaves_a_terminal_status() {
+        for kind in TransitionKind::iter() {
+            for from in kind.allowed_from() {
+                assert!(!from.is_terminal(), "{kind:?} leaves terminal {from:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in Status::iter() {
+            assert_eq!(s.as_str().parse::<Status>().ok(), Some(s));
+        }
+        assert_eq!("return_from_dropout".parse::<TransitionKind>().ok(), Some(TransitionKind::ReturnFromDropout));
+        assert!("suspended_months".parse::<TransitionKind>().is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! xueji: the student-status (学籍) rules service.
+//!
+//! Students, approval requests and a tamper-evident history live in one redb file; every status
+//! transition is decided by the jurisdiction's policy package (Rhai scripts); the HTTP service
+//! serves school portals. See `ARCHITECTURE.md` for the map.
+
+pub mod auth;
+pub mod domain;
+pub mod policy;
+pub mod store;

@@ -1,0 +1,248 @@
+//! Evaluating a compiled policy on one case into a decision.
+
+use rhai::{Array, Dynamic, EvalAltResult, Map};
+use std::sync::Arc;
+
+use super::compile::{CompiledPolicy, suggest};
+use super::error::{PolicyError, ScriptPosition};
+use super::sandbox::{self, CaseData, CaseHandle, EVALUATION_BUDGET, RuleEffect, TIMEOUT_TOKEN};
+use crate::domain::{
+    ApprovalStep, Decision, Effect, FiredRule, School, Student, TransitionInput,
+};
+
+/// What a policy is asked about: a student as they are, their school and the transition.
+#[derive(Debug, Clone, Copy)]
+pub struct Case<'a> {
+    pub student: &'a Student,
+    pub school: &'a School,
+    pub input: &'a TransitionInput,
+    /// True when the deadline sweep asks, rather than a person.
+    pub sweep: bool,
+}
+
+fn opt_str(s: Option<&str>) -> Dynamic {
+    s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_owned()))
+}
+
+fn student_map(s: &Student) -> Map {
+    let mut m = Map::new();
+    m.insert("id".into(), s.id.clone().into());
+    m.insert("status".into(), s.status.as_str().into());
+    m.insert("grade".into(), i64::from(s.grade).into());
+    m.insert("class".into(), opt_str(s.class.as_deref()));
+    m.insert("level".into(), s.level.as_str().into());
+    m.insert("gender".into(), s.gender.as_str().into());
+    m.insert("birth_date".into(), s.birth_date.to_string().into());
+    m.insert("entry_date".into(), s.entry_date.to_string().into());
+    m.insert("national_id_kind".into(), s.national_id.as_str()[..1].to_owned().into());
+    let deadlines: Array = s
+        .deadlines
+        .iter()
+        .map(|d| {
+            let mut dm = Map::new();
+            dm.insert("kind".into(), d.kind.clone().into());
+            dm.insert("date".into(), d.date.to_string().into());
+            dm.into()
+        })
+        .collect();
+    m.insert("deadlines".into(), deadlines.into());
+    m.insert("terms".into(), s.terms.iter().cloned().map(Dynamic::from).collect::<Array>().into());
+    m.insert("flags".into(), s.flags.iter().cloned().map(Dynamic::from).collect::<Array>().into());
+    m.insert("extra".into(), rhai::serde::to_dynamic(&s.extra).unwrap_or(Dynamic::UNIT));
+    m
+}
+
+fn school_map(s: &School) -> Map {
+    let mut m = Map::new();
+    m.insert("id".into(), s.id.clone().into());
+    m.insert("jurisdiction".into(), s.jurisdiction.clone().into());
+    m.insert("area".into(), opt_str(s.area.as_deref()));
+    m.insert("level".into(), s.level.as_str().into());
+    m.insert("kind".into(), opt_str(s.kind.as_deref()));
+    m.insert("compulsory".into(), s.level.is_compulsory().into());
+    m.insert("calendar".into(), rhai::serde::to_dynamic(&s.calendar).unwrap_or(Dynamic::UNIT));
+    m
+}
+
+fn transition_map(t: &TransitionInput) -> Map {
+    let mut m = Map::new();
+    m.insert("kind".into(), t.kind.as_str().into());
+    m.insert("effective_date".into(), t.effective_date.to_string().into());
+    m.insert("reason".into(), opt_str(t.reason.map(|r| r.as_str())));
+    m.insert("params".into(), rhai::serde::to_dynamic(&t.params).unwrap_or(Dynamic::UNIT));
+    let docs: Array = t
+        .documents
+        .iter()
+        .map(|d| {
+            let mut dm = Map::new();
+            dm.insert("kind".into(), d.kind.as_str().into());
+            dm.insert("issuer_level".into(), opt_str(d.issuer_level.map(|l| l.into())));
+            dm.insert("hospital_grade".into(), opt_str(d.hospital_grade.map(|g| g.into())));
+            dm.into()
+        })
+        .collect();
+    m.insert("documents".into(), docs.into());
+    m
+}
+
+/// The field names a script can read, for "did you mean" hints.
+const KNOWN_FIELDS: &[&str] = &[
+    "id", "status", "grade", "class", "level", "gender", "birth_date", "entry_date",
+    "national_id_kind", "deadlines", "terms", "flags", "extra", "jurisdiction", "area", "kind",
+    "compulsory", "calendar", "effective_date", "reason", "params", "documents", "issuer_level",
+    "hospital_grade", "date", "student", "school", "transition", "sweep", "until", "to_school",
+    "to_grade", "to_class", "term", "tuition_paid", "forms", "fields", "discharge_date",
+];
+
+fn script_error(rule: &str, file: &str, err: &EvalAltResult) -> PolicyError {
+    // The innermost error says what went wrong; the deepest known position says where.
+    let mut position = err.position();
+    let mut cur = err;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = cur {
+        if !inner.position().is_none() {
+            position = inner.position();
+        }
+        cur = inner;
+    }
+    let (code, message) = match cur {
+        EvalAltResult::ErrorTerminated(v, _) if v.clone().into_string().is_ok_and(|s| s == TIMEOUT_TOKEN) => {
+            ("policy_timeout", format!("规则运行超过时间预算 {} ms", EVALUATION_BUDGET.as_millis()))
+        }
+        EvalAltResult::ErrorTooManyOperations(_) => ("policy_too_many_operations", format!("规则运行步数超过上限 {}", sandbox::MAX_OPERATIONS)),
+        EvalAltResult::ErrorStackOverflow(_) => ("policy_stack_overflow", "规则调用层数过深".into()),
+        EvalAltResult::ErrorDataTooLarge(what, _) => ("policy_data_too_large", format!("{what} 超过大小上限")),
+        EvalAltResult::ErrorPropertyNotFound(name, _) => (
+            "policy_unknown_field",
+            format!("unknown field `{name}`{}", suggest(name, KNOWN_FIELDS.iter().copied())),
+        ),
+        EvalAltResult::ErrorDotExpr(m, _) => ("policy_unknown_field", m.clone()),
+        EvalAltResult::ErrorVariableNotFound(name, _) => ("policy_unknown_variable", format!("unknown variable `{name}`")),
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => ("policy_unknown_function", format!("unknown function `{sig}`")),
+        EvalAltResult::ErrorModuleNotFound(..) | EvalAltResult::ErrorTooManyModules(_) => {
+            ("policy_module_forbidden", "政策脚本不能导入模块".into())
+        }
+        EvalAltResult::ErrorRuntime(v, _) => {
+            let text = v.to_string();
+            if text.starts_with("policy_setting_missing") {
+                ("policy_setting_missing", text.trim_start_matches("policy_setting_missing: ").to_owned())
+            } else {
+                ("policy_script_error", text)
+            }
+        }
+        other => ("policy_script_error", other.to_string()),
+    };
+    PolicyError::Script {
+        code: code.into(),
+        rule: rule.into(),
+        position: ScriptPosition::from_rhai(file, position),
+        message,
+    }
+}
+
+fn effects_of(rule: &str, file: &str, out: Dynamic) -> Result<Vec<RuleEffect>, PolicyError> {
+    let bad = |what: &str| PolicyError::Script {
+        code: "policy_bad_result".into(),
+        rule: rule.into(),
+        position: ScriptPosition { file: file.into(), line: 0, column: 0 },
+        message: format!("check must return nothing, an effect or an array of effects, not {what}"),
+    };
+    if out.is_unit() {
+        return Ok(Vec::new());
+    }
+    if out.is::<RuleEffect>() {
+        return Ok(vec![out.cast::<RuleEffect>()]);
+    }
+    if out.is_array() {
+        let arr = out.into_array().map_err(|t| bad(t))?;
+        return arr
+            .into_iter()
+            .map(|d| if d.is::<RuleEffect>() { Ok(d.cast::<RuleEffect>()) } else { Err(bad(d.type_name())) })
+            .collect();
+    }
+    Err(bad(out.type_name()))
+}
+
+/// Evaluates every rule of the policy that applies to the case's transition, in package order
+/// (base rules first), and assembles the decision. Any script failure fails the whole
+/// evaluation: the caller refuses the transition.
+pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, PolicyError> {
+    let handle = CaseHandle(Arc::new(CaseData {
+        student: Dynamic::from_map(student_map(case.student)).into_shared(),
+        school: Dynamic::from_map(school_map(case.school)).into_shared(),
+        transition: Dynamic::from_map(transition_map(case.input)).into_shared(),
+        date: case.input.effective_date.to_string().into(),
+        sweep: case.sweep,
+        documents: case.input.documents.clone(),
+        settings: policy.settings.clone(),
+    }));
+    let mut decision = Decision {
+        allowed: true,
+        policy: policy.policy_ref(),
+        rules: Vec::new(),
+        required_documents: Vec::new(),
+        missing_documents: Vec::new(),
+        approvals: Vec::new(),
+        changes: case.input.default_changes(case.student),
+        deadlines: Vec::new(),
+    };
+    let engine = sandbox::engine();
+    let kind = case.input.kind;
+    let mut denied = false;
+    let mut steps: Vec<ApprovalStep> = Vec::new();
+    sandbox::with_budget(EVALUATION_BUDGET, || -> Result<(), PolicyError> {
+        for rule in &policy.rules {
+            if rule.on.as_ref().is_some_and(|on| !on.contains(&kind)) {
+                continue;
+            }
+            let file = rule.info.position.file.as_str();
+            let out: Dynamic = rule
+                .check
+                .call(engine, &rule.ast, (handle.clone(),))
+                .map_err(|e| script_error(&rule.info.id, file, &e))?;
+            for effect in effects_of(&rule.info.id, file, out)? {
+                match effect.effect {
+                    Effect::Deny => denied = true,
+                    Effect::Require => {
+                        for d in &effect.documents {
+                            let name = d.as_str().to_owned();
+                            if !decision.required_documents.contains(&name) {
+                                decision.required_documents.push(name);
+                            }
+                        }
+                    }
+                    Effect::Approve => steps.extend(effect.steps.iter().copied()),
+                    Effect::Change => {
+                        let c = &effect.changes;
+                        let d = &mut decision.changes;
+                        if c.status.is_some() { d.status = c.status; }
+                        if c.grade.is_some() { d.grade = c.grade; }
+                        if c.class.is_some() { d.class.clone_from(&c.class); }
+                        if c.school.is_some() { d.school.clone_from(&c.school); }
+                    }
+                    Effect::Deadline => {
+                        if let Some(dl) = effect.deadline.clone() {
+                            decision.deadlines.retain(|x| x.kind != dl.kind);
+                            decision.deadlines.push(dl);
+                        }
+                    }
+                    Effect::Allow => {}
+                }
+                decision.rules.push(FiredRule {
+                    id: rule.info.id.clone(),
+                    effect: effect.effect,
+                    citation: rule.info.citation.clone(),
+                    message: effect.message,
+                });
+            }
+        }
+        Ok(())
+    })?;
+    steps.sort();
+    steps.dedup();
+    decision.approvals = steps;
+    let provided: Vec<&str> = case.input.documents.iter().map(|d| d.kind.as_str()).collect();
+    decision.missing_documents =
+        decision.required_documents.iter().filter(|d| !provided.contains(&d.as_str())).cloned().collect();
+    decision.allowed = !denied && decision.missing_documents.is_empty();
+    Ok(decision)
+}

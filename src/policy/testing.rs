@@ -1,0 +1,296 @@
+//! A package's own test cases (`tests/*.toml`), run by `xueji policy test` and `cargo test`.
+//!
+//! ```toml
+//! [[case]]
+//! name = "县级医院证明齐全:学校、县教育局两级审批"
+//! student = { status = "enrolled", grade = 3, class = "4" }
+//! school = { level = "primary", area = "沿河县" }
+//! transition = { kind = "suspend", effective_date = "2026-03-02", reason = "illness", documents = [
+//!   { kind = "hospital_diagnosis", issuer_level = "county" } ] }
+//! expect = { outcome = "pending", rules = ["yanhe.suspend.proof"], approvals = ["school", "district"] }
+//! ```
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::compile::CompiledPolicy;
+use super::evaluate::{Case, evaluate};
+use crate::domain::{
+    Date, Decision, Gender, Level, NationalNumber, School, Status, Student, Term, TransitionInput,
+};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    #[serde(rename = "case")]
+    cases: Vec<TestCase>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseStudent {
+    pub status: Option<Status>,
+    pub grade: Option<u8>,
+    pub class: Option<String>,
+    pub gender: Option<Gender>,
+    pub birth_date: Option<Date>,
+    pub entry_date: Option<Date>,
+    #[serde(default)]
+    pub deadlines: Vec<crate::domain::Deadline>,
+    #[serde(default)]
+    pub terms: Vec<String>,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseSchool {
+    pub id: Option<String>,
+    pub level: Option<Level>,
+    pub kind: Option<String>,
+    pub area: Option<String>,
+    #[serde(default)]
+    pub calendar: Vec<Term>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// `applied`, `pending`, `denied` or `error`.
+    pub outcome: String,
+    /// Rules that must have fired.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Rules that must not have fired.
+    #[serde(default)]
+    pub not_fired: Vec<String>,
+    pub approvals: Option<Vec<String>>,
+    pub missing_documents: Option<Vec<String>>,
+    pub changes: Option<Map<String, Value>>,
+    pub deadlines: Option<Vec<Map<String, Value>>>,
+    /// For `outcome = "error"`: the policy error code.
+    pub error_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    pub name: String,
+    #[serde(default)]
+    pub student: CaseStudent,
+    #[serde(default)]
+    pub school: CaseSchool,
+    pub transition: TransitionInput,
+    #[serde(default)]
+    pub sweep: bool,
+    pub expect: Expectation,
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub file: String,
+    pub name: String,
+    pub passed: bool,
+    pub failures: Vec<String>,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Transition kind of the case, for rule coverage.
+    #[serde(skip)]
+    pub kind: String,
+}
+
+/// The outcome word of a decision.
+pub fn outcome_of(d: &Decision) -> &'static str {
+    if !d.allowed {
+        "denied"
+    } else if !d.approvals.is_empty() {
+        "pending"
+    } else {
+        "applied"
+    }
+}
+
+fn level_of(policy: &CompiledPolicy) -> Level {
+    policy
+        .settings
+        .get("level")
+        .and_then(|v| v.clone().into_string().ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Level::Primary)
+}
+
+impl TestCase {
+    pub fn build(&self, policy: &CompiledPolicy) -> (Student, School) {
+        let level = self.school.level.unwrap_or_else(|| level_of(policy));
+        let school = School {
+            id: self.school.id.clone().unwrap_or_else(|| "test-school".into()),
+            name: "测试学校".into(),
+            jurisdiction: policy.manifest.id.clone(),
+            area: self.school.area.clone(),
+            level,
+            kind: self.school.kind.clone(),
+            calendar: self.school.calendar.clone(),
+        };
+        let s = &self.student;
+        let fallback = Date::from_ymd(2010, 1, 1).unwrap_or_else(|| panic!("valid date"));
+        let student = Student {
+            id: "test-student".into(),
+            national_id: NationalNumber::parse_on("G11010519491231002X", Date::today())
+                .unwrap_or_else(|e| panic!("fixture national number: {e:?}")),
+            id_card: None,
+            name: "测试".into(),
+            gender: s.gender.unwrap_or(Gender::Female),
+            birth_date: s.birth_date.unwrap_or(fallback),
+            school: school.id.clone(),
+            jurisdiction: school.jurisdiction.clone(),
+            level,
+            grade: s.grade.unwrap_or(1),
+            class: s.class.clone(),
+            status: s.status.unwrap_or(Status::Enrolled),
+            version: 1,
+            entry_date: s.entry_date.unwrap_or(fallback),
+            deadlines: s.deadlines.clone(),
+            guardians: Vec::new(),
+            terms: s.terms.clone(),
+            flags: s.flags.clone(),
+            extra: s.extra.clone(),
+            head: String::new(),
+        };
+        (student, school)
+    }
+
+    pub fn run(&self, file: &str, policy: &CompiledPolicy) -> CaseResult {
+        let (student, school) = self.build(policy);
+        let result = evaluate(policy, Case { student: &student, school: &school, input: &self.transition, sweep: self.sweep });
+        let mut failures = Vec::new();
+        let e = &self.expect;
+        let (outcome, decision, error) = match result {
+            Ok(d) => (outcome_of(&d).to_owned(), Some(d), None),
+            Err(err) => {
+                if let Some(code) = &e.error_code {
+                    if code != err.code() {
+                        failures.push(format!("error code: expected {code}, got {}", err.code()));
+                    }
+                }
+                ("error".to_owned(), None, Some(err.to_string()))
+            }
+        };
+        if outcome != e.outcome {
+            let why = error.clone().or_else(|| decision.as_ref().map(|d| d.denial_message())).unwrap_or_default();
+            failures.push(format!("outcome: expected {}, got {outcome} ({why})", e.outcome));
+        }
+        if let Some(d) = &decision {
+            let fired: BTreeSet<&str> = d.rules.iter().map(|r| r.id.as_str()).collect();
+            for r in &e.rules {
+                if !fired.contains(r.as_str()) {
+                    failures.push(format!("rule {r}: expected to fire, did not (fired: {})", fired.iter().copied().collect::<Vec<_>>().join(", ")));
+                }
+            }
+            for r in &e.not_fired {
+                if fired.contains(r.as_str()) {
+                    failures.push(format!("rule {r}: expected not to fire, fired"));
+                }
+            }
+            if let Some(want) = &e.approvals {
+                let got: Vec<String> = d.approvals.iter().map(|s| s.as_str().to_owned()).collect();
+                if &got != want {
+                    failures.push(format!("approvals: expected {want:?}, got {got:?}"));
+                }
+            }
+            if let Some(want) = &e.missing_documents {
+                if &d.missing_documents != want {
+                    failures.push(format!("missing_documents: expected {want:?}, got {:?}", d.missing_documents));
+                }
+            }
+            if let Some(want) = &e.changes {
+                let got = serde_json::to_value(&d.changes).unwrap_or(Value::Null);
+                for (k, v) in want {
+                    if got.get(k) != Some(v) {
+                        failures.push(format!("changes.{k}: expected {v}, got {}", got.get(k).unwrap_or(&Value::Null)));
+                    }
+                }
+            }
+            if let Some(want) = &e.deadlines {
+                let got = serde_json::to_value(&d.deadlines).unwrap_or(Value::Null);
+                let want_v = Value::Array(want.iter().cloned().map(Value::Object).collect());
+                if got != want_v {
+                    failures.push(format!("deadlines: expected {want_v}, got {got}"));
+                }
+            }
+        }
+        CaseResult {
+            file: file.into(),
+            name: self.name.clone(),
+            passed: failures.is_empty(),
+            failures,
+            outcome,
+            decision,
+            error,
+            kind: self.transition.kind.as_str().into(),
+        }
+    }
+}
+
+/// Parses every case file of a package; errors name the file and position.
+pub fn load_cases(policy: &CompiledPolicy) -> Result<Vec<(String, TestCase)>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (file, text) in policy.source.test_files() {
+        match toml::from_str::<CaseFile>(text) {
+            Ok(f) => out.extend(f.cases.into_iter().map(|c| (file.to_owned(), c))),
+            Err(e) => {
+                let (line, col) = e.span().map(|s| super::package::line_col(text, s.start)).unwrap_or((0, 0));
+                errors.push(format!("{file}:{line}:{col}: {}", e.message()));
+            }
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// Runs every case of a package.
+pub fn run_package_tests(policy: &CompiledPolicy) -> Result<Vec<CaseResult>, Vec<String>> {
+    Ok(load_cases(policy)?.iter().map(|(file, case)| case.run(file, policy)).collect())
+}
+
+/// Rules of the package itself (not inherited) that its cases never saw fire, or never saw stay
+/// silent on a transition they apply to. Each rule must be tested both ways.
+pub fn uncovered_rules(policy: &CompiledPolicy, results: &[CaseResult]) -> Vec<String> {
+    let mut fired: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut silent: BTreeMap<&str, bool> = BTreeMap::new();
+    for rule in policy.rules.iter().filter(|r| r.info.package == policy.manifest.id) {
+        let id = rule.info.id.as_str();
+        for r in results {
+            let applies = rule.info.on.iter().any(|k| k == "*" || *k == r.kind);
+            if !applies {
+                continue;
+            }
+            let did_fire = r.decision.as_ref().is_some_and(|d| d.rules.iter().any(|f| f.id == id));
+            if did_fire {
+                fired.insert(id, true);
+            } else if r.decision.is_some() {
+                silent.insert(id, true);
+            }
+        }
+    }
+    policy
+        .rules
+        .iter()
+        .filter(|r| r.info.package == policy.manifest.id)
+        .filter_map(|r| {
+            let id = r.info.id.as_str();
+            match (fired.contains_key(id), silent.contains_key(id)) {
+                (true, true) => None,
+                (false, _) => Some(format!("{id}: no case makes it fire")),
+                (true, false) => Some(format!("{id}: no case where it applies and does not fire")),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,432 @@
+//! Storage on redb: one file, one writer thread with group commit, readers on snapshots.
+//!
+//! The engine talks to storage only through [`Store`]: typed reads, and [`Command`]s submitted
+//! to the writer. Each command checks its preconditions (versions, uniqueness, request status)
+//! before writing anything, so a refused command leaves no trace; the writer packs the commands
+//! waiting at that moment into one durable transaction (group commit) and answers each caller
+//! only after that commit returned. See `docs/design.md`.
+
+pub mod fault;
+mod tables;
+mod writer;
+
+use hmac::{Hmac, Mac};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sha2::Sha256;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use crate::auth::TokenRecord;
+use crate::domain::{ApprovalRequest, Date, Event, RequestStatus, School, Status, Student, TransitionKind};
+use tables::*;
+pub use writer::Command;
+
+/// The on-disk schema this build writes. A file of a newer schema is refused.
+pub const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The storage failed (disk full, I/O error, corruption). Nothing of the batch was committed.
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("duplicate identity: {field} already belongs to student {student}")]
+    Duplicate { field: String, student: String },
+    #[error("version conflict: the record is at version {current}, not {expected}")]
+    VersionConflict { expected: u64, current: u64 },
+    #[error("student {student} already has an open {kind} request {request}")]
+    OpenRequestExists { student: String, kind: String, request: String },
+    #[error("request {0} is no longer pending or changed meanwhile")]
+    RequestNotPending(String),
+    #[error("{what} {id} already exists")]
+    AlreadyExists { what: String, id: String },
+    #[error("{what} {id} not found")]
+    NotFound { what: String, id: String },
+    #[error("the data file was written by a newer xueji (schema {0})")]
+    NewerSchema(u64),
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Storage(e.to_string())
+    }
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(impl From<$t> for StoreError {
+        fn from(e: $t) -> Self { StoreError::Storage(e.to_string()) }
+    })*};
+}
+storage_from!(redb::StorageError, redb::TableError, redb::TransactionError, redb::CommitError, redb::DatabaseError, redb::SetDurabilityError, serde_json::Error);
+
+/// A policy version as stored: its files, and who activated it when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub jurisdiction: String,
+    pub version: String,
+    pub effective_from: Date,
+    pub content_hash: String,
+    pub files: std::collections::BTreeMap<String, String>,
+    pub activated_by: String,
+    pub activated_at: String,
+}
+
+/// What the writer answers a command with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandOutput {
+    Done,
+}
+
+type Job = (Command, mpsc::SyncSender<Result<CommandOutput, StoreError>>);
+
+pub struct Store {
+    db: Arc<Database>,
+    jobs: Option<mpsc::SyncSender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    salt: [u8; 32],
+}
+
+pub(crate) fn digest(salt: &[u8; 32], purpose: &str, value: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(purpose.as_bytes());
+    mac.update(&[0]);
+    mac.update(value.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+pub(crate) fn person_digest(salt: &[u8; 32], s: &Student) -> String {
+    digest(salt, "person", &format!("{}\u{1f}{}\u{1f}{}", s.name.trim(), s.gender.as_str(), s.birth_date))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Storage(format!("undecodable record: {e}")))
+}
+
+impl Store {
+    /// Opens (or creates) the store file.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        Store::init(db)
+    }
+
+    /// Opens a store on a custom backend (fault injection in tests).
+    pub fn open_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
+        let db = Database::builder().create_with_backend(backend)?;
+        Store::init(db)
+    }
+
+    fn init(db: Database) -> Result<Store, StoreError> {
+        let mut salt = [0u8; 32];
+        {
+            let txn = db.begin_write()?;
+            {
+                for t in ALL {
+                    txn.open_table(*t)?;
+                }
+                let mut meta = txn.open_table(META)?;
+                let schema = meta.get("schema_version")?.map(|v| decode::<u64>(v.value())).transpose()?;
+                match schema {
+                    Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
+                    Some(_) => {}
+                    None => {
+                        meta.insert("schema_version", serde_json::to_vec(&SCHEMA_VERSION)?.as_slice())?;
+                    }
+                }
+                let existing = meta.get("salt")?.map(|v| v.value().to_vec());
+                match existing {
+                    Some(s) if s.len() == 32 => salt.copy_from_slice(&s),
+                    _ => {
+                        use rand::RngCore;
+                        rand::rngs::OsRng.fill_bytes(&mut salt);
+                        meta.insert("salt", salt.as_slice())?;
+                    }
+                }
+            }
+            txn.commit()?;
+        }
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::sync_channel::<Job>(writer::QUEUE_DEPTH);
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("xueji-writer".into())
+            .spawn(move || writer::run(&writer_db, &rx, &salt))
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        Ok(Store { db, jobs: Some(tx), writer: Some(writer), salt })
+    }
+
+    /// Submits a command to the writer and waits until it is durably committed (or refused).
+    pub fn submit(&self, command: Command) -> Result<CommandOutput, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let jobs = self.jobs.as_ref().ok_or_else(|| StoreError::Storage("store is closed".into()))?;
+        jobs.send((command, reply)).map_err(|_| StoreError::Storage("writer stopped".into()))?;
+        answer.recv().map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
+    }
+
+    /// A salted, keyed digest (HMAC-SHA256) of a personal value: ID numbers are never hashed bare.
+    pub fn digest(&self, purpose: &str, value: &str) -> String {
+        digest(&self.salt, purpose, value)
+    }
+
+    /// The digest under which a person without an ID number is indexed.
+    pub fn person_digest(&self, s: &Student) -> String {
+        person_digest(&self.salt, s)
+    }
+
+    fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table)?;
+        let v = t.get(key)?;
+        v.map(|g| decode(g.value())).transpose()
+    }
+
+    fn get_str(&self, table: Table, key: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table)?;
+        let v = t.get(key)?;
+        Ok(v.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+    }
+
+    /// Keys under a prefix, after `after` (exclusive), at most `limit`.
+    fn keys_under(&self, table: Table, prefix: &[&str], after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        let (start, end) = prefix_range(prefix);
+        let start = match after {
+            Some(a) if a > start.as_str() => format!("{a}\u{0}"),
+            _ => start,
+        };
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table)?;
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, _) = item?;
+            out.push(k.value().to_owned());
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn school(&self, id: &str) -> Result<Option<School>, StoreError> {
+        self.get(SCHOOLS, id)
+    }
+
+    pub fn schools(&self) -> Result<Vec<School>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SCHOOLS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn student_jurisdiction(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.get_str(STUDENT_LOCATOR, id)
+    }
+
+    pub fn student(&self, id: &str) -> Result<Option<Student>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let loc = txn.open_table(STUDENT_LOCATOR)?;
+        let Some(jur) = loc.get(id)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()) else {
+            return Ok(None);
+        };
+        let t = txn.open_table(STUDENTS)?;
+        let v = t.get(key(&[&jur, id]).as_str())?;
+        v.map(|g| decode(g.value())).transpose()
+    }
+
+    pub fn student_by_national_id(&self, national_id: &str) -> Result<Option<String>, StoreError> {
+        self.get_str(IDX_NATIONAL, national_id)
+    }
+
+    pub fn student_by_id_card(&self, id_card: &str) -> Result<Option<String>, StoreError> {
+        self.get_str(IDX_ID_CARD, &self.digest("id_card", id_card))
+    }
+
+    pub fn student_by_person(&self, s: &Student) -> Result<Option<String>, StoreError> {
+        self.get_str(IDX_PERSON, &self.person_digest(s))
+    }
+
+    /// Students of a school (optionally one grade and class), in grade, class, id order.
+    /// `after` is the cursor: the last key returned by the previous page.
+    pub fn students_of_school(
+        &self,
+        jurisdiction: &str,
+        school: &str,
+        grade: Option<u8>,
+        class: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Student)>, StoreError> {
+        let g = grade.map(grade_part);
+        let mut prefix = vec![jurisdiction, school];
+        if let Some(g) = &g {
+            prefix.push(g);
+            if let Some(c) = class {
+                prefix.push(c);
+            }
+        }
+        let keys = self.keys_under(IDX_CLASS, &prefix, after, limit)?;
+        self.students_for_index_keys(keys)
+    }
+
+    /// Students with a status in a jurisdiction, by id.
+    pub fn students_with_status(&self, jurisdiction: &str, status: Status, after: Option<&str>, limit: usize) -> Result<Vec<(String, Student)>, StoreError> {
+        let keys = self.keys_under(IDX_STATUS, &[jurisdiction, status.as_str()], after, limit)?;
+        self.students_for_index_keys(keys)
+    }
+
+    /// Every student of a jurisdiction, by id.
+    pub fn students_of_jurisdiction(&self, jurisdiction: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Student)>, StoreError> {
+        let (start, end) = prefix_range(&[jurisdiction]);
+        let start = match after {
+            Some(a) if a > start.as_str() => format!("{a}\u{0}"),
+            _ => start,
+        };
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(STUDENTS)?;
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            out.push((k.value().to_owned(), decode(v.value())?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn students_for_index_keys(&self, keys: Vec<String>) -> Result<Vec<(String, Student)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(STUDENTS)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let mut parts = k.split(SEP);
+            let jur = parts.next().unwrap_or_default();
+            let Some(student) = k.rsplit(SEP).next() else { continue };
+            if let Some(v) = t.get(key(&[jur, student]).as_str())? {
+                out.push((k.clone(), decode(v.value())?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `(student, deadline kind, date)` of every deadline on or before `as_of`.
+    pub fn due_deadlines(&self, jurisdiction: &str, as_of: Date) -> Result<Vec<(String, String, Date)>, StoreError> {
+        let (start, _) = prefix_range(&[jurisdiction]);
+        let mut end = key(&[jurisdiction, &as_of.to_string()]);
+        end.push('\u{20}');
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(IDX_DEADLINE)?;
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, _) = item?;
+            let parts: Vec<&str> = k.value().split(SEP).collect();
+            if let [_, date, student, kind] = parts.as_slice() {
+                if let Ok(d) = Date::parse(date) {
+                    out.push(((*student).to_owned(), (*kind).to_owned(), d));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A student's events, oldest first.
+    pub fn events(&self, student: &str) -> Result<Vec<Event>, StoreError> {
+        let Some(jur) = self.student_jurisdiction(student)? else { return Ok(Vec::new()) };
+        let (start, end) = prefix_range(&[&jur, student]);
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (_, v) = item?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn request(&self, id: &str) -> Result<Option<ApprovalRequest>, StoreError> {
+        self.get(REQUESTS, id)
+    }
+
+    pub fn open_request(&self, student: &str, kind: TransitionKind) -> Result<Option<String>, StoreError> {
+        self.get_str(IDX_OPEN_REQUEST, &key(&[student, kind.as_str()]))
+    }
+
+    /// Requests of a jurisdiction with a status, by id.
+    pub fn requests_with_status(&self, jurisdiction: &str, status: RequestStatus, after: Option<&str>, limit: usize) -> Result<Vec<(String, ApprovalRequest)>, StoreError> {
+        let keys = self.keys_under(IDX_REQUEST_STATUS, &[jurisdiction, status.as_str()], after, limit)?;
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some(id) = k.rsplit(SEP).next() {
+                if let Some(r) = self.request(id)? {
+                    out.push((k.clone(), r));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.get(TOKENS, hash)
+    }
+
+    pub fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        match self.get_str(TOKEN_IDS, id)? {
+            Some(hash) => self.token(&hash),
+            None => Ok(None),
+        }
+    }
+
+    pub fn has_tokens(&self) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(!txn.open_table(TOKENS)?.is_empty()?)
+    }
+
+    pub fn policy_versions(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(POLICIES)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn idempotent(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(IDEMPOTENCY)?;
+        let v = t.get(key)?;
+        Ok(v.map(|g| g.value().to_vec()))
+    }
+
+    /// Ids of every student, by jurisdiction then id (for whole-store verification).
+    pub fn all_student_ids(&self) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(STUDENT_LOCATOR)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (k, _) = item?;
+            out.push(k.value().to_owned());
+        }
+        Ok(out)
+    }
+
+    /// Stops the writer after the commands already queued, so every acknowledged write is on disk.
+    pub fn close(&mut self) {
+        self.jobs.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

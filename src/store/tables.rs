@@ -1,0 +1,78 @@
+//! Table definitions and key layouts. Keys lead with the jurisdiction wherever a record belongs to
+//! one, so a sharded backend can split the key space by jurisdiction. The separator is U+001F
+//! (unit separator), which no validated id or name contains.
+
+use redb::TableDefinition;
+
+pub type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+pub const META: Table = TableDefinition::new("meta");
+pub const SCHOOLS: Table = TableDefinition::new("schools");
+/// `jur␟student` → Student.
+pub const STUDENTS: Table = TableDefinition::new("students");
+/// `student` → jurisdiction: finds a student's key from its id alone.
+pub const STUDENT_LOCATOR: Table = TableDefinition::new("student_locator");
+/// `national_id` → student (unique across the store).
+pub const IDX_NATIONAL: Table = TableDefinition::new("idx_national_id");
+/// salted digest of the ID number → student (unique across the store).
+pub const IDX_ID_CARD: Table = TableDefinition::new("idx_id_card");
+/// salted digest of name, gender and birth date → student, for students without an ID number.
+pub const IDX_PERSON: Table = TableDefinition::new("idx_person");
+/// `jur␟school␟grade(2 digits)␟class␟student` → empty.
+pub const IDX_CLASS: Table = TableDefinition::new("idx_class");
+/// `jur␟status␟student` → empty.
+pub const IDX_STATUS: Table = TableDefinition::new("idx_status");
+/// `jur␟date␟student␟kind` → empty: what the deadline sweep scans.
+pub const IDX_DEADLINE: Table = TableDefinition::new("idx_deadline");
+/// `jur␟student␟seq(12 digits)` → Event.
+pub const EVENTS: Table = TableDefinition::new("events");
+/// `request` → ApprovalRequest.
+pub const REQUESTS: Table = TableDefinition::new("requests");
+/// `student␟kind` → request, while a request is pending.
+pub const IDX_OPEN_REQUEST: Table = TableDefinition::new("idx_open_request");
+/// `jur␟status␟request` → empty.
+pub const IDX_REQUEST_STATUS: Table = TableDefinition::new("idx_request_status");
+/// SHA-256 of a token → TokenRecord. Tokens themselves are never stored.
+pub const TOKENS: Table = TableDefinition::new("tokens");
+/// token id → token hash.
+pub const TOKEN_IDS: Table = TableDefinition::new("token_ids");
+/// `jur␟effective_from␟content_hash` → stored policy version.
+pub const POLICIES: Table = TableDefinition::new("policy_versions");
+/// idempotency key (scoped by caller) → stored response.
+pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
+
+pub const ALL: &[Table] = &[
+    META, SCHOOLS, STUDENTS, STUDENT_LOCATOR, IDX_NATIONAL, IDX_ID_CARD, IDX_PERSON, IDX_CLASS,
+    IDX_STATUS, IDX_DEADLINE, EVENTS, REQUESTS, IDX_OPEN_REQUEST, IDX_REQUEST_STATUS, TOKENS,
+    TOKEN_IDS, POLICIES, IDEMPOTENCY,
+];
+
+pub const SEP: char = '\u{1f}';
+
+pub fn key(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            s.push(SEP);
+        }
+        s.push_str(p);
+    }
+    s
+}
+
+/// The half-open key range of everything under a prefix (`prefix␟…`).
+pub fn prefix_range(parts: &[&str]) -> (String, String) {
+    let mut start = key(parts);
+    start.push(SEP);
+    let mut end = key(parts);
+    end.push('\u{20}');
+    (start, end)
+}
+
+pub fn seq_part(seq: u64) -> String {
+    format!("{seq:012}")
+}
+
+pub fn grade_part(grade: u8) -> String {
+    format!("{grade:02}")
+}

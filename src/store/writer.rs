@@ -1,0 +1,357 @@
+//! The single writer: drains queued commands into one write transaction per batch (group
+//! commit), commits it durably, then answers every caller of the batch.
+
+use redb::{Database, Durability, ReadableTable, Table as RedbTable, WriteTransaction};
+use std::sync::mpsc;
+
+use super::tables::*;
+use super::{CommandOutput, Job, PolicyRecord, StoreError, decode, digest, person_digest};
+use crate::auth::TokenRecord;
+use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Student};
+
+/// Commands queued beyond this make submitters wait (back-pressure).
+pub const QUEUE_DEPTH: usize = 1024;
+/// The most commands one commit carries.
+pub const MAX_BATCH: usize = 512;
+
+/// A change to the store. Each is all-or-nothing: it checks every precondition before writing.
+#[derive(Debug, Clone)]
+pub enum Command {
+    PutSchool { school: School, must_be_new: bool },
+    /// A new student with the first event of its chain (the admission).
+    CreateStudent { student: Student, event: Event },
+    /// One recorded transition: the student moves from `before` to `after` and `event` is
+    /// appended; `close_request` (already in its final state) is stored in the same transaction.
+    RecordEvent { before: Box<Student>, after: Box<Student>, event: Box<Event>, close_request: Option<Box<ApprovalRequest>> },
+    /// A new pending request; the student must still be at `request.student_version`.
+    OpenRequest { request: Box<ApprovalRequest> },
+    /// A request changed (an approval, a rejection, a denial at the last step); it must be
+    /// pending with `expected_approvals` approvals in the store.
+    UpdateRequest { request: Box<ApprovalRequest>, expected_approvals: usize },
+    PutToken { hash: String, record: TokenRecord },
+    PutPolicy { record: PolicyRecord },
+    PutIdempotent { key: String, value: Vec<u8> },
+}
+
+pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, salt: &[u8; 32]) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        match commit_batch(db, &batch, salt) {
+            Ok(results) => {
+                for ((_, reply), result) in batch.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, commands = batch.len(), "batch commit failed; nothing of it was written");
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+struct Tables<'t> {
+    schools: RedbTable<'t, &'static str, &'static [u8]>,
+    students: RedbTable<'t, &'static str, &'static [u8]>,
+    locator: RedbTable<'t, &'static str, &'static [u8]>,
+    national: RedbTable<'t, &'static str, &'static [u8]>,
+    id_card: RedbTable<'t, &'static str, &'static [u8]>,
+    person: RedbTable<'t, &'static str, &'static [u8]>,
+    class: RedbTable<'t, &'static str, &'static [u8]>,
+    status: RedbTable<'t, &'static str, &'static [u8]>,
+    deadline: RedbTable<'t, &'static str, &'static [u8]>,
+    events: RedbTable<'t, &'static str, &'static [u8]>,
+    requests: RedbTable<'t, &'static str, &'static [u8]>,
+    open_request: RedbTable<'t, &'static str, &'static [u8]>,
+    request_status: RedbTable<'t, &'static str, &'static [u8]>,
+    tokens: RedbTable<'t, &'static str, &'static [u8]>,
+    token_ids: RedbTable<'t, &'static str, &'static [u8]>,
+    policies: RedbTable<'t, &'static str, &'static [u8]>,
+    idempotency: RedbTable<'t, &'static str, &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Tables {
+            schools: txn.open_table(SCHOOLS)?,
+            students: txn.open_table(STUDENTS)?,
+            locator: txn.open_table(STUDENT_LOCATOR)?,
+            national: txn.open_table(IDX_NATIONAL)?,
+            id_card: txn.open_table(IDX_ID_CARD)?,
+            person: txn.open_table(IDX_PERSON)?,
+            class: txn.open_table(IDX_CLASS)?,
+            status: txn.open_table(IDX_STATUS)?,
+            deadline: txn.open_table(IDX_DEADLINE)?,
+            events: txn.open_table(EVENTS)?,
+            requests: txn.open_table(REQUESTS)?,
+            open_request: txn.open_table(IDX_OPEN_REQUEST)?,
+            request_status: txn.open_table(IDX_REQUEST_STATUS)?,
+            tokens: txn.open_table(TOKENS)?,
+            token_ids: txn.open_table(TOKEN_IDS)?,
+            policies: txn.open_table(POLICIES)?,
+            idempotency: txn.open_table(IDEMPOTENCY)?,
+        })
+    }
+}
+
+/// One write transaction for the whole batch. The outer error aborts the batch (a storage
+/// failure); the inner results are each command's own answer.
+fn commit_batch(db: &Database, batch: &[Job], salt: &[u8; 32]) -> Result<Vec<Result<CommandOutput, StoreError>>, StoreError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    let mut results = Vec::with_capacity(batch.len());
+    {
+        let mut t = Tables::open(&txn)?;
+        for (command, _) in batch {
+            match apply(&mut t, command, salt) {
+                Ok(out) => results.push(Ok(out)),
+                Err(Refusal::Refused(e)) => results.push(Err(e)),
+                Err(Refusal::Storage(e)) => return Err(e),
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(results)
+}
+
+/// Why a command did not apply: refused before writing (the batch goes on), or a storage
+/// failure possibly mid-write (the whole batch is aborted).
+enum Refusal {
+    Refused(StoreError),
+    Storage(StoreError),
+}
+
+impl<E: Into<StoreError>> From<E> for Refusal {
+    fn from(e: E) -> Self {
+        Refusal::Storage(e.into())
+    }
+}
+
+type Tbl<'t> = RedbTable<'t, &'static str, &'static [u8]>;
+
+fn get_str(t: &Tbl<'_>, k: &str) -> Result<Option<String>, Refusal> {
+    Ok(t.get(k)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Refusal> {
+    Ok(serde_json::to_vec(v)?)
+}
+
+/// The index entries a student contributes, by table.
+struct IndexEntries {
+    national: String,
+    id_card: Option<String>,
+    person: Option<String>,
+    class: String,
+    status: String,
+    deadlines: Vec<String>,
+}
+
+fn index_entries(s: &Student, salt: &[u8; 32]) -> IndexEntries {
+    IndexEntries {
+        national: s.national_id.as_str().to_owned(),
+        id_card: s.id_card.as_ref().map(|c| digest(salt, "id_card", c.as_str())),
+        person: s.id_card.is_none().then(|| person_digest(salt, s)),
+        class: key(&[&s.jurisdiction, &s.school, &grade_part(s.grade), s.class.as_deref().unwrap_or(""), &s.id]),
+        status: key(&[&s.jurisdiction, s.status.as_str(), &s.id]),
+        deadlines: s
+            .deadlines
+            .iter()
+            .map(|d| key(&[&s.jurisdiction, &d.date.to_string(), &s.id, &d.kind]))
+            .collect(),
+    }
+}
+
+/// Refuses when a unique index entry is held by another student.
+fn check_unique(t: &Tables<'_>, s: &Student, e: &IndexEntries) -> Result<(), Refusal> {
+    let holder = |tbl: &Tbl<'_>, k: &str| -> Result<Option<String>, Refusal> {
+        Ok(get_str(tbl, k)?.filter(|h| *h != s.id))
+    };
+    if let Some(other) = holder(&t.national, &e.national)? {
+        return Err(Refusal::Refused(StoreError::Duplicate { field: "national_id".into(), student: other }));
+    }
+    if let Some(k) = &e.id_card {
+        if let Some(other) = holder(&t.id_card, k)? {
+            return Err(Refusal::Refused(StoreError::Duplicate { field: "id_card".into(), student: other }));
+        }
+    }
+    if let Some(k) = &e.person {
+        if let Some(other) = holder(&t.person, k)? {
+            return Err(Refusal::Refused(StoreError::Duplicate { field: "name_gender_birth_date".into(), student: other }));
+        }
+    }
+    Ok(())
+}
+
+fn remove_index(t: &mut Tables<'_>, e: &IndexEntries) -> Result<(), Refusal> {
+    t.national.remove(e.national.as_str())?;
+    if let Some(k) = &e.id_card {
+        t.id_card.remove(k.as_str())?;
+    }
+    if let Some(k) = &e.person {
+        t.person.remove(k.as_str())?;
+    }
+    t.class.remove(e.class.as_str())?;
+    t.status.remove(e.status.as_str())?;
+    for d in &e.deadlines {
+        t.deadline.remove(d.as_str())?;
+    }
+    Ok(())
+}
+
+fn insert_index(t: &mut Tables<'_>, e: &IndexEntries, id: &str) -> Result<(), Refusal> {
+    t.national.insert(e.national.as_str(), id.as_bytes())?;
+    if let Some(k) = &e.id_card {
+        t.id_card.insert(k.as_str(), id.as_bytes())?;
+    }
+    if let Some(k) = &e.person {
+        t.person.insert(k.as_str(), id.as_bytes())?;
+    }
+    t.class.insert(e.class.as_str(), &[][..])?;
+    t.status.insert(e.status.as_str(), &[][..])?;
+    for d in &e.deadlines {
+        t.deadline.insert(d.as_str(), &[][..])?;
+    }
+    Ok(())
+}
+
+fn event_key(e: &Event) -> String {
+    key(&[&e.jurisdiction, &e.student, &seq_part(e.seq)])
+}
+
+fn put_request(t: &mut Tables<'_>, old: Option<&ApprovalRequest>, r: &ApprovalRequest) -> Result<(), Refusal> {
+    if let Some(o) = old {
+        t.request_status.remove(key(&[&o.jurisdiction, o.status.as_str(), &o.id]).as_str())?;
+    }
+    let open_key = key(&[&r.student, r.input.kind.as_str()]);
+    if r.status == RequestStatus::Pending {
+        t.open_request.insert(open_key.as_str(), r.id.as_bytes())?;
+    } else {
+        t.open_request.remove(open_key.as_str())?;
+    }
+    t.request_status.insert(key(&[&r.jurisdiction, r.status.as_str(), &r.id]).as_str(), &[][..])?;
+    t.requests.insert(r.id.as_str(), json(r)?.as_slice())?;
+    Ok(())
+}
+
+fn stored_request(t: &Tables<'_>, id: &str) -> Result<Option<ApprovalRequest>, Refusal> {
+    match t.requests.get(id)? {
+        Some(g) => Ok(Some(decode(g.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn refused<T>(e: StoreError) -> Result<T, Refusal> {
+    Err(Refusal::Refused(e))
+}
+
+fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<CommandOutput, Refusal> {
+    match command {
+        Command::PutSchool { school, must_be_new } => {
+            if *must_be_new && t.schools.get(school.id.as_str())?.is_some() {
+                return refused(StoreError::AlreadyExists { what: "school".into(), id: school.id.clone() });
+            }
+            t.schools.insert(school.id.as_str(), json(school)?.as_slice())?;
+        }
+        Command::CreateStudent { student, event } => {
+            if t.locator.get(student.id.as_str())?.is_some() {
+                return refused(StoreError::AlreadyExists { what: "student".into(), id: student.id.clone() });
+            }
+            let entries = index_entries(student, salt);
+            check_unique(t, student, &entries)?;
+            // INVARIANT: every student has exactly the events 1..=version, written with it.
+            debug_assert_eq!(event.seq, student.version);
+            t.locator.insert(student.id.as_str(), student.jurisdiction.as_bytes())?;
+            t.students.insert(key(&[&student.jurisdiction, &student.id]).as_str(), json(student)?.as_slice())?;
+            insert_index(t, &entries, &student.id)?;
+            t.events.insert(event_key(event).as_str(), json(event)?.as_slice())?;
+        }
+        Command::RecordEvent { before, after, event, close_request } => {
+            let k = key(&[&before.jurisdiction, &before.id]);
+            let current: Student = match t.students.get(k.as_str())? {
+                Some(g) => decode(g.value())?,
+                None => return refused(StoreError::NotFound { what: "student".into(), id: before.id.clone() }),
+            };
+            if current.version != before.version {
+                return refused(StoreError::VersionConflict { expected: before.version, current: current.version });
+            }
+            if event.seq != before.version + 1 || after.version != event.seq || after.jurisdiction != before.jurisdiction {
+                return refused(StoreError::Storage("internal: event does not follow the student's chain".into()));
+            }
+            let old_request = match close_request {
+                Some(r) => match stored_request(t, &r.id)? {
+                    Some(o) if o.status == RequestStatus::Pending => Some(o),
+                    _ => return refused(StoreError::RequestNotPending(r.id.clone())),
+                },
+                None => None,
+            };
+            let old_entries = index_entries(&current, salt);
+            let new_entries = index_entries(after, salt);
+            check_unique(t, after, &new_entries)?;
+            remove_index(t, &old_entries)?;
+            insert_index(t, &new_entries, &after.id)?;
+            t.students.insert(k.as_str(), json(after.as_ref())?.as_slice())?;
+            t.events.insert(event_key(event).as_str(), json(event.as_ref())?.as_slice())?;
+            if let (Some(r), Some(o)) = (close_request, old_request) {
+                put_request(t, Some(&o), r)?;
+            }
+        }
+        Command::OpenRequest { request } => {
+            let open_key = key(&[&request.student, request.input.kind.as_str()]);
+            if let Some(existing) = get_str(&t.open_request, &open_key)? {
+                return refused(StoreError::OpenRequestExists {
+                    student: request.student.clone(),
+                    kind: request.input.kind.as_str().into(),
+                    request: existing,
+                });
+            }
+            let current: Student = match t.students.get(key(&[&request.jurisdiction, &request.student]).as_str())? {
+                Some(g) => decode(g.value())?,
+                None => return refused(StoreError::NotFound { what: "student".into(), id: request.student.clone() }),
+            };
+            if current.version != request.student_version {
+                return refused(StoreError::VersionConflict { expected: request.student_version, current: current.version });
+            }
+            if t.requests.get(request.id.as_str())?.is_some() {
+                return refused(StoreError::AlreadyExists { what: "request".into(), id: request.id.clone() });
+            }
+            put_request(t, None, request)?;
+        }
+        Command::UpdateRequest { request, expected_approvals } => {
+            let old = match stored_request(t, &request.id)? {
+                Some(o) if o.status == RequestStatus::Pending && o.approvals.len() == *expected_approvals => o,
+                _ => return refused(StoreError::RequestNotPending(request.id.clone())),
+            };
+            put_request(t, Some(&old), request)?;
+        }
+        Command::PutToken { hash, record } => {
+            if let Some(old_hash) = get_str(&t.token_ids, &record.id)? {
+                if old_hash != *hash {
+                    return refused(StoreError::AlreadyExists { what: "token".into(), id: record.id.clone() });
+                }
+            }
+            t.token_ids.insert(record.id.as_str(), hash.as_bytes())?;
+            t.tokens.insert(hash.as_str(), json(record)?.as_slice())?;
+        }
+        Command::PutPolicy { record } => {
+            let k = key(&[&record.jurisdiction, &record.effective_from.to_string(), &record.content_hash]);
+            if t.policies.get(k.as_str())?.is_none() {
+                t.policies.insert(k.as_str(), json(record)?.as_slice())?;
+            }
+        }
+        Command::PutIdempotent { key: k, value } => {
+            if t.idempotency.get(k.as_str())?.is_none() {
+                t.idempotency.insert(k.as_str(), value.as_slice())?;
+            }
+        }
+    }
+    Ok(CommandOutput::Done)
+}
