@@ -7,4 +7,5 @@
 pub mod auth;
 pub mod domain;
 pub mod policy;
+pub mod service;
 pub mod store;

@@ -9,7 +9,8 @@ use xueji::policy::testing::{run_package_tests, uncovered_rules};
 use xueji::policy::{PackageSet, PolicyRegistry};
 
 fn registry() -> PolicyRegistry {
-    let set = PackageSet::read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).expect("policies/ readable");
+    let set = PackageSet::read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .expect("policies/ readable");
     match PolicyRegistry::from_packages(&set) {
         Ok(r) => r,
         Err(errors) => {
@@ -50,7 +51,12 @@ fn every_package_passes_its_own_cases_and_tests_each_rule_both_ways() {
             failures.push(format!("{id}: {u}"));
         }
     }
-    assert!(failures.is_empty(), "{} problem(s) in {cases} cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problem(s) in {cases} cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -60,7 +66,11 @@ fn decisions_are_pinned_by_snapshots() {
         let id = policy.manifest.id.clone();
         let results = run_package_tests(&policy).unwrap_or_default();
         for (i, r) in results.iter().enumerate() {
-            let stem = Path::new(&r.file).file_stem().and_then(|s| s.to_str()).unwrap_or("case").to_owned();
+            let stem = Path::new(&r.file)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("case")
+                .to_owned();
             let name = format!("{id}__{stem}__{i:02}");
             insta::with_settings!({ description => r.name.clone(), omit_expression => true }, {
                 insta::assert_json_snapshot!(name, r, { ".decision.policy.content_hash" => "[hash]" });

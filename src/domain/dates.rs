@@ -28,7 +28,9 @@ impl Date {
         let shape_ok = b.len() == 10
             && b[4] == b'-'
             && b[7] == b'-'
-            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
         if !shape_ok {
             return Err(format!("日期「{s}」格式应为 YYYY-MM-DD"));
         }
@@ -55,7 +57,9 @@ impl Date {
     }
 
     pub fn add_days(self, n: i64) -> Option<Date> {
-        self.0.checked_add_signed(chrono::Duration::days(n)).map(Date)
+        self.0
+            .checked_add_signed(chrono::Duration::days(n))
+            .map(Date)
     }
 
     pub fn add_weeks(self, n: i64) -> Option<Date> {
@@ -64,8 +68,12 @@ impl Date {
 
     pub fn add_months(self, n: i64) -> Option<Date> {
         let months = Months::new(u32::try_from(n.unsigned_abs()).ok()?);
-        if n >= 0 { self.0.checked_add_months(months) } else { self.0.checked_sub_months(months) }
-            .map(Date)
+        if n >= 0 {
+            self.0.checked_add_months(months)
+        } else {
+            self.0.checked_sub_months(months)
+        }
+        .map(Date)
     }
 
     pub fn add_years(self, n: i64) -> Option<Date> {

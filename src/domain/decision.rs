@@ -7,7 +7,9 @@ use super::dates::Date;
 use super::request::ApprovalStep;
 use super::status::Status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumString, IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumString, IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Effect {
@@ -85,10 +87,15 @@ impl Decision {
 
     /// One Chinese sentence explaining a denial, naming the rules and what they cite.
     pub fn denial_message(&self) -> String {
-        let mut parts: Vec<String> =
-            self.denials().map(|r| format!("{}({})", r.message, r.citation)).collect();
+        let mut parts: Vec<String> = self
+            .denials()
+            .map(|r| format!("{}({})", r.message, r.citation))
+            .collect();
         if !self.missing_documents.is_empty() {
-            parts.push(format!("缺少证明材料:{}", self.missing_documents.join("、")));
+            parts.push(format!(
+                "缺少证明材料:{}",
+                self.missing_documents.join("、")
+            ));
         }
         if parts.is_empty() {
             "政策不允许此项变更".into()

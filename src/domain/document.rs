@@ -3,7 +3,20 @@
 use serde::{Deserialize, Serialize};
 use strum::{EnumString, IntoStaticStr};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, EnumString, IntoStaticStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum DocumentKind {
@@ -34,7 +47,20 @@ impl DocumentKind {
 }
 
 /// The level of the authority that issued a document, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, EnumString, IntoStaticStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum IssuerLevel {
@@ -46,7 +72,20 @@ pub enum IssuerLevel {
 }
 
 /// 医院等级, lowest first: `2A` is 二级甲等.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, EnumString, IntoStaticStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+)]
 pub enum HospitalGrade {
     #[serde(rename = "1C")]
     #[strum(serialize = "1C")]
@@ -106,6 +145,9 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(d.hospital_grade, Some(HospitalGrade::G2A));
-        assert!(serde_json::from_str::<Document>(r#"{"kind":"hospital_diagnosis","grade":"2A"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Document>(r#"{"kind":"hospital_diagnosis","grade":"2A"}"#)
+                .is_err()
+        );
     }
 }

@@ -16,7 +16,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(code: &str, field: &str, message: impl Into<String>) -> Self {
-        FieldError { code: code.into(), field: field.into(), message: message.into() }
+        FieldError {
+            code: code.into(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// The same error, reported under another field name (e.g. `id_card` → `params.fields.id_card`).
@@ -60,6 +64,12 @@ impl Validator {
         self.errors.push(e);
     }
     pub fn finish(self) -> Result<(), InvalidInput> {
-        if self.errors.is_empty() { Ok(()) } else { Err(InvalidInput { errors: self.errors }) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidInput {
+                errors: self.errors,
+            })
+        }
     }
 }

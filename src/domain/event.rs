@@ -127,40 +127,67 @@ pub struct BadEvent {
 /// last events were dropped still links, and only the recorded head reveals it.
 pub fn verify_chain(events: &[Event], expected_head: Option<&str>) -> ChainReport {
     let mut prev = GENESIS_HASH.to_owned();
-    let bad = |seq, code: &str, message: String| Some(BadEvent { seq, code: code.into(), message });
+    let bad = |seq, code: &str, message: String| {
+        Some(BadEvent {
+            seq,
+            code: code.into(),
+            message,
+        })
+    };
     let mut first_bad = None;
     for (i, e) in events.iter().enumerate() {
         let expected_seq = i as u64 + 1;
         if e.seq != expected_seq {
-            first_bad = bad(e.seq, "sequence_gap", format!("第 {expected_seq} 条事件缺失或顺序错乱"));
+            first_bad = bad(
+                e.seq,
+                "sequence_gap",
+                format!("第 {expected_seq} 条事件缺失或顺序错乱"),
+            );
             break;
         }
         if e.prev_hash != prev {
-            first_bad = bad(e.seq, "broken_link", format!("第 {} 条事件与上一条不衔接", e.seq));
+            first_bad = bad(
+                e.seq,
+                "broken_link",
+                format!("第 {} 条事件与上一条不衔接", e.seq),
+            );
             break;
         }
         let recomputed = e.compute_hash();
         if recomputed != e.hash {
-            first_bad = bad(e.seq, "hash_mismatch", format!("第 {} 条事件内容被改动", e.seq));
+            first_bad = bad(
+                e.seq,
+                "hash_mismatch",
+                format!("第 {} 条事件内容被改动", e.seq),
+            );
             break;
         }
         prev = e.hash.clone();
     }
-    if first_bad.is_none() {
-        if let Some(head) = expected_head {
-            if head != prev {
-                first_bad = bad(
-                    events.len() as u64 + 1,
-                    "head_mismatch",
-                    "学生记录中的最新事件与历史记录末尾不一致(事件可能被删除)".into(),
-                );
-            }
-        }
+    if first_bad.is_none()
+        && let Some(head) = expected_head
+        && head != prev
+    {
+        first_bad = bad(
+            events.len() as u64 + 1,
+            "head_mismatch",
+            "学生记录中的最新事件与历史记录末尾不一致(事件可能被删除)".into(),
+        );
     }
-    ChainReport { ok: first_bad.is_none(), events: events.len() as u64, head: prev, first_bad }
+    ChainReport {
+        ok: first_bad.is_none(),
+        events: events.len() as u64,
+        head: prev,
+        first_bad,
+    }
 }
 
 /// Shorthand for building [`EventFacts`].
 pub fn facts(status: Status, school: &str, grade: u8, class: Option<&str>) -> EventFacts {
-    EventFacts { status, school: school.to_owned(), grade, class: class.map(str::to_owned) }
+    EventFacts {
+        status,
+        school: school.to_owned(),
+        grade,
+        class: class.map(str::to_owned),
+    }
 }

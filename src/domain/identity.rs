@@ -37,13 +37,17 @@ const CHECK_CHARS: &[u8; 11] = b"10X98765432";
 /// First two digits of the address code that name a province-level region, plus 81/82/83 for
 /// Hong Kong, Macau and Taiwan residents' residence permits.
 const PROVINCES: &[u8] = &[
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51,
-    52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
+    53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
 ];
 
 /// The check character of the first 17 characters of an ID number (all ASCII digits).
 pub fn check_character(first17: &[u8]) -> char {
-    let sum: u32 = first17.iter().zip(WEIGHTS).map(|(c, w)| u32::from(c - b'0') * w).sum();
+    let sum: u32 = first17
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(c, w)| u32::from(c - b'0') * w)
+        .sum();
     char::from(CHECK_CHARS[(sum % 11) as usize])
 }
 
@@ -97,7 +101,11 @@ impl IdError {
     }
 
     pub fn into_field_error(self, field: &str, field_prefix: &str, label: &str) -> FieldError {
-        FieldError::new(&self.code(field_prefix), field, format!("{label}{}", self.message()))
+        FieldError::new(
+            &self.code(field_prefix),
+            field,
+            format!("{label}{}", self.message()),
+        )
     }
 }
 
@@ -114,7 +122,9 @@ fn check_address_and_birth(body: &[u8], today: Date) -> Result<Date, IdError> {
         return Err(IdError::Address);
     }
     let digits = |r: std::ops::Range<usize>| -> u32 {
-        body[r].iter().fold(0, |acc, c| acc * 10 + u32::from(c - b'0'))
+        body[r]
+            .iter()
+            .fold(0, |acc, c| acc * 10 + u32::from(c - b'0'))
     };
     let year = i32::try_from(digits(6..10)).map_err(|_| IdError::BirthDate)?;
     let birth = Date::from_ymd(year, digits(10..12), digits(12..14)).ok_or(IdError::BirthDate)?;
@@ -161,13 +171,18 @@ impl CitizenId {
 
     pub fn birth_date(&self) -> Date {
         let b = self.0.as_bytes();
-        let n = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
+        let n =
+            |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
         // INVARIANT: parse() accepted this birth date.
-        Date::from_ymd(n(6..10) as i32, n(10..12), n(12..14)).unwrap_or_else(|| unreachable_date())
+        Date::from_ymd(n(6..10) as i32, n(10..12), n(12..14)).unwrap_or_else(unreachable_date)
     }
 
     pub fn gender(&self) -> Gender {
-        if (self.0.as_bytes()[16] - b'0') % 2 == 1 { Gender::Male } else { Gender::Female }
+        if (self.0.as_bytes()[16] - b'0') % 2 == 1 {
+            Gender::Male
+        } else {
+            Gender::Female
+        }
     }
 
     /// `5222************23`: the first 4 and last 2 characters, for roles that must not see it.
@@ -294,7 +309,9 @@ mod tests {
     }
 
     fn code(s: &str) -> String {
-        CitizenId::parse_on(s, today()).expect_err("should fail").code("id_card")
+        CitizenId::parse_on(s, today())
+            .expect_err("should fail")
+            .code("id_card")
     }
 
     #[test]
@@ -312,7 +329,10 @@ mod tests {
         assert_eq!(code("11010519491231002Ｘ"), "id_card_character");
         assert_eq!(code("11010519491231 02X"), "id_card_character");
         assert_eq!(code("110105194912310021"), "id_card_check_character");
-        assert_eq!(code("990105194912310021"), "id_card_foreign_permanent_resident");
+        assert_eq!(
+            code("990105194912310021"),
+            "id_card_foreign_permanent_resident"
+        );
         assert_eq!(code("190105194912310021"), "id_card_address_code");
         assert_eq!(code("110105202602300021"), "id_card_birth_date");
         assert_eq!(code("110105203001010021"), "id_card_birth_date");
@@ -329,7 +349,11 @@ mod tests {
         assert!(NationalNumber::parse_on("G11010519491231002X", today()).is_ok());
         assert!(NationalNumber::parse_on("J11010519491231002X", today()).is_ok());
         assert!(NationalNumber::parse_on("L11010519491231AB9Z", today()).is_ok());
-        let bad = |s| NationalNumber::parse_on(s, today()).expect_err("bad").code("national_id");
+        let bad = |s| {
+            NationalNumber::parse_on(s, today())
+                .expect_err("bad")
+                .code("national_id")
+        };
         assert_eq!(bad("X11010519491231002X"), "national_id_prefix");
         assert_eq!(bad("G110105194912310021"), "national_id_check_character");
         assert_eq!(bad("G1101051949123100"), "national_id_length");

@@ -33,6 +33,9 @@ pub struct Actor {
 
 impl Actor {
     pub fn system(what: &str) -> Self {
-        Actor { id: format!("system:{what}"), role: "system".into() }
+        Actor {
+            id: format!("system:{what}"),
+            role: "system".into(),
+        }
     }
 }

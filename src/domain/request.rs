@@ -7,7 +7,20 @@ use super::Actor;
 use super::decision::Decision;
 use super::student::TransitionInput;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, EnumString, IntoStaticStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ApprovalStep {
@@ -35,7 +48,9 @@ impl ApprovalStep {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumString, IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumString, IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RequestStatus {
@@ -93,6 +108,9 @@ impl ApprovalRequest {
         if self.status != RequestStatus::Pending {
             return None;
         }
-        self.steps.iter().copied().find(|s| !self.approvals.iter().any(|a| a.step == *s && a.approved))
+        self.steps
+            .iter()
+            .copied()
+            .find(|s| !self.approvals.iter().any(|a| a.step == *s && a.approved))
     }
 }

@@ -6,8 +6,19 @@ use serde::{Deserialize, Serialize};
 use strum::{EnumIter, EnumString, IntoStaticStr};
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-    EnumString, IntoStaticStr, EnumIter,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    EnumIter,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -59,7 +70,10 @@ impl Status {
 
     /// Whether the student holds 学籍 in this status.
     pub fn has_xueji(self) -> bool {
-        matches!(self, Status::Enrolled | Status::Suspended | Status::DroppedOut)
+        matches!(
+            self,
+            Status::Enrolled | Status::Suspended | Status::DroppedOut
+        )
     }
 
     /// No transition leaves a terminal status: corrections are new records, not reversals.
@@ -82,8 +96,19 @@ impl Status {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-    EnumString, IntoStaticStr, EnumIter,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    EnumIter,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -213,8 +238,14 @@ impl TransitionKind {
             Complete => Some(Completed),
             LeaveWithCertificate => Some(Attended),
             RecordDeath => Some(Deceased),
-            SemesterRegister | DeferSemesterRegister | Transfer | ChangeClass | Promote
-            | RepeatGrade | ChangeKeyInfo | CorrectInfo => None,
+            SemesterRegister
+            | DeferSemesterRegister
+            | Transfer
+            | ChangeClass
+            | Promote
+            | RepeatGrade
+            | ChangeKeyInfo
+            | CorrectInfo => None,
         }
     }
 
@@ -235,7 +266,16 @@ impl TransitionKind {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumString, IntoStaticStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
     EnumIter,
 )]
 #[serde(rename_all = "snake_case")]
@@ -281,7 +321,10 @@ mod tests {
         for s in Status::iter() {
             assert_eq!(s.as_str().parse::<Status>().ok(), Some(s));
         }
-        assert_eq!("return_from_dropout".parse::<TransitionKind>().ok(), Some(TransitionKind::ReturnFromDropout));
+        assert_eq!(
+            "return_from_dropout".parse::<TransitionKind>().ok(),
+            Some(TransitionKind::ReturnFromDropout)
+        );
         assert!("suspended_months".parse::<TransitionKind>().is_err());
     }
 }

@@ -33,7 +33,9 @@ impl Deadline {
     /// The transition a deadline of this kind leads to when it passes, if the policy names none.
     pub fn default_expiry(kind: &str) -> Option<TransitionKind> {
         match kind {
-            "report_by" | "deferred_until" | "reserved_until" => Some(TransitionKind::ForfeitAdmission),
+            "report_by" | "deferred_until" | "reserved_until" => {
+                Some(TransitionKind::ForfeitAdmission)
+            }
             _ => None,
         }
     }
@@ -121,7 +123,11 @@ pub fn check_text(value: &str, field: &str, max_chars: usize) -> Result<(), Fiel
         return Err(FieldError::new("required", field, "不能为空"));
     }
     if value.chars().count() > max_chars {
-        return Err(FieldError::new("too_long", field, format!("不能超过 {max_chars} 个字符")));
+        return Err(FieldError::new(
+            "too_long",
+            field,
+            format!("不能超过 {max_chars} 个字符"),
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(FieldError::new("invalid_character", field, "含有控制字符"));
@@ -131,21 +137,35 @@ pub fn check_text(value: &str, field: &str, max_chars: usize) -> Result<(), Fiel
 
 impl NewStudent {
     /// Validates every field against the school, reporting all invalid fields at once.
-    pub fn parse(form: NewStudentForm, school: &School, today: Date) -> Result<NewStudent, InvalidInput> {
+    pub fn parse(
+        form: NewStudentForm,
+        school: &School,
+        today: Date,
+    ) -> Result<NewStudent, InvalidInput> {
         let mut v = Validator::default();
         v.check(check_text(&form.name, "name", MAX_NAME_CHARS));
         let gender = v.check(match form.gender.as_str() {
             "male" => Ok(Gender::Male),
             "female" => Ok(Gender::Female),
-            other => Err(FieldError::new("invalid_value", "gender", format!("性别「{other}」应为 male 或 female"))),
+            other => Err(FieldError::new(
+                "invalid_value",
+                "gender",
+                format!("性别「{other}」应为 male 或 female"),
+            )),
         });
-        let birth_date = v.check(Date::parse_field(&form.birth_date, "birth_date").and_then(|d| {
-            if d > today {
-                Err(FieldError::new("invalid_date", "birth_date", "出生日期晚于今天"))
-            } else {
-                Ok(d)
-            }
-        }));
+        let birth_date = v.check(
+            Date::parse_field(&form.birth_date, "birth_date").and_then(|d| {
+                if d > today {
+                    Err(FieldError::new(
+                        "invalid_date",
+                        "birth_date",
+                        "出生日期晚于今天",
+                    ))
+                } else {
+                    Ok(d)
+                }
+            }),
+        );
         let id_card = match &form.id_card {
             None => None,
             Some(raw) => v.check(
@@ -153,23 +173,27 @@ impl NewStudent {
                     .map_err(|e| e.into_field_error("id_card", "id_card", "身份证号")),
             ),
         };
-        if let (Some(id), Some(g)) = (&id_card, gender) {
-            if id.gender() != g {
-                v.push(FieldError::new(
-                    "id_card_gender_mismatch",
-                    "gender",
-                    format!("填写的性别为{},但身份证号第 17 位表示{}", g.zh(), id.gender().zh()),
-                ));
-            }
+        if let (Some(id), Some(g)) = (&id_card, gender)
+            && id.gender() != g
+        {
+            v.push(FieldError::new(
+                "id_card_gender_mismatch",
+                "gender",
+                format!(
+                    "填写的性别为{},但身份证号第 17 位表示{}",
+                    g.zh(),
+                    id.gender().zh()
+                ),
+            ));
         }
-        if let (Some(id), Some(b)) = (&id_card, birth_date) {
-            if id.birth_date() != b {
-                v.push(FieldError::new(
-                    "id_card_birth_date_mismatch",
-                    "birth_date",
-                    format!("填写的出生日期为 {b},但身份证号中为 {}", id.birth_date()),
-                ));
-            }
+        if let (Some(id), Some(b)) = (&id_card, birth_date)
+            && id.birth_date() != b
+        {
+            v.push(FieldError::new(
+                "id_card_birth_date_mismatch",
+                "birth_date",
+                format!("填写的出生日期为 {b},但身份证号中为 {}", id.birth_date()),
+            ));
         }
         let national_id = match (&form.national_id, &id_card) {
             (Some(raw), _) => v.check(
@@ -191,7 +215,11 @@ impl NewStudent {
         let max = school.level.max_grade();
         let grade = v.check(match u8::try_from(form.grade) {
             Ok(g) if (1..=max).contains(&g) => Ok(g),
-            _ => Err(FieldError::new("invalid_value", "grade", format!("年级应在 1 到 {max} 之间"))),
+            _ => Err(FieldError::new(
+                "invalid_value",
+                "grade",
+                format!("年级应在 1 到 {max} 之间"),
+            )),
         });
         if let Some(class) = &form.class {
             v.check(check_text(class, "class", 20));
@@ -202,35 +230,59 @@ impl NewStudent {
             Some(raw) => v.check(Date::parse_field(raw, "report_deadline")),
         };
         for (i, g) in form.guardians.iter().enumerate() {
-            v.check(check_text(&g.name, &format!("guardians[{i}].name"), MAX_NAME_CHARS));
-            v.check(check_text(&g.relation, &format!("guardians[{i}].relation"), 20));
+            v.check(check_text(
+                &g.name,
+                &format!("guardians[{i}].name"),
+                MAX_NAME_CHARS,
+            ));
+            v.check(check_text(
+                &g.relation,
+                &format!("guardians[{i}].relation"),
+                20,
+            ));
             let phone_ok = (5..=20).contains(&g.phone.len())
-                && g.phone.chars().all(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == ' ');
+                && g.phone
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == ' ');
             if !phone_ok {
-                v.push(FieldError::new("invalid_phone", &format!("guardians[{i}].phone"), "电话号码格式不正确"));
+                v.push(FieldError::new(
+                    "invalid_phone",
+                    &format!("guardians[{i}].phone"),
+                    "电话号码格式不正确",
+                ));
             }
         }
         let extra = form.extra.unwrap_or_default();
-        if serde_json::to_vec(&extra).map(|b| b.len()).unwrap_or(usize::MAX) > 16 * 1024 {
-            v.push(FieldError::new("too_long", "extra", "附加信息不能超过 16 KiB"));
+        if serde_json::to_vec(&extra)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX)
+            > 16 * 1024
+        {
+            v.push(FieldError::new(
+                "too_long",
+                "extra",
+                "附加信息不能超过 16 KiB",
+            ));
         }
         v.finish()?;
         // INVARIANT: the validator returned Ok, so every required value above is Some.
         match (gender, birth_date, national_id, grade, entry_date) {
-            (Some(gender), Some(birth_date), Some(national_id), Some(grade), Some(entry_date)) => Ok(NewStudent {
-                school: form.school,
-                name: form.name.trim().to_owned(),
-                gender,
-                birth_date,
-                id_card,
-                national_id,
-                grade,
-                class: form.class,
-                entry_date,
-                report_deadline,
-                guardians: form.guardians,
-                extra,
-            }),
+            (Some(gender), Some(birth_date), Some(national_id), Some(grade), Some(entry_date)) => {
+                Ok(NewStudent {
+                    school: form.school,
+                    name: form.name.trim().to_owned(),
+                    gender,
+                    birth_date,
+                    id_card,
+                    national_id,
+                    grade,
+                    class: form.class,
+                    entry_date,
+                    report_deadline,
+                    guardians: form.guardians,
+                    extra,
+                })
+            }
             _ => Err(FieldError::new("invalid_input", "", "输入无效").into()),
         }
     }
@@ -274,33 +326,57 @@ impl TransitionInput {
                 v.push(FieldError::new(
                     "unknown_param",
                     &field,
-                    format!("{}不接受参数「{key}」;可用参数:{}", self.kind.zh(), allowed.join(", ")),
+                    format!(
+                        "{}不接受参数「{key}」;可用参数:{}",
+                        self.kind.zh(),
+                        allowed.join(", ")
+                    ),
                 ));
                 continue;
             }
             let ok = match key.as_str() {
-                "until" | "discharge_date" => value.as_str().is_some_and(|s| Date::parse(s).is_ok()),
-                "grade" | "to_grade" => value.as_u64().is_some_and(|g| (1..=9).contains(&g)),
-                "class" | "to_class" | "to_school" | "term" => {
-                    value.as_str().is_some_and(|s| check_text(s, &field, 50).is_ok())
+                "until" | "discharge_date" => {
+                    value.as_str().is_some_and(|s| Date::parse(s).is_ok())
                 }
+                "grade" | "to_grade" => value.as_u64().is_some_and(|g| (1..=9).contains(&g)),
+                "class" | "to_class" | "to_school" | "term" => value
+                    .as_str()
+                    .is_some_and(|s| check_text(s, &field, 50).is_ok()),
                 "tuition_paid" => value.is_boolean(),
                 "forms" => value.as_array().is_some_and(|a| {
-                    a.iter().all(|f| matches!(f.as_str(), Some("written" | "electronic")))
+                    a.iter()
+                        .all(|f| matches!(f.as_str(), Some("written" | "electronic")))
                 }),
                 "fields" => value.as_object().is_some_and(|o| {
                     o.keys().all(|k| {
-                        matches!(k.as_str(), "name" | "gender" | "birth_date" | "id_card" | "class" | "guardians" | "extra")
+                        matches!(
+                            k.as_str(),
+                            "name"
+                                | "gender"
+                                | "birth_date"
+                                | "id_card"
+                                | "class"
+                                | "guardians"
+                                | "extra"
+                        )
                     })
                 }),
                 _ => false,
             };
             if !ok {
-                v.push(FieldError::new("invalid_param", &field, format!("参数「{key}」的值不正确")));
+                v.push(FieldError::new(
+                    "invalid_param",
+                    &field,
+                    format!("参数「{key}」的值不正确"),
+                ));
             }
         }
         if self.documents.len() > 32 {
-            v.push(FieldError::new("too_many", "documents", "证明材料不能超过 32 份"));
+            v.push(FieldError::new(
+                "too_many",
+                "documents",
+                "证明材料不能超过 32 份",
+            ));
         }
         v.finish()
     }
@@ -314,16 +390,27 @@ impl TransitionInput {
     /// What the transition changes when no rule says otherwise: the status from the state
     /// machine, and the placement its params name (a transfer's school, a promotion's grade).
     pub fn default_changes(&self, student: &Student) -> super::StudentChanges {
-        let param_grade = |key: &str| self.params.get(key).and_then(Value::as_u64).and_then(|g| u8::try_from(g).ok());
+        let param_grade = |key: &str| {
+            self.params
+                .get(key)
+                .and_then(Value::as_u64)
+                .and_then(|g| u8::try_from(g).ok())
+        };
         let param_text = |key: &str| self.param_str(key).map(str::to_owned);
-        let mut c = super::StudentChanges { status: self.kind.default_target(), ..Default::default() };
+        let mut c = super::StudentChanges {
+            status: self.kind.default_target(),
+            ..Default::default()
+        };
         match self.kind {
             TransitionKind::Promote => {
                 c.grade = param_grade("grade").or(Some(student.grade.saturating_add(1)));
                 c.class = param_text("class");
             }
-            TransitionKind::Resume | TransitionKind::ReturnFromDropout | TransitionKind::ChangeClass
-            | TransitionKind::RepeatGrade | TransitionKind::Register => {
+            TransitionKind::Resume
+            | TransitionKind::ReturnFromDropout
+            | TransitionKind::ChangeClass
+            | TransitionKind::RepeatGrade
+            | TransitionKind::Register => {
                 c.grade = param_grade("grade");
                 c.class = param_text("class");
             }

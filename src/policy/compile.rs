@@ -87,26 +87,52 @@ pub fn compile_package(
     let manifest = source.manifest().map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let manifest_err = |m: String| PolicyLoadError::new("policy_manifest", "policy.toml", m);
-    let id_ok = |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let id_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
     if !id_ok(&manifest.id) {
-        errors.push(manifest_err(format!("id `{}` must be lowercase letters, digits and '-'", manifest.id)));
+        errors.push(manifest_err(format!(
+            "id `{}` must be lowercase letters, digits and '-'",
+            manifest.id
+        )));
     }
     match (&manifest.extends, &base) {
         (Some(want), Some(b)) if *want != b.manifest.id => {
-            errors.push(PolicyLoadError::new("policy_base", "policy.toml", format!("extends `{want}` but base `{}` was given", b.manifest.id)));
+            errors.push(PolicyLoadError::new(
+                "policy_base",
+                "policy.toml",
+                format!("extends `{want}` but base `{}` was given", b.manifest.id),
+            ));
         }
         (Some(want), None) => {
-            errors.push(PolicyLoadError::new("policy_base", "policy.toml", format!("base package `{want}` not found")));
+            errors.push(PolicyLoadError::new(
+                "policy_base",
+                "policy.toml",
+                format!("base package `{want}` not found"),
+            ));
         }
         (None, Some(_)) => {
-            errors.push(PolicyLoadError::new("policy_base", "policy.toml", "a base was given but the manifest extends nothing"));
+            errors.push(PolicyLoadError::new(
+                "policy_base",
+                "policy.toml",
+                "a base was given but the manifest extends nothing",
+            ));
         }
         _ => {}
     }
 
-    let mut documents = base.as_ref().map(|b| b.documents.clone()).unwrap_or_default();
+    let mut documents = base
+        .as_ref()
+        .map(|b| b.documents.clone())
+        .unwrap_or_default();
     documents.extend(manifest.documents.clone());
-    let mut settings: Map = base.as_ref().map(|b| (*b.settings).clone()).unwrap_or_default();
+    let mut settings: Map = base
+        .as_ref()
+        .map(|b| (*b.settings).clone())
+        .unwrap_or_default();
     for (k, v) in &manifest.params {
         settings.insert(k.as_str().into(), json_to_dynamic(v));
     }
@@ -115,7 +141,11 @@ pub fn compile_package(
     let base_ids: BTreeSet<&str> = base_rules.iter().map(|r| r.info.id.as_str()).collect();
     for o in &manifest.overrides {
         if !base_ids.contains(o.as_str()) {
-            errors.push(PolicyLoadError::new("policy_override", "policy.toml", format!("overrides `{o}`, which the base package does not have")));
+            errors.push(PolicyLoadError::new(
+                "policy_override",
+                "policy.toml",
+                format!("overrides `{o}`, which the base package does not have"),
+            ));
         }
     }
 
@@ -128,41 +158,70 @@ pub fn compile_package(
         let mut ast = match engine.compile(text) {
             Ok(ast) => ast,
             Err(e) => {
-                errors.push(PolicyLoadError::at("policy_syntax", ScriptPosition::from_rhai(file, e.position()), e.err_type().to_string()));
+                errors.push(PolicyLoadError::at(
+                    "policy_syntax",
+                    ScriptPosition::from_rhai(file, e.position()),
+                    e.err_type().to_string(),
+                ));
                 continue;
             }
         };
         ast.set_source(file);
-        let (run, raw_rules) = sandbox::collect_rules(|| sandbox::with_budget(EVALUATION_BUDGET, || engine.run_ast(&ast)));
+        let (run, raw_rules) = sandbox::collect_rules(|| {
+            sandbox::with_budget(EVALUATION_BUDGET, || engine.run_ast(&ast))
+        });
         if let Err(e) = run {
             let inner = e.unwrap_inner();
-            errors.push(PolicyLoadError::at("policy_script", ScriptPosition::from_rhai(file, inner.position()), inner.to_string()));
+            errors.push(PolicyLoadError::at(
+                "policy_script",
+                ScriptPosition::from_rhai(file, inner.position()),
+                inner.to_string(),
+            ));
             continue;
         }
         let ast = Arc::new(ast);
         for raw in raw_rules {
             let position = ScriptPosition::from_rhai(file, raw.position);
             let err = |code: &str, m: String| PolicyLoadError::at(code, position.clone(), m);
-            let prefix_ok = raw.id.strip_prefix(&manifest.rule_prefix).is_some_and(|rest| {
-                rest.starts_with('.') && rest.len() > 1 && rest.split('.').skip(1).all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
-            });
+            let prefix_ok = raw
+                .id
+                .strip_prefix(&manifest.rule_prefix)
+                .is_some_and(|rest| {
+                    rest.starts_with('.')
+                        && rest.len() > 1
+                        && rest.split('.').skip(1).all(|seg| {
+                            !seg.is_empty()
+                                && seg.chars().all(|c| {
+                                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
+                                })
+                        })
+                });
             if !prefix_ok {
-                errors.push(err("policy_rule", format!("rule id `{}` must be `{}.<topic>.<rule>` in snake_case", raw.id, manifest.rule_prefix)));
+                errors.push(err(
+                    "policy_rule",
+                    format!(
+                        "rule id `{}` must be `{}.<topic>.<rule>` in snake_case",
+                        raw.id, manifest.rule_prefix
+                    ),
+                ));
                 continue;
             }
             if !seen.insert(raw.id.clone()) {
-                errors.push(err("policy_rule", format!("rule id `{}` is declared twice", raw.id)));
+                errors.push(err(
+                    "policy_rule",
+                    format!("rule id `{}` is declared twice", raw.id),
+                ));
                 continue;
             }
             if base_ids.contains(raw.id.as_str()) {
                 errors.push(err("policy_override", format!("rule `{}` has the id of a base rule; declare `replaces` and list it in `overrides`", raw.id)));
                 continue;
             }
-            if let Some(r) = &raw.replaces {
-                if !manifest.overrides.contains(r) {
-                    errors.push(err("policy_override", format!("rule `{}` replaces `{r}`, which policy.toml does not list in `overrides` (undeclared override)", raw.id)));
-                    continue;
-                }
+            if let Some(r) = &raw.replaces
+                && !manifest.overrides.contains(r)
+            {
+                errors.push(err("policy_override", format!("rule `{}` replaces `{r}`, which policy.toml does not list in `overrides` (undeclared override)", raw.id)));
+                continue;
             }
             let citation = match raw.cites.trim().split_once(char::is_whitespace) {
                 Some((doc, article)) if !article.trim().is_empty() => match documents.get(doc) {
@@ -171,7 +230,13 @@ pub fn compile_package(
                         format!("{} {}{mark}", d.title, article.trim())
                     }
                     None => {
-                        errors.push(err("policy_citation", format!("rule `{}` cites document `{doc}`, which no manifest lists", raw.id)));
+                        errors.push(err(
+                            "policy_citation",
+                            format!(
+                                "rule `{}` cites document `{doc}`, which no manifest lists",
+                                raw.id
+                            ),
+                        ));
                         continue;
                     }
                 },
@@ -187,7 +252,14 @@ pub fn compile_package(
                 for k in &raw.on {
                     match TransitionKind::from_str(k) {
                         Ok(t) => kinds.push(t),
-                        Err(_) => errors.push(err("policy_rule", format!("rule `{}`: unknown transition kind `{k}`{}", raw.id, suggest(k, TransitionKind::iter_names())))),
+                        Err(_) => errors.push(err(
+                            "policy_rule",
+                            format!(
+                                "rule `{}`: unknown transition kind `{k}`{}",
+                                raw.id,
+                                suggest(k, TransitionKind::iter_names())
+                            ),
+                        )),
                     }
                 }
                 Some(kinds)
@@ -208,13 +280,17 @@ pub fn compile_package(
         }
     }
     if !any_script && base.is_none() {
-        errors.push(manifest_err("a package without a base needs at least one .rhai file".into()));
+        errors.push(manifest_err(
+            "a package without a base needs at least one .rhai file".into(),
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut rules: Vec<CompiledRule> =
-        base_rules.into_iter().filter(|r| !manifest.overrides.contains(&r.info.id)).collect();
+    let mut rules: Vec<CompiledRule> = base_rules
+        .into_iter()
+        .filter(|r| !manifest.overrides.contains(&r.info.id))
+        .collect();
     rules.extend(own_rules);
     let own_hash = source.content_hash();
     let content_hash = match &base {

@@ -16,7 +16,11 @@ impl std::fmt::Display for ScriptPosition {
 
 impl ScriptPosition {
     pub fn from_rhai(file: &str, pos: rhai::Position) -> Self {
-        ScriptPosition { file: file.into(), line: pos.line().unwrap_or(0), column: pos.position().unwrap_or(0) }
+        ScriptPosition {
+            file: file.into(),
+            line: pos.line().unwrap_or(0),
+            column: pos.position().unwrap_or(0),
+        }
     }
 }
 
@@ -36,12 +40,20 @@ impl PolicyLoadError {
     pub fn new(code: &str, file: &str, message: impl Into<String>) -> Self {
         PolicyLoadError {
             code: code.into(),
-            position: ScriptPosition { file: file.into(), line: 0, column: 0 },
+            position: ScriptPosition {
+                file: file.into(),
+                line: 0,
+                column: 0,
+            },
             message: message.into(),
         }
     }
     pub fn at(code: &str, position: ScriptPosition, message: impl Into<String>) -> Self {
-        PolicyLoadError { code: code.into(), position, message: message.into() }
+        PolicyLoadError {
+            code: code.into(),
+            position,
+            message: message.into(),
+        }
     }
 }
 
@@ -50,7 +62,12 @@ impl PolicyLoadError {
 pub enum PolicyError {
     /// A rule raised an error or returned something that is not an effect.
     #[error("rule {rule} failed at {position}: {message}")]
-    Script { code: String, rule: String, position: ScriptPosition, message: String },
+    Script {
+        code: String,
+        rule: String,
+        position: ScriptPosition,
+        message: String,
+    },
     /// No package version is in force for the jurisdiction on the date.
     #[error("no policy for {jurisdiction} on {date}")]
     NoPolicy { jurisdiction: String, date: String },

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use super::compile::{CompiledPolicy, suggest};
 use super::error::{PolicyError, ScriptPosition};
 use super::sandbox::{self, CaseData, CaseHandle, EVALUATION_BUDGET, RuleEffect, TIMEOUT_TOKEN};
-use crate::domain::{
-    ApprovalStep, Decision, Effect, FiredRule, School, Student, TransitionInput,
-};
+use crate::domain::{ApprovalStep, Decision, Effect, FiredRule, School, Student, TransitionInput};
 
 /// What a policy is asked about: a student as they are, their school and the transition.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +32,10 @@ fn student_map(s: &Student) -> Map {
     m.insert("gender".into(), s.gender.as_str().into());
     m.insert("birth_date".into(), s.birth_date.to_string().into());
     m.insert("entry_date".into(), s.entry_date.to_string().into());
-    m.insert("national_id_kind".into(), s.national_id.as_str()[..1].to_owned().into());
+    m.insert(
+        "national_id_kind".into(),
+        s.national_id.as_str()[..1].to_owned().into(),
+    );
     let deadlines: Array = s
         .deadlines
         .iter()
@@ -46,9 +47,28 @@ fn student_map(s: &Student) -> Map {
         })
         .collect();
     m.insert("deadlines".into(), deadlines.into());
-    m.insert("terms".into(), s.terms.iter().cloned().map(Dynamic::from).collect::<Array>().into());
-    m.insert("flags".into(), s.flags.iter().cloned().map(Dynamic::from).collect::<Array>().into());
-    m.insert("extra".into(), rhai::serde::to_dynamic(&s.extra).unwrap_or(Dynamic::UNIT));
+    m.insert(
+        "terms".into(),
+        s.terms
+            .iter()
+            .cloned()
+            .map(Dynamic::from)
+            .collect::<Array>()
+            .into(),
+    );
+    m.insert(
+        "flags".into(),
+        s.flags
+            .iter()
+            .cloned()
+            .map(Dynamic::from)
+            .collect::<Array>()
+            .into(),
+    );
+    m.insert(
+        "extra".into(),
+        rhai::serde::to_dynamic(&s.extra).unwrap_or(Dynamic::UNIT),
+    );
     m
 }
 
@@ -60,7 +80,10 @@ fn school_map(s: &School) -> Map {
     m.insert("level".into(), s.level.as_str().into());
     m.insert("kind".into(), opt_str(s.kind.as_deref()));
     m.insert("compulsory".into(), s.level.is_compulsory().into());
-    m.insert("calendar".into(), rhai::serde::to_dynamic(&s.calendar).unwrap_or(Dynamic::UNIT));
+    m.insert(
+        "calendar".into(),
+        rhai::serde::to_dynamic(&s.calendar).unwrap_or(Dynamic::UNIT),
+    );
     m
 }
 
@@ -69,15 +92,24 @@ fn transition_map(t: &TransitionInput) -> Map {
     m.insert("kind".into(), t.kind.as_str().into());
     m.insert("effective_date".into(), t.effective_date.to_string().into());
     m.insert("reason".into(), opt_str(t.reason.map(|r| r.as_str())));
-    m.insert("params".into(), rhai::serde::to_dynamic(&t.params).unwrap_or(Dynamic::UNIT));
+    m.insert(
+        "params".into(),
+        rhai::serde::to_dynamic(&t.params).unwrap_or(Dynamic::UNIT),
+    );
     let docs: Array = t
         .documents
         .iter()
         .map(|d| {
             let mut dm = Map::new();
             dm.insert("kind".into(), d.kind.as_str().into());
-            dm.insert("issuer_level".into(), opt_str(d.issuer_level.map(|l| l.into())));
-            dm.insert("hospital_grade".into(), opt_str(d.hospital_grade.map(|g| g.into())));
+            dm.insert(
+                "issuer_level".into(),
+                opt_str(d.issuer_level.map(|l| l.into())),
+            );
+            dm.insert(
+                "hospital_grade".into(),
+                opt_str(d.hospital_grade.map(|g| g.into())),
+            );
             dm.into()
         })
         .collect();
@@ -87,11 +119,44 @@ fn transition_map(t: &TransitionInput) -> Map {
 
 /// The field names a script can read, for "did you mean" hints.
 const KNOWN_FIELDS: &[&str] = &[
-    "id", "status", "grade", "class", "level", "gender", "birth_date", "entry_date",
-    "national_id_kind", "deadlines", "terms", "flags", "extra", "jurisdiction", "area", "kind",
-    "compulsory", "calendar", "effective_date", "reason", "params", "documents", "issuer_level",
-    "hospital_grade", "date", "student", "school", "transition", "sweep", "until", "to_school",
-    "to_grade", "to_class", "term", "tuition_paid", "forms", "fields", "discharge_date",
+    "id",
+    "status",
+    "grade",
+    "class",
+    "level",
+    "gender",
+    "birth_date",
+    "entry_date",
+    "national_id_kind",
+    "deadlines",
+    "terms",
+    "flags",
+    "extra",
+    "jurisdiction",
+    "area",
+    "kind",
+    "compulsory",
+    "calendar",
+    "effective_date",
+    "reason",
+    "params",
+    "documents",
+    "issuer_level",
+    "hospital_grade",
+    "date",
+    "student",
+    "school",
+    "transition",
+    "sweep",
+    "until",
+    "to_school",
+    "to_grade",
+    "to_class",
+    "term",
+    "tuition_paid",
+    "forms",
+    "fields",
+    "discharge_date",
 ];
 
 fn script_error(rule: &str, file: &str, err: &EvalAltResult) -> PolicyError {
@@ -105,26 +170,51 @@ fn script_error(rule: &str, file: &str, err: &EvalAltResult) -> PolicyError {
         cur = inner;
     }
     let (code, message) = match cur {
-        EvalAltResult::ErrorTerminated(v, _) if v.clone().into_string().is_ok_and(|s| s == TIMEOUT_TOKEN) => {
-            ("policy_timeout", format!("规则运行超过时间预算 {} ms", EVALUATION_BUDGET.as_millis()))
+        EvalAltResult::ErrorTerminated(v, _)
+            if v.clone().into_string().is_ok_and(|s| s == TIMEOUT_TOKEN) =>
+        {
+            (
+                "policy_timeout",
+                format!("规则运行超过时间预算 {} ms", EVALUATION_BUDGET.as_millis()),
+            )
         }
-        EvalAltResult::ErrorTooManyOperations(_) => ("policy_too_many_operations", format!("规则运行步数超过上限 {}", sandbox::MAX_OPERATIONS)),
-        EvalAltResult::ErrorStackOverflow(_) => ("policy_stack_overflow", "规则调用层数过深".into()),
-        EvalAltResult::ErrorDataTooLarge(what, _) => ("policy_data_too_large", format!("{what} 超过大小上限")),
+        EvalAltResult::ErrorTooManyOperations(_) => (
+            "policy_too_many_operations",
+            format!("规则运行步数超过上限 {}", sandbox::MAX_OPERATIONS),
+        ),
+        EvalAltResult::ErrorStackOverflow(_) => {
+            ("policy_stack_overflow", "规则调用层数过深".into())
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => {
+            ("policy_data_too_large", format!("{what} 超过大小上限"))
+        }
         EvalAltResult::ErrorPropertyNotFound(name, _) => (
             "policy_unknown_field",
-            format!("unknown field `{name}`{}", suggest(name, KNOWN_FIELDS.iter().copied())),
+            format!(
+                "unknown field `{name}`{}",
+                suggest(name, KNOWN_FIELDS.iter().copied())
+            ),
         ),
         EvalAltResult::ErrorDotExpr(m, _) => ("policy_unknown_field", m.clone()),
-        EvalAltResult::ErrorVariableNotFound(name, _) => ("policy_unknown_variable", format!("unknown variable `{name}`")),
-        EvalAltResult::ErrorFunctionNotFound(sig, _) => ("policy_unknown_function", format!("unknown function `{sig}`")),
+        EvalAltResult::ErrorVariableNotFound(name, _) => (
+            "policy_unknown_variable",
+            format!("unknown variable `{name}`"),
+        ),
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => (
+            "policy_unknown_function",
+            format!("unknown function `{sig}`"),
+        ),
         EvalAltResult::ErrorModuleNotFound(..) | EvalAltResult::ErrorTooManyModules(_) => {
             ("policy_module_forbidden", "政策脚本不能导入模块".into())
         }
         EvalAltResult::ErrorRuntime(v, _) => {
             let text = v.to_string();
             if text.starts_with("policy_setting_missing") {
-                ("policy_setting_missing", text.trim_start_matches("policy_setting_missing: ").to_owned())
+                (
+                    "policy_setting_missing",
+                    text.trim_start_matches("policy_setting_missing: ")
+                        .to_owned(),
+                )
             } else {
                 ("policy_script_error", text)
             }
@@ -143,7 +233,11 @@ fn effects_of(rule: &str, file: &str, out: Dynamic) -> Result<Vec<RuleEffect>, P
     let bad = |what: &str| PolicyError::Script {
         code: "policy_bad_result".into(),
         rule: rule.into(),
-        position: ScriptPosition { file: file.into(), line: 0, column: 0 },
+        position: ScriptPosition {
+            file: file.into(),
+            line: 0,
+            column: 0,
+        },
         message: format!("check must return nothing, an effect or an array of effects, not {what}"),
     };
     if out.is_unit() {
@@ -153,10 +247,16 @@ fn effects_of(rule: &str, file: &str, out: Dynamic) -> Result<Vec<RuleEffect>, P
         return Ok(vec![out.cast::<RuleEffect>()]);
     }
     if out.is_array() {
-        let arr = out.into_array().map_err(|t| bad(t))?;
+        let arr = out.into_array().map_err(&bad)?;
         return arr
             .into_iter()
-            .map(|d| if d.is::<RuleEffect>() { Ok(d.cast::<RuleEffect>()) } else { Err(bad(d.type_name())) })
+            .map(|d| {
+                if d.is::<RuleEffect>() {
+                    Ok(d.cast::<RuleEffect>())
+                } else {
+                    Err(bad(d.type_name()))
+                }
+            })
             .collect();
     }
     Err(bad(out.type_name()))
@@ -214,10 +314,18 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
                     Effect::Change => {
                         let c = &effect.changes;
                         let d = &mut decision.changes;
-                        if c.status.is_some() { d.status = c.status; }
-                        if c.grade.is_some() { d.grade = c.grade; }
-                        if c.class.is_some() { d.class.clone_from(&c.class); }
-                        if c.school.is_some() { d.school.clone_from(&c.school); }
+                        if c.status.is_some() {
+                            d.status = c.status;
+                        }
+                        if c.grade.is_some() {
+                            d.grade = c.grade;
+                        }
+                        if c.class.is_some() {
+                            d.class.clone_from(&c.class);
+                        }
+                        if c.school.is_some() {
+                            d.school.clone_from(&c.school);
+                        }
                     }
                     Effect::Deadline => {
                         if let Some(dl) = effect.deadline.clone() {
@@ -240,9 +348,18 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
     steps.sort();
     steps.dedup();
     decision.approvals = steps;
-    let provided: Vec<&str> = case.input.documents.iter().map(|d| d.kind.as_str()).collect();
-    decision.missing_documents =
-        decision.required_documents.iter().filter(|d| !provided.contains(&d.as_str())).cloned().collect();
+    let provided: Vec<&str> = case
+        .input
+        .documents
+        .iter()
+        .map(|d| d.kind.as_str())
+        .collect();
+    decision.missing_documents = decision
+        .required_documents
+        .iter()
+        .filter(|d| !provided.contains(&d.as_str()))
+        .cloned()
+        .collect();
     decision.allowed = !denied && decision.missing_documents.is_empty();
     Ok(decision)
 }

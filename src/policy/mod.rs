@@ -18,5 +18,5 @@ pub mod testing;
 pub use compile::{CompiledPolicy, RuleInfo, compile_package};
 pub use error::{PolicyError, PolicyLoadError, ScriptPosition};
 pub use evaluate::{Case, evaluate};
-pub use package::{DocumentRef, Manifest, PackageSource, PackageSet, builtin_packages};
+pub use package::{DocumentRef, Manifest, PackageSet, PackageSource, builtin_packages};
 pub use registry::PolicyRegistry;

@@ -61,18 +61,18 @@ pub const MAX_PACKAGE_BYTES: usize = 2 * 1024 * 1024;
 
 impl PackageSource {
     pub fn manifest(&self) -> Result<Manifest, PolicyLoadError> {
-        let text = self
-            .files
-            .get("policy.toml")
-            .ok_or_else(|| PolicyLoadError::new("policy_manifest", "policy.toml", "缺少 policy.toml"))?;
+        let text = self.files.get("policy.toml").ok_or_else(|| {
+            PolicyLoadError::new("policy_manifest", "policy.toml", "缺少 policy.toml")
+        })?;
         toml::from_str::<Manifest>(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((0, 0));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             PolicyLoadError::at(
                 "policy_manifest",
-                super::ScriptPosition { file: "policy.toml".into(), line, column },
+                super::ScriptPosition {
+                    file: "policy.toml".into(),
+                    line,
+                    column,
+                },
                 e.message().to_owned(),
             )
         })
@@ -82,7 +82,10 @@ impl PackageSource {
     /// path order): the version's identity. Tests and README can change without changing it.
     pub fn content_hash(&self) -> String {
         let mut h = Sha256::new();
-        let deciding = self.files.iter().filter(|(p, _)| *p == "policy.toml" || (p.ends_with(".rhai") && !p.contains('/')));
+        let deciding = self
+            .files
+            .iter()
+            .filter(|(p, _)| *p == "policy.toml" || (p.ends_with(".rhai") && !p.contains('/')));
         for (path, text) in deciding {
             h.update((path.len() as u64).to_be_bytes());
             h.update(path.as_bytes());
@@ -111,19 +114,35 @@ impl PackageSource {
     /// Checks names and sizes of an uploaded or read package before anything parses it.
     pub fn check_shape(&self) -> Result<(), PolicyLoadError> {
         if self.files.len() > MAX_PACKAGE_FILES {
-            return Err(PolicyLoadError::new("policy_limit", "", format!("文件数不能超过 {MAX_PACKAGE_FILES}")));
+            return Err(PolicyLoadError::new(
+                "policy_limit",
+                "",
+                format!("文件数不能超过 {MAX_PACKAGE_FILES}"),
+            ));
         }
         let total: usize = self.files.values().map(String::len).sum();
         if total > MAX_PACKAGE_BYTES {
-            return Err(PolicyLoadError::new("policy_limit", "", "政策包总大小不能超过 2 MiB"));
+            return Err(PolicyLoadError::new(
+                "policy_limit",
+                "",
+                "政策包总大小不能超过 2 MiB",
+            ));
         }
         for path in self.files.keys() {
             let ok = !path.is_empty()
                 && !path.starts_with('/')
-                && !path.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
-                && path.chars().all(|c| c.is_alphanumeric() || "-_./".contains(c));
+                && !path
+                    .split('/')
+                    .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+                && path
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "-_./".contains(c));
             if !ok {
-                return Err(PolicyLoadError::new("policy_manifest", path, "文件名不合法"));
+                return Err(PolicyLoadError::new(
+                    "policy_manifest",
+                    path,
+                    "文件名不合法",
+                ));
             }
         }
         Ok(())
@@ -139,11 +158,19 @@ impl PackageSource {
             }
             for entry in std::fs::read_dir(&d)? {
                 let path = entry?.path();
-                let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
                 let keep = path.is_file()
-                    && (name.ends_with(".rhai") || name.ends_with(".toml") || name.ends_with(".md"));
+                    && (name.ends_with(".rhai")
+                        || name.ends_with(".toml")
+                        || name.ends_with(".md"));
                 if keep {
-                    let rel = if sub.is_empty() { name.to_owned() } else { format!("{sub}/{name}") };
+                    let rel = if sub.is_empty() {
+                        name.to_owned()
+                    } else {
+                        format!("{sub}/{name}")
+                    };
                     files.insert(rel, std::fs::read_to_string(&path)?);
                 }
             }
@@ -172,10 +199,10 @@ impl PackageSet {
         let mut packages = BTreeMap::new();
         for entry in std::fs::read_dir(root)? {
             let path = entry?.path();
-            if path.join("policy.toml").is_file() {
-                if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                    packages.insert(name.to_owned(), PackageSource::read_dir(&path)?);
-                }
+            if path.join("policy.toml").is_file()
+                && let Some(name) = path.file_name().and_then(|n| n.to_str())
+            {
+                packages.insert(name.to_owned(), PackageSource::read_dir(&path)?);
             }
         }
         Ok(PackageSet { packages })
@@ -186,7 +213,9 @@ impl PackageSet {
 pub fn builtin_packages() -> PackageSet {
     let mut packages = BTreeMap::new();
     for dir in BUILTIN.dirs() {
-        let Some(id) = dir.path().file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(id) = dir.path().file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         let mut files = BTreeMap::new();
         collect(dir, dir.path(), &mut files);
         if files.contains_key("policy.toml") {
@@ -198,7 +227,9 @@ pub fn builtin_packages() -> PackageSet {
 
 fn collect(dir: &Dir<'_>, root: &Path, out: &mut BTreeMap<String, String>) {
     for f in dir.files() {
-        let Ok(rel) = f.path().strip_prefix(root) else { continue };
+        let Ok(rel) = f.path().strip_prefix(root) else {
+            continue;
+        };
         let rel = rel.to_string_lossy().replace('\\', "/");
         let keep = rel.ends_with(".rhai") || rel.ends_with(".toml") || rel.ends_with(".md");
         if let (true, Some(text)) = (keep, f.contents_utf8()) {

@@ -46,7 +46,14 @@ impl PolicyRegistry {
                 let base = match &manifest.extends {
                     None => None,
                     Some(b) if errors.contains_key(b) => {
-                        errors.insert(id.clone(), vec![PolicyLoadError::new("policy_base", "policy.toml", format!("base package `{b}` failed to compile"))]);
+                        errors.insert(
+                            id.clone(),
+                            vec![PolicyLoadError::new(
+                                "policy_base",
+                                "policy.toml",
+                                format!("base package `{b}` failed to compile"),
+                            )],
+                        );
                         continue;
                     }
                     Some(b) => match registry.latest(b) {
@@ -67,24 +74,44 @@ impl PolicyRegistry {
             }
             if still.len() == before {
                 for id in still {
-                    errors.insert(id.clone(), vec![PolicyLoadError::new("policy_base", "policy.toml", "extends forms a cycle")]);
+                    errors.insert(
+                        id.clone(),
+                        vec![PolicyLoadError::new(
+                            "policy_base",
+                            "policy.toml",
+                            "extends forms a cycle",
+                        )],
+                    );
                 }
                 break;
             }
             pending = still;
         }
-        if errors.is_empty() { Ok(registry) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(registry)
+        } else {
+            Err(errors)
+        }
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Adds a version; one with the same `effective_from` replaces the previous one for new
     /// decisions, while staying reachable by its hash for replay.
     pub fn activate(&self, policy: Arc<CompiledPolicy>) {
-        let mut guard = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut next = Snapshot { versions: guard.versions.clone(), by_hash: guard.by_hash.clone() };
+        let mut guard = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = Snapshot {
+            versions: guard.versions.clone(),
+            by_hash: guard.by_hash.clone(),
+        };
         let list = next.versions.entry(policy.manifest.id.clone()).or_default();
         list.retain(|p| p.manifest.effective_from != policy.manifest.effective_from);
         list.push(policy.clone());
@@ -94,16 +121,31 @@ impl PolicyRegistry {
     }
 
     /// The version in force on `date`: the latest `effective_from` on or before it.
-    pub fn in_force(&self, jurisdiction: &str, date: Date) -> Result<Arc<CompiledPolicy>, PolicyError> {
+    pub fn in_force(
+        &self,
+        jurisdiction: &str,
+        date: Date,
+    ) -> Result<Arc<CompiledPolicy>, PolicyError> {
         let snap = self.snapshot();
         snap.versions
             .get(jurisdiction)
-            .and_then(|v| v.iter().rev().find(|p| p.manifest.effective_from <= date).cloned())
-            .ok_or_else(|| PolicyError::NoPolicy { jurisdiction: jurisdiction.into(), date: date.to_string() })
+            .and_then(|v| {
+                v.iter()
+                    .rev()
+                    .find(|p| p.manifest.effective_from <= date)
+                    .cloned()
+            })
+            .ok_or_else(|| PolicyError::NoPolicy {
+                jurisdiction: jurisdiction.into(),
+                date: date.to_string(),
+            })
     }
 
     pub fn latest(&self, jurisdiction: &str) -> Option<Arc<CompiledPolicy>> {
-        self.snapshot().versions.get(jurisdiction).and_then(|v| v.last().cloned())
+        self.snapshot()
+            .versions
+            .get(jurisdiction)
+            .and_then(|v| v.last().cloned())
     }
 
     pub fn by_hash(&self, content_hash: &str) -> Option<Arc<CompiledPolicy>> {
@@ -112,10 +154,18 @@ impl PolicyRegistry {
 
     /// The newest version of every package.
     pub fn all_latest(&self) -> Vec<Arc<CompiledPolicy>> {
-        self.snapshot().versions.values().filter_map(|v| v.last().cloned()).collect()
+        self.snapshot()
+            .versions
+            .values()
+            .filter_map(|v| v.last().cloned())
+            .collect()
     }
 
     pub fn versions(&self, jurisdiction: &str) -> Vec<Arc<CompiledPolicy>> {
-        self.snapshot().versions.get(jurisdiction).cloned().unwrap_or_default()
+        self.snapshot()
+            .versions
+            .get(jurisdiction)
+            .cloned()
+            .unwrap_or_default()
     }
 }

@@ -9,7 +9,9 @@ use rhai::packages::{
     ArithmeticPackage, BasicArrayPackage, BasicFnPackage, BasicIteratorPackage, BasicMapPackage,
     BasicStringPackage, LogicPackage, MoreStringPackage, Package,
 };
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, Map, NativeCallContext, Position};
+use rhai::{
+    Array, Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, Map, NativeCallContext, Position,
+};
 use std::cell::{Cell, RefCell};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -65,7 +67,9 @@ pub struct RawRule {
 pub fn collect_rules<T>(f: impl FnOnce() -> T) -> (T, Vec<RawRule>) {
     COLLECTOR.with(|c| *c.borrow_mut() = Some(Vec::new()));
     let out = f();
-    let rules = COLLECTOR.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    let rules = COLLECTOR
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_default();
     (out, rules)
 }
 
@@ -84,7 +88,9 @@ impl RuleEffect {
     fn new(effect: Effect, message: &str) -> RhaiResult<Self> {
         let n = message.chars().count();
         if n == 0 || n > MAX_MESSAGE_CHARS {
-            return Err(format!("message must be 1..={MAX_MESSAGE_CHARS} characters, got {n}").into());
+            return Err(
+                format!("message must be 1..={MAX_MESSAGE_CHARS} characters, got {n}").into(),
+            );
         }
         Ok(RuleEffect {
             effect,
@@ -118,7 +124,9 @@ fn parse_date(s: &str) -> RhaiResult<Date> {
 
 fn date_op(s: &str, n: i64, f: fn(Date, i64) -> Option<Date>) -> RhaiResult<ImmutableString> {
     let d = parse_date(s)?;
-    f(d, n).map(|d| d.to_string().into()).ok_or_else(|| "date out of range".into())
+    f(d, n)
+        .map(|d| d.to_string().into())
+        .ok_or_else(|| "date out of range".into())
 }
 
 fn strings_of(arr: &Array, what: &str) -> RhaiResult<Vec<String>> {
@@ -141,21 +149,41 @@ fn changes_from_map(m: &Map) -> RhaiResult<StudentChanges> {
     for (k, v) in m {
         match k.as_str() {
             "status" => {
-                let s = v.clone().into_immutable_string().map_err(|_| "status must be a string")?;
+                let s = v
+                    .clone()
+                    .into_immutable_string()
+                    .map_err(|_| "status must be a string")?;
                 c.status = Some(parse_enum::<Status>(&s, "status")?);
             }
             "grade" => {
                 let g = v.as_int().map_err(|_| "grade must be an integer")?;
-                c.grade = Some(u8::try_from(g).ok().filter(|g| (1..=9).contains(g)).ok_or("grade must be 1..=9")?);
+                c.grade = Some(
+                    u8::try_from(g)
+                        .ok()
+                        .filter(|g| (1..=9).contains(g))
+                        .ok_or("grade must be 1..=9")?,
+                );
             }
             "class" | "school" => {
-                let s = v.clone().into_immutable_string().map_err(|_| format!("{k} must be a string"))?;
+                let s = v
+                    .clone()
+                    .into_immutable_string()
+                    .map_err(|_| format!("{k} must be a string"))?;
                 if s.is_empty() || s.chars().count() > 50 {
                     return Err(format!("{k} must be 1..=50 characters").into());
                 }
-                if k == "class" { c.class = Some(s.to_string()) } else { c.school = Some(s.to_string()) }
+                if k == "class" {
+                    c.class = Some(s.to_string())
+                } else {
+                    c.school = Some(s.to_string())
+                }
             }
-            other => return Err(format!("change() does not know `{other}`; use status, grade, class or school").into()),
+            other => {
+                return Err(format!(
+                    "change() does not know `{other}`; use status, grade, class or school"
+                )
+                .into());
+            }
         }
     }
     Ok(c)
@@ -174,12 +202,46 @@ fn rule_decl(ctx: NativeCallContext, m: Map) -> RhaiResult<()> {
     let mut replaces = None;
     for (k, v) in m {
         match k.as_str() {
-            "id" => id = Some(v.into_immutable_string().map_err(|_| "rule id must be a string")?.to_string()),
-            "cites" => cites = Some(v.into_immutable_string().map_err(|_| "cites must be a string")?.to_string()),
-            "replaces" => replaces = Some(v.into_immutable_string().map_err(|_| "replaces must be a string")?.to_string()),
-            "on" => on = Some(strings_of(&v.into_array().map_err(|_| "on must be an array of transition kinds")?, "on")?),
-            "check" => check = Some(v.try_cast::<FnPtr>().ok_or("check must be a closure |c| { ... }")?),
-            other => return Err(format!("rule() does not know `{other}`; use id, on, cites, check, replaces").into()),
+            "id" => {
+                id = Some(
+                    v.into_immutable_string()
+                        .map_err(|_| "rule id must be a string")?
+                        .to_string(),
+                )
+            }
+            "cites" => {
+                cites = Some(
+                    v.into_immutable_string()
+                        .map_err(|_| "cites must be a string")?
+                        .to_string(),
+                )
+            }
+            "replaces" => {
+                replaces = Some(
+                    v.into_immutable_string()
+                        .map_err(|_| "replaces must be a string")?
+                        .to_string(),
+                )
+            }
+            "on" => {
+                on = Some(strings_of(
+                    &v.into_array()
+                        .map_err(|_| "on must be an array of transition kinds")?,
+                    "on",
+                )?)
+            }
+            "check" => {
+                check = Some(
+                    v.try_cast::<FnPtr>()
+                        .ok_or("check must be a closure |c| { ... }")?,
+                )
+            }
+            other => {
+                return Err(format!(
+                    "rule() does not know `{other}`; use id, on, cites, check, replaces"
+                )
+                .into());
+            }
         }
     }
     let rule = RawRule {
@@ -243,45 +305,81 @@ fn build_engine() -> Engine {
     engine.register_type_with_name::<RuleEffect>("Effect");
     engine.register_fn("deny", |m: &str| RuleEffect::new(Effect::Deny, m));
     engine.register_fn("allow", |m: &str| RuleEffect::new(Effect::Allow, m));
-    engine.register_fn("require", |docs: Array, m: &str| -> RhaiResult<RuleEffect> {
-        let mut e = RuleEffect::new(Effect::Require, m)?;
-        for d in strings_of(&docs, "documents")? {
-            e.documents.push(parse_enum(&d, "document kind")?);
-        }
-        Ok(e)
-    });
-    engine.register_fn("approve", |steps: Array, m: &str| -> RhaiResult<RuleEffect> {
-        let mut e = RuleEffect::new(Effect::Approve, m)?;
-        for s in strings_of(&steps, "approval steps")? {
-            e.steps.push(parse_enum(&s, "approval step")?);
-        }
-        if e.steps.is_empty() {
-            return Err("approve() needs at least one step".into());
-        }
-        Ok(e)
-    });
-    engine.register_fn("change", |changes: Map, m: &str| -> RhaiResult<RuleEffect> {
-        let mut e = RuleEffect::new(Effect::Change, m)?;
-        e.changes = changes_from_map(&changes)?;
-        Ok(e)
-    });
-    fn deadline_effect(kind: &str, date: &str, on_expiry: Option<&str>, m: &str) -> RhaiResult<RuleEffect> {
+    engine.register_fn(
+        "require",
+        |docs: Array, m: &str| -> RhaiResult<RuleEffect> {
+            let mut e = RuleEffect::new(Effect::Require, m)?;
+            for d in strings_of(&docs, "documents")? {
+                e.documents.push(parse_enum(&d, "document kind")?);
+            }
+            Ok(e)
+        },
+    );
+    engine.register_fn(
+        "approve",
+        |steps: Array, m: &str| -> RhaiResult<RuleEffect> {
+            let mut e = RuleEffect::new(Effect::Approve, m)?;
+            for s in strings_of(&steps, "approval steps")? {
+                e.steps.push(parse_enum(&s, "approval step")?);
+            }
+            if e.steps.is_empty() {
+                return Err("approve() needs at least one step".into());
+            }
+            Ok(e)
+        },
+    );
+    engine.register_fn(
+        "change",
+        |changes: Map, m: &str| -> RhaiResult<RuleEffect> {
+            let mut e = RuleEffect::new(Effect::Change, m)?;
+            e.changes = changes_from_map(&changes)?;
+            Ok(e)
+        },
+    );
+    fn deadline_effect(
+        kind: &str,
+        date: &str,
+        on_expiry: Option<&str>,
+        m: &str,
+    ) -> RhaiResult<RuleEffect> {
         let mut e = RuleEffect::new(Effect::Deadline, m)?;
-        if kind.is_empty() || kind.len() > 40 || !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-            return Err(format!("deadline kind `{kind}` must be snake_case, at most 40 characters").into());
+        if kind.is_empty()
+            || kind.len() > 40
+            || !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            return Err(format!(
+                "deadline kind `{kind}` must be snake_case, at most 40 characters"
+            )
+            .into());
         }
-        let on_expiry = on_expiry.map(|t| parse_enum::<TransitionKind>(t, "transition kind")).transpose()?;
-        e.deadline = Some(DecisionDeadline { kind: kind.to_owned(), date: parse_date(date)?, on_expiry });
+        let on_expiry = on_expiry
+            .map(|t| parse_enum::<TransitionKind>(t, "transition kind"))
+            .transpose()?;
+        e.deadline = Some(DecisionDeadline {
+            kind: kind.to_owned(),
+            date: parse_date(date)?,
+            on_expiry,
+        });
         Ok(e)
     }
-    engine.register_fn("deadline", |k: &str, d: &str, m: &str| deadline_effect(k, d, None, m));
-    engine.register_fn("deadline", |k: &str, d: &str, t: &str, m: &str| deadline_effect(k, d, Some(t), m));
+    engine.register_fn("deadline", |k: &str, d: &str, m: &str| {
+        deadline_effect(k, d, None, m)
+    });
+    engine.register_fn("deadline", |k: &str, d: &str, t: &str, m: &str| {
+        deadline_effect(k, d, Some(t), m)
+    });
 
     // Dates are `YYYY-MM-DD` strings; they compare correctly as strings.
     engine.register_fn("add_days", |s: &str, n: i64| date_op(s, n, Date::add_days));
-    engine.register_fn("add_weeks", |s: &str, n: i64| date_op(s, n, Date::add_weeks));
-    engine.register_fn("add_months", |s: &str, n: i64| date_op(s, n, Date::add_months));
-    engine.register_fn("add_years", |s: &str, n: i64| date_op(s, n, Date::add_years));
+    engine.register_fn("add_weeks", |s: &str, n: i64| {
+        date_op(s, n, Date::add_weeks)
+    });
+    engine.register_fn("add_months", |s: &str, n: i64| {
+        date_op(s, n, Date::add_months)
+    });
+    engine.register_fn("add_years", |s: &str, n: i64| {
+        date_op(s, n, Date::add_years)
+    });
     engine.register_fn("days_between", |a: &str, b: &str| -> RhaiResult<i64> {
         Ok(parse_date(a)?.days_until(parse_date(b)?))
     });
@@ -294,15 +392,23 @@ fn build_engine() -> Engine {
     engine.register_get("transition", |c: &mut CaseHandle| c.0.transition.clone());
     engine.register_get("date", |c: &mut CaseHandle| c.0.date.clone());
     engine.register_get("sweep", |c: &mut CaseHandle| c.0.sweep);
-    engine.register_fn("has", |c: &mut CaseHandle, kind: &str| has_document(c, kind, |_| true));
-    engine.register_fn("has_issued", |c: &mut CaseHandle, kind: &str, min_level: &str| -> RhaiResult<bool> {
-        let min: IssuerLevel = parse_enum(min_level, "issuer level")?;
-        has_document(c, kind, |d| d.issuer_level.is_some_and(|l| l >= min))
+    engine.register_fn("has", |c: &mut CaseHandle, kind: &str| {
+        has_document(c, kind, |_| true)
     });
-    engine.register_fn("has_hospital", |c: &mut CaseHandle, kind: &str, min_grade: &str| -> RhaiResult<bool> {
-        let min: HospitalGrade = parse_enum(min_grade, "hospital grade")?;
-        has_document(c, kind, |d| d.hospital_grade.is_some_and(|g| g >= min))
-    });
+    engine.register_fn(
+        "has_issued",
+        |c: &mut CaseHandle, kind: &str, min_level: &str| -> RhaiResult<bool> {
+            let min: IssuerLevel = parse_enum(min_level, "issuer level")?;
+            has_document(c, kind, |d| d.issuer_level.is_some_and(|l| l >= min))
+        },
+    );
+    engine.register_fn(
+        "has_hospital",
+        |c: &mut CaseHandle, kind: &str, min_grade: &str| -> RhaiResult<bool> {
+            let min: HospitalGrade = parse_enum(min_grade, "hospital grade")?;
+            has_document(c, kind, |d| d.hospital_grade.is_some_and(|g| g >= min))
+        },
+    );
     engine.register_fn("setting", |c: &mut CaseHandle, name: &str| -> RhaiResult<Dynamic> {
         c.0.settings.get(name).cloned().ok_or_else(|| {
             format!("policy_setting_missing: 本政策包未设置「{name}」(policy.toml [params]),无法作出决定").into()
@@ -310,7 +416,8 @@ fn build_engine() -> Engine {
     });
     engine.register_fn("param", |c: &mut CaseHandle, name: &str| -> Dynamic {
         let t = c.0.transition.read_lock::<Map>().and_then(|m| {
-            m.get("params").and_then(|p| p.read_lock::<Map>().and_then(|p| p.get(name).cloned()))
+            m.get("params")
+                .and_then(|p| p.read_lock::<Map>().and_then(|p| p.get(name).cloned()))
         });
         t.unwrap_or(Dynamic::UNIT)
     });

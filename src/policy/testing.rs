@@ -131,7 +131,11 @@ impl TestCase {
     pub fn build(&self, policy: &CompiledPolicy) -> (Student, School) {
         let level = self.school.level.unwrap_or_else(|| level_of(policy));
         let school = School {
-            id: self.school.id.clone().unwrap_or_else(|| "test-school".into()),
+            id: self
+                .school
+                .id
+                .clone()
+                .unwrap_or_else(|| "test-school".into()),
             name: "测试学校".into(),
             jurisdiction: policy.manifest.id.clone(),
             area: self.school.area.clone(),
@@ -169,29 +173,46 @@ impl TestCase {
 
     pub fn run(&self, file: &str, policy: &CompiledPolicy) -> CaseResult {
         let (student, school) = self.build(policy);
-        let result = evaluate(policy, Case { student: &student, school: &school, input: &self.transition, sweep: self.sweep });
+        let result = evaluate(
+            policy,
+            Case {
+                student: &student,
+                school: &school,
+                input: &self.transition,
+                sweep: self.sweep,
+            },
+        );
         let mut failures = Vec::new();
         let e = &self.expect;
         let (outcome, decision, error) = match result {
             Ok(d) => (outcome_of(&d).to_owned(), Some(d), None),
             Err(err) => {
-                if let Some(code) = &e.error_code {
-                    if code != err.code() {
-                        failures.push(format!("error code: expected {code}, got {}", err.code()));
-                    }
+                if let Some(code) = &e.error_code
+                    && code != err.code()
+                {
+                    failures.push(format!("error code: expected {code}, got {}", err.code()));
                 }
                 ("error".to_owned(), None, Some(err.to_string()))
             }
         };
         if outcome != e.outcome {
-            let why = error.clone().or_else(|| decision.as_ref().map(|d| d.denial_message())).unwrap_or_default();
-            failures.push(format!("outcome: expected {}, got {outcome} ({why})", e.outcome));
+            let why = error
+                .clone()
+                .or_else(|| decision.as_ref().map(|d| d.denial_message()))
+                .unwrap_or_default();
+            failures.push(format!(
+                "outcome: expected {}, got {outcome} ({why})",
+                e.outcome
+            ));
         }
         if let Some(d) = &decision {
             let fired: BTreeSet<&str> = d.rules.iter().map(|r| r.id.as_str()).collect();
             for r in &e.rules {
                 if !fired.contains(r.as_str()) {
-                    failures.push(format!("rule {r}: expected to fire, did not (fired: {})", fired.iter().copied().collect::<Vec<_>>().join(", ")));
+                    failures.push(format!(
+                        "rule {r}: expected to fire, did not (fired: {})",
+                        fired.iter().copied().collect::<Vec<_>>().join(", ")
+                    ));
                 }
             }
             for r in &e.not_fired {
@@ -205,16 +226,22 @@ impl TestCase {
                     failures.push(format!("approvals: expected {want:?}, got {got:?}"));
                 }
             }
-            if let Some(want) = &e.missing_documents {
-                if &d.missing_documents != want {
-                    failures.push(format!("missing_documents: expected {want:?}, got {:?}", d.missing_documents));
-                }
+            if let Some(want) = &e.missing_documents
+                && &d.missing_documents != want
+            {
+                failures.push(format!(
+                    "missing_documents: expected {want:?}, got {:?}",
+                    d.missing_documents
+                ));
             }
             if let Some(want) = &e.changes {
                 let got = serde_json::to_value(&d.changes).unwrap_or(Value::Null);
                 for (k, v) in want {
                     if got.get(k) != Some(v) {
-                        failures.push(format!("changes.{k}: expected {v}, got {}", got.get(k).unwrap_or(&Value::Null)));
+                        failures.push(format!(
+                            "changes.{k}: expected {v}, got {}",
+                            got.get(k).unwrap_or(&Value::Null)
+                        ));
                     }
                 }
             }
@@ -247,17 +274,27 @@ pub fn load_cases(policy: &CompiledPolicy) -> Result<Vec<(String, TestCase)>, Ve
         match toml::from_str::<CaseFile>(text) {
             Ok(f) => out.extend(f.cases.into_iter().map(|c| (file.to_owned(), c))),
             Err(e) => {
-                let (line, col) = e.span().map(|s| super::package::line_col(text, s.start)).unwrap_or((0, 0));
+                let (line, col) = e
+                    .span()
+                    .map(|s| super::package::line_col(text, s.start))
+                    .unwrap_or((0, 0));
                 errors.push(format!("{file}:{line}:{col}: {}", e.message()));
             }
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Runs every case of a package.
 pub fn run_package_tests(policy: &CompiledPolicy) -> Result<Vec<CaseResult>, Vec<String>> {
-    Ok(load_cases(policy)?.iter().map(|(file, case)| case.run(file, policy)).collect())
+    Ok(load_cases(policy)?
+        .iter()
+        .map(|(file, case)| case.run(file, policy))
+        .collect())
 }
 
 /// Rules of the package itself (not inherited) that its cases never saw fire, or never saw stay
@@ -265,14 +302,21 @@ pub fn run_package_tests(policy: &CompiledPolicy) -> Result<Vec<CaseResult>, Vec
 pub fn uncovered_rules(policy: &CompiledPolicy, results: &[CaseResult]) -> Vec<String> {
     let mut fired: BTreeMap<&str, bool> = BTreeMap::new();
     let mut silent: BTreeMap<&str, bool> = BTreeMap::new();
-    for rule in policy.rules.iter().filter(|r| r.info.package == policy.manifest.id) {
+    for rule in policy
+        .rules
+        .iter()
+        .filter(|r| r.info.package == policy.manifest.id)
+    {
         let id = rule.info.id.as_str();
         for r in results {
             let applies = rule.info.on.iter().any(|k| k == "*" || *k == r.kind);
             if !applies {
                 continue;
             }
-            let did_fire = r.decision.as_ref().is_some_and(|d| d.rules.iter().any(|f| f.id == id));
+            let did_fire = r
+                .decision
+                .as_ref()
+                .is_some_and(|d| d.rules.iter().any(|f| f.id == id));
             if did_fire {
                 fired.insert(id, true);
             } else if r.decision.is_some() {

@@ -21,10 +21,12 @@ pub struct FaultPlan {
 impl FaultPlan {
     /// Arms a failure `n` writes (or syncs) from now.
     pub fn fail_nth_write_from_now(&self, n: u64) {
-        self.fail_write.store(self.writes.load(Ordering::SeqCst) + n, Ordering::SeqCst);
+        self.fail_write
+            .store(self.writes.load(Ordering::SeqCst) + n, Ordering::SeqCst);
     }
     pub fn fail_nth_sync_from_now(&self, n: u64) {
-        self.fail_sync.store(self.syncs.load(Ordering::SeqCst) + n, Ordering::SeqCst);
+        self.fail_sync
+            .store(self.syncs.load(Ordering::SeqCst) + n, Ordering::SeqCst);
     }
     pub fn disarm(&self) {
         self.fail_write.store(0, Ordering::SeqCst);

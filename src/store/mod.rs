@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::auth::TokenRecord;
-use crate::domain::{ApprovalRequest, Date, Event, RequestStatus, School, Status, Student, TransitionKind};
+use crate::domain::{
+    ApprovalRequest, Date, Event, RequestStatus, School, Status, Student, TransitionKind,
+};
 use tables::*;
 pub use writer::Command;
 
@@ -36,7 +38,11 @@ pub enum StoreError {
     #[error("version conflict: the record is at version {current}, not {expected}")]
     VersionConflict { expected: u64, current: u64 },
     #[error("student {student} already has an open {kind} request {request}")]
-    OpenRequestExists { student: String, kind: String, request: String },
+    OpenRequestExists {
+        student: String,
+        kind: String,
+        request: String,
+    },
     #[error("request {0} is no longer pending or changed meanwhile")]
     RequestNotPending(String),
     #[error("{what} {id} already exists")]
@@ -58,7 +64,15 @@ macro_rules! storage_from {
         fn from(e: $t) -> Self { StoreError::Storage(e.to_string()) }
     })*};
 }
-storage_from!(redb::StorageError, redb::TableError, redb::TransactionError, redb::CommitError, redb::DatabaseError, redb::SetDurabilityError, serde_json::Error);
+storage_from!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError,
+    redb::SetDurabilityError,
+    serde_json::Error
+);
 
 /// A policy version as stored: its files, and who activated it when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,11 +111,21 @@ pub(crate) fn digest(salt: &[u8; 32], purpose: &str, value: &str) -> String {
 }
 
 pub(crate) fn person_digest(salt: &[u8; 32], s: &Student) -> String {
-    digest(salt, "person", &format!("{}\u{1f}{}\u{1f}{}", s.name.trim(), s.gender.as_str(), s.birth_date))
+    digest(
+        salt,
+        "person",
+        &format!(
+            "{}\u{1f}{}\u{1f}{}",
+            s.name.trim(),
+            s.gender.as_str(),
+            s.birth_date
+        ),
+    )
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Storage(format!("undecodable record: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Storage(format!("undecodable record: {e}")))
 }
 
 impl Store {
@@ -126,12 +150,18 @@ impl Store {
                     txn.open_table(*t)?;
                 }
                 let mut meta = txn.open_table(META)?;
-                let schema = meta.get("schema_version")?.map(|v| decode::<u64>(v.value())).transpose()?;
+                let schema = meta
+                    .get("schema_version")?
+                    .map(|v| decode::<u64>(v.value()))
+                    .transpose()?;
                 match schema {
                     Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
                     Some(_) => {}
                     None => {
-                        meta.insert("schema_version", serde_json::to_vec(&SCHEMA_VERSION)?.as_slice())?;
+                        meta.insert(
+                            "schema_version",
+                            serde_json::to_vec(&SCHEMA_VERSION)?.as_slice(),
+                        )?;
                     }
                 }
                 let existing = meta.get("salt")?.map(|v| v.value().to_vec());
@@ -153,15 +183,26 @@ impl Store {
             .name("xueji-writer".into())
             .spawn(move || writer::run(&writer_db, &rx, &salt))
             .map_err(|e| StoreError::Storage(e.to_string()))?;
-        Ok(Store { db, jobs: Some(tx), writer: Some(writer), salt })
+        Ok(Store {
+            db,
+            jobs: Some(tx),
+            writer: Some(writer),
+            salt,
+        })
     }
 
     /// Submits a command to the writer and waits until it is durably committed (or refused).
     pub fn submit(&self, command: Command) -> Result<CommandOutput, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let jobs = self.jobs.as_ref().ok_or_else(|| StoreError::Storage("store is closed".into()))?;
-        jobs.send((command, reply)).map_err(|_| StoreError::Storage("writer stopped".into()))?;
-        answer.recv().map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| StoreError::Storage("store is closed".into()))?;
+        jobs.send((command, reply))
+            .map_err(|_| StoreError::Storage("writer stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
     }
 
     /// A salted, keyed digest (HMAC-SHA256) of a personal value: ID numbers are never hashed bare.
@@ -189,7 +230,13 @@ impl Store {
     }
 
     /// Keys under a prefix, after `after` (exclusive), at most `limit`.
-    fn keys_under(&self, table: Table, prefix: &[&str], after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+    fn keys_under(
+        &self,
+        table: Table,
+        prefix: &[&str],
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let (start, end) = prefix_range(prefix);
         let start = match after {
             Some(a) if a > start.as_str() => format!("{a}\u{0}"),
@@ -230,7 +277,10 @@ impl Store {
     pub fn student(&self, id: &str) -> Result<Option<Student>, StoreError> {
         let txn = self.db.begin_read()?;
         let loc = txn.open_table(STUDENT_LOCATOR)?;
-        let Some(jur) = loc.get(id)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()) else {
+        let Some(jur) = loc
+            .get(id)?
+            .map(|g| String::from_utf8_lossy(g.value()).into_owned())
+        else {
             return Ok(None);
         };
         let t = txn.open_table(STUDENTS)?;
@@ -274,13 +324,24 @@ impl Store {
     }
 
     /// Students with a status in a jurisdiction, by id.
-    pub fn students_with_status(&self, jurisdiction: &str, status: Status, after: Option<&str>, limit: usize) -> Result<Vec<(String, Student)>, StoreError> {
+    pub fn students_with_status(
+        &self,
+        jurisdiction: &str,
+        status: Status,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Student)>, StoreError> {
         let keys = self.keys_under(IDX_STATUS, &[jurisdiction, status.as_str()], after, limit)?;
         self.students_for_index_keys(keys)
     }
 
     /// Every student of a jurisdiction, by id.
-    pub fn students_of_jurisdiction(&self, jurisdiction: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Student)>, StoreError> {
+    pub fn students_of_jurisdiction(
+        &self,
+        jurisdiction: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Student)>, StoreError> {
         let (start, end) = prefix_range(&[jurisdiction]);
         let start = match after {
             Some(a) if a > start.as_str() => format!("{a}\u{0}"),
@@ -299,14 +360,19 @@ impl Store {
         Ok(out)
     }
 
-    fn students_for_index_keys(&self, keys: Vec<String>) -> Result<Vec<(String, Student)>, StoreError> {
+    fn students_for_index_keys(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Student)>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(STUDENTS)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let mut parts = k.split(SEP);
             let jur = parts.next().unwrap_or_default();
-            let Some(student) = k.rsplit(SEP).next() else { continue };
+            let Some(student) = k.rsplit(SEP).next() else {
+                continue;
+            };
             if let Some(v) = t.get(key(&[jur, student]).as_str())? {
                 out.push((k.clone(), decode(v.value())?));
             }
@@ -315,7 +381,11 @@ impl Store {
     }
 
     /// `(student, deadline kind, date)` of every deadline on or before `as_of`.
-    pub fn due_deadlines(&self, jurisdiction: &str, as_of: Date) -> Result<Vec<(String, String, Date)>, StoreError> {
+    pub fn due_deadlines(
+        &self,
+        jurisdiction: &str,
+        as_of: Date,
+    ) -> Result<Vec<(String, String, Date)>, StoreError> {
         let (start, _) = prefix_range(&[jurisdiction]);
         let mut end = key(&[jurisdiction, &as_of.to_string()]);
         end.push('\u{20}');
@@ -325,10 +395,10 @@ impl Store {
         for item in t.range(start.as_str()..end.as_str())? {
             let (k, _) = item?;
             let parts: Vec<&str> = k.value().split(SEP).collect();
-            if let [_, date, student, kind] = parts.as_slice() {
-                if let Ok(d) = Date::parse(date) {
-                    out.push(((*student).to_owned(), (*kind).to_owned(), d));
-                }
+            if let [_, date, student, kind] = parts.as_slice()
+                && let Ok(d) = Date::parse(date)
+            {
+                out.push(((*student).to_owned(), (*kind).to_owned(), d));
             }
         }
         Ok(out)
@@ -336,7 +406,9 @@ impl Store {
 
     /// A student's events, oldest first.
     pub fn events(&self, student: &str) -> Result<Vec<Event>, StoreError> {
-        let Some(jur) = self.student_jurisdiction(student)? else { return Ok(Vec::new()) };
+        let Some(jur) = self.student_jurisdiction(student)? else {
+            return Ok(Vec::new());
+        };
         let (start, end) = prefix_range(&[&jur, student]);
         let txn = self.db.begin_read()?;
         let t = txn.open_table(EVENTS)?;
@@ -352,19 +424,34 @@ impl Store {
         self.get(REQUESTS, id)
     }
 
-    pub fn open_request(&self, student: &str, kind: TransitionKind) -> Result<Option<String>, StoreError> {
+    pub fn open_request(
+        &self,
+        student: &str,
+        kind: TransitionKind,
+    ) -> Result<Option<String>, StoreError> {
         self.get_str(IDX_OPEN_REQUEST, &key(&[student, kind.as_str()]))
     }
 
     /// Requests of a jurisdiction with a status, by id.
-    pub fn requests_with_status(&self, jurisdiction: &str, status: RequestStatus, after: Option<&str>, limit: usize) -> Result<Vec<(String, ApprovalRequest)>, StoreError> {
-        let keys = self.keys_under(IDX_REQUEST_STATUS, &[jurisdiction, status.as_str()], after, limit)?;
+    pub fn requests_with_status(
+        &self,
+        jurisdiction: &str,
+        status: RequestStatus,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ApprovalRequest)>, StoreError> {
+        let keys = self.keys_under(
+            IDX_REQUEST_STATUS,
+            &[jurisdiction, status.as_str()],
+            after,
+            limit,
+        )?;
         let mut out = Vec::new();
         for k in keys {
-            if let Some(id) = k.rsplit(SEP).next() {
-                if let Some(r) = self.request(id)? {
-                    out.push((k.clone(), r));
-                }
+            if let Some(id) = k.rsplit(SEP).next()
+                && let Some(r) = self.request(id)?
+            {
+                out.push((k.clone(), r));
             }
         }
         Ok(out)
@@ -428,5 +515,12 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+impl Store {
+    /// The stored hash of a token id (for revocation).
+    pub fn token_hash_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.get_str(TOKEN_IDS, id)
     }
 }

@@ -42,9 +42,24 @@ pub const POLICIES: Table = TableDefinition::new("policy_versions");
 pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 
 pub const ALL: &[Table] = &[
-    META, SCHOOLS, STUDENTS, STUDENT_LOCATOR, IDX_NATIONAL, IDX_ID_CARD, IDX_PERSON, IDX_CLASS,
-    IDX_STATUS, IDX_DEADLINE, EVENTS, REQUESTS, IDX_OPEN_REQUEST, IDX_REQUEST_STATUS, TOKENS,
-    TOKEN_IDS, POLICIES, IDEMPOTENCY,
+    META,
+    SCHOOLS,
+    STUDENTS,
+    STUDENT_LOCATOR,
+    IDX_NATIONAL,
+    IDX_ID_CARD,
+    IDX_PERSON,
+    IDX_CLASS,
+    IDX_STATUS,
+    IDX_DEADLINE,
+    EVENTS,
+    REQUESTS,
+    IDX_OPEN_REQUEST,
+    IDX_REQUEST_STATUS,
+    TOKENS,
+    TOKEN_IDS,
+    POLICIES,
+    IDEMPOTENCY,
 ];
 
 pub const SEP: char = '\u{1f}';

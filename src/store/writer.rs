@@ -17,20 +17,44 @@ pub const MAX_BATCH: usize = 512;
 /// A change to the store. Each is all-or-nothing: it checks every precondition before writing.
 #[derive(Debug, Clone)]
 pub enum Command {
-    PutSchool { school: School, must_be_new: bool },
+    PutSchool {
+        school: Box<School>,
+        must_be_new: bool,
+    },
     /// A new student with the first event of its chain (the admission).
-    CreateStudent { student: Student, event: Event },
+    CreateStudent {
+        student: Box<Student>,
+        event: Box<Event>,
+    },
     /// One recorded transition: the student moves from `before` to `after` and `event` is
     /// appended; `close_request` (already in its final state) is stored in the same transaction.
-    RecordEvent { before: Box<Student>, after: Box<Student>, event: Box<Event>, close_request: Option<Box<ApprovalRequest>> },
+    RecordEvent {
+        before: Box<Student>,
+        after: Box<Student>,
+        event: Box<Event>,
+        close_request: Option<Box<ApprovalRequest>>,
+    },
     /// A new pending request; the student must still be at `request.student_version`.
-    OpenRequest { request: Box<ApprovalRequest> },
+    OpenRequest {
+        request: Box<ApprovalRequest>,
+    },
     /// A request changed (an approval, a rejection, a denial at the last step); it must be
     /// pending with `expected_approvals` approvals in the store.
-    UpdateRequest { request: Box<ApprovalRequest>, expected_approvals: usize },
-    PutToken { hash: String, record: TokenRecord },
-    PutPolicy { record: PolicyRecord },
-    PutIdempotent { key: String, value: Vec<u8> },
+    UpdateRequest {
+        request: Box<ApprovalRequest>,
+        expected_approvals: usize,
+    },
+    PutToken {
+        hash: String,
+        record: Box<TokenRecord>,
+    },
+    PutPolicy {
+        record: Box<PolicyRecord>,
+    },
+    PutIdempotent {
+        key: String,
+        value: Vec<u8>,
+    },
 }
 
 pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, salt: &[u8; 32]) {
@@ -104,7 +128,11 @@ impl<'t> Tables<'t> {
 
 /// One write transaction for the whole batch. The outer error aborts the batch (a storage
 /// failure); the inner results are each command's own answer.
-fn commit_batch(db: &Database, batch: &[Job], salt: &[u8; 32]) -> Result<Vec<Result<CommandOutput, StoreError>>, StoreError> {
+fn commit_batch(
+    db: &Database,
+    batch: &[Job],
+    salt: &[u8; 32],
+) -> Result<Vec<Result<CommandOutput, StoreError>>, StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
@@ -138,7 +166,8 @@ impl<E: Into<StoreError>> From<E> for Refusal {
 type Tbl<'t> = RedbTable<'t, &'static str, &'static [u8]>;
 
 fn get_str(t: &Tbl<'_>, k: &str) -> Result<Option<String>, Refusal> {
-    Ok(t.get(k)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+    Ok(t.get(k)?
+        .map(|g| String::from_utf8_lossy(g.value()).into_owned()))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Refusal> {
@@ -158,9 +187,18 @@ struct IndexEntries {
 fn index_entries(s: &Student, salt: &[u8; 32]) -> IndexEntries {
     IndexEntries {
         national: s.national_id.as_str().to_owned(),
-        id_card: s.id_card.as_ref().map(|c| digest(salt, "id_card", c.as_str())),
+        id_card: s
+            .id_card
+            .as_ref()
+            .map(|c| digest(salt, "id_card", c.as_str())),
         person: s.id_card.is_none().then(|| person_digest(salt, s)),
-        class: key(&[&s.jurisdiction, &s.school, &grade_part(s.grade), s.class.as_deref().unwrap_or(""), &s.id]),
+        class: key(&[
+            &s.jurisdiction,
+            &s.school,
+            &grade_part(s.grade),
+            s.class.as_deref().unwrap_or(""),
+            &s.id,
+        ]),
         status: key(&[&s.jurisdiction, s.status.as_str(), &s.id]),
         deadlines: s
             .deadlines
@@ -176,17 +214,26 @@ fn check_unique(t: &Tables<'_>, s: &Student, e: &IndexEntries) -> Result<(), Ref
         Ok(get_str(tbl, k)?.filter(|h| *h != s.id))
     };
     if let Some(other) = holder(&t.national, &e.national)? {
-        return Err(Refusal::Refused(StoreError::Duplicate { field: "national_id".into(), student: other }));
+        return Err(Refusal::Refused(StoreError::Duplicate {
+            field: "national_id".into(),
+            student: other,
+        }));
     }
-    if let Some(k) = &e.id_card {
-        if let Some(other) = holder(&t.id_card, k)? {
-            return Err(Refusal::Refused(StoreError::Duplicate { field: "id_card".into(), student: other }));
-        }
+    if let Some(k) = &e.id_card
+        && let Some(other) = holder(&t.id_card, k)?
+    {
+        return Err(Refusal::Refused(StoreError::Duplicate {
+            field: "id_card".into(),
+            student: other,
+        }));
     }
-    if let Some(k) = &e.person {
-        if let Some(other) = holder(&t.person, k)? {
-            return Err(Refusal::Refused(StoreError::Duplicate { field: "name_gender_birth_date".into(), student: other }));
-        }
+    if let Some(k) = &e.person
+        && let Some(other) = holder(&t.person, k)?
+    {
+        return Err(Refusal::Refused(StoreError::Duplicate {
+            field: "name_gender_birth_date".into(),
+            student: other,
+        }));
     }
     Ok(())
 }
@@ -227,9 +274,14 @@ fn event_key(e: &Event) -> String {
     key(&[&e.jurisdiction, &e.student, &seq_part(e.seq)])
 }
 
-fn put_request(t: &mut Tables<'_>, old: Option<&ApprovalRequest>, r: &ApprovalRequest) -> Result<(), Refusal> {
+fn put_request(
+    t: &mut Tables<'_>,
+    old: Option<&ApprovalRequest>,
+    r: &ApprovalRequest,
+) -> Result<(), Refusal> {
     if let Some(o) = old {
-        t.request_status.remove(key(&[&o.jurisdiction, o.status.as_str(), &o.id]).as_str())?;
+        t.request_status
+            .remove(key(&[&o.jurisdiction, o.status.as_str(), &o.id]).as_str())?;
     }
     let open_key = key(&[&r.student, r.input.kind.as_str()]);
     if r.status == RequestStatus::Pending {
@@ -237,7 +289,10 @@ fn put_request(t: &mut Tables<'_>, old: Option<&ApprovalRequest>, r: &ApprovalRe
     } else {
         t.open_request.remove(open_key.as_str())?;
     }
-    t.request_status.insert(key(&[&r.jurisdiction, r.status.as_str(), &r.id]).as_str(), &[][..])?;
+    t.request_status.insert(
+        key(&[&r.jurisdiction, r.status.as_str(), &r.id]).as_str(),
+        &[][..],
+    )?;
     t.requests.insert(r.id.as_str(), json(r)?.as_slice())?;
     Ok(())
 }
@@ -255,36 +310,69 @@ fn refused<T>(e: StoreError) -> Result<T, Refusal> {
 
 fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<CommandOutput, Refusal> {
     match command {
-        Command::PutSchool { school, must_be_new } => {
+        Command::PutSchool {
+            school,
+            must_be_new,
+        } => {
             if *must_be_new && t.schools.get(school.id.as_str())?.is_some() {
-                return refused(StoreError::AlreadyExists { what: "school".into(), id: school.id.clone() });
+                return refused(StoreError::AlreadyExists {
+                    what: "school".into(),
+                    id: school.id.clone(),
+                });
             }
-            t.schools.insert(school.id.as_str(), json(school)?.as_slice())?;
+            t.schools
+                .insert(school.id.as_str(), json(school)?.as_slice())?;
         }
         Command::CreateStudent { student, event } => {
             if t.locator.get(student.id.as_str())?.is_some() {
-                return refused(StoreError::AlreadyExists { what: "student".into(), id: student.id.clone() });
+                return refused(StoreError::AlreadyExists {
+                    what: "student".into(),
+                    id: student.id.clone(),
+                });
             }
             let entries = index_entries(student, salt);
             check_unique(t, student, &entries)?;
             // INVARIANT: every student has exactly the events 1..=version, written with it.
             debug_assert_eq!(event.seq, student.version);
-            t.locator.insert(student.id.as_str(), student.jurisdiction.as_bytes())?;
-            t.students.insert(key(&[&student.jurisdiction, &student.id]).as_str(), json(student)?.as_slice())?;
+            t.locator
+                .insert(student.id.as_str(), student.jurisdiction.as_bytes())?;
+            t.students.insert(
+                key(&[&student.jurisdiction, &student.id]).as_str(),
+                json(student)?.as_slice(),
+            )?;
             insert_index(t, &entries, &student.id)?;
-            t.events.insert(event_key(event).as_str(), json(event)?.as_slice())?;
+            t.events
+                .insert(event_key(event).as_str(), json(event)?.as_slice())?;
         }
-        Command::RecordEvent { before, after, event, close_request } => {
+        Command::RecordEvent {
+            before,
+            after,
+            event,
+            close_request,
+        } => {
             let k = key(&[&before.jurisdiction, &before.id]);
             let current: Student = match t.students.get(k.as_str())? {
                 Some(g) => decode(g.value())?,
-                None => return refused(StoreError::NotFound { what: "student".into(), id: before.id.clone() }),
+                None => {
+                    return refused(StoreError::NotFound {
+                        what: "student".into(),
+                        id: before.id.clone(),
+                    });
+                }
             };
             if current.version != before.version {
-                return refused(StoreError::VersionConflict { expected: before.version, current: current.version });
+                return refused(StoreError::VersionConflict {
+                    expected: before.version,
+                    current: current.version,
+                });
             }
-            if event.seq != before.version + 1 || after.version != event.seq || after.jurisdiction != before.jurisdiction {
-                return refused(StoreError::Storage("internal: event does not follow the student's chain".into()));
+            if event.seq != before.version + 1
+                || after.version != event.seq
+                || after.jurisdiction != before.jurisdiction
+            {
+                return refused(StoreError::Storage(
+                    "internal: event does not follow the student's chain".into(),
+                ));
             }
             let old_request = match close_request {
                 Some(r) => match stored_request(t, &r.id)? {
@@ -298,8 +386,10 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
             check_unique(t, after, &new_entries)?;
             remove_index(t, &old_entries)?;
             insert_index(t, &new_entries, &after.id)?;
-            t.students.insert(k.as_str(), json(after.as_ref())?.as_slice())?;
-            t.events.insert(event_key(event).as_str(), json(event.as_ref())?.as_slice())?;
+            t.students
+                .insert(k.as_str(), json(after.as_ref())?.as_slice())?;
+            t.events
+                .insert(event_key(event).as_str(), json(event.as_ref())?.as_slice())?;
             if let (Some(r), Some(o)) = (close_request, old_request) {
                 put_request(t, Some(&o), r)?;
             }
@@ -313,36 +403,65 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
                     request: existing,
                 });
             }
-            let current: Student = match t.students.get(key(&[&request.jurisdiction, &request.student]).as_str())? {
+            let current: Student = match t
+                .students
+                .get(key(&[&request.jurisdiction, &request.student]).as_str())?
+            {
                 Some(g) => decode(g.value())?,
-                None => return refused(StoreError::NotFound { what: "student".into(), id: request.student.clone() }),
+                None => {
+                    return refused(StoreError::NotFound {
+                        what: "student".into(),
+                        id: request.student.clone(),
+                    });
+                }
             };
             if current.version != request.student_version {
-                return refused(StoreError::VersionConflict { expected: request.student_version, current: current.version });
+                return refused(StoreError::VersionConflict {
+                    expected: request.student_version,
+                    current: current.version,
+                });
             }
             if t.requests.get(request.id.as_str())?.is_some() {
-                return refused(StoreError::AlreadyExists { what: "request".into(), id: request.id.clone() });
+                return refused(StoreError::AlreadyExists {
+                    what: "request".into(),
+                    id: request.id.clone(),
+                });
             }
             put_request(t, None, request)?;
         }
-        Command::UpdateRequest { request, expected_approvals } => {
+        Command::UpdateRequest {
+            request,
+            expected_approvals,
+        } => {
             let old = match stored_request(t, &request.id)? {
-                Some(o) if o.status == RequestStatus::Pending && o.approvals.len() == *expected_approvals => o,
+                Some(o)
+                    if o.status == RequestStatus::Pending
+                        && o.approvals.len() == *expected_approvals =>
+                {
+                    o
+                }
                 _ => return refused(StoreError::RequestNotPending(request.id.clone())),
             };
             put_request(t, Some(&old), request)?;
         }
         Command::PutToken { hash, record } => {
-            if let Some(old_hash) = get_str(&t.token_ids, &record.id)? {
-                if old_hash != *hash {
-                    return refused(StoreError::AlreadyExists { what: "token".into(), id: record.id.clone() });
-                }
+            if let Some(old_hash) = get_str(&t.token_ids, &record.id)?
+                && old_hash != *hash
+            {
+                return refused(StoreError::AlreadyExists {
+                    what: "token".into(),
+                    id: record.id.clone(),
+                });
             }
             t.token_ids.insert(record.id.as_str(), hash.as_bytes())?;
             t.tokens.insert(hash.as_str(), json(record)?.as_slice())?;
         }
         Command::PutPolicy { record } => {
-            let k = key(&[&record.jurisdiction, &record.effective_from.to_string(), &record.content_hash]);
+            let k = key(&[
+                &record.jurisdiction,
+                &record.effective_from.to_string(),
+                &record.content_hash,
+            ]);
             if t.policies.get(k.as_str())?.is_none() {
                 t.policies.insert(k.as_str(), json(record)?.as_slice())?;
             }

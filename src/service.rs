@@ -1,0 +1,1121 @@
+//! The engine: every student-status operation, from load through policy evaluation to one
+//! atomic commit. Synchronous by design (policy evaluation and redb are blocking); the HTTP layer
+//! calls it from `spawn_blocking`.
+//!
+//! The path of a transition: load the student and school → check the state machine → evaluate
+//! the policy in force on the effective date → deny, open an approval request, or apply: the new
+//! student state, its event (hash-chained) and index updates go to the writer as one command,
+//! committed with others in one durable transaction.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+use crate::auth::{Role, TokenRecord, generate_token, token_hash};
+use crate::domain::event::{ChainReport, GENESIS_HASH, facts, verify_chain};
+use crate::domain::student::{MAX_NAME_CHARS, NewStudentForm, check_text};
+use crate::domain::{
+    Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
+    Event, FieldError, Gender, InvalidInput, NewStudent, RequestStatus, School, Status, Student,
+    TransitionInput, TransitionKind,
+};
+use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate};
+use crate::store::{Command, Store, StoreError};
+
+/// Why an operation did not happen. Each variant maps to one HTTP status in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("duplicate identity: {field} is already held by student {student}")]
+    Duplicate { field: String, student: String },
+    #[error("{code}: {message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{kind:?} is not possible from status {status:?}")]
+    InvalidTransition {
+        kind: TransitionKind,
+        status: Status,
+    },
+    #[error("policy failed: {0}")]
+    Policy(#[from] PolicyError),
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate { field, student } => ServiceError::Duplicate { field, student },
+            StoreError::VersionConflict { expected, current } => ServiceError::Conflict {
+                code: "version_conflict",
+                message: format!(
+                    "学生记录已被修改:期望版本 {expected},当前版本 {current},请刷新后重试"
+                ),
+            },
+            StoreError::OpenRequestExists { kind, request, .. } => ServiceError::Conflict {
+                code: "open_request_exists",
+                message: format!("该学生已有待审批的{kind}申请 {request}"),
+            },
+            StoreError::RequestNotPending(id) => ServiceError::Conflict {
+                code: "request_not_pending",
+                message: format!("申请 {id} 已办结或已被他人处理"),
+            },
+            StoreError::AlreadyExists { what, id } => ServiceError::Conflict {
+                code: "already_exists",
+                message: format!("{what} {id} 已存在"),
+            },
+            StoreError::NotFound { what, id } => ServiceError::NotFound {
+                what: if what == "student" {
+                    "student"
+                } else {
+                    "record"
+                },
+                id,
+            },
+            other => ServiceError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<FieldError> for ServiceError {
+    fn from(e: FieldError) -> Self {
+        ServiceError::Invalid(e.into())
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// What a transition (or a student creation) came to.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Applied {
+        decision: Decision,
+        student: Box<Student>,
+        event: Box<Event>,
+    },
+    Pending {
+        decision: Decision,
+        request: Box<ApprovalRequest>,
+    },
+    Denied {
+        decision: Decision,
+    },
+    DryRun {
+        decision: Decision,
+    },
+}
+
+impl Outcome {
+    pub fn decision(&self) -> &Decision {
+        match self {
+            Outcome::Applied { decision, .. }
+            | Outcome::Pending { decision, .. }
+            | Outcome::Denied { decision }
+            | Outcome::DryRun { decision } => decision,
+        }
+    }
+}
+
+/// What an approval came to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalOutcome {
+    pub request: ApprovalRequest,
+    /// `pending`, `applied`, `denied` or `rejected`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub student: Option<Student>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepApplied {
+    pub student: String,
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepReport {
+    pub as_of: Date,
+    pub evaluated: usize,
+    pub applied: Vec<SweepApplied>,
+    /// Students whose deadline rule failed to evaluate (fails closed: nothing applied).
+    pub failed: Vec<SweepFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepFailure {
+    pub student: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub students: usize,
+    pub events: u64,
+    pub failures: Vec<(String, ChainReport)>,
+}
+
+/// How many times a transition without `expected_version` is retried when another write to the
+/// same student slipped in between evaluation and commit.
+const CONFLICT_RETRIES: usize = 3;
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn random_id(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+/// Fields of `change_key_info` / `correct_info` that hold personal data: recorded in history
+/// only as salted digests.
+const PERSONAL_FIELDS: &[&str] = &[
+    "name",
+    "id_card",
+    "birth_date",
+    "gender",
+    "guardians",
+    "extra",
+];
+
+pub struct Xueji {
+    store: Store,
+    policies: Arc<PolicyRegistry>,
+}
+
+impl Xueji {
+    pub fn new(store: Store, policies: Arc<PolicyRegistry>) -> Self {
+        Xueji { store, policies }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn policies(&self) -> &Arc<PolicyRegistry> {
+        &self.policies
+    }
+
+    // ---- schools -------------------------------------------------------------------------
+
+    pub fn create_school(&self, school: School) -> Result<School> {
+        let mut v = Vec::new();
+        let id_ok = !school.id.is_empty()
+            && school.id.len() <= 64
+            && school
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            v.push(FieldError::new(
+                "invalid_value",
+                "id",
+                "学校编号只能包含字母、数字、- 和 _,不超过 64 个字符",
+            ));
+        }
+        if let Err(e) = check_text(&school.name, "name", 100) {
+            v.push(e);
+        }
+        if self.policies.latest(&school.jurisdiction).is_none() {
+            v.push(FieldError::new(
+                "unknown_jurisdiction",
+                "jurisdiction",
+                format!("没有名为「{}」的政策包", school.jurisdiction),
+            ));
+        }
+        if let Some(a) = &school.area
+            && let Err(e) = check_text(a, "area", 50)
+        {
+            v.push(e);
+        }
+        if !v.is_empty() {
+            return Err(InvalidInput { errors: v }.into());
+        }
+        self.store.submit(Command::PutSchool {
+            school: Box::new(school.clone()),
+            must_be_new: true,
+        })?;
+        Ok(school)
+    }
+
+    pub fn school(&self, id: &str) -> Result<School> {
+        self.store
+            .school(id)?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "school",
+                id: id.into(),
+            })
+    }
+
+    // ---- students ------------------------------------------------------------------------
+
+    pub fn student(&self, id: &str) -> Result<Student> {
+        self.store
+            .student(id)?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "student",
+                id: id.into(),
+            })
+    }
+
+    /// Creates a student through the `admit` transition.
+    pub fn admit(&self, form: NewStudentForm, actor: &Actor, dry_run: bool) -> Result<Outcome> {
+        let school = self.store.school(&form.school)?.ok_or_else(|| {
+            InvalidInput::from(FieldError::new(
+                "unknown_school",
+                "school",
+                format!("学校「{}」不存在", form.school),
+            ))
+        })?;
+        let new = NewStudent::parse(form, &school, Date::today())?;
+        let mut student = provisional_student(&new, &school, random_id("stu"));
+        self.check_identity_free(&student)?;
+        let input = TransitionInput::new(TransitionKind::Admit, new.entry_date);
+        let policy = self
+            .policies
+            .in_force(&school.jurisdiction, input.effective_date)?;
+        let decision = evaluate(
+            &policy,
+            Case {
+                student: &student,
+                school: &school,
+                input: &input,
+                sweep: false,
+            },
+        )?;
+        if dry_run {
+            return Ok(Outcome::DryRun { decision });
+        }
+        if !decision.allowed {
+            return Ok(Outcome::Denied { decision });
+        }
+        if !decision.approvals.is_empty() {
+            return Err(ServiceError::Conflict {
+                code: "admit_needs_approval",
+                message: "录取建档不支持审批流程:请先建档,再以入学注册(register)提交审批".into(),
+            });
+        }
+        let report_by = new.report_deadline.or_else(|| {
+            school
+                .calendar
+                .iter()
+                .filter(|t| {
+                    t.starts >= new.entry_date
+                        || t.report_deadline.is_some_and(|d| d >= new.entry_date)
+                })
+                .find_map(|t| t.report_deadline)
+        });
+        if let Some(date) = report_by {
+            student.deadlines.push(Deadline {
+                kind: "report_by".into(),
+                date,
+                on_expiry: Deadline::default_expiry("report_by"),
+            });
+        }
+        let before = student.clone();
+        let (after, event) = self.apply_decision(&before, &input, &decision, actor, None, true)?;
+        self.store.submit(Command::CreateStudent {
+            student: Box::new(after.clone()),
+            event: Box::new(event.clone()),
+        })?;
+        Ok(Outcome::Applied {
+            decision,
+            student: Box::new(after),
+            event: Box::new(event),
+        })
+    }
+
+    fn check_identity_free(&self, s: &Student) -> Result<()> {
+        let dup = |field: &str, holder: Option<String>| match holder {
+            Some(student) if student != s.id => Err(ServiceError::Duplicate {
+                field: field.into(),
+                student,
+            }),
+            _ => Ok(()),
+        };
+        dup(
+            "national_id",
+            self.store.student_by_national_id(s.national_id.as_str())?,
+        )?;
+        if let Some(id) = &s.id_card {
+            dup("id_card", self.store.student_by_id_card(id.as_str())?)?;
+        } else {
+            dup("name_gender_birth_date", self.store.student_by_person(s)?)?;
+        }
+        Ok(())
+    }
+
+    /// Files a transition: applies it, opens an approval request, or reports the denial.
+    pub fn transition(
+        &self,
+        student_id: &str,
+        input: TransitionInput,
+        actor: &Actor,
+        dry_run: bool,
+    ) -> Result<Outcome> {
+        input.validate()?;
+        if input.kind == TransitionKind::Admit {
+            return Err(FieldError::new(
+                "invalid_value",
+                "kind",
+                "录取建档请使用 POST /v1/students",
+            )
+            .into());
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let student = self.student(student_id)?;
+            if let Some(expected) = input.expected_version
+                && expected != student.version
+            {
+                return Err(StoreError::VersionConflict {
+                    expected,
+                    current: student.version,
+                }
+                .into());
+            }
+            let (_, decision) = self.decide(&student, &input, false)?;
+            if dry_run {
+                return Ok(Outcome::DryRun { decision });
+            }
+            if !decision.allowed {
+                return Ok(Outcome::Denied { decision });
+            }
+            let result = if decision.approvals.is_empty() {
+                self.apply_decision(&student, &input, &decision, actor, None, false)
+                    .and_then(|(after, event)| {
+                        self.store.submit(Command::RecordEvent {
+                            before: Box::new(student.clone()),
+                            after: Box::new(after.clone()),
+                            event: Box::new(event.clone()),
+                            close_request: None,
+                        })?;
+                        Ok(Outcome::Applied {
+                            decision: decision.clone(),
+                            student: Box::new(after),
+                            event: Box::new(event),
+                        })
+                    })
+            } else {
+                let request = ApprovalRequest {
+                    id: random_id("req"),
+                    student: student.id.clone(),
+                    jurisdiction: student.jurisdiction.clone(),
+                    school: student.school.clone(),
+                    receiving_school: input.param_str("to_school").map(str::to_owned),
+                    input: self.redact_input(&input),
+                    steps: decision.approvals.clone(),
+                    approvals: Vec::new(),
+                    status: RequestStatus::Pending,
+                    opened_by: actor.clone(),
+                    opened_at: now_rfc3339(),
+                    decision: decision.clone(),
+                    final_decision: None,
+                    student_version: student.version,
+                };
+                // The request keeps the unredacted input until it is applied: the last approval
+                // must apply exactly what was filed. History only ever gets the redacted form.
+                let stored = ApprovalRequest {
+                    input: input.clone(),
+                    ..request
+                };
+                self.store
+                    .submit(Command::OpenRequest {
+                        request: Box::new(stored.clone()),
+                    })
+                    .map(|_| Outcome::Pending {
+                        decision: decision.clone(),
+                        request: Box::new(stored),
+                    })
+                    .map_err(ServiceError::from)
+            };
+            match result {
+                Err(ServiceError::Conflict {
+                    code: "version_conflict",
+                    ..
+                }) if input.expected_version.is_none() && attempt < CONFLICT_RETRIES => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Checks the state machine and the inputs that need the store, then evaluates the policy in
+    /// force on the effective date.
+    fn decide(
+        &self,
+        student: &Student,
+        input: &TransitionInput,
+        sweep: bool,
+    ) -> Result<(School, Decision)> {
+        if !input.kind.allowed_from().contains(&student.status) {
+            return Err(ServiceError::InvalidTransition {
+                kind: input.kind,
+                status: student.status,
+            });
+        }
+        let school = self.school(&student.school)?;
+        if input.kind == TransitionKind::Transfer {
+            let to = input.param_str("to_school").ok_or_else(|| {
+                InvalidInput::from(FieldError::new(
+                    "required",
+                    "params.to_school",
+                    "转学须填写转入学校",
+                ))
+            })?;
+            let target = self.store.school(to)?.ok_or_else(|| {
+                InvalidInput::from(FieldError::new(
+                    "unknown_school",
+                    "params.to_school",
+                    format!("转入学校「{to}」不存在"),
+                ))
+            })?;
+            if target.jurisdiction != student.jurisdiction {
+                return Err(FieldError::new(
+                    "transfer_cross_jurisdiction",
+                    "params.to_school",
+                    "转入学校属于其他辖区:请办理转出(transfer_out),由转入地建档",
+                )
+                .into());
+            }
+            if target.id == student.school {
+                return Err(FieldError::new(
+                    "invalid_value",
+                    "params.to_school",
+                    "转入学校与当前学校相同",
+                )
+                .into());
+            }
+        }
+        if matches!(
+            input.kind,
+            TransitionKind::ChangeKeyInfo | TransitionKind::CorrectInfo
+        ) {
+            self.check_info_fields(student, input)?;
+        }
+        let policy = self
+            .policies
+            .in_force(&student.jurisdiction, input.effective_date)?;
+        let decision = evaluate(
+            &policy,
+            Case {
+                student,
+                school: &school,
+                input,
+                sweep,
+            },
+        )?;
+        Ok((school, decision))
+    }
+
+    /// Validates the new values of an information change before any policy sees it.
+    fn check_info_fields(&self, student: &Student, input: &TransitionInput) -> Result<()> {
+        let Some(fields) = input.params.get("fields").and_then(Value::as_object) else {
+            return Err(FieldError::new("required", "params.fields", "请填写要变更的字段").into());
+        };
+        let key_fields = ["name", "gender", "birth_date", "id_card"];
+        let mut errors = Vec::new();
+        for (k, v) in fields {
+            let field = format!("params.fields.{k}");
+            let is_key = key_fields.contains(&k.as_str());
+            if is_key != (input.kind == TransitionKind::ChangeKeyInfo) {
+                errors.push(FieldError::new(
+                    "wrong_change_kind",
+                    &field,
+                    if is_key {
+                        "姓名、性别、出生日期、身份证号属关键信息,须走关键信息变更(change_key_info)"
+                    } else {
+                        "非关键信息请走信息更正(correct_info)"
+                    },
+                ));
+                continue;
+            }
+            let r = match k.as_str() {
+                "name" => v.as_str().map_or(
+                    Err(FieldError::new("invalid_value", &field, "应为文字")),
+                    |s| check_text(s, &field, MAX_NAME_CHARS),
+                ),
+                "gender" => match v.as_str() {
+                    Some("male" | "female") => Ok(()),
+                    _ => Err(FieldError::new(
+                        "invalid_value",
+                        &field,
+                        "性别应为 male 或 female",
+                    )),
+                },
+                "birth_date" => v.as_str().map_or(
+                    Err(FieldError::new("invalid_date", &field, "应为日期")),
+                    |s| Date::parse_field(s, &field).map(|_| ()),
+                ),
+                "id_card" => match v.as_str() {
+                    Some(s) => match CitizenId::parse(s) {
+                        Ok(id) => match self.store.student_by_id_card(id.as_str())? {
+                            Some(other) if other != student.id => {
+                                return Err(ServiceError::Duplicate {
+                                    field: "id_card".into(),
+                                    student: other,
+                                });
+                            }
+                            _ => Ok(()),
+                        },
+                        Err(e) => Err(e.into_field_error(&field, "id_card", "身份证号")),
+                    },
+                    None => Err(FieldError::new("invalid_value", &field, "应为文字")),
+                },
+                "class" => v.as_str().map_or(
+                    Err(FieldError::new("invalid_value", &field, "应为文字")),
+                    |s| check_text(s, &field, 20),
+                ),
+                "guardians" => serde_json::from_value::<Vec<crate::domain::Guardian>>(v.clone())
+                    .map(|_| ())
+                    .map_err(|e| FieldError::new("invalid_value", &field, e.to_string())),
+                "extra" => {
+                    if v.is_object() {
+                        Ok(())
+                    } else {
+                        Err(FieldError::new("invalid_value", &field, "应为对象"))
+                    }
+                }
+                _ => Err(FieldError::new("unknown_param", &field, "不能变更此字段")),
+            };
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidInput { errors }.into())
+        }
+    }
+
+    /// The input as history records it: personal values replaced by salted digests.
+    fn redact_input(&self, input: &TransitionInput) -> TransitionInput {
+        let mut out = input.clone();
+        if let Some(Value::Object(fields)) = out.params.get_mut("fields") {
+            for (k, v) in fields.iter_mut() {
+                if PERSONAL_FIELDS.contains(&k.as_str()) {
+                    *v = Value::String(format!(
+                        "hmac-sha256:{}",
+                        self.store.digest("field", &v.to_string())
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The student after the decision, and the sealed event that records it.
+    fn apply_decision(
+        &self,
+        student: &Student,
+        input: &TransitionInput,
+        decision: &Decision,
+        actor: &Actor,
+        request: Option<&str>,
+        creating: bool,
+    ) -> Result<(Student, Event)> {
+        let mut after = student.clone();
+        let c = &decision.changes;
+        if let Some(s) = c.status {
+            after.status = s;
+        }
+        if let Some(g) = c.grade {
+            after.grade = g;
+        }
+        if let Some(class) = &c.class {
+            after.class = Some(class.clone());
+        }
+        if let Some(school) = &c.school {
+            after.school.clone_from(school);
+        }
+        if let Some(fields) = input.params.get("fields").and_then(Value::as_object) {
+            apply_fields(&mut after, fields);
+        }
+        if input.kind == TransitionKind::SemesterRegister
+            && let Some(term) = input.param_str("term")
+            && !after.terms.iter().any(|t| t == term)
+        {
+            after.terms.push(term.to_owned());
+        }
+        if !creating && after.status != student.status {
+            after.deadlines.clear();
+        }
+        for d in &decision.deadlines {
+            after.deadlines.retain(|x| x.kind != d.kind);
+            after.deadlines.push(Deadline {
+                kind: d.kind.clone(),
+                date: d.date,
+                on_expiry: d.on_expiry.or_else(|| Deadline::default_expiry(&d.kind)),
+            });
+        }
+        after.version = if creating { 1 } else { student.version + 1 };
+        let event = Event {
+            seq: after.version,
+            student: student.id.clone(),
+            jurisdiction: student.jurisdiction.clone(),
+            kind: input.kind,
+            effective_date: input.effective_date,
+            recorded_at: now_rfc3339(),
+            actor: actor.clone(),
+            before: (!creating).then(|| {
+                facts(
+                    student.status,
+                    &student.school,
+                    student.grade,
+                    student.class.as_deref(),
+                )
+            }),
+            after: facts(
+                after.status,
+                &after.school,
+                after.grade,
+                after.class.as_deref(),
+            ),
+            input: self.redact_input(input),
+            decision: decision.clone(),
+            request: request.map(str::to_owned),
+            prev_hash: if creating {
+                GENESIS_HASH.to_owned()
+            } else {
+                student.head.clone()
+            },
+            hash: String::new(),
+        }
+        .seal();
+        after.head.clone_from(&event.hash);
+        Ok((after, event))
+    }
+
+    // ---- approvals -----------------------------------------------------------------------
+
+    pub fn request(&self, id: &str) -> Result<ApprovalRequest> {
+        self.store
+            .request(id)?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "request",
+                id: id.into(),
+            })
+    }
+
+    fn check_step(request: &ApprovalRequest, step: ApprovalStep) -> Result<()> {
+        if request.status != RequestStatus::Pending {
+            return Err(StoreError::RequestNotPending(request.id.clone()).into());
+        }
+        if !request.steps.contains(&step) {
+            return Err(ServiceError::Conflict {
+                code: "step_not_required",
+                message: format!("此申请不需要「{}」", step.zh()),
+            });
+        }
+        if request
+            .approvals
+            .iter()
+            .any(|a| a.step == step && a.approved)
+        {
+            return Err(ServiceError::Conflict {
+                code: "step_already_approved",
+                message: format!("「{}」已审批", step.zh()),
+            });
+        }
+        if request.next_step() != Some(step) {
+            let next = request.next_step().map_or("", ApprovalStep::zh);
+            return Err(ServiceError::Conflict {
+                code: "step_out_of_order",
+                message: format!("请先完成「{next}」"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Approves one step. The last approval re-evaluates the policy in force and applies the
+    /// transition atomically with the request's closing.
+    pub fn approve(
+        &self,
+        request_id: &str,
+        step: ApprovalStep,
+        actor: &Actor,
+        comment: Option<String>,
+    ) -> Result<ApprovalOutcome> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = self.request(request_id)?;
+            Self::check_step(&request, step)?;
+            let mut next = request.clone();
+            next.approvals.push(ApprovalRecord {
+                step,
+                approved: true,
+                actor: actor.clone(),
+                comment: comment.clone(),
+                at: now_rfc3339(),
+            });
+            let expected_approvals = request.approvals.len();
+            if next.next_step().is_some() {
+                self.store.submit(Command::UpdateRequest {
+                    request: Box::new(next.clone()),
+                    expected_approvals,
+                })?;
+                return Ok(ApprovalOutcome {
+                    request: next,
+                    outcome: "pending",
+                    event: None,
+                    student: None,
+                });
+            }
+            let student = self.student(&request.student)?;
+            let (_, decision) = self.decide(&student, &request.input, false)?;
+            next.final_decision = Some(decision.clone());
+            if !decision.allowed {
+                next.status = RequestStatus::Denied;
+                self.store.submit(Command::UpdateRequest {
+                    request: Box::new(next.clone()),
+                    expected_approvals,
+                })?;
+                return Ok(ApprovalOutcome {
+                    request: next,
+                    outcome: "denied",
+                    event: None,
+                    student: None,
+                });
+            }
+            let missing: Vec<ApprovalStep> = decision
+                .approvals
+                .iter()
+                .copied()
+                .filter(|s| !next.steps.contains(s))
+                .collect();
+            if !missing.is_empty() {
+                // The policy in force now asks for more steps than when the request was filed.
+                next.steps.extend(missing);
+                next.steps.sort();
+                self.store.submit(Command::UpdateRequest {
+                    request: Box::new(next.clone()),
+                    expected_approvals,
+                })?;
+                return Ok(ApprovalOutcome {
+                    request: next,
+                    outcome: "pending",
+                    event: None,
+                    student: None,
+                });
+            }
+            next.status = RequestStatus::Applied;
+            let (after, event) = self.apply_decision(
+                &student,
+                &request.input,
+                &decision,
+                actor,
+                Some(&request.id),
+                false,
+            )?;
+            let closed = ApprovalRequest {
+                input: self.redact_input(&request.input),
+                ..next
+            };
+            let result = self.store.submit(Command::RecordEvent {
+                before: Box::new(student),
+                after: Box::new(after.clone()),
+                event: Box::new(event.clone()),
+                close_request: Some(Box::new(closed.clone())),
+            });
+            match result.map_err(ServiceError::from) {
+                Ok(_) => {
+                    return Ok(ApprovalOutcome {
+                        request: closed,
+                        outcome: "applied",
+                        event: Some(event),
+                        student: Some(after),
+                    });
+                }
+                Err(ServiceError::Conflict {
+                    code: "version_conflict",
+                    ..
+                }) if attempt < CONFLICT_RETRIES => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Rejects the request at a step; it ends `rejected` and nothing changes on the student.
+    pub fn reject(
+        &self,
+        request_id: &str,
+        step: ApprovalStep,
+        actor: &Actor,
+        comment: String,
+    ) -> Result<ApprovalOutcome> {
+        check_text(&comment, "comment", 500)?;
+        let request = self.request(request_id)?;
+        Self::check_step(&request, step)?;
+        let mut next = request.clone();
+        next.approvals.push(ApprovalRecord {
+            step,
+            approved: false,
+            actor: actor.clone(),
+            comment: Some(comment),
+            at: now_rfc3339(),
+        });
+        next.status = RequestStatus::Rejected;
+        next.input = self.redact_input(&request.input);
+        self.store.submit(Command::UpdateRequest {
+            request: Box::new(next.clone()),
+            expected_approvals: request.approvals.len(),
+        })?;
+        Ok(ApprovalOutcome {
+            request: next,
+            outcome: "rejected",
+            event: None,
+            student: None,
+        })
+    }
+
+    // ---- deadlines -----------------------------------------------------------------------
+
+    /// Evaluates the deadline rules of every student with a deadline on or before `as_of` and
+    /// applies what the policy decides without approval.
+    pub fn sweep(&self, as_of: Date, jurisdiction: Option<&str>) -> Result<SweepReport> {
+        let jurisdictions: Vec<String> = match jurisdiction {
+            Some(j) => vec![j.to_owned()],
+            None => self
+                .policies
+                .all_latest()
+                .iter()
+                .map(|p| p.manifest.id.clone())
+                .collect(),
+        };
+        let actor = Actor::system("deadline_sweep");
+        let mut report = SweepReport {
+            as_of,
+            evaluated: 0,
+            applied: Vec::new(),
+            failed: Vec::new(),
+        };
+        for jur in jurisdictions {
+            for (student_id, kind, _) in self.store.due_deadlines(&jur, as_of)? {
+                let Some(student) = self.store.student(&student_id)? else {
+                    continue;
+                };
+                let Some(deadline) = student.deadlines.iter().find(|d| d.kind == kind) else {
+                    continue;
+                };
+                let Some(on_expiry) = deadline.on_expiry else {
+                    continue;
+                };
+                if !on_expiry.allowed_from().contains(&student.status) {
+                    continue;
+                }
+                let input = TransitionInput::new(on_expiry, as_of);
+                report.evaluated += 1;
+                let decision = match self.decide(&student, &input, true) {
+                    Ok((_, d)) => d,
+                    Err(ServiceError::Policy(e)) => {
+                        report.failed.push(SweepFailure {
+                            student: student_id.clone(),
+                            code: e.code().into(),
+                            message: e.to_string(),
+                        });
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if !decision.allowed || !decision.approvals.is_empty() {
+                    continue;
+                }
+                let (after, event) =
+                    self.apply_decision(&student, &input, &decision, &actor, None, false)?;
+                match self.store.submit(Command::RecordEvent {
+                    before: Box::new(student),
+                    after: Box::new(after),
+                    event: Box::new(event.clone()),
+                    close_request: None,
+                }) {
+                    Ok(_) => report.applied.push(SweepApplied {
+                        student: student_id,
+                        event,
+                    }),
+                    // Someone changed the student meanwhile: the next sweep looks again.
+                    Err(StoreError::VersionConflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    // ---- history -------------------------------------------------------------------------
+
+    pub fn events(&self, student_id: &str) -> Result<Vec<Event>> {
+        self.student(student_id)?;
+        Ok(self.store.events(student_id)?)
+    }
+
+    /// Re-hashes one student's chain against the head recorded in the student record.
+    pub fn verify_student(&self, student_id: &str) -> Result<ChainReport> {
+        let student = self.student(student_id)?;
+        let events = self.store.events(student_id)?;
+        Ok(verify_chain(&events, Some(&student.head)))
+    }
+
+    /// Re-hashes every chain in the store.
+    pub fn verify_all(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            ok: true,
+            students: 0,
+            events: 0,
+            failures: Vec::new(),
+        };
+        for id in self.store.all_student_ids()? {
+            let r = self.verify_student(&id)?;
+            report.students += 1;
+            report.events += r.events;
+            if !r.ok {
+                report.ok = false;
+                report.failures.push((id, r));
+            }
+        }
+        Ok(report)
+    }
+
+    // ---- tokens --------------------------------------------------------------------------
+
+    /// Creates a token and returns it with its record; only its hash is stored.
+    pub fn create_token(&self, mut record: TokenRecord) -> Result<(String, TokenRecord)> {
+        let token = generate_token();
+        record.id = random_id("tok");
+        record.created_at = now_rfc3339();
+        self.store.submit(Command::PutToken {
+            hash: token_hash(&token),
+            record: Box::new(record.clone()),
+        })?;
+        Ok((token, record))
+    }
+
+    /// Stores a token the operator chose (e.g. `XUEJI_ADMIN_TOKEN`), idempotently.
+    pub fn ensure_token(&self, token: &str, role: Role, label: &str) -> Result<TokenRecord> {
+        let hash = token_hash(token);
+        if let Some(existing) = self.store.token(&hash)? {
+            return Ok(existing);
+        }
+        let record = TokenRecord {
+            id: format!("tok_{}", &hash[..16]),
+            role,
+            jurisdiction: None,
+            area: None,
+            school: None,
+            class: None,
+            student: None,
+            label: Some(label.into()),
+            created_at: now_rfc3339(),
+            created_by: None,
+            revoked: false,
+        };
+        self.store.submit(Command::PutToken {
+            hash,
+            record: Box::new(record.clone()),
+        })?;
+        Ok(record)
+    }
+
+    pub fn revoke_token(&self, id: &str) -> Result<TokenRecord> {
+        let mut record = self
+            .store
+            .token_by_id(id)?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "token",
+                id: id.into(),
+            })?;
+        let hash = self
+            .store
+            .token_hash_of(id)?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "token",
+                id: id.into(),
+            })?;
+        record.revoked = true;
+        self.store.submit(Command::PutToken {
+            hash,
+            record: Box::new(record.clone()),
+        })?;
+        Ok(record)
+    }
+
+    /// The token record of a bearer token, unless unknown or revoked.
+    pub fn authenticate(&self, token: &str) -> Result<Option<TokenRecord>> {
+        Ok(self.store.token(&token_hash(token))?.filter(|r| !r.revoked))
+    }
+}
+
+fn provisional_student(new: &NewStudent, school: &School, id: String) -> Student {
+    Student {
+        id,
+        national_id: new.national_id.clone(),
+        id_card: new.id_card.clone(),
+        name: new.name.clone(),
+        gender: new.gender,
+        birth_date: new.birth_date,
+        school: school.id.clone(),
+        jurisdiction: school.jurisdiction.clone(),
+        level: school.level,
+        grade: new.grade,
+        class: new.class.clone(),
+        status: Status::Admitted,
+        version: 0,
+        entry_date: new.entry_date,
+        deadlines: Vec::new(),
+        guardians: new.guardians.clone(),
+        terms: Vec::new(),
+        flags: Vec::new(),
+        extra: new.extra.clone(),
+        head: GENESIS_HASH.to_owned(),
+    }
+}
+
+/// Applies validated information changes (key or non-key) to a student.
+fn apply_fields(s: &mut Student, fields: &serde_json::Map<String, Value>) {
+    for (k, v) in fields {
+        match (k.as_str(), v) {
+            ("name", Value::String(n)) => s.name = n.trim().to_owned(),
+            ("gender", Value::String(g)) => {
+                s.gender = if g == "male" {
+                    Gender::Male
+                } else {
+                    Gender::Female
+                }
+            }
+            ("birth_date", Value::String(d)) => {
+                if let Ok(d) = Date::parse(d) {
+                    s.birth_date = d;
+                }
+            }
+            ("id_card", Value::String(raw)) => {
+                if let Ok(id) = CitizenId::parse(raw) {
+                    // The national number is kept as issued; a mismatch is flagged for review.
+                    let body = &s.national_id.as_str()[1..];
+                    let flag = "national_id_differs_from_id_card".to_owned();
+                    if body != id.as_str() && !s.flags.contains(&flag) {
+                        s.flags.push(flag);
+                    }
+                    s.id_card = Some(id);
+                }
+            }
+            ("class", Value::String(c)) => s.class = Some(c.clone()),
+            ("guardians", g) => {
+                if let Ok(g) = serde_json::from_value(g.clone()) {
+                    s.guardians = g;
+                }
+            }
+            ("extra", Value::Object(m)) => s.extra = m.clone(),
+            _ => {}
+        }
+    }
+}

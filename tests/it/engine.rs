@@ -1,0 +1,480 @@
+use serde_json::json;
+use xueji::domain::{
+    ApprovalStep, DocumentKind, RequestStatus, Status, TransitionInput, TransitionKind,
+};
+use xueji::service::{Outcome, ServiceError};
+
+use crate::helpers::*;
+
+fn suspend_input(with_proof: bool) -> TransitionInput {
+    let mut input = TransitionInput::new(TransitionKind::Suspend, d("2025-03-02"));
+    input.params.insert("until".into(), json!("2026-03-01"));
+    if with_proof {
+        input.documents.push(
+            serde_json::from_value(json!({"kind": "hospital_diagnosis", "issuer_level": "county"}))
+                .expect("doc"),
+        );
+    }
+    input
+}
+
+#[test]
+fn admission_creates_a_student_with_one_verified_event() {
+    let t = engine();
+    let s = admit(&t.xueji, "张三", 1);
+    assert_eq!(s.status, Status::Admitted);
+    assert_eq!(s.version, 1);
+    assert_eq!(s.deadlines.len(), 1, "report_by deadline from the form");
+    let events = t.xueji.events(&s.id).expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].before, None);
+    assert_eq!(events[0].hash, s.head);
+    assert!(t.xueji.verify_student(&s.id).expect("verify").ok);
+}
+
+#[test]
+fn transition_applied_pending_and_denied() {
+    let t = engine();
+    let s = enrolled(&t.xueji, "李四", 2);
+    assert_eq!(s.status, Status::Enrolled);
+    assert!(
+        s.deadlines.is_empty(),
+        "status change clears the report deadline"
+    );
+
+    // Denied: the policy requires a hospital diagnosis; nothing is stored.
+    let out = t
+        .xueji
+        .transition(&s.id, suspend_input(false), &registrar(), false)
+        .expect("evaluates");
+    let Outcome::Denied { decision } = out else {
+        panic!("expected denial, got {out:?}")
+    };
+    assert_eq!(decision.missing_documents, vec!["hospital_diagnosis"]);
+    assert_eq!(t.xueji.student(&s.id).expect("student").version, s.version);
+
+    // Pending: two approval steps.
+    let out = t
+        .xueji
+        .transition(&s.id, suspend_input(true), &registrar(), false)
+        .expect("evaluates");
+    let Outcome::Pending { request, decision } = out else {
+        panic!("expected pending, got {out:?}")
+    };
+    assert_eq!(
+        decision.approvals,
+        vec![ApprovalStep::School, ApprovalStep::District]
+    );
+    assert_eq!(request.status, RequestStatus::Pending);
+
+    // A second request of the same kind is refused while one is open.
+    let err = t
+        .xueji
+        .transition(&s.id, suspend_input(true), &registrar(), false)
+        .expect_err("one open request");
+    assert!(
+        matches!(
+            err,
+            ServiceError::Conflict {
+                code: "open_request_exists",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // Steps in order: district before school is refused.
+    let officer = xueji::domain::Actor {
+        id: "tok_officer".into(),
+        role: "district_officer".into(),
+    };
+    let err = t
+        .xueji
+        .approve(&request.id, ApprovalStep::District, &officer, None)
+        .expect_err("out of order");
+    assert!(
+        matches!(
+            err,
+            ServiceError::Conflict {
+                code: "step_out_of_order",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let first = t
+        .xueji
+        .approve(
+            &request.id,
+            ApprovalStep::School,
+            &registrar(),
+            Some("同意".into()),
+        )
+        .expect("school approves");
+    assert_eq!(first.outcome, "pending");
+    assert_eq!(
+        t.xueji.student(&s.id).expect("student").status,
+        Status::Enrolled
+    );
+    let last = t
+        .xueji
+        .approve(&request.id, ApprovalStep::District, &officer, None)
+        .expect("district approves");
+    assert_eq!(last.outcome, "applied");
+    assert_eq!(last.request.status, RequestStatus::Applied);
+    let after = t.xueji.student(&s.id).expect("student");
+    assert_eq!(after.status, Status::Suspended);
+    assert_eq!(after.deadlines[0].kind, "resume_by");
+    assert_eq!(after.deadlines[0].date, d("2026-03-01"));
+    let events = t.xueji.events(&s.id).expect("events");
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[2].request.as_deref(), Some(request.id.as_str()));
+    assert_eq!(
+        events[2].decision.rules[0].citation,
+        "测试区学籍管理办法 第一条"
+    );
+
+    // The request is closed: approving again is a conflict.
+    let err = t
+        .xueji
+        .approve(&request.id, ApprovalStep::District, &officer, None)
+        .expect_err("closed");
+    assert!(
+        matches!(
+            err,
+            ServiceError::Conflict {
+                code: "request_not_pending",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(t.xueji.verify_all().expect("verify").ok);
+}
+
+#[test]
+fn rejection_ends_the_request_and_changes_nothing() {
+    let t = engine();
+    let s = enrolled(&t.xueji, "王五", 3);
+    let Outcome::Pending { request, .. } = t
+        .xueji
+        .transition(&s.id, suspend_input(true), &registrar(), false)
+        .expect("pending")
+    else {
+        panic!("expected pending")
+    };
+    let out = t
+        .xueji
+        .reject(
+            &request.id,
+            ApprovalStep::School,
+            &registrar(),
+            "材料不全".into(),
+        )
+        .expect("reject");
+    assert_eq!(out.request.status, RequestStatus::Rejected);
+    assert_eq!(
+        t.xueji.student(&s.id).expect("student").status,
+        Status::Enrolled
+    );
+    // A new request may be filed once the old one is closed.
+    assert!(matches!(
+        t.xueji
+            .transition(&s.id, suspend_input(true), &registrar(), false),
+        Ok(Outcome::Pending { .. })
+    ));
+}
+
+#[test]
+fn dry_run_stores_nothing() {
+    let t = engine();
+    let s = enrolled(&t.xueji, "赵六", 4);
+    let mut input = TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
+    input.params.insert("class".into(), json!("5"));
+    let out = t
+        .xueji
+        .transition(&s.id, input.clone(), &registrar(), true)
+        .expect("dry run");
+    assert!(matches!(out, Outcome::DryRun { ref decision } if decision.allowed));
+    assert_eq!(
+        t.xueji.student(&s.id).expect("student").class.as_deref(),
+        Some("4")
+    );
+    let out = t
+        .xueji
+        .transition(&s.id, input, &registrar(), false)
+        .expect("applies");
+    let Outcome::Applied { student, .. } = out else {
+        panic!("expected applied")
+    };
+    assert_eq!(student.class.as_deref(), Some("5"));
+}
+
+#[test]
+fn state_machine_and_params_are_checked_before_the_policy() {
+    let t = engine();
+    let s = admit(&t.xueji, "孙七", 5);
+    let err = t
+        .xueji
+        .transition(
+            &s.id,
+            TransitionInput::new(TransitionKind::Resume, d("2025-01-01")),
+            &registrar(),
+            false,
+        )
+        .expect_err("not suspended");
+    assert!(matches!(
+        err,
+        ServiceError::InvalidTransition {
+            kind: TransitionKind::Resume,
+            status: Status::Admitted
+        }
+    ));
+    let mut input = TransitionInput::new(TransitionKind::Suspend, d("2025-01-01"));
+    input.params.insert("suspended_monts".into(), json!(3));
+    let ServiceError::Invalid(e) = t
+        .xueji
+        .transition(&s.id, input, &registrar(), false)
+        .expect_err("unknown param")
+    else {
+        panic!()
+    };
+    assert_eq!(e.errors[0].code, "unknown_param");
+    assert_eq!(e.errors[0].field, "params.suspended_monts");
+}
+
+#[test]
+fn expected_version_mismatch_is_a_conflict() {
+    let t = engine();
+    let s = enrolled(&t.xueji, "周八", 6);
+    let mut input = TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
+    input.params.insert("class".into(), json!("5"));
+    input.expected_version = Some(s.version - 1);
+    let err = t
+        .xueji
+        .transition(&s.id, input.clone(), &registrar(), false)
+        .expect_err("stale");
+    assert!(matches!(
+        err,
+        ServiceError::Conflict {
+            code: "version_conflict",
+            ..
+        }
+    ));
+    input.expected_version = Some(s.version);
+    assert!(matches!(
+        t.xueji.transition(&s.id, input, &registrar(), false),
+        Ok(Outcome::Applied { .. })
+    ));
+}
+
+#[test]
+fn duplicate_identities_are_refused_never_created() {
+    let t = engine();
+    let id = id_card("2016-05-01", 7);
+    admit(&t.xueji, "吴九", 7);
+    let err = t
+        .xueji
+        .admit(form("吴九", &id), &registrar(), false)
+        .expect_err("same ID");
+    assert!(
+        matches!(err, ServiceError::Duplicate { ref field, .. } if field == "national_id" || field == "id_card"),
+        "{err:?}"
+    );
+
+    // Same national number given explicitly with another ID.
+    let mut f = form("郑十", &id_card("2016-05-02", 8));
+    f.national_id = Some(format!("G{id}"));
+    let err = t
+        .xueji
+        .admit(f, &registrar(), false)
+        .expect_err("same national number");
+    assert!(
+        matches!(err, ServiceError::Duplicate { ref field, .. } if field == "national_id"),
+        "{err:?}"
+    );
+
+    // Without an ID: same name, gender and birth date is the same person.
+    let mut f = form("钱一", &id_card("2016-06-01", 9));
+    f.id_card = None;
+    f.national_id = Some("L11010520160601AB12".into());
+    t.xueji
+        .admit(f.clone(), &registrar(), false)
+        .expect("first");
+    f.national_id = Some("L11010520160601CD34".into());
+    let err = t
+        .xueji
+        .admit(f, &registrar(), false)
+        .expect_err("same person");
+    assert!(
+        matches!(err, ServiceError::Duplicate { ref field, .. } if field == "name_gender_birth_date"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn invalid_forms_report_every_field_with_a_code() {
+    let t = engine();
+    let mut f = form("", "11010519491231002X");
+    f.gender = "male".into();
+    f.birth_date = "2016-02-30".into();
+    f.grade = 9;
+    let ServiceError::Invalid(e) = t.xueji.admit(f, &registrar(), false).expect_err("invalid")
+    else {
+        panic!()
+    };
+    let codes: Vec<(&str, &str)> = e
+        .errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.code.as_str()))
+        .collect();
+    assert!(codes.contains(&("name", "required")), "{codes:?}");
+    assert!(codes.contains(&("birth_date", "invalid_date")), "{codes:?}");
+    assert!(
+        codes.contains(&("gender", "id_card_gender_mismatch")),
+        "{codes:?}"
+    );
+    assert!(codes.contains(&("grade", "invalid_value")), "{codes:?}");
+    let mut f = form("某", "11010519491231002X");
+    f.id_card = Some("110105194912310021".into());
+    let ServiceError::Invalid(e) = t
+        .xueji
+        .admit(f, &registrar(), false)
+        .expect_err("bad check")
+    else {
+        panic!()
+    };
+    assert_eq!(e.errors[0].code, "id_card_check_character");
+}
+
+#[test]
+fn sweep_applies_what_the_deadline_rule_decides_on_its_date() {
+    let t = engine();
+    let s = admit(&t.xueji, "冯二", 10); // report_by 2024-09-05
+    let early = t.xueji.sweep(d("2024-09-10"), None).expect("sweep");
+    assert_eq!(early.evaluated, 1);
+    assert!(early.applied.is_empty(), "within two weeks of the deadline");
+    let late = t
+        .xueji
+        .sweep(d("2024-09-20"), Some("test-district"))
+        .expect("sweep");
+    assert_eq!(late.applied.len(), 1);
+    let after = t.xueji.student(&s.id).expect("student");
+    assert_eq!(after.status, Status::AdmissionForfeited);
+    assert_eq!(late.applied[0].event.actor.role, "system");
+    // Terminal now, and its deadline is gone: the next sweep has nothing to do.
+    let again = t.xueji.sweep(d("2024-10-01"), None).expect("sweep");
+    assert_eq!(again.evaluated, 0);
+}
+
+#[test]
+fn key_information_changes_are_recorded_without_raw_personal_data() {
+    let t = engine();
+    let s = enrolled(&t.xueji, "陈三", 11);
+    let new_id = id_card("2016-05-01", 111);
+    let mut input = TransitionInput::new(TransitionKind::ChangeKeyInfo, d("2025-03-02"));
+    input
+        .params
+        .insert("fields".into(), json!({"id_card": new_id, "name": "陈叁"}));
+    input
+        .documents
+        .push(serde_json::from_value(json!({"kind": "household_register"})).expect("doc"));
+    let Outcome::Applied { student, event, .. } = t
+        .xueji
+        .transition(&s.id, input, &registrar(), false)
+        .expect("applies")
+    else {
+        panic!()
+    };
+    assert_eq!(student.name, "陈叁");
+    assert_eq!(
+        student.id_card.as_ref().map(|c| c.as_str()),
+        Some(new_id.as_str())
+    );
+    assert!(
+        student
+            .flags
+            .contains(&"national_id_differs_from_id_card".to_owned())
+    );
+    assert_eq!(
+        student.national_id, s.national_id,
+        "the national number is kept as issued"
+    );
+    let recorded = serde_json::to_string(&event).expect("json");
+    assert!(
+        !recorded.contains(&new_id) && !recorded.contains("陈叁"),
+        "raw values in history: {recorded}"
+    );
+    // The new ID number is now indexed: another student cannot take it.
+    let err = t
+        .xueji
+        .admit(form("他人", &new_id), &registrar(), false)
+        .expect_err("taken");
+    assert!(matches!(err, ServiceError::Duplicate { .. }));
+    let _ = DocumentKind::HouseholdRegister;
+}
+
+#[test]
+fn the_store_survives_a_reopen() {
+    let t = engine();
+    let s = enrolled(&t.xueji, "褚四", 12);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    let store = xueji::store::Store::open(&path).expect("reopens");
+    let events = store.events(&s.id).expect("events");
+    assert_eq!(events.len(), 2);
+    let again = store.student(&s.id).expect("read").expect("present");
+    assert_eq!(again.head, events[1].hash);
+}
+
+#[test]
+fn concurrent_writers_to_one_student_serialize_without_loss() {
+    let t = engine();
+    let s = enrolled(&t.xueji, "卫五", 13);
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let x = &t.xueji;
+            let id = s.id.clone();
+            scope.spawn(move || {
+                let mut input = TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
+                input.params.insert("class".into(), json!(format!("{i}")));
+                // Without expected_version the engine retries a few times; with 8 racing writers a
+                // conflict may still surface, and then nothing of that call is stored.
+                match x.transition(&id, input, &registrar(), false) {
+                    Ok(Outcome::Applied { .. })
+                    | Err(ServiceError::Conflict {
+                        code: "version_conflict",
+                        ..
+                    }) => {}
+                    other => panic!("unexpected: {other:?}"),
+                }
+            });
+        }
+    });
+    let after = t.xueji.student(&s.id).expect("student");
+    let events = t.xueji.events(&s.id).expect("events");
+    assert_eq!(
+        after.version as usize,
+        events.len(),
+        "one event per version, no gaps"
+    );
+    assert!(t.xueji.verify_student(&s.id).expect("verify").ok);
+}
+
+#[test]
+fn many_students_concurrently_share_commits() {
+    let t = engine();
+    std::thread::scope(|scope| {
+        for w in 0..16u32 {
+            let x = &t.xueji;
+            scope.spawn(move || {
+                for i in 0..5u32 {
+                    admit(x, &format!("学生{w}-{i}"), 100 + w * 10 + i);
+                }
+            });
+        }
+    });
+    let report = t.xueji.verify_all().expect("verify");
+    assert_eq!(report.students, 80);
+    assert!(report.ok);
+}

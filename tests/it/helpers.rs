@@ -1,0 +1,161 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tempfile::TempDir;
+use xueji::domain::student::NewStudentForm;
+use xueji::domain::{Actor, Date, Guardian, Level, School, Student};
+use xueji::policy::{PackageSet, PackageSource, PolicyRegistry, builtin_packages};
+use xueji::service::{Outcome, Xueji};
+use xueji::store::Store;
+
+/// A test district package: small, so engine tests do not depend on the seed packages' details.
+pub const TEST_MANIFEST: &str = r#"
+id = "test-district"
+name = "测试区学籍管理办法"
+extends = "national-k12"
+version = "1"
+effective_from = "2020-01-01"
+rule_prefix = "test"
+[documents.t]
+title = "测试区学籍管理办法"
+"#;
+
+pub const TEST_RULES: &str = r#"
+// 第一条 休学须医院证明,学校和区教育局审批
+rule(#{ id: "test.suspend.proof", on: ["suspend"], cites: "t 第一条", check: |c| {
+    [require(["hospital_diagnosis"], "休学须提供医院诊断证明"),
+     approve(["school", "district"], "休学须学校和区教育局审批"),
+     deadline("resume_by", c.param("until"), "休学期满应复学")]
+}});
+// 第二条 调班由学校直接办理
+rule(#{ id: "test.change_class.direct", on: ["change_class"], cites: "t 第二条", check: |c| {
+    if c.param("class") == () { return deny("调班须填写新班级"); }
+    allow("调班由学校办理")
+}});
+// 第三条 报到截止两周后未报到,视为放弃入学资格
+rule(#{ id: "test.report.grace", on: ["forfeit_admission"], cites: "t 第三条", check: |c| {
+    let due = c.student.deadlines.filter(|d| d.kind == "report_by");
+    if due.len() == 0 { return deny("没有报到期限"); }
+    if c.date <= add_weeks(due[0].date, 2) { return deny("报到截止后两周内不作放弃处理"); }
+    allow("报到截止两周后仍未报到")
+}});
+"#;
+
+pub fn test_packages() -> PackageSet {
+    let mut set = builtin_packages();
+    set.packages.retain(|id, _| id == "national-k12");
+    let files: BTreeMap<String, String> = [
+        ("policy.toml".to_owned(), TEST_MANIFEST.to_owned()),
+        ("rules.rhai".to_owned(), TEST_RULES.to_owned()),
+    ]
+    .into();
+    set.packages
+        .insert("test-district".into(), PackageSource { files });
+    set
+}
+
+pub struct TestEngine {
+    pub xueji: Xueji,
+    pub dir: TempDir,
+}
+
+pub fn engine_with(set: &PackageSet) -> TestEngine {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("xueji.redb")).expect("store opens");
+    let registry =
+        PolicyRegistry::from_packages(set).unwrap_or_else(|e| panic!("packages compile: {e:?}"));
+    TestEngine {
+        xueji: Xueji::new(store, Arc::new(registry)),
+        dir,
+    }
+}
+
+pub fn engine() -> TestEngine {
+    let t = engine_with(&test_packages());
+    t.xueji
+        .create_school(school("s1", Some("东区")))
+        .expect("school");
+    t.xueji
+        .create_school(school("s2", Some("东区")))
+        .expect("school");
+    t
+}
+
+pub fn school(id: &str, area: Option<&str>) -> School {
+    School {
+        id: id.into(),
+        name: format!("测试学校{id}"),
+        jurisdiction: "test-district".into(),
+        area: area.map(str::to_owned),
+        level: Level::Primary,
+        kind: None,
+        calendar: Vec::new(),
+    }
+}
+
+pub fn registrar() -> Actor {
+    Actor {
+        id: "tok_registrar".into(),
+        role: "registrar".into(),
+    }
+}
+
+pub fn d(s: &str) -> Date {
+    Date::parse(s).expect("test date")
+}
+
+/// A valid ID number for a birth date and sequence (check character computed).
+pub fn id_card(birth: &str, seq: u32) -> String {
+    let first17 = format!("110105{}{:03}", birth.replace('-', ""), seq % 1000);
+    let c = xueji::domain::identity::check_character(first17.as_bytes());
+    format!("{first17}{c}")
+}
+
+pub fn form(name: &str, id: &str) -> NewStudentForm {
+    let birth = format!("{}-{}-{}", &id[6..10], &id[10..12], &id[12..14]);
+    let male = (id.as_bytes()[16] - b'0') % 2 == 1;
+    NewStudentForm {
+        school: "s1".into(),
+        name: name.into(),
+        gender: if male { "male" } else { "female" }.into(),
+        birth_date: birth,
+        id_card: Some(id.into()),
+        national_id: None,
+        grade: 3,
+        class: Some("4".into()),
+        entry_date: "2024-09-01".into(),
+        report_deadline: Some("2024-09-05".into()),
+        guardians: vec![Guardian {
+            name: "家长".into(),
+            relation: "母亲".into(),
+            phone: "13800000000".into(),
+        }],
+        extra: None,
+    }
+}
+
+/// Admits a student and returns it (status `admitted`).
+pub fn admit(x: &Xueji, name: &str, seq: u32) -> Student {
+    match x
+        .admit(form(name, &id_card("2016-05-01", seq)), &registrar(), false)
+        .expect("admit")
+    {
+        Outcome::Applied { student, .. } => *student,
+        other => panic!("admit not applied: {other:?}"),
+    }
+}
+
+/// Admits and registers a student (status `enrolled`).
+pub fn enrolled(x: &Xueji, name: &str, seq: u32) -> Student {
+    let s = admit(x, name, seq);
+    let input = xueji::domain::TransitionInput::new(
+        xueji::domain::TransitionKind::Register,
+        d("2024-09-02"),
+    );
+    match x
+        .transition(&s.id, input, &registrar(), false)
+        .expect("register")
+    {
+        Outcome::Applied { student, .. } => *student,
+        other => panic!("register not applied: {other:?}"),
+    }
+}

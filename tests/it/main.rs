@@ -1,0 +1,9 @@
+//! Integration tests: one binary, real redb files in temp dirs, real HTTP servers on 127.0.0.1.
+
+mod helpers;
+
+mod architecture;
+mod chain;
+mod engine;
+mod faults;
+mod sandbox;
