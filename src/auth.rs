@@ -61,3 +61,133 @@ pub fn generate_token() -> String {
     rand::rngs::OsRng.fill_bytes(&mut b);
     format!("xj_{}", hex::encode(b))
 }
+
+/// What a caller may reach. Every route asks these functions, and nothing else decides scope.
+pub mod scope {
+    use super::{Role, TokenRecord};
+    use crate::domain::{ApprovalStep, School, Student};
+
+    /// A school is in scope for admins, the officers over it, and its own staff.
+    pub fn school(t: &TokenRecord, s: &School) -> bool {
+        match t.role {
+            Role::Admin => true,
+            Role::DistrictOfficer => {
+                t.jurisdiction.as_deref() == Some(s.jurisdiction.as_str())
+                    && (t.area.is_none() || t.area == s.area)
+            }
+            Role::SchoolLeader | Role::Registrar | Role::HeadTeacher => {
+                t.school.as_deref() == Some(s.id.as_str())
+            }
+            Role::Guardian => false,
+        }
+    }
+
+    /// A student is in scope for whoever has the school, except that a head teacher has only
+    /// their class and a guardian only their child.
+    pub fn student(t: &TokenRecord, st: &Student, s: &School) -> bool {
+        match t.role {
+            Role::HeadTeacher => school(t, s) && t.class.is_some() && t.class == st.class,
+            Role::Guardian => t.student.as_deref() == Some(st.id.as_str()),
+            _ => school(t, s),
+        }
+    }
+
+    /// A request is visible to whoever may approve any of its steps or has its school.
+    pub fn request(t: &TokenRecord, s: &School, receiving: Option<&School>) -> bool {
+        match t.role {
+            Role::Guardian | Role::HeadTeacher => false,
+            _ => school(t, s) || receiving.is_some_and(|rs| school(t, rs)),
+        }
+    }
+
+    /// Who approves a step: `school` the student's school leader, `receiving_school` the
+    /// leader of the school a transfer goes to, `district` an officer whose area is the school's
+    /// (a jurisdiction-wide officer for a school without area), `city` a jurisdiction-wide
+    /// officer. Admins may act for any step.
+    pub fn approve(
+        t: &TokenRecord,
+        step: ApprovalStep,
+        s: &School,
+        receiving: Option<&School>,
+    ) -> bool {
+        match (t.role, step) {
+            (Role::Admin, _) => true,
+            (Role::SchoolLeader, ApprovalStep::School) => {
+                t.school.as_deref() == Some(s.id.as_str())
+            }
+            (Role::SchoolLeader, ApprovalStep::ReceivingSchool) => {
+                receiving.is_some_and(|r| t.school.as_deref() == Some(r.id.as_str()))
+            }
+            (Role::DistrictOfficer, ApprovalStep::District) => {
+                t.jurisdiction.as_deref() == Some(s.jurisdiction.as_str()) && t.area == s.area
+            }
+            (Role::DistrictOfficer, ApprovalStep::City) => {
+                t.jurisdiction.as_deref() == Some(s.jurisdiction.as_str()) && t.area.is_none()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `creator` may issue `wanted`: admins anything; an officer only tokens inside
+    /// its own scope (never admin, never wider).
+    pub fn issue_token(
+        creator: &TokenRecord,
+        wanted: &TokenRecord,
+        school_of: impl Fn(&str) -> Option<School>,
+    ) -> bool {
+        match creator.role {
+            Role::Admin => true,
+            Role::DistrictOfficer => {
+                if wanted.role == Role::Admin || wanted.jurisdiction != creator.jurisdiction {
+                    return false;
+                }
+                if wanted.role == Role::DistrictOfficer {
+                    return creator.area.is_none() || wanted.area == creator.area;
+                }
+                match wanted.school.as_deref().and_then(&school_of) {
+                    Some(s) => school(creator, &s),
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Which personal fields each role sees. Written down once; `http::view` applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visibility {
+    /// ID number and national number in full (otherwise masked like `5222************23`).
+    pub identity_numbers: bool,
+    /// Guardians' names and phone numbers.
+    pub guardians: bool,
+    /// `extra`: health, family and other free fields.
+    pub extra: bool,
+}
+
+impl Role {
+    pub fn visibility(self) -> Visibility {
+        match self {
+            Role::Admin | Role::SchoolLeader | Role::Registrar => Visibility {
+                identity_numbers: true,
+                guardians: true,
+                extra: true,
+            },
+            Role::DistrictOfficer => Visibility {
+                identity_numbers: true,
+                guardians: false,
+                extra: false,
+            },
+            Role::HeadTeacher => Visibility {
+                identity_numbers: false,
+                guardians: true,
+                extra: false,
+            },
+            Role::Guardian => Visibility {
+                identity_numbers: false,
+                guardians: true,
+                extra: true,
+            },
+        }
+    }
+}

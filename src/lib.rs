@@ -5,7 +5,9 @@
 //! serves school portals. See `ARCHITECTURE.md` for the map.
 
 pub mod auth;
+pub mod cli;
 pub mod domain;
+pub mod http;
 pub mod policy;
 pub mod service;
 pub mod store;

@@ -1,1 +1,227 @@
-fn main() {}
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use xueji::auth::Role;
+use xueji::cli;
+use xueji::http::{AppState, Metrics};
+
+/// xueji: the student-status (学籍) rules service.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Data folder (created if missing); the redb file lives inside.
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Load policy packages from this folder instead of the built-in ones.
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// Allowed CORS origins for browser portals (repeatable), e.g. https://portal.example.
+        #[arg(long = "cors-origin")]
+        cors_origins: Vec<String>,
+    },
+    /// Policy authoring: check, test.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Re-hash every history chain.
+    Verify {
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
+    /// Bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Compile a package folder (or a folder of packages) and report every error with its position.
+    Check { dir: PathBuf },
+    /// Compile and run the packages' own test cases, and check each rule is tested both ways.
+    Test { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token (the server must be stopped: the data file is opened exclusively).
+    Create {
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        #[arg(long)]
+        area: Option<String>,
+        #[arg(long)]
+        school: Option<String>,
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long)]
+        student: Option<String>,
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> Result<()> {
+    let args = Cli::parse();
+    match args.command {
+        Command::Serve {
+            data,
+            addr,
+            policies,
+            cors_origins,
+        } => {
+            init_tracing();
+            serve(data, addr, policies, cors_origins)
+        }
+        Command::Policy {
+            command: PolicyCommand::Check { dir },
+        } => cli::policy_check(&dir),
+        Command::Policy {
+            command: PolicyCommand::Test { dir },
+        } => cli::policy_test(&dir),
+        Command::Verify { data, policies } => {
+            if cli::verify(&data, policies.as_deref())? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    data,
+                    role,
+                    jurisdiction,
+                    area,
+                    school,
+                    class,
+                    student,
+                    label,
+                },
+        } => {
+            let (token, record) = cli::token_create(
+                &data,
+                role,
+                jurisdiction,
+                area,
+                school,
+                class,
+                student,
+                label,
+            )?;
+            println!("{}", serde_json::to_string_pretty(&record)?);
+            println!("token (shown once): {token}");
+            Ok(())
+        }
+    }
+}
+
+fn serve(
+    data: PathBuf,
+    addr: SocketAddr,
+    policies: Option<PathBuf>,
+    cors_origins: Vec<String>,
+) -> Result<()> {
+    let xueji = Arc::new(cli::open(&data, policies.as_deref())?);
+    if let Some(path) = cli::bootstrap_admin(&xueji, &data)? {
+        tracing::info!(path = %path.display(), "first start: admin token written");
+    }
+    let cors = (!cors_origins.is_empty()).then(|| {
+        let origins: Vec<_> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods(tower_http::cors::Any)
+            .allow_headers(tower_http::cors::Any)
+    });
+    let app = xueji::http::router(
+        AppState {
+            xueji: xueji.clone(),
+            metrics: Arc::new(Metrics::default()),
+        },
+        cors,
+    );
+    let runtime = tokio::runtime::Runtime::new()?;
+    let for_sweeps = xueji.clone();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(%addr, data = %data.display(), "xueji serving");
+        let sweeper = tokio::spawn(daily_sweep(for_sweeps));
+        xueji::http::serve(listener, app, shutdown_signal()).await?;
+        sweeper.abort();
+        tracing::info!("stopped accepting; in-flight requests finished");
+        anyhow::Ok(())
+    })?;
+    drop(runtime);
+    // The last reference: closing the store drains the writer, so every acknowledged write is on disk.
+    match Arc::try_unwrap(xueji) {
+        Ok(x) => drop(x),
+        Err(_) => tracing::warn!("store still referenced at exit"),
+    }
+    Ok(())
+}
+
+/// Runs the deadline sweep for today once a day (and once at start).
+async fn daily_sweep(x: Arc<xueji::service::Xueji>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+    loop {
+        interval.tick().await;
+        let x = x.clone();
+        match tokio::task::spawn_blocking(move || x.sweep(xueji::domain::Date::today(), None)).await
+        {
+            Ok(Ok(r)) => tracing::info!(
+                evaluated = r.evaluated,
+                applied = r.applied.len(),
+                failed = r.failed.len(),
+                "daily deadline sweep"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e, "daily deadline sweep failed"),
+            Err(e) => tracing::error!(error = %e, "daily deadline sweep panicked"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received");
+}

@@ -159,3 +159,89 @@ pub fn enrolled(x: &Xueji, name: &str, seq: u32) -> Student {
         other => panic!("register not applied: {other:?}"),
     }
 }
+
+/// A real server on 127.0.0.1 with a random port and a temp data folder.
+pub struct TestServer {
+    pub base: String,
+    pub admin: String,
+    pub client: reqwest::Client,
+    pub xueji: Arc<Xueji>,
+    _dir: TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn spawn_server() -> TestServer {
+    let t = engine_with(&test_packages());
+    let xueji = Arc::new(t.xueji);
+    let (token, _) = xueji
+        .create_token(xueji::auth::TokenRecord {
+            id: String::new(),
+            role: xueji::auth::Role::Admin,
+            jurisdiction: None,
+            area: None,
+            school: None,
+            class: None,
+            student: None,
+            label: None,
+            created_at: String::new(),
+            created_by: None,
+            revoked: false,
+        })
+        .expect("admin token");
+    let state = xueji::http::AppState {
+        xueji: xueji.clone(),
+        metrics: Arc::new(xueji::http::Metrics::default()),
+    };
+    let app = xueji::http::router(state, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(xueji::http::serve(listener, app, async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        base,
+        admin: token,
+        client: reqwest::Client::new(),
+        xueji,
+        _dir: t.dir,
+        _shutdown: tx,
+    }
+}
+
+impl TestServer {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(m, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Creates a token through the API as admin and returns the secret.
+    pub async fn token(&self, body: serde_json::Value) -> String {
+        let (status, v) = self
+            .call("POST", "/v1/tokens", Some(&self.admin), Some(body))
+            .await;
+        assert_eq!(status, 201, "{v}");
+        v["token"].as_str().expect("token").to_owned()
+    }
+}

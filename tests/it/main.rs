@@ -6,4 +6,5 @@ mod architecture;
 mod chain;
 mod engine;
 mod faults;
+mod http;
 mod sandbox;

@@ -1,0 +1,214 @@
+//! The `xueji` command line: thin wrappers over the library, used by `main.rs`.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::auth::{Role, TokenRecord};
+use crate::policy::testing::{run_package_tests, uncovered_rules};
+use crate::policy::{PackageSet, PackageSource, PolicyRegistry, builtin_packages};
+use crate::service::Xueji;
+use crate::store::Store;
+
+pub const STORE_FILE: &str = "xueji.redb";
+
+/// The packages to run on: a folder of packages, or the built-in seed packages.
+pub fn load_packages(dir: Option<&Path>) -> Result<PackageSet> {
+    match dir {
+        None => Ok(builtin_packages()),
+        Some(d) => PackageSet::read_dir(d)
+            .with_context(|| format!("reading policy folder {}", d.display())),
+    }
+}
+
+pub fn compile(set: &PackageSet) -> Result<PolicyRegistry> {
+    PolicyRegistry::from_packages(set).map_err(|errors| {
+        let mut msg = String::from("policy packages do not compile:\n");
+        for (pkg, errs) in errors {
+            for e in errs {
+                msg.push_str(&format!(
+                    "  {pkg}/{}: {} {}\n",
+                    e.position, e.code, e.message
+                ));
+            }
+        }
+        anyhow::anyhow!(msg)
+    })
+}
+
+pub fn open(data: &Path, policies: Option<&Path>) -> Result<Xueji> {
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("creating data folder {}", data.display()))?;
+    let store = Store::open(&data.join(STORE_FILE))
+        .with_context(|| format!("opening {}", data.join(STORE_FILE).display()))?;
+    let registry = compile(&load_packages(policies)?)?;
+    Ok(Xueji::new(store, Arc::new(registry)))
+}
+
+/// A package folder (`policy.toml` inside) or a folder of packages. A single package's base is
+/// taken from the built-in packages when it is not beside it.
+pub fn packages_at(dir: &Path) -> Result<PackageSet> {
+    if dir.join("policy.toml").is_file() {
+        let source =
+            PackageSource::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let manifest = source
+            .manifest()
+            .map_err(|e| anyhow::anyhow!("{}: {} {}", e.position, e.code, e.message))?;
+        let mut set = builtin_packages();
+        set.packages.insert(manifest.id.clone(), source);
+        Ok(set)
+    } else {
+        load_packages(Some(dir))
+    }
+}
+
+pub fn policy_check(dir: &Path) -> Result<()> {
+    let set = packages_at(dir)?;
+    let registry = compile(&set)?;
+    for p in registry.all_latest() {
+        println!(
+            "✓ {} {} ({} rules, hash {})",
+            p.manifest.id,
+            p.manifest.version,
+            p.rules.len(),
+            &p.content_hash[..12]
+        );
+    }
+    Ok(())
+}
+
+pub fn policy_test(dir: &Path) -> Result<()> {
+    let set = packages_at(dir)?;
+    let registry = compile(&set)?;
+    let only: Option<String> = dir.join("policy.toml").is_file().then(|| {
+        PackageSource::read_dir(dir)
+            .ok()
+            .and_then(|s| s.manifest().ok())
+            .map(|m| m.id)
+            .unwrap_or_default()
+    });
+    let (mut passed, mut failed) = (0, 0);
+    for p in registry.all_latest() {
+        if only.as_ref().is_some_and(|o| *o != p.manifest.id) {
+            continue;
+        }
+        let results = run_package_tests(&p)
+            .map_err(|e| anyhow::anyhow!("{}: {}", p.manifest.id, e.join("; ")))?;
+        for r in &results {
+            if r.passed {
+                passed += 1;
+            } else {
+                failed += 1;
+                println!("✗ {} {} «{}»", p.manifest.id, r.file, r.name);
+                for f in &r.failures {
+                    println!("    {f}");
+                }
+            }
+        }
+        for u in uncovered_rules(&p, &results) {
+            failed += 1;
+            println!("✗ {} coverage: {u}", p.manifest.id);
+        }
+        println!("{}: {} cases", p.manifest.id, results.len());
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} policy test(s) failed");
+    }
+    Ok(())
+}
+
+pub fn verify(data: &Path, policies: Option<&Path>) -> Result<bool> {
+    let x = open(data, policies)?;
+    let report = x.verify_all()?;
+    println!(
+        "{} students, {} events checked",
+        report.students, report.events
+    );
+    for (student, r) in &report.failures {
+        if let Some(bad) = &r.first_bad {
+            println!(
+                "✗ {student}: event {} {} — {}",
+                bad.seq, bad.code, bad.message
+            );
+        }
+    }
+    println!("{}", if report.ok { "ok" } else { "FAILED" });
+    Ok(report.ok)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn token_create(
+    data: &Path,
+    role: Role,
+    jurisdiction: Option<String>,
+    area: Option<String>,
+    school: Option<String>,
+    class: Option<String>,
+    student: Option<String>,
+    label: Option<String>,
+) -> Result<(String, TokenRecord)> {
+    let x = open(data, None)?;
+    let record = TokenRecord {
+        id: String::new(),
+        role,
+        jurisdiction,
+        area,
+        school,
+        class,
+        student,
+        label,
+        created_at: String::new(),
+        created_by: Some("cli".into()),
+        revoked: false,
+    };
+    Ok(x.create_token(record)?)
+}
+
+/// First start with an empty store and no `XUEJI_ADMIN_TOKEN`: an admin token is written to
+/// `DIR/admin.token` (mode 0600). Returns its path when one was created.
+pub fn bootstrap_admin(x: &Xueji, data: &Path) -> Result<Option<PathBuf>> {
+    if let Ok(token) = std::env::var("XUEJI_ADMIN_TOKEN") {
+        if token.len() < 16 {
+            bail!("XUEJI_ADMIN_TOKEN must be at least 16 characters");
+        }
+        x.ensure_token(&token, Role::Admin, "XUEJI_ADMIN_TOKEN")?;
+        return Ok(None);
+    }
+    if x.store().has_tokens()? {
+        return Ok(None);
+    }
+    let (token, _) = x.create_token(TokenRecord {
+        id: String::new(),
+        role: Role::Admin,
+        jurisdiction: None,
+        area: None,
+        school: None,
+        class: None,
+        student: None,
+        label: Some("bootstrap admin".into()),
+        created_at: String::new(),
+        created_by: Some("bootstrap".into()),
+        revoked: false,
+    })?;
+    let path = data.join("admin.token");
+    write_secret(&path, &token)?;
+    Ok(Some(path))
+}
+
+/// Writes a secret readable by the owner only.
+pub fn write_secret(path: &Path, secret: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{secret}")?;
+    Ok(())
+}

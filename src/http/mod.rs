@@ -1,0 +1,75 @@
+//! The HTTP service for school portals (axum): the contract of `shared/api.md`.
+//!
+//! Handlers authenticate with [`extract::Caller`], check scope with [`crate::auth::scope`],
+//! run the engine off the async runtime ([`blocking`]) and map every error in [`error`].
+
+pub mod error;
+pub mod extract;
+mod idempotency;
+mod metrics;
+mod routes;
+pub mod view;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::cors::CorsLayer;
+
+use crate::service::Xueji;
+pub use metrics::Metrics;
+
+/// Largest request body accepted (413 above).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub xueji: Arc<Xueji>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs engine work on the blocking pool: policy evaluation and redb commits never stall the
+/// async workers.
+pub async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Xueji) -> T + Send + 'static,
+) -> T {
+    let x = state.xueji.clone();
+    match tokio::task::spawn_blocking(move || f(&x)).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// The whole application, ready to serve.
+pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
+    let mut app = routes::routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::layer,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state);
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    app
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

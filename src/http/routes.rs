@@ -1,0 +1,921 @@
+//! Route table and handlers. Every handler: authenticate (`Caller`), check role and scope
+//! (`auth::scope`), run the engine on the blocking pool, shape the answer.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult, policy_error};
+use super::extract::{ApiJson, ApiQuery, Caller};
+use super::view::{Page, PageParams, student_view};
+use super::{AppState, blocking};
+use crate::auth::{Role, TokenRecord, scope};
+use crate::domain::student::NewStudentForm;
+use crate::domain::{
+    Actor, ApprovalRequest, ApprovalStep, Date, Level, RequestStatus, School, Status, Student,
+    Term, TransitionInput, TransitionKind,
+};
+use crate::service::{Outcome, ServiceError, Xueji};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/jurisdictions", get(jurisdictions))
+        .route("/v1/schools", post(create_school))
+        .route("/v1/schools/{id}", get(get_school))
+        .route("/v1/students", post(create_student).get(list_students))
+        .route("/v1/students/{id}", get(get_student))
+        .route("/v1/students/{id}/transitions", post(transition))
+        .route("/v1/students/{id}/events", get(events))
+        .route("/v1/students/{id}/verify", get(verify_student))
+        .route("/v1/verify", get(verify_all))
+        .route("/v1/requests", get(list_requests))
+        .route("/v1/requests/{id}", get(get_request))
+        .route("/v1/requests/{id}/approve", post(approve))
+        .route("/v1/requests/{id}/reject", post(reject))
+        .route("/v1/sweeps", post(sweep))
+        .route("/v1/tokens", post(create_token))
+        .route("/v1/tokens/{id}", delete(revoke_token))
+        .route("/v1/policies", get(list_policies))
+        .route("/v1/policies/{jurisdiction}", get(get_policy))
+        .route(
+            "/v1/policies/{jurisdiction}/evaluate",
+            post(evaluate_policy),
+        )
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "没有这个接口").into_response()
+        })
+}
+
+fn actor(c: &TokenRecord) -> Actor {
+    Actor {
+        id: c.id.clone(),
+        role: c.role.as_str().into(),
+    }
+}
+
+fn require_role(c: &TokenRecord, roles: &[Role], what: &str) -> ApiResult<()> {
+    if roles.contains(&c.role) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(what))
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn jurisdictions(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+) -> ApiResult<impl IntoResponse> {
+    let items: Vec<Value> = state
+        .xueji
+        .policies()
+        .all_latest()
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.manifest.id, "name": p.manifest.name, "extends": p.manifest.extends,
+                "version": p.manifest.version, "content_hash": p.content_hash,
+                "effective_from": p.manifest.effective_from,
+                "documents": p.manifest.documents.values().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "items": items, "next_cursor": null })))
+}
+
+// ---- schools ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchoolBody {
+    id: String,
+    name: String,
+    jurisdiction: String,
+    #[serde(default)]
+    area: Option<String>,
+    level: Level,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    calendar: Vec<Term>,
+}
+
+async fn create_school(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(b): ApiJson<SchoolBody>,
+) -> ApiResult<Response> {
+    require_role(&c, &[Role::Admin, Role::DistrictOfficer], "创建学校")?;
+    let school = School {
+        id: b.id,
+        name: b.name,
+        jurisdiction: b.jurisdiction,
+        area: b.area,
+        level: b.level,
+        kind: b.kind,
+        calendar: b.calendar,
+    };
+    if !scope::school(&c, &school) {
+        return Err(ApiError::forbidden("在本辖区以外创建学校"));
+    }
+    let created = blocking(&state, move |x| x.create_school(school)).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+/// Loads a school the caller may see; otherwise 404, whether it exists or not.
+fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
+    match x.store().school(id).map_err(ServiceError::from)? {
+        Some(s) if scope::school(c, &s) => Ok(s),
+        _ => Err(ApiError::not_found("school", id)),
+    }
+}
+
+async fn get_school(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    require_role(
+        &c,
+        &[
+            Role::Admin,
+            Role::DistrictOfficer,
+            Role::SchoolLeader,
+            Role::Registrar,
+            Role::HeadTeacher,
+        ],
+        "查看学校",
+    )?;
+    let school = blocking(&state, move |x| visible_school(x, &c, &id)).await?;
+    Ok(axum::Json(school))
+}
+
+// ---- students --------------------------------------------------------------------------
+
+/// Loads a student the caller may see, with its school; otherwise 404.
+fn visible_student(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<(Student, School)> {
+    let not_found = || ApiError::not_found("student", id);
+    let student = x
+        .store()
+        .student(id)
+        .map_err(ServiceError::from)?
+        .ok_or_else(not_found)?;
+    let school = x
+        .store()
+        .school(&student.school)
+        .map_err(ServiceError::from)?
+        .ok_or_else(not_found)?;
+    if scope::student(c, &student, &school) {
+        Ok((student, school))
+    } else {
+        Err(not_found())
+    }
+}
+
+fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response {
+    let (status, body) = match outcome {
+        Outcome::Applied {
+            decision,
+            student,
+            event,
+        } => (
+            StatusCode::CREATED,
+            json!({ "outcome": "applied", "decision": decision, "student": student_view(&student, role), "event": event }),
+        ),
+        Outcome::Pending { decision, request } => (
+            StatusCode::ACCEPTED,
+            json!({ "outcome": "pending", "decision": decision, "request": request_view(&request) }),
+        ),
+        Outcome::Denied { decision } => {
+            let error = json!({ "code": "denied_by_policy", "message": decision.denial_message() });
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "outcome": "denied", "decision": decision, "error": error }),
+            )
+        }
+        Outcome::DryRun { decision } => (
+            StatusCode::OK,
+            json!({ "dry_run": true, "decision": decision }),
+        ),
+    };
+    let outcome = body
+        .get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("dry_run");
+    state.metrics.decision(outcome);
+    (status, axum::Json(body)).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct DryRun {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn create_student(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiQuery(q): ApiQuery<DryRun>,
+    ApiJson(form): ApiJson<NewStudentForm>,
+) -> ApiResult<Response> {
+    require_role(&c, &[Role::Admin, Role::Registrar], "建立学籍")?;
+    let role = c.role;
+    let school_id = form.school.clone();
+    let outcome = blocking(&state, move |x| {
+        match x.store().school(&school_id).map_err(ServiceError::from)? {
+            Some(s) if scope::school(&c, &s) => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "unknown_school",
+                    "school",
+                    format!("学校「{school_id}」不存在"),
+                ));
+            }
+        }
+        x.admit(form, &actor(&c), q.dry_run).map_err(ApiError::from)
+    })
+    .await?;
+    Ok(outcome_response(&state, outcome, role))
+}
+
+async fn get_student(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let role = c.role;
+    let (student, _) = blocking(&state, move |x| visible_student(x, &c, &id)).await?;
+    Ok(axum::Json(student_view(&student, role)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StudentQuery {
+    school: Option<String>,
+    jurisdiction: Option<String>,
+    grade: Option<u8>,
+    class: Option<String>,
+    status: Option<Status>,
+    q: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_students(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiQuery(q): ApiQuery<StudentQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let role = c.role;
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    };
+    let (limit, after) = (page.limit(), page.after()?);
+    let page = blocking(&state, move |x| -> ApiResult<Page<Value>> {
+        let store = x.store();
+        if c.role == Role::Guardian {
+            let id = c.student.clone().unwrap_or_default();
+            let items = visible_student(x, &c, &id)
+                .map(|(s, _)| vec![student_view(&s, role)])
+                .unwrap_or_default();
+            return Ok(Page {
+                items,
+                next_cursor: None,
+            });
+        }
+        // Staff of one school list that school (a head teacher: their class).
+        let school_id = match c.role {
+            Role::SchoolLeader | Role::Registrar | Role::HeadTeacher => c.school.clone(),
+            _ => q.school.clone(),
+        };
+        let class = if c.role == Role::HeadTeacher {
+            c.class.clone()
+        } else {
+            q.class.clone()
+        };
+        let matches = |s: &Student| {
+            q.status.is_none_or(|st| s.status == st)
+                && q.grade.is_none_or(|g| s.grade == g)
+                && class
+                    .as_deref()
+                    .is_none_or(|cl| s.class.as_deref() == Some(cl))
+                && q.q.as_deref().is_none_or(|needle| {
+                    s.name.contains(needle) || s.national_id.as_str() == needle
+                })
+        };
+        let mut rows = Vec::new();
+        let mut cursor = after;
+        // Scan index pages until a page of matches is found (bounded).
+        for _ in 0..50 {
+            let batch = match &school_id {
+                Some(sid) => {
+                    let school = visible_school(x, &c, sid)?;
+                    let grade = if class.is_some() && q.grade.is_none() {
+                        None
+                    } else {
+                        q.grade
+                    };
+                    store.students_of_school(
+                        &school.jurisdiction,
+                        &school.id,
+                        grade,
+                        if grade.is_some() {
+                            class.as_deref()
+                        } else {
+                            None
+                        },
+                        cursor.as_deref(),
+                        limit + 1,
+                    )
+                }
+                None => {
+                    let jur = match c.role {
+                        Role::DistrictOfficer => c.jurisdiction.clone(),
+                        _ => q.jurisdiction.clone(),
+                    }
+                    .ok_or_else(|| {
+                        ApiError::bad_request("required", "school", "请指定 school 或 jurisdiction")
+                    })?;
+                    match q.status {
+                        Some(st) => {
+                            store.students_with_status(&jur, st, cursor.as_deref(), limit + 1)
+                        }
+                        None => store.students_of_jurisdiction(&jur, cursor.as_deref(), limit + 1),
+                    }
+                }
+            }
+            .map_err(ServiceError::from)?;
+            let exhausted = batch.len() <= limit;
+            cursor = batch.last().map(|(k, _)| k.clone());
+            for (k, s) in batch {
+                let in_scope = store
+                    .school(&s.school)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|sc| scope::student(&c, &s, &sc));
+                if in_scope && matches(&s) {
+                    rows.push((k, s));
+                }
+            }
+            if exhausted || rows.len() > limit {
+                break;
+            }
+        }
+        Ok(Page::from_rows(rows, limit, |s| student_view(&s, role)))
+    })
+    .await?;
+    Ok(axum::Json(page))
+}
+
+async fn transition(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DryRun>,
+    ApiJson(input): ApiJson<TransitionInput>,
+) -> ApiResult<Response> {
+    let allowed = match c.role {
+        Role::Admin | Role::Registrar => true,
+        Role::HeadTeacher => input.kind == TransitionKind::CorrectInfo,
+        _ => false,
+    };
+    if !allowed {
+        return Err(ApiError::forbidden("办理此项学籍变动"));
+    }
+    let role = c.role;
+    let outcome = blocking(&state, move |x| {
+        visible_student(x, &c, &id)?;
+        x.transition(&id, input, &actor(&c), q.dry_run)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(outcome_response(&state, outcome, role))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<impl IntoResponse> {
+    let (limit, after) = (page.limit(), page.after()?);
+    let page = blocking(&state, move |x| -> ApiResult<Page<Value>> {
+        visible_student(x, &c, &id)?;
+        let events = x.events(&id)?;
+        let skip: u64 = after.and_then(|a| a.parse().ok()).unwrap_or(0);
+        let rows: Vec<(String, Value)> = events
+            .into_iter()
+            .filter(|e| e.seq > skip)
+            .take(limit + 1)
+            .map(|e| {
+                (
+                    e.seq.to_string(),
+                    serde_json::to_value(&e).unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        Ok(Page::from_rows(rows, limit, |v| v))
+    })
+    .await?;
+    Ok(axum::Json(page))
+}
+
+async fn verify_student(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let report = blocking(&state, move |x| -> ApiResult<_> {
+        visible_student(x, &c, &id)?;
+        Ok(x.verify_student(&id)?)
+    })
+    .await?;
+    Ok(axum::Json(report))
+}
+
+async fn verify_all(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, &[Role::Admin], "校验全部历史")?;
+    let report = blocking(&state, |x| x.verify_all()).await?;
+    Ok(axum::Json(report))
+}
+
+// ---- requests --------------------------------------------------------------------------
+
+fn request_view(r: &ApprovalRequest) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("next_step".into(), json!(r.next_step()));
+        // The filed input may carry new personal values (key-information changes) until applied.
+        if let Some(fields) = o
+            .get_mut("input")
+            .and_then(|i| i.get_mut("params"))
+            .and_then(|p| p.get_mut("fields"))
+            && let Some(f) = fields.as_object_mut()
+        {
+            for v in f.values_mut() {
+                *v = json!("***");
+            }
+        }
+    }
+    v
+}
+
+/// Loads a request the caller may see; otherwise 404.
+fn visible_request(
+    x: &Xueji,
+    c: &TokenRecord,
+    id: &str,
+) -> ApiResult<(ApprovalRequest, School, Option<School>)> {
+    let not_found = || ApiError::not_found("request", id);
+    let r = x
+        .store()
+        .request(id)
+        .map_err(ServiceError::from)?
+        .ok_or_else(not_found)?;
+    let school = x
+        .store()
+        .school(&r.school)
+        .map_err(ServiceError::from)?
+        .ok_or_else(not_found)?;
+    let receiving = match &r.receiving_school {
+        Some(rs) => x.store().school(rs).map_err(ServiceError::from)?,
+        None => None,
+    };
+    if scope::request(c, &school, receiving.as_ref()) {
+        Ok((r, school, receiving))
+    } else {
+        Err(not_found())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestQuery {
+    status: Option<RequestStatus>,
+    school: Option<String>,
+    jurisdiction: Option<String>,
+    step: Option<ApprovalStep>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_requests(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiQuery(q): ApiQuery<RequestQuery>,
+) -> ApiResult<impl IntoResponse> {
+    require_role(
+        &c,
+        &[
+            Role::Admin,
+            Role::DistrictOfficer,
+            Role::SchoolLeader,
+            Role::Registrar,
+        ],
+        "查看审批申请",
+    )?;
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    };
+    let (limit, after) = (page.limit(), page.after()?);
+    let page = blocking(&state, move |x| -> ApiResult<Page<Value>> {
+        let jur = match (&c.jurisdiction, &q.jurisdiction, &c.school) {
+            (Some(j), _, _) => j.clone(),
+            (None, Some(j), _) => j.clone(),
+            (None, None, Some(s)) => x
+                .store()
+                .school(s)
+                .map_err(ServiceError::from)?
+                .map(|s| s.jurisdiction)
+                .unwrap_or_default(),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "required",
+                    "jurisdiction",
+                    "请指定 jurisdiction",
+                ));
+            }
+        };
+        let status = q.status.unwrap_or(RequestStatus::Pending);
+        let mut rows = Vec::new();
+        let mut cursor = after;
+        for _ in 0..50 {
+            let batch = x
+                .store()
+                .requests_with_status(&jur, status, cursor.as_deref(), limit + 1)
+                .map_err(ServiceError::from)?;
+            let exhausted = batch.len() <= limit;
+            cursor = batch.last().map(|(k, _)| k.clone());
+            for (k, r) in batch {
+                let visible = visible_request(x, &c, &r.id).is_ok();
+                let matches = q
+                    .school
+                    .as_deref()
+                    .is_none_or(|s| r.school == s || r.receiving_school.as_deref() == Some(s))
+                    && q.step.is_none_or(|st| r.next_step() == Some(st));
+                if visible && matches {
+                    rows.push((k, r));
+                }
+            }
+            if exhausted || rows.len() > limit {
+                break;
+            }
+        }
+        Ok(Page::from_rows(rows, limit, |r| request_view(&r)))
+    })
+    .await?;
+    Ok(axum::Json(page))
+}
+
+async fn get_request(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let (r, _, _) = blocking(&state, move |x| visible_request(x, &c, &id)).await?;
+    Ok(axum::Json(request_view(&r)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepBody {
+    step: ApprovalStep,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+async fn decide_request(
+    state: AppState,
+    c: TokenRecord,
+    id: String,
+    b: StepBody,
+    approve: bool,
+) -> ApiResult<Response> {
+    let out = blocking(&state, move |x| {
+        let (_, school, receiving) = visible_request(x, &c, &id)?;
+        if !scope::approve(&c, b.step, &school, receiving.as_ref()) {
+            return Err(ApiError::forbidden(&format!("审批「{}」", b.step.zh())));
+        }
+        if approve {
+            x.approve(&id, b.step, &actor(&c), b.comment)
+                .map_err(ApiError::from)
+        } else {
+            let comment = b
+                .comment
+                .ok_or_else(|| ApiError::bad_request("required", "comment", "驳回须填写理由"))?;
+            x.reject(&id, b.step, &actor(&c), comment)
+                .map_err(ApiError::from)
+        }
+    })
+    .await?;
+    state.metrics.decision(out.outcome);
+    let mut body = json!({ "request": request_view(&out.request), "outcome": out.outcome });
+    if let Some(e) = &out.event {
+        body["event"] = json!(e);
+    }
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<StepBody>,
+) -> ApiResult<Response> {
+    decide_request(state, c, id, b, true).await
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<StepBody>,
+) -> ApiResult<Response> {
+    decide_request(state, c, id, b, false).await
+}
+
+// ---- deadlines -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SweepBody {
+    as_of: Date,
+    #[serde(default)]
+    jurisdiction: Option<String>,
+}
+
+async fn sweep(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(b): ApiJson<SweepBody>,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, &[Role::Admin, Role::DistrictOfficer], "执行期限处理")?;
+    let jurisdiction = match c.role {
+        Role::DistrictOfficer => {
+            if b.jurisdiction.is_some() && b.jurisdiction != c.jurisdiction {
+                return Err(ApiError::not_found(
+                    "jurisdiction",
+                    b.jurisdiction.as_deref().unwrap_or(""),
+                ));
+            }
+            c.jurisdiction.clone()
+        }
+        _ => b.jurisdiction,
+    };
+    let report = blocking(&state, move |x| x.sweep(b.as_of, jurisdiction.as_deref())).await?;
+    Ok(axum::Json(report))
+}
+
+// ---- tokens ----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    role: Role,
+    #[serde(default)]
+    jurisdiction: Option<String>,
+    #[serde(default)]
+    area: Option<String>,
+    #[serde(default)]
+    school: Option<String>,
+    #[serde(default)]
+    class: Option<String>,
+    #[serde(default)]
+    student: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> ApiResult<Response> {
+    require_role(&c, &[Role::Admin, Role::DistrictOfficer], "创建令牌")?;
+    let out = blocking(&state, move |x| -> ApiResult<_> {
+        let store = x.store();
+        let mut record = TokenRecord {
+            id: String::new(),
+            role: b.role,
+            jurisdiction: b.jurisdiction,
+            area: b.area,
+            school: b.school,
+            class: b.class,
+            student: b.student,
+            label: b.label,
+            created_at: String::new(),
+            created_by: Some(c.id.clone()),
+            revoked: false,
+        };
+        // Fill the jurisdiction from the school or student, and check the scope fields each role needs.
+        if let Some(st) = &record.student {
+            let s = store
+                .student(st)
+                .map_err(ServiceError::from)?
+                .ok_or_else(|| ApiError::bad_request("unknown_student", "student", "学生不存在"))?;
+            record.school = Some(s.school.clone());
+        }
+        if let Some(sid) = &record.school {
+            let s = store
+                .school(sid)
+                .map_err(ServiceError::from)?
+                .ok_or_else(|| ApiError::bad_request("unknown_school", "school", "学校不存在"))?;
+            record.jurisdiction = Some(s.jurisdiction);
+        }
+        let need = |ok: bool, field: &str, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ApiError::bad_request("required", field, msg))
+            }
+        };
+        match record.role {
+            Role::Admin => {}
+            Role::DistrictOfficer => need(
+                record.jurisdiction.is_some(),
+                "jurisdiction",
+                "教育局账号须指定辖区",
+            )?,
+            Role::SchoolLeader | Role::Registrar => {
+                need(record.school.is_some(), "school", "须指定学校")?
+            }
+            Role::HeadTeacher => need(
+                record.school.is_some() && record.class.is_some(),
+                "class",
+                "班主任须指定学校和班级",
+            )?,
+            Role::Guardian => need(record.student.is_some(), "student", "家长账号须指定学生")?,
+        }
+        if let Some(j) = &record.jurisdiction
+            && x.policies().latest(j).is_none()
+        {
+            return Err(ApiError::bad_request(
+                "unknown_jurisdiction",
+                "jurisdiction",
+                "辖区不存在",
+            ));
+        }
+        if !scope::issue_token(&c, &record, |id| store.school(id).ok().flatten()) {
+            return Err(ApiError::forbidden("签发超出本辖区范围的令牌"));
+        }
+        Ok(x.create_token(record)?)
+    })
+    .await?;
+    let (token, record) = out;
+    let mut body = serde_json::to_value(&record).unwrap_or(Value::Null);
+    body["token"] = json!(token);
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, &[Role::Admin, Role::DistrictOfficer], "吊销令牌")?;
+    let record = blocking(&state, move |x| -> ApiResult<_> {
+        let store = x.store();
+        let target = store
+            .token_by_id(&id)
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ApiError::not_found("token", &id))?;
+        if !scope::issue_token(&c, &target, |sid| store.school(sid).ok().flatten()) {
+            return Err(ApiError::not_found("token", &id));
+        }
+        Ok(x.revoke_token(&id)?)
+    })
+    .await?;
+    Ok(axum::Json(record))
+}
+
+// ---- policies --------------------------------------------------------------------------
+
+fn policy_summary(p: &crate::policy::CompiledPolicy) -> Value {
+    json!({
+        "id": p.manifest.id, "name": p.manifest.name, "extends": p.manifest.extends,
+        "version": p.manifest.version, "content_hash": p.content_hash, "effective_from": p.manifest.effective_from,
+    })
+}
+
+async fn list_policies(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+) -> ApiResult<impl IntoResponse> {
+    let items: Vec<Value> = state
+        .xueji
+        .policies()
+        .all_latest()
+        .iter()
+        .map(|p| policy_summary(p))
+        .collect();
+    Ok(axum::Json(json!({ "items": items, "next_cursor": null })))
+}
+
+async fn get_policy(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+    Path(j): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let versions = state.xueji.policies().versions(&j);
+    let latest = versions
+        .last()
+        .ok_or_else(|| ApiError::not_found("jurisdiction", &j))?;
+    let mut body = policy_summary(latest);
+    body["manifest"] = json!(latest.manifest);
+    body["files"] = json!(latest.source.files);
+    body["rules"] = json!(latest.rule_infos());
+    body["versions"] = json!(
+        versions
+            .iter()
+            .map(|p| policy_summary(p))
+            .collect::<Vec<_>>()
+    );
+    Ok(axum::Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvaluateBody {
+    student: EvalStudent,
+    transition: TransitionInput,
+    #[serde(default)]
+    school: Option<crate::policy::testing::CaseSchool>,
+}
+
+/// Either an existing student (by id) or the case fields of a hypothetical one.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EvalStudent {
+    Existing { id: String },
+    Hypothetical(crate::policy::testing::CaseStudent),
+}
+
+async fn evaluate_policy(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(j): Path<String>,
+    ApiJson(b): ApiJson<EvaluateBody>,
+) -> ApiResult<impl IntoResponse> {
+    b.transition.validate()?;
+    let decision = blocking(&state, move |x| -> ApiResult<_> {
+        let policy = x
+            .policies()
+            .in_force(&j, b.transition.effective_date)
+            .map_err(|e| match e {
+                crate::policy::PolicyError::NoPolicy { .. } => {
+                    ApiError::not_found("jurisdiction", &j)
+                }
+                other => policy_error(&other),
+            })?;
+        let (student, school) = match b.student {
+            EvalStudent::Existing { id } => visible_student(x, &c, &id)?,
+            EvalStudent::Hypothetical(cs) => {
+                let case = crate::policy::testing::TestCase {
+                    name: String::new(),
+                    student: cs,
+                    school: b.school.unwrap_or_default(),
+                    transition: b.transition.clone(),
+                    sweep: false,
+                    expect: Default::default(),
+                };
+                case.build(&policy)
+            }
+        };
+        crate::policy::evaluate(
+            &policy,
+            crate::policy::Case {
+                student: &student,
+                school: &school,
+                input: &b.transition,
+                sweep: false,
+            },
+        )
+        .map_err(|e| policy_error(&e))
+    })
+    .await?;
+    Ok(axum::Json(json!({ "dry_run": true, "decision": decision })))
+}

@@ -1,0 +1,501 @@
+//! The HTTP contract over a real server: auth, roles and scopes, masking, errors, idempotency,
+//! the approval workflow end to end.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn setup() -> (TestServer, String) {
+    let s = spawn_server().await;
+    for (id, area) in [("s1", "东区"), ("s2", "西区")] {
+        let (st, v) = s
+            .call("POST", "/v1/schools", Some(&s.admin), Some(json!({"id": id, "name": format!("学校{id}"), "jurisdiction": "test-district", "area": area, "level": "primary"})))
+            .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/students",
+            Some(&s.admin),
+            Some(student_body("11010519491231002X", "s1")),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["outcome"], "applied");
+    let id = v["student"]["id"].as_str().expect("id").to_owned();
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{id}/transitions"),
+            Some(&s.admin),
+            Some(json!({"kind": "register", "effective_date": "2024-09-02"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    (s, id)
+}
+
+fn student_body(id_card: &str, school: &str) -> Value {
+    json!({
+        "school": school, "name": "张小红", "gender": "female", "birth_date": format!("{}-{}-{}", &id_card[6..10], &id_card[10..12], &id_card[12..14]),
+        "id_card": id_card, "grade": 3, "class": "4", "entry_date": "2024-09-01",
+        "guardians": [{"name": "张大山", "relation": "父亲", "phone": "13800001234"}],
+        "extra": {"health": "哮喘"}
+    })
+}
+
+#[tokio::test]
+async fn health_and_auth() {
+    let s = spawn_server().await;
+    assert_eq!(s.call("GET", "/healthz", None, None).await.0, 200);
+    let (st, v) = s.call("GET", "/v1/jurisdictions", None, None).await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert_eq!(
+        s.call("GET", "/v1/jurisdictions", Some("nope"), None)
+            .await
+            .0,
+        401
+    );
+    let (st, v) = s
+        .call("GET", "/v1/jurisdictions", Some(&s.admin), None)
+        .await;
+    assert_eq!(st, 200);
+    assert!(
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|j| j["id"] == "test-district")
+    );
+}
+
+#[tokio::test]
+async fn masking_by_role_and_scope_is_404() {
+    let (s, id) = setup().await;
+    let guardian = s.token(json!({"role": "guardian", "student": id})).await;
+    let teacher = s
+        .token(json!({"role": "head_teacher", "school": "s1", "class": "4"}))
+        .await;
+    let other_teacher = s
+        .token(json!({"role": "head_teacher", "school": "s1", "class": "5"}))
+        .await;
+    let registrar = s.token(json!({"role": "registrar", "school": "s1"})).await;
+    let other_registrar = s.token(json!({"role": "registrar", "school": "s2"})).await;
+    let east = s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}))
+        .await;
+    let west = s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "西区"}))
+        .await;
+    let path = format!("/v1/students/{id}");
+
+    let (st, v) = s.call("GET", &path, Some(&registrar), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["id_card"], "11010519491231002X");
+    assert_eq!(v["guardians"][0]["phone"], "13800001234");
+    assert_eq!(v["extra"]["health"], "哮喘");
+
+    for token in [&guardian, &teacher] {
+        let (st, v) = s.call("GET", &path, Some(token), None).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["id_card"], "1101************2X");
+        assert_eq!(v["national_id"], "G1101************2X");
+    }
+    let (_, v) = s.call("GET", &path, Some(&teacher), None).await;
+    assert!(
+        v.get("extra").is_none(),
+        "health data hidden from head teachers"
+    );
+    let (_, v) = s.call("GET", &path, Some(&east), None).await;
+    assert_eq!(v["guardians"][0]["phone"], "138******34");
+
+    for token in [&other_teacher, &other_registrar, &west] {
+        let (st, v) = s.call("GET", &path, Some(token), None).await;
+        assert_eq!(st, 404, "out of scope must look absent: {v}");
+    }
+    // A guardian may not list schools (role), a registrar of another school sees it as absent.
+    assert_eq!(
+        s.call("GET", "/v1/schools/s1", Some(&guardian), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        s.call("GET", "/v1/schools/s1", Some(&other_registrar), None)
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn suspension_with_two_approvals_end_to_end() {
+    let (s, id) = setup().await;
+    let registrar = s.token(json!({"role": "registrar", "school": "s1"})).await;
+    let leader = s
+        .token(json!({"role": "school_leader", "school": "s1"}))
+        .await;
+    let other_leader = s
+        .token(json!({"role": "school_leader", "school": "s2"}))
+        .await;
+    let east = s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}))
+        .await;
+    let west = s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "西区"}))
+        .await;
+    let body = json!({"kind": "suspend", "effective_date": "2025-03-02", "reason": "illness", "params": {"until": "2026-03-01"},
+        "documents": [{"kind": "hospital_diagnosis", "issuer_level": "county", "hospital_grade": "2A", "ref": "病历 123"}], "expected_version": 2});
+
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{id}/transitions?dry_run=true"),
+            Some(&registrar),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!((st, v["dry_run"].as_bool()), (200, Some(true)), "{v}");
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{id}/transitions"),
+            Some(&registrar),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    assert_eq!(v["decision"]["approvals"], json!(["school", "district"]));
+    let req = v["request"]["id"].as_str().expect("request id").to_owned();
+
+    // Wrong role, wrong scope, wrong order.
+    let approve = |step: &str| json!({"step": step, "comment": "同意"});
+    assert_eq!(
+        s.call(
+            "POST",
+            &format!("/v1/requests/{req}/approve"),
+            Some(&registrar),
+            Some(approve("school"))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            &format!("/v1/requests/{req}/approve"),
+            Some(&other_leader),
+            Some(approve("school"))
+        )
+        .await
+        .0,
+        404
+    );
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/requests/{req}/approve"),
+            Some(&east),
+            Some(approve("district")),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (409, Some("step_out_of_order"))
+    );
+
+    let (st, v) = s
+        .call(
+            "GET",
+            "/v1/requests?status=pending&step=school",
+            Some(&leader),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["items"][0]["id"], req.as_str());
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/requests/{req}/approve"),
+            Some(&leader),
+            Some(approve("school")),
+        )
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("pending")), "{v}");
+    // An officer of another area does not even see the request.
+    assert_eq!(
+        s.call(
+            "POST",
+            &format!("/v1/requests/{req}/approve"),
+            Some(&west),
+            Some(approve("district"))
+        )
+        .await
+        .0,
+        404
+    );
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/requests/{req}/approve"),
+            Some(&east),
+            Some(approve("district")),
+        )
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    assert_eq!(v["event"]["after"]["status"], "suspended");
+
+    let (_, v) = s
+        .call("GET", &format!("/v1/students/{id}"), Some(&registrar), None)
+        .await;
+    assert_eq!(v["status"], "suspended");
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/v1/students/{id}/events"),
+            Some(&registrar),
+            None,
+        )
+        .await;
+    assert_eq!(v["items"].as_array().expect("items").len(), 3);
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/v1/students/{id}/verify"),
+            Some(&registrar),
+            None,
+        )
+        .await;
+    assert_eq!(v["ok"], true);
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/requests/{req}/approve"),
+            Some(&east),
+            Some(approve("district")),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (409, Some("request_not_pending"))
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_coded_4xx_never_a_500() {
+    let (s, id) = setup().await;
+    let t = Some(s.admin.as_str());
+    let cases: Vec<(&str, String, Value, u16, &str)> = vec![
+        (
+            "POST",
+            "/v1/students".into(),
+            json!({"school": "s1", "nam": "x"}),
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/v1/students".into(),
+            json!({"school": "s1", "name": "某", "gender": "female", "birth_date": "2016-02-30", "grade": 1, "entry_date": "2024-09-01", "national_id": "J11010520160101002X"}),
+            400,
+            "invalid_date",
+        ),
+        (
+            "POST",
+            "/v1/students".into(),
+            student_body("11010519491231002X", "s1"),
+            409,
+            "duplicate_identity",
+        ),
+        (
+            "POST",
+            "/v1/students".into(),
+            student_body("110105201605010011", "nowhere"),
+            400,
+            "unknown_school",
+        ),
+        (
+            "POST",
+            format!("/v1/students/{id}/transitions"),
+            json!({"kind": "fly", "effective_date": "2025-01-01"}),
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            format!("/v1/students/{id}/transitions"),
+            json!({"kind": "resume", "effective_date": "2025-01-01"}),
+            422,
+            "invalid_transition",
+        ),
+        (
+            "POST",
+            format!("/v1/students/{id}/transitions"),
+            json!({"kind": "change_class", "effective_date": "2025-01-01", "params": {"klass": "2"}}),
+            400,
+            "unknown_param",
+        ),
+        (
+            "POST",
+            format!("/v1/students/{id}/transitions"),
+            json!({"kind": "change_class", "effective_date": "2025-01-01", "params": {"class": "2"}, "expected_version": 99}),
+            409,
+            "version_conflict",
+        ),
+        (
+            "POST",
+            "/v1/students/nope/transitions".into(),
+            json!({"kind": "change_class", "effective_date": "2025-01-01"}),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/v1/sweeps".into(),
+            json!({"as_of": "2025-13-01"}),
+            400,
+            "invalid_field",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (st, v) = s.call(method, &path, t, Some(body.clone())).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path} {body}: {v}"
+        );
+    }
+    let resp = s
+        .client
+        .post(format!("{}/v1/students", s.base))
+        .bearer_auth(&s.admin)
+        .header("content-type", "application/json")
+        .body("{\"school\": ")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 400);
+    let big = "x".repeat(xueji::http::BODY_LIMIT + 10);
+    let resp = s
+        .client
+        .post(format!("{}/v1/students", s.base))
+        .bearer_auth(&s.admin)
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\": \"{big}\"}}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 413);
+    // Nothing stored by any of it; the server is healthy.
+    let (_, v) = s.call("GET", &format!("/v1/students/{id}"), t, None).await;
+    assert_eq!(v["version"], 2);
+    assert_eq!(s.call("GET", "/healthz", None, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn idempotent_retries_return_the_first_response() {
+    let (s, id) = setup().await;
+    let send = || async {
+        let resp = s
+            .client
+            .post(format!("{}/v1/students/{id}/transitions", s.base))
+            .bearer_auth(&s.admin)
+            .header("Idempotency-Key", "k-123")
+            .json(&json!({"kind": "change_class", "effective_date": "2025-01-01", "params": {"class": "7"}}))
+            .send()
+            .await
+            .expect("send");
+        (
+            resp.status().as_u16(),
+            resp.json::<Value>().await.expect("json"),
+        )
+    };
+    let (st1, v1) = send().await;
+    let (st2, v2) = send().await;
+    assert_eq!((st1, st2), (201, 201));
+    assert_eq!(v1, v2);
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/v1/students/{id}/events"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        v["items"].as_array().expect("items").len(),
+        3,
+        "the retry changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn paging_and_revocation() {
+    let s = spawn_server().await;
+    s.call("POST", "/v1/schools", Some(&s.admin), Some(json!({"id": "s1", "name": "一小", "jurisdiction": "test-district", "level": "primary"}))).await;
+    for i in 0..5u32 {
+        let (st, v) = s
+            .call(
+                "POST",
+                "/v1/students",
+                Some(&s.admin),
+                Some(student_body(&id_card("2016-05-01", i * 2), "s1")),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let registrar = s
+        .token(json!({"role": "registrar", "school": "s1", "label": "教务"}))
+        .await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/students?school=s1&limit=2&cursor={c}"),
+            None => "/v1/students?school=s1&limit=2".into(),
+        };
+        let (st, v) = s.call("GET", &path, Some(&registrar), None).await;
+        assert_eq!(st, 200, "{v}");
+        seen.extend(
+            v["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| i["id"].as_str().expect("id").to_owned()),
+        );
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5);
+    // Revoked tokens stop working at once.
+    let record = s
+        .xueji
+        .authenticate(&registrar)
+        .expect("auth")
+        .expect("known");
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/tokens/{}", record.id),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        s.call("GET", "/v1/students?school=s1", Some(&registrar), None)
+            .await
+            .0,
+        401
+    );
+}
