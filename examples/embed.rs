@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::sync::Arc;
 use xueji::domain::student::NewStudentForm;
-use xueji::domain::{Actor, ApprovalStep, Date, Guardian, Level, School, TransitionInput, TransitionKind};
+use xueji::domain::{
+    Actor, ApprovalStep, Date, Guardian, Level, School, TransitionInput, TransitionKind,
+};
 use xueji::policy::{PolicyRegistry, builtin_packages};
 use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
@@ -16,9 +18,13 @@ use xueji::store::Store;
 fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("xueji.redb"))?;
-    let policies = PolicyRegistry::from_packages(&builtin_packages()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let policies =
+        PolicyRegistry::from_packages(&builtin_packages()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let x = Xueji::new(store, Arc::new(policies));
-    let registrar = Actor { id: "portal-registrar".into(), role: "registrar".into() };
+    let registrar = Actor {
+        id: "portal-registrar".into(),
+        role: "registrar".into(),
+    };
 
     x.create_school(School {
         id: "yanhe-no4".into(),
@@ -42,19 +48,38 @@ fn main() -> Result<()> {
             class: Some("4".into()),
             entry_date: "2023-09-01".into(),
             report_deadline: None,
-            guardians: vec![Guardian { name: "田大山".into(), relation: "父亲".into(), phone: "13800000000".into() }],
+            guardians: vec![Guardian {
+                name: "田大山".into(),
+                relation: "父亲".into(),
+                phone: "13800000000".into(),
+            }],
             extra: None,
         },
         &registrar,
         false,
     )?;
-    let Outcome::Applied { student, .. } = admitted else { bail!("admission not applied: {admitted:?}") };
-    let Outcome::Applied { student, .. } =
-        x.transition(&student.id, TransitionInput::new(TransitionKind::Register, Date::parse("2023-09-01").map_err(anyhow::Error::msg)?), &registrar, false)?
+    let Outcome::Applied { student, .. } = admitted else {
+        bail!("admission not applied: {admitted:?}")
+    };
+    let Outcome::Applied { student, .. } = x.transition(
+        &student.id,
+        TransitionInput::new(
+            TransitionKind::Register,
+            Date::parse("2023-09-01").map_err(anyhow::Error::msg)?,
+        ),
+        &registrar,
+        false,
+    )?
     else {
         bail!("registration not applied")
     };
-    println!("建档并注册:{} 年级 {} 班 {} 状态 {}", student.id, student.grade, student.class.as_deref().unwrap_or("-"), student.status.zh());
+    println!(
+        "建档并注册:{} 年级 {} 班 {} 状态 {}",
+        student.id,
+        student.grade,
+        student.class.as_deref().unwrap_or("-"),
+        student.status.zh()
+    );
 
     let input: TransitionInput = serde_json::from_value(json!({
         "kind": "suspend", "effective_date": "2026-03-02", "reason": "illness",
@@ -65,15 +90,29 @@ fn main() -> Result<()> {
         ]
     }))?;
     let outcome = x.transition(&student.id, input, &registrar, false)?;
-    let Outcome::Pending { request, decision } = outcome else { bail!("expected approvals, got {outcome:?}") };
+    let Outcome::Pending { request, decision } = outcome else {
+        bail!("expected approvals, got {outcome:?}")
+    };
     println!("\n休学申请 {} 待审批:{:?}", request.id, decision.approvals);
     for rule in &decision.rules {
-        println!("  [{}] {:?} — {}({})", rule.id, rule.effect, rule.message, rule.citation);
+        println!(
+            "  [{}] {:?} — {}({})",
+            rule.id, rule.effect, rule.message, rule.citation
+        );
     }
 
-    let leader = Actor { id: "principal".into(), role: "school_leader".into() };
-    let bureau = Actor { id: "county-bureau".into(), role: "district_officer".into() };
-    for (step, who) in [(ApprovalStep::School, &leader), (ApprovalStep::District, &bureau)] {
+    let leader = Actor {
+        id: "principal".into(),
+        role: "school_leader".into(),
+    };
+    let bureau = Actor {
+        id: "county-bureau".into(),
+        role: "district_officer".into(),
+    };
+    for (step, who) in [
+        (ApprovalStep::School, &leader),
+        (ApprovalStep::District, &bureau),
+    ] {
         if !request.steps.contains(&step) {
             continue;
         }
@@ -82,12 +121,32 @@ fn main() -> Result<()> {
     }
 
     let after = x.student(&student.id)?;
-    println!("\n现在状态:{}(期限 {:?})", after.status.zh(), after.deadlines.iter().map(|d| format!("{} {}", d.kind, d.date)).collect::<Vec<_>>());
+    println!(
+        "\n现在状态:{}(期限 {:?})",
+        after.status.zh(),
+        after
+            .deadlines
+            .iter()
+            .map(|d| format!("{} {}", d.kind, d.date))
+            .collect::<Vec<_>>()
+    );
     println!("\n学籍历史:");
     for e in x.events(&student.id)? {
-        println!("  #{} {} {} → {}  hash {}…", e.seq, e.effective_date, e.kind.zh(), e.after.status.zh(), &e.hash[..16]);
+        println!(
+            "  #{} {} {} → {}  hash {}…",
+            e.seq,
+            e.effective_date,
+            e.kind.zh(),
+            e.after.status.zh(),
+            &e.hash[..16]
+        );
     }
     let report = x.verify_student(&student.id)?;
-    println!("校验:{}({} 条事件,链头 {}…)", if report.ok { "通过" } else { "失败" }, report.events, &report.head[..16]);
+    println!(
+        "校验:{}({} 条事件,链头 {}…)",
+        if report.ok { "通过" } else { "失败" },
+        report.events,
+        &report.head[..16]
+    );
     report.ok.then_some(()).context("history did not verify")
 }

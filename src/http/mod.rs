@@ -28,6 +28,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+/// The OpenAPI 3 document of the API, generated from the route annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::routes().1
+}
+
 /// Runs engine work on the blocking pool: policy evaluation and redb commits never stall the
 /// async workers.
 pub async fn blocking<T: Send + 'static>(
@@ -43,7 +48,14 @@ pub async fn blocking<T: Send + 'static>(
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
-    let mut app = routes::routes()
+    let (routes, openapi) = routes::routes();
+    let openapi = Arc::new(openapi);
+    let mut app = routes
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }),
+        )
+        .fallback(|| async { routes::fallback() })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,

@@ -5,9 +5,9 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, policy_error};
 use super::extract::{ApiJson, ApiQuery, Caller};
@@ -21,35 +21,44 @@ use crate::domain::{
 };
 use crate::service::{Outcome, ServiceError, Xueji};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/v1/jurisdictions", get(jurisdictions))
-        .route("/v1/schools", post(create_school))
-        .route("/v1/schools/{id}", get(get_school))
-        .route("/v1/students", post(create_student).get(list_students))
-        .route("/v1/students/{id}", get(get_student))
-        .route("/v1/students/{id}/transitions", post(transition))
-        .route("/v1/students/{id}/events", get(events))
-        .route("/v1/students/{id}/verify", get(verify_student))
-        .route("/v1/verify", get(verify_all))
-        .route("/v1/requests", get(list_requests))
-        .route("/v1/requests/{id}", get(get_request))
-        .route("/v1/requests/{id}/approve", post(approve))
-        .route("/v1/requests/{id}/reject", post(reject))
-        .route("/v1/sweeps", post(sweep))
-        .route("/v1/tokens", post(create_token))
-        .route("/v1/tokens/{id}", delete(revoke_token))
-        .route("/v1/policies", get(list_policies))
-        .route("/v1/policies/{jurisdiction}", get(get_policy))
-        .route(
-            "/v1/policies/{jurisdiction}/evaluate",
-            post(evaluate_policy),
-        )
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "没有这个接口").into_response()
-        })
+/// The API document: generated from the handlers' annotations below.
+#[derive(utoipa::OpenApi)]
+#[openapi(info(
+    title = "xueji 学籍 API",
+    description = "Student-status (学籍) rules service. Errors: {\"error\": {\"code\", \"message\", \"details\"}}. Auth: Authorization: Bearer <token>."
+))]
+struct ApiDoc;
+
+/// Every route, with the OpenAPI document built from the same registrations (so it cannot miss one).
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(jurisdictions))
+        .routes(routes!(create_school))
+        .routes(routes!(get_school))
+        .routes(routes!(create_student, list_students))
+        .routes(routes!(get_student))
+        .routes(routes!(transition))
+        .routes(routes!(events))
+        .routes(routes!(verify_student))
+        .routes(routes!(verify_all))
+        .routes(routes!(list_requests))
+        .routes(routes!(get_request))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(sweep))
+        .routes(routes!(create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(list_policies))
+        .routes(routes!(get_policy))
+        .routes(routes!(evaluate_policy))
+        .split_for_parts()
+}
+
+pub fn fallback() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "没有这个接口").into_response()
 }
 
 fn actor(c: &TokenRecord) -> Actor {
@@ -67,10 +76,12 @@ fn require_role(c: &TokenRecord, roles: &[Role], what: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "存活检查 Liveness", responses((status = 200, description = "OK")))]
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "ops", summary = "Prometheus 指标", responses((status = 200, description = "OK")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -81,9 +92,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+#[utoipa::path(get, path = "/v1/jurisdictions", tag = "policies", summary = "辖区(政策包)列表", responses((status = 200, description = "OK")))]
 async fn jurisdictions(
     State(state): State<AppState>,
-    Caller(_): Caller,
+    _caller: Caller,
 ) -> ApiResult<impl IntoResponse> {
     let items: Vec<Value> = state
         .xueji
@@ -104,7 +116,7 @@ async fn jurisdictions(
 
 // ---- schools ---------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SchoolBody {
     id: String,
@@ -112,13 +124,16 @@ struct SchoolBody {
     jurisdiction: String,
     #[serde(default)]
     area: Option<String>,
+    #[schema(value_type = String, example = "primary")]
     level: Level,
     #[serde(default)]
     kind: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     calendar: Vec<Term>,
 }
 
+#[utoipa::path(post, path = "/v1/schools", tag = "schools", summary = "创建学校", request_body = SchoolBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)")))]
 async fn create_school(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -149,6 +164,7 @@ fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
     }
 }
 
+#[utoipa::path(get, path = "/v1/schools/{id}", tag = "schools", summary = "查看学校", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内")))]
 async fn get_school(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -231,6 +247,7 @@ struct DryRun {
     dry_run: bool,
 }
 
+#[utoipa::path(post, path = "/v1/students", tag = "students", summary = "录取建档(admit)", request_body = Value, responses((status = 201, description = "已办理 applied / created"), (status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)"), (status = 422, description = "政策不允许或政策执行失败")))]
 async fn create_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -257,6 +274,7 @@ async fn create_student(
     Ok(outcome_response(&state, outcome, role))
 }
 
+#[utoipa::path(get, path = "/v1/students/{id}", tag = "students", summary = "查看学生(按角色脱敏)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
 async fn get_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -280,6 +298,7 @@ struct StudentQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/students", tag = "students", summary = "学生列表(分页)", responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
 async fn list_students(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -387,6 +406,7 @@ async fn list_students(
     Ok(axum::Json(page))
 }
 
+#[utoipa::path(post, path = "/v1/students/{id}/transitions", tag = "students", summary = "学籍异动(可 dry_run)", params(("id" = String, Path)), request_body = Value, responses((status = 200, description = "OK"), (status = 201, description = "已办理 applied / created"), (status = 202, description = "待审批 pending"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)"), (status = 422, description = "政策不允许或政策执行失败")))]
 async fn transition(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -412,6 +432,7 @@ async fn transition(
     Ok(outcome_response(&state, outcome, role))
 }
 
+#[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
 async fn events(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -440,6 +461,7 @@ async fn events(
     Ok(axum::Json(page))
 }
 
+#[utoipa::path(get, path = "/v1/students/{id}/verify", tag = "history", summary = "校验一名学生的历史链", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
 async fn verify_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -453,6 +475,7 @@ async fn verify_student(
     Ok(axum::Json(report))
 }
 
+#[utoipa::path(get, path = "/v1/verify", tag = "history", summary = "校验全部历史链", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
 async fn verify_all(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -522,6 +545,7 @@ struct RequestQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", summary = "审批申请列表", responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
 async fn list_requests(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -591,6 +615,7 @@ async fn list_requests(
     Ok(axum::Json(page))
 }
 
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", summary = "查看审批申请", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
 async fn get_request(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -600,9 +625,10 @@ async fn get_request(
     Ok(axum::Json(request_view(&r)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StepBody {
+    #[schema(value_type = String, example = "school")]
     step: ApprovalStep,
     #[serde(default)]
     comment: Option<String>,
@@ -640,6 +666,7 @@ async fn decide_request(
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", summary = "审批通过一个环节", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)"), (status = 422, description = "政策不允许或政策执行失败")))]
 async fn approve(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -649,6 +676,7 @@ async fn approve(
     decide_request(state, c, id, b, true).await
 }
 
+#[utoipa::path(post, path = "/v1/requests/{id}/reject", tag = "requests", summary = "驳回申请", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)")))]
 async fn reject(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -660,14 +688,16 @@ async fn reject(
 
 // ---- deadlines -------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SweepBody {
+    #[schema(value_type = String, format = Date)]
     as_of: Date,
     #[serde(default)]
     jurisdiction: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/sweeps", tag = "deadlines", summary = "期限处理(如逾期未报到)", request_body = SweepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内")))]
 async fn sweep(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -692,9 +722,10 @@ async fn sweep(
 
 // ---- tokens ----------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
+    #[schema(value_type = String, example = "registrar")]
     role: Role,
     #[serde(default)]
     jurisdiction: Option<String>,
@@ -710,6 +741,7 @@ struct TokenBody {
     label: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", summary = "签发令牌(只显示一次)", request_body = TokenBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
 async fn create_token(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -791,6 +823,7 @@ async fn create_token(
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", summary = "吊销令牌", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内")))]
 async fn revoke_token(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -821,9 +854,10 @@ fn policy_summary(p: &crate::policy::CompiledPolicy) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/v1/policies", tag = "policies", summary = "政策包列表", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌")))]
 async fn list_policies(
     State(state): State<AppState>,
-    Caller(_): Caller,
+    _caller: Caller,
 ) -> ApiResult<impl IntoResponse> {
     let items: Vec<Value> = state
         .xueji
@@ -835,9 +869,10 @@ async fn list_policies(
     Ok(axum::Json(json!({ "items": items, "next_cursor": null })))
 }
 
+#[utoipa::path(get, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "政策包(清单、文件、规则、版本)", params(("jurisdiction" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
 async fn get_policy(
     State(state): State<AppState>,
-    Caller(_): Caller,
+    _caller: Caller,
     Path(j): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let versions = state.xueji.policies().versions(&j);
@@ -874,6 +909,7 @@ enum EvalStudent {
     Hypothetical(crate::policy::testing::CaseStudent),
 }
 
+#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/evaluate", tag = "policies", summary = "试算决定(不保存)", params(("jurisdiction" = String, Path)), request_body = Value, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内"), (status = 422, description = "政策不允许或政策执行失败")))]
 async fn evaluate_policy(
     State(state): State<AppState>,
     Caller(c): Caller,
