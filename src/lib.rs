@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod policy;

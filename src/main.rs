@@ -30,6 +30,10 @@ enum Command {
         /// Allowed CORS origins for browser portals (repeatable), e.g. https://portal.example.
         #[arg(long = "cors-origin")]
         cors_origins: Vec<String>,
+        /// On an empty store, load a small sample of the six seed jurisdictions (schools,
+        /// students in several statuses, a pending request); tokens go to DIR/demo-tokens.json.
+        #[arg(long)]
+        demo: bool,
     },
     /// Policy authoring: check, test.
     Policy {
@@ -98,9 +102,10 @@ fn main() -> Result<()> {
             addr,
             policies,
             cors_origins,
+            demo,
         } => {
             init_tracing();
-            serve(data, addr, policies, cors_origins)
+            serve(data, addr, policies, cors_origins, demo)
         }
         Command::Policy {
             command: PolicyCommand::Check { dir },
@@ -150,10 +155,17 @@ fn serve(
     addr: SocketAddr,
     policies: Option<PathBuf>,
     cors_origins: Vec<String>,
+    demo: bool,
 ) -> Result<()> {
     let xueji = Arc::new(cli::open(&data, policies.as_deref())?);
     if let Some(path) = cli::bootstrap_admin(&xueji, &data)? {
         tracing::info!(path = %path.display(), "first start: admin token written");
+    }
+    if demo {
+        match xueji::demo::load(&xueji, &data)? {
+            Some(path) => tracing::info!(tokens = %path.display(), "demo data loaded"),
+            None => tracing::info!("store not empty: demo data not loaded"),
+        }
     }
     let cors = (!cors_origins.is_empty()).then(|| {
         let origins: Vec<_> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();

@@ -557,3 +557,102 @@ async fn the_openapi_document_covers_every_route_of_the_contract() {
     let (st, v) = s.call("GET", "/v1/nothing-here", None, None).await;
     assert_eq!((st, v["error"]["code"].as_str()), (404, Some("not_found")));
 }
+
+#[tokio::test]
+async fn role_by_endpoint_by_scope_table() {
+    let (s, id) = setup().await;
+    let tokens = [
+        ("admin", s.admin.clone()),
+        ("officer_east", s.token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"})).await),
+        ("officer_west", s.token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "西区"})).await),
+        ("officer_city", s.token(json!({"role": "district_officer", "jurisdiction": "test-district"})).await),
+        ("leader_s1", s.token(json!({"role": "school_leader", "school": "s1"})).await),
+        ("registrar_s1", s.token(json!({"role": "registrar", "school": "s1"})).await),
+        ("registrar_s2", s.token(json!({"role": "registrar", "school": "s2"})).await),
+        ("teacher_s1_4", s.token(json!({"role": "head_teacher", "school": "s1", "class": "4"})).await),
+        ("guardian", s.token(json!({"role": "guardian", "student": id})).await),
+    ];
+    let change_class =
+        json!({"kind": "change_class", "effective_date": "2025-01-01", "params": {"class": "4"}});
+    let correct = json!({"kind": "correct_info", "effective_date": "2025-01-01", "params": {"fields": {"extra": {"note": "x"}}}});
+    let student = format!("/v1/students/{id}");
+    let transitions = format!("/v1/students/{id}/transitions?dry_run=true");
+    let events = format!("/v1/students/{id}/events");
+    // (method, path, body, expected status per role in the order of `tokens`)
+    let table: Vec<(&str, String, Option<Value>, [u16; 9])> = vec![
+        (
+            "GET",
+            student.clone(),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 200, 200],
+        ),
+        (
+            "GET",
+            events.clone(),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 200, 200],
+        ),
+        (
+            "GET",
+            "/v1/schools/s1".into(),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 200, 403],
+        ),
+        (
+            "POST",
+            transitions.clone(),
+            Some(change_class),
+            [200, 403, 403, 403, 403, 200, 404, 403, 403],
+        ),
+        (
+            "POST",
+            transitions.clone(),
+            Some(correct),
+            [200, 403, 403, 403, 403, 200, 404, 200, 403],
+        ),
+        (
+            "GET",
+            "/v1/requests?jurisdiction=test-district".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200, 403, 403],
+        ),
+        (
+            "GET",
+            "/v1/verify".into(),
+            None,
+            [200, 403, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/v1/sweeps".into(),
+            Some(json!({"as_of": "2024-01-01"})),
+            [200, 200, 200, 200, 403, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/v1/tokens".into(),
+            Some(json!({"role": "registrar", "school": "s1"})),
+            [201, 201, 403, 201, 403, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/v1/schools".into(),
+            Some(
+                json!({"id": "s9", "name": "九小", "jurisdiction": "test-district", "area": "东区", "level": "primary"}),
+            ),
+            [201, 409, 403, 409, 403, 403, 403, 403, 403],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, expected) in &table {
+        for ((role, token), want) in tokens.iter().zip(expected) {
+            let (got, v) = s.call(method, path, Some(token), body.clone()).await;
+            if got != *want {
+                failures.push(format!(
+                    "{role} {method} {path}: expected {want}, got {got} {v}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
