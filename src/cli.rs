@@ -42,7 +42,9 @@ pub fn open(data: &Path, policies: Option<&Path>) -> Result<Xueji> {
     let store = Store::open(&data.join(STORE_FILE))
         .with_context(|| format!("opening {}", data.join(STORE_FILE).display()))?;
     let registry = compile(&load_packages(policies)?)?;
-    Ok(Xueji::new(store, Arc::new(registry)))
+    let x = Xueji::new(store, Arc::new(registry));
+    x.restore_policies()?;
+    Ok(x)
 }
 
 /// A package folder (`policy.toml` inside) or a folder of packages. A single package's base is
@@ -133,8 +135,26 @@ pub fn verify(data: &Path, policies: Option<&Path>) -> Result<bool> {
             );
         }
     }
-    println!("{}", if report.ok { "ok" } else { "FAILED" });
-    Ok(report.ok)
+    let reproduced = x.reproduce_decisions(None)?;
+    println!(
+        "{} recorded decisions re-evaluated under their recorded versions",
+        reproduced.decisions
+    );
+    for m in &reproduced.mismatches {
+        println!(
+            "✗ {} event {}: recorded {}, now {} (rules {:?})",
+            m.student, m.seq, m.before, m.after, m.rules_changed
+        );
+    }
+    for (student, seq) in &reproduced.bad_contexts {
+        println!("✗ {student} event {seq}: decision context missing or altered");
+    }
+    for v in &reproduced.unknown_versions {
+        println!("✗ policy version {v} is not stored");
+    }
+    let ok = report.ok && reproduced.ok;
+    println!("{}", if ok { "ok" } else { "FAILED" });
+    Ok(ok)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod lifecycle;
 pub mod policy;
 pub mod service;
 pub mod store;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::auth::{Role, TokenRecord, generate_token, token_hash};
-use crate::domain::event::{ChainReport, GENESIS_HASH, facts, verify_chain};
+use crate::domain::event::{ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain};
 use crate::domain::student::{MAX_NAME_CHARS, NewStudentForm, check_text};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
@@ -279,6 +279,23 @@ impl Xueji {
         let new = NewStudent::parse(form, &school, Date::today())?;
         let mut student = provisional_student(&new, &school, random_id("stu"));
         self.check_identity_free(&student)?;
+        let report_by = new.report_deadline.or_else(|| {
+            school
+                .calendar
+                .iter()
+                .filter(|t| {
+                    t.starts >= new.entry_date
+                        || t.report_deadline.is_some_and(|d| d >= new.entry_date)
+                })
+                .find_map(|t| t.report_deadline)
+        });
+        if let Some(date) = report_by {
+            student.deadlines.push(Deadline {
+                kind: "report_by".into(),
+                date,
+                on_expiry: Deadline::default_expiry("report_by"),
+            });
+        }
         let input = TransitionInput::new(TransitionKind::Admit, new.entry_date);
         let policy = self
             .policies
@@ -304,28 +321,13 @@ impl Xueji {
                 message: "录取建档不支持审批流程:请先建档,再以入学注册(register)提交审批".into(),
             });
         }
-        let report_by = new.report_deadline.or_else(|| {
-            school
-                .calendar
-                .iter()
-                .filter(|t| {
-                    t.starts >= new.entry_date
-                        || t.report_deadline.is_some_and(|d| d >= new.entry_date)
-                })
-                .find_map(|t| t.report_deadline)
-        });
-        if let Some(date) = report_by {
-            student.deadlines.push(Deadline {
-                kind: "report_by".into(),
-                date,
-                on_expiry: Deadline::default_expiry("report_by"),
-            });
-        }
-        let before = student.clone();
-        let (after, event) = self.apply_decision(&before, &input, &decision, actor, None, true)?;
+        let (after, event, context) = self.apply_decision(
+            &student, &school, &input, &decision, actor, None, true, false,
+        )?;
         self.store.submit(Command::CreateStudent {
             student: Box::new(after.clone()),
             event: Box::new(event.clone()),
+            context: Some(context),
         })?;
         Ok(Outcome::Applied {
             decision,
@@ -384,7 +386,7 @@ impl Xueji {
                 }
                 .into());
             }
-            let (_, decision) = self.decide(&student, &input, false)?;
+            let (school, decision) = self.decide(&student, &input, false)?;
             if dry_run {
                 return Ok(Outcome::DryRun { decision });
             }
@@ -392,20 +394,23 @@ impl Xueji {
                 return Ok(Outcome::Denied { decision });
             }
             let result = if decision.approvals.is_empty() {
-                self.apply_decision(&student, &input, &decision, actor, None, false)
-                    .and_then(|(after, event)| {
-                        self.store.submit(Command::RecordEvent {
-                            before: Box::new(student.clone()),
-                            after: Box::new(after.clone()),
-                            event: Box::new(event.clone()),
-                            close_request: None,
-                        })?;
-                        Ok(Outcome::Applied {
-                            decision: decision.clone(),
-                            student: Box::new(after),
-                            event: Box::new(event),
-                        })
+                self.apply_decision(
+                    &student, &school, &input, &decision, actor, None, false, false,
+                )
+                .and_then(|(after, event, context)| {
+                    self.store.submit(Command::RecordEvent {
+                        before: Box::new(student.clone()),
+                        after: Box::new(after.clone()),
+                        event: Box::new(event.clone()),
+                        context: Some(context),
+                        close_request: None,
+                    })?;
+                    Ok(Outcome::Applied {
+                        decision: decision.clone(),
+                        student: Box::new(after),
+                        event: Box::new(event),
                     })
+                })
             } else {
                 let request = ApprovalRequest {
                     id: random_id("req"),
@@ -615,15 +620,25 @@ impl Xueji {
     }
 
     /// The student after the decision, and the sealed event that records it.
+    #[allow(clippy::too_many_arguments)]
     fn apply_decision(
         &self,
         student: &Student,
+        school: &School,
         input: &TransitionInput,
         decision: &Decision,
         actor: &Actor,
         request: Option<&str>,
         creating: bool,
-    ) -> Result<(Student, Event)> {
+        sweep: bool,
+    ) -> Result<(Student, Event, Vec<u8>)> {
+        let context = DecisionContext {
+            student: policy_view(student),
+            school: school.clone(),
+            input: self.redact_input(input),
+            sweep,
+        }
+        .to_bytes();
         let mut after = student.clone();
         let c = &decision.changes;
         if let Some(s) = c.status {
@@ -684,6 +699,7 @@ impl Xueji {
             input: self.redact_input(input),
             decision: decision.clone(),
             request: request.map(str::to_owned),
+            context: Some(DecisionContext::hash_of(&context)),
             prev_hash: if creating {
                 GENESIS_HASH.to_owned()
             } else {
@@ -693,7 +709,7 @@ impl Xueji {
         }
         .seal();
         after.head.clone_from(&event.hash);
-        Ok((after, event))
+        Ok((after, event, context))
     }
 
     // ---- approvals -----------------------------------------------------------------------
@@ -773,7 +789,7 @@ impl Xueji {
                 });
             }
             let student = self.student(&request.student)?;
-            let (_, decision) = self.decide(&student, &request.input, false)?;
+            let (school, decision) = self.decide(&student, &request.input, false)?;
             next.final_decision = Some(decision.clone());
             if !decision.allowed {
                 next.status = RequestStatus::Denied;
@@ -810,12 +826,14 @@ impl Xueji {
                 });
             }
             next.status = RequestStatus::Applied;
-            let (after, event) = self.apply_decision(
+            let (after, event, context) = self.apply_decision(
                 &student,
+                &school,
                 &request.input,
                 &decision,
                 actor,
                 Some(&request.id),
+                false,
                 false,
             )?;
             let closed = ApprovalRequest {
@@ -826,6 +844,7 @@ impl Xueji {
                 before: Box::new(student),
                 after: Box::new(after.clone()),
                 event: Box::new(event.clone()),
+                context: Some(context),
                 close_request: Some(Box::new(closed.clone())),
             });
             match result.map_err(ServiceError::from) {
@@ -916,8 +935,8 @@ impl Xueji {
                 }
                 let input = TransitionInput::new(on_expiry, as_of);
                 report.evaluated += 1;
-                let decision = match self.decide(&student, &input, true) {
-                    Ok((_, d)) => d,
+                let (school, decision) = match self.decide(&student, &input, true) {
+                    Ok(decided) => decided,
                     Err(ServiceError::Policy(e)) => {
                         report.failed.push(SweepFailure {
                             student: student_id.clone(),
@@ -931,12 +950,14 @@ impl Xueji {
                 if !decision.allowed || !decision.approvals.is_empty() {
                     continue;
                 }
-                let (after, event) =
-                    self.apply_decision(&student, &input, &decision, &actor, None, false)?;
+                let (after, event, context) = self.apply_decision(
+                    &student, &school, &input, &decision, &actor, None, false, true,
+                )?;
                 match self.store.submit(Command::RecordEvent {
                     before: Box::new(student),
                     after: Box::new(after),
                     event: Box::new(event.clone()),
+                    context: Some(context),
                     close_request: None,
                 }) {
                     Ok(_) => report.applied.push(SweepApplied {
@@ -1052,6 +1073,25 @@ impl Xueji {
     /// The token record of a bearer token, unless unknown or revoked.
     pub fn authenticate(&self, token: &str) -> Result<Option<TokenRecord>> {
         Ok(self.store.token(&token_hash(token))?.filter(|r| !r.revoked))
+    }
+}
+
+/// The student as a policy sees it, as recorded beside each decision: no name, ID number or
+/// guardians; the national number replaced by a placeholder of the same kind (policies see the
+/// kind only).
+fn policy_view(s: &Student) -> Student {
+    let placeholder = match s.national_id.as_str().as_bytes().first() {
+        Some(b'J') => "J11010519491231002X",
+        Some(b'L') => "L11010519491231AAAA",
+        _ => "G11010519491231002X",
+    };
+    Student {
+        name: String::new(),
+        id_card: None,
+        guardians: Vec::new(),
+        national_id: crate::domain::NationalNumber::parse(placeholder)
+            .unwrap_or_else(|_| s.national_id.clone()),
+        ..s.clone()
     }
 }
 

@@ -18,6 +18,27 @@ use super::student::TransitionInput;
 pub const ENCODING_V1: &[u8] = b"xueji-event/1\n";
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Everything a policy saw when it decided: the student as the policy sees it (no name, ID
+/// number or guardians), the school, the recorded input and whether the sweep asked. Stored
+/// beside the event; the event carries its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionContext {
+    pub student: super::Student,
+    pub school: super::School,
+    pub input: TransitionInput,
+    pub sweep: bool,
+}
+
+impl DecisionContext {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_else(|e| panic!("context encoding: {e}"))
+    }
+
+    pub fn hash_of(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+}
+
 /// The placement of a student before or after an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventFacts {
@@ -45,6 +66,10 @@ pub struct Event {
     pub decision: Decision,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    /// SHA-256 of the [`DecisionContext`] the decision was taken on (stored beside the event),
+    /// so `verify` can re-evaluate the decision and prove the context unaltered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -65,6 +90,8 @@ struct HashedEvent<'a> {
     decision: &'a Decision,
     #[serde(skip_serializing_if = "Option::is_none")]
     request: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: &'a Option<String>,
     prev_hash: &'a str,
 }
 
@@ -84,6 +111,7 @@ impl Event {
             input: &self.input,
             decision: &self.decision,
             request: &self.request,
+            context: &self.context,
             prev_hash: &self.prev_hash,
         };
         let mut out = ENCODING_V1.to_vec();

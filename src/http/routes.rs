@@ -52,7 +52,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(create_token))
         .routes(routes!(revoke_token))
         .routes(routes!(list_policies))
-        .routes(routes!(get_policy))
+        .routes(routes!(get_policy, put_policy))
+        .routes(routes!(impact))
         .routes(routes!(evaluate_policy))
         .split_for_parts()
 }
@@ -481,8 +482,17 @@ async fn verify_all(
     Caller(c): Caller,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin], "校验全部历史")?;
-    let report = blocking(&state, |x| x.verify_all()).await?;
-    Ok(axum::Json(report))
+    let (chains, decisions) = blocking(&state, |x| -> crate::service::Result<_> {
+        Ok((x.verify_all()?, x.reproduce_decisions(None)?))
+    })
+    .await?;
+    Ok(axum::Json(json!({
+        "ok": chains.ok && decisions.ok,
+        "students": chains.students,
+        "events": chains.events,
+        "chain_failures": chains.failures,
+        "decisions": decisions,
+    })))
 }
 
 // ---- requests --------------------------------------------------------------------------
@@ -954,4 +964,103 @@ async fn evaluate_policy(
     })
     .await?;
     Ok(axum::Json(json!({ "dry_run": true, "decision": decision })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PackageBody {
+    /// Relative path → file text: `policy.toml`, `*.rhai`, `tests/*.toml`, `README.md`.
+    files: std::collections::BTreeMap<String, String>,
+}
+
+/// Only an admin or a jurisdiction-wide officer of that jurisdiction changes its rules.
+fn may_change_policy(c: &TokenRecord, jurisdiction: &str) -> ApiResult<()> {
+    match c.role {
+        Role::Admin => Ok(()),
+        Role::DistrictOfficer
+            if c.area.is_none() && c.jurisdiction.as_deref() == Some(jurisdiction) =>
+        {
+            Ok(())
+        }
+        Role::DistrictOfficer if c.jurisdiction.as_deref() != Some(jurisdiction) => {
+            Err(ApiError::not_found("jurisdiction", jurisdiction))
+        }
+        _ => Err(ApiError::forbidden("修改政策包(仅管理员或本辖区市级账号)")),
+    }
+}
+
+fn rejection(r: crate::lifecycle::Rejection) -> ApiError {
+    let first = r
+        .errors
+        .first()
+        .map(|e| format!("{} {}", e.position, e.message))
+        .or_else(|| {
+            r.failing_tests
+                .first()
+                .map(|t| format!("测试未通过:{} «{}»", t.file, t.name))
+        })
+        .or_else(|| r.untested_rules.first().cloned())
+        .unwrap_or_default();
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "policy_rejected",
+        format!("政策包未通过检查,原版本继续有效:{first}"),
+    )
+    .with_details(json!(r))
+}
+
+#[utoipa::path(put, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "上传政策包:编译、运行自带测试,通过后原子切换", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "已启用新版本"), (status = 400, description = "请求无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 422, description = "编译错误或测试未通过;原版本继续有效")))]
+async fn put_policy(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(j): Path<String>,
+    ApiJson(b): ApiJson<PackageBody>,
+) -> ApiResult<impl IntoResponse> {
+    may_change_policy(&c, &j)?;
+    let source = crate::policy::PackageSource { files: b.files };
+    let result = blocking(&state, move |x| x.activate(&j, &source, &actor(&c))).await?;
+    let p = result.map_err(rejection)?;
+    let mut body = policy_summary(&p);
+    body["rules"] = json!(p.rule_infos());
+    Ok(axum::Json(body))
+}
+
+#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/impact", tag = "policies", summary = "影响分析:用候选政策包重放历史与待审批申请", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "会改变的决定及统计"), (status = 400, description = "请求无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 422, description = "候选政策包无法编译")))]
+async fn impact(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(j): Path<String>,
+    ApiJson(b): ApiJson<PackageBody>,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, &[Role::Admin, Role::DistrictOfficer], "做影响分析")?;
+    if c.role == Role::DistrictOfficer && c.jurisdiction.as_deref() != Some(j.as_str()) {
+        return Err(ApiError::not_found("jurisdiction", &j));
+    }
+    let source = crate::policy::PackageSource { files: b.files };
+    let report = blocking(&state, move |x| -> ApiResult<_> {
+        if x.policies().latest(&j).is_none() {
+            return Err(ApiError::not_found("jurisdiction", &j));
+        }
+        let manifest = source.manifest().map_err(|e| {
+            rejection(crate::lifecycle::Rejection {
+                errors: vec![e],
+                failing_tests: vec![],
+                untested_rules: vec![],
+            })
+        })?;
+        let base = manifest
+            .extends
+            .as_deref()
+            .and_then(|b| x.policies().latest(b));
+        let candidate = crate::policy::compile_package(&source, base).map_err(|errors| {
+            rejection(crate::lifecycle::Rejection {
+                errors,
+                failing_tests: vec![],
+                untested_rules: vec![],
+            })
+        })?;
+        x.impact(&j, &candidate).map_err(ApiError::from)
+    })
+    .await?;
+    Ok(axum::Json(report))
 }

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::compile::CompiledPolicy;
 use super::evaluate::{Case, evaluate};
@@ -297,44 +297,39 @@ pub fn run_package_tests(policy: &CompiledPolicy) -> Result<Vec<CaseResult>, Vec
         .collect())
 }
 
-/// Rules of the package itself (not inherited) that its cases never saw fire, or never saw stay
-/// silent on a transition they apply to. Each rule must be tested both ways.
+/// Rules of the package itself (not inherited) that its cases do not test both ways. A rule is
+/// observed, in each case whose transition it applies to, as silent, fired in an allowed
+/// decision, or fired in a denied one; it must be seen firing, and in at least two of the three
+/// ways (a deny rule firing and silent; a requirement met and unmet; ...).
 pub fn uncovered_rules(policy: &CompiledPolicy, results: &[CaseResult]) -> Vec<String> {
-    let mut fired: BTreeMap<&str, bool> = BTreeMap::new();
-    let mut silent: BTreeMap<&str, bool> = BTreeMap::new();
-    for rule in policy
+    let own = policy
         .rules
         .iter()
-        .filter(|r| r.info.package == policy.manifest.id)
-    {
+        .filter(|r| r.info.package == policy.manifest.id);
+    own.filter_map(|rule| {
         let id = rule.info.id.as_str();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         for r in results {
             let applies = rule.info.on.iter().any(|k| k == "*" || *k == r.kind);
-            if !applies {
+            let Some(d) = r.decision.as_ref().filter(|_| applies) else {
                 continue;
-            }
-            let did_fire = r
-                .decision
-                .as_ref()
-                .is_some_and(|d| d.rules.iter().any(|f| f.id == id));
-            if did_fire {
-                fired.insert(id, true);
-            } else if r.decision.is_some() {
-                silent.insert(id, true);
-            }
+            };
+            let fired = d.rules.iter().any(|f| f.id == id);
+            seen.insert(match (fired, d.allowed) {
+                (false, _) => "silent",
+                (true, true) => "fired_allowed",
+                (true, false) => "fired_denied",
+            });
         }
-    }
-    policy
-        .rules
-        .iter()
-        .filter(|r| r.info.package == policy.manifest.id)
-        .filter_map(|r| {
-            let id = r.info.id.as_str();
-            match (fired.contains_key(id), silent.contains_key(id)) {
-                (true, true) => None,
-                (false, _) => Some(format!("{id}: no case makes it fire")),
-                (true, false) => Some(format!("{id}: no case where it applies and does not fire")),
-            }
-        })
-        .collect()
+        let fired = seen.contains("fired_allowed") || seen.contains("fired_denied");
+        match (fired, seen.len()) {
+            (false, _) => Some(format!("{id}: no case makes it fire")),
+            (true, 1) => Some(format!(
+                "{id}: tested one way only ({}); add a case where it decides otherwise",
+                seen.iter().next().copied().unwrap_or("")
+            )),
+            _ => None,
+        }
+    })
+    .collect()
 }

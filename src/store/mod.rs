@@ -81,6 +81,9 @@ pub struct PolicyRecord {
     pub version: String,
     pub effective_from: Date,
     pub content_hash: String,
+    /// The content hash of the base version it was compiled with, if it extends one.
+    #[serde(default)]
+    pub base_hash: Option<String>,
     pub files: std::collections::BTreeMap<String, String>,
     pub activated_by: String,
     pub activated_at: String,
@@ -416,6 +419,42 @@ impl Store {
         for item in t.range(start.as_str()..end.as_str())? {
             let (_, v) = item?;
             out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The context a recorded decision was taken on.
+    pub fn context(
+        &self,
+        event: &Event,
+    ) -> Result<Option<crate::domain::event::DecisionContext>, StoreError> {
+        self.get(
+            CONTEXTS,
+            &key(&[&event.jurisdiction, &event.student, &seq_part(event.seq)]),
+        )
+    }
+
+    /// Every event of a jurisdiction, by student then sequence, after `after` (a key), at most `limit`.
+    pub fn events_of_jurisdiction(
+        &self,
+        jurisdiction: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Event)>, StoreError> {
+        let (start, end) = prefix_range(&[jurisdiction]);
+        let start = match after {
+            Some(a) if a > start.as_str() => format!("{a}\u{0}"),
+            _ => start,
+        };
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            out.push((k.value().to_owned(), decode(v.value())?));
+            if out.len() >= limit {
+                break;
+            }
         }
         Ok(out)
     }

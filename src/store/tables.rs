@@ -26,6 +26,8 @@ pub const IDX_STATUS: Table = TableDefinition::new("idx_status");
 pub const IDX_DEADLINE: Table = TableDefinition::new("idx_deadline");
 /// `jur␟student␟seq(12 digits)` → Event.
 pub const EVENTS: Table = TableDefinition::new("events");
+/// `jur␟student␟seq(12)` → DecisionContext of that event (its hash is in the event).
+pub const CONTEXTS: Table = TableDefinition::new("decision_contexts");
 /// `request` → ApprovalRequest.
 pub const REQUESTS: Table = TableDefinition::new("requests");
 /// `student␟kind` → request, while a request is pending.

@@ -25,6 +25,7 @@ pub enum Command {
     CreateStudent {
         student: Box<Student>,
         event: Box<Event>,
+        context: Option<Vec<u8>>,
     },
     /// One recorded transition: the student moves from `before` to `after` and `event` is
     /// appended; `close_request` (already in its final state) is stored in the same transaction.
@@ -32,6 +33,7 @@ pub enum Command {
         before: Box<Student>,
         after: Box<Student>,
         event: Box<Event>,
+        context: Option<Vec<u8>>,
         close_request: Option<Box<ApprovalRequest>>,
     },
     /// A new pending request; the student must still be at `request.student_version`.
@@ -93,6 +95,7 @@ struct Tables<'t> {
     status: RedbTable<'t, &'static str, &'static [u8]>,
     deadline: RedbTable<'t, &'static str, &'static [u8]>,
     events: RedbTable<'t, &'static str, &'static [u8]>,
+    contexts: RedbTable<'t, &'static str, &'static [u8]>,
     requests: RedbTable<'t, &'static str, &'static [u8]>,
     open_request: RedbTable<'t, &'static str, &'static [u8]>,
     request_status: RedbTable<'t, &'static str, &'static [u8]>,
@@ -115,6 +118,7 @@ impl<'t> Tables<'t> {
             status: txn.open_table(IDX_STATUS)?,
             deadline: txn.open_table(IDX_DEADLINE)?,
             events: txn.open_table(EVENTS)?,
+            contexts: txn.open_table(CONTEXTS)?,
             requests: txn.open_table(REQUESTS)?,
             open_request: txn.open_table(IDX_OPEN_REQUEST)?,
             request_status: txn.open_table(IDX_REQUEST_STATUS)?,
@@ -323,7 +327,11 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
             t.schools
                 .insert(school.id.as_str(), json(school)?.as_slice())?;
         }
-        Command::CreateStudent { student, event } => {
+        Command::CreateStudent {
+            student,
+            event,
+            context,
+        } => {
             if t.locator.get(student.id.as_str())?.is_some() {
                 return refused(StoreError::AlreadyExists {
                     what: "student".into(),
@@ -343,11 +351,15 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
             insert_index(t, &entries, &student.id)?;
             t.events
                 .insert(event_key(event).as_str(), json(event)?.as_slice())?;
+            if let Some(c) = context {
+                t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
+            }
         }
         Command::RecordEvent {
             before,
             after,
             event,
+            context,
             close_request,
         } => {
             let k = key(&[&before.jurisdiction, &before.id]);
@@ -390,6 +402,9 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
                 .insert(k.as_str(), json(after.as_ref())?.as_slice())?;
             t.events
                 .insert(event_key(event).as_str(), json(event.as_ref())?.as_slice())?;
+            if let Some(c) = context {
+                t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
+            }
             if let (Some(r), Some(o)) = (close_request, old_request) {
                 put_request(t, Some(&o), r)?;
             }

@@ -245,3 +245,50 @@ impl TestServer {
         v["token"].as_str().expect("token").to_owned()
     }
 }
+
+/// Test cases for the test-district package, covering each of its rules both ways (the
+/// activation gate requires it).
+pub const TEST_CASES: &str = r#"
+[[case]]
+name = "休学材料齐全:学校和区教育局审批"
+transition = { kind = "suspend", effective_date = "2025-03-02", params = { until = "2026-03-01" }, documents = [{ kind = "hospital_diagnosis" }] }
+expect = { outcome = "pending", rules = ["test.suspend.proof"], approvals = ["school", "district"] }
+
+[[case]]
+name = "休学缺医院证明"
+transition = { kind = "suspend", effective_date = "2025-03-02", params = { until = "2026-03-01" } }
+expect = { outcome = "denied", missing_documents = ["hospital_diagnosis"] }
+
+[[case]]
+name = "调班"
+transition = { kind = "change_class", effective_date = "2025-03-02", params = { class = "5" } }
+expect = { outcome = "applied", rules = ["test.change_class.direct"] }
+
+[[case]]
+name = "调班未填班级"
+transition = { kind = "change_class", effective_date = "2025-03-02" }
+expect = { outcome = "denied", rules = ["test.change_class.direct"] }
+
+[[case]]
+name = "报到截止两周内"
+student = { status = "admitted", deadlines = [{ kind = "report_by", date = "2024-09-05" }] }
+transition = { kind = "forfeit_admission", effective_date = "2024-09-10" }
+sweep = true
+expect = { outcome = "denied", rules = ["test.report.grace"] }
+
+[[case]]
+name = "报到截止两周后"
+student = { status = "admitted", deadlines = [{ kind = "report_by", date = "2024-09-05" }] }
+transition = { kind = "forfeit_admission", effective_date = "2024-09-20" }
+sweep = true
+expect = { outcome = "applied", rules = ["test.report.grace"], changes = { status = "admission_forfeited" } }
+"#;
+
+/// The test-district package as an upload: files by path.
+pub fn test_upload() -> serde_json::Map<String, serde_json::Value> {
+    let mut files = serde_json::Map::new();
+    files.insert("policy.toml".into(), TEST_MANIFEST.into());
+    files.insert("rules.rhai".into(), TEST_RULES.into());
+    files.insert("tests/cases.toml".into(), TEST_CASES.into());
+    files
+}

@@ -523,7 +523,9 @@ const CONTRACT: &[(&str, &str)] = &[
     ("delete", "/v1/tokens/{id}"),
     ("get", "/v1/policies"),
     ("get", "/v1/policies/{jurisdiction}"),
+    ("put", "/v1/policies/{jurisdiction}"),
     ("post", "/v1/policies/{jurisdiction}/evaluate"),
+    ("post", "/v1/policies/{jurisdiction}/impact"),
 ];
 
 #[tokio::test]

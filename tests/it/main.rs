@@ -7,4 +7,5 @@ mod chain;
 mod engine;
 mod faults;
 mod http;
+mod lifecycle;
 mod sandbox;

@@ -1,0 +1,437 @@
+//! The life of a policy version: activation through one gate, storage for ever, restoration at
+//! start, reproduction of every recorded decision, and impact of a candidate on the history.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::domain::event::DecisionContext;
+use crate::domain::{Actor, Decision, Event};
+use crate::policy::testing::{outcome_of, run_package_tests, uncovered_rules};
+use crate::policy::{
+    Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, evaluate,
+};
+use crate::service::{Result, ServiceError, Xueji};
+use crate::store::{Command, PolicyRecord};
+
+/// Why a candidate package was refused; the active version stays in force.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejection {
+    pub errors: Vec<PolicyLoadError>,
+    pub failing_tests: Vec<FailingTest>,
+    pub untested_rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailingTest {
+    pub file: String,
+    pub name: String,
+    pub failures: Vec<String>,
+}
+
+/// A candidate that passed the gate (not yet active).
+pub struct Candidate(pub Arc<CompiledPolicy>);
+
+/// A recorded decision that came out differently on re-evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionDiff {
+    pub student: String,
+    pub seq: u64,
+    pub kind: String,
+    pub school: String,
+    pub before: String,
+    pub after: String,
+    /// Rule ids fired in only one of the two decisions.
+    pub rules_changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReproductionReport {
+    pub ok: bool,
+    pub decisions: usize,
+    pub mismatches: Vec<DecisionDiff>,
+    /// Events whose stored context is missing or does not match the hash in the event.
+    pub bad_contexts: Vec<(String, u64)>,
+    /// Versions named by decisions that are not known to this service.
+    pub unknown_versions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImpactReport {
+    pub jurisdiction: String,
+    pub candidate_hash: String,
+    pub replayed_events: usize,
+    pub replayed_requests: usize,
+    pub changed: Vec<DecisionDiff>,
+    pub by_school: BTreeMap<String, usize>,
+    pub by_kind: BTreeMap<String, usize>,
+    pub by_outcome: BTreeMap<String, usize>,
+}
+
+fn diff(
+    event_like: (&str, u64, &str, &str),
+    before: &Decision,
+    after: &Decision,
+) -> Option<DecisionDiff> {
+    let ids = |d: &Decision| {
+        d.rules
+            .iter()
+            .map(|r| (r.id.clone(), r.effect))
+            .collect::<BTreeSet<_>>()
+    };
+    let (b, a) = (ids(before), ids(after));
+    let (ob, oa) = (outcome_of(before), outcome_of(after));
+    if ob == oa && b == a && before.changes == after.changes && before.approvals == after.approvals
+    {
+        return None;
+    }
+    let rules_changed: BTreeSet<String> = b
+        .symmetric_difference(&a)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let (student, seq, kind, school) = event_like;
+    Some(DecisionDiff {
+        student: student.into(),
+        seq,
+        kind: kind.into(),
+        school: school.into(),
+        before: ob.into(),
+        after: oa.into(),
+        rules_changed: rules_changed.into_iter().collect(),
+    })
+}
+
+impl Xueji {
+    /// Compiles a candidate against its base in force, runs its own tests and checks each rule is
+    /// tested both ways. Nothing changes, whatever the outcome.
+    pub fn check_candidate(
+        &self,
+        jurisdiction: &str,
+        source: &PackageSource,
+    ) -> std::result::Result<Candidate, Rejection> {
+        let reject = |errors| Rejection {
+            errors,
+            failing_tests: vec![],
+            untested_rules: vec![],
+        };
+        let manifest = source.manifest().map_err(|e| reject(vec![e]))?;
+        if manifest.id != jurisdiction {
+            return Err(reject(vec![PolicyLoadError::new(
+                "policy_manifest",
+                "policy.toml",
+                format!(
+                    "policy.toml 的 id「{}」与上传地址的辖区「{jurisdiction}」不一致",
+                    manifest.id
+                ),
+            )]));
+        }
+        let base = manifest
+            .extends
+            .as_deref()
+            .and_then(|b| self.policies().latest(b));
+        let compiled = compile_package(source, base).map_err(reject)?;
+        let results = run_package_tests(&compiled).map_err(|errs| {
+            reject(
+                errs.into_iter()
+                    .map(|e| PolicyLoadError::new("policy_test_file", "tests", e))
+                    .collect(),
+            )
+        })?;
+        let failing_tests: Vec<FailingTest> = results
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| FailingTest {
+                file: r.file.clone(),
+                name: r.name.clone(),
+                failures: r.failures.clone(),
+            })
+            .collect();
+        let mut untested_rules = uncovered_rules(&compiled, &results);
+        if results.is_empty() {
+            untested_rules.push("the package has no test cases (tests/*.toml)".into());
+        }
+        if !failing_tests.is_empty() || !untested_rules.is_empty() {
+            return Err(Rejection {
+                errors: vec![],
+                failing_tests,
+                untested_rules,
+            });
+        }
+        Ok(Candidate(Arc::new(compiled)))
+    }
+
+    /// The one activation gate: check, store for ever, then swap atomically. Evaluations in flight
+    /// finish on the version they started with.
+    pub fn activate(
+        &self,
+        jurisdiction: &str,
+        source: &PackageSource,
+        actor: &Actor,
+    ) -> Result<std::result::Result<Arc<CompiledPolicy>, Rejection>> {
+        let candidate = match self.check_candidate(jurisdiction, source) {
+            Ok(c) => c.0,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        self.record_version(&candidate, actor)?;
+        self.policies().activate(candidate.clone());
+        tracing::info!(jurisdiction, version = %candidate.manifest.version, hash = %candidate.content_hash, "policy activated");
+        Ok(Ok(candidate))
+    }
+
+    fn record_version(&self, p: &CompiledPolicy, actor: &Actor) -> Result<()> {
+        let record = PolicyRecord {
+            jurisdiction: p.manifest.id.clone(),
+            version: p.manifest.version.clone(),
+            effective_from: p.manifest.effective_from,
+            content_hash: p.content_hash.clone(),
+            base_hash: p.base.as_ref().map(|b| b.content_hash.clone()),
+            files: p.source.files.clone(),
+            activated_by: actor.id.clone(),
+            activated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        self.store().submit(Command::PutPolicy {
+            record: Box::new(record),
+        })?;
+        Ok(())
+    }
+
+    /// At start: stores the versions loaded from the binary or folder (so every version that
+    /// decides is kept), then re-activates every version stored earlier, bases first.
+    pub fn restore_policies(&self) -> Result<()> {
+        let startup = Actor::system("startup");
+        for p in self.policies().all_latest() {
+            self.record_version(&p, &startup)?;
+        }
+        let mut pending: Vec<PolicyRecord> = self.store().policy_versions()?;
+        pending.sort_by(|a, b| a.activated_at.cmp(&b.activated_at));
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut later = Vec::new();
+            for record in pending {
+                if self.policies().by_hash(&record.content_hash).is_some() {
+                    continue;
+                }
+                let base = match &record.base_hash {
+                    Some(h) => match self.policies().by_hash(h) {
+                        Some(b) => Some(b),
+                        None => {
+                            later.push(record);
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                match compile_package(
+                    &PackageSource {
+                        files: record.files.clone(),
+                    },
+                    base,
+                ) {
+                    Ok(p) => self.policies().activate(Arc::new(p)),
+                    Err(e) => {
+                        tracing::error!(jurisdiction = %record.jurisdiction, hash = %record.content_hash, errors = ?e, "stored policy version no longer compiles")
+                    }
+                }
+            }
+            if later.len() == before {
+                for r in &later {
+                    tracing::error!(jurisdiction = %r.jurisdiction, hash = %r.content_hash, "stored policy version's base is missing");
+                }
+                break;
+            }
+            pending = later;
+        }
+        Ok(())
+    }
+
+    fn context_of(&self, event: &Event) -> Result<Option<DecisionContext>> {
+        let Some(ctx) = self.store().context(event)? else {
+            return Ok(None);
+        };
+        let matches =
+            event.context.as_deref() == Some(DecisionContext::hash_of(&ctx.to_bytes()).as_str());
+        Ok(matches.then_some(ctx))
+    }
+
+    /// Re-evaluates every recorded decision (of one jurisdiction, or all) under the version it
+    /// records, and reports any that does not come out the same.
+    pub fn reproduce_decisions(&self, jurisdiction: Option<&str>) -> Result<ReproductionReport> {
+        let mut report = ReproductionReport {
+            ok: true,
+            ..Default::default()
+        };
+        let jurisdictions: Vec<String> = match jurisdiction {
+            Some(j) => vec![j.to_owned()],
+            None => self
+                .policies()
+                .all_latest()
+                .iter()
+                .map(|p| p.manifest.id.clone())
+                .collect(),
+        };
+        let mut unknown = BTreeSet::new();
+        for jur in jurisdictions {
+            self.for_each_event(&jur, |event| {
+                let Some(ctx) = self.context_of(event)? else {
+                    report.bad_contexts.push((event.student.clone(), event.seq));
+                    return Ok(());
+                };
+                let Some(policy) = self.policies().by_hash(&event.decision.policy.content_hash)
+                else {
+                    unknown.insert(event.decision.policy.content_hash.clone());
+                    return Ok(());
+                };
+                report.decisions += 1;
+                let again = evaluate(
+                    &policy,
+                    Case {
+                        student: &ctx.student,
+                        school: &ctx.school,
+                        input: &ctx.input,
+                        sweep: ctx.sweep,
+                    },
+                )?;
+                if again != event.decision {
+                    let d = diff(
+                        (
+                            &event.student,
+                            event.seq,
+                            event.kind.as_str(),
+                            &ctx.school.id,
+                        ),
+                        &event.decision,
+                        &again,
+                    );
+                    report.mismatches.push(d.unwrap_or(DecisionDiff {
+                        student: event.student.clone(),
+                        seq: event.seq,
+                        kind: event.kind.as_str().into(),
+                        school: ctx.school.id.clone(),
+                        before: outcome_of(&event.decision).into(),
+                        after: outcome_of(&again).into(),
+                        rules_changed: vec![],
+                    }));
+                }
+                Ok(())
+            })?;
+        }
+        report.unknown_versions = unknown.into_iter().collect();
+        report.ok = report.mismatches.is_empty()
+            && report.bad_contexts.is_empty()
+            && report.unknown_versions.is_empty();
+        Ok(report)
+    }
+
+    fn for_each_event(
+        &self,
+        jurisdiction: &str,
+        mut f: impl FnMut(&Event) -> Result<()>,
+    ) -> Result<()> {
+        let mut after: Option<String> = None;
+        loop {
+            let batch =
+                self.store()
+                    .events_of_jurisdiction(jurisdiction, after.as_deref(), 1000)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for (_, e) in &batch {
+                f(e)?;
+            }
+            after = batch.last().map(|(k, _)| k.clone());
+        }
+    }
+
+    /// Replays the recorded history and the open requests of a jurisdiction under a candidate
+    /// package and lists every decision that would change. Stores nothing.
+    pub fn impact(&self, jurisdiction: &str, candidate: &CompiledPolicy) -> Result<ImpactReport> {
+        let mut report = ImpactReport {
+            jurisdiction: jurisdiction.into(),
+            candidate_hash: candidate.content_hash.clone(),
+            ..Default::default()
+        };
+        let mut changed = Vec::new();
+        self.for_each_event(jurisdiction, |event| {
+            let Some(ctx) = self.context_of(event)? else {
+                return Ok(());
+            };
+            report.replayed_events += 1;
+            let after = evaluate(
+                candidate,
+                Case {
+                    student: &ctx.student,
+                    school: &ctx.school,
+                    input: &ctx.input,
+                    sweep: ctx.sweep,
+                },
+            )?;
+            if let Some(d) = diff(
+                (
+                    &event.student,
+                    event.seq,
+                    event.kind.as_str(),
+                    &ctx.school.id,
+                ),
+                &event.decision,
+                &after,
+            ) {
+                changed.push(d);
+            }
+            Ok(())
+        })?;
+        let mut after_key: Option<String> = None;
+        loop {
+            let page = self.store().requests_with_status(
+                jurisdiction,
+                crate::domain::RequestStatus::Pending,
+                after_key.as_deref(),
+                1000,
+            )?;
+            if page.is_empty() {
+                break;
+            }
+            for (_, r) in &page {
+                let (Some(student), Some(school)) = (
+                    self.store().student(&r.student)?,
+                    self.store().school(&r.school)?,
+                ) else {
+                    continue;
+                };
+                report.replayed_requests += 1;
+                let after = evaluate(
+                    candidate,
+                    Case {
+                        student: &student,
+                        school: &school,
+                        input: &r.input,
+                        sweep: false,
+                    },
+                )?;
+                if let Some(d) = diff(
+                    (&r.student, 0, r.input.kind.as_str(), &r.school),
+                    &r.decision,
+                    &after,
+                ) {
+                    changed.push(d);
+                }
+            }
+            after_key = page.last().map(|(k, _)| k.clone());
+        }
+        for d in &changed {
+            *report.by_school.entry(d.school.clone()).or_default() += 1;
+            *report.by_kind.entry(d.kind.clone()).or_default() += 1;
+            *report
+                .by_outcome
+                .entry(format!("{}→{}", d.before, d.after))
+                .or_default() += 1;
+        }
+        report.changed = changed;
+        Ok(report)
+    }
+}
+
+impl From<crate::policy::PolicyError> for Box<ServiceError> {
+    fn from(e: crate::policy::PolicyError) -> Self {
+        Box::new(ServiceError::Policy(e))
+    }
+}

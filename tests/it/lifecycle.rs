@@ -1,0 +1,322 @@
+//! Changing rules on a running service: the activation gate, dated versions, reproducible
+//! decisions and impact replay.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn setup_with_student() -> (TestServer, String) {
+    let s = spawn_server().await;
+    s.call("POST", "/v1/schools", Some(&s.admin), Some(json!({"id": "s1", "name": "一小", "jurisdiction": "test-district", "area": "东区", "level": "primary"}))).await;
+    let body = json!({"school": "s1", "name": "甲", "gender": "female", "birth_date": "2016-05-01", "id_card": id_card("2016-05-01", 2), "grade": 3, "class": "4", "entry_date": "2024-09-01"});
+    let (st, v) = s
+        .call("POST", "/v1/students", Some(&s.admin), Some(body))
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let id = v["student"]["id"].as_str().expect("id").to_owned();
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{id}/transitions"),
+            Some(&s.admin),
+            Some(json!({"kind": "register", "effective_date": "2024-09-02"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    (s, id)
+}
+
+fn with_file(path: &str, text: &str) -> Value {
+    let mut files = test_upload();
+    files.insert(path.into(), text.into());
+    json!({ "files": files })
+}
+
+async fn active_hash(s: &TestServer) -> String {
+    let (_, v) = s
+        .call("GET", "/v1/policies/test-district", Some(&s.admin), None)
+        .await;
+    v["content_hash"].as_str().expect("hash").to_owned()
+}
+
+#[tokio::test]
+async fn broken_uploads_are_refused_precisely_and_change_nothing() {
+    let (s, _) = setup_with_student().await;
+    let before = active_hash(&s).await;
+    let bad_syntax = with_file(
+        "rules.rhai",
+        &format!(
+            "{TEST_RULES}\nrule(#{{ id: \"test.x.y\", on: [\"suspend\"], cites: \"t 第九条\", check: |c| {{ deny(\"x\" }} }});"
+        ),
+    );
+    let no_citation = with_file(
+        "extra.rhai",
+        "rule(#{ id: \"test.x.z\", on: [\"suspend\"], check: |c| { () } });",
+    );
+    let undeclared = with_file(
+        "extra.rhai",
+        "rule(#{ id: \"test.x.z\", on: [\"expel\"], cites: \"t 第九条\", replaces: \"national_k12.expel.compulsory\", check: |c| { () } });",
+    );
+    let failing = with_file(
+        "tests/cases.toml",
+        &TEST_CASES.replace(
+            "expect = { outcome = \"applied\", rules = [\"test.change_class.direct\"] }",
+            "expect = { outcome = \"denied\", rules = [\"test.change_class.direct\"] }",
+        ),
+    );
+    for (name, body, check) in [
+        ("syntax", bad_syntax, "policy_syntax"),
+        ("citation", no_citation, "cites"),
+        ("override", undeclared, "policy_override"),
+        ("test", failing, "outcome: expected denied, got applied"),
+    ] {
+        let (st, v) = s
+            .call(
+                "PUT",
+                "/v1/policies/test-district",
+                Some(&s.admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (422, Some("policy_rejected")),
+            "{name}: {v}"
+        );
+        assert!(v.to_string().contains(check), "{name}: {v}");
+        if name == "syntax" {
+            let pos = &v["error"]["details"]["errors"][0]["position"];
+            assert_eq!(pos["file"], "rules.rhai");
+            assert!(pos["line"].as_u64().is_some_and(|l| l > 20), "{pos}");
+        }
+    }
+    assert_eq!(
+        active_hash(&s).await,
+        before,
+        "the old version stays active"
+    );
+}
+
+#[tokio::test]
+async fn a_valid_upload_changes_decisions_and_old_ones_still_reproduce() {
+    let (s, id) = setup_with_student().await;
+    // Stricter: a class change now also needs the school's approval.
+    let stricter = TEST_RULES.replace(
+        "allow(\"调班由学校办理\")",
+        "approve([\"school\"], \"调班须学校审批\")",
+    );
+    let cases = TEST_CASES.replace(
+        "expect = { outcome = \"applied\", rules = [\"test.change_class.direct\"] }",
+        "expect = { outcome = \"pending\", rules = [\"test.change_class.direct\"] }",
+    );
+    let (st, _) = s.call("POST", &format!("/v1/students/{id}/transitions"), Some(&s.admin), Some(json!({"kind": "change_class", "effective_date": "2025-03-01", "params": {"class": "5"}}))).await;
+    assert_eq!(st, 201, "applied under the first version");
+
+    let mut upload = test_upload();
+    upload.insert("rules.rhai".into(), stricter.clone().into());
+    upload.insert("tests/cases.toml".into(), cases.into());
+    // Impact first: exactly the recorded class change would flip.
+    let (st, impact) = s
+        .call(
+            "POST",
+            "/v1/policies/test-district/impact",
+            Some(&s.admin),
+            Some(json!({"files": upload})),
+        )
+        .await;
+    assert_eq!(st, 200, "{impact}");
+    let changed = impact["changed"].as_array().expect("changed");
+    assert_eq!(changed.len(), 1, "{impact}");
+    assert_eq!(
+        (
+            changed[0]["kind"].as_str(),
+            changed[0]["before"].as_str(),
+            changed[0]["after"].as_str()
+        ),
+        (Some("change_class"), Some("applied"), Some("pending"))
+    );
+    assert_eq!(impact["by_outcome"]["applied→pending"], 1);
+    // The unchanged package changes nothing.
+    let (_, same) = s
+        .call(
+            "POST",
+            "/v1/policies/test-district/impact",
+            Some(&s.admin),
+            Some(json!({"files": test_upload()})),
+        )
+        .await;
+    assert_eq!(same["changed"], json!([]), "{same}");
+    assert!(same["replayed_events"].as_u64().is_some_and(|n| n >= 3));
+
+    let (st, v) = s
+        .call(
+            "PUT",
+            "/v1/policies/test-district",
+            Some(&s.admin),
+            Some(json!({"files": upload})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.call("POST", &format!("/v1/students/{id}/transitions"), Some(&s.admin), Some(json!({"kind": "change_class", "effective_date": "2025-03-02", "params": {"class": "6"}}))).await;
+    assert_eq!(
+        (st, v["outcome"].as_str()),
+        (202, Some("pending")),
+        "decided by the new version: {v}"
+    );
+    // Every recorded decision reproduces under the version it records.
+    let (st, v) = s.call("GET", "/v1/verify", Some(&s.admin), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(
+        v["decisions"]["decisions"].as_u64().is_some_and(|n| n >= 3),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn two_dated_versions_each_decide_on_their_own_dates() {
+    let (s, id) = setup_with_student().await;
+    let mut upload = test_upload();
+    let later = TEST_MANIFEST
+        .replace("version = \"1\"", "version = \"2\"")
+        .replace(
+            "effective_from = \"2020-01-01\"",
+            "effective_from = \"2026-01-01\"",
+        );
+    upload.insert("policy.toml".into(), later.into());
+    let grade_rule = "if c.student.grade >= 3 { return deny(\"2026 年起三年级及以上学期中不得调班\"); }\n    allow(\"调班由学校办理\")";
+    upload.insert(
+        "rules.rhai".into(),
+        TEST_RULES
+            .replace("allow(\"调班由学校办理\")", grade_rule)
+            .into(),
+    );
+    let (st, v) = s
+        .call(
+            "PUT",
+            "/v1/policies/test-district",
+            Some(&s.admin),
+            Some(json!({"files": upload})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let path = format!("/v1/students/{id}/transitions?dry_run=true");
+    let (_, early) = s.call("POST", &path, Some(&s.admin), Some(json!({"kind": "change_class", "effective_date": "2025-12-31", "params": {"class": "5"}}))).await;
+    let (_, late) = s.call("POST", &path, Some(&s.admin), Some(json!({"kind": "change_class", "effective_date": "2026-01-01", "params": {"class": "5"}}))).await;
+    assert_eq!(
+        (
+            early["decision"]["allowed"].as_bool(),
+            early["decision"]["policy"]["version"].as_str()
+        ),
+        (Some(true), Some("1"))
+    );
+    assert_eq!(
+        (
+            late["decision"]["allowed"].as_bool(),
+            late["decision"]["policy"]["version"].as_str()
+        ),
+        (Some(false), Some("2"))
+    );
+}
+
+#[tokio::test]
+async fn only_admins_and_jurisdiction_wide_officers_upload() {
+    let (s, _) = setup_with_student().await;
+    let area_officer = s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}))
+        .await;
+    let city_officer = s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district"}))
+        .await;
+    let registrar = s.token(json!({"role": "registrar", "school": "s1"})).await;
+    let body = json!({"files": test_upload()});
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/v1/policies/test-district",
+            Some(&registrar),
+            Some(body.clone())
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/v1/policies/test-district",
+            Some(&area_officer),
+            Some(body.clone())
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/v1/policies/national-k12",
+            Some(&city_officer),
+            Some(body.clone())
+        )
+        .await
+        .0,
+        404
+    );
+    let (st, v) = s
+        .call(
+            "PUT",
+            "/v1/policies/test-district",
+            Some(&city_officer),
+            Some(body),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+}
+
+#[test]
+fn stored_versions_come_back_after_a_restart() {
+    let t = engine();
+    let x = &t.xueji;
+    let files: std::collections::BTreeMap<String, String> = test_upload()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let mut files2 = files.clone();
+    files2.insert(
+        "rules.rhai".into(),
+        format!("{TEST_RULES}\n// 修订说明:无实质变化\n"),
+    );
+    let actor = xueji::domain::Actor {
+        id: "tok_admin".into(),
+        role: "admin".into(),
+    };
+    let v2 = x
+        .activate(
+            "test-district",
+            &xueji::policy::PackageSource { files: files2 },
+            &actor,
+        )
+        .expect("store")
+        .expect("accepted");
+    let s = enrolled(x, "乙", 4);
+    let path = t.dir.path().join("xueji.redb");
+    let TestEngine { xueji, dir } = t;
+    drop(xueji);
+    let store = xueji::store::Store::open(&path).expect("reopen");
+    let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
+    let again = xueji::service::Xueji::new(store, std::sync::Arc::new(registry));
+    again.restore_policies().expect("restore");
+    assert_eq!(
+        again
+            .policies()
+            .latest("test-district")
+            .expect("pkg")
+            .content_hash,
+        v2.content_hash
+    );
+    let report = again.reproduce_decisions(None).expect("reproduce");
+    assert!(report.ok && report.decisions >= 2, "{report:?}");
+    assert!(again.verify_student(&s.id).expect("verify").ok);
+    drop(dir);
+}
