@@ -232,3 +232,119 @@ pub fn write_secret(path: &Path, secret: &str) -> Result<()> {
     writeln!(f, "{secret}")?;
     Ok(())
 }
+
+/// `xueji policy diff OLD NEW`: rules, citations, parameters and decisions on the package tests
+/// that differ between two versions of a package, for a district officer to read.
+pub fn policy_diff(old_dir: &Path, new_dir: &Path) -> Result<bool> {
+    let old_reg = compile(&packages_at(old_dir)?)?;
+    let new_reg = compile(&packages_at(new_dir)?)?;
+    let id_of = |d: &Path| -> Result<String> {
+        let source =
+            PackageSource::read_dir(d).with_context(|| format!("reading {}", d.display()))?;
+        Ok(source
+            .manifest()
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.position, e.message))?
+            .id)
+    };
+    let id = id_of(new_dir)?;
+    if id_of(old_dir)? != id {
+        bail!("the two folders hold different packages");
+    }
+    let (old, new) = match (old_reg.latest(&id), new_reg.latest(&id)) {
+        (Some(o), Some(n)) => (o, n),
+        _ => bail!("package {id} missing"),
+    };
+    let mut changed = false;
+    println!(
+        "政策包 {id}: {} → {}",
+        old.manifest.version, new.manifest.version
+    );
+    if old.manifest.effective_from != new.manifest.effective_from {
+        println!(
+            "  生效日期 effective_from: {} → {}",
+            old.manifest.effective_from, new.manifest.effective_from
+        );
+    }
+    let rules = |p: &crate::policy::CompiledPolicy| -> std::collections::BTreeMap<String, crate::policy::RuleInfo> {
+        p.rule_infos().into_iter().map(|r| (r.id.clone(), r)).collect()
+    };
+    let (ro, rn) = (rules(&old), rules(&new));
+    println!("规则 rules:");
+    for (rid, r) in &rn {
+        match ro.get(rid) {
+            None => {
+                changed = true;
+                println!("  + {rid}  [{}]  {}", r.on.join(","), r.citation);
+            }
+            Some(o) if o.citation != r.citation || o.on != r.on => {
+                changed = true;
+                println!("  ~ {rid}");
+                if o.citation != r.citation {
+                    println!("      依据 citation: {} → {}", o.citation, r.citation);
+                }
+                if o.on != r.on {
+                    println!("      适用 on: [{}] → [{}]", o.on.join(","), r.on.join(","));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for (rid, r) in &ro {
+        if !rn.contains_key(rid) {
+            changed = true;
+            println!("  - {rid}  {}", r.citation);
+        }
+    }
+    println!("参数 params:");
+    let keys: std::collections::BTreeSet<&String> = old
+        .manifest
+        .params
+        .keys()
+        .chain(new.manifest.params.keys())
+        .collect();
+    for k in keys {
+        let (a, b) = (old.manifest.params.get(k), new.manifest.params.get(k));
+        if a != b {
+            changed = true;
+            let show = |v: Option<&serde_json::Value>| {
+                v.map_or("(未设置)".to_owned(), |v| v.to_string())
+            };
+            println!("  ~ {k}: {} → {}", show(a), show(b));
+        }
+    }
+    println!("测试用例上的决定 decisions on the package tests:");
+    let mut cases =
+        crate::policy::testing::load_cases(&old).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    cases.extend(
+        crate::policy::testing::load_cases(&new).map_err(|e| anyhow::anyhow!(e.join("; ")))?,
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    let mut differing = 0;
+    for (file, case) in &cases {
+        if !seen.insert(case.name.clone()) {
+            continue;
+        }
+        let (a, b) = (case.run(file, &old), case.run(file, &new));
+        let fired = |r: &crate::policy::testing::CaseResult| {
+            r.decision
+                .as_ref()
+                .map(|d| {
+                    d.rules
+                        .iter()
+                        .map(|f| f.id.clone())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        };
+        if a.outcome != b.outcome || fired(&a) != fired(&b) {
+            differing += 1;
+            println!("  ~ «{}»: {} → {}", case.name, a.outcome, b.outcome);
+            if fired(&a) != fired(&b) {
+                println!("      规则 rules: [{}] → [{}]", fired(&a), fired(&b));
+            }
+        }
+    }
+    println!("  {differing} of {} cases decide differently", seen.len());
+    Ok(changed || differing > 0)
+}

@@ -435,3 +435,48 @@ impl From<crate::policy::PolicyError> for Box<ServiceError> {
         Box::new(ServiceError::Policy(e))
     }
 }
+
+/// What one look at a watched policy folder did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FolderSync {
+    pub activated: Vec<String>,
+    pub rejected: Vec<(String, Rejection)>,
+}
+
+/// Watches a policy folder: every package whose files changed since the last look goes through
+/// the activation gate; a broken edit is refused and the version in force stays.
+#[derive(Default)]
+pub struct FolderWatch {
+    seen: BTreeMap<String, crate::policy::PackageSource>,
+}
+
+impl FolderWatch {
+    /// Starts from the packages loaded at start, so only later edits count.
+    pub fn new(initial: &crate::policy::PackageSet) -> Self {
+        FolderWatch {
+            seen: initial.packages.clone(),
+        }
+    }
+
+    pub fn sync(&mut self, x: &Xueji, dir: &std::path::Path) -> Result<FolderSync> {
+        let set = crate::policy::PackageSet::read_dir(dir)
+            .map_err(|e| ServiceError::Storage(format!("reading {}: {e}", dir.display())))?;
+        let mut out = FolderSync::default();
+        let actor = Actor::system("policy_folder");
+        for (id, source) in set.packages {
+            if self.seen.get(&id) == Some(&source) {
+                continue;
+            }
+            match x.activate(&id, &source, &actor)? {
+                Ok(p) => out.activated.push(format!("{id} {}", p.manifest.version)),
+                Err(rejection) => {
+                    tracing::warn!(package = %id, errors = rejection.errors.len(), failing_tests = rejection.failing_tests.len(), "edited policy package refused; the version in force stays");
+                    out.rejected.push((id.clone(), rejection));
+                }
+            }
+            // Remember it either way: a broken edit is reported once, not on every look.
+            self.seen.insert(id, source);
+        }
+        Ok(out)
+    }
+}

@@ -60,6 +60,9 @@ enum PolicyCommand {
     Check { dir: PathBuf },
     /// Compile and run the packages' own test cases, and check each rule is tested both ways.
     Test { dir: PathBuf },
+    /// What changes from one version of a package to another: rules, citations, parameters, and
+    /// decisions on both versions' test cases.
+    Diff { old: PathBuf, new: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +116,9 @@ fn main() -> Result<()> {
         Command::Policy {
             command: PolicyCommand::Test { dir },
         } => cli::policy_test(&dir),
+        Command::Policy {
+            command: PolicyCommand::Diff { old, new },
+        } => cli::policy_diff(&old, &new).map(|_| ()),
         Command::Verify { data, policies } => {
             if cli::verify(&data, policies.as_deref())? {
                 Ok(())
@@ -186,9 +192,15 @@ fn serve(
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(%addr, data = %data.display(), "xueji serving");
+        let watcher = policies
+            .clone()
+            .map(|dir| tokio::spawn(watch_policies(for_sweeps.clone(), dir)));
         let sweeper = tokio::spawn(daily_sweep(for_sweeps));
         xueji::http::serve(listener, app, shutdown_signal()).await?;
         sweeper.abort();
+        if let Some(w) = watcher {
+            w.abort();
+        }
         tracing::info!("stopped accepting; in-flight requests finished");
         anyhow::Ok(())
     })?;
@@ -199,6 +211,40 @@ fn serve(
         Err(_) => tracing::warn!("store still referenced at exit"),
     }
     Ok(())
+}
+
+/// Looks at the policy folder every two seconds; edited packages go through the activation gate.
+async fn watch_policies(x: Arc<xueji::service::Xueji>, dir: PathBuf) {
+    let initial = match cli::load_packages(Some(&dir)) {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::error!(error = %e, "policy folder unreadable; not watching");
+            return;
+        }
+    };
+    let watch = Arc::new(std::sync::Mutex::new(xueji::lifecycle::FolderWatch::new(
+        &initial,
+    )));
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        interval.tick().await;
+        let (x, dir, watch) = (x.clone(), dir.clone(), watch.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let mut w = watch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            w.sync(&x, &dir)
+        })
+        .await;
+        match result {
+            Ok(Ok(s)) if !s.activated.is_empty() => {
+                tracing::info!(activated = ?s.activated, "policy folder: new versions active")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "policy folder check failed"),
+            Err(e) => tracing::error!(error = %e, "policy folder check panicked"),
+        }
+    }
 }
 
 /// Runs the deadline sweep for today once a day (and once at start).

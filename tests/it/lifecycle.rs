@@ -320,3 +320,189 @@ fn stored_versions_come_back_after_a_restart() {
     assert!(again.verify_student(&s.id).expect("verify").ok);
     drop(dir);
 }
+
+fn write_package(dir: &std::path::Path, files: &std::collections::BTreeMap<String, String>) {
+    for (path, text) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+}
+
+fn upload_files() -> std::collections::BTreeMap<String, String> {
+    test_upload()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+#[test]
+fn an_edit_in_the_watched_folder_activates_and_a_broken_one_does_not() {
+    let t = engine();
+    let folder = tempfile::tempdir().expect("dir");
+    let mut set = xueji::policy::builtin_packages();
+    set.packages.retain(|id, _| id == "national-k12");
+    for (id, src) in &set.packages {
+        write_package(&folder.path().join(id), &src.files);
+    }
+    let pkg = folder.path().join("test-district");
+    write_package(&pkg, &upload_files());
+    let initial = xueji::policy::PackageSet::read_dir(folder.path()).expect("read");
+    let mut watch = xueji::lifecycle::FolderWatch::new(&initial);
+    assert!(
+        watch
+            .sync(&t.xueji, folder.path())
+            .expect("sync")
+            .activated
+            .is_empty(),
+        "nothing edited yet"
+    );
+
+    let before = t
+        .xueji
+        .policies()
+        .latest("test-district")
+        .expect("pkg")
+        .content_hash
+        .clone();
+    std::fs::write(
+        pkg.join("rules.rhai"),
+        format!("{TEST_RULES}\n// 修订:注释\n"),
+    )
+    .expect("edit");
+    let s = watch.sync(&t.xueji, folder.path()).expect("sync");
+    assert_eq!(s.activated.len(), 1, "{s:?}");
+    let edited = t
+        .xueji
+        .policies()
+        .latest("test-district")
+        .expect("pkg")
+        .content_hash
+        .clone();
+    assert_ne!(edited, before);
+
+    std::fs::write(
+        pkg.join("rules.rhai"),
+        format!("{TEST_RULES}\nrule(#{{ id: \"test.a.b\" "),
+    )
+    .expect("broken edit");
+    let s = watch.sync(&t.xueji, folder.path()).expect("sync");
+    assert_eq!(s.rejected.len(), 1, "{s:?}");
+    assert_eq!(s.rejected[0].1.errors[0].code, "policy_syntax");
+    assert_eq!(
+        t.xueji
+            .policies()
+            .latest("test-district")
+            .expect("pkg")
+            .content_hash,
+        edited,
+        "the broken edit is not active"
+    );
+}
+
+#[test]
+fn transitions_during_a_swap_each_run_under_one_whole_version() {
+    let t = engine();
+    let students: Vec<_> = (0..4)
+        .map(|i| enrolled(&t.xueji, &format!("学生{i}"), 20 + i * 2))
+        .collect();
+    let v1 = t
+        .xueji
+        .policies()
+        .latest("test-district")
+        .expect("pkg")
+        .content_hash
+        .clone();
+    let mut files = upload_files();
+    files.insert("rules.rhai".into(), format!("{TEST_RULES}\n// v2\n"));
+    let actor = xueji::domain::Actor {
+        id: "tok_admin".into(),
+        role: "admin".into(),
+    };
+    let hashes = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for s in &students {
+            let (x, hashes) = (&t.xueji, &hashes);
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let mut input = xueji::domain::TransitionInput::new(
+                        xueji::domain::TransitionKind::ChangeClass,
+                        d("2025-03-02"),
+                    );
+                    input
+                        .params
+                        .insert("class".into(), json!(format!("{}", i % 3 + 1)));
+                    match x
+                        .transition(&s.id, input, &registrar(), false)
+                        .expect("transition succeeds during the swap")
+                    {
+                        xueji::service::Outcome::Applied { decision, .. } => hashes
+                            .lock()
+                            .expect("lock")
+                            .push(decision.policy.content_hash),
+                        other => panic!("{other:?}"),
+                    }
+                }
+            });
+        }
+        t.xueji
+            .activate(
+                "test-district",
+                &xueji::policy::PackageSource {
+                    files: files.clone(),
+                },
+                &actor,
+            )
+            .expect("store")
+            .expect("accepted");
+    });
+    let v2 = t
+        .xueji
+        .policies()
+        .latest("test-district")
+        .expect("pkg")
+        .content_hash
+        .clone();
+    let hashes = hashes.into_inner().expect("lock");
+    assert_eq!(hashes.len(), 40);
+    assert!(
+        hashes.iter().all(|h| *h == v1 || *h == v2),
+        "a decision under neither version"
+    );
+    assert!(t.xueji.reproduce_decisions(None).expect("reproduce").ok);
+}
+
+#[test]
+fn policy_diff_reports_rules_params_and_decisions() {
+    let root = tempfile::tempdir().expect("dir");
+    let (old, new) = (root.path().join("old"), root.path().join("new"));
+    write_package(&old, &upload_files());
+    let mut files = upload_files();
+    files.insert(
+        "rules.rhai".into(),
+        TEST_RULES.replace(
+            "allow(\"调班由学校办理\")",
+            "approve([\"school\"], \"调班须学校审批\")",
+        ),
+    );
+    files.insert(
+        "policy.toml".into(),
+        TEST_MANIFEST.replace("version = \"1\"", "version = \"2\""),
+    );
+    write_package(&new, &files);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xueji"))
+        .args(["policy", "diff"])
+        .arg(&old)
+        .arg(&new)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("1 → 2"), "{text}");
+    assert!(text.contains("«调班»: applied → pending"), "{text}");
+    assert!(text.contains("1 of 6 cases decide differently"), "{text}");
+}
