@@ -348,3 +348,11 @@ pub fn policy_diff(old_dir: &Path, new_dir: &Path) -> Result<bool> {
     println!("  {differing} of {} cases decide differently", seen.len());
     Ok(changed || differing > 0)
 }
+
+/// `xueji policy bundle DIR`: the JSON body `{"files": {...}}` that `PUT /v1/policies/{id}` and
+/// `POST /v1/policies/{id}/impact` take, read from a package folder.
+pub fn policy_bundle(dir: &Path) -> Result<String> {
+    let source = PackageSource::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    source.manifest().map_err(|e| anyhow::anyhow!("{}: {} {}", e.position, e.code, e.message))?;
+    Ok(serde_json::to_string_pretty(&serde_json::json!({ "files": source.files }))?)
+}

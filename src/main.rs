@@ -63,6 +63,8 @@ enum PolicyCommand {
     /// What changes from one version of a package to another: rules, citations, parameters, and
     /// decisions on both versions' test cases.
     Diff { old: PathBuf, new: PathBuf },
+    /// Print the JSON body for `PUT /v1/policies/{id}` and `POST .../impact` from a package folder.
+    Bundle { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -119,6 +121,12 @@ fn main() -> Result<()> {
         Command::Policy {
             command: PolicyCommand::Diff { old, new },
         } => cli::policy_diff(&old, &new).map(|_| ()),
+        Command::Policy {
+            command: PolicyCommand::Bundle { dir },
+        } => {
+            println!("{}", cli::policy_bundle(&dir)?);
+            Ok(())
+        }
         Command::Verify { data, policies } => {
             if cli::verify(&data, policies.as_deref())? {
                 Ok(())
