@@ -352,7 +352,12 @@ pub fn policy_diff(old_dir: &Path, new_dir: &Path) -> Result<bool> {
 /// `xueji policy bundle DIR`: the JSON body `{"files": {...}}` that `PUT /v1/policies/{id}` and
 /// `POST /v1/policies/{id}/impact` take, read from a package folder.
 pub fn policy_bundle(dir: &Path) -> Result<String> {
-    let source = PackageSource::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-    source.manifest().map_err(|e| anyhow::anyhow!("{}: {} {}", e.position, e.code, e.message))?;
-    Ok(serde_json::to_string_pretty(&serde_json::json!({ "files": source.files }))?)
+    let source =
+        PackageSource::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    source
+        .manifest()
+        .map_err(|e| anyhow::anyhow!("{}: {} {}", e.position, e.code, e.message))?;
+    Ok(serde_json::to_string_pretty(
+        &serde_json::json!({ "files": source.files }),
+    )?)
 }

@@ -54,8 +54,39 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    pub fn render(&self, commits: &crate::store::CommitStats) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut out = String::new();
+        out.push_str("# HELP xueji_commit_duration_seconds Durable commits of the group-commit writer.\n# TYPE xueji_commit_duration_seconds histogram\n");
+        for (i, bound) in crate::store::COMMIT_BUCKETS_MICROS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "xueji_commit_duration_seconds_bucket{{le=\"{}\"}} {}",
+                *bound as f64 / 1e6,
+                commits.buckets[i].load(Relaxed)
+            );
+        }
+        let n = commits.commits.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "xueji_commit_duration_seconds_bucket{{le=\"+Inf\"}} {n}"
+        );
+        let _ = writeln!(
+            out,
+            "xueji_commit_duration_seconds_sum {}",
+            commits.micros_total.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "xueji_commit_duration_seconds_count {n}");
+        let _ = writeln!(
+            out,
+            "# HELP xueji_committed_commands_total Commands committed (several per commit under load).\n# TYPE xueji_committed_commands_total counter\nxueji_committed_commands_total {}",
+            commits.commands.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP xueji_failed_commits_total Commits that failed (nothing of them acknowledged).\n# TYPE xueji_failed_commits_total counter\nxueji_failed_commits_total {}",
+            commits.failed_commits.load(Relaxed)
+        );
         out.push_str("# HELP xueji_http_requests_total HTTP requests by method, route and status.\n# TYPE xueji_http_requests_total counter\n");
         if let Ok(r) = self.requests.lock() {
             for ((m, route, s), n) in r.iter() {

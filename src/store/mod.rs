@@ -23,7 +23,7 @@ use crate::domain::{
     ApprovalRequest, Date, Event, RequestStatus, School, Status, Student, TransitionKind,
 };
 use tables::*;
-pub use writer::Command;
+pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 
 /// The on-disk schema this build writes. A file of a newer schema is refused.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -102,6 +102,7 @@ pub struct Store {
     jobs: Option<mpsc::SyncSender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
     salt: [u8; 32],
+    stats: Arc<CommitStats>,
 }
 
 pub(crate) fn digest(salt: &[u8; 32], purpose: &str, value: &str) -> String {
@@ -182,16 +183,24 @@ impl Store {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::sync_channel::<Job>(writer::QUEUE_DEPTH);
         let writer_db = db.clone();
+        let stats = Arc::new(CommitStats::default());
+        let writer_stats = stats.clone();
         let writer = std::thread::Builder::new()
             .name("xueji-writer".into())
-            .spawn(move || writer::run(&writer_db, &rx, &salt))
+            .spawn(move || writer::run(&writer_db, &rx, &salt, &writer_stats))
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         Ok(Store {
             db,
             jobs: Some(tx),
             writer: Some(writer),
             salt,
+            stats,
         })
+    }
+
+    /// Commit counters of the writer (group commit: commands per commit, latency).
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.stats
     }
 
     /// Submits a command to the writer and waits until it is durably committed (or refused).

@@ -2,7 +2,9 @@
 //! commit), commits it durably, then answers every caller of the batch.
 
 use redb::{Database, Durability, ReadableTable, Table as RedbTable, WriteTransaction};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::Instant;
 
 use super::tables::*;
 use super::{CommandOutput, Job, PolicyRecord, StoreError, decode, digest, person_digest};
@@ -59,7 +61,22 @@ pub enum Command {
     },
 }
 
-pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, salt: &[u8; 32]) {
+/// Commit counters, read by the metrics endpoint and the benchmarks.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    pub commits: AtomicU64,
+    pub commands: AtomicU64,
+    pub failed_commits: AtomicU64,
+    /// Total and per-bucket commit latency; buckets are `COMMIT_BUCKETS_MICROS`.
+    pub micros_total: AtomicU64,
+    pub buckets: [AtomicU64; COMMIT_BUCKETS_MICROS.len()],
+}
+
+/// Upper bounds (µs) of the commit latency histogram.
+pub const COMMIT_BUCKETS_MICROS: [u64; 8] =
+    [250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000];
+
+pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, salt: &[u8; 32], stats: &CommitStats) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -68,7 +85,23 @@ pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, salt: &[u8; 32]) {
                 Err(_) => break,
             }
         }
-        match commit_batch(db, &batch, salt) {
+        let started = Instant::now();
+        let outcome = commit_batch(db, &batch, salt);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats
+            .commands
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.micros_total.fetch_add(micros, Ordering::Relaxed);
+        for (i, bound) in COMMIT_BUCKETS_MICROS.iter().enumerate() {
+            if micros <= *bound {
+                stats.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if outcome.is_err() {
+            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+        }
+        match outcome {
             Ok(results) => {
                 for ((_, reply), result) in batch.into_iter().zip(results) {
                     let _ = reply.send(result);

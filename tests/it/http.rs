@@ -658,3 +658,37 @@ async fn role_by_endpoint_by_scope_table() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[tokio::test]
+async fn metrics_count_requests_decisions_and_commits() {
+    let (s, id) = setup().await;
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{id}/transitions"),
+            Some(&s.admin),
+            Some(json!({"kind": "resume", "effective_date": "2025-01-01"})),
+        )
+        .await;
+    assert_eq!(st, 422);
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("xueji_decisions_total{outcome=\"applied\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("xueji_http_requests_total{method=\"POST\",route=\"/v1/students/{id}/transitions\",status=\"422\"} 1"), "{text}");
+    let commits: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("xueji_commit_duration_seconds_count "))
+        .and_then(|n| n.parse().ok())
+        .expect("commit count");
+    assert!(commits >= 4, "{text}");
+}
