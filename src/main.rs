@@ -47,6 +47,22 @@ enum Command {
         #[arg(long)]
         policies: Option<PathBuf>,
     },
+    /// Write a consistent copy of the store to a new file (stop the server first).
+    Backup {
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        /// The new file to write.
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty data folder, after verifying every chain and decision.
+    Restore {
+        /// The backup file.
+        backup: PathBuf,
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
     /// Bearer tokens.
     Token {
         #[command(subcommand)]
@@ -127,6 +143,16 @@ fn main() -> Result<()> {
             println!("{}", cli::policy_bundle(&dir)?);
             Ok(())
         }
+        Command::Backup { data, out } => {
+            let rows = cli::backup(&data, &out)?;
+            println!("backup written to {} ({rows} records)", out.display());
+            Ok(())
+        }
+        Command::Restore {
+            backup,
+            data,
+            policies,
+        } => cli::restore(&backup, &data, policies.as_deref()),
         Command::Verify { data, policies } => {
             if cli::verify(&data, policies.as_deref())? {
                 Ok(())

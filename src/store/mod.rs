@@ -572,3 +572,33 @@ impl Store {
         self.get_str(TOKEN_IDS, id)
     }
 }
+
+impl Store {
+    /// Writes a consistent copy of the whole store to a new file, from one read snapshot, while
+    /// writers go on. The copy keeps the salt, so digests and indexes stay valid.
+    pub fn backup_to(&self, dest: &Path) -> Result<u64, StoreError> {
+        if dest.exists() {
+            return Err(StoreError::AlreadyExists {
+                what: "backup file".into(),
+                id: dest.display().to_string(),
+            });
+        }
+        let snapshot = self.db.begin_read()?;
+        let copy = Database::create(dest)?;
+        let txn = copy.begin_write()?;
+        let mut rows = 0u64;
+        {
+            for table in ALL {
+                let from = snapshot.open_table(*table)?;
+                let mut to = txn.open_table(*table)?;
+                for item in from.iter()? {
+                    let (k, v) = item?;
+                    to.insert(k.value(), v.value())?;
+                    rows += 1;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(rows)
+    }
+}

@@ -55,6 +55,7 @@ pub const ALL: &[Table] = &[
     IDX_STATUS,
     IDX_DEADLINE,
     EVENTS,
+    CONTEXTS,
     REQUESTS,
     IDX_OPEN_REQUEST,
     IDX_REQUEST_STATUS,

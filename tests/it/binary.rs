@@ -111,3 +111,65 @@ async fn serve_bootstraps_logs_no_personal_data_and_stops_cleanly() {
         "acknowledged write lost"
     );
 }
+
+#[test]
+fn backup_and_restore_round_trip() {
+    let t = crate::helpers::engine();
+    let s = crate::helpers::enrolled(&t.xueji, "备份", 2);
+    let backup = t.dir.path().join("backup.redb");
+    let rows = t
+        .xueji
+        .store()
+        .backup_to(&backup)
+        .expect("backup while open");
+    assert!(rows > 10);
+    // A second backup to the same file is refused, never overwritten.
+    assert!(t.xueji.store().backup_to(&backup).is_err());
+    let data = t.dir.path().join("restored");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xueji"))
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    // The built-in packages do not hold the test package: restore with a folder that does.
+    let policies = t.dir.path().join("policies");
+    for (id, src) in &crate::helpers::test_packages().packages {
+        for (path, text) in &src.files {
+            let p = policies.join(id).join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+    }
+    let out = run(&[
+        "restore",
+        backup.to_str().expect("utf-8"),
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--policies",
+        policies.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = xueji::store::Store::open(&data.join("xueji.redb")).expect("open restored");
+    assert_eq!(
+        restored.student(&s.id).expect("read"),
+        Some(t.xueji.student(&s.id).expect("student"))
+    );
+    assert_eq!(restored.events(&s.id).expect("events").len(), 2);
+    drop(restored);
+    // Restoring over an existing store is refused.
+    let again = run(&[
+        "restore",
+        backup.to_str().expect("utf-8"),
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--policies",
+        policies.to_str().expect("utf-8"),
+    ]);
+    assert!(!again.status.success());
+}
