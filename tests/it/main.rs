@@ -9,4 +9,5 @@ mod engine;
 mod faults;
 mod http;
 mod lifecycle;
+mod model;
 mod sandbox;
