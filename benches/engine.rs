@@ -1,0 +1,1315 @@
+//! Engine benchmarks: decision time with a cached AST against the same rule written in Rust, and
+//! durable transitions per second through `Xueji::transition` against the disk's own fsync rate.
+//!
+//! ```text
+//! cargo bench --bench engine -- --quick    # ~20 s after the build (or BENCH_QUICK=1)
+//! cargo bench --bench engine               # full run, ~2 min after the build on 2 cores
+//! cargo bench --bench engine -- --full     # full even when BENCH_QUICK=1
+//! ```
+//!
+//! Prints a table and writes `target/bench/summary.json`. See `BENCHMARKS.md`.
+
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::hint::black_box;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use redb::StorageBackend;
+use redb::backends::FileBackend;
+use xueji::domain::student::NewStudentForm;
+use xueji::domain::{
+    Actor, ApprovalStep, Date, Decision, DecisionDeadline, Document, DocumentKind, Effect,
+    FiredRule, Guardian, IssuerLevel, Level, PolicyRef, Reason, School, Status, TransitionInput,
+    TransitionKind,
+};
+use xueji::policy::testing::{CaseSchool, CaseStudent, TestCase};
+use xueji::policy::{
+    Case, CompiledPolicy, PackageSet, PackageSource, PolicyRegistry, builtin_packages,
+    compile_package, evaluate,
+};
+use xueji::service::{Outcome, Xueji};
+use xueji::store::Store;
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    quick: bool,
+    /// Timed evaluations per decision case (after `decision_warmup`).
+    decision_samples: usize,
+    decision_warmup: usize,
+    /// Length of one fsync-baseline window and how many windows (median reported).
+    fsync_window: Duration,
+    fsync_rounds: usize,
+    /// Warm-up and measured window of one transitions-per-second run; rounds per writer count.
+    tps_warmup: Duration,
+    tps_window: Duration,
+    tps_rounds: usize,
+    /// Students each writer thread owns and cycles through.
+    students_per_writer: usize,
+}
+
+impl Config {
+    fn from_args() -> Config {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let env_quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
+        // `cargo bench` passes `--bench`; anything else unknown is ignored too.
+        let quick = if args.iter().any(|a| a == "--full") {
+            false
+        } else {
+            env_quick || args.iter().any(|a| a == "--quick")
+        };
+        if quick {
+            Config {
+                quick,
+                decision_samples: 20_000,
+                decision_warmup: 2_000,
+                fsync_window: Duration::from_secs(2),
+                fsync_rounds: 1,
+                tps_warmup: Duration::from_millis(500),
+                tps_window: Duration::from_secs(3),
+                tps_rounds: 1,
+                students_per_writer: 2,
+            }
+        } else {
+            Config {
+                quick,
+                decision_samples: 200_000,
+                decision_warmup: 20_000,
+                fsync_window: Duration::from_secs(2),
+                fsync_rounds: 1,
+                tps_warmup: Duration::from_secs(2),
+                tps_window: Duration::from_secs(10),
+                tps_rounds: 3,
+                students_per_writer: 2,
+            }
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        if self.quick { "quick" } else { "full" }
+    }
+}
+
+const WRITER_COUNTS: [usize; 3] = [1, 16, 64];
+
+// ---------------------------------------------------------------------------------------------
+// Small statistics helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Nearest-rank percentile of sorted nanosecond samples, in microseconds.
+fn pct_us(sorted_ns: &[u64], p: f64) -> f64 {
+    if sorted_ns.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted_ns.len() as f64).ceil() as usize;
+    let idx = rank.clamp(1, sorted_ns.len()) - 1;
+    sorted_ns[idx] as f64 / 1_000.0
+}
+
+fn mean_us(ns: &[u64]) -> f64 {
+    if ns.is_empty() {
+        return f64::NAN;
+    }
+    ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1_000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn round_to(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+/// Times `f` once per sample (after `warmup` untimed calls); returns sorted nanoseconds.
+fn sample<T>(warmup: usize, samples: usize, mut f: impl FnMut() -> T) -> Vec<u64> {
+    for _ in 0..warmup {
+        black_box(f());
+    }
+    let mut out = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t = Instant::now();
+        black_box(f());
+        out.push(t.elapsed().as_nanos() as u64);
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Cost of the timing itself (an `Instant::now()` pair), p50 in nanoseconds.
+fn timer_overhead_ns() -> f64 {
+    let s = sample(10_000, 100_000, || ());
+    pct_us(&s, 50.0) * 1_000.0
+}
+
+/// User+system CPU seconds of this process, or of its threads named `comm`.
+fn cpu_seconds(comm: Option<&str>) -> f64 {
+    fn stat_ticks(path: &Path) -> Option<u64> {
+        let text = std::fs::read_to_string(path).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &text[text.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    }
+    const USER_HZ: f64 = 100.0;
+    match comm {
+        None => stat_ticks(Path::new("/proc/self/stat")).unwrap_or(0) as f64 / USER_HZ,
+        Some(name) => {
+            let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+                return 0.0;
+            };
+            let mut ticks = 0;
+            for task in dir.flatten() {
+                let p = task.path();
+                let is = std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == name);
+                if is {
+                    ticks += stat_ticks(&p.join("stat")).unwrap_or(0);
+                }
+            }
+            ticks as f64 / USER_HZ
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packages
+// ---------------------------------------------------------------------------------------------
+
+/// A small standalone package defined here, so the figures do not move when seed packages are
+/// edited: a suspension that needs a document, two approvals and a deadline; a class change the
+/// school does directly.
+const BENCH_MANIFEST: &str = r#"
+id = "bench-district"
+name = "基准测试区学籍管理办法"
+version = "1"
+effective_from = "2020-01-01"
+rule_prefix = "bench"
+[documents.b]
+title = "基准测试区学籍管理办法"
+"#;
+
+const BENCH_RULES: &str = r#"
+// 第一条 休学须医院证明,学校和区教育局审批,期满复学
+rule(#{ id: "bench.suspend.proof", on: ["suspend"], cites: "b 第一条", check: |c| {
+    [require(["hospital_diagnosis"], "休学须提供医院诊断证明"),
+     approve(["school", "district"], "休学须学校和区教育局审批"),
+     deadline("resume_by", c.param("until"), "休学期满应复学")]
+}});
+// 第二条 调班由学校直接办理
+rule(#{ id: "bench.change_class.direct", on: ["change_class"], cites: "b 第二条", check: |c| {
+    if c.param("class") == () { return deny("调班须填写新班级"); }
+    allow("调班由学校办理")
+}});
+"#;
+
+fn bench_package() -> PackageSource {
+    let files: BTreeMap<String, String> = [
+        ("policy.toml".to_owned(), BENCH_MANIFEST.to_owned()),
+        ("rules.rhai".to_owned(), BENCH_RULES.to_owned()),
+    ]
+    .into();
+    PackageSource { files }
+}
+
+/// The built-in package `id` with the chain of packages it extends, if it is built in.
+fn builtin_with_bases(all: &PackageSet, id: &str) -> Option<PackageSet> {
+    let mut set = PackageSet {
+        packages: BTreeMap::new(),
+    };
+    let mut next = Some(id.to_owned());
+    while let Some(cur) = next.take() {
+        if set.packages.contains_key(&cur) {
+            break;
+        }
+        let src = all.packages.get(&cur)?.clone();
+        next = src.manifest().ok().and_then(|m| m.extends);
+        set.packages.insert(cur, src);
+    }
+    Some(set)
+}
+
+fn compile_set(set: &PackageSet, id: &str) -> Result<Arc<CompiledPolicy>, String> {
+    let registry = PolicyRegistry::from_packages(set).map_err(|e| format!("{e:?}"))?;
+    registry
+        .latest(id)
+        .ok_or_else(|| format!("package {id} missing after compiling"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Decisions
+// ---------------------------------------------------------------------------------------------
+
+fn d(s: &str) -> Date {
+    Date::parse(s).unwrap_or_else(|e| panic!("bench date {s}: {e:?}"))
+}
+
+fn case_of(student: CaseStudent, school: CaseSchool, transition: TransitionInput) -> TestCase {
+    TestCase {
+        name: "bench".into(),
+        student,
+        school,
+        transition,
+        sweep: false,
+        expect: Default::default(),
+    }
+}
+
+/// What the native baselines need that the compiled package knows: the policy reference and the
+/// rule's citation (the Rust version gets these "compiled in", as the script gets its AST).
+struct NativeRule {
+    policy: PolicyRef,
+    id: String,
+    citation: String,
+}
+
+impl NativeRule {
+    fn of(policy: &CompiledPolicy, rule: &str) -> Option<NativeRule> {
+        let info = policy.rules.iter().find(|r| r.info.id == rule)?;
+        Some(NativeRule {
+            policy: policy.policy_ref(),
+            id: info.info.id.clone(),
+            citation: info.info.citation.clone(),
+        })
+    }
+
+    fn fired(&self, effect: Effect, message: &str) -> FiredRule {
+        FiredRule {
+            id: self.id.clone(),
+            effect,
+            citation: self.citation.clone(),
+            message: message.to_owned(),
+        }
+    }
+
+    fn empty_decision(&self, case: &Case<'_>) -> Decision {
+        Decision {
+            allowed: true,
+            policy: self.policy.clone(),
+            rules: Vec::new(),
+            required_documents: Vec::new(),
+            missing_documents: Vec::new(),
+            approvals: Vec::new(),
+            changes: case.input.default_changes(case.student),
+            deadlines: Vec::new(),
+        }
+    }
+}
+
+/// `national_k12.expel.compulsory` in Rust: compulsory-education schools may not expel.
+fn native_expel(rule: &NativeRule, case: Case<'_>) -> Decision {
+    let mut decision = rule.empty_decision(&case);
+    if case.school.level.is_compulsory() {
+        decision
+            .rules
+            .push(rule.fired(Effect::Deny, "义务教育阶段学校不得开除学生"));
+        decision.allowed = false;
+    }
+    decision
+}
+
+/// A transition no rule is on, in Rust: the default decision.
+fn native_no_rule(rule: &NativeRule, case: Case<'_>) -> Decision {
+    rule.empty_decision(&case)
+}
+
+/// `bench.suspend.proof` in Rust: require a diagnosis, two approvals, a resume-by deadline.
+fn native_suspend(rule: &NativeRule, case: Case<'_>) -> Decision {
+    let mut decision = rule.empty_decision(&case);
+    let until = case
+        .input
+        .params
+        .get("until")
+        .and_then(Value::as_str)
+        .and_then(|s| Date::parse(s).ok());
+    let Some(until) = until else {
+        decision.allowed = false;
+        return decision;
+    };
+    decision
+        .required_documents
+        .push("hospital_diagnosis".into());
+    decision
+        .rules
+        .push(rule.fired(Effect::Require, "休学须提供医院诊断证明"));
+    decision.approvals = vec![ApprovalStep::School, ApprovalStep::District];
+    decision
+        .rules
+        .push(rule.fired(Effect::Approve, "休学须学校和区教育局审批"));
+    decision.deadlines.push(DecisionDeadline {
+        kind: "resume_by".into(),
+        date: until,
+        on_expiry: None,
+    });
+    decision
+        .rules
+        .push(rule.fired(Effect::Deadline, "休学期满应复学"));
+    decision.missing_documents = decision
+        .required_documents
+        .iter()
+        .filter(|r| !case.input.documents.iter().any(|d| d.kind.as_str() == *r))
+        .cloned()
+        .collect();
+    decision.allowed = decision.missing_documents.is_empty();
+    decision
+}
+
+struct DecisionResult {
+    label: String,
+    rhai_ns: Vec<u64>,
+    native_ns: Option<Vec<u64>>,
+    native_matches: Option<bool>,
+    outcome: String,
+}
+
+fn suspend_input() -> TransitionInput {
+    let mut input = TransitionInput::new(TransitionKind::Suspend, d("2026-03-02"));
+    input.reason = Some(Reason::Illness);
+    input.params.insert("until".into(), json!("2027-03-01"));
+    input.documents.push(
+        serde_json::from_value::<Document>(json!({
+            "kind": "hospital_diagnosis", "issuer_level": "county"
+        }))
+        .unwrap_or_else(|e| panic!("document fixture: {e}")),
+    );
+    debug_assert!(input.documents[0].kind == DocumentKind::HospitalDiagnosis);
+    debug_assert!(input.documents[0].issuer_level == Some(IssuerLevel::County));
+    input
+}
+
+fn outcome_word(d: &Decision) -> String {
+    xueji::policy::testing::outcome_of(d).to_owned()
+}
+
+/// A rule written in Rust, given what it needs of the compiled package.
+type NativeFn = fn(&NativeRule, Case<'_>) -> Decision;
+
+/// Times `evaluate` on one case of a compiled package and, when given, the native version.
+fn bench_decision(
+    cfg: &Config,
+    label: &str,
+    policy: &CompiledPolicy,
+    tc: &TestCase,
+    native: Option<(&NativeRule, NativeFn)>,
+) -> Result<DecisionResult, String> {
+    let (student, school) = tc.build(policy);
+    let case = Case {
+        student: &student,
+        school: &school,
+        input: &tc.transition,
+        sweep: false,
+    };
+    let reference = evaluate(policy, case).map_err(|e| format!("{label}: {e}"))?;
+    let rhai_ns = sample(cfg.decision_warmup, cfg.decision_samples, || {
+        evaluate(policy, black_box(case))
+    });
+    let (native_ns, native_matches) = match native {
+        None => (None, None),
+        Some((rule, f)) => {
+            let matches = f(rule, case) == reference;
+            if !matches {
+                eprintln!(
+                    "warning: native baseline for {label} no longer matches the package's decision \
+                     (was the rule edited?)\n  package: {reference:?}\n  native:  {:?}",
+                    f(rule, case)
+                );
+            }
+            let ns = sample(cfg.decision_warmup, cfg.decision_samples, || {
+                f(rule, black_box(case))
+            });
+            (Some(ns), Some(matches))
+        }
+    };
+    Ok(DecisionResult {
+        label: label.to_owned(),
+        rhai_ns,
+        native_ns,
+        native_matches,
+        outcome: outcome_word(&reference),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Durability: fsync baseline and transitions per second
+// ---------------------------------------------------------------------------------------------
+
+/// 4 KiB overwrite at offset 0 + `sync_data`, in a loop: the device's durable-write rate.
+fn fsync_rate(dir: &Path, window: Duration) -> io::Result<(f64, Vec<u64>)> {
+    let path = dir.join("fsync-probe.bin");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    let block = [0x5au8; 4096];
+    file.write_all_at(&block, 0)?;
+    file.sync_all()?;
+    let mut lat = Vec::new();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < window {
+        let t = Instant::now();
+        file.write_all_at(&block, 0)?;
+        file.sync_data()?;
+        lat.push(t.elapsed().as_nanos() as u64);
+        n += 1;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    lat.sort_unstable();
+    Ok((rate, lat))
+}
+
+/// Commit-shaped writes: 256 pages of 4 KiB at random page offsets of a 32 MiB file, then
+/// `sync_data`, in a loop; returns MiB made durable per second. A redb commit writes its dirty
+/// B-tree pages copy-on-write to scattered free pages, so this, not the single-block fsync rate,
+/// is what bounds large group commits.
+fn scattered_write_rate(dir: &Path, window: Duration) -> io::Result<f64> {
+    const FILE: u64 = 32 << 20;
+    const PAGE: usize = 4096;
+    const PAGES_PER_SYNC: usize = 256;
+    let path = dir.join("scatter-probe.bin");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    let chunk = vec![0u8; 1 << 20];
+    for i in 0..(FILE >> 20) {
+        file.write_all_at(&chunk, i << 20)?;
+    }
+    file.sync_all()?;
+    let page = [0xa5u8; PAGE];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    while start.elapsed() < window {
+        for _ in 0..PAGES_PER_SYNC {
+            // xorshift64: cheap, deterministic page choice.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let offset = (x % (FILE / PAGE as u64)) * PAGE as u64;
+            file.write_all_at(&page, offset)?;
+        }
+        file.sync_data()?;
+        bytes += (PAGES_PER_SYNC * PAGE) as u64;
+    }
+    let rate = bytes as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
+
+/// redb's file backend, counting `sync_data` calls (one per durable commit, checked at runtime by
+/// the 1-writer run) so the report can say how many transitions each commit carried.
+#[derive(Debug)]
+struct CountingBackend {
+    inner: FileBackend,
+    syncs: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+    sync_ns: Arc<AtomicU64>,
+}
+
+impl StorageBackend for CountingBackend {
+    fn len(&self) -> Result<u64, io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), io::Error> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let t = Instant::now();
+        let r = self.inner.sync_data();
+        self.sync_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.inner.write(offset, data)
+    }
+}
+
+fn actor() -> Actor {
+    Actor {
+        id: "tok_bench".into(),
+        role: "registrar".into(),
+    }
+}
+
+/// A valid ID number, unique per `n` (birth day and sequence vary).
+fn id_card(n: usize) -> (String, String) {
+    let birth = d("2016-01-01")
+        .add_days((n / 1000) as i64)
+        .unwrap_or_else(|| panic!("birth date for student {n}"));
+    let first17 = format!(
+        "110105{}{:03}",
+        birth.to_string().replace('-', ""),
+        n % 1000
+    );
+    let c = xueji::domain::identity::check_character(first17.as_bytes());
+    (format!("{first17}{c}"), birth.to_string())
+}
+
+fn form(n: usize) -> NewStudentForm {
+    let (id, birth) = id_card(n);
+    let male = (id.as_bytes()[16] - b'0') % 2 == 1;
+    NewStudentForm {
+        school: "bench-school".into(),
+        name: format!("学生{n}"),
+        gender: if male { "male" } else { "female" }.into(),
+        birth_date: birth,
+        id_card: Some(id),
+        national_id: None,
+        grade: 3,
+        class: Some("4".into()),
+        entry_date: "2024-09-01".into(),
+        report_deadline: Some("2024-09-05".into()),
+        guardians: vec![Guardian {
+            name: "家长".into(),
+            relation: "母亲".into(),
+            phone: "13800000000".into(),
+        }],
+        extra: None,
+    }
+}
+
+struct Engine {
+    xueji: Arc<Xueji>,
+    syncs: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+    sync_ns: Arc<AtomicU64>,
+    _dir: tempfile::TempDir,
+}
+
+fn open_engine(root: &Path, set: &PackageSet) -> Result<Engine, String> {
+    let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.path().join("xueji.redb"))
+        .map_err(|e| e.to_string())?;
+    let syncs = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let sync_ns = Arc::new(AtomicU64::new(0));
+    let backend = CountingBackend {
+        inner: FileBackend::new(file).map_err(|e| e.to_string())?,
+        syncs: syncs.clone(),
+        bytes: bytes.clone(),
+        sync_ns: sync_ns.clone(),
+    };
+    let store = Store::open_with_backend(backend).map_err(|e| e.to_string())?;
+    let registry = PolicyRegistry::from_packages(set).map_err(|e| format!("{e:?}"))?;
+    let xueji = Xueji::new(store, Arc::new(registry));
+    xueji
+        .create_school(School {
+            id: "bench-school".into(),
+            name: "基准测试学校".into(),
+            jurisdiction: "bench-district".into(),
+            area: Some("东区".into()),
+            level: Level::Primary,
+            kind: None,
+            calendar: Vec::new(),
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Engine {
+        xueji: Arc::new(xueji),
+        syncs,
+        bytes,
+        sync_ns,
+        _dir: dir,
+    })
+}
+
+/// Admits and registers `count` students, from `threads` threads (so setup uses group commit
+/// too); returns their ids in order.
+fn enrol(x: &Arc<Xueji>, count: usize, threads: usize) -> Result<Vec<String>, String> {
+    let threads = threads.clamp(1, count.max(1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let x = x.clone();
+            std::thread::spawn(move || -> Result<Vec<(usize, String)>, String> {
+                let mut out = Vec::new();
+                for n in (t..count).step_by(threads) {
+                    let s = match x.admit(form(n), &actor(), false) {
+                        Ok(Outcome::Applied { student, .. }) => student,
+                        other => return Err(format!("admit {n}: {other:?}")),
+                    };
+                    let input = TransitionInput::new(TransitionKind::Register, d("2024-09-02"));
+                    match x.transition(&s.id, input, &actor(), false) {
+                        Ok(Outcome::Applied { student, .. })
+                            if student.status == Status::Enrolled => {}
+                        other => return Err(format!("register {n}: {other:?}")),
+                    }
+                    out.push((n, s.id));
+                }
+                Ok(out)
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(count);
+    for h in handles {
+        all.extend(h.join().map_err(|_| "enrol thread panicked".to_owned())??);
+    }
+    all.sort();
+    Ok(all.into_iter().map(|(_, id)| id).collect())
+}
+
+fn change_class(class: &str) -> TransitionInput {
+    let mut input = TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
+    input.params.insert("class".into(), json!(class));
+    input
+}
+
+#[derive(Debug, Clone)]
+struct TpsRun {
+    writers: usize,
+    tps: f64,
+    /// Durable commits per second during the window, and transitions per commit.
+    syncs_per_s: f64,
+    per_sync: f64,
+    /// Bytes redb wrote per commit, in KiB.
+    kib_per_sync: f64,
+    /// Share of the window the writer thread spent inside `sync_data`.
+    sync_share: f64,
+    lat_p50_us: f64,
+    lat_p99_us: f64,
+    /// CPU cores busy (process) and the writer thread's share of one core.
+    cpu_cores: f64,
+    writer_cpu: f64,
+    /// The fsync baseline measured just before this run.
+    adjacent_fsync: f64,
+}
+
+/// Runs `writers` threads doing `change_class` on their own students for the window.
+fn tps_run(cfg: &Config, root: &Path, set: &PackageSet, writers: usize) -> Result<TpsRun, String> {
+    let engine = open_engine(root, set)?;
+    let per = cfg.students_per_writer;
+    let ids = enrol(&engine.xueji, writers * per, writers.min(16))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let barrier = Arc::new(Barrier::new(writers + 1));
+    let handles: Vec<_> = ids
+        .chunks(per)
+        .map(|mine| {
+            let mine = mine.to_vec();
+            let x = engine.xueji.clone();
+            let (stop, measuring, barrier) = (stop.clone(), measuring.clone(), barrier.clone());
+            std::thread::spawn(move || -> Result<(u64, Vec<u64>), String> {
+                let actor = actor();
+                let mut done = 0u64;
+                let mut lat = Vec::new();
+                let mut i = 0usize;
+                barrier.wait();
+                while !stop.load(Ordering::Acquire) {
+                    let id = &mine[i % mine.len()];
+                    // Alternate classes so every transition really changes the student.
+                    let class = if (i / mine.len()).is_multiple_of(2) {
+                        "5"
+                    } else {
+                        "4"
+                    };
+                    i += 1;
+                    let was_measuring = measuring.load(Ordering::Acquire);
+                    let t = Instant::now();
+                    match x.transition(id, change_class(class), &actor, false) {
+                        Ok(Outcome::Applied { .. }) => {}
+                        other => return Err(format!("change_class: {other:?}")),
+                    }
+                    let ns = t.elapsed().as_nanos() as u64;
+                    if was_measuring && !stop.load(Ordering::Acquire) {
+                        done += 1;
+                        lat.push(ns);
+                    }
+                }
+                Ok((done, lat))
+            })
+        })
+        .collect();
+
+    barrier.wait();
+    std::thread::sleep(cfg.tps_warmup);
+    let syncs0 = engine.syncs.load(Ordering::Relaxed);
+    let bytes0 = engine.bytes.load(Ordering::Relaxed);
+    let sync_ns0 = engine.sync_ns.load(Ordering::Relaxed);
+    let (cpu0, wcpu0) = (cpu_seconds(None), cpu_seconds(Some("xueji-writer")));
+    let start = Instant::now();
+    measuring.store(true, Ordering::Release);
+    std::thread::sleep(cfg.tps_window);
+    stop.store(true, Ordering::Release);
+    let window = start.elapsed().as_secs_f64();
+    let syncs = engine.syncs.load(Ordering::Relaxed) - syncs0;
+    let bytes = engine.bytes.load(Ordering::Relaxed) - bytes0;
+    let sync_ns = engine.sync_ns.load(Ordering::Relaxed) - sync_ns0;
+    let (cpu1, wcpu1) = (cpu_seconds(None), cpu_seconds(Some("xueji-writer")));
+
+    let mut total = 0u64;
+    let mut lat = Vec::new();
+    for h in handles {
+        let (n, l) = h
+            .join()
+            .map_err(|_| "writer thread panicked".to_owned())??;
+        total += n;
+        lat.extend(l);
+    }
+    lat.sort_unstable();
+    let syncs_per_s = syncs as f64 / window;
+    Ok(TpsRun {
+        writers,
+        tps: total as f64 / window,
+        syncs_per_s,
+        per_sync: if syncs == 0 {
+            f64::NAN
+        } else {
+            total as f64 / syncs as f64
+        },
+        kib_per_sync: if syncs == 0 {
+            f64::NAN
+        } else {
+            bytes as f64 / 1024.0 / syncs as f64
+        },
+        sync_share: sync_ns as f64 / 1e9 / window,
+        lat_p50_us: pct_us(&lat, 50.0),
+        lat_p99_us: pct_us(&lat, 99.0),
+        cpu_cores: (cpu1 - cpu0) / window,
+        writer_cpu: (wcpu1 - wcpu0) / window,
+        adjacent_fsync: f64::NAN,
+    })
+}
+
+/// Single-threaded `Xueji::transition(dry_run = true)`: load + state machine + policy, no commit.
+fn dry_run_latency(cfg: &Config, root: &Path, set: &PackageSet) -> Result<Vec<u64>, String> {
+    let engine = open_engine(root, set)?;
+    let ids = enrol(&engine.xueji, 1, 1)?;
+    let x = &engine.xueji;
+    let actor = actor();
+    let input = change_class("5");
+    let samples = cfg.decision_samples / 4;
+    let mut err = None;
+    let ns = sample(cfg.decision_warmup / 4, samples, || {
+        match x.transition(&ids[0], input.clone(), &actor, true) {
+            Ok(Outcome::DryRun { .. }) => {}
+            other => err = Some(format!("dry run: {other:?}")),
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(ns),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+fn machine() -> Value {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| round_to(kb / 1024.0 / 1024.0, 1));
+    json!({
+        "cores": cores,
+        "os": format!("{} {}", std::env::consts::OS, kernel),
+        "arch": std::env::consts::ARCH,
+        "cpu": cpu,
+        "mem_gib": mem_gib,
+    })
+}
+
+/// The 1, 5 and 15 minute load averages: the machine is shared, so the report records them.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn target_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent()
+        .map_or_else(|| tmp.to_path_buf(), Path::to_path_buf)
+}
+
+fn main() -> Result<(), String> {
+    let cfg = Config::from_args();
+    let started = Instant::now();
+    let load_at_start = loadavg();
+    let mut figures = Map::new();
+    let mut put = |name: &str, v: f64, digits: i32| {
+        if v.is_finite() {
+            figures.insert(name.to_owned(), json!(round_to(v, digits)));
+        }
+    };
+    println!(
+        "xueji engine bench — mode {} ({} decision samples, {:?} tps windows × {} rounds)\n",
+        cfg.mode(),
+        cfg.decision_samples,
+        cfg.tps_window,
+        cfg.tps_rounds
+    );
+
+    // ---- 1. Decisions -----------------------------------------------------------------------
+    let builtin = builtin_packages();
+    let timer_ns = timer_overhead_ns();
+    let mut decisions = Vec::new();
+
+    let national = builtin_with_bases(&builtin, "national-k12")
+        .ok_or("built-in package national-k12 is missing")?;
+    let national_policy = compile_set(&national, "national-k12")?;
+    let expel_case = {
+        let mut input = TransitionInput::new(TransitionKind::Expel, d("2026-03-02"));
+        input.reason = Some(Reason::Discipline);
+        case_of(
+            CaseStudent {
+                grade: Some(2),
+                class: Some("1".into()),
+                ..Default::default()
+            },
+            CaseSchool {
+                level: Some(Level::Junior),
+                ..Default::default()
+            },
+            input,
+        )
+    };
+    let expel_native = NativeRule::of(&national_policy, "national_k12.expel.compulsory");
+    if expel_native.is_none() {
+        eprintln!("warning: rule national_k12.expel.compulsory is gone; no native baseline");
+    }
+    decisions.push(bench_decision(
+        &cfg,
+        "national-k12 expel (junior school)",
+        &national_policy,
+        &expel_case,
+        expel_native.as_ref().map(|r| (r, native_expel as NativeFn)),
+    )?);
+
+    let mut bench_set = PackageSet {
+        packages: BTreeMap::new(),
+    };
+    bench_set
+        .packages
+        .insert("bench-district".into(), bench_package());
+    let bench_policy = compile_set(&bench_set, "bench-district")?;
+    let suspend_case = case_of(
+        CaseStudent {
+            grade: Some(3),
+            class: Some("4".into()),
+            ..Default::default()
+        },
+        CaseSchool {
+            level: Some(Level::Primary),
+            area: Some("东区".into()),
+            ..Default::default()
+        },
+        suspend_input(),
+    );
+    let suspend_native = NativeRule::of(&bench_policy, "bench.suspend.proof")
+        .ok_or("bench.suspend.proof missing from the bench package")?;
+    decisions.push(bench_decision(
+        &cfg,
+        "bench-district suspend (doc + 2 approvals + deadline)",
+        &bench_policy,
+        &suspend_case,
+        Some((&suspend_native, native_suspend)),
+    )?);
+
+    // No rule of the package is on `promote`: what is left is building the case for the
+    // scripts (student, school and transition as Rhai maps) and assembling the decision.
+    let promote_case = case_of(
+        CaseStudent {
+            grade: Some(3),
+            class: Some("4".into()),
+            ..Default::default()
+        },
+        CaseSchool {
+            level: Some(Level::Primary),
+            area: Some("东区".into()),
+            ..Default::default()
+        },
+        TransitionInput::new(TransitionKind::Promote, d("2025-09-01")),
+    );
+    decisions.push(bench_decision(
+        &cfg,
+        "bench-district promote (no rule applies: fixed cost)",
+        &bench_policy,
+        &promote_case,
+        Some((&suspend_native, native_no_rule)),
+    )?);
+
+    match builtin_with_bases(&builtin, "yanhe-primary") {
+        None => println!("(yanhe-primary is not built in yet: skipped)"),
+        Some(set) => match compile_set(&set, "yanhe-primary") {
+            Err(e) => println!("(yanhe-primary does not compile: skipped: {e})"),
+            Ok(policy) => {
+                let case = case_of(
+                    CaseStudent {
+                        grade: Some(3),
+                        class: Some("4".into()),
+                        ..Default::default()
+                    },
+                    CaseSchool {
+                        level: Some(Level::Primary),
+                        area: Some("沿河县".into()),
+                        ..Default::default()
+                    },
+                    suspend_input(),
+                );
+                match bench_decision(&cfg, "yanhe-primary suspend", &policy, &case, None) {
+                    Ok(r) => decisions.push(r),
+                    Err(e) => println!("(yanhe-primary suspend fails to evaluate: skipped: {e})"),
+                }
+            }
+        },
+    }
+
+    // Compiling a package: what the cached AST saves on every decision.
+    let compile_ns = {
+        let src = &national.packages["national-k12"];
+        sample(3, if cfg.quick { 30 } else { 200 }, || {
+            compile_package(src, None).map(|_| ())
+        })
+    };
+
+    println!(
+        "Decision time, cached AST (timer overhead {timer_ns:.0} ns included in every sample)"
+    );
+    println!(
+        "  {:<54} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "case", "outcome", "p50 µs", "p99 µs", "native50", "native99", "ratio"
+    );
+    for r in &decisions {
+        let (n50, n99, ratio) = match &r.native_ns {
+            Some(n) => (
+                pct_us(n, 50.0),
+                pct_us(n, 99.0),
+                pct_us(&r.rhai_ns, 50.0) / pct_us(n, 50.0),
+            ),
+            None => (f64::NAN, f64::NAN, f64::NAN),
+        };
+        let cell = |v: f64, p: usize| {
+            if v.is_finite() {
+                format!("{v:.p$}")
+            } else {
+                "—".into()
+            }
+        };
+        println!(
+            "  {:<54} {:>8} {:>9.2} {:>9.2} {:>9} {:>9} {:>7}{}",
+            r.label,
+            r.outcome,
+            pct_us(&r.rhai_ns, 50.0),
+            pct_us(&r.rhai_ns, 99.0),
+            cell(n50, 3),
+            cell(n99, 3),
+            cell(ratio, 0),
+            if r.native_matches == Some(false) {
+                "  (native ≠ package!)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "  compile national-k12 (what caching saves): p50 {:.0} µs",
+        pct_us(&compile_ns, 50.0)
+    );
+
+    let head = &decisions[0];
+    put("decision_p50_us", pct_us(&head.rhai_ns, 50.0), 2);
+    put("decision_p99_us", pct_us(&head.rhai_ns, 99.0), 2);
+    put("decision_mean_us", mean_us(&head.rhai_ns), 2);
+    if let Some(n) = &head.native_ns {
+        put("native_p50_us", pct_us(n, 50.0), 3);
+        put("native_p99_us", pct_us(n, 99.0), 3);
+        put(
+            "decision_vs_native_ratio",
+            pct_us(&head.rhai_ns, 50.0) / pct_us(n, 50.0),
+            1,
+        );
+    }
+    let suspend = &decisions[1];
+    put("suspend_decision_p50_us", pct_us(&suspend.rhai_ns, 50.0), 2);
+    put("suspend_decision_p99_us", pct_us(&suspend.rhai_ns, 99.0), 2);
+    if let Some(n) = &suspend.native_ns {
+        put("suspend_native_p50_us", pct_us(n, 50.0), 3);
+        put(
+            "suspend_vs_native_ratio",
+            pct_us(&suspend.rhai_ns, 50.0) / pct_us(n, 50.0),
+            1,
+        );
+    }
+    let fixed = &decisions[2];
+    put("no_rule_decision_p50_us", pct_us(&fixed.rhai_ns, 50.0), 2);
+    if let Some(y) = decisions.iter().find(|r| r.label.starts_with("yanhe")) {
+        put("yanhe_suspend_p50_us", pct_us(&y.rhai_ns, 50.0), 2);
+        put("yanhe_suspend_p99_us", pct_us(&y.rhai_ns, 99.0), 2);
+    }
+    put("package_compile_us", pct_us(&compile_ns, 50.0), 0);
+    put("timer_overhead_ns", timer_ns, 0);
+
+    // ---- 2. Durability ----------------------------------------------------------------------
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-engine");
+    std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+
+    let dry = dry_run_latency(&cfg, &root, &bench_set)?;
+    put("transition_dry_run_p50_us", pct_us(&dry, 50.0), 1);
+
+    // The disk is shared (on ext4 an fsync also waits for other processes' dirty data), so its
+    // rate drifts: a baseline window is measured right before every engine run, and the figure
+    // is the median of all of them.
+    let mut fsync_rates = Vec::new();
+    let mut fsync_lat = Vec::new();
+    let mut measure_fsync = |window: Duration| -> Result<f64, String> {
+        let dir = tempfile::tempdir_in(&root).map_err(|e| e.to_string())?;
+        let (rate, lat) = fsync_rate(dir.path(), window).map_err(|e| e.to_string())?;
+        fsync_rates.push(rate);
+        fsync_lat.extend(lat);
+        Ok(rate)
+    };
+    for _ in 0..cfg.fsync_rounds {
+        measure_fsync(cfg.fsync_window)?;
+    }
+    let mut scatter_rates = Vec::new();
+    let mut measure_scatter = || -> Result<(), String> {
+        let dir = tempfile::tempdir_in(&root).map_err(|e| e.to_string())?;
+        let rate =
+            scattered_write_rate(dir.path(), cfg.fsync_window / 2).map_err(|e| e.to_string())?;
+        scatter_rates.push(rate);
+        Ok(())
+    };
+    measure_scatter()?;
+
+    let mut runs: BTreeMap<usize, Vec<TpsRun>> = BTreeMap::new();
+    for round in 0..cfg.tps_rounds {
+        for &w in &WRITER_COUNTS {
+            let adjacent = measure_fsync(cfg.fsync_window / 2)?;
+            let mut r = tps_run(&cfg, &root, &bench_set, w)?;
+            r.adjacent_fsync = adjacent;
+            eprintln!(
+                "  round {} {:>2} writers: {:>7.0} tps, {:>5.1} per commit, fsync before: {:>6.0}/s",
+                round + 1,
+                w,
+                r.tps,
+                r.per_sync,
+                adjacent
+            );
+            runs.entry(w).or_default().push(r);
+        }
+    }
+    measure_scatter()?;
+    fsync_lat.sort_unstable();
+    let scatter = median(scatter_rates.clone());
+    put("disk_scattered_mib_per_s", scatter, 0);
+    let fsync = median(fsync_rates.clone());
+    let fsync_min = fsync_rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let fsync_max = fsync_rates.iter().copied().fold(0.0, f64::max);
+    put("fsync_per_s", fsync, 0);
+    put("fsync_per_s_min", fsync_min, 0);
+    put("fsync_per_s_max", fsync_max, 0);
+    put("fsync_p50_us", pct_us(&fsync_lat, 50.0), 1);
+    // The median round of each writer count, by tps.
+    let pick = |w: usize| -> Option<TpsRun> {
+        let mut v = runs.get(&w)?.clone();
+        v.sort_by(|a, b| a.tps.total_cmp(&b.tps));
+        v.get(v.len() / 2).cloned()
+    };
+    let chosen: Vec<TpsRun> = WRITER_COUNTS.iter().filter_map(|&w| pick(w)).collect();
+    let tps_of = |w: usize| {
+        chosen
+            .iter()
+            .find(|r| r.writers == w)
+            .map_or(f64::NAN, |r| r.tps)
+    };
+    let syncs_per_commit = chosen
+        .iter()
+        .find(|r| r.writers == 1)
+        .map_or(f64::NAN, |r| 1.0 / r.per_sync);
+
+    println!(
+        "\nDurable transitions (change_class through Xueji::transition, Durability::Immediate)"
+    );
+    println!(
+        "  fsync baseline: {:.0} fsync/s (4 KiB pwrite + fdatasync; median of {} windows, \
+         range {:.0}–{:.0}; p50 {:.0} µs)",
+        fsync,
+        fsync_rates.len(),
+        fsync_min,
+        fsync_max,
+        pct_us(&fsync_lat, 50.0)
+    );
+    println!(
+        "  scattered-write baseline: {:.0} MiB/s durable (256 random 4 KiB pages + fdatasync; \
+         {} windows: {})",
+        scatter,
+        scatter_rates.len(),
+        scatter_rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  single-thread dry run (load + policy, no commit): p50 {:.1} µs, p99 {:.1} µs",
+        pct_us(&dry, 50.0),
+        pct_us(&dry, 99.0)
+    );
+    println!(
+        "  {:>7} {:>9} {:>9} {:>8} {:>9} {:>10} {:>10} {:>9} {:>8} {:>8} {:>11}",
+        "writers",
+        "tps",
+        "syncs/s",
+        "tx/sync",
+        "KiB/sync",
+        "lat p50µs",
+        "lat p99µs",
+        "cpu cores",
+        "writer%",
+        "in sync",
+        "fsync/s adj"
+    );
+    for r in &chosen {
+        println!(
+            "  {:>7} {:>9.0} {:>9.0} {:>8.1} {:>9.0} {:>10.0} {:>10.0} {:>9.2} {:>7.0}% {:>7.0}% {:>11.0}",
+            r.writers,
+            r.tps,
+            r.syncs_per_s,
+            r.per_sync,
+            r.kib_per_sync,
+            r.lat_p50_us,
+            r.lat_p99_us,
+            r.cpu_cores,
+            r.writer_cpu * 100.0,
+            r.sync_share * 100.0,
+            r.adjacent_fsync
+        );
+    }
+    println!("  (syncs per commit, from the 1-writer run: {syncs_per_commit:.2})");
+    if let Some(r) = chosen.iter().find(|r| r.writers == 64) {
+        let kib_per_tx = r.kib_per_sync / r.per_sync;
+        let ceiling = scatter * 1024.0 / kib_per_tx;
+        println!(
+            "  64 writers: {kib_per_tx:.1} KiB written per transition → scattered-write ceiling \
+             ≈ {ceiling:.0} tps (measured {:.0})",
+            r.tps
+        );
+        put("tps_ceiling_from_scattered_writes", ceiling, 0);
+    }
+
+    put("tps_1_writer", tps_of(1), 0);
+    put("tps_16_writers", tps_of(16), 0);
+    put("tps_64_writers", tps_of(64), 0);
+    put("tps_16_over_tps_1", tps_of(16) / tps_of(1), 2);
+    put("tps_64_over_fsync", tps_of(64) / fsync, 3);
+    put("syncs_per_commit", syncs_per_commit, 2);
+    for r in &chosen {
+        let sfx = if r.writers == 1 {
+            "1_writer".to_owned()
+        } else {
+            format!("{}_writers", r.writers)
+        };
+        put(&format!("latency_p50_us_{sfx}"), r.lat_p50_us, 0);
+        put(&format!("latency_p99_us_{sfx}"), r.lat_p99_us, 0);
+        put(&format!("transitions_per_sync_{sfx}"), r.per_sync, 2);
+        put(&format!("kib_written_per_sync_{sfx}"), r.kib_per_sync, 0);
+        put(
+            &format!("kib_written_per_transition_{sfx}"),
+            r.kib_per_sync / r.per_sync,
+            1,
+        );
+        put(&format!("cpu_cores_{sfx}"), r.cpu_cores, 2);
+        put(&format!("writer_thread_cpu_{sfx}"), r.writer_cpu, 2);
+        put(&format!("writer_in_sync_share_{sfx}"), r.sync_share, 2);
+        put(&format!("fsync_per_s_before_{sfx}"), r.adjacent_fsync, 0);
+    }
+
+    let ratio_line = format!(
+        "  tps_16/tps_1 = {:.2}   tps_64/fsync = {:.3}   decision/native = {:.0}×",
+        tps_of(16) / tps_of(1),
+        tps_of(64) / fsync,
+        figures
+            .get("decision_vs_native_ratio")
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN)
+    );
+    println!("{ratio_line}");
+
+    // ---- Summary ----------------------------------------------------------------------------
+    let mut summary = Map::new();
+    summary.extend(figures);
+    summary.insert("machine".into(), machine());
+    summary.insert(
+        "date".into(),
+        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    );
+    summary.insert("mode".into(), json!(cfg.mode()));
+    summary.insert("loadavg_at_start".into(), json!(load_at_start));
+    summary.insert("loadavg_at_end".into(), json!(loadavg()));
+    summary.insert(
+        "decision_samples".into(),
+        json!(cfg.decision_samples as u64),
+    );
+    summary.insert("tps_window_s".into(), json!(cfg.tps_window.as_secs_f64()));
+    summary.insert("tps_rounds".into(), json!(cfg.tps_rounds as u64));
+    summary.insert(
+        "native_matches_package".into(),
+        json!(decisions.iter().all(|r| r.native_matches != Some(false))),
+    );
+    summary.insert(
+        "elapsed_s".into(),
+        json!(round_to(started.elapsed().as_secs_f64(), 1)),
+    );
+    let out_dir = target_dir().join("bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    let out = out_dir.join("summary.json");
+    let text = serde_json::to_string_pretty(&Value::Object(summary)).map_err(|e| e.to_string())?;
+    std::fs::write(&out, text + "\n").map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&root);
+    println!(
+        "\nwrote {} ({:.0} s)",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
