@@ -212,6 +212,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Refusal> {
 }
 
 /// The index entries a student contributes, by table.
+#[derive(Default)]
 struct IndexEntries {
     national: String,
     id_card: Option<String>,
@@ -219,6 +220,48 @@ struct IndexEntries {
     class: String,
     status: String,
     deadlines: Vec<String>,
+}
+
+impl IndexEntries {
+    /// Splits a change into the entries to remove and those to add, leaving alone the ones that
+    /// stay (a class change touches only the class key).
+    fn minus(self, new: &IndexEntries) -> (IndexEntries, IndexEntries) {
+        let differ =
+            |a: &Option<String>, b: &Option<String>| (a != b).then(|| (a.clone(), b.clone()));
+        let mut stale = IndexEntries::default();
+        let mut fresh = IndexEntries::default();
+        if self.national != new.national {
+            stale.national = self.national.clone();
+            fresh.national = new.national.clone();
+        }
+        if let Some((a, b)) = differ(&self.id_card, &new.id_card) {
+            (stale.id_card, fresh.id_card) = (a, b);
+        }
+        if let Some((a, b)) = differ(&self.person, &new.person) {
+            (stale.person, fresh.person) = (a, b);
+        }
+        if self.class != new.class {
+            stale.class = self.class.clone();
+            fresh.class = new.class.clone();
+        }
+        if self.status != new.status {
+            stale.status = self.status.clone();
+            fresh.status = new.status.clone();
+        }
+        stale.deadlines = self
+            .deadlines
+            .iter()
+            .filter(|d| !new.deadlines.contains(d))
+            .cloned()
+            .collect();
+        fresh.deadlines = new
+            .deadlines
+            .iter()
+            .filter(|d| !self.deadlines.contains(d))
+            .cloned()
+            .collect();
+        (stale, fresh)
+    }
 }
 
 fn index_entries(s: &Student, salt: &[u8; 32]) -> IndexEntries {
@@ -275,32 +318,46 @@ fn check_unique(t: &Tables<'_>, s: &Student, e: &IndexEntries) -> Result<(), Ref
     Ok(())
 }
 
+/// Removes the entries named (empty keys stand for "unchanged" and are skipped).
 fn remove_index(t: &mut Tables<'_>, e: &IndexEntries) -> Result<(), Refusal> {
-    t.national.remove(e.national.as_str())?;
+    if !e.national.is_empty() {
+        t.national.remove(e.national.as_str())?;
+    }
     if let Some(k) = &e.id_card {
         t.id_card.remove(k.as_str())?;
     }
     if let Some(k) = &e.person {
         t.person.remove(k.as_str())?;
     }
-    t.class.remove(e.class.as_str())?;
-    t.status.remove(e.status.as_str())?;
+    if !e.class.is_empty() {
+        t.class.remove(e.class.as_str())?;
+    }
+    if !e.status.is_empty() {
+        t.status.remove(e.status.as_str())?;
+    }
     for d in &e.deadlines {
         t.deadline.remove(d.as_str())?;
     }
     Ok(())
 }
 
+/// Inserts the entries named (empty keys stand for "unchanged" and are skipped).
 fn insert_index(t: &mut Tables<'_>, e: &IndexEntries, id: &str) -> Result<(), Refusal> {
-    t.national.insert(e.national.as_str(), id.as_bytes())?;
+    if !e.national.is_empty() {
+        t.national.insert(e.national.as_str(), id.as_bytes())?;
+    }
     if let Some(k) = &e.id_card {
         t.id_card.insert(k.as_str(), id.as_bytes())?;
     }
     if let Some(k) = &e.person {
         t.person.insert(k.as_str(), id.as_bytes())?;
     }
-    t.class.insert(e.class.as_str(), &[][..])?;
-    t.status.insert(e.status.as_str(), &[][..])?;
+    if !e.class.is_empty() {
+        t.class.insert(e.class.as_str(), &[][..])?;
+    }
+    if !e.status.is_empty() {
+        t.status.insert(e.status.as_str(), &[][..])?;
+    }
     for d in &e.deadlines {
         t.deadline.insert(d.as_str(), &[][..])?;
     }
@@ -429,8 +486,9 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
             let old_entries = index_entries(&current, salt);
             let new_entries = index_entries(after, salt);
             check_unique(t, after, &new_entries)?;
-            remove_index(t, &old_entries)?;
-            insert_index(t, &new_entries, &after.id)?;
+            let (stale, fresh) = old_entries.minus(&new_entries);
+            remove_index(t, &stale)?;
+            insert_index(t, &fresh, &after.id)?;
             t.students
                 .insert(k.as_str(), json(after.as_ref())?.as_slice())?;
             t.events
