@@ -18,6 +18,27 @@ pub struct Case<'a> {
     pub sweep: bool,
 }
 
+/// JSON to a Rhai value without going through serde (the hot path of every decision).
+fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
+    use serde_json::Value;
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => (*b).into(),
+        Value::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Dynamic::from(n.to_string()), Dynamic::from),
+        Value::String(s) => s.clone().into(),
+        Value::Array(a) => Dynamic::from_array(a.iter().map(json_to_dynamic).collect()),
+        Value::Object(o) => Dynamic::from_map(json_map(o)),
+    }
+}
+
+fn json_map(o: &serde_json::Map<String, serde_json::Value>) -> Map {
+    o.iter()
+        .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+        .collect()
+}
+
 fn opt_str(s: Option<&str>) -> Dynamic {
     s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_owned()))
 }
@@ -65,10 +86,7 @@ fn student_map(s: &Student) -> Map {
             .collect::<Array>()
             .into(),
     );
-    m.insert(
-        "extra".into(),
-        rhai::serde::to_dynamic(&s.extra).unwrap_or(Dynamic::UNIT),
-    );
+    m.insert("extra".into(), Dynamic::from_map(json_map(&s.extra)));
     m
 }
 
@@ -80,10 +98,21 @@ fn school_map(s: &School) -> Map {
     m.insert("level".into(), s.level.as_str().into());
     m.insert("kind".into(), opt_str(s.kind.as_deref()));
     m.insert("compulsory".into(), s.level.is_compulsory().into());
-    m.insert(
-        "calendar".into(),
-        rhai::serde::to_dynamic(&s.calendar).unwrap_or(Dynamic::UNIT),
-    );
+    let calendar: Array = s
+        .calendar
+        .iter()
+        .map(|t| {
+            let mut tm = Map::new();
+            tm.insert("term".into(), t.term.clone().into());
+            tm.insert("starts".into(), t.starts.to_string().into());
+            tm.insert(
+                "report_deadline".into(),
+                opt_str(t.report_deadline.map(|d| d.to_string()).as_deref()),
+            );
+            tm.into()
+        })
+        .collect();
+    m.insert("calendar".into(), calendar.into());
     m
 }
 
@@ -92,10 +121,7 @@ fn transition_map(t: &TransitionInput) -> Map {
     m.insert("kind".into(), t.kind.as_str().into());
     m.insert("effective_date".into(), t.effective_date.to_string().into());
     m.insert("reason".into(), opt_str(t.reason.map(|r| r.as_str())));
-    m.insert(
-        "params".into(),
-        rhai::serde::to_dynamic(&t.params).unwrap_or(Dynamic::UNIT),
-    );
+    m.insert("params".into(), Dynamic::from_map(json_map(&t.params)));
     let docs: Array = t
         .documents
         .iter()
