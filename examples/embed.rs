@@ -8,9 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::sync::Arc;
 use xueji::domain::student::NewStudentForm;
-use xueji::domain::{
-    Actor, ApprovalStep, Date, Guardian, Level, School, TransitionInput, TransitionKind,
-};
+use xueji::domain::{Actor, ApprovalStep, Guardian, Level, School, TransitionInput};
 use xueji::policy::{PolicyRegistry, builtin_packages};
 use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
@@ -61,17 +59,28 @@ fn main() -> Result<()> {
     let Outcome::Applied { student, .. } = admitted else {
         bail!("admission not applied: {admitted:?}")
     };
-    let Outcome::Applied { student, .. } = x.transition(
-        &student.id,
-        TransitionInput::new(
-            TransitionKind::Register,
-            Date::parse("2023-09-01").map_err(anyhow::Error::msg)?,
-        ),
-        &registrar,
-        false,
-    )?
+    // 入学注册: the guardian signs the collected data (一.(二).4) and a school leader reviews (四.3).
+    let register: TransitionInput = serde_json::from_value(json!({
+        "kind": "register", "effective_date": "2023-09-01",
+        "documents": [{"kind": "guardian_signature"}]
+    }))?;
+    let leader = Actor {
+        id: "principal".into(),
+        role: "school_leader".into(),
+    };
+    let Outcome::Pending { request, .. } =
+        x.transition(&student.id, register, &registrar, false)?
     else {
-        bail!("registration not applied")
+        bail!("registration should wait for the school's review")
+    };
+    let registered = x.approve(
+        &request.id,
+        ApprovalStep::School,
+        &leader,
+        Some("同意注册".into()),
+    )?;
+    let Some(student) = registered.student else {
+        bail!("registration not applied: {}", registered.outcome)
     };
     println!(
         "建档并注册:{} 年级 {} 班 {} 状态 {}",
@@ -101,10 +110,6 @@ fn main() -> Result<()> {
         );
     }
 
-    let leader = Actor {
-        id: "principal".into(),
-        role: "school_leader".into(),
-    };
     let bureau = Actor {
         id: "county-bureau".into(),
         role: "district_officer".into(),

@@ -119,7 +119,21 @@ fn drive(
     input: TransitionInput,
     actor: &Actor,
 ) -> Result<Option<Student>> {
-    match x.transition(student, input, actor, false)? {
+    let outcome = match x.transition(student, input, actor, false) {
+        Ok(o) => o,
+        // A package that leaves a setting to the school refuses (fails closed): the sample
+        // simply shows fewer changes there.
+        Err(crate::service::ServiceError::Policy(e)) => {
+            tracing::warn!(
+                student,
+                code = e.code(),
+                "demo transition refused by the policy"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match outcome {
         Outcome::Applied { student, .. } => Ok(Some(*student)),
         Outcome::Pending { request, .. } => {
             for step in request.steps.clone() {
@@ -243,7 +257,7 @@ pub fn load(x: &Xueji, data: &Path) -> Result<Option<PathBuf>> {
             let register = transition(
                 TransitionKind::Register,
                 s.entry,
-                json!({ "params": { "forms": ["written", "electronic"] }, "documents": [{ "kind": "admission_letter" }, { "kind": "household_register" }, { "kind": "tuition_receipt" }, { "kind": "student_card" }] }),
+                json!({ "params": { "forms": ["written", "electronic"] }, "documents": [{ "kind": "admission_letter" }, { "kind": "guardian_signature" }, { "kind": "household_register" }, { "kind": "tuition_receipt" }, { "kind": "student_card" }] }),
             )?;
             if let Some(st) = drive(x, &student.id, register, &actor)? {
                 enrolled.push(st);

@@ -65,13 +65,17 @@ fn decisions_are_pinned_by_snapshots() {
     for policy in registry.all_latest() {
         let id = policy.manifest.id.clone();
         let results = run_package_tests(&policy).unwrap_or_default();
-        for (i, r) in results.iter().enumerate() {
+        // Numbered within each case file, so adding a case to one file renames nothing else.
+        let mut per_file: std::collections::BTreeMap<String, usize> = Default::default();
+        for r in &results {
             let stem = Path::new(&r.file)
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or("case")
                 .to_owned();
-            let name = format!("{id}__{stem}__{i:02}");
+            let n = per_file.entry(stem.clone()).or_default();
+            let name = format!("{id}__{stem}__{n:02}");
+            *n += 1;
             insta::with_settings!({ description => r.name.clone(), omit_expression => true }, {
                 insta::assert_json_snapshot!(name, r, { ".decision.policy.content_hash" => "[hash]" });
             });

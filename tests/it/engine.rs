@@ -379,13 +379,31 @@ fn key_information_changes_are_recorded_without_raw_personal_data() {
     input
         .documents
         .push(serde_json::from_value(json!({"kind": "household_register"})).expect("doc"));
-    let Outcome::Applied { student, event, .. } = t
+    // The national base asks the bureau to review key-information changes.
+    let Outcome::Pending { request, .. } = t
         .xueji
         .transition(&s.id, input, &registrar(), false)
-        .expect("applies")
+        .expect("filed")
     else {
-        panic!()
+        panic!("key information changes need the bureau's review")
     };
+    assert_eq!(request.steps, vec![ApprovalStep::District]);
+    let officer = xueji::domain::Actor {
+        id: "tok_officer".into(),
+        role: "district_officer".into(),
+    };
+    let approved = t
+        .xueji
+        .approve(&request.id, ApprovalStep::District, &officer, None)
+        .expect("approves");
+    let (Some(student), Some(event)) = (approved.student, approved.event) else {
+        panic!("applied at the last approval")
+    };
+    let recorded_request = serde_json::to_string(&approved.request).expect("json");
+    assert!(
+        !recorded_request.contains(&new_id),
+        "the closed request keeps no raw ID number"
+    );
     assert_eq!(student.name, "陈叁");
     assert_eq!(
         student.id_card.as_ref().map(|c| c.as_str()),
