@@ -496,3 +496,59 @@ fn many_students_concurrently_share_commits() {
     assert_eq!(report.students, 80);
     assert!(report.ok);
 }
+
+#[test]
+fn the_demo_sample_shows_every_seed_jurisdiction_in_several_statuses() {
+    let t = engine_with(&xueji::policy::builtin_packages());
+    let path = xueji::demo::load(&t.xueji, t.dir.path())
+        .expect("demo loads")
+        .expect("empty store");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path)
+                .expect("tokens")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    let tokens: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    assert!(tokens.as_object().expect("map").len() >= 18);
+    let schools = t.xueji.store().schools().expect("schools");
+    assert_eq!(schools.len(), 6);
+    let mut statuses = std::collections::BTreeSet::new();
+    let mut pending = 0;
+    for s in &schools {
+        let students = t
+            .xueji
+            .store()
+            .students_of_school(&s.jurisdiction, &s.id, None, None, None, 100)
+            .expect("students");
+        assert_eq!(students.len(), 4, "{}", s.id);
+        statuses.extend(students.iter().map(|(_, st)| st.status));
+        pending += t
+            .xueji
+            .store()
+            .requests_with_status(&s.jurisdiction, RequestStatus::Pending, None, 100)
+            .expect("requests")
+            .len();
+    }
+    for st in [Status::Admitted, Status::Enrolled, Status::Suspended] {
+        assert!(
+            statuses.contains(&st),
+            "no {st:?} student in the demo: {statuses:?}"
+        );
+    }
+    assert!(pending >= 1, "a pending request to approve");
+    assert!(t.xueji.verify_all().expect("verify").ok);
+    // A second start does not load it again.
+    assert!(
+        xueji::demo::load(&t.xueji, t.dir.path())
+            .expect("demo")
+            .is_none()
+    );
+}
