@@ -286,7 +286,13 @@ pub fn policy_diff(old_dir: &Path, new_dir: &Path) -> Result<bool> {
                     println!("      适用 on: [{}] → [{}]", o.on.join(","), r.on.join(","));
                 }
             }
-            Some(_) => {}
+            Some(o) => {
+                let file = &r.position.file;
+                if old.source.files.get(&o.position.file) != new.source.files.get(file) {
+                    changed = true;
+                    println!("  ~ {rid}  (脚本 {file} 有改动 script changed)");
+                }
+            }
         }
     }
     for (rid, r) in &ro {
