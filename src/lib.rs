@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod demo;
 pub mod domain;
+pub mod exchange;
 pub mod http;
 pub mod lifecycle;
 pub mod policy;

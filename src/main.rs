@@ -63,6 +63,50 @@ enum Command {
         #[arg(long)]
         policies: Option<PathBuf>,
     },
+    /// Import students from a CSV or XLSX file; every row is checked like a single creation and,
+    /// unless --partial, nothing is stored when any row fails (stop the server first).
+    Import {
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// The file (format from its extension unless --format).
+        file: PathBuf,
+        /// csv or xlsx.
+        #[arg(long)]
+        format: Option<xueji::exchange::FileFormat>,
+        /// School of rows without a school column.
+        #[arg(long)]
+        school: Option<String>,
+        /// Store the valid rows even if others fail.
+        #[arg(long)]
+        partial: bool,
+        /// Check only; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export a school's roster (new, current, graduates) as CSV, XLSX or JSON (stop the server first).
+    Export {
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        #[arg(long)]
+        school: String,
+        /// new, current or graduates.
+        #[arg(long, default_value = "current")]
+        kind: xueji::exchange::roster::RosterKind,
+        /// csv or xlsx (default: from the --out extension; .json writes JSON).
+        #[arg(long)]
+        format: Option<xueji::exchange::FileFormat>,
+        #[arg(long)]
+        year: Option<i32>,
+        /// Roster date YYYY-MM-DD (default today, or the end of --year if earlier).
+        #[arg(long, value_parser = |s: &str| xueji::domain::Date::parse(s))]
+        as_of: Option<xueji::domain::Date>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Bearer tokens.
     Token {
         #[command(subcommand)]
@@ -159,6 +203,54 @@ fn main() -> Result<()> {
             } else {
                 std::process::exit(1)
             }
+        }
+        Command::Import {
+            data,
+            policies,
+            file,
+            format,
+            school,
+            partial,
+            dry_run,
+        } => {
+            let report = xueji::exchange::cli::import(
+                &data,
+                policies.as_deref(),
+                &file,
+                format,
+                school,
+                partial,
+                dry_run,
+            )?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.ok {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Command::Export {
+            data,
+            policies,
+            school,
+            kind,
+            format,
+            year,
+            as_of,
+            out,
+        } => {
+            let n = xueji::exchange::cli::export(
+                &data,
+                policies.as_deref(),
+                &school,
+                kind,
+                format,
+                year,
+                as_of,
+                &out,
+            )?;
+            println!("{n} students written to {}", out.display());
+            Ok(())
         }
         Command::Token {
             command:

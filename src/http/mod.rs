@@ -4,6 +4,7 @@
 //! run the engine off the async runtime ([`blocking`]) and map every error in [`error`].
 
 pub mod error;
+mod exchange;
 pub mod extract;
 mod idempotency;
 mod metrics;
@@ -30,7 +31,9 @@ pub struct AppState {
 
 /// The OpenAPI 3 document of the API, generated from the route annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::routes().1
+    let mut doc = routes::routes().1;
+    doc.merge(exchange::routes().1);
+    doc
 }
 
 /// Runs engine work on the blocking pool: policy evaluation and redb commits never stall the
@@ -48,7 +51,10 @@ pub async fn blocking<T: Send + 'static>(
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
-    let (routes, openapi) = routes::routes();
+    let (routes, mut openapi) = routes::routes();
+    let (exchange_routes, exchange_openapi) = exchange::routes();
+    openapi.merge(exchange_openapi);
+    let routes = routes.merge(exchange_routes);
     let openapi = Arc::new(openapi);
     let mut app = routes
         .route(

@@ -6,6 +6,7 @@ mod architecture;
 mod binary;
 mod chain;
 mod engine;
+mod exchange;
 mod faults;
 mod http;
 mod lifecycle;

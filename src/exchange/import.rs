@@ -1,0 +1,524 @@
+//! Bulk import of students from CSV or XLSX.
+//!
+//! Each row is validated exactly like a single `POST /v1/students`: the same form
+//! ([`NewStudentForm`]) goes through [`Xueji::admit`] with `dry_run` (school, fields, identity
+//! against the store, the policy in force). On top of that, rows naming the same person as an
+//! earlier row of the file are refused (`duplicate_in_file`). Only then are rows stored:
+//! with `partial = false` nothing is stored unless every row is valid; with `partial = true`
+//! the valid rows are stored and the others reported.
+//!
+//! Rows are stored by concurrent admits so the writer packs them into few durable commits.
+//! Imports are serialised with each other; a single create racing an import for the same person
+//! can still make a validated row fail when stored (it is then reported with its error).
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::table::{self, Column, Table};
+use super::{FileFormat, invalid};
+use crate::domain::student::NewStudentForm;
+use crate::domain::{Actor, Date, FieldError, Guardian, NewStudent, School};
+use crate::service::{Outcome, Result, ServiceError, Xueji};
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// `None`: guessed from the bytes (an XLSX file is a ZIP archive).
+    pub format: Option<FileFormat>,
+    /// Store the valid rows even if others fail.
+    pub partial: bool,
+    /// Validate only; store nothing.
+    pub dry_run: bool,
+    /// The school of rows whose school column is missing or empty.
+    pub school: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// Every row valid (and, unless `dry_run`, stored).
+    pub ok: bool,
+    pub dry_run: bool,
+    pub partial: bool,
+    pub total: usize,
+    /// Rows that passed validation.
+    pub valid: usize,
+    pub stored: usize,
+    pub failed: usize,
+    pub rows: Vec<RowReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RowReport {
+    /// The row number as a spreadsheet shows it (the header is row 1).
+    pub row: usize,
+    /// Valid (and stored, unless nothing was stored).
+    pub ok: bool,
+    /// The id of the student created from this row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub student: Option<String>,
+    pub errors: Vec<RowError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub code: String,
+    /// The column (field name) at fault, or empty for the row as a whole.
+    pub field: String,
+    pub message: String,
+}
+
+impl RowError {
+    fn new(code: &str, field: &str, message: impl Into<String>) -> Self {
+        RowError {
+            code: code.into(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One import at a time, so two uploads of the same file cannot both pass validation.
+static IMPORTS: Mutex<()> = Mutex::new(());
+
+/// How many admits run at once while storing (the writer commits them in groups).
+const WORKERS: usize = 8;
+
+/// Imports students from file bytes. `may_use` says whether the caller may create students at a
+/// school (a school outside it is reported as unknown, like a single create).
+pub fn import(
+    x: &Xueji,
+    bytes: &[u8],
+    opts: &ImportOptions,
+    actor: &Actor,
+    may_use: &(dyn Fn(&School) -> bool + Sync),
+) -> Result<ImportReport> {
+    let format = opts.format.unwrap_or_else(|| FileFormat::sniff(bytes));
+    let table = table::read(bytes, format)?;
+    let columns = map_columns(&table, opts.school.is_some())?;
+    let _guard = IMPORTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+
+    // 1. Validate every row: the form, the school, a dry-run admit, duplicates inside the file.
+    let mut rows: Vec<RowReport> = Vec::with_capacity(table.rows.len());
+    let mut forms: Vec<Option<NewStudentForm>> = Vec::with_capacity(table.rows.len());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut schools: HashMap<String, Option<School>> = HashMap::new();
+    for (line, cells) in &table.rows {
+        let (form, mut errors) = to_form(&columns, cells, opts.school.as_deref());
+        let school = match schools.get(&form.school) {
+            Some(s) => s.clone(),
+            None => {
+                let s = x.store().school(&form.school)?.filter(|s| may_use(s));
+                schools.insert(form.school.clone(), s.clone());
+                s
+            }
+        };
+        match &school {
+            None => errors.push(RowError::new(
+                "unknown_school",
+                "school",
+                format!("学校「{}」不存在", form.school),
+            )),
+            Some(school) => {
+                // A cell that could not be read is reported once, by its own error.
+                let more: Vec<RowError> = check_admit(x, &form, actor)?
+                    .into_iter()
+                    .filter(|e| !errors.iter().any(|p| p.field == e.field))
+                    .collect();
+                errors.extend(more);
+                for (key, field, what) in identity_keys(&form, school) {
+                    match seen.get(&key) {
+                        Some(first) => errors.push(RowError::new(
+                            "duplicate_in_file",
+                            field,
+                            format!("与第 {first} 行是同一学生({what}相同),不能重复建档"),
+                        )),
+                        None => {
+                            seen.insert(key, *line);
+                        }
+                    }
+                }
+            }
+        }
+        let ok = errors.is_empty();
+        rows.push(RowReport {
+            row: *line,
+            ok,
+            student: None,
+            errors,
+        });
+        forms.push(ok.then_some(form));
+    }
+    let valid = rows.iter().filter(|r| r.ok).count();
+    let mut report = ImportReport {
+        ok: valid == rows.len(),
+        dry_run: opts.dry_run,
+        partial: opts.partial,
+        total: rows.len(),
+        valid,
+        stored: 0,
+        failed: rows.len() - valid,
+        rows,
+    };
+    if opts.dry_run || (!report.ok && !opts.partial) {
+        return Ok(report);
+    }
+
+    // 2. Store the valid rows.
+    let work: Vec<(usize, NewStudentForm)> = forms
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.map(|f| (i, f)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results: Vec<(usize, Result<Outcome>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..WORKERS.min(work.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((i, form)) = work.get(n) else { break };
+                        done.push((*i, x.admit(form.clone(), actor, false)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for (i, result) in results {
+        let row = &mut report.rows[i];
+        match result {
+            Ok(Outcome::Applied { student, .. }) => {
+                row.student = Some(student.id.clone());
+                report.stored += 1;
+            }
+            Ok(other) => {
+                row.ok = false;
+                row.errors = outcome_errors(&other);
+            }
+            Err(ServiceError::Storage(m)) => return Err(ServiceError::Storage(m)),
+            Err(e) => {
+                row.ok = false;
+                row.errors = service_errors(e);
+            }
+        }
+    }
+    report.failed = report.rows.iter().filter(|r| !r.ok).count();
+    report.valid = report.total - report.failed;
+    report.ok = report.failed == 0;
+    Ok(report)
+}
+
+/// The column of each header; unknown headers and missing required columns are refused.
+fn map_columns(table: &Table, has_default_school: bool) -> Result<Vec<Option<Column>>> {
+    let mut columns = Vec::with_capacity(table.headers.len());
+    let mut found: HashMap<Column, &str> = HashMap::new();
+    for h in &table.headers {
+        if h.trim().is_empty() {
+            columns.push(None);
+            continue;
+        }
+        let Some(c) = Column::from_header(h) else {
+            return Err(invalid(
+                "unknown_column",
+                h,
+                format!(
+                    "不认识的列「{h}」;可用的列:{}",
+                    IMPORTED
+                        .iter()
+                        .map(|c| format!("{}({})", c.zh(), c.field()))
+                        .collect::<Vec<_>>()
+                        .join("、")
+                ),
+            ));
+        };
+        if let Some(first) = found.insert(c, h) {
+            return Err(invalid(
+                "duplicate_column",
+                h,
+                format!("列「{first}」和「{h}」是同一列"),
+            ));
+        }
+        columns.push(c.imported().then_some(c));
+    }
+    let mut required = vec![
+        Column::Name,
+        Column::Gender,
+        Column::BirthDate,
+        Column::Grade,
+        Column::EntryDate,
+    ];
+    if !has_default_school {
+        required.insert(0, Column::School);
+    }
+    if let Some(missing) = required.iter().find(|c| !found.contains_key(c)) {
+        return Err(invalid(
+            "missing_column",
+            missing.field(),
+            format!("缺少必需的列「{}」({})", missing.zh(), missing.field()),
+        ));
+    }
+    Ok(columns)
+}
+
+const IMPORTED: [Column; 13] = [
+    Column::School,
+    Column::Name,
+    Column::Gender,
+    Column::BirthDate,
+    Column::IdCard,
+    Column::NationalId,
+    Column::Grade,
+    Column::Class,
+    Column::EntryDate,
+    Column::ReportDeadline,
+    Column::GuardianName,
+    Column::GuardianRelation,
+    Column::GuardianPhone,
+];
+
+/// The creation form of one row, and the cells that could not be read.
+fn to_form(
+    columns: &[Option<Column>],
+    cells: &[String],
+    default_school: Option<&str>,
+) -> (NewStudentForm, Vec<RowError>) {
+    let mut values: HashMap<Column, String> = HashMap::new();
+    for (c, v) in columns.iter().zip(cells) {
+        if let Some(c) = c {
+            let v = table::unescape(v.trim()).to_owned();
+            if !v.is_empty() {
+                values.insert(*c, v);
+            }
+        }
+    }
+    let get = |c: Column| values.get(&c).cloned();
+    let mut errors = Vec::new();
+    let gender = match get(Column::Gender).as_deref() {
+        Some("男" | "male" | "Male" | "MALE" | "M" | "m") => "male".to_owned(),
+        Some("女" | "female" | "Female" | "FEMALE" | "F" | "f") => "female".to_owned(),
+        Some(other) => {
+            errors.push(RowError::new(
+                "invalid_value",
+                "gender",
+                format!("性别「{other}」应为 男/女(或 male/female)"),
+            ));
+            "male".to_owned()
+        }
+        None => String::new(),
+    };
+    let grade = match get(Column::Grade) {
+        None => 0,
+        Some(g) => match parse_grade(&g) {
+            Some(n) => n,
+            None => {
+                errors.push(RowError::new(
+                    "invalid_value",
+                    "grade",
+                    format!("年级「{g}」应为数字,如 3"),
+                ));
+                1
+            }
+        },
+    };
+    let date = |c: Column| get(c).map(|s| normalize_date(&s));
+    let guardian = [
+        Column::GuardianName,
+        Column::GuardianRelation,
+        Column::GuardianPhone,
+    ]
+    .iter()
+    .any(|c| values.contains_key(c));
+    let form = NewStudentForm {
+        school: get(Column::School)
+            .or_else(|| default_school.map(str::to_owned))
+            .unwrap_or_default(),
+        name: get(Column::Name).unwrap_or_default(),
+        gender,
+        birth_date: date(Column::BirthDate).unwrap_or_default(),
+        id_card: get(Column::IdCard),
+        national_id: get(Column::NationalId),
+        grade,
+        class: get(Column::Class),
+        entry_date: date(Column::EntryDate).unwrap_or_default(),
+        report_deadline: date(Column::ReportDeadline),
+        guardians: if guardian {
+            vec![Guardian {
+                name: get(Column::GuardianName).unwrap_or_default(),
+                relation: get(Column::GuardianRelation).unwrap_or_default(),
+                phone: get(Column::GuardianPhone).unwrap_or_default(),
+            }]
+        } else {
+            Vec::new()
+        },
+        extra: None,
+    };
+    (form, errors)
+}
+
+/// `3`, `3.0` (a spreadsheet number) or `3年级`.
+fn parse_grade(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches("年级").trim();
+    s.parse::<i64>().ok().or_else(|| {
+        s.parse::<f64>()
+            .ok()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 100.0)
+            .map(|f| f as i64)
+    })
+}
+
+/// Dates as spreadsheets rewrite them (`2016/5/1`, `2016.5.1`, `2016年5月1日`, `20160501`) become
+/// `YYYY-MM-DD`; anything else is passed on unchanged for the form to refuse.
+fn normalize_date(s: &str) -> String {
+    let t = s.trim();
+    let t = t.split([' ', 'T']).next().unwrap_or(t);
+    if t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("{}-{}-{}", &t[..4], &t[4..6], &t[6..]);
+    }
+    let parts: Vec<&str> = t
+        .trim_end_matches('日')
+        .split(['-', '/', '.', '年', '月'])
+        .collect();
+    if let [y, m, d] = parts.as_slice()
+        && y.len() == 4
+        && let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i32>(), m.parse::<u32>(), d.parse::<u32>())
+        && let Some(date) = Date::from_ymd(y, m, d)
+    {
+        return date.to_string();
+    }
+    s.to_owned()
+}
+
+/// The errors of a dry-run admit (none if the row would be applied).
+fn check_admit(x: &Xueji, form: &NewStudentForm, actor: &Actor) -> Result<Vec<RowError>> {
+    match x.admit(form.clone(), actor, true) {
+        Ok(Outcome::DryRun { decision }) if !decision.allowed => {
+            Ok(outcome_errors(&Outcome::Denied { decision }))
+        }
+        Ok(Outcome::DryRun { decision }) if !decision.approvals.is_empty() => {
+            Ok(vec![RowError::new(
+                "admit_needs_approval",
+                "",
+                "录取建档不支持审批流程:请先建档,再以入学注册(register)提交审批",
+            )])
+        }
+        Ok(_) => Ok(Vec::new()),
+        Err(ServiceError::Storage(m)) => Err(ServiceError::Storage(m)),
+        Err(e) => Ok(service_errors(e)),
+    }
+}
+
+fn outcome_errors(outcome: &Outcome) -> Vec<RowError> {
+    vec![RowError::new(
+        "denied_by_policy",
+        "",
+        outcome.decision().denial_message(),
+    )]
+}
+
+/// A refused admit as row errors, with the form's field names turned into column names.
+fn service_errors(e: ServiceError) -> Vec<RowError> {
+    match e {
+        ServiceError::Invalid(i) => i.errors.into_iter().map(field_error).collect(),
+        ServiceError::Duplicate { field, .. } => vec![RowError::new(
+            "duplicate_identity",
+            match field.as_str() {
+                "name_gender_birth_date" => "name",
+                f => f,
+            },
+            format!(
+                "重复学籍:该{}已有学籍记录,不能重复建档(请按问题学籍处理)",
+                match field.as_str() {
+                    "national_id" => "全国学籍号",
+                    "id_card" => "身份证号",
+                    _ => "学生(姓名、性别、出生日期相同)",
+                }
+            ),
+        )],
+        ServiceError::Conflict { code, message } => vec![RowError::new(code, "", message)],
+        ServiceError::Policy(p) => vec![RowError::new(
+            p.code(),
+            "",
+            format!("政策规则执行失败,已拒绝办理:{p}"),
+        )],
+        ServiceError::NotFound { what, id } => vec![RowError::new(
+            "unknown_school",
+            "school",
+            format!("{what}「{id}」不存在"),
+        )],
+        ServiceError::InvalidTransition { .. } | ServiceError::Storage(_) => {
+            vec![RowError::new("internal", "", e.to_string())]
+        }
+    }
+}
+
+fn field_error(e: FieldError) -> RowError {
+    let field = match e.field.as_str() {
+        f if f.starts_with("guardians[") && f.ends_with(".name") => "guardian_name",
+        f if f.starts_with("guardians[") && f.ends_with(".relation") => "guardian_relation",
+        f if f.starts_with("guardians[") && f.ends_with(".phone") => "guardian_phone",
+        f => f,
+    }
+    .to_owned();
+    RowError {
+        code: e.code,
+        field,
+        message: e.message,
+    }
+}
+
+/// The identities a row claims, as the store indexes them: the national number, the ID number,
+/// and for a student without one, name + gender + birth date.
+fn identity_keys(
+    form: &NewStudentForm,
+    school: &School,
+) -> Vec<(String, &'static str, &'static str)> {
+    let Ok(new) = NewStudent::parse(form.clone(), school, Date::today()) else {
+        return Vec::new();
+    };
+    let mut keys = vec![(
+        format!("n\u{1f}{}", new.national_id.as_str()),
+        "national_id",
+        "全国学籍号",
+    )];
+    match &new.id_card {
+        Some(id) => keys.push((format!("i\u{1f}{}", id.as_str()), "id_card", "身份证号")),
+        None => keys.push((
+            format!(
+                "p\u{1f}{}\u{1f}{}\u{1f}{}",
+                new.name,
+                new.gender.as_str(),
+                new.birth_date
+            ),
+            "name",
+            "姓名、性别、出生日期",
+        )),
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreadsheet_dates_and_grades() {
+        assert_eq!(normalize_date("2016/5/1"), "2016-05-01");
+        assert_eq!(normalize_date("2016年5月1日"), "2016-05-01");
+        assert_eq!(normalize_date("20160501"), "2016-05-01");
+        assert_eq!(normalize_date("2016-05-01"), "2016-05-01");
+        assert_eq!(normalize_date("2016-02-30"), "2016-02-30");
+        assert_eq!(normalize_date("五月"), "五月");
+        assert_eq!(parse_grade("3"), Some(3));
+        assert_eq!(parse_grade("3.0"), Some(3));
+        assert_eq!(parse_grade("3年级"), Some(3));
+        assert_eq!(parse_grade("三"), None);
+    }
+}
