@@ -127,6 +127,16 @@ pub(crate) fn person_digest(salt: &[u8; 32], s: &Student) -> String {
     )
 }
 
+/// The key range of a page: everything under `prefix`, starting after the cursor key `after`.
+fn page_bounds(prefix: &[&str], after: Option<&str>) -> (String, String) {
+    let (start, end) = prefix_range(prefix);
+    let start = match after {
+        Some(a) if a > start.as_str() => format!("{a}\u{0}"),
+        _ => start,
+    };
+    (start, end)
+}
+
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Storage(format!("undecodable record: {e}")))
@@ -241,6 +251,28 @@ impl Store {
         Ok(v.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
     }
 
+    /// `(key, record)` rows under a prefix, after `after` (exclusive), at most `limit`.
+    fn rows_under<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        prefix: &[&str],
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let (start, end) = page_bounds(prefix, after);
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table)?;
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            out.push((k.value().to_owned(), decode(v.value())?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Keys under a prefix, after `after` (exclusive), at most `limit`.
     fn keys_under(
         &self,
@@ -249,11 +281,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let (start, end) = prefix_range(prefix);
-        let start = match after {
-            Some(a) if a > start.as_str() => format!("{a}\u{0}"),
-            _ => start,
-        };
+        let (start, end) = page_bounds(prefix, after);
         let txn = self.db.begin_read()?;
         let t = txn.open_table(table)?;
         let mut out = Vec::new();
@@ -354,22 +382,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Student)>, StoreError> {
-        let (start, end) = prefix_range(&[jurisdiction]);
-        let start = match after {
-            Some(a) if a > start.as_str() => format!("{a}\u{0}"),
-            _ => start,
-        };
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(STUDENTS)?;
-        let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
-            let (k, v) = item?;
-            out.push((k.value().to_owned(), decode(v.value())?));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.rows_under(STUDENTS, &[jurisdiction], after, limit)
     }
 
     fn students_for_index_keys(
@@ -450,22 +463,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Event)>, StoreError> {
-        let (start, end) = prefix_range(&[jurisdiction]);
-        let start = match after {
-            Some(a) if a > start.as_str() => format!("{a}\u{0}"),
-            _ => start,
-        };
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(EVENTS)?;
-        let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
-            let (k, v) = item?;
-            out.push((k.value().to_owned(), decode(v.value())?));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.rows_under(EVENTS, &[jurisdiction], after, limit)
     }
 
     pub fn request(&self, id: &str) -> Result<Option<ApprovalRequest>, StoreError> {
