@@ -909,6 +909,9 @@ struct EvaluateBody {
     transition: TransitionInput,
     #[serde(default)]
     school: Option<crate::policy::testing::CaseSchool>,
+    /// Evaluate as the deadline sweep would (`c.sweep` is true).
+    #[serde(default)]
+    sweep: bool,
 }
 
 /// Either an existing student (by id) or the case fields of a hypothetical one.
@@ -945,7 +948,7 @@ async fn evaluate_policy(
                     student: cs,
                     school: b.school.unwrap_or_default(),
                     transition: b.transition.clone(),
-                    sweep: false,
+                    sweep: b.sweep,
                     expect: Default::default(),
                 };
                 case.build(&policy)
@@ -957,7 +960,7 @@ async fn evaluate_policy(
                 student: &student,
                 school: &school,
                 input: &b.transition,
-                sweep: false,
+                sweep: b.sweep,
             },
         )
         .map_err(|e| policy_error(&e))

@@ -171,7 +171,11 @@ pub struct TestServer {
 }
 
 pub async fn spawn_server() -> TestServer {
-    let t = engine_with(&test_packages());
+    spawn_server_with(&test_packages()).await
+}
+
+pub async fn spawn_server_with(packages: &PackageSet) -> TestServer {
+    let t = engine_with(packages);
     let xueji = Arc::new(t.xueji);
     let (token, _) = xueji
         .create_token(xueji::auth::TokenRecord {

@@ -12,3 +12,4 @@ mod http;
 mod lifecycle;
 mod model;
 mod sandbox;
+mod seed_policies;
