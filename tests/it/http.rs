@@ -692,3 +692,102 @@ async fn metrics_count_requests_decisions_and_commits() {
         .expect("commit count");
     assert!(commits >= 4, "{text}");
 }
+
+#[tokio::test]
+async fn requests_policies_and_jurisdictions_read_back() {
+    let (s, id) = setup().await;
+    let body = json!({"kind": "suspend", "effective_date": "2025-03-02", "params": {"until": "2026-03-01"}, "documents": [{"kind": "hospital_diagnosis"}]});
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{id}/transitions"),
+            Some(&s.admin),
+            Some(body),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let req = v["request"]["id"].as_str().expect("id").to_owned();
+    let (st, v) = s
+        .call("GET", &format!("/v1/requests/{req}"), Some(&s.admin), None)
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str(), v["next_step"].as_str()),
+        (200, Some("pending"), Some("school")),
+        "{v}"
+    );
+    let (st, v) = s.call("GET", "/v1/policies", Some(&s.admin), None).await;
+    assert_eq!(st, 200);
+    assert!(
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|p| p["id"] == "test-district")
+    );
+    let (st, v) = s
+        .call("GET", "/v1/policies/test-district", Some(&s.admin), None)
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        v["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .filter(|r| r["package"] == "test-district")
+            .count(),
+        3
+    );
+    assert!(
+        v["files"]["rules.rhai"]
+            .as_str()
+            .is_some_and(|t| t.contains("test.suspend.proof"))
+    );
+    assert_eq!(
+        s.call("GET", "/v1/policies/nowhere", Some(&s.admin), None)
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn cors_allows_the_configured_portal_origin_only() {
+    let t = engine();
+    let state = xueji::http::AppState {
+        xueji: std::sync::Arc::new(t.xueji),
+        metrics: Default::default(),
+    };
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(["https://portal.example"
+            .parse::<axum::http::HeaderValue>()
+            .expect("origin")])
+        .allow_methods(tower_http::cors::Any)
+        .allow_headers(tower_http::cors::Any);
+    let app = xueji::http::router(state, Some(cors));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(xueji::http::serve(listener, app, std::future::pending()));
+    let client = reqwest::Client::new();
+    let allowed = client
+        .get(format!("{base}/healthz"))
+        .header("Origin", "https://portal.example")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://portal.example")
+    );
+    let other = client
+        .get(format!("{base}/healthz"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .expect("get");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
