@@ -5,6 +5,7 @@ mod helpers;
 mod architecture;
 mod binary;
 mod chain;
+mod crash;
 mod engine;
 mod exchange;
 mod faults;
