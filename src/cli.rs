@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::auth::{Role, TokenRecord};
+use crate::domain::merkle::Checkpoint;
 use crate::policy::testing::{run_package_tests, uncovered_rules};
 use crate::policy::{PackageSet, PackageSource, PolicyRegistry, builtin_packages};
 use crate::service::Xueji;
@@ -120,7 +121,8 @@ pub fn policy_test(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn verify(data: &Path, policies: Option<&Path>) -> Result<bool> {
+pub fn verify(data: &Path, policies: Option<&Path>, checkpoints: Option<&Path>) -> Result<bool> {
+    let checkpoints = checkpoints.map(read_checkpoints).transpose()?;
     let x = open(data, policies)?;
     let report = x.verify_all()?;
     println!(
@@ -152,7 +154,9 @@ pub fn verify(data: &Path, policies: Option<&Path>) -> Result<bool> {
     for v in &reproduced.unknown_versions {
         println!("✗ policy version {v} is not stored");
     }
-    let ok = report.ok && reproduced.ok;
+    let logs = x.verify_logs(checkpoints.as_deref().unwrap_or_default())?;
+    let logs_ok = print_log_reports(&logs);
+    let ok = report.ok && reproduced.ok && logs_ok;
     println!("{}", if ok { "ok" } else { "FAILED" });
     Ok(ok)
 }
@@ -370,14 +374,65 @@ pub fn policy_bundle(dir: &Path) -> Result<String> {
 
 /// `xueji backup`: a consistent copy of the store (the server may keep running only if it is
 /// the one taking the copy; from the command line, stop it first: the file is locked).
-pub fn backup(data: &Path, out: &Path) -> Result<u64> {
+pub fn backup(data: &Path, out: &Path) -> Result<(u64, Vec<Checkpoint>)> {
     let store = Store::open(&data.join(STORE_FILE)).with_context(|| {
         format!(
-            "opening {} (is the server running?)",
+            "opening {} (if the server is running, ask it instead: POST /v1/backups)",
             data.join(STORE_FILE).display()
         )
     })?;
-    Ok(store.backup_to(out)?)
+    let (rows, checkpoints) = store.backup_to(out)?;
+    write_checkpoints(&checkpoints_path(out), &checkpoints)?;
+    Ok((rows, checkpoints))
+}
+
+/// Where a backup's checkpoints are written: beside it, `<backup>.checkpoints.json`.
+pub fn checkpoints_path(backup: &Path) -> PathBuf {
+    let mut name = backup.as_os_str().to_owned();
+    name.push(".checkpoints.json");
+    PathBuf::from(name)
+}
+
+pub fn write_checkpoints(path: &Path, checkpoints: &[Checkpoint]) -> Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(checkpoints)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn read_checkpoints(path: &Path) -> Result<Vec<Checkpoint>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a checkpoint file", path.display()))
+}
+
+/// Prints each jurisdiction log's check; true when all hold.
+fn print_log_reports(reports: &[crate::audit::LogReport]) -> bool {
+    for r in reports {
+        let against = r
+            .checkpoint
+            .as_ref()
+            .map(|c| {
+                format!(
+                    ", checked against the checkpoint of {} ({} events)",
+                    c.taken_at, c.size
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "{} log of {}: {} events, root {}{against}",
+            if r.ok { "✓" } else { "✗" },
+            r.jurisdiction,
+            r.size,
+            r.root
+        );
+        for p in &r.problems {
+            let at = match (&p.student, p.seq) {
+                (Some(s), Some(q)) => format!(" (student {s}, event {q})"),
+                _ => String::new(),
+            };
+            println!("  ✗ {}{at}: {}", p.code, p.message);
+        }
+    }
+    reports.iter().all(|r| r.ok)
 }
 
 /// `xueji restore`: puts a backup in place as the data folder's store, after verifying every
@@ -412,7 +467,15 @@ pub fn restore(backup: &Path, data: &Path, policies: Option<&Path>) -> Result<()
         for (student, seq) in &decisions.bad_contexts {
             println!("✗ {student} event {seq}: decision context missing or altered");
         }
-        chains.ok && decisions.ok
+        // The checkpoints written with the backup, if they travelled with it, must match it.
+        let beside = checkpoints_path(backup);
+        let checkpoints = if beside.exists() {
+            read_checkpoints(&beside)?
+        } else {
+            Vec::new()
+        };
+        let logs_ok = print_log_reports(&x.verify_logs(&checkpoints)?);
+        chains.ok && decisions.ok && logs_ok
     };
     if !ok {
         std::fs::remove_file(&staging).ok();

@@ -4,6 +4,7 @@
 //! transition is decided by the jurisdiction's policy package (Rhai scripts); the HTTP service
 //! serves school portals. See `ARCHITECTURE.md` for the map.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod demo;

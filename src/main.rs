@@ -40,14 +40,20 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Re-hash every history chain.
+    /// Re-hash every history chain, re-evaluate every recorded decision and check every
+    /// jurisdiction's Merkle log (against checkpoints kept earlier, if given).
     Verify {
         #[arg(long, default_value = "./xueji-data")]
         data: PathBuf,
         #[arg(long)]
         policies: Option<PathBuf>,
+        /// A checkpoint file (from `xueji backup` or GET /v1/checkpoints): proves that no event
+        /// it covers was changed, removed or rolled back since.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
     },
-    /// Write a consistent copy of the store to a new file (stop the server first).
+    /// Write a consistent copy of the store to a new file, with its checkpoints beside it
+    /// (`OUT.checkpoints.json`). While the server runs, use POST /v1/backups instead.
     Backup {
         #[arg(long, default_value = "./xueji-data")]
         data: PathBuf,
@@ -188,8 +194,18 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Backup { data, out } => {
-            let rows = cli::backup(&data, &out)?;
+            let (rows, checkpoints) = cli::backup(&data, &out)?;
             println!("backup written to {} ({rows} records)", out.display());
+            for c in &checkpoints {
+                println!(
+                    "checkpoint {}: {} events, root {}",
+                    c.jurisdiction, c.size, c.root
+                );
+            }
+            println!(
+                "checkpoints written to {}",
+                cli::checkpoints_path(&out).display()
+            );
             Ok(())
         }
         Command::Restore {
@@ -197,8 +213,12 @@ fn main() -> Result<()> {
             data,
             policies,
         } => cli::restore(&backup, &data, policies.as_deref()),
-        Command::Verify { data, policies } => {
-            if cli::verify(&data, policies.as_deref())? {
+        Command::Verify {
+            data,
+            policies,
+            checkpoints,
+        } => {
+            if cli::verify(&data, policies.as_deref(), checkpoints.as_deref())? {
                 Ok(())
             } else {
                 std::process::exit(1)
@@ -310,6 +330,7 @@ fn serve(
         AppState {
             xueji: xueji.clone(),
             metrics: Arc::new(Metrics::default()),
+            backup_dir: data.join("backups"),
         },
         cors,
     );

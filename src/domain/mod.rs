@@ -7,6 +7,7 @@ pub mod document;
 pub mod error;
 pub mod event;
 pub mod identity;
+pub mod merkle;
 pub mod request;
 pub mod school;
 pub mod status;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiQuery, Caller};
+use super::extract::{ApiQuery, Caller, require_role};
 use super::view::{Page, PageParams};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
@@ -38,14 +38,6 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     doc.merge(import_doc);
     let imports = imports.layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT));
     (reads.merge(imports), doc)
-}
-
-fn require_role(c: &TokenRecord, roles: &[Role], what: &str) -> ApiResult<()> {
-    if roles.contains(&c.role) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(what))
-    }
 }
 
 fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {

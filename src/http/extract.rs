@@ -101,3 +101,16 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller(record))
     }
 }
+
+/// The one role check every handler uses: 403 with what the caller tried, when the role may not.
+pub fn require_role(
+    c: &crate::auth::TokenRecord,
+    roles: &[crate::auth::Role],
+    what: &str,
+) -> Result<(), ApiError> {
+    if roles.contains(&c.role) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(what))
+    }
+}

@@ -3,6 +3,7 @@
 //! Handlers authenticate with [`extract::Caller`], check scope with [`crate::auth::scope`],
 //! run the engine off the async runtime ([`blocking`]) and map every error in [`error`].
 
+mod audit;
 pub mod error;
 mod exchange;
 pub mod extract;
@@ -27,12 +28,15 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub xueji: Arc<Xueji>,
     pub metrics: Arc<Metrics>,
+    /// Where `POST /v1/backups` writes (the data folder's `backups/`).
+    pub backup_dir: std::path::PathBuf,
 }
 
 /// The OpenAPI 3 document of the API, generated from the route annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = routes::routes().1;
     doc.merge(exchange::routes().1);
+    doc.merge(audit::routes().1);
     doc
 }
 
@@ -53,8 +57,10 @@ pub async fn blocking<T: Send + 'static>(
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
     let (routes, mut openapi) = routes::routes();
     let (exchange_routes, exchange_openapi) = exchange::routes();
+    let (audit_routes, audit_openapi) = audit::routes();
     openapi.merge(exchange_openapi);
-    let routes = routes.merge(exchange_routes);
+    openapi.merge(audit_openapi);
+    let routes = routes.merge(exchange_routes).merge(audit_routes);
     let openapi = Arc::new(openapi);
     let mut app = routes
         .route(

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, policy_error};
-use super::extract::{ApiJson, ApiQuery, Caller};
+use super::extract::{ApiJson, ApiQuery, Caller, require_role};
 use super::view::{Page, PageParams, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
@@ -66,14 +66,6 @@ fn actor(c: &TokenRecord) -> Actor {
     Actor {
         id: c.id.clone(),
         role: c.role.as_str().into(),
-    }
-}
-
-fn require_role(c: &TokenRecord, roles: &[Role], what: &str) -> ApiResult<()> {
-    if roles.contains(&c.role) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(what))
     }
 }
 
@@ -482,16 +474,22 @@ async fn verify_all(
     Caller(c): Caller,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin], "校验全部历史")?;
-    let (chains, decisions) = blocking(&state, |x| -> crate::service::Result<_> {
-        Ok((x.verify_all()?, x.reproduce_decisions(None)?))
+    let (chains, decisions, logs) = blocking(&state, |x| -> crate::service::Result<_> {
+        Ok((
+            x.verify_all()?,
+            x.reproduce_decisions(None)?,
+            x.verify_logs(&[])?,
+        ))
     })
     .await?;
+    let logs_ok = logs.iter().all(|l| l.ok);
     Ok(axum::Json(json!({
-        "ok": chains.ok && decisions.ok,
+        "ok": chains.ok && decisions.ok && logs_ok,
         "students": chains.students,
         "events": chains.events,
         "chain_failures": chains.failures,
         "decisions": decisions,
+        "logs": logs,
     })))
 }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::auth::TokenRecord;
+use crate::domain::merkle::{self, Checkpoint, Frontier};
 use crate::domain::{
     ApprovalRequest, Date, Event, RequestStatus, School, Status, Student, TransitionKind,
 };
@@ -26,7 +27,8 @@ use tables::*;
 pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 
 /// The on-disk schema this build writes. A file of a newer schema is refused.
-pub const SCHEMA_VERSION: u64 = 1;
+/// Schema 2 added the jurisdiction Merkle log; opening a schema-1 file builds its log once.
+pub const SCHEMA_VERSION: u64 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -127,6 +129,68 @@ pub(crate) fn person_digest(salt: &[u8; 32], s: &Student) -> String {
     )
 }
 
+/// Builds the Merkle log of a store written before it existed: every event, in key order.
+fn backfill_log(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let events = txn.open_table(EVENTS)?;
+    let mut leaves = txn.open_table(LOG_LEAVES)?;
+    let mut heads = txn.open_table(LOG_HEADS)?;
+    let mut frontiers: std::collections::BTreeMap<String, Frontier> = Default::default();
+    for item in events.iter()? {
+        let (k, v) = item?;
+        let event: Event = decode(v.value())?;
+        let hash = merkle::from_hex(&event.hash)
+            .ok_or_else(|| StoreError::Storage(format!("event {} has no hash", k.value())))?;
+        let frontier = frontiers.entry(event.jurisdiction.clone()).or_default();
+        let mut leaf = hash.to_vec();
+        leaf.extend_from_slice(k.value().as_bytes());
+        leaves.insert(
+            key(&[&event.jurisdiction, &log_index_part(frontier.size)]).as_str(),
+            leaf.as_slice(),
+        )?;
+        frontier.push(merkle::leaf_hash(&hash));
+    }
+    for (jur, f) in frontiers {
+        heads.insert(jur.as_str(), f.to_bytes().as_slice())?;
+    }
+    Ok(())
+}
+
+/// One leaf of a jurisdiction's log: which event, and the event hash recorded when it was
+/// appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLeaf {
+    pub index: u64,
+    pub event_hash: merkle::Hash,
+    pub event_key: String,
+}
+
+fn decode_leaf(key: &str, value: &[u8]) -> Result<LogLeaf, StoreError> {
+    let bad = || StoreError::Storage(format!("undecodable log leaf {key}"));
+    let index = key
+        .rsplit(SEP)
+        .next()
+        .and_then(|i| i.parse().ok())
+        .ok_or_else(bad)?;
+    let (hash, event_key) = value.split_first_chunk::<32>().ok_or_else(bad)?;
+    Ok(LogLeaf {
+        index,
+        event_hash: *hash,
+        event_key: String::from_utf8(event_key.to_vec()).map_err(|_| bad())?,
+    })
+}
+
+fn heads_in(txn: &redb::ReadTransaction) -> Result<Vec<(String, Frontier)>, StoreError> {
+    let t = txn.open_table(LOG_HEADS)?;
+    let mut out = Vec::new();
+    for item in t.iter()? {
+        let (k, v) = item?;
+        let f = Frontier::from_bytes(v.value())
+            .ok_or_else(|| StoreError::Storage(format!("undecodable log head {}", k.value())))?;
+        out.push((k.value().to_owned(), f));
+    }
+    Ok(out)
+}
+
 /// The key range of a page: everything under `prefix`, starting after the cursor key `after`.
 fn page_bounds(prefix: &[&str], after: Option<&str>) -> (String, String) {
     let (start, end) = prefix_range(prefix);
@@ -170,8 +234,11 @@ impl Store {
                     .transpose()?;
                 match schema {
                     Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
-                    Some(_) => {}
-                    None => {
+                    Some(SCHEMA_VERSION) => {}
+                    old => {
+                        if old.is_some() {
+                            backfill_log(&txn)?;
+                        }
                         meta.insert(
                             "schema_version",
                             serde_json::to_vec(&SCHEMA_VERSION)?.as_slice(),
@@ -466,6 +533,57 @@ impl Store {
         self.rows_under(EVENTS, &[jurisdiction], after, limit)
     }
 
+    /// An event by its `EVENTS` key (as a log leaf names it).
+    pub fn event_at(&self, event_key: &str) -> Result<Option<Event>, StoreError> {
+        self.get(EVENTS, event_key)
+    }
+
+    /// The frontier of every jurisdiction's log.
+    pub fn log_heads(&self) -> Result<Vec<(String, Frontier)>, StoreError> {
+        heads_in(&self.db.begin_read()?)
+    }
+
+    /// The frontier of one jurisdiction's log (empty when it has no event).
+    pub fn log_head(&self, jurisdiction: &str) -> Result<Frontier, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(LOG_HEADS)?;
+        match t.get(jurisdiction)? {
+            Some(g) => Frontier::from_bytes(g.value())
+                .ok_or_else(|| StoreError::Storage(format!("undecodable log head {jurisdiction}"))),
+            None => Ok(Frontier::default()),
+        }
+    }
+
+    /// Log leaves of a jurisdiction from `from` (an index), at most `limit`, in log order.
+    pub fn log_leaves(
+        &self,
+        jurisdiction: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LogLeaf>, StoreError> {
+        let (_, end) = prefix_range(&[jurisdiction]);
+        let start = key(&[jurisdiction, &log_index_part(from)]);
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(LOG_LEAVES)?;
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            out.push(decode_leaf(k.value(), v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every event key of a jurisdiction (what the log must account for).
+    pub fn event_keys_of_jurisdiction(
+        &self,
+        jurisdiction: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.keys_under(EVENTS, &[jurisdiction], None, usize::MAX)
+    }
+
     pub fn request(&self, id: &str) -> Result<Option<ApprovalRequest>, StoreError> {
         self.get(REQUESTS, id)
     }
@@ -574,7 +692,8 @@ impl Store {
 impl Store {
     /// Writes a consistent copy of the whole store to a new file, from one read snapshot, while
     /// writers go on. The copy keeps the salt, so digests and indexes stay valid.
-    pub fn backup_to(&self, dest: &Path) -> Result<u64, StoreError> {
+    /// Returns the rows copied and the checkpoint of every jurisdiction's log in the copy.
+    pub fn backup_to(&self, dest: &Path) -> Result<(u64, Vec<Checkpoint>), StoreError> {
         if dest.exists() {
             return Err(StoreError::AlreadyExists {
                 what: "backup file".into(),
@@ -597,6 +716,16 @@ impl Store {
             }
         }
         txn.commit()?;
-        Ok(rows)
+        let taken_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let checkpoints = heads_in(&snapshot)?
+            .into_iter()
+            .map(|(jurisdiction, f)| Checkpoint {
+                jurisdiction,
+                size: f.size,
+                root: merkle::to_hex(&f.root()),
+                taken_at: taken_at.clone(),
+            })
+            .collect();
+        Ok((rows, checkpoints))
     }
 }

@@ -40,6 +40,11 @@ pub const TOKENS: Table = TableDefinition::new("tokens");
 pub const TOKEN_IDS: Table = TableDefinition::new("token_ids");
 /// `jur␟effective_from␟content_hash` → stored policy version.
 pub const POLICIES: Table = TableDefinition::new("policy_versions");
+/// `jur␟index(12 digits)` → the event's 32-byte hash then its `EVENTS` key: the leaves of the
+/// jurisdiction's Merkle log, in the order the events were committed.
+pub const LOG_LEAVES: Table = TableDefinition::new("log_leaves");
+/// `jur` → the log's frontier (size and the roots of its perfect subtrees).
+pub const LOG_HEADS: Table = TableDefinition::new("log_heads");
 /// idempotency key (scoped by caller) → stored response.
 pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 
@@ -63,6 +68,8 @@ pub const ALL: &[Table] = &[
     TOKEN_IDS,
     POLICIES,
     IDEMPOTENCY,
+    LOG_LEAVES,
+    LOG_HEADS,
 ];
 
 pub const SEP: char = '\u{1f}';
@@ -89,6 +96,10 @@ pub fn prefix_range(parts: &[&str]) -> (String, String) {
 
 pub fn seq_part(seq: u64) -> String {
     format!("{seq:012}")
+}
+
+pub fn log_index_part(index: u64) -> String {
+    format!("{index:012}")
 }
 
 pub fn grade_part(grade: u8) -> String {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::tables::*;
 use super::{CommandOutput, Job, PolicyRecord, StoreError, decode, digest, person_digest};
 use crate::auth::TokenRecord;
+use crate::domain::merkle::{self, Frontier};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Student};
 
 /// Commands queued beyond this make submitters wait (back-pressure).
@@ -136,6 +137,8 @@ struct Tables<'t> {
     token_ids: RedbTable<'t, &'static str, &'static [u8]>,
     policies: RedbTable<'t, &'static str, &'static [u8]>,
     idempotency: RedbTable<'t, &'static str, &'static [u8]>,
+    log_leaves: RedbTable<'t, &'static str, &'static [u8]>,
+    log_heads: RedbTable<'t, &'static str, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -159,6 +162,8 @@ impl<'t> Tables<'t> {
             token_ids: txn.open_table(TOKEN_IDS)?,
             policies: txn.open_table(POLICIES)?,
             idempotency: txn.open_table(IDEMPOTENCY)?,
+            log_leaves: txn.open_table(LOG_LEAVES)?,
+            log_heads: txn.open_table(LOG_HEADS)?,
         })
     }
 }
@@ -368,6 +373,28 @@ fn event_key(e: &Event) -> String {
     key(&[&e.jurisdiction, &e.student, &seq_part(e.seq)])
 }
 
+/// Appends an event to its jurisdiction's Merkle log, in the transaction that stores it.
+fn append_to_log(t: &mut Tables<'_>, e: &Event) -> Result<(), Refusal> {
+    let mut frontier = match t.log_heads.get(e.jurisdiction.as_str())? {
+        Some(g) => Frontier::from_bytes(g.value())
+            .ok_or_else(|| StoreError::Storage("undecodable log head".into()))?,
+        None => Frontier::default(),
+    };
+    let Some(event_hash) = merkle::from_hex(&e.hash) else {
+        return refused(StoreError::Storage("internal: event is not sealed".into()));
+    };
+    let mut leaf = event_hash.to_vec();
+    leaf.extend_from_slice(event_key(e).as_bytes());
+    t.log_leaves.insert(
+        key(&[&e.jurisdiction, &log_index_part(frontier.size)]).as_str(),
+        leaf.as_slice(),
+    )?;
+    frontier.push(merkle::leaf_hash(&event_hash));
+    t.log_heads
+        .insert(e.jurisdiction.as_str(), frontier.to_bytes().as_slice())?;
+    Ok(())
+}
+
 fn put_request(
     t: &mut Tables<'_>,
     old: Option<&ApprovalRequest>,
@@ -441,6 +468,7 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
             insert_index(t, &entries, &student.id)?;
             t.events
                 .insert(event_key(event).as_str(), json(event)?.as_slice())?;
+            append_to_log(t, event)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }
@@ -493,6 +521,7 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
                 .insert(k.as_str(), json(after.as_ref())?.as_slice())?;
             t.events
                 .insert(event_key(event).as_str(), json(event.as_ref())?.as_slice())?;
+            append_to_log(t, event)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }

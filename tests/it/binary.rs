@@ -117,12 +117,19 @@ fn backup_and_restore_round_trip() {
     let t = crate::helpers::engine();
     let s = crate::helpers::enrolled(&t.xueji, "备份", 2);
     let backup = t.dir.path().join("backup.redb");
-    let rows = t
+    let (rows, checkpoints) = t
         .xueji
         .store()
         .backup_to(&backup)
         .expect("backup while open");
     assert!(rows > 10);
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!(
+        checkpoints[0].size, 2,
+        "admission and registration are logged"
+    );
+    xueji::cli::write_checkpoints(&xueji::cli::checkpoints_path(&backup), &checkpoints)
+        .expect("checkpoints beside the backup");
     // A second backup to the same file is refused, never overwritten.
     assert!(t.xueji.store().backup_to(&backup).is_err());
     let data = t.dir.path().join("restored");
@@ -162,6 +169,41 @@ fn backup_and_restore_round_trip() {
     );
     assert_eq!(restored.events(&s.id).expect("events").len(), 2);
     drop(restored);
+
+    // An inspector's checkpoint taken after the backup reveals that the restored store is older.
+    let mut input = xueji::domain::TransitionInput::new(
+        xueji::domain::TransitionKind::ChangeClass,
+        crate::helpers::d("2025-03-02"),
+    );
+    input.params.insert("class".into(), serde_json::json!("5"));
+    t.xueji
+        .transition(&s.id, input, &crate::helpers::registrar(), false)
+        .expect("change class");
+    let later = t.dir.path().join("later.checkpoints.json");
+    xueji::cli::write_checkpoints(&later, &t.xueji.checkpoints().expect("checkpoints"))
+        .expect("write");
+    let verify_against = |checkpoints: &std::path::Path| {
+        run(&[
+            "verify",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--policies",
+            policies.to_str().expect("utf-8"),
+            "--checkpoints",
+            checkpoints.to_str().expect("utf-8"),
+        ])
+    };
+    let own = verify_against(&xueji::cli::checkpoints_path(&backup));
+    assert!(
+        own.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&own.stdout),
+        String::from_utf8_lossy(&own.stderr)
+    );
+    let rolled_back = verify_against(&later);
+    let stdout = String::from_utf8_lossy(&rolled_back.stdout);
+    assert!(!rolled_back.status.success(), "{stdout}");
+    assert!(stdout.contains("rolled_back"), "{stdout}");
     // Restoring over an existing store is refused.
     let again = run(&[
         "restore",

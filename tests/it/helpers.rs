@@ -176,6 +176,7 @@ pub async fn spawn_server() -> TestServer {
 
 pub async fn spawn_server_with(packages: &PackageSet) -> TestServer {
     let t = engine_with(packages);
+    let backup_dir = t.dir.path().join("backups");
     let xueji = Arc::new(t.xueji);
     let (token, _) = xueji
         .create_token(xueji::auth::TokenRecord {
@@ -195,6 +196,7 @@ pub async fn spawn_server_with(packages: &PackageSet) -> TestServer {
     let state = xueji::http::AppState {
         xueji: xueji.clone(),
         metrics: Arc::new(xueji::http::Metrics::default()),
+        backup_dir,
     };
     let app = xueji::http::router(state, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

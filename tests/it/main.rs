@@ -3,6 +3,7 @@
 mod helpers;
 
 mod architecture;
+mod audit;
 mod binary;
 mod chain;
 mod crash;

@@ -1,0 +1,164 @@
+//! The jurisdiction logs for inspectors and operators (`docs/reliability.md`): checkpoints,
+//! checks against checkpoints kept earlier, RFC 9162 consistency proofs, and live backups.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiQuery, Caller, require_role};
+use super::{AppState, blocking};
+use crate::auth::{Role, TokenRecord};
+use crate::domain::merkle::Checkpoint;
+
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::new()
+        .routes(routes!(checkpoints))
+        .routes(routes!(verify_checkpoints))
+        .routes(routes!(consistency))
+        .routes(routes!(create_backup))
+        .split_for_parts()
+}
+
+/// Admins see every jurisdiction's log; a district officer only their own.
+fn may_audit(c: &TokenRecord, jurisdiction: &str) -> bool {
+    match c.role {
+        Role::Admin => true,
+        Role::DistrictOfficer => c.jurisdiction.as_deref() == Some(jurisdiction),
+        _ => false,
+    }
+}
+
+const AUDITORS: &[Role] = &[Role::Admin, Role::DistrictOfficer];
+
+#[utoipa::path(get, path = "/v1/checkpoints", tag = "history", summary = "各辖区事件日志的检查点(事件数 + Merkle 根),供检查方留存", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
+async fn checkpoints(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, AUDITORS, "查看日志检查点")?;
+    let mut items = blocking(&state, |x| x.checkpoints()).await?;
+    items.retain(|cp| may_audit(&c, &cp.jurisdiction));
+    Ok(axum::Json(json!({ "items": items, "next_cursor": null })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CheckpointBody {
+    jurisdiction: String,
+    size: u64,
+    root: String,
+    taken_at: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct VerifyCheckpointsBody {
+    checkpoints: Vec<CheckpointBody>,
+}
+
+#[utoipa::path(post, path = "/v1/checkpoints/verify", tag = "history", summary = "用留存的检查点核对:其覆盖的事件无一被改动、删除或回退", request_body = VerifyCheckpointsBody, responses((status = 200, description = "每个辖区的核对结果"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内")))]
+async fn verify_checkpoints(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(b): ApiJson<VerifyCheckpointsBody>,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, AUDITORS, "核对日志检查点")?;
+    let mut given = Vec::with_capacity(b.checkpoints.len());
+    for (i, cp) in b.checkpoints.into_iter().enumerate() {
+        if !may_audit(&c, &cp.jurisdiction) {
+            return Err(ApiError::not_found("jurisdiction", &cp.jurisdiction));
+        }
+        if crate::domain::merkle::from_hex(&cp.root).is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_root",
+                &format!("checkpoints[{i}].root"),
+                "根哈希应为 64 位十六进制",
+            ));
+        }
+        given.push(Checkpoint {
+            jurisdiction: cp.jurisdiction,
+            size: cp.size,
+            root: cp.root.to_ascii_lowercase(),
+            taken_at: cp.taken_at,
+        });
+    }
+    let reports = blocking(&state, move |x| -> crate::service::Result<Vec<_>> {
+        given
+            .iter()
+            .map(|cp| x.verify_log(&cp.jurisdiction, Some(cp)))
+            .collect()
+    })
+    .await?;
+    let ok = reports.iter().all(|r| r.ok);
+    Ok(axum::Json(json!({ "ok": ok, "logs": reports })))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    /// The size of the older checkpoint.
+    from: u64,
+}
+
+#[utoipa::path(get, path = "/v1/jurisdictions/{id}/consistency", tag = "history", summary = "RFC 9162 一致性证明:旧检查点是当前日志的前缀", params(("id" = String, Path), ConsistencyQuery), responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 409, description = "日志已损坏,无法出具证明")))]
+async fn consistency(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, AUDITORS, "获取一致性证明")?;
+    if !may_audit(&c, &id) {
+        return Err(ApiError::not_found("jurisdiction", &id));
+    }
+    let proof = blocking(&state, move |x| -> ApiResult<_> {
+        if x.policies().latest(&id).is_none() {
+            return Err(ApiError::not_found("jurisdiction", &id));
+        }
+        Ok(x.consistency_proof(&id, q.from)?)
+    })
+    .await?;
+    Ok(axum::Json(proof))
+}
+
+#[utoipa::path(post, path = "/v1/backups", tag = "ops", summary = "在线备份:服务不停,写一份一致的副本和检查点到数据目录 backups/", responses((status = 201, description = "备份已写入"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
+async fn create_backup(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, &[Role::Admin], "备份")?;
+    let dir = state.backup_dir.clone();
+    let (file, rows, checkpoints) = blocking(&state, move |x| -> ApiResult<_> {
+        let storage = |e: std::io::Error| {
+            ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "backup_failed",
+                format!("备份失败:{e}"),
+            )
+        };
+        std::fs::create_dir_all(&dir).map_err(storage)?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+        let file = dir.join(format!("xueji-{stamp}.redb"));
+        let (rows, checkpoints) = x
+            .store()
+            .backup_to(&file)
+            .map_err(crate::service::ServiceError::from)?;
+        let json = serde_json::to_vec_pretty(&checkpoints).unwrap_or_default();
+        std::fs::write(crate::cli::checkpoints_path(&file), json).map_err(storage)?;
+        Ok((file, rows, checkpoints))
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "file": file.display().to_string(),
+            "records": rows,
+            "checkpoints": checkpoints,
+        })),
+    ))
+}
