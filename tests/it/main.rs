@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod access;
 mod architecture;
 mod audit;
 mod binary;
