@@ -97,7 +97,10 @@ pub enum CommandOutput {
     Done,
 }
 
-type Job = (Command, mpsc::SyncSender<Result<CommandOutput, StoreError>>);
+type Job = (
+    writer::Prepared,
+    mpsc::SyncSender<Result<CommandOutput, StoreError>>,
+);
 
 pub struct Store {
     db: Arc<Database>,
@@ -264,7 +267,7 @@ impl Store {
         let writer_stats = stats.clone();
         let writer = std::thread::Builder::new()
             .name("xueji-writer".into())
-            .spawn(move || writer::run(&writer_db, &rx, &salt, &writer_stats))
+            .spawn(move || writer::run(&writer_db, &rx, &writer_stats))
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         Ok(Store {
             db,
@@ -287,7 +290,8 @@ impl Store {
             .jobs
             .as_ref()
             .ok_or_else(|| StoreError::Storage("store is closed".into()))?;
-        jobs.send((command, reply))
+        let prepared = command.prepare(&self.salt)?;
+        jobs.send((prepared, reply))
             .map_err(|_| StoreError::Storage("writer stopped".into()))?;
         answer
             .recv()

@@ -62,6 +62,60 @@ pub enum Command {
     },
 }
 
+/// A command with what the submitting thread computed for it, so that the one writer thread
+/// does only B-tree work: JSON encodings and index keys (with their HMAC digests) are made in
+/// parallel by the callers, before queueing.
+pub(super) struct Prepared {
+    command: Command,
+    encoded: Encoded,
+}
+
+enum Encoded {
+    Nothing,
+    NewStudent {
+        student: Vec<u8>,
+        event: Vec<u8>,
+        index: IndexEntries,
+    },
+    Record {
+        /// `before` as stored: equal bytes in the store prove the version without decoding.
+        before: Vec<u8>,
+        after: Vec<u8>,
+        event: Vec<u8>,
+        old_index: IndexEntries,
+        new_index: IndexEntries,
+    },
+}
+
+impl Command {
+    pub(super) fn prepare(self, salt: &[u8; 32]) -> Result<Prepared, StoreError> {
+        let encoded = match &self {
+            Command::CreateStudent { student, event, .. } => Encoded::NewStudent {
+                student: serde_json::to_vec(student)?,
+                event: serde_json::to_vec(event)?,
+                index: index_entries(student, salt),
+            },
+            Command::RecordEvent {
+                before,
+                after,
+                event,
+                ..
+            } => Encoded::Record {
+                before: serde_json::to_vec(before)?,
+                after: serde_json::to_vec(after)?,
+                event: serde_json::to_vec(event)?,
+                old_index: index_entries(before, salt),
+                new_index: index_entries(after, salt),
+            },
+            _ => Encoded::Nothing,
+        };
+        Ok(Prepared {
+            command: self,
+            encoded,
+        })
+    }
+}
+
 /// Commit counters, read by the metrics endpoint and the benchmarks.
 #[derive(Debug, Default)]
 pub struct CommitStats {
@@ -77,7 +131,7 @@ pub struct CommitStats {
 pub const COMMIT_BUCKETS_MICROS: [u64; 8] =
     [250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000];
 
-pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, salt: &[u8; 32], stats: &CommitStats) {
+pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &CommitStats) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -87,7 +141,7 @@ pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, salt: &[u8; 32], st
             }
         }
         let started = Instant::now();
-        let outcome = commit_batch(db, &batch, salt);
+        let outcome = commit_batch(db, &batch);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
@@ -173,15 +227,14 @@ impl<'t> Tables<'t> {
 fn commit_batch(
     db: &Database,
     batch: &[Job],
-    salt: &[u8; 32],
 ) -> Result<Vec<Result<CommandOutput, StoreError>>, StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     {
         let mut t = Tables::open(&txn)?;
-        for (command, _) in batch {
-            match apply(&mut t, command, salt) {
+        for (prepared, _) in batch {
+            match apply(&mut t, prepared) {
                 Ok(out) => results.push(Ok(out)),
                 Err(Refusal::Refused(e)) => results.push(Err(e)),
                 Err(Refusal::Storage(e)) => return Err(e),
@@ -217,7 +270,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Refusal> {
 }
 
 /// The index entries a student contributes, by table.
-#[derive(Default)]
+#[derive(Default, Clone, PartialEq, Eq)]
 struct IndexEntries {
     national: String,
     id_card: Option<String>,
@@ -228,9 +281,14 @@ struct IndexEntries {
 }
 
 impl IndexEntries {
+    /// Whether the entries that must be unique across the store differ.
+    fn unique_keys_differ(&self, new: &IndexEntries) -> bool {
+        self.national != new.national || self.id_card != new.id_card || self.person != new.person
+    }
+
     /// Splits a change into the entries to remove and those to add, leaving alone the ones that
     /// stay (a class change touches only the class key).
-    fn minus(self, new: &IndexEntries) -> (IndexEntries, IndexEntries) {
+    fn minus(&self, new: &IndexEntries) -> (IndexEntries, IndexEntries) {
         let differ =
             |a: &Option<String>, b: &Option<String>| (a != b).then(|| (a.clone(), b.clone()));
         let mut stale = IndexEntries::default();
@@ -429,12 +487,21 @@ fn refused<T>(e: StoreError) -> Result<T, Refusal> {
     Err(Refusal::Refused(e))
 }
 
-fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<CommandOutput, Refusal> {
-    match command {
-        Command::PutSchool {
-            school,
-            must_be_new,
-        } => {
+/// Only the version is read back from a stored student whose bytes differ from `before`.
+#[derive(serde::Deserialize)]
+struct StoredVersion {
+    version: u64,
+}
+
+fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refusal> {
+    match (&prepared.command, &prepared.encoded) {
+        (
+            Command::PutSchool {
+                school,
+                must_be_new,
+            },
+            _,
+        ) => {
             if *must_be_new && t.schools.get(school.id.as_str())?.is_some() {
                 return refused(StoreError::AlreadyExists {
                     what: "school".into(),
@@ -444,45 +511,63 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
             t.schools
                 .insert(school.id.as_str(), json(school)?.as_slice())?;
         }
-        Command::CreateStudent {
-            student,
-            event,
-            context,
-        } => {
+        (
+            Command::CreateStudent {
+                student,
+                event,
+                context,
+            },
+            Encoded::NewStudent {
+                student: student_json,
+                event: event_json,
+                index: entries,
+            },
+        ) => {
             if t.locator.get(student.id.as_str())?.is_some() {
                 return refused(StoreError::AlreadyExists {
                     what: "student".into(),
                     id: student.id.clone(),
                 });
             }
-            let entries = index_entries(student, salt);
-            check_unique(t, student, &entries)?;
+            check_unique(t, student, entries)?;
             // INVARIANT: every student has exactly the events 1..=version, written with it.
             debug_assert_eq!(event.seq, student.version);
             t.locator
                 .insert(student.id.as_str(), student.jurisdiction.as_bytes())?;
             t.students.insert(
                 key(&[&student.jurisdiction, &student.id]).as_str(),
-                json(student)?.as_slice(),
+                student_json.as_slice(),
             )?;
-            insert_index(t, &entries, &student.id)?;
+            insert_index(t, entries, &student.id)?;
             t.events
-                .insert(event_key(event).as_str(), json(event)?.as_slice())?;
+                .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }
         }
-        Command::RecordEvent {
-            before,
-            after,
-            event,
-            context,
-            close_request,
-        } => {
+        (
+            Command::RecordEvent {
+                before,
+                after,
+                event,
+                context,
+                close_request,
+            },
+            Encoded::Record {
+                before: before_json,
+                after: after_json,
+                event: event_json,
+                old_index,
+                new_index,
+            },
+        ) => {
             let k = key(&[&before.jurisdiction, &before.id]);
-            let current: Student = match t.students.get(k.as_str())? {
-                Some(g) => decode(g.value())?,
+            // A stored record never changes without a new version, so the same bytes prove
+            // the same version; anything else is decoded (only its version).
+            let current_version = match t.students.get(k.as_str())? {
+                Some(g) if g.value() == before_json.as_slice() => before.version,
+                Some(g) => decode::<StoredVersion>(g.value())?.version,
                 None => {
                     return refused(StoreError::NotFound {
                         what: "student".into(),
@@ -490,10 +575,10 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
                     });
                 }
             };
-            if current.version != before.version {
+            if current_version != before.version {
                 return refused(StoreError::VersionConflict {
                     expected: before.version,
-                    current: current.version,
+                    current: current_version,
                 });
             }
             if event.seq != before.version + 1
@@ -511,16 +596,15 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
                 },
                 None => None,
             };
-            let old_entries = index_entries(&current, salt);
-            let new_entries = index_entries(after, salt);
-            check_unique(t, after, &new_entries)?;
-            let (stale, fresh) = old_entries.minus(&new_entries);
+            if old_index.unique_keys_differ(new_index) {
+                check_unique(t, after, new_index)?;
+            }
+            let (stale, fresh) = old_index.minus(new_index);
             remove_index(t, &stale)?;
             insert_index(t, &fresh, &after.id)?;
-            t.students
-                .insert(k.as_str(), json(after.as_ref())?.as_slice())?;
+            t.students.insert(k.as_str(), after_json.as_slice())?;
             t.events
-                .insert(event_key(event).as_str(), json(event.as_ref())?.as_slice())?;
+                .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
@@ -529,7 +613,7 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
                 put_request(t, Some(&o), r)?;
             }
         }
-        Command::OpenRequest { request } => {
+        (Command::OpenRequest { request }, _) => {
             let open_key = key(&[&request.student, request.input.kind.as_str()]);
             if let Some(existing) = get_str(&t.open_request, &open_key)? {
                 return refused(StoreError::OpenRequestExists {
@@ -564,10 +648,13 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
             }
             put_request(t, None, request)?;
         }
-        Command::UpdateRequest {
-            request,
-            expected_approvals,
-        } => {
+        (
+            Command::UpdateRequest {
+                request,
+                expected_approvals,
+            },
+            _,
+        ) => {
             let old = match stored_request(t, &request.id)? {
                 Some(o)
                     if o.status == RequestStatus::Pending
@@ -579,7 +666,7 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
             };
             put_request(t, Some(&old), request)?;
         }
-        Command::PutToken { hash, record } => {
+        (Command::PutToken { hash, record }, _) => {
             if let Some(old_hash) = get_str(&t.token_ids, &record.id)?
                 && old_hash != *hash
             {
@@ -591,7 +678,7 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
             t.token_ids.insert(record.id.as_str(), hash.as_bytes())?;
             t.tokens.insert(hash.as_str(), json(record)?.as_slice())?;
         }
-        Command::PutPolicy { record } => {
+        (Command::PutPolicy { record }, _) => {
             let k = key(&[
                 &record.jurisdiction,
                 &record.effective_from.to_string(),
@@ -601,7 +688,12 @@ fn apply(t: &mut Tables<'_>, command: &Command, salt: &[u8; 32]) -> Result<Comma
                 t.policies.insert(k.as_str(), json(record)?.as_slice())?;
             }
         }
-        Command::PutIdempotent { key: k, value } => {
+        (Command::CreateStudent { .. } | Command::RecordEvent { .. }, _) => {
+            return refused(StoreError::Storage(
+                "internal: command queued without its encoding".into(),
+            ));
+        }
+        (Command::PutIdempotent { key: k, value }, _) => {
             if t.idempotency.get(k.as_str())?.is_none() {
                 t.idempotency.insert(k.as_str(), value.as_slice())?;
             }

@@ -552,3 +552,52 @@ fn the_demo_sample_shows_every_seed_jurisdiction_in_several_statuses() {
             .is_none()
     );
 }
+
+#[test]
+fn a_record_stored_in_another_encoding_still_transitions_by_its_version() {
+    // The writer proves the version by comparing bytes and falls back to reading the version
+    // when the stored bytes differ (a record written by an older build, say).
+    use redb::{Database, ReadableTable, TableDefinition};
+    const STUDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("students");
+    let t = engine();
+    let s = enrolled(&t.xueji, "甲", 1);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    {
+        let db = Database::open(&path).expect("open");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut table = txn.open_table(STUDENTS).expect("students");
+            let k = format!("test-district\u{1f}{}", s.id);
+            let stored: serde_json::Value =
+                serde_json::from_slice(table.get(k.as_str()).expect("get").expect("row").value())
+                    .expect("json");
+            let pretty = serde_json::to_vec_pretty(&stored).expect("encode");
+            table
+                .insert(k.as_str(), pretty.as_slice())
+                .expect("rewrite");
+        }
+        txn.commit().expect("commit");
+    }
+    let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
+    let x = xueji::service::Xueji::new(
+        xueji::store::Store::open(&path).expect("reopen"),
+        std::sync::Arc::new(registry),
+    );
+    let mut input = TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
+    input.params.insert("class".into(), json!("5"));
+    input.expected_version = Some(s.version);
+    match x.transition(&s.id, input.clone(), &registrar(), false) {
+        Ok(Outcome::Applied { student, .. }) => assert_eq!(student.version, s.version + 1),
+        other => panic!("expected applied: {other:?}"),
+    }
+    // The same expected version again is now a conflict.
+    assert!(matches!(
+        x.transition(&s.id, input, &registrar(), false),
+        Err(ServiceError::Conflict {
+            code: "version_conflict",
+            ..
+        })
+    ));
+    assert!(x.verify_student(&s.id).expect("verify").ok);
+}
