@@ -66,6 +66,7 @@ fn a_failed_write_or_sync_acknowledges_nothing_and_alters_nothing() {
     let writes = calibrate.plan.writes.load(Ordering::SeqCst) - w0;
     let syncs = calibrate.plan.syncs.load(Ordering::SeqCst) - s0;
     assert!(writes >= 1 && syncs >= 1, "writes={writes} syncs={syncs}");
+    println!("storage faults: {writes} writes and {syncs} syncs per commit, each failed in turn");
     let faults = (1..=writes)
         .map(|n| (n, false))
         .chain((1..=syncs).map(|n| (n, true)));
