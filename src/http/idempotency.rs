@@ -1,5 +1,7 @@
 //! `Idempotency-Key` on every write: the first response is stored with the key (scoped by the
 //! caller's token and the route), and a retry gets it back without anything happening again.
+//! Requests with the same scoped key are serialized in the process, so a retry sent while the
+//! first attempt is still running waits for it and gets its response.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -7,11 +9,32 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT, blocking};
 use crate::auth::token_hash;
 use crate::store::Command;
+
+type KeyLock = Arc<tokio::sync::Mutex<()>>;
+
+/// The scoped keys being answered right now.
+static IN_FLIGHT: LazyLock<Mutex<HashMap<String, KeyLock>>> = LazyLock::new(Default::default);
+
+fn key_lock(scoped: &str) -> KeyLock {
+    let mut map = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(scoped.to_owned()).or_default().clone()
+}
+
+/// Forgets the key's lock once nobody else holds or waits for it.
+fn release(scoped: &str, lock: KeyLock) {
+    let mut map = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+    // One reference in the map, one here: nobody else is waiting.
+    if Arc::strong_count(&lock) <= 2 {
+        map.remove(scoped);
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -52,8 +75,19 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         req.method(),
         req.uri().path()
     );
+    let lock = key_lock(&scoped);
+    let response = {
+        let _turn = lock.lock().await;
+        answer_once(&state, scoped.clone(), req, next).await
+    };
+    release(&scoped, lock);
+    response
+}
+
+/// Replays the stored response of `scoped`, or runs the request and stores its response.
+async fn answer_once(state: &AppState, scoped: String, req: Request, next: Next) -> Response {
     let lookup = scoped.clone();
-    match blocking(&state, move |x| x.store().idempotent(&lookup)).await {
+    match blocking(state, move |x| x.store().idempotent(&lookup)).await {
         Ok(Some(bytes)) => {
             if let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) {
                 return replay(stored);
@@ -81,7 +115,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         body: bytes.to_vec(),
     };
     if let Ok(value) = serde_json::to_vec(&stored) {
-        let _ = blocking(&state, move |x| {
+        let _ = blocking(state, move |x| {
             x.store()
                 .submit(Command::PutIdempotent { key: scoped, value })
         })

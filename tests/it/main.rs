@@ -12,6 +12,7 @@ mod engine;
 mod exchange;
 mod faults;
 mod http;
+mod idempotency;
 mod lifecycle;
 mod model;
 mod sandbox;
