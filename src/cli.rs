@@ -398,10 +398,21 @@ pub fn write_checkpoints(path: &Path, checkpoints: &[Checkpoint]) -> Result<()> 
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Reads checkpoints as `xueji backup` writes them (a list) or as `GET /v1/checkpoints`
+/// answers (`{"items": [...]}`).
 pub fn read_checkpoints(path: &Path) -> Result<Vec<Checkpoint>> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Kept {
+        List(Vec<Checkpoint>),
+        Answer { items: Vec<Checkpoint> },
+    }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a checkpoint file", path.display()))
+    let kept: Kept = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a checkpoint file", path.display()))?;
+    Ok(match kept {
+        Kept::List(v) | Kept::Answer { items: v } => v,
+    })
 }
 
 /// Prints each jurisdiction log's check; true when all hold.

@@ -55,10 +55,13 @@ struct CheckpointBody {
     taken_at: String,
 }
 
+/// The answer of `GET /v1/checkpoints`, posted back as it was kept.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VerifyCheckpointsBody {
-    checkpoints: Vec<CheckpointBody>,
+    items: Vec<CheckpointBody>,
+    #[serde(default, rename = "next_cursor")]
+    _next_cursor: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/checkpoints/verify", tag = "history", summary = "用留存的检查点核对:其覆盖的事件无一被改动、删除或回退", request_body = VerifyCheckpointsBody, responses((status = 200, description = "每个辖区的核对结果"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内")))]
@@ -68,15 +71,15 @@ async fn verify_checkpoints(
     ApiJson(b): ApiJson<VerifyCheckpointsBody>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, AUDITORS, "核对日志检查点")?;
-    let mut given = Vec::with_capacity(b.checkpoints.len());
-    for (i, cp) in b.checkpoints.into_iter().enumerate() {
+    let mut given = Vec::with_capacity(b.items.len());
+    for (i, cp) in b.items.into_iter().enumerate() {
         if !may_audit(&c, &cp.jurisdiction) {
             return Err(ApiError::not_found("jurisdiction", &cp.jurisdiction));
         }
         if crate::domain::merkle::from_hex(&cp.root).is_none() {
             return Err(ApiError::bad_request(
                 "invalid_root",
-                &format!("checkpoints[{i}].root"),
+                &format!("items[{i}].root"),
                 "根哈希应为 64 位十六进制",
             ));
         }

@@ -374,7 +374,7 @@ async fn inspectors_reach_the_log_over_http_within_their_scope() {
     );
 
     change_class(&srv.xueji, &a.id, "5");
-    let body = json!({ "checkpoints": [cp.clone()] });
+    let body = json!({ "items": [cp.clone()] });
     let (status, v) = srv
         .call("POST", "/v1/checkpoints/verify", Some(&officer), Some(body))
         .await;
@@ -386,7 +386,7 @@ async fn inspectors_reach_the_log_over_http_within_their_scope() {
             "POST",
             "/v1/checkpoints/verify",
             Some(&officer),
-            Some(json!({ "checkpoints": [forged] })),
+            Some(json!({ "items": [forged] })),
         )
         .await;
     assert_eq!(status, 200);
@@ -397,7 +397,7 @@ async fn inspectors_reach_the_log_over_http_within_their_scope() {
             "POST",
             "/v1/checkpoints/verify",
             Some(&other_officer),
-            Some(json!({ "checkpoints": [cp.clone()] })),
+            Some(json!({ "items": [cp.clone()] })),
         )
         .await;
     assert_eq!(
