@@ -1,7 +1,8 @@
 //! Extractors whose rejections speak the API's error shape.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -74,6 +75,35 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                     format!("查询参数无效:{}", e.body_text()),
                 )
             })
+    }
+}
+
+/// Path parameters; one that is not valid UTF-8 once percent-decoded is 400 `invalid_path`.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(e) => {
+                let field = match &e {
+                    PathRejection::FailedToDeserializePathParams(f) => match f.kind() {
+                        ErrorKind::InvalidUtf8InPathParam { key }
+                        | ErrorKind::ParseErrorAtKey { key, .. }
+                        | ErrorKind::DeserializeError { key, .. } => key.clone(),
+                        _ => String::new(),
+                    },
+                    _ => String::new(),
+                };
+                Err(ApiError::bad_request(
+                    "invalid_path",
+                    &field,
+                    format!("路径参数无效:{}", e.body_text()),
+                ))
+            }
+        }
     }
 }
 

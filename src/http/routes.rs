@@ -2,7 +2,7 @@
 //! (`auth::scope`), run the engine on the blocking pool, shape the answer.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, policy_error};
-use super::extract::{ApiJson, ApiQuery, Caller};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::view::{Page, PageParams, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
@@ -169,7 +169,7 @@ fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
 async fn get_school(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(
         &c,
@@ -279,7 +279,7 @@ async fn create_student(
 async fn get_student(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let role = c.role;
     let (student, _) = blocking(&state, move |x| visible_student(x, &c, &id)).await?;
@@ -411,7 +411,7 @@ async fn list_students(
 async fn transition(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DryRun>,
     ApiJson(input): ApiJson<TransitionInput>,
 ) -> ApiResult<Response> {
@@ -437,7 +437,7 @@ async fn transition(
 async fn events(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<impl IntoResponse> {
     let (limit, after) = (page.limit(), page.after()?);
@@ -466,7 +466,7 @@ async fn events(
 async fn verify_student(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let report = blocking(&state, move |x| -> ApiResult<_> {
         visible_student(x, &c, &id)?;
@@ -629,7 +629,7 @@ async fn list_requests(
 async fn get_request(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let (r, _, _) = blocking(&state, move |x| visible_request(x, &c, &id)).await?;
     Ok(axum::Json(request_view(&r)))
@@ -680,7 +680,7 @@ async fn decide_request(
 async fn approve(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<StepBody>,
 ) -> ApiResult<Response> {
     decide_request(state, c, id, b, true).await
@@ -690,7 +690,7 @@ async fn approve(
 async fn reject(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<StepBody>,
 ) -> ApiResult<Response> {
     decide_request(state, c, id, b, false).await
@@ -837,7 +837,7 @@ async fn create_token(
 async fn revoke_token(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin, Role::DistrictOfficer], "吊销令牌")?;
     let record = blocking(&state, move |x| -> ApiResult<_> {
@@ -883,7 +883,7 @@ async fn list_policies(
 async fn get_policy(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(j): Path<String>,
+    ApiPath(j): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let versions = state.xueji.policies().versions(&j);
     let latest = versions
@@ -926,7 +926,7 @@ enum EvalStudent {
 async fn evaluate_policy(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(j): Path<String>,
+    ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<EvaluateBody>,
 ) -> ApiResult<impl IntoResponse> {
     b.transition.validate()?;
@@ -1016,7 +1016,7 @@ fn rejection(r: crate::lifecycle::Rejection) -> ApiError {
 async fn put_policy(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(j): Path<String>,
+    ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<PackageBody>,
 ) -> ApiResult<impl IntoResponse> {
     may_change_policy(&c, &j)?;
@@ -1032,7 +1032,7 @@ async fn put_policy(
 async fn impact(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(j): Path<String>,
+    ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<PackageBody>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin, Role::DistrictOfficer], "做影响分析")?;
