@@ -242,7 +242,10 @@ fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response 
     (status, axum::Json(body)).into_response()
 }
 
+/// `?dry_run=true`; any other parameter is refused, so that a misspelt `dryrun` cannot apply
+/// the change it meant to try.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct DryRun {
     #[serde(default)]
     dry_run: bool,
