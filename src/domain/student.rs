@@ -122,6 +122,12 @@ pub fn check_text(value: &str, field: &str, max_chars: usize) -> Result<(), Fiel
     if value.trim().is_empty() {
         return Err(FieldError::new("required", field, "不能为空"));
     }
+    check_optional_text(value, field, max_chars)
+}
+
+/// Checks an optional free-text field (a comment, a label, a reference): may be empty, but no
+/// control or direction-override characters, bounded length.
+pub fn check_optional_text(value: &str, field: &str, max_chars: usize) -> Result<(), FieldError> {
     if value.chars().count() > max_chars {
         return Err(FieldError::new(
             "too_long",
@@ -129,10 +135,19 @@ pub fn check_text(value: &str, field: &str, max_chars: usize) -> Result<(), Fiel
             format!("不能超过 {max_chars} 个字符"),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err(FieldError::new("invalid_character", field, "含有控制字符"));
     }
     Ok(())
+}
+
+/// Marks, embeddings, overrides and isolates that reorder how text is displayed: a name with
+/// U+202E shows its characters reversed, so it can pass for another name in a list.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 impl NewStudent {
