@@ -116,6 +116,8 @@ pub struct NewStudent {
 }
 
 pub const MAX_NAME_CHARS: usize = 50;
+/// Most guardians one student lists.
+pub const MAX_GUARDIANS: usize = 10;
 
 /// Checks a short free-text field: not blank, no control characters, bounded length.
 pub fn check_text(value: &str, field: &str, max_chars: usize) -> Result<(), FieldError> {
@@ -244,7 +246,14 @@ impl NewStudent {
             None => None,
             Some(raw) => v.check(Date::parse_field(raw, "report_deadline")),
         };
-        for (i, g) in form.guardians.iter().enumerate() {
+        if form.guardians.len() > MAX_GUARDIANS {
+            v.push(FieldError::new(
+                "too_many",
+                "guardians",
+                format!("监护人不能超过 {MAX_GUARDIANS} 位"),
+            ));
+        }
+        for (i, g) in form.guardians.iter().enumerate().take(MAX_GUARDIANS) {
             v.check(check_text(
                 &g.name,
                 &format!("guardians[{i}].name"),
@@ -392,6 +401,22 @@ impl TransitionInput {
                 "documents",
                 "证明材料不能超过 32 份",
             ));
+        }
+        for (i, d) in self.documents.iter().enumerate().take(32) {
+            if let Some(issuer) = &d.issuer {
+                v.check(check_optional_text(
+                    issuer,
+                    &format!("documents[{i}].issuer"),
+                    100,
+                ));
+            }
+            if let Some(reference) = &d.reference {
+                v.check(check_optional_text(
+                    reference,
+                    &format!("documents[{i}].ref"),
+                    200,
+                ));
+            }
         }
         v.finish()
     }

@@ -14,7 +14,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::view::{Page, PageParams, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
-use crate::domain::student::NewStudentForm;
+use crate::domain::student::{NewStudentForm, check_optional_text};
 use crate::domain::{
     Actor, ApprovalRequest, ApprovalStep, Date, Level, RequestStatus, School, Status, Student,
     Term, TransitionInput, TransitionKind,
@@ -790,6 +790,16 @@ async fn create_token(
                 .map_err(ServiceError::from)?
                 .ok_or_else(|| ApiError::bad_request("unknown_school", "school", "学校不存在"))?;
             record.jurisdiction = Some(s.jurisdiction);
+        }
+        for (field, value, max) in [
+            ("label", &record.label, 100),
+            ("class", &record.class, 20),
+            ("area", &record.area, 50),
+        ] {
+            if let Some(text) = value {
+                check_optional_text(text, field, max)
+                    .map_err(|e| ApiError::from(crate::domain::InvalidInput::from(e)))?;
+            }
         }
         let need = |ok: bool, field: &str, msg: &str| {
             if ok {
