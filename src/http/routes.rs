@@ -729,6 +729,11 @@ async fn sweep(
         }
         _ => b.jurisdiction,
     };
+    if let Some(j) = &jurisdiction
+        && state.xueji.policies().latest(j).is_none()
+    {
+        return Err(ApiError::not_found("jurisdiction", j));
+    }
     let report = blocking(&state, move |x| x.sweep(b.as_of, jurisdiction.as_deref())).await?;
     Ok(axum::Json(report))
 }
