@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::auth::{Role, TokenRecord, generate_token, token_hash};
 use crate::domain::event::{ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain};
-use crate::domain::student::{MAX_NAME_CHARS, NewStudentForm, check_text};
+use crate::domain::student::{MAX_NAME_CHARS, NewStudentForm, check_optional_text, check_text};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
     Event, FieldError, Gender, InvalidInput, NewStudent, RequestStatus, School, Status, Student,
@@ -165,6 +165,9 @@ pub struct VerifyReport {
 /// same student slipped in between evaluation and commit.
 const CONFLICT_RETRIES: usize = 3;
 
+/// Most terms a school's calendar lists.
+pub const MAX_TERMS: usize = 100;
+
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -236,6 +239,23 @@ impl Xueji {
             && let Err(e) = check_text(a, "area", 50)
         {
             v.push(e);
+        }
+        if let Some(k) = &school.kind
+            && let Err(e) = check_optional_text(k, "kind", 50)
+        {
+            v.push(e);
+        }
+        if school.calendar.len() > MAX_TERMS {
+            v.push(FieldError::new(
+                "too_many",
+                "calendar",
+                format!("校历不能超过 {MAX_TERMS} 个学期"),
+            ));
+        }
+        for (i, t) in school.calendar.iter().enumerate() {
+            if let Err(e) = check_text(&t.term, &format!("calendar[{i}].term"), 50) {
+                v.push(e);
+            }
         }
         if !v.is_empty() {
             return Err(InvalidInput { errors: v }.into());
@@ -762,6 +782,9 @@ impl Xueji {
         actor: &Actor,
         comment: Option<String>,
     ) -> Result<ApprovalOutcome> {
+        if let Some(c) = &comment {
+            check_optional_text(c, "comment", 500)?;
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;

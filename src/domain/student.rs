@@ -116,12 +116,20 @@ pub struct NewStudent {
 }
 
 pub const MAX_NAME_CHARS: usize = 50;
+/// Most guardians one student lists.
+pub const MAX_GUARDIANS: usize = 10;
 
 /// Checks a short free-text field: not blank, no control characters, bounded length.
 pub fn check_text(value: &str, field: &str, max_chars: usize) -> Result<(), FieldError> {
     if value.trim().is_empty() {
         return Err(FieldError::new("required", field, "不能为空"));
     }
+    check_optional_text(value, field, max_chars)
+}
+
+/// Checks an optional free-text field (a comment, a label, a reference): may be empty, but no
+/// control or direction-override characters, bounded length.
+pub fn check_optional_text(value: &str, field: &str, max_chars: usize) -> Result<(), FieldError> {
     if value.chars().count() > max_chars {
         return Err(FieldError::new(
             "too_long",
@@ -129,10 +137,19 @@ pub fn check_text(value: &str, field: &str, max_chars: usize) -> Result<(), Fiel
             format!("不能超过 {max_chars} 个字符"),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err(FieldError::new("invalid_character", field, "含有控制字符"));
     }
     Ok(())
+}
+
+/// Marks, embeddings, overrides and isolates that reorder how text is displayed: a name with
+/// U+202E shows its characters reversed, so it can pass for another name in a list.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 impl NewStudent {
@@ -229,7 +246,14 @@ impl NewStudent {
             None => None,
             Some(raw) => v.check(Date::parse_field(raw, "report_deadline")),
         };
-        for (i, g) in form.guardians.iter().enumerate() {
+        if form.guardians.len() > MAX_GUARDIANS {
+            v.push(FieldError::new(
+                "too_many",
+                "guardians",
+                format!("监护人不能超过 {MAX_GUARDIANS} 位"),
+            ));
+        }
+        for (i, g) in form.guardians.iter().enumerate().take(MAX_GUARDIANS) {
             v.check(check_text(
                 &g.name,
                 &format!("guardians[{i}].name"),
@@ -377,6 +401,22 @@ impl TransitionInput {
                 "documents",
                 "证明材料不能超过 32 份",
             ));
+        }
+        for (i, d) in self.documents.iter().enumerate().take(32) {
+            if let Some(issuer) = &d.issuer {
+                v.check(check_optional_text(
+                    issuer,
+                    &format!("documents[{i}].issuer"),
+                    100,
+                ));
+            }
+            if let Some(reference) = &d.reference {
+                v.check(check_optional_text(
+                    reference,
+                    &format!("documents[{i}].ref"),
+                    200,
+                ));
+            }
         }
         v.finish()
     }

@@ -2,7 +2,7 @@
 //! checks against checkpoints kept earlier, RFC 9162 consistency proofs, and live backups.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiQuery, Caller, require_role};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord};
 use crate::domain::merkle::Checkpoint;
@@ -112,7 +112,7 @@ struct ConsistencyQuery {
 async fn consistency(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, AUDITORS, "获取一致性证明")?;

@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiQuery, Caller, require_role};
+use super::extract::{ApiPath, ApiQuery, Caller, require_role};
 use super::view::{Page, PageParams};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
@@ -85,7 +85,7 @@ struct RosterParams {
 async fn get_roster(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RosterParams>,
 ) -> ApiResult<Response> {
     require_role(&c, READERS, "查看名册")?;

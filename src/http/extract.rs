@@ -1,9 +1,13 @@
 //! Extractors whose rejections speak the API's error shape.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{
+    JsonRejection, MissingJsonContentType, PathRejection, QueryRejection,
+};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -17,31 +21,88 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(json_rejection(MissingJsonContentType::default().into()));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| json_rejection(e.into()))?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            // serde_json calls a number where an enum is expected a syntax error; valid JSON of
+            // the wrong shape is a field error.
+            Err(JsonRejection::JsonSyntaxError(e))
+                if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() =>
+            {
+                Err(invalid_field(&e.body_text()))
+            }
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
 }
 
+/// `application/json`, with or without parameters, or an `application/*+json` type.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// What follows axum's "Failed to …: " prefix: serde's own message, with the field path.
+fn serde_detail(text: &str) -> &str {
+    text.split_once(": ").map_or(text, |(_, d)| d)
+}
+
+/// The field a serde error is about: its path (`guardians[0].phone: invalid type …`), joined with
+/// the field it reports missing or unknown (``missing field `name` ``).
+fn field_of(detail: &str) -> String {
+    let (path, message) = match detail.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => (path, rest),
+        _ => ("", detail),
+    };
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    // An unknown field is already the last segment of its path; a missing one is not.
+    match (path, named) {
+        (path, None) => path.to_owned(),
+        ("", Some(name)) => name.to_owned(),
+        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => {
+            path.to_owned()
+        }
+        (path, Some(name)) => format!("{path}.{name}"),
+    }
+}
+
+fn invalid_field(body_text: &str) -> ApiError {
+    let detail = serde_detail(body_text);
+    ApiError::bad_request(
+        "invalid_field",
+        &field_of(detail),
+        format!("字段无效:{detail}"),
+    )
+}
+
 fn json_rejection(r: JsonRejection) -> ApiError {
     match r {
-        JsonRejection::JsonDataError(e) => {
-            // serde's message names the field path and what it expected.
-            let text = e.body_text();
-            let detail = text
-                .split_once("target type: ")
-                .map_or(text.as_str(), |(_, d)| d);
-            let field = match detail.split_once(": ") {
-                Some((path, _)) if !path.contains(' ') => path.to_owned(),
-                _ => String::new(),
-            };
-            ApiError::bad_request("invalid_field", &field, format!("字段无效:{detail}"))
-        }
+        JsonRejection::JsonDataError(e) => invalid_field(&e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
             "malformed_json",
             "",
-            format!("JSON 格式错误:{}", e.body_text()),
+            format!("JSON 格式错误:{}", serde_detail(&e.body_text())),
         ),
         JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
             "unsupported_media_type",
@@ -68,12 +129,43 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|Query(v)| ApiQuery(v))
             .map_err(|e: QueryRejection| {
+                let text = e.body_text();
+                let detail = serde_detail(&text);
                 ApiError::bad_request(
                     "invalid_query",
-                    "",
-                    format!("查询参数无效:{}", e.body_text()),
+                    &field_of(detail),
+                    format!("查询参数无效:{detail}"),
                 )
             })
+    }
+}
+
+/// Path parameters; one that is not valid UTF-8 once percent-decoded is 400 `invalid_path`.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(e) => {
+                let field = match &e {
+                    PathRejection::FailedToDeserializePathParams(f) => match f.kind() {
+                        ErrorKind::InvalidUtf8InPathParam { key }
+                        | ErrorKind::ParseErrorAtKey { key, .. }
+                        | ErrorKind::DeserializeError { key, .. } => key.clone(),
+                        _ => String::new(),
+                    },
+                    _ => String::new(),
+                };
+                Err(ApiError::bad_request(
+                    "invalid_path",
+                    &field,
+                    format!("路径参数无效:{}", e.body_text()),
+                ))
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`auth::scope`), run the engine on the blocking pool, shape the answer.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, policy_error};
-use super::extract::{ApiJson, ApiQuery, Caller, require_role};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
 use super::view::{Page, PageParams, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
-use crate::domain::student::NewStudentForm;
+use crate::domain::student::{NewStudentForm, check_optional_text};
 use crate::domain::{
     Actor, ApprovalRequest, ApprovalStep, Date, Level, RequestStatus, School, Status, Student,
     Term, TransitionInput, TransitionKind,
@@ -161,7 +161,7 @@ fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
 async fn get_school(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(
         &c,
@@ -234,7 +234,10 @@ fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response 
     (status, axum::Json(body)).into_response()
 }
 
+/// `?dry_run=true`; any other parameter is refused, so that a misspelt `dryrun` cannot apply
+/// the change it meant to try.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct DryRun {
     #[serde(default)]
     dry_run: bool,
@@ -271,7 +274,7 @@ async fn create_student(
 async fn get_student(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let role = c.role;
     let (student, _) = blocking(&state, move |x| visible_student(x, &c, &id)).await?;
@@ -403,7 +406,7 @@ async fn list_students(
 async fn transition(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DryRun>,
     ApiJson(input): ApiJson<TransitionInput>,
 ) -> ApiResult<Response> {
@@ -429,7 +432,7 @@ async fn transition(
 async fn events(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<impl IntoResponse> {
     let (limit, after) = (page.limit(), page.after()?);
@@ -458,7 +461,7 @@ async fn events(
 async fn verify_student(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let report = blocking(&state, move |x| -> ApiResult<_> {
         visible_student(x, &c, &id)?;
@@ -627,7 +630,7 @@ async fn list_requests(
 async fn get_request(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let (r, _, _) = blocking(&state, move |x| visible_request(x, &c, &id)).await?;
     Ok(axum::Json(request_view(&r)))
@@ -678,7 +681,7 @@ async fn decide_request(
 async fn approve(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<StepBody>,
 ) -> ApiResult<Response> {
     decide_request(state, c, id, b, true).await
@@ -688,7 +691,7 @@ async fn approve(
 async fn reject(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<StepBody>,
 ) -> ApiResult<Response> {
     decide_request(state, c, id, b, false).await
@@ -724,6 +727,11 @@ async fn sweep(
         }
         _ => b.jurisdiction,
     };
+    if let Some(j) = &jurisdiction
+        && state.xueji.policies().latest(j).is_none()
+    {
+        return Err(ApiError::not_found("jurisdiction", j));
+    }
     let report = blocking(&state, move |x| x.sweep(b.as_of, jurisdiction.as_deref())).await?;
     Ok(axum::Json(report))
 }
@@ -786,6 +794,16 @@ async fn create_token(
                 .ok_or_else(|| ApiError::bad_request("unknown_school", "school", "学校不存在"))?;
             record.jurisdiction = Some(s.jurisdiction);
         }
+        for (field, value, max) in [
+            ("label", &record.label, 100),
+            ("class", &record.class, 20),
+            ("area", &record.area, 50),
+        ] {
+            if let Some(text) = value {
+                check_optional_text(text, field, max)
+                    .map_err(|e| ApiError::from(crate::domain::InvalidInput::from(e)))?;
+            }
+        }
         let need = |ok: bool, field: &str, msg: &str| {
             if ok {
                 Ok(())
@@ -835,7 +853,7 @@ async fn create_token(
 async fn revoke_token(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin, Role::DistrictOfficer], "吊销令牌")?;
     let record = blocking(&state, move |x| -> ApiResult<_> {
@@ -881,7 +899,7 @@ async fn list_policies(
 async fn get_policy(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(j): Path<String>,
+    ApiPath(j): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let versions = state.xueji.policies().versions(&j);
     let latest = versions
@@ -924,7 +942,7 @@ enum EvalStudent {
 async fn evaluate_policy(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(j): Path<String>,
+    ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<EvaluateBody>,
 ) -> ApiResult<impl IntoResponse> {
     b.transition.validate()?;
@@ -1014,7 +1032,7 @@ fn rejection(r: crate::lifecycle::Rejection) -> ApiError {
 async fn put_policy(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(j): Path<String>,
+    ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<PackageBody>,
 ) -> ApiResult<impl IntoResponse> {
     may_change_policy(&c, &j)?;
@@ -1030,7 +1048,7 @@ async fn put_policy(
 async fn impact(
     State(state): State<AppState>,
     Caller(c): Caller,
-    Path(j): Path<String>,
+    ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<PackageBody>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin, Role::DistrictOfficer], "做影响分析")?;

@@ -34,6 +34,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PageParams {
     pub limit: Option<usize>,
     pub cursor: Option<String>,
