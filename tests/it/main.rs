@@ -9,6 +9,7 @@ mod crash;
 mod engine;
 mod exchange;
 mod faults;
+mod fuzz_regressions;
 mod http;
 mod lifecycle;
 mod model;
