@@ -56,9 +56,11 @@ impl Date {
         self.0
     }
 
+    /// `None` when the result is not a date chrono can hold, however large `n` is (a policy can
+    /// pass any integer; `Duration::days` would panic past ±2^63 ms).
     pub fn add_days(self, n: i64) -> Option<Date> {
         self.0
-            .checked_add_signed(chrono::Duration::days(n))
+            .checked_add_signed(chrono::Duration::try_days(n)?)
             .map(Date)
     }
 

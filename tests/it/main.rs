@@ -11,6 +11,7 @@ mod crash;
 mod engine;
 mod exchange;
 mod faults;
+mod fuzz_regressions;
 mod hostile;
 mod http;
 mod idempotency;
