@@ -223,7 +223,7 @@ fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response 
             json!({ "outcome": "pending", "decision": decision, "request": request_view(&request) }),
         ),
         Outcome::Denied { decision } => {
-            let error = json!({ "code": "denied_by_policy", "message": decision.denial_message() });
+            let error = json!({ "code": "denied_by_policy", "message": decision.denial_message(), "details": {} });
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({ "outcome": "denied", "decision": decision, "error": error }),
