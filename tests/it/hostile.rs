@@ -384,6 +384,46 @@ fn check(c: &Case, status: u16, v: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// The case's answer is one its operation documents in /v1/openapi.json, as JSON.
+fn documented(doc: &Value, c: &Case) -> Result<(), String> {
+    let path = c.path.split('?').next().unwrap_or_default();
+    let method = c.method.to_ascii_lowercase();
+    let paths = doc["paths"].as_object().ok_or("no paths")?;
+    let matches = |template: &str| {
+        let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len()
+            && t.iter()
+                .zip(&p)
+                .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
+    };
+    // A literal path (`/v1/students/import`) wins over a template (`/v1/students/{id}`).
+    let (template, operation) = paths
+        .get_key_value(path)
+        .and_then(|(t, p)| Some((t, p.get(&method)?)))
+        .or_else(|| {
+            paths
+                .iter()
+                .filter(|(t, _)| matches(t))
+                .find_map(|(t, p)| Some((t, p.get(&method)?)))
+        })
+        .ok_or_else(|| format!("{method} {} not in the OpenAPI document", short(path, 60)))?;
+    let response = &operation["responses"][c.status.to_string()];
+    if !response.is_object() {
+        return Err(format!(
+            "{} not documented for {method} {template}",
+            c.status
+        ));
+    }
+    if response["content"]["application/json"]["schema"]["$ref"] != "#/components/schemas/ErrorBody"
+    {
+        return Err(format!(
+            "{} of {method} {template} not documented as an ErrorBody",
+            c.status
+        ));
+    }
+    Ok(())
+}
+
 /// Everything a hostile request could have changed, read back through the API (schools from the
 /// store: the API has no school listing).
 async fn snapshot(s: &TestServer) -> Value {
@@ -988,6 +1028,11 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
         .expect(400, "invalid_param")
         .field("params.until"),
     );
+    cases.push(
+        Case::new("POST transitions: denied by policy", "POST", transitions.clone())
+            .json(&json!({"kind": "suspend", "effective_date": "2025-03-02", "params": {"until": "2026-03-01"}}))
+            .expect(422, "denied_by_policy"),
+    );
     let key_change = json!({"kind": "change_key_info", "effective_date": "2025-03-02", "params": {"fields": {"password": "x"}}});
     cases.push(
         Case::new(
@@ -1432,6 +1477,8 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
     }
 
     // Run the table.
+    let (st, doc) = s.call("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(st, 200);
     let mut failures = Vec::new();
     for c in &cases {
         assert!(c.status >= 400, "{}: no expectation", c.what);
@@ -1440,6 +1487,9 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
             Err(e) => Err(e),
         };
         if let Err(e) = outcome {
+            failures.push(format!("{}: {e}", c.what));
+        }
+        if let Err(e) = documented(&doc, c) {
             failures.push(format!("{}: {e}", c.what));
         }
         let (health, _) = s.call("GET", "/healthz", None, None).await;
