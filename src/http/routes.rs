@@ -62,6 +62,16 @@ pub fn fallback() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "没有这个接口").into_response()
 }
 
+/// A known path with a verb it does not serve; axum adds the `Allow` header.
+pub fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "该接口不支持此请求方法",
+    )
+    .into_response()
+}
+
 fn actor(c: &TokenRecord) -> Actor {
     Actor {
         id: c.id.clone(),
