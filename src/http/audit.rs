@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord};
@@ -35,7 +35,7 @@ fn may_audit(c: &TokenRecord, jurisdiction: &str) -> bool {
 
 const AUDITORS: &[Role] = &[Role::Admin, Role::DistrictOfficer];
 
-#[utoipa::path(get, path = "/v1/checkpoints", tag = "history", summary = "各辖区事件日志的检查点(事件数 + Merkle 根),供检查方留存", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
+#[utoipa::path(get, path = "/v1/checkpoints", tag = "history", summary = "各辖区事件日志的检查点(事件数 + Merkle 根),供检查方留存", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn checkpoints(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -64,7 +64,7 @@ struct VerifyCheckpointsBody {
     _next_cursor: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/checkpoints/verify", tag = "history", summary = "用留存的检查点核对:其覆盖的事件无一被改动、删除或回退", request_body = VerifyCheckpointsBody, responses((status = 200, description = "每个辖区的核对结果"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(post, path = "/v1/checkpoints/verify", tag = "history", summary = "用留存的检查点核对:其覆盖的事件无一被改动、删除或回退", request_body = VerifyCheckpointsBody, responses((status = 200, description = "每个辖区的核对结果"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn verify_checkpoints(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -108,7 +108,7 @@ struct ConsistencyQuery {
     from: u64,
 }
 
-#[utoipa::path(get, path = "/v1/jurisdictions/{id}/consistency", tag = "history", summary = "RFC 9162 一致性证明:旧检查点是当前日志的前缀", params(("id" = String, Path), ConsistencyQuery), responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 409, description = "日志已损坏,无法出具证明")))]
+#[utoipa::path(get, path = "/v1/jurisdictions/{id}/consistency", tag = "history", summary = "RFC 9162 一致性证明:旧检查点是当前日志的前缀", params(("id" = String, Path), ConsistencyQuery), responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "日志已损坏,无法出具证明", body = ErrorBody)))]
 async fn consistency(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -129,7 +129,7 @@ async fn consistency(
     Ok(axum::Json(proof))
 }
 
-#[utoipa::path(post, path = "/v1/backups", tag = "ops", summary = "在线备份:服务不停,写一份一致的副本和检查点到数据目录 backups/", responses((status = 201, description = "备份已写入"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
+#[utoipa::path(post, path = "/v1/backups", tag = "ops", summary = "在线备份:服务不停,写一份一致的副本和检查点到数据目录 backups/", responses((status = 201, description = "备份已写入"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn create_backup(
     State(state): State<AppState>,
     Caller(c): Caller,

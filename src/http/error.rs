@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::domain::InvalidInput;
@@ -58,8 +59,33 @@ impl ApiError {
             .with_details(json!({ "field": field }))
     }
     pub fn body(&self) -> Value {
-        json!({ "error": { "code": self.code, "message": self.message, "details": self.details } })
+        serde_json::to_value(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.clone(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        })
+        .unwrap_or(Value::Null)
     }
+}
+
+/// The body of every error answer; the OpenAPI document names it for each 4xx response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `invalid_field`, `not_found`, `body_too_large`.
+    pub code: String,
+    /// What is wrong, in Chinese.
+    pub message: String,
+    /// `field` names the input at fault where there is one (`guardians[0].phone`, `as_of`);
+    /// other keys depend on the code.
+    #[schema(value_type = Object)]
+    pub details: Value,
 }
 
 impl From<InvalidInput> for ApiError {

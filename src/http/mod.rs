@@ -67,6 +67,7 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
             "/v1/openapi.json",
             axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }),
         )
+        .method_not_allowed_fallback(|| async { routes::method_not_allowed() })
         .fallback(|| async { routes::fallback() })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

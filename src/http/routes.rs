@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiError, ApiResult, policy_error};
+use super::error::{ApiError, ApiResult, ErrorBody, policy_error};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
 use super::view::{Page, PageParams, student_view};
 use super::{AppState, blocking};
@@ -62,6 +62,16 @@ pub fn fallback() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "没有这个接口").into_response()
 }
 
+/// A known path with a verb it does not serve; axum adds the `Allow` header.
+pub fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "该接口不支持此请求方法",
+    )
+    .into_response()
+}
+
 fn actor(c: &TokenRecord) -> Actor {
     Actor {
         id: c.id.clone(),
@@ -85,7 +95,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-#[utoipa::path(get, path = "/v1/jurisdictions", tag = "policies", summary = "辖区(政策包)列表", responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/v1/jurisdictions", tag = "policies", summary = "辖区(政策包)列表", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody)))]
 async fn jurisdictions(
     State(state): State<AppState>,
     _caller: Caller,
@@ -126,7 +136,7 @@ struct SchoolBody {
     calendar: Vec<Term>,
 }
 
-#[utoipa::path(post, path = "/v1/schools", tag = "schools", summary = "创建学校", request_body = SchoolBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)")))]
+#[utoipa::path(post, path = "/v1/schools", tag = "schools", summary = "创建学校", request_body = SchoolBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_school(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -157,7 +167,7 @@ fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/schools/{id}", tag = "schools", summary = "查看学校", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(get, path = "/v1/schools/{id}", tag = "schools", summary = "查看学校", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn get_school(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -215,7 +225,7 @@ fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response 
             json!({ "outcome": "pending", "decision": decision, "request": request_view(&request) }),
         ),
         Outcome::Denied { decision } => {
-            let error = json!({ "code": "denied_by_policy", "message": decision.denial_message() });
+            let error = json!({ "code": "denied_by_policy", "message": decision.denial_message(), "details": {} });
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({ "outcome": "denied", "decision": decision, "error": error }),
@@ -243,7 +253,7 @@ struct DryRun {
     dry_run: bool,
 }
 
-#[utoipa::path(post, path = "/v1/students", tag = "students", summary = "录取建档(admit)", request_body = Value, responses((status = 201, description = "已办理 applied / created"), (status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)"), (status = 422, description = "政策不允许或政策执行失败")))]
+#[utoipa::path(post, path = "/v1/students", tag = "students", summary = "录取建档(admit)", request_body = Value, responses((status = 201, description = "已办理 applied / created"), (status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -270,7 +280,7 @@ async fn create_student(
     Ok(outcome_response(&state, outcome, role))
 }
 
-#[utoipa::path(get, path = "/v1/students/{id}", tag = "students", summary = "查看学生(按角色脱敏)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(get, path = "/v1/students/{id}", tag = "students", summary = "查看学生(按角色脱敏)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn get_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -294,7 +304,7 @@ struct StudentQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/students", tag = "students", summary = "学生列表(分页)", responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(get, path = "/v1/students", tag = "students", summary = "学生列表(分页)", responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
 async fn list_students(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -402,7 +412,7 @@ async fn list_students(
     Ok(axum::Json(page))
 }
 
-#[utoipa::path(post, path = "/v1/students/{id}/transitions", tag = "students", summary = "学籍异动(可 dry_run)", params(("id" = String, Path)), request_body = Value, responses((status = 200, description = "OK"), (status = 201, description = "已办理 applied / created"), (status = 202, description = "待审批 pending"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)"), (status = 422, description = "政策不允许或政策执行失败")))]
+#[utoipa::path(post, path = "/v1/students/{id}/transitions", tag = "students", summary = "学籍异动(可 dry_run)", params(("id" = String, Path)), request_body = Value, responses((status = 200, description = "OK"), (status = 201, description = "已办理 applied / created"), (status = 202, description = "待审批 pending"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn transition(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -428,7 +438,7 @@ async fn transition(
     Ok(outcome_response(&state, outcome, role))
 }
 
-#[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn events(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -457,7 +467,7 @@ async fn events(
     Ok(axum::Json(page))
 }
 
-#[utoipa::path(get, path = "/v1/students/{id}/verify", tag = "history", summary = "校验一名学生的历史链", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(get, path = "/v1/students/{id}/verify", tag = "history", summary = "校验一名学生的历史链", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn verify_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -471,7 +481,7 @@ async fn verify_student(
     Ok(axum::Json(report))
 }
 
-#[utoipa::path(get, path = "/v1/verify", tag = "history", summary = "校验全部历史链", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
+#[utoipa::path(get, path = "/v1/verify", tag = "history", summary = "校验全部历史链", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn verify_all(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -556,7 +566,7 @@ struct RequestQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/requests", tag = "requests", summary = "审批申请列表", responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", summary = "审批申请列表", responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn list_requests(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -626,7 +636,7 @@ async fn list_requests(
     Ok(axum::Json(page))
 }
 
-#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", summary = "查看审批申请", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", summary = "查看审批申请", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn get_request(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -677,7 +687,7 @@ async fn decide_request(
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", summary = "审批通过一个环节", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)"), (status = 422, description = "政策不允许或政策执行失败")))]
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", summary = "审批通过一个环节", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn approve(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -687,7 +697,7 @@ async fn approve(
     decide_request(state, c, id, b, true).await
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/reject", tag = "requests", summary = "驳回申请", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)")))]
+#[utoipa::path(post, path = "/v1/requests/{id}/reject", tag = "requests", summary = "驳回申请", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn reject(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -708,7 +718,7 @@ struct SweepBody {
     jurisdiction: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/sweeps", tag = "deadlines", summary = "期限处理(如逾期未报到)", request_body = SweepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(post, path = "/v1/sweeps", tag = "deadlines", summary = "期限处理(如逾期未报到)", request_body = SweepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn sweep(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -757,7 +767,7 @@ struct TokenBody {
     label: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", summary = "签发令牌(只显示一次)", request_body = TokenBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权")))]
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", summary = "签发令牌(只显示一次)", request_body = TokenBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_token(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -849,7 +859,7 @@ async fn create_token(
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
-#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", summary = "吊销令牌", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", summary = "吊销令牌", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn revoke_token(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -880,7 +890,7 @@ fn policy_summary(p: &crate::policy::CompiledPolicy) -> Value {
     })
 }
 
-#[utoipa::path(get, path = "/v1/policies", tag = "policies", summary = "政策包列表", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌")))]
+#[utoipa::path(get, path = "/v1/policies", tag = "policies", summary = "政策包列表", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody)))]
 async fn list_policies(
     State(state): State<AppState>,
     _caller: Caller,
@@ -895,7 +905,7 @@ async fn list_policies(
     Ok(axum::Json(json!({ "items": items, "next_cursor": null })))
 }
 
-#[utoipa::path(get, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "政策包(清单、文件、规则、版本)", params(("jurisdiction" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内")))]
+#[utoipa::path(get, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "政策包(清单、文件、规则、版本)", params(("jurisdiction" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn get_policy(
     State(state): State<AppState>,
     _caller: Caller,
@@ -938,7 +948,7 @@ enum EvalStudent {
     Hypothetical(crate::policy::testing::CaseStudent),
 }
 
-#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/evaluate", tag = "policies", summary = "试算决定(不保存)", params(("jurisdiction" = String, Path)), request_body = Value, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效"), (status = 401, description = "缺少或无效令牌"), (status = 404, description = "不存在或不在权限范围内"), (status = 422, description = "政策不允许或政策执行失败")))]
+#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/evaluate", tag = "policies", summary = "试算决定(不保存)", params(("jurisdiction" = String, Path)), request_body = Value, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn evaluate_policy(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -1028,7 +1038,7 @@ fn rejection(r: crate::lifecycle::Rejection) -> ApiError {
     .with_details(json!(r))
 }
 
-#[utoipa::path(put, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "上传政策包:编译、运行自带测试,通过后原子切换", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "已启用新版本"), (status = 400, description = "请求无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 422, description = "编译错误或测试未通过;原版本继续有效")))]
+#[utoipa::path(put, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "上传政策包:编译、运行自带测试,通过后原子切换", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "已启用新版本"), (status = 400, description = "请求无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 422, description = "编译错误或测试未通过;原版本继续有效", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn put_policy(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -1044,7 +1054,7 @@ async fn put_policy(
     Ok(axum::Json(body))
 }
 
-#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/impact", tag = "policies", summary = "影响分析:用候选政策包重放历史与待审批申请", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "会改变的决定及统计"), (status = 400, description = "请求无效"), (status = 401, description = "缺少或无效令牌"), (status = 403, description = "角色无权"), (status = 404, description = "不存在或不在权限范围内"), (status = 422, description = "候选政策包无法编译")))]
+#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/impact", tag = "policies", summary = "影响分析:用候选政策包重放历史与待审批申请", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "会改变的决定及统计"), (status = 400, description = "请求无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 422, description = "候选政策包无法编译", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn impact(
     State(state): State<AppState>,
     Caller(c): Caller,

@@ -384,6 +384,50 @@ fn check(c: &Case, status: u16, v: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// The case's answer is one its operation documents in /v1/openapi.json, as JSON.
+fn documented(doc: &Value, c: &Case) -> Result<(), String> {
+    if c.status == 405 {
+        // No operation to document it under; the `Allow` header names the verbs served.
+        return Ok(());
+    }
+    let path = c.path.split('?').next().unwrap_or_default();
+    let method = c.method.to_ascii_lowercase();
+    let paths = doc["paths"].as_object().ok_or("no paths")?;
+    let matches = |template: &str| {
+        let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len()
+            && t.iter()
+                .zip(&p)
+                .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
+    };
+    // A literal path (`/v1/students/import`) wins over a template (`/v1/students/{id}`).
+    let (template, operation) = paths
+        .get_key_value(path)
+        .and_then(|(t, p)| Some((t, p.get(&method)?)))
+        .or_else(|| {
+            paths
+                .iter()
+                .filter(|(t, _)| matches(t))
+                .find_map(|(t, p)| Some((t, p.get(&method)?)))
+        })
+        .ok_or_else(|| format!("{method} {} not in the OpenAPI document", short(path, 60)))?;
+    let response = &operation["responses"][c.status.to_string()];
+    if !response.is_object() {
+        return Err(format!(
+            "{} not documented for {method} {template}",
+            c.status
+        ));
+    }
+    if response["content"]["application/json"]["schema"]["$ref"] != "#/components/schemas/ErrorBody"
+    {
+        return Err(format!(
+            "{} of {method} {template} not documented as an ErrorBody",
+            c.status
+        ));
+    }
+    Ok(())
+}
+
 /// Everything a hostile request could have changed, read back through the API (schools from the
 /// store: the API has no school listing).
 async fn snapshot(s: &TestServer) -> Value {
@@ -988,6 +1032,11 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
         .expect(400, "invalid_param")
         .field("params.until"),
     );
+    cases.push(
+        Case::new("POST transitions: denied by policy", "POST", transitions.clone())
+            .json(&json!({"kind": "suspend", "effective_date": "2025-03-02", "params": {"until": "2026-03-01"}}))
+            .expect(422, "denied_by_policy"),
+    );
     let key_change = json!({"kind": "change_key_info", "effective_date": "2025-03-02", "params": {"fields": {"password": "x"}}});
     cases.push(
         Case::new(
@@ -1422,6 +1471,22 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
         ],
     );
 
+    // ---- a verb the path does not serve: 405 in the error shape -------------------------------
+    for (method, path) in [
+        ("PATCH", "/v1/students"),
+        ("DELETE", "/v1/schools/s1"),
+        ("PUT", "/v1/sweeps"),
+        ("GET", "/v1/tokens"),
+        ("POST", "/v1/verify"),
+        ("DELETE", "/v1/students/import"),
+    ] {
+        cases.push(
+            Case::new(format!("{method} {path}: unsupported verb"), method, path)
+                .json(&json!({}))
+                .expect(405, "method_not_allowed"),
+        );
+    }
+
     // ---- read routes without input: a hostile token is still 401 -----------------------------
     for path in ["/v1/jurisdictions", "/v1/verify", "/v1/policies"] {
         cases.push(
@@ -1432,6 +1497,8 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
     }
 
     // Run the table.
+    let (st, doc) = s.call("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(st, 200);
     let mut failures = Vec::new();
     for c in &cases {
         assert!(c.status >= 400, "{}: no expectation", c.what);
@@ -1440,6 +1507,9 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
             Err(e) => Err(e),
         };
         if let Err(e) = outcome {
+            failures.push(format!("{}: {e}", c.what));
+        }
+        if let Err(e) = documented(&doc, c) {
             failures.push(format!("{}: {e}", c.what));
         }
         let (health, _) = s.call("GET", "/healthz", None, None).await;
@@ -1453,6 +1523,24 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
         failures.len(),
         cases.len(),
         failures.join("\n")
+    );
+    // The 405 answers still name the verbs served.
+    let resp = s
+        .client
+        .patch(format!("{}/v1/students", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .expect("patch");
+    let allow = resp
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        allow.contains("GET") && allow.contains("POST"),
+        "Allow: {allow}"
     );
     let after = snapshot(&s).await;
     assert_eq!(before, after, "a hostile request changed the stored state");
