@@ -23,11 +23,31 @@ use crate::service::{Outcome, ServiceError, Xueji};
 
 /// The API document: generated from the handlers' annotations below.
 #[derive(utoipa::OpenApi)]
-#[openapi(info(
-    title = "xueji 学籍 API",
-    description = "Student-status (学籍) rules service. Errors: {\"error\": {\"code\", \"message\", \"details\"}}. Auth: Authorization: Bearer <token>."
-))]
+#[openapi(
+    info(
+        title = "xueji 学籍 API",
+        description = "Student-status (学籍) rules service. Errors: {\"error\": {\"code\", \"message\", \"details\"}}. Auth: Authorization: Bearer <token>."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
 struct ApiDoc;
+
+/// Every operation but the two probes takes `Authorization: Bearer <token>`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
 
 /// Every route, with the OpenAPI document built from the same registrations (so it cannot miss one).
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -87,12 +107,12 @@ fn require_role(c: &TokenRecord, roles: &[Role], what: &str) -> ApiResult<()> {
     }
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "存活检查 Liveness", responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "存活检查 Liveness", security(()), responses((status = 200, description = "OK")))]
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "ops", summary = "Prometheus 指标", responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/metrics", tag = "ops", summary = "Prometheus 指标", security(()), responses((status = 200, description = "OK")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

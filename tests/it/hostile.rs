@@ -1499,6 +1499,13 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
     // Run the table.
     let (st, doc) = s.call("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(st, 200);
+    // Every operation takes the bearer token but the liveness probe.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([{}]));
     let mut failures = Vec::new();
     for c in &cases {
         assert!(c.status >= 400, "{}: no expectation", c.what);
