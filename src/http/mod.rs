@@ -9,6 +9,7 @@ pub mod extract;
 mod idempotency;
 mod metrics;
 mod routes;
+mod schema;
 pub mod view;
 
 use axum::Router;
