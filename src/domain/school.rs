@@ -1,7 +1,7 @@
 //! Schools: the unit a registrar works in, placed in a jurisdiction and optionally an area.
 
 use serde::{Deserialize, Serialize};
-use strum::{EnumString, IntoStaticStr};
+use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::dates::Date;
 
@@ -18,6 +18,7 @@ use super::dates::Date;
     Deserialize,
     EnumString,
     IntoStaticStr,
+    EnumIter,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]

@@ -23,8 +23,11 @@ use crate::domain::{FieldError, InvalidInput};
 use crate::service::ServiceError;
 
 /// A spreadsheet file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumIter, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum FileFormat {
     Csv,
     Xlsx,

@@ -22,8 +22,20 @@ use crate::domain::identity::mask;
 use crate::domain::{Date, Gender, School, Status};
 use crate::service::{Result, ServiceError, Xueji};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RosterKind {
     New,
     #[default]

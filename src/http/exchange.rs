@@ -56,8 +56,11 @@ const READERS: &[Role] = &[
 
 // ---- rosters ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, strum::EnumIter, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 enum RosterFormat {
     #[default]
     Json,
@@ -65,22 +68,35 @@ enum RosterFormat {
     Xlsx,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RosterParams {
+    /// Default `current`.
     #[serde(default)]
+    #[param(schema_with = super::schema::roster_kind)]
     kind: RosterKind,
     year: Option<i32>,
+    /// The roster's date: default today, or the end of `year` if earlier.
+    #[param(value_type = Option<String>, format = Date)]
     as_of: Option<Date>,
+    /// Default `json`.
     #[serde(default)]
+    #[param(schema_with = roster_format)]
     format: RosterFormat,
+    /// JSON only. Page size: default 100, at most 1000 (larger values are clamped).
     limit: Option<usize>,
+    /// JSON only: `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+fn roster_format() -> utoipa::openapi::schema::Object {
+    super::schema::enum_of::<RosterFormat>()
 }
 
 #[utoipa::path(get, path = "/v1/schools/{id}/roster", tag = "rosters", summary = "名册:新生 / 在校生 / 毕(结、肄)业生(JSON、CSV、XLSX)",
     description = "kind=new|current|graduates(默认 current);year;as_of(名册日期,默认今天或 year 年末中较早者);format=json|csv|xlsx。名单按历史回放到名册日期得出。CSV 为带 BOM 的 UTF-8,表头为中文。JSON 分页(limit、cursor)。",
-    params(("id" = String, Path), ("kind" = Option<String>, Query), ("year" = Option<i32>, Query), ("as_of" = Option<String>, Query), ("format" = Option<String>, Query), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
+    params(("id" = String, Path), RosterParams),
     responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
 async fn get_roster(
     State(state): State<AppState>,
@@ -165,17 +181,20 @@ fn percent_encode(s: &str) -> String {
 
 // ---- statistics ------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StatsParams {
     school: Option<String>,
     jurisdiction: Option<String>,
+    /// Default today.
+    #[param(value_type = Option<String>, format = Date)]
     as_of: Option<Date>,
 }
 
 #[utoipa::path(get, path = "/v1/stats", tag = "rosters", summary = "统计:按状态、年级、班级人数,各入学年份巩固率,学年辍学率",
     description = "school= 或 jurisdiction=(二选一;教育局账号默认本辖区/本区,学校账号默认本校);as_of 默认今天。全部由历史回放得出,定义见 docs/exchange.md。",
-    params(("school" = Option<String>, Query), ("jurisdiction" = Option<String>, Query), ("as_of" = Option<String>, Query)),
+    params(StatsParams),
     responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
 async fn get_stats(
     State(state): State<AppState>,
@@ -232,20 +251,26 @@ async fn get_stats(
 
 // ---- import ----------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ImportParams {
+    /// Default: judged from the content.
+    #[param(schema_with = super::schema::file_format)]
     format: Option<FileFormat>,
+    /// `true`: store the valid rows, report the others.
     #[serde(default)]
     partial: bool,
+    /// `true`: validate only.
     #[serde(default)]
     dry_run: bool,
+    /// The school of rows without a school column.
     school: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/students/import", tag = "students", summary = "批量导入学生(CSV / XLSX)",
     description = "请求体为文件本身(最大 20 MiB)。每行按单个建档(POST /v1/students)同样校验;partial=false(默认)时任何一行有误则全部不保存。format=csv|xlsx(默认按内容判断);school 为缺少学校列时的默认学校;dry_run=true 只校验。返回逐行报告 {row, ok, student?, errors:[{code, field, message}]}。",
-    params(("format" = Option<String>, Query), ("partial" = Option<bool>, Query), ("dry_run" = Option<bool>, Query), ("school" = Option<String>, Query)),
+    params(ImportParams),
     request_body(content = String, content_type = "text/csv", description = "CSV(UTF-8)或 XLSX 文件"),
     responses((status = 201, description = "全部导入"), (status = 200, description = "dry_run,或 partial=true 时部分导入"), (status = 400, description = "文件无法读取、缺少或不认识的列", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "文件过大", body = ErrorBody), (status = 422, description = "有错误行,全部未保存(import_rejected)", body = ErrorBody)))]
 async fn import_students(

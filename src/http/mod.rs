@@ -10,6 +10,7 @@ pub mod extract;
 mod idempotency;
 mod metrics;
 mod routes;
+mod schema;
 pub mod view;
 
 use axum::Router;

@@ -23,11 +23,31 @@ use crate::service::{Outcome, ServiceError, Xueji};
 
 /// The API document: generated from the handlers' annotations below.
 #[derive(utoipa::OpenApi)]
-#[openapi(info(
-    title = "xueji 学籍 API",
-    description = "Student-status (学籍) rules service. Errors: {\"error\": {\"code\", \"message\", \"details\"}}. Auth: Authorization: Bearer <token>."
-))]
+#[openapi(
+    info(
+        title = "xueji 学籍 API",
+        description = "Student-status (学籍) rules service. Errors: {\"error\": {\"code\", \"message\", \"details\"}}. Auth: Authorization: Bearer <token>."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
 struct ApiDoc;
+
+/// Every operation but the two probes takes `Authorization: Bearer <token>`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
 
 /// Every route, with the OpenAPI document built from the same registrations (so it cannot miss one).
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -79,12 +99,12 @@ fn actor(c: &TokenRecord) -> Actor {
     }
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "存活检查 Liveness", responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "存活检查 Liveness", security(()), responses((status = 200, description = "OK")))]
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "ops", summary = "Prometheus 指标", responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/metrics", tag = "ops", summary = "Prometheus 指标", security(()), responses((status = 200, description = "OK")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -127,7 +147,7 @@ struct SchoolBody {
     jurisdiction: String,
     #[serde(default)]
     area: Option<String>,
-    #[schema(value_type = String, example = "primary")]
+    #[schema(schema_with = super::schema::level)]
     level: Level,
     #[serde(default)]
     kind: Option<String>,
@@ -246,14 +266,16 @@ fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response 
 
 /// `?dry_run=true`; any other parameter is refused, so that a misspelt `dryrun` cannot apply
 /// the change it meant to try.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DryRun {
+    /// `true`: decide and answer, store nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
-#[utoipa::path(post, path = "/v1/students", tag = "students", summary = "录取建档(admit)", request_body = Value, responses((status = 201, description = "已办理 applied / created"), (status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/students", tag = "students", summary = "录取建档(admit)", params(DryRun), request_body = Value, responses((status = 201, description = "已办理 applied / created"), (status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -291,20 +313,27 @@ async fn get_student(
     Ok(axum::Json(student_view(&student, role)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StudentQuery {
+    /// School id (staff of a school always list their own).
     school: Option<String>,
+    /// Jurisdiction id, when no school is given (officers: their own).
     jurisdiction: Option<String>,
     grade: Option<u8>,
     class: Option<String>,
+    #[param(schema_with = super::schema::status)]
     status: Option<Status>,
+    /// Part of the name, or the exact national student number.
     q: Option<String>,
+    /// Page size: default 100, at most 1000 (larger values are clamped).
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/students", tag = "students", summary = "学生列表(分页)", responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/students", tag = "students", summary = "学生列表(分页)", params(StudentQuery), responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
 async fn list_students(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -412,7 +441,7 @@ async fn list_students(
     Ok(axum::Json(page))
 }
 
-#[utoipa::path(post, path = "/v1/students/{id}/transitions", tag = "students", summary = "学籍异动(可 dry_run)", params(("id" = String, Path)), request_body = Value, responses((status = 200, description = "OK"), (status = 201, description = "已办理 applied / created"), (status = 202, description = "待审批 pending"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/students/{id}/transitions", tag = "students", summary = "学籍异动(可 dry_run)", params(("id" = String, Path), DryRun), request_body = Value, responses((status = 200, description = "OK"), (status = 201, description = "已办理 applied / created"), (status = 202, description = "待审批 pending"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn transition(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -438,7 +467,7 @@ async fn transition(
     Ok(outcome_response(&state, outcome, role))
 }
 
-#[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path), PageParams), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn events(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -555,18 +584,25 @@ fn visible_request(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RequestQuery {
+    /// Default `pending`.
+    #[param(schema_with = super::schema::request_status)]
     status: Option<RequestStatus>,
     school: Option<String>,
     jurisdiction: Option<String>,
+    /// Only requests whose next step is this one.
+    #[param(schema_with = super::schema::approval_step)]
     step: Option<ApprovalStep>,
+    /// Page size: default 100, at most 1000 (larger values are clamped).
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/requests", tag = "requests", summary = "审批申请列表", responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", summary = "审批申请列表", params(RequestQuery), responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn list_requests(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -649,7 +685,7 @@ async fn get_request(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StepBody {
-    #[schema(value_type = String, example = "school")]
+    #[schema(schema_with = super::schema::approval_step)]
     step: ApprovalStep,
     #[serde(default)]
     comment: Option<String>,
@@ -751,7 +787,7 @@ async fn sweep(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
-    #[schema(value_type = String, example = "registrar")]
+    #[schema(schema_with = super::schema::role)]
     role: Role,
     #[serde(default)]
     jurisdiction: Option<String>,

@@ -1499,6 +1499,43 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
     // Run the table.
     let (st, doc) = s.call("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(st, 200);
+    // Every operation takes the bearer token but the liveness probe.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([{}]));
+    // The query parameters the server reads are the ones documented, enums with their values.
+    let param = |path: &str, method: &str, name: &str| {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("{method} {path}: parameter {name} not documented"))
+    };
+    assert!(
+        param("/v1/students", "get", "status")["schema"]["enum"]
+            .as_array()
+            .is_some_and(|e| e.contains(&json!("enrolled")))
+    );
+    assert_eq!(
+        param("/v1/requests", "get", "step")["schema"]["enum"],
+        json!(["school", "receiving_school", "district", "city"])
+    );
+    assert_eq!(
+        param("/v1/schools/{id}/roster", "get", "as_of")["schema"]["format"],
+        "date"
+    );
+    for (path, method) in [
+        ("/v1/students", "post"),
+        ("/v1/students/{id}/transitions", "post"),
+    ] {
+        assert_eq!(param(path, method, "dry_run")["schema"]["type"], "boolean");
+    }
+    assert_eq!(
+        param("/v1/students/{id}/events", "get", "cursor")["in"],
+        "query"
+    );
     let mut failures = Vec::new();
     for c in &cases {
         assert!(c.status >= 400, "{}: no expectation", c.what);
