@@ -1,9 +1,12 @@
 //! Engine benchmarks: decision time with a cached AST against the same rule written in Rust, and
 //! durable transitions per second through `Xueji::transition` against the disk's own fsync rate.
+//! Each also against a peer measured in the same run: the same rules as a Cedar policy set
+//! (proved equivalent on generated cases first, `peers/cedar.rs`), and the same workload on
+//! SQLite (`peers/sqlite.rs`).
 //!
 //! ```text
-//! cargo bench --bench engine -- --quick    # ~20 s after the build (or BENCH_QUICK=1)
-//! cargo bench --bench engine               # full run, ~2 min after the build on 2 cores
+//! cargo bench --bench engine -- --quick    # under a minute after the build (or BENCH_QUICK=1)
+//! cargo bench --bench engine               # full run, ~3 min after the build on 2 cores
 //! cargo bench --bench engine -- --full     # full even when BENCH_QUICK=1
 //! ```
 //!
@@ -35,6 +38,13 @@ use xueji::policy::{
 };
 use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
+
+/// Peer baselines measured in the same run (issue #6): Cedar for decisions, SQLite for
+/// durable transitions.
+#[path = "peers/cedar.rs"]
+mod cedar;
+#[path = "peers/sqlite.rs"]
+mod sqlite;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -1097,6 +1107,117 @@ fn main() -> Result<(), String> {
         },
     }
 
+    // ---- 1b. Cedar: the same rules as a Cedar policy set, proved equivalent, then timed ----
+    let peer = cedar::Peer::build(&target_dir())?;
+    let mut proofs = [cedar::Proof::default(), cedar::Proof::default()];
+    let mut vacuous = cedar::Proof::default();
+    let pending = {
+        let [k12_proof, bench_proof] = &mut proofs;
+        [
+            cedar::cases(
+                &national_policy,
+                "national-k12",
+                expel_native
+                    .as_ref()
+                    .map(|r| (TransitionKind::Expel, r, native_expel as NativeFn)),
+                k12_proof,
+            ),
+            cedar::cases(
+                &bench_policy,
+                "bench-district",
+                Some((
+                    TransitionKind::Suspend,
+                    &suspend_native,
+                    native_suspend as NativeFn,
+                )),
+                bench_proof,
+            ),
+            // The comparison is not vacuous: a set holding only the default permit must be
+            // caught.
+            cedar::cases(&national_policy, "permit-all", None, &mut vacuous),
+        ]
+    };
+    let timed = [
+        cedar::timed(&national_policy, "national-k12", &expel_case),
+        cedar::timed(&bench_policy, "bench-district", &suspend_case),
+    ];
+    let mut requests: Vec<Value> = pending
+        .iter()
+        .flatten()
+        .map(|p| p.request.clone())
+        .collect();
+    requests.extend(timed.iter().map(|(r, _)| r.clone()));
+    let results = peer.run(&json!({
+        "policy_sets": {
+            "national-k12": cedar::NATIONAL_K12,
+            "bench-district": cedar::BENCH_DISTRICT,
+            "permit-all": cedar::PERMIT_ALL,
+        },
+        "warmup": cfg.decision_warmup,
+        "samples": cfg.decision_samples,
+        "cases": requests,
+    }))?;
+    if results.len() != requests.len() {
+        return Err(format!(
+            "the Cedar peer answered {} of {} requests",
+            results.len(),
+            requests.len()
+        ));
+    }
+    let mut at = 0;
+    {
+        let [k12_proof, bench_proof] = &mut proofs;
+        for (p, proof) in pending.iter().zip([k12_proof, bench_proof, &mut vacuous]) {
+            cedar::compare(p, &results[at..at + p.len()], proof);
+            at += p.len();
+        }
+    }
+    let timed_results = &results[at..];
+    let timed_match = timed
+        .iter()
+        .zip(timed_results)
+        .all(|((_, want), r)| cedar::cedar_verdict(r).is_ok_and(|got| got == *want));
+    let expel_cedar = cedar::samples(&timed_results[0], "authorize_ns");
+    let expel_cedar_build = cedar::samples(&timed_results[0], "build_and_authorize_ns");
+    let suspend_cedar = cedar::samples(&timed_results[1], "authorize_ns");
+    let suspend_cedar_build = cedar::samples(&timed_results[1], "build_and_authorize_ns");
+    if vacuous.mismatches.is_empty() {
+        return Err("the Cedar proof does not tell a permit-all policy set apart".into());
+    }
+    let proof_cases: usize = proofs.iter().map(|p| p.cases).sum();
+    let proof_denied: usize = proofs.iter().map(|p| p.denied).sum();
+    let proof_native: usize = proofs.iter().map(|p| p.native_cases).sum();
+    let mismatches: Vec<&String> = proofs.iter().flat_map(|p| &p.mismatches).collect();
+    let cedar_matches = mismatches.is_empty() && timed_match;
+    println!(
+        "Cedar equivalence: {proof_cases} cases (national-k12 {}, bench-district {}; {proof_denied} \
+         denied), allow/deny and deciding rule ids compared with the Rhai package; {proof_native} \
+         of them also against the native function: {}",
+        proofs[0].cases,
+        proofs[1].cases,
+        if cedar_matches {
+            format!(
+                "all agree (a permit-all set disagrees on {} of national-k12's)",
+                vacuous.mismatches.len()
+            )
+        } else {
+            format!("{} disagree", mismatches.len().max(1))
+        }
+    );
+    if !cedar_matches {
+        for m in mismatches.iter().take(10) {
+            eprintln!("  mismatch: {m}");
+        }
+        if !timed_match {
+            eprintln!("  mismatch: a timed Cedar case decides otherwise than the package");
+        }
+        // Under `cargo test` this fails the suite; a measured run records it and goes on.
+        if cfg.smoke {
+            return Err("the Cedar policy set is not equivalent to the packages".into());
+        }
+        eprintln!("warning: cedar_matches_package is false");
+    }
+
     // Compiling a package: what the cached AST saves on every decision.
     let compile_ns = {
         let src = &national.packages["national-k12"];
@@ -1148,6 +1269,31 @@ fn main() -> Result<(), String> {
         "  compile national-k12 (what caching saves): p50 {:.0} µs",
         pct_us(&compile_ns, 50.0)
     );
+    println!("  Cedar is_authorized, request and entities prebuilt (same cases, same sampling):");
+    for (label, rhai, t, build) in [
+        (
+            "national-k12 expel (junior school)",
+            &decisions[0],
+            &expel_cedar,
+            &expel_cedar_build,
+        ),
+        (
+            "bench-district suspend",
+            &decisions[1],
+            &suspend_cedar,
+            &suspend_cedar_build,
+        ),
+    ] {
+        println!(
+            "  {:<54} {:>8} {:>9.2} {:>9.2}   rhai/cedar {:.1}×   with building the request: p50 {:.2} µs",
+            label,
+            "cedar",
+            pct_us(t, 50.0),
+            pct_us(t, 99.0),
+            pct_us(&rhai.rhai_ns, 50.0) / pct_us(t, 50.0),
+            pct_us(build, 50.0)
+        );
+    }
 
     let head = &decisions[0];
     put("decision_p50_us", pct_us(&head.rhai_ns, 50.0), 2);
@@ -1181,6 +1327,25 @@ fn main() -> Result<(), String> {
     }
     put("package_compile_us", pct_us(&compile_ns, 50.0), 0);
     put("timer_overhead_ns", timer_ns, 0);
+    put("cedar_p50_us", pct_us(&expel_cedar, 50.0), 3);
+    put("cedar_p99_us", pct_us(&expel_cedar, 99.0), 3);
+    put(
+        "decision_vs_cedar_ratio",
+        pct_us(&head.rhai_ns, 50.0) / pct_us(&expel_cedar, 50.0),
+        2,
+    );
+    put(
+        "cedar_build_and_authorize_p50_us",
+        pct_us(&expel_cedar_build, 50.0),
+        3,
+    );
+    put("cedar_suspend_p50_us", pct_us(&suspend_cedar, 50.0), 3);
+    put("cedar_suspend_p99_us", pct_us(&suspend_cedar, 99.0), 3);
+    put(
+        "suspend_vs_cedar_ratio",
+        pct_us(&suspend.rhai_ns, 50.0) / pct_us(&suspend_cedar, 50.0),
+        2,
+    );
 
     // ---- 2. Durability ----------------------------------------------------------------------
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-engine");
@@ -1214,7 +1379,14 @@ fn main() -> Result<(), String> {
     };
     measure_scatter()?;
 
+    // The SQLite peer starts from students xueji itself admitted and registered, and decides
+    // with a registry compiled from the same package.
+    let max_writers = WRITER_COUNTS.iter().copied().max().unwrap_or(1);
+    let sqlite_seed = sqlite::seed(&root, &bench_set, max_writers * cfg.students_per_writer)?;
+    let sqlite_registry =
+        Arc::new(PolicyRegistry::from_packages(&bench_set).map_err(|e| format!("{e:?}"))?);
     let mut runs: BTreeMap<usize, Vec<TpsRun>> = BTreeMap::new();
+    let mut sqlite_runs: BTreeMap<(bool, usize), Vec<sqlite::SqliteRun>> = BTreeMap::new();
     for round in 0..cfg.tps_rounds {
         for &w in &WRITER_COUNTS {
             let adjacent = measure_fsync(cfg.fsync_window / 2)?;
@@ -1229,6 +1401,23 @@ fn main() -> Result<(), String> {
                 adjacent
             );
             runs.entry(w).or_default().push(r);
+            let mut modes = vec![sqlite::Mode::PerConnection];
+            if w == max_writers {
+                modes.push(sqlite::Mode::GroupCommit);
+            }
+            for mode in modes {
+                let s = sqlite::tps_run(&cfg, &root, &sqlite_seed, &sqlite_registry, w, mode)?;
+                eprintln!(
+                    "  round {} {:>2} writers: {:>7.0} tps, {:>5.1} per commit (sqlite, {:?})",
+                    round + 1,
+                    w,
+                    s.tps,
+                    s.per_commit,
+                    mode
+                );
+                let group = mode == sqlite::Mode::GroupCommit;
+                sqlite_runs.entry((group, w)).or_default().push(s);
+            }
         }
     }
     measure_scatter()?;
@@ -1370,14 +1559,108 @@ fn main() -> Result<(), String> {
         put(&format!("fsync_per_s_before_{sfx}"), r.adjacent_fsync, 0);
     }
 
+    // The median round of each SQLite variant and writer count, by tps.
+    let sqlite_chosen: Vec<sqlite::SqliteRun> = sqlite_runs
+        .values()
+        .filter_map(|v| {
+            let mut v = v.clone();
+            v.sort_by(|a, b| a.tps.total_cmp(&b.tps));
+            v.get(v.len() / 2).cloned()
+        })
+        .collect();
+    let sqlite_tps = |group: bool, w: usize| {
+        sqlite_chosen
+            .iter()
+            .find(|r| r.writers == w && (r.mode == sqlite::Mode::GroupCommit) == group)
+            .map_or(f64::NAN, |r| r.tps)
+    };
+    println!(
+        "\nSQLite peer (same change_class workload and policy; WAL, synchronous=FULL; \
+         per-connection = BEGIN IMMEDIATE per transition, group = one writer thread)"
+    );
+    println!(
+        "  {:>7} {:>14} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9} {:>8} {:>9}",
+        "writers",
+        "variant",
+        "tps",
+        "commits/s",
+        "tx/commit",
+        "lat p50µs",
+        "lat p99µs",
+        "cpu cores",
+        "writer%",
+        "busy retry"
+    );
+    for r in &sqlite_chosen {
+        println!(
+            "  {:>7} {:>14} {:>9.0} {:>10.0} {:>9.1} {:>10.0} {:>10.0} {:>9.2} {:>7.0}% {:>9}",
+            r.writers,
+            match r.mode {
+                sqlite::Mode::PerConnection => "per-connection",
+                sqlite::Mode::GroupCommit => "group",
+            },
+            r.tps,
+            r.commits_per_s,
+            r.per_commit,
+            r.lat_p50_us,
+            r.lat_p99_us,
+            r.cpu_cores,
+            r.writer_cpu * 100.0,
+            r.busy_retries
+        );
+    }
+    put("sqlite_tps_1_writer", sqlite_tps(false, 1), 0);
+    put("sqlite_tps_16_writers", sqlite_tps(false, 16), 0);
+    put("sqlite_tps_64_writers", sqlite_tps(false, 64), 0);
+    put("sqlite_group_tps_64_writers", sqlite_tps(true, 64), 0);
+    put("tps_vs_sqlite_ratio", tps_of(64) / sqlite_tps(false, 64), 2);
+    put(
+        "tps_vs_sqlite_group_ratio",
+        tps_of(64) / sqlite_tps(true, 64),
+        2,
+    );
+    for r in &sqlite_chosen {
+        let prefix = match r.mode {
+            sqlite::Mode::PerConnection => "sqlite",
+            sqlite::Mode::GroupCommit => "sqlite_group",
+        };
+        let sfx = if r.writers == 1 {
+            "1_writer".to_owned()
+        } else {
+            format!("{}_writers", r.writers)
+        };
+        put(&format!("{prefix}_latency_p50_us_{sfx}"), r.lat_p50_us, 0);
+        put(&format!("{prefix}_latency_p99_us_{sfx}"), r.lat_p99_us, 0);
+        if r.mode == sqlite::Mode::GroupCommit {
+            put(
+                &format!("{prefix}_transitions_per_commit_{sfx}"),
+                r.per_commit,
+                2,
+            );
+        }
+        put(&format!("{prefix}_cpu_cores_{sfx}"), r.cpu_cores, 2);
+        put(
+            &format!("{prefix}_busy_retries_{sfx}"),
+            r.busy_retries as f64,
+            0,
+        );
+    }
+
     let ratio_line = format!(
-        "  tps_16/tps_1 = {:.2}   tps_64/fsync = {:.3}   decision/native = {:.0}×",
+        "  tps_16/tps_1 = {:.2}   tps_64/fsync = {:.3}   decision/native = {:.0}×   \
+         decision/cedar = {:.2}×   tps_64 xueji/sqlite = {:.2} (group: {:.2})",
         tps_of(16) / tps_of(1),
         tps_of(64) / fsync,
         figures
             .get("decision_vs_native_ratio")
             .and_then(Value::as_f64)
-            .unwrap_or(f64::NAN)
+            .unwrap_or(f64::NAN),
+        figures
+            .get("decision_vs_cedar_ratio")
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN),
+        tps_of(64) / sqlite_tps(false, 64),
+        tps_of(64) / sqlite_tps(true, 64)
     );
     println!("{ratio_line}");
 
@@ -1398,6 +1681,12 @@ fn main() -> Result<(), String> {
     );
     summary.insert("tps_window_s".into(), json!(cfg.tps_window.as_secs_f64()));
     summary.insert("tps_rounds".into(), json!(cfg.tps_rounds as u64));
+    summary.insert("cedar_matches_package".into(), json!(cedar_matches));
+    summary.insert("cedar_equivalence_cases".into(), json!(proof_cases as u64));
+    summary.insert(
+        "cedar_equivalence_native_cases".into(),
+        json!(proof_native as u64),
+    );
     summary.insert(
         "native_matches_package".into(),
         json!(decisions.iter().all(|r| r.native_matches != Some(false))),
