@@ -3,8 +3,10 @@
 //! the data. The per-student chains (`verify_all`) prove each student's history; this proves
 //! that no event of the jurisdiction was changed, removed or rolled back since a checkpoint.
 
+use anyhow::Context;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use crate::domain::FieldError;
 use crate::domain::merkle::{self, Checkpoint, Hash};
@@ -261,6 +263,37 @@ impl Xueji {
             proof: proof.iter().map(merkle::to_hex).collect(),
         })
     }
+}
+
+// ---- checkpoint files ---------------------------------------------------------------------
+
+/// Where a backup's checkpoints are written: beside it, `<backup>.checkpoints.json`.
+pub fn checkpoints_path(backup: &Path) -> PathBuf {
+    let mut name = backup.as_os_str().to_owned();
+    name.push(".checkpoints.json");
+    PathBuf::from(name)
+}
+
+pub fn write_checkpoints(path: &Path, checkpoints: &[Checkpoint]) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(checkpoints)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads checkpoints as `xueji backup` writes them (a list) or as `GET /v1/checkpoints`
+/// answers (`{"items": [...]}`).
+pub fn read_checkpoints(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Kept {
+        List(Vec<Checkpoint>),
+        Answer { items: Vec<Checkpoint> },
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let kept: Kept = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a checkpoint file", path.display()))?;
+    Ok(match kept {
+        Kept::List(v) | Kept::Answer { items: v } => v,
+    })
 }
 
 /// `(student, seq)` from an `EVENTS` key `jur␟student␟seq`.

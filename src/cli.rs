@@ -386,34 +386,7 @@ pub fn backup(data: &Path, out: &Path) -> Result<(u64, Vec<Checkpoint>)> {
     Ok((rows, checkpoints))
 }
 
-/// Where a backup's checkpoints are written: beside it, `<backup>.checkpoints.json`.
-pub fn checkpoints_path(backup: &Path) -> PathBuf {
-    let mut name = backup.as_os_str().to_owned();
-    name.push(".checkpoints.json");
-    PathBuf::from(name)
-}
-
-pub fn write_checkpoints(path: &Path, checkpoints: &[Checkpoint]) -> Result<()> {
-    std::fs::write(path, serde_json::to_vec_pretty(checkpoints)?)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-/// Reads checkpoints as `xueji backup` writes them (a list) or as `GET /v1/checkpoints`
-/// answers (`{"items": [...]}`).
-pub fn read_checkpoints(path: &Path) -> Result<Vec<Checkpoint>> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Kept {
-        List(Vec<Checkpoint>),
-        Answer { items: Vec<Checkpoint> },
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let kept: Kept = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a checkpoint file", path.display()))?;
-    Ok(match kept {
-        Kept::List(v) | Kept::Answer { items: v } => v,
-    })
-}
+pub use crate::audit::{checkpoints_path, read_checkpoints, write_checkpoints};
 
 /// Prints each jurisdiction log's check; true when all hold.
 fn print_log_reports(reports: &[crate::audit::LogReport]) -> bool {

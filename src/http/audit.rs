@@ -151,8 +151,14 @@ async fn create_backup(
             .store()
             .backup_to(&file)
             .map_err(crate::service::ServiceError::from)?;
-        let json = serde_json::to_vec_pretty(&checkpoints).unwrap_or_default();
-        std::fs::write(crate::cli::checkpoints_path(&file), json).map_err(storage)?;
+        crate::audit::write_checkpoints(&crate::audit::checkpoints_path(&file), &checkpoints)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "backup_failed",
+                    format!("备份失败:{e:#}"),
+                )
+            })?;
         Ok((file, rows, checkpoints))
     })
     .await?;

@@ -67,8 +67,8 @@ fn check(failures: &mut Vec<String>, what: &str, role: &str, want: u16, got: u16
     }
 }
 
-#[tokio::test]
-async fn approval_steps_by_role_and_scope() {
+/// A server with schools s1 (东区) and s2 (西区), and a token per role of `ROLES`.
+async fn setup() -> (TestServer, Vec<String>) {
     let s = spawn_server().await;
     s.xueji
         .create_school(school("s1", Some("东区")))
@@ -78,6 +78,12 @@ async fn approval_steps_by_role_and_scope() {
         .expect("s2");
     let guarded = enrolled(&s.xueji, "被监护人", 900);
     let tokens = tokens(&s, &guarded.id).await;
+    (s, tokens)
+}
+
+#[tokio::test]
+async fn approval_steps_by_role_and_scope() {
+    let (s, tokens) = setup().await;
     let approve = |step: &str| json!({"step": step, "comment": "同意"});
     // (step, expected status per role in the order of ROLES). A step the caller may not take on
     // a request it can see is 403; a request outside its scope is 404 (head teachers and
@@ -163,15 +169,7 @@ async fn approval_steps_by_role_and_scope() {
 
 #[tokio::test]
 async fn policy_changes_by_role_and_scope() {
-    let s = spawn_server().await;
-    s.xueji
-        .create_school(school("s1", Some("东区")))
-        .expect("s1");
-    s.xueji
-        .create_school(school("s2", Some("西区")))
-        .expect("s2");
-    let guarded = enrolled(&s.xueji, "被监护人", 900);
-    let tokens = tokens(&s, &guarded.id).await;
+    let (s, tokens) = setup().await;
     let upload = json!({ "files": test_upload() });
     // Uploads: an admin, or an officer of the whole jurisdiction (no area). Impact: any officer
     // of the jurisdiction.
