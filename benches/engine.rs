@@ -36,6 +36,9 @@ use xueji::policy::{
 use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
 
+#[path = "engine_parts/http_load.rs"]
+mod http_load;
+
 // ---------------------------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------------------------
@@ -1368,6 +1371,11 @@ fn main() -> Result<(), String> {
         put(&format!("writer_thread_cpu_{sfx}"), r.writer_cpu, 2);
         put(&format!("writer_in_sync_share_{sfx}"), r.sync_share, 2);
         put(&format!("fsync_per_s_before_{sfx}"), r.adjacent_fsync, 0);
+    }
+
+    // ---- 3. HTTP end to end (issue #6) --------------------------------------------------------
+    for (name, v, digits) in http_load::run(&cfg, &root, &bench_set)? {
+        put(name, v, digits);
     }
 
     let ratio_line = format!(
