@@ -38,6 +38,8 @@ use xueji::store::Store;
 
 #[path = "engine_parts/http_load.rs"]
 mod http_load;
+#[path = "engine_parts/scale.rs"]
+mod scale;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -61,6 +63,8 @@ struct Config {
     tps_rounds: usize,
     /// Students each writer thread owns and cycles through.
     students_per_writer: usize,
+    /// Students bulk-imported by the scale part (`engine_parts/scale.rs`).
+    scale_students: usize,
 }
 
 impl Config {
@@ -89,6 +93,7 @@ impl Config {
                 tps_window: Duration::from_millis(200),
                 tps_rounds: 1,
                 students_per_writer: 1,
+                scale_students: 2_000,
             };
         }
         if quick {
@@ -103,6 +108,7 @@ impl Config {
                 tps_window: Duration::from_secs(3),
                 tps_rounds: 1,
                 students_per_writer: 2,
+                scale_students: 100_000,
             }
         } else {
             Config {
@@ -116,6 +122,7 @@ impl Config {
                 tps_window: Duration::from_secs(10),
                 tps_rounds: 3,
                 students_per_writer: 2,
+                scale_students: 1_000_000,
             }
         }
     }
@@ -1373,8 +1380,11 @@ fn main() -> Result<(), String> {
         put(&format!("fsync_per_s_before_{sfx}"), r.adjacent_fsync, 0);
     }
 
-    // ---- 3. HTTP end to end (issue #6) --------------------------------------------------------
+    // ---- 3. HTTP end to end, 4. a district-sized store (issue #6) ---------------------------
     for (name, v, digits) in http_load::run(&cfg, &root, &bench_set)? {
+        put(name, v, digits);
+    }
+    for (name, v, digits) in scale::run(&cfg, &root, &bench_set)? {
         put(name, v, digits);
     }
 
