@@ -43,6 +43,10 @@ use xueji::store::Store;
 /// durable transitions.
 #[path = "peers/cedar.rs"]
 mod cedar;
+#[path = "engine_parts/http_load.rs"]
+mod http_load;
+#[path = "engine_parts/scale.rs"]
+mod scale;
 #[path = "peers/sqlite.rs"]
 mod sqlite;
 
@@ -68,6 +72,8 @@ struct Config {
     tps_rounds: usize,
     /// Students each writer thread owns and cycles through.
     students_per_writer: usize,
+    /// Students bulk-imported by the scale part (`engine_parts/scale.rs`).
+    scale_students: usize,
 }
 
 impl Config {
@@ -96,6 +102,7 @@ impl Config {
                 tps_window: Duration::from_millis(200),
                 tps_rounds: 1,
                 students_per_writer: 1,
+                scale_students: 2_000,
             };
         }
         if quick {
@@ -110,6 +117,7 @@ impl Config {
                 tps_window: Duration::from_secs(3),
                 tps_rounds: 1,
                 students_per_writer: 2,
+                scale_students: 100_000,
             }
         } else {
             Config {
@@ -123,6 +131,7 @@ impl Config {
                 tps_window: Duration::from_secs(10),
                 tps_rounds: 3,
                 students_per_writer: 2,
+                scale_students: 1_000_000,
             }
         }
     }
@@ -1644,6 +1653,14 @@ fn main() -> Result<(), String> {
             r.busy_retries as f64,
             0,
         );
+    }
+
+    // ---- 3. HTTP end to end, 4. a district-sized store (issue #6) ---------------------------
+    for (name, v, digits) in http_load::run(&cfg, &root, &bench_set)? {
+        put(name, v, digits);
+    }
+    for (name, v, digits) in scale::run(&cfg, &root, &bench_set)? {
+        put(name, v, digits);
     }
 
     let ratio_line = format!(

@@ -7,7 +7,8 @@
 //! with `partial = false` nothing is stored unless every row is valid; with `partial = true`
 //! the valid rows are stored and the others reported.
 //!
-//! Rows are stored by concurrent admits so the writer packs them into few durable commits.
+//! Rows are validated on as many threads as there are cores (the duplicate check runs after, in
+//! row order) and stored by concurrent admits so the writer packs them into few durable commits.
 //! Imports are serialised with each other; a single create racing an import for the same person
 //! can still make a validated row fail when stored (it is then reported with its error).
 
@@ -82,7 +83,10 @@ impl RowError {
 static IMPORTS: Mutex<()> = Mutex::new(());
 
 /// How many admits run at once while storing (the writer commits them in groups).
-const WORKERS: usize = 8;
+const WORKERS: usize = 64;
+
+/// Rows below which validation is not worth another thread.
+const ROWS_PER_CHECKER: usize = 256;
 
 /// Imports students from file bytes. `may_use` says whether the caller may create students at a
 /// school (a school outside it is reported as unknown, like a single create).
@@ -100,45 +104,27 @@ pub fn import(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
 
-    // 1. Validate every row: the form, the school, a dry-run admit, duplicates inside the file.
+    // 1. Validate every row: the form, the school, a dry-run admit (each row on its own, so in
+    // parallel), then duplicates inside the file (in row order, so the first row is the one kept).
+    let checked = check_rows(x, &table, &columns, opts, actor, may_use)?;
     let mut rows: Vec<RowReport> = Vec::with_capacity(table.rows.len());
     let mut forms: Vec<Option<NewStudentForm>> = Vec::with_capacity(table.rows.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut schools: HashMap<String, Option<School>> = HashMap::new();
-    for (line, cells) in &table.rows {
-        let (form, mut errors) = to_form(&columns, cells, opts.school.as_deref());
-        let school = match schools.get(&form.school) {
-            Some(s) => s.clone(),
-            None => {
-                let s = x.store().school(&form.school)?.filter(|s| may_use(s));
-                schools.insert(form.school.clone(), s.clone());
-                s
-            }
-        };
-        match &school {
-            None => errors.push(RowError::new(
-                "unknown_school",
-                "school",
-                format!("学校「{}」不存在", form.school),
-            )),
-            Some(school) => {
-                // A cell that could not be read is reported once, by its own error.
-                let more: Vec<RowError> = check_admit(x, &form, actor)?
-                    .into_iter()
-                    .filter(|e| !errors.iter().any(|p| p.field == e.field))
-                    .collect();
-                errors.extend(more);
-                for (key, field, what) in identity_keys(&form, school) {
-                    match seen.get(&key) {
-                        Some(first) => errors.push(RowError::new(
-                            "duplicate_in_file",
-                            field,
-                            format!("与第 {first} 行是同一学生({what}相同),不能重复建档"),
-                        )),
-                        None => {
-                            seen.insert(key, *line);
-                        }
-                    }
+    for ((line, _), c) in table.rows.iter().zip(checked) {
+        let Checked {
+            form,
+            mut errors,
+            keys,
+        } = c;
+        for (key, field, what) in keys {
+            match seen.get(&key) {
+                Some(first) => errors.push(RowError::new(
+                    "duplicate_in_file",
+                    field,
+                    format!("与第 {first} 行是同一学生({what}相同),不能重复建档"),
+                )),
+                None => {
+                    seen.insert(key, *line);
                 }
             }
         }
@@ -214,6 +200,95 @@ pub fn import(
     report.valid = report.total - report.failed;
     report.ok = report.failed == 0;
     Ok(report)
+}
+
+/// A row checked on its own: everything but duplicates inside the file.
+struct Checked {
+    form: NewStudentForm,
+    errors: Vec<RowError>,
+    /// The identities the row claims (none if its school is unknown).
+    keys: Vec<(String, &'static str, &'static str)>,
+}
+
+/// Checks every row on its own, in parallel over contiguous runs of rows; the results are in row
+/// order. A storage failure fails the whole import.
+fn check_rows(
+    x: &Xueji,
+    table: &Table,
+    columns: &[Option<Column>],
+    opts: &ImportOptions,
+    actor: &Actor,
+    may_use: &(dyn Fn(&School) -> bool + Sync),
+) -> Result<Vec<Checked>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(table.rows.len().div_ceil(ROWS_PER_CHECKER))
+        .max(1);
+    let chunk = table.rows.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<Checked>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = table
+            .rows
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut schools: HashMap<String, Option<School>> = HashMap::new();
+                    part.iter()
+                        .map(|(_, cells)| {
+                            check_row(x, columns, cells, opts, actor, may_use, &mut schools)
+                        })
+                        .collect::<Result<Vec<Checked>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(table.rows.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// The form of one row, its school, and a dry-run admit.
+fn check_row(
+    x: &Xueji,
+    columns: &[Option<Column>],
+    cells: &[String],
+    opts: &ImportOptions,
+    actor: &Actor,
+    may_use: &(dyn Fn(&School) -> bool + Sync),
+    schools: &mut HashMap<String, Option<School>>,
+) -> Result<Checked> {
+    let (form, mut errors) = to_form(columns, cells, opts.school.as_deref());
+    let school = match schools.get(&form.school) {
+        Some(s) => s.clone(),
+        None => {
+            let s = x.store().school(&form.school)?.filter(|s| may_use(s));
+            schools.insert(form.school.clone(), s.clone());
+            s
+        }
+    };
+    let mut keys = Vec::new();
+    match &school {
+        None => errors.push(RowError::new(
+            "unknown_school",
+            "school",
+            format!("学校「{}」不存在", form.school),
+        )),
+        Some(school) => {
+            // A cell that could not be read is reported once, by its own error.
+            let more: Vec<RowError> = check_admit(x, &form, actor)?
+                .into_iter()
+                .filter(|e| !errors.iter().any(|p| p.field == e.field))
+                .collect();
+            errors.extend(more);
+            keys = identity_keys(&form, school);
+        }
+    }
+    Ok(Checked { form, errors, keys })
 }
 
 /// The column of each header; unknown headers and missing required columns are refused.

@@ -385,6 +385,13 @@ impl Store {
         self.get_str(STUDENT_LOCATOR, id)
     }
 
+    /// The largest student id in the store (ids grow with time, see `service`).
+    pub fn last_student_id(&self) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(STUDENT_LOCATOR)?;
+        Ok(t.last()?.map(|(k, _)| k.value().to_owned()))
+    }
+
     pub fn student(&self, id: &str) -> Result<Option<Student>, StoreError> {
         let txn = self.db.begin_read()?;
         let loc = txn.open_table(STUDENT_LOCATOR)?;

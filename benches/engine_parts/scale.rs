@@ -1,0 +1,427 @@
+//! Figure 4 of issue #6: a district-sized store.
+//!
+//! `N` students (`Config::scale_students`; `BENCH_SCALE_STUDENTS` overrides it) are imported
+//! through the real bulk import (`xueji::exchange::import::import`: CSV parsing, a dry-run admit
+//! per row with the policy, duplicate checks, then the stores), in files of at most
+//! `table::MAX_ROWS` rows, into schools of 3,000 students (6 grades × 10 classes × 50) of one
+//! jurisdiction (`bench-district`). Each student has a valid GB 11643 ID number (address code per
+//! school, birth date by grade, check character computed).
+//!
+//! Then, on that store: single reads (`Xueji::student`, no HTTP) of random students; the first
+//! school's students are registered, then change class twice (a known number of events, for the
+//! store's growth per event); that school's current roster (在校生名册) as JSON; the
+//! jurisdiction's statistics; the process's resident memory; the store's bytes per student and
+//! per event.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use redb::StorageBackend;
+use redb::backends::FileBackend;
+
+use xueji::auth::Role;
+use xueji::domain::{Date, Level, School, TransitionInput, TransitionKind};
+use xueji::exchange::FileFormat;
+use xueji::exchange::import::{ImportOptions, import};
+use xueji::exchange::roster::{RosterKind, RosterQuery, roster};
+use xueji::exchange::stats::{StatsScope, stats};
+use xueji::exchange::table::MAX_ROWS;
+use xueji::policy::{PackageSet, PolicyRegistry};
+use xueji::service::{Outcome, Xueji};
+use xueji::store::Store;
+
+use super::{Config, actor, cpu_seconds, pct_us};
+
+/// Students per school, and the layout inside one: 6 grades of 10 classes of 50.
+const PER_SCHOOL: usize = 3_000;
+const PER_GRADE: usize = 500;
+const PER_CLASS: usize = 50;
+const JURISDICTION: &str = "bench-district";
+
+fn school_id(s: usize) -> String {
+    format!("sch{s:04}")
+}
+
+/// The CSV header and one row per student `n`: the school's address code, a birth date by grade,
+/// a sequence number whose parity gives the gender, and the check character.
+const HEADER: &str = "school,name,gender,birth_date,id_card,grade,class,entry_date,\
+                      guardian_name,guardian_relation,guardian_phone\n";
+
+fn row(n: usize, out: &mut String) {
+    use std::fmt::Write;
+    let school = n / PER_SCHOOL;
+    let k = n % PER_SCHOOL;
+    let grade = 1 + k / PER_GRADE;
+    let class = 1 + (k % PER_GRADE) / PER_CLASS;
+    let j = k % PER_GRADE;
+    // Grade 1 was born in 2019, grade 6 in 2014; 250 birth days × 2 sequence numbers per grade.
+    let birth = Date::from_ymd(2020 - grade as i32, 1, 1)
+        .and_then(|d| d.add_days((j % 250) as i64))
+        .unwrap_or_else(|| panic!("birth date of student {n}"));
+    let seq = 100 + j / 250;
+    let first17 = format!(
+        "11{:04}{}{seq:03}",
+        101 + school,
+        birth.to_string().replace('-', "")
+    );
+    let check = xueji::domain::identity::check_character(first17.as_bytes());
+    let gender = if seq % 2 == 1 { "男" } else { "女" };
+    let _ = writeln!(
+        out,
+        "{},学生{n},{gender},{birth},{first17}{check},{grade},{class},2025-09-01,家长{n},母亲,138{:08}",
+        school_id(school),
+        n % 100_000_000
+    );
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn file_len(p: &Path) -> Result<u64, String> {
+    std::fs::metadata(p)
+        .map(|m| m.len())
+        .map_err(|e| e.to_string())
+}
+
+/// redb's file backend, recording which 4 KiB pages of the file were ever written: the part of
+/// the file in use. redb grows its file by doubling (then by 4 GiB regions), so the file length
+/// says little; it allocates pages lowest address first and reuses freed ones, so the pages
+/// written are the pages allocated at some point (the peak), which is what the data needs.
+#[derive(Debug)]
+struct ExtentBackend {
+    inner: FileBackend,
+    /// One bit per 4 KiB page of the file.
+    written: Arc<Mutex<Vec<u64>>>,
+}
+
+impl ExtentBackend {
+    fn mark(&self, offset: u64, len: usize) {
+        if len == 0 {
+            return;
+        }
+        let (first, last) = (offset / 4096, (offset + len as u64 - 1) / 4096);
+        let mut bits = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        for page in first..=last {
+            let (word, bit) = ((page / 64) as usize, page % 64);
+            if bits.len() <= word {
+                bits.resize(word + 1, 0);
+            }
+            bits[word] |= 1 << bit;
+        }
+    }
+}
+
+fn pages_bytes(written: &Mutex<Vec<u64>>) -> u64 {
+    let bits = written.lock().unwrap_or_else(PoisonError::into_inner);
+    bits.iter().map(|w| u64::from(w.count_ones())).sum::<u64>() * 4096
+}
+
+impl StorageBackend for ExtentBackend {
+    fn len(&self) -> Result<u64, io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), io::Error> {
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        self.mark(offset, data.len());
+        self.inner.write(offset, data)
+    }
+}
+
+fn d(y: i32, m: u32, day: u32) -> Date {
+    Date::from_ymd(y, m, day).unwrap_or_else(|| panic!("date {y}-{m}-{day}"))
+}
+
+/// Files the transition `input(id)` for every student, from 16 threads; each must be applied.
+fn each_student(
+    x: &Xueji,
+    ids: &[String],
+    input: impl Fn(&str) -> TransitionInput + Sync,
+) -> Result<(), String> {
+    let threads = 16;
+    let input = &input;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ids
+            .chunks(ids.len().div_ceil(threads).max(1))
+            .map(|mine| {
+                scope.spawn(move || -> Result<(), String> {
+                    let actor = actor();
+                    for id in mine {
+                        match x.transition(id, input(id), &actor, false) {
+                            Ok(Outcome::Applied { .. }) => {}
+                            other => return Err(format!("transition of {id}: {other:?}")),
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| "transition thread panicked".to_owned())?
+        })
+    })
+}
+
+/// Runs the scale part; returns the figures (name, value, digits).
+pub fn run(
+    cfg: &Config,
+    root: &Path,
+    set: &PackageSet,
+) -> Result<Vec<(&'static str, f64, i32)>, String> {
+    let n = std::env::var("BENCH_SCALE_STUDENTS")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse::<usize>().ok())
+        .unwrap_or(cfg.scale_students)
+        .max(1);
+    let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
+    let path = dir.path().join("xueji.redb");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| e.to_string())?;
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let backend = ExtentBackend {
+        inner: FileBackend::new(file).map_err(|e| e.to_string())?,
+        written: written.clone(),
+    };
+    let store = Store::open_with_backend(backend).map_err(|e| e.to_string())?;
+    let used = || pages_bytes(&written);
+    let registry = PolicyRegistry::from_packages(set).map_err(|e| format!("{e:?}"))?;
+    let x = Arc::new(Xueji::new(store, Arc::new(registry)));
+    let schools = n.div_ceil(PER_SCHOOL);
+    for s in 0..schools {
+        x.create_school(School {
+            id: school_id(s),
+            name: format!("基准测试第{}小学", s + 1),
+            jurisdiction: JURISDICTION.into(),
+            area: Some(format!("第{}学区", s % 10 + 1)),
+            level: Level::Primary,
+            kind: None,
+            calendar: Vec::new(),
+        })
+        .map_err(|e| e.to_string())?;
+    }
+
+    // ---- Import, in files of at most MAX_ROWS rows ----
+    println!("\nScale: importing {n} students into {schools} schools (files of ≤ {MAX_ROWS} rows)");
+    let opts = ImportOptions {
+        format: Some(FileFormat::Csv),
+        partial: false,
+        dry_run: false,
+        school: None,
+    };
+    let who = actor();
+    let mut ids: Vec<String> = Vec::with_capacity(n);
+    let mut import_s = 0.0;
+    let mut first = 0;
+    let mut file = String::new();
+    let started = Instant::now();
+    let (cpu0, wcpu0) = (cpu_seconds(None), cpu_seconds(Some("xueji-writer")));
+    while first < n {
+        let last = (first + MAX_ROWS).min(n);
+        file.clear();
+        file.push_str(HEADER);
+        for i in first..last {
+            row(i, &mut file);
+        }
+        let t = Instant::now();
+        let report = import(&x, file.as_bytes(), &opts, &who, &|_| true)
+            .map_err(|e| format!("import of rows {first}..{last}: {e}"))?;
+        import_s += t.elapsed().as_secs_f64();
+        if !report.ok || report.stored != last - first {
+            let bad: Vec<_> = report.rows.iter().filter(|r| !r.ok).take(3).collect();
+            return Err(format!(
+                "import of rows {first}..{last}: stored {} of {}; first failures: {bad:?}",
+                report.stored,
+                last - first
+            ));
+        }
+        ids.extend(report.rows.into_iter().filter_map(|r| r.student));
+        if !cfg.smoke && (last / 100_000 != first / 100_000 || last == n) {
+            eprintln!(
+                "  imported {last:>8} ({:.0} rows/s so far, {:.0} s)",
+                last as f64 / import_s,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        first = last;
+    }
+    drop(file);
+    let import_cpu = cpu_seconds(None) - cpu0;
+    let writer_cpu = cpu_seconds(Some("xueji-writer")) - wcpu0;
+    if ids.len() != n {
+        return Err(format!("{} student ids for {n} rows", ids.len()));
+    }
+    let size_imported = used();
+    let file_imported = file_len(&path)?;
+
+    // ---- Single reads of random students (library call, no HTTP) ----
+    let samples = if cfg.smoke { 500 } else { 20_000 };
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut get_ns = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let id = &ids[(rng % n as u64) as usize];
+        let t = Instant::now();
+        let s = x.student(id).map_err(|e| e.to_string())?;
+        get_ns.push(t.elapsed().as_nanos() as u64);
+        std::hint::black_box(s);
+    }
+    get_ns.sort_unstable();
+
+    // ---- Register the first school's students, then class changes: a known number of events ----
+    // The registrations also bring the store to a steady state: redb reuses the pages a commit
+    // frees, so the first events after the import fill freed pages and the file does not grow.
+    let first_school: Vec<String> = ids[..n.min(PER_SCHOOL)].to_vec();
+    let registered = first_school.len();
+    let t = Instant::now();
+    each_student(&x, &first_school, |_| {
+        TransitionInput::new(TransitionKind::Register, d(2025, 9, 2))
+    })?;
+    let register_s = t.elapsed().as_secs_f64();
+    let rounds = if cfg.smoke { 1 } else { 2 };
+    let before_events = used();
+    for round in 0..rounds {
+        each_student(&x, &first_school, |_| {
+            let mut input = TransitionInput::new(TransitionKind::ChangeClass, d(2026, 3, 2));
+            let class = if round % 2 == 0 { "9" } else { "8" };
+            input.params.insert("class".into(), class.into());
+            input
+        })?;
+    }
+    let measured_events = rounds * registered;
+    let after_events = used();
+
+    // ---- The first school's current roster, as JSON ----
+    let school = x.school(&school_id(0)).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let r = roster(
+        &x,
+        &school,
+        &RosterQuery {
+            kind: RosterKind::Current,
+            year: None,
+            as_of: None,
+        },
+        Role::Registrar.visibility(),
+    )
+    .map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec(&r).map_err(|e| e.to_string())?;
+    let roster_ms = t.elapsed().as_secs_f64() * 1e3;
+    if r.rows.len() != registered {
+        return Err(format!(
+            "roster of {} has {} rows, expected {registered}",
+            school.id,
+            r.rows.len()
+        ));
+    }
+
+    // ---- Statistics of the whole jurisdiction ----
+    let t = Instant::now();
+    let st = stats(
+        &x,
+        &StatsScope::Jurisdiction {
+            id: JURISDICTION.into(),
+            area: None,
+        },
+        Date::today(),
+    )
+    .map_err(|e| e.to_string())?;
+    let stats_ms = t.elapsed().as_secs_f64() * 1e3;
+    if st.students != n || st.in_school != registered {
+        return Err(format!(
+            "statistics count {} students ({} at school), expected {n} ({registered})",
+            st.students, st.in_school
+        ));
+    }
+    let rss = rss_mb();
+    let size_end = used();
+    let file_end = file_len(&path)?;
+    let events = n + registered + measured_events;
+    let growth_per_event = (after_events as f64 - before_events as f64) / measured_events as f64;
+
+    println!(
+        "  import: {n} students in {import_s:.1} s ({:.0} rows/s, validation and policy included); \
+         CPU {:.0} µs per row, of which the writer thread {:.0} µs",
+        n as f64 / import_s,
+        import_cpu * 1e6 / n as f64,
+        writer_cpu * 1e6 / n as f64
+    );
+    println!(
+        "  Xueji::student (random ids, no HTTP): p50 {:.3} ms, p99 {:.3} ms",
+        pct_us(&get_ns, 50.0) / 1e3,
+        pct_us(&get_ns, 99.0) / 1e3
+    );
+    println!(
+        "  registered the {registered} students of {} in {register_s:.1} s; \
+         roster (current, JSON {} KiB): {roster_ms:.0} ms; jurisdiction statistics: {stats_ms:.0} ms",
+        school.id,
+        json.len() / 1024
+    );
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "  store in use: {:.1} MiB after the import ({:.0} B/student), {:.1} MiB at the end \
+         ({events} events, {:.0} B/event overall); growth over {measured_events} class changes: \
+         {growth_per_event:.0} B/event; file length {:.0} → {:.0} MiB; RSS {rss:.0} MiB",
+        mib(size_imported),
+        size_imported as f64 / n as f64,
+        mib(size_end),
+        size_end as f64 / events as f64,
+        mib(file_imported),
+        mib(file_end),
+    );
+    drop(x);
+    drop(dir);
+    Ok(vec![
+        ("import_students", n as f64, 0),
+        ("import_s", import_s, 1),
+        ("import_rows_per_s", n as f64 / import_s, 0),
+        ("import_cpu_us_per_row", import_cpu * 1e6 / n as f64, 0),
+        (
+            "import_writer_cpu_us_per_row",
+            writer_cpu * 1e6 / n as f64,
+            0,
+        ),
+        ("get_p50_ms", pct_us(&get_ns, 50.0) / 1e3, 3),
+        ("get_p99_ms", pct_us(&get_ns, 99.0) / 1e3, 3),
+        ("roster_rows", registered as f64, 0),
+        ("roster_3000_ms", roster_ms, 1),
+        ("stats_ms", stats_ms, 1),
+        ("rss_mb", rss, 0),
+        ("store_mib", mib(size_end), 1),
+        ("store_file_mib", mib(file_end), 1),
+        ("bytes_per_student", size_imported as f64 / n as f64, 0),
+        ("bytes_per_student_file", file_imported as f64 / n as f64, 0),
+        ("bytes_per_event", growth_per_event, 0),
+        (
+            "bytes_per_event_overall",
+            size_end as f64 / events as f64,
+            0,
+        ),
+    ])
+}
