@@ -74,11 +74,29 @@ struct Config {
     students_per_writer: usize,
     /// Students bulk-imported by the scale part (`engine_parts/scale.rs`).
     scale_students: usize,
+    /// `--only http|scale`: run that part alone (while working on it); writes no summary.
+    only: Option<Part>,
+}
+
+/// A part `--only` can run alone.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Http,
+    Scale,
 }
 
 impl Config {
     fn from_args() -> Config {
         let args: Vec<String> = std::env::args().skip(1).collect();
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .map(|p| match p.as_str() {
+                "http" => Part::Http,
+                "scale" => Part::Scale,
+                other => panic!("--only {other}: the parts are http and scale"),
+            });
         let env_quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
         // `cargo bench` passes `--bench`; anything else unknown is ignored too.
         let quick = if args.iter().any(|a| a == "--full") {
@@ -103,6 +121,7 @@ impl Config {
                 tps_rounds: 1,
                 students_per_writer: 1,
                 scale_students: 2_000,
+                only,
             };
         }
         if quick {
@@ -118,6 +137,7 @@ impl Config {
                 tps_rounds: 1,
                 students_per_writer: 2,
                 scale_students: 100_000,
+                only,
             }
         } else {
             Config {
@@ -132,6 +152,7 @@ impl Config {
                 tps_rounds: 3,
                 students_per_writer: 2,
                 scale_students: 1_000_000,
+                only,
             }
         }
     }
@@ -983,6 +1004,27 @@ fn target_dir() -> PathBuf {
         .map_or_else(|| tmp.to_path_buf(), Path::to_path_buf)
 }
 
+/// `--only http|scale`: one part alone, its figures printed, no summary written.
+fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
+    let mut bench_set = PackageSet {
+        packages: BTreeMap::new(),
+    };
+    bench_set
+        .packages
+        .insert("bench-district".into(), bench_package());
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-engine");
+    std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+    let figures = match part {
+        Part::Http => http_load::run(cfg, &root, &bench_set)?,
+        Part::Scale => scale::run(cfg, &root, &bench_set)?,
+    };
+    for (name, v, digits) in figures {
+        println!("  {name:<40} {}", round_to(v, digits));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
 fn main() -> Result<(), String> {
     let cfg = Config::from_args();
     let started = Instant::now();
@@ -1000,6 +1042,10 @@ fn main() -> Result<(), String> {
         cfg.tps_window,
         cfg.tps_rounds
     );
+
+    if let Some(part) = cfg.only {
+        return run_one_part(&cfg, part);
+    }
 
     // ---- 1. Decisions -----------------------------------------------------------------------
     let builtin = builtin_packages();

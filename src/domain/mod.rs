@@ -12,6 +12,7 @@ pub mod request;
 pub mod school;
 pub mod status;
 pub mod student;
+pub mod timeline;
 
 pub use dates::Date;
 pub use decision::{Decision, DecisionDeadline, Effect, FiredRule, PolicyRef, StudentChanges};
@@ -23,6 +24,7 @@ pub use request::{ApprovalRecord, ApprovalRequest, ApprovalStep, RequestStatus};
 pub use school::{Level, School, Term};
 pub use status::{Reason, Status, TransitionKind};
 pub use student::{Deadline, Guardian, NewStudent, Student, TransitionInput};
+pub use timeline::{Step, Timeline};
 
 /// Who performed an action, as recorded in history. Never carries personal data: the token id and
 /// role are enough to trace an action back to an account.

@@ -5,13 +5,12 @@
 //! [`Store`](crate::store::Store); the HTTP adapter (`http::exchange`) and the command line
 //! (`xueji import`, `xueji export`) are thin wrappers.
 //!
-//! "As of a date" always comes from the history: every student's events are replayed up to the
-//! date ([`history`]), never read from the current snapshot alone. Identity columns (name, ID
+//! "As of a date" always comes from the history: every student's steps are replayed up to the
+//! date ([`Timeline`](crate::domain::Timeline)), never read from the current snapshot alone. Identity columns (name, ID
 //! number, guardians) come from the current record, since history keeps personal values only as
 //! salted digests.
 
 pub mod cli;
-pub mod history;
 pub mod import;
 pub mod roster;
 pub mod stats;

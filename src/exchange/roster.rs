@@ -14,12 +14,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{Timeline, timelines};
 use super::table::{Cell, Column};
 use super::{FileFormat, invalid};
 use crate::auth::Visibility;
 use crate::domain::identity::mask;
-use crate::domain::{Date, Gender, School, Status};
+use crate::domain::{Date, Gender, School, Status, Timeline};
 use crate::service::{Result, ServiceError, Xueji};
 
 #[derive(
@@ -140,7 +139,10 @@ pub struct Roster {
 pub fn roster(x: &Xueji, school: &School, q: &RosterQuery, vis: Visibility) -> Result<Roster> {
     let (as_of, year) = q.resolve(Date::today())?;
     let mut rows = Vec::new();
-    for t in timelines(x.store(), &school.jurisdiction)? {
+    for t in x
+        .store()
+        .timelines_of_school(&school.jurisdiction, &school.id)?
+    {
         let Some((facts, left_on)) = select(&t, school, q.kind, as_of, year) else {
             continue;
         };

@@ -14,10 +14,9 @@
 //!   the year up to the date ÷ students at school (enrolled or suspended) at its start.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use super::history::{Timeline, timelines};
-use crate::domain::{Date, EventFacts, Level, School, Status, TransitionKind};
+use crate::domain::{Date, EventFacts, Level, School, Status, Timeline, TransitionKind};
 use crate::service::{Result, Xueji};
 
 /// What the statistics cover.
@@ -156,29 +155,17 @@ pub fn stats(x: &Xueji, scope: &StatsScope, as_of: Date) -> Result<Stats> {
     let in_scope: HashSet<&str> = levels.keys().copied().collect();
     let inside = |f: &EventFacts| in_scope.contains(f.school.as_str());
 
-    let all = timelines(store, &jurisdiction)?;
-    let mut out = Stats {
-        school: school_id.clone(),
-        jurisdiction: jurisdiction.clone(),
-        area: area.clone(),
-        as_of,
-        students: 0,
-        with_xueji: 0,
-        in_school: 0,
-        by_status: BTreeMap::new(),
-        by_grade: Vec::new(),
-        by_class: Vec::new(),
-        cohorts: Vec::new(),
-        dropout: dropout(&all, &inside, as_of),
-    };
+    let mut students = 0;
+    let mut by_status: BTreeMap<Status, usize> = BTreeMap::new();
     // Keyed by the level's declaration order (primary first), then grade.
     let mut grades: BTreeMap<(u8, u8), (Level, Counts)> = BTreeMap::new();
     let mut classes: BTreeMap<(String, u8, Option<String>), Counts> = BTreeMap::new();
     let mut cohorts: BTreeMap<i32, Cohort> = BTreeMap::new();
-    for t in &all {
+    let mut dropouts = DropoutTally::new(as_of);
+    let mut count = |t: Timeline| {
         if let Some(f) = t.as_of(as_of).filter(|f| inside(f)) {
-            out.students += 1;
-            *out.by_status.entry(f.status).or_default() += 1;
+            students += 1;
+            *by_status.entry(f.status).or_default() += 1;
             if f.status.has_xueji() {
                 let level = levels
                     .get(f.school.as_str())
@@ -195,8 +182,32 @@ pub fn stats(x: &Xueji, scope: &StatsScope, as_of: Date) -> Result<Stats> {
                     .add(f.status);
             }
         }
-        trace_cohort(t, &inside, as_of, &mut cohorts);
+        trace_cohort(&t, &inside, as_of, &mut cohorts);
+        dropouts.add(&t, &inside);
+    };
+    // A school's figures concern only the students ever placed there; a jurisdiction's or an
+    // area's, every student of the jurisdiction (transfers between its schools included).
+    match &school_id {
+        Some(id) => store
+            .timelines_of_school(&jurisdiction, id)?
+            .into_iter()
+            .for_each(&mut count),
+        None => store.for_each_timeline(&jurisdiction, &mut count)?,
     }
+    let mut out = Stats {
+        school: school_id,
+        jurisdiction,
+        area,
+        as_of,
+        students,
+        with_xueji: 0,
+        in_school: 0,
+        by_status,
+        by_grade: Vec::new(),
+        by_class: Vec::new(),
+        cohorts: Vec::new(),
+        dropout: dropouts.finish(),
+    };
     out.with_xueji = grades.values().map(|(_, c)| c.with_xueji).sum();
     out.in_school = grades.values().map(|(_, c)| c.in_school).sum();
     out.by_grade = grades
@@ -315,42 +326,61 @@ pub fn school_year_start(date: Date) -> Date {
     }
 }
 
-fn dropout(all: &[Timeline], inside: &impl Fn(&EventFacts) -> bool, as_of: Date) -> Dropout {
-    let from = school_year_start(as_of);
-    let mut at_start = 0;
-    let mut dropped: BTreeSet<&str> = BTreeSet::new();
-    for t in all {
-        if t.as_of(from)
+/// Counts the 辍学率 of the school year containing the date, one student at a time.
+struct DropoutTally {
+    from: Date,
+    to: Date,
+    at_start: usize,
+    dropouts: usize,
+}
+
+impl DropoutTally {
+    fn new(as_of: Date) -> DropoutTally {
+        DropoutTally {
+            from: school_year_start(as_of),
+            to: as_of,
+            at_start: 0,
+            dropouts: 0,
+        }
+    }
+
+    fn add(&mut self, t: &Timeline, inside: &impl Fn(&EventFacts) -> bool) {
+        if t.as_of(self.from)
             .is_some_and(|f| inside(f) && matches!(f.status, Status::Enrolled | Status::Suspended))
         {
-            at_start += 1;
+            self.at_start += 1;
         }
         let mut prev: Option<Status> = None;
-        for s in t.until(as_of) {
-            if s.date >= from
+        let mut dropped = false;
+        for s in t.until(self.to) {
+            if s.date >= self.from
                 && s.facts.status == Status::DroppedOut
                 && prev != Some(Status::DroppedOut)
                 && inside(&s.facts)
             {
-                dropped.insert(&t.student);
+                dropped = true;
             }
             prev = Some(s.facts.status);
         }
+        self.dropouts += usize::from(dropped);
     }
-    Dropout {
-        school_year: format!("{}-{}", from.year(), from.year() + 1),
-        from,
-        to: as_of,
-        students_at_start: at_start,
-        dropouts: dropped.len(),
-        rate: ratio(dropped.len() as i64, at_start as i64),
+
+    fn finish(self) -> Dropout {
+        Dropout {
+            school_year: format!("{}-{}", self.from.year(), self.from.year() + 1),
+            from: self.from,
+            to: self.to,
+            students_at_start: self.at_start,
+            dropouts: self.dropouts,
+            rate: ratio(self.dropouts as i64, self.at_start as i64),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::history::Step;
     use super::*;
+    use crate::domain::Step;
     use crate::domain::event::facts;
 
     fn d(s: &str) -> Date {
@@ -432,7 +462,11 @@ mod tests {
             outcomes as i64,
             c.cohort as i64 + c.transfers_in as i64 - c.transfers_out as i64
         );
-        let drop = dropout(&all, &inside, d("2025-12-31"));
+        let mut tally = DropoutTally::new(d("2025-12-31"));
+        for tl in &all {
+            tally.add(tl, &inside);
+        }
+        let drop = tally.finish();
         assert_eq!((drop.students_at_start, drop.dropouts), (1, 1));
         assert_eq!(drop.school_year, "2025-2026");
     }

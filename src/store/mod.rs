@@ -21,14 +21,16 @@ use std::sync::mpsc;
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Checkpoint, Frontier};
 use crate::domain::{
-    ApprovalRequest, Date, Event, RequestStatus, School, Status, Student, TransitionKind,
+    ApprovalRequest, Date, Event, EventFacts, RequestStatus, School, Status, Step, Student,
+    Timeline, TransitionKind,
 };
 use tables::*;
 pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 
 /// The on-disk schema this build writes. A file of a newer schema is refused.
-/// Schema 2 added the jurisdiction Merkle log; opening a schema-1 file builds its log once.
-pub const SCHEMA_VERSION: u64 = 2;
+/// Schema 2 added the jurisdiction Merkle log, schema 3 the timelines and school members; opening
+/// an older file builds what it lacks once.
+pub const SCHEMA_VERSION: u64 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -158,6 +160,97 @@ fn backfill_log(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// One step as stored in `TIMELINES`: a JSON array (sequence, kind, date, status, school, grade,
+/// class), about half the size of the same fields as an object.
+pub(crate) fn encode_step(e: &Event) -> Result<Vec<u8>, StoreError> {
+    let f = &e.after;
+    Ok(serde_json::to_vec(&(
+        e.seq,
+        e.kind,
+        e.effective_date,
+        f.status,
+        f.school.as_str(),
+        f.grade,
+        f.class.as_deref(),
+    ))?)
+}
+
+type StoredStep = (
+    u64,
+    TransitionKind,
+    Date,
+    Status,
+    String,
+    u8,
+    Option<String>,
+);
+
+fn decode_timeline(student: &str, bytes: &[u8]) -> Result<Timeline, StoreError> {
+    let steps: Vec<StoredStep> = decode(bytes)?;
+    let steps = steps
+        .into_iter()
+        .map(|(seq, kind, date, status, school, grade, class)| Step {
+            seq,
+            kind,
+            date,
+            facts: EventFacts {
+                status,
+                school,
+                grade,
+                class,
+            },
+        })
+        .collect();
+    Ok(Timeline::new(student.to_owned(), steps))
+}
+
+/// Appends one encoded step to a stored timeline (`[]` when the student has none yet): the
+/// record is a JSON array, so appending replaces its closing bracket.
+pub(crate) fn append_step(timeline: &mut Vec<u8>, step: &[u8]) {
+    if timeline.len() < 2 {
+        timeline.clear();
+        timeline.push(b'[');
+    } else {
+        timeline.pop();
+        if timeline.len() > 1 {
+            timeline.push(b',');
+        }
+    }
+    timeline.extend_from_slice(step);
+    timeline.push(b']');
+}
+
+/// Builds the timelines and school members of a store written before they existed.
+fn backfill_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let events = txn.open_table(EVENTS)?;
+    let mut timelines = txn.open_table(TIMELINES)?;
+    let mut members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
+    let mut current: Option<(String, Vec<u8>)> = None;
+    // Events are keyed jurisdiction, student, sequence: each student's steps arrive together.
+    for item in events.iter()? {
+        let (_, v) = item?;
+        let event: Event = decode(v.value())?;
+        let k = key(&[&event.jurisdiction, &event.student]);
+        if current.as_ref().is_none_or(|(ck, _)| *ck != k) {
+            if let Some((ck, steps)) = current.take() {
+                timelines.insert(ck.as_str(), steps.as_slice())?;
+            }
+            current = Some((k, Vec::new()));
+        }
+        if let Some((_, steps)) = current.as_mut() {
+            append_step(steps, &encode_step(&event)?);
+        }
+        members.insert(
+            key(&[&event.jurisdiction, &event.after.school, &event.student]).as_str(),
+            &[][..],
+        )?;
+    }
+    if let Some((ck, steps)) = current {
+        timelines.insert(ck.as_str(), steps.as_slice())?;
+    }
+    Ok(())
+}
+
 /// One leaf of a jurisdiction's log: which event, and the event hash recorded when it was
 /// appended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,8 +332,11 @@ impl Store {
                     Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
                     Some(SCHEMA_VERSION) => {}
                     old => {
-                        if old.is_some() {
+                        if old.is_some_and(|v| v < 2) {
                             backfill_log(&txn)?;
+                        }
+                        if old.is_some_and(|v| v < 3) {
+                            backfill_timelines(&txn)?;
                         }
                         meta.insert(
                             "schema_version",
@@ -542,6 +638,46 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, Event)>, StoreError> {
         self.rows_under(EVENTS, &[jurisdiction], after, limit)
+    }
+
+    /// The timeline of every student ever placed at a school (by any event): what a roster of
+    /// that school can contain, whatever its date.
+    pub fn timelines_of_school(
+        &self,
+        jurisdiction: &str,
+        school: &str,
+    ) -> Result<Vec<Timeline>, StoreError> {
+        let (start, end) = prefix_range(&[jurisdiction, school]);
+        let txn = self.db.begin_read()?;
+        let members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
+        let timelines = txn.open_table(TIMELINES)?;
+        let mut out = Vec::new();
+        for item in members.range(start.as_str()..end.as_str())? {
+            let (k, _) = item?;
+            let student = k.value().rsplit(SEP).next().unwrap_or_default();
+            if let Some(g) = timelines.get(key(&[jurisdiction, student]).as_str())? {
+                out.push(decode_timeline(student, g.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calls `visit` with the timeline of every student of a jurisdiction, in student id order,
+    /// all read from one snapshot. One timeline is in memory at a time.
+    pub fn for_each_timeline(
+        &self,
+        jurisdiction: &str,
+        mut visit: impl FnMut(Timeline),
+    ) -> Result<(), StoreError> {
+        let (start, end) = prefix_range(&[jurisdiction]);
+        let txn = self.db.begin_read()?;
+        let timelines = txn.open_table(TIMELINES)?;
+        for item in timelines.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            let student = k.value().rsplit(SEP).next().unwrap_or_default();
+            visit(decode_timeline(student, v.value())?);
+        }
+        Ok(())
     }
 
     /// An event by its `EVENTS` key (as a log leaf names it).

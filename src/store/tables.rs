@@ -45,6 +45,12 @@ pub const POLICIES: Table = TableDefinition::new("policy_versions");
 pub const LOG_LEAVES: Table = TableDefinition::new("log_leaves");
 /// `jur` → the log's frontier (size and the roots of its perfect subtrees).
 pub const LOG_HEADS: Table = TableDefinition::new("log_heads");
+/// `jur␟student` → the student's steps (one per event: sequence, kind, effective date and the
+/// placement after it), a JSON array appended to in each event's transaction. Rosters and
+/// statistics replay these instead of every event.
+pub const TIMELINES: Table = TableDefinition::new("timelines");
+/// `jur␟school␟student` → empty: every school a student has been placed at by any event.
+pub const IDX_SCHOOL_MEMBERS: Table = TableDefinition::new("idx_school_members");
 /// idempotency key (scoped by caller) → stored response.
 pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 
@@ -70,6 +76,8 @@ pub const ALL: &[Table] = &[
     IDEMPOTENCY,
     LOG_LEAVES,
     LOG_HEADS,
+    TIMELINES,
+    IDX_SCHOOL_MEMBERS,
 ];
 
 pub const SEP: char = '\u{1f}';

@@ -7,7 +7,10 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use super::tables::*;
-use super::{CommandOutput, Job, PolicyRecord, StoreError, decode, digest, person_digest};
+use super::{
+    CommandOutput, Job, PolicyRecord, StoreError, append_step, decode, digest, encode_step,
+    person_digest,
+};
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Student};
@@ -193,6 +196,8 @@ struct Tables<'t> {
     idempotency: RedbTable<'t, &'static str, &'static [u8]>,
     log_leaves: RedbTable<'t, &'static str, &'static [u8]>,
     log_heads: RedbTable<'t, &'static str, &'static [u8]>,
+    timelines: RedbTable<'t, &'static str, &'static [u8]>,
+    school_members: RedbTable<'t, &'static str, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -218,6 +223,8 @@ impl<'t> Tables<'t> {
             idempotency: txn.open_table(IDEMPOTENCY)?,
             log_leaves: txn.open_table(LOG_LEAVES)?,
             log_heads: txn.open_table(LOG_HEADS)?,
+            timelines: txn.open_table(TIMELINES)?,
+            school_members: txn.open_table(IDX_SCHOOL_MEMBERS)?,
         })
     }
 }
@@ -453,6 +460,23 @@ fn append_to_log(t: &mut Tables<'_>, e: &Event) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Appends an event's step to its student's timeline and records the school it places the
+/// student at, in the transaction that stores the event.
+fn record_step(t: &mut Tables<'_>, e: &Event) -> Result<(), Refusal> {
+    let k = key(&[&e.jurisdiction, &e.student]);
+    let mut steps = match t.timelines.get(k.as_str())? {
+        Some(g) => g.value().to_vec(),
+        None => Vec::new(),
+    };
+    append_step(&mut steps, &encode_step(e)?);
+    t.timelines.insert(k.as_str(), steps.as_slice())?;
+    let member = key(&[&e.jurisdiction, &e.after.school, &e.student]);
+    if t.school_members.get(member.as_str())?.is_none() {
+        t.school_members.insert(member.as_str(), &[][..])?;
+    }
+    Ok(())
+}
+
 fn put_request(
     t: &mut Tables<'_>,
     old: Option<&ApprovalRequest>,
@@ -542,6 +566,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event)?;
+            record_step(t, event)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }
@@ -606,6 +631,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event)?;
+            record_step(t, event)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }

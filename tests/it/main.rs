@@ -19,3 +19,4 @@ mod lifecycle;
 mod model;
 mod sandbox;
 mod seed_policies;
+mod timelines;

@@ -4,19 +4,33 @@
 //! `effective_date <= D`, events ordered by effective date and, on the same date, by sequence
 //! (recording order). A student whose first event (the admission, effective on the entry date)
 //! is after `D` did not exist yet on `D`.
+//!
+//! "As of a date" always comes from the history, never from the current snapshot alone.
 
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{Date, Event, EventFacts, TransitionKind};
-use crate::store::{Store, StoreError};
 
-/// One event, reduced to what rosters and statistics need.
-#[derive(Debug, Clone, PartialEq)]
+/// One event, reduced to what rosters and statistics need. The store keeps every student's steps
+/// in one record, so a roster or a statistic reads one small record per student instead of every
+/// event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub seq: u64,
     pub kind: TransitionKind,
     pub date: Date,
     pub facts: EventFacts,
+}
+
+impl Step {
+    pub fn of(e: &Event) -> Step {
+        Step {
+            seq: e.seq,
+            kind: e.kind,
+            date: e.effective_date,
+            facts: e.after.clone(),
+        }
+    }
 }
 
 /// One student's placements over time.
@@ -34,15 +48,7 @@ impl Timeline {
     }
 
     pub fn from_events(student: String, events: impl IntoIterator<Item = Event>) -> Timeline {
-        let steps = events
-            .into_iter()
-            .map(|e| Step {
-                seq: e.seq,
-                kind: e.kind,
-                date: e.effective_date,
-                facts: e.after,
-            })
-            .collect();
+        let steps = events.into_iter().map(|e| Step::of(&e)).collect();
         Timeline::new(student, steps)
     }
 
@@ -63,36 +69,6 @@ impl Timeline {
             .find(|s| s.kind == TransitionKind::Admit)
             .or_else(|| self.steps.iter().min_by_key(|s| s.seq))
     }
-}
-
-/// How many events are read per page while scanning a jurisdiction.
-const PAGE: usize = 4096;
-
-/// Every student's timeline in a jurisdiction, by student id. Reads the jurisdiction's events
-/// page by page (events are keyed jurisdiction, student, sequence).
-pub fn timelines(store: &Store, jurisdiction: &str) -> Result<Vec<Timeline>, StoreError> {
-    let mut by_student: BTreeMap<String, Vec<Step>> = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.events_of_jurisdiction(jurisdiction, after.as_deref(), PAGE)?;
-        let done = page.len() < PAGE;
-        after = page.last().map(|(k, _)| k.clone());
-        for (_, e) in page {
-            by_student.entry(e.student.clone()).or_default().push(Step {
-                seq: e.seq,
-                kind: e.kind,
-                date: e.effective_date,
-                facts: e.after,
-            });
-        }
-        if done {
-            break;
-        }
-    }
-    Ok(by_student
-        .into_iter()
-        .map(|(student, steps)| Timeline::new(student, steps))
-        .collect())
 }
 
 #[cfg(test)]

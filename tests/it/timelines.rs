@@ -1,0 +1,175 @@
+//! The stored timelines and school members that rosters and statistics read: they must say
+//! exactly what the events say, and a store written before them gets them on open.
+
+use redb::{Database, ReadableDatabase, TableDefinition};
+use serde_json::json;
+use std::collections::BTreeSet;
+use xueji::domain::{Actor, ApprovalStep, Timeline, TransitionInput};
+use xueji::service::{Outcome, Xueji};
+use xueji::store::Store;
+
+use crate::helpers::*;
+
+type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
+const META: Raw = TableDefinition::new("meta");
+const TIMELINES: Raw = TableDefinition::new("timelines");
+const MEMBERS: Raw = TableDefinition::new("idx_school_members");
+const JUR: &str = "test-district";
+
+/// Applies a transition, approving every step it needs.
+fn apply(x: &Xueji, student: &str, input: serde_json::Value) {
+    let input: TransitionInput = serde_json::from_value(input).expect("input");
+    match x.transition(student, input, &registrar(), false) {
+        Ok(Outcome::Applied { .. }) => {}
+        Ok(Outcome::Pending { request, .. }) => {
+            let officer = Actor {
+                id: "tok_officer".into(),
+                role: "district_officer".into(),
+            };
+            for step in request.steps.clone() {
+                let who = if step == ApprovalStep::District {
+                    &officer
+                } else {
+                    &registrar()
+                };
+                x.approve(&request.id, step, who, None).expect("approve");
+            }
+            assert_eq!(
+                x.student(student).expect("student").version,
+                request.student_version + 1
+            );
+        }
+        other => panic!("not applied: {other:?}"),
+    }
+}
+
+/// Three students: one stays, one moves s1 → s2 → s1 with a back-dated class change recorded
+/// last, one is admitted at s2 and never registers.
+fn history(x: &Xueji) -> Vec<String> {
+    let stays = enrolled(x, "甲", 1);
+    let moves = enrolled(x, "乙", 2);
+    let transfer = |to: &str, date: &str| {
+        json!({"kind": "transfer", "effective_date": date, "reason": "household_move",
+               "params": {"to_school": to}, "documents": [{"kind": "transfer_form"}]})
+    };
+    apply(x, &moves.id, transfer("s2", "2025-03-01"));
+    apply(x, &moves.id, transfer("s1", "2025-05-01"));
+    apply(
+        x,
+        &moves.id,
+        json!({"kind": "change_class", "effective_date": "2025-04-01", "params": {"class": "9"}}),
+    );
+    let mut form = form("丙", &id_card("2016-05-01", 3));
+    form.school = "s2".into();
+    let never = match x.admit(form, &registrar(), false).expect("admit") {
+        Outcome::Applied { student, .. } => student.id,
+        other => panic!("{other:?}"),
+    };
+    vec![stays.id, moves.id, never]
+}
+
+fn from_events(x: &Xueji, id: &str) -> Timeline {
+    Timeline::from_events(id.to_owned(), x.store().events(id).expect("events"))
+}
+
+fn stored(x: &Xueji) -> Vec<Timeline> {
+    let mut all = Vec::new();
+    x.store()
+        .for_each_timeline(JUR, |t| all.push(t))
+        .expect("timelines");
+    all
+}
+
+fn members(x: &Xueji, school: &str) -> BTreeSet<String> {
+    x.store()
+        .timelines_of_school(JUR, school)
+        .expect("members")
+        .into_iter()
+        .map(|t| t.student)
+        .collect()
+}
+
+fn assert_agree_with_events(x: &Xueji, ids: &[String]) {
+    let all = stored(x);
+    assert_eq!(all.len(), ids.len());
+    for t in &all {
+        assert_eq!(t, &from_events(x, &t.student), "{}", t.student);
+    }
+    for school in ["s1", "s2"] {
+        let expected: BTreeSet<String> = ids
+            .iter()
+            .filter(|id| {
+                x.store()
+                    .events(id)
+                    .expect("events")
+                    .iter()
+                    .any(|e| e.after.school == school)
+            })
+            .cloned()
+            .collect();
+        assert_eq!(members(x, school), expected, "members of {school}");
+        for t in x.store().timelines_of_school(JUR, school).expect("school") {
+            assert_eq!(t, from_events(x, &t.student));
+        }
+    }
+}
+
+#[test]
+fn every_event_extends_the_timeline_and_the_schools_it_touches() {
+    let t = engine();
+    let ids = history(&t.xueji);
+    assert_agree_with_events(&t.xueji, &ids);
+    let moved = from_events(&t.xueji, &ids[1]);
+    // Ordered by effective date: the back-dated class change sits between the two transfers.
+    let dates: Vec<String> = moved.steps.iter().map(|s| s.date.to_string()).collect();
+    assert_eq!(
+        dates,
+        [
+            "2024-09-01",
+            "2024-09-02",
+            "2025-03-01",
+            "2025-04-01",
+            "2025-05-01"
+        ]
+    );
+    assert_eq!(members(&t.xueji, "s1").len(), 2);
+    assert_eq!(members(&t.xueji, "s2").len(), 2);
+}
+
+#[test]
+fn a_store_written_before_the_timelines_gets_them_on_open() {
+    let t = engine();
+    let ids = history(&t.xueji);
+    let before = stored(&t.xueji);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    {
+        let db = Database::open(&path).expect("open");
+        let txn = db.begin_write().expect("txn");
+        for table in [TIMELINES, MEMBERS] {
+            txn.delete_table(table).expect("drop table");
+        }
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", b"2".as_slice())
+            .expect("schema 2");
+        txn.commit().expect("commit");
+    }
+    let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
+    let x = Xueji::new(
+        Store::open(&path).expect("reopen"),
+        std::sync::Arc::new(registry),
+    );
+    assert_eq!(stored(&x), before);
+    assert_agree_with_events(&x, &ids);
+    // Schema 3 is recorded, so the next open rebuilds nothing.
+    let db_schema = {
+        drop(x);
+        let db = Database::open(&path).expect("open");
+        let txn = db.begin_read().expect("read");
+        let meta = txn.open_table(META).expect("meta");
+        let v = meta.get("schema_version").expect("get").expect("set");
+        String::from_utf8(v.value().to_vec()).expect("utf8")
+    };
+    assert_eq!(db_schema, "3");
+}
