@@ -41,6 +41,10 @@ use xueji::store::Store;
 
 /// Peer baselines measured in the same run (issue #6): Cedar for decisions, SQLite for
 /// durable transitions.
+/// The allocator of the `xueji` binary, so the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "peers/cedar.rs"]
 mod cedar;
 #[path = "engine_parts/http_load.rs"]
@@ -1018,11 +1022,42 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         Part::Http => http_load::run(cfg, &root, &bench_set)?,
         Part::Scale => scale::run(cfg, &root, &bench_set)?,
     };
-    for (name, v, digits) in figures {
-        println!("  {name:<40} {}", round_to(v, digits));
+    for (name, v, digits) in &figures {
+        println!("  {name:<40} {}", round_to(*v, *digits));
     }
     let _ = std::fs::remove_dir_all(&root);
-    Ok(())
+    let out = target_dir().join("bench");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let list: Vec<Value> = figures
+        .iter()
+        .map(|(name, v, digits)| json!([name, v, digits]))
+        .collect();
+    std::fs::write(out.join(PART_FIGURES), Value::Array(list).to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Where `--only` leaves its figures for the run that started it.
+const PART_FIGURES: &str = "part-figures.json";
+
+/// Runs the scale part in a process of its own, in the same mode, so its resident memory is a
+/// district store's alone (not what the earlier parts left allocated), as in the service.
+fn scale_in_own_process(cfg: &Config) -> Result<Vec<(String, f64, i32)>, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(exe);
+    if !cfg.smoke {
+        cmd.arg(if cfg.quick { "--quick" } else { "--full" });
+    }
+    let status = cmd
+        .args(["--only", "scale"])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("the scale part failed ({status})"));
+    }
+    let text = std::fs::read_to_string(target_dir().join("bench").join(PART_FIGURES))
+        .map_err(|e| e.to_string())?;
+    let list: Vec<(String, f64, i32)> = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    Ok(list)
 }
 
 fn main() -> Result<(), String> {
@@ -1705,8 +1740,8 @@ fn main() -> Result<(), String> {
     for (name, v, digits) in http_load::run(&cfg, &root, &bench_set)? {
         put(name, v, digits);
     }
-    for (name, v, digits) in scale::run(&cfg, &root, &bench_set)? {
-        put(name, v, digits);
+    for (name, v, digits) in scale_in_own_process(&cfg)? {
+        put(&name, v, digits);
     }
 
     let ratio_line = format!(

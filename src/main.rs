@@ -7,6 +7,9 @@ use xueji::auth::Role;
 use xueji::cli;
 use xueji::http::{AppState, Metrics};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// xueji: the student-status (学籍) rules service.
 #[derive(Parser)]
 #[command(version, about)]

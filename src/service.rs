@@ -109,6 +109,28 @@ pub enum Outcome {
     },
 }
 
+/// What [`Xueji::prepare_admission`] came to.
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// Allowed without approval: ready to store.
+    Ready(Box<AdmissionPlan>),
+    /// Denied, or it would need approvals (which an admission cannot have).
+    Refused(Box<Decision>),
+}
+
+/// An admission decided and built, not yet stored.
+#[derive(Debug, Clone)]
+pub struct AdmissionPlan {
+    pub decision: Decision,
+    pub student: Student,
+    pub event: Event,
+    context: Vec<u8>,
+}
+
+/// Why an admission cannot go through approvals, for single creations and imports alike.
+pub const ADMIT_NEEDS_APPROVAL: &str =
+    "录取建档不支持审批流程:请先建档,再以入学注册(register)提交审批";
+
 impl Outcome {
     pub fn decision(&self) -> &Decision {
         match self {
@@ -344,6 +366,28 @@ impl Xueji {
 
     /// Creates a student through the `admit` transition.
     pub fn admit(&self, form: NewStudentForm, actor: &Actor, dry_run: bool) -> Result<Outcome> {
+        match self.prepare_admission(form, actor)? {
+            Admission::Ready(plan) if dry_run => Ok(Outcome::DryRun {
+                decision: plan.decision,
+            }),
+            Admission::Refused(decision) if dry_run => Ok(Outcome::DryRun {
+                decision: *decision,
+            }),
+            Admission::Ready(plan) => self.store_admission(*plan),
+            Admission::Refused(decision) if !decision.allowed => Ok(Outcome::Denied {
+                decision: *decision,
+            }),
+            Admission::Refused(_) => Err(ServiceError::Conflict {
+                code: "admit_needs_approval",
+                message: ADMIT_NEEDS_APPROVAL.into(),
+            }),
+        }
+    }
+
+    /// Checks and decides an admission and builds what storing it writes, without storing it.
+    /// `admit` is this then [`Xueji::store_admission`]; a bulk import checks every row first
+    /// and stores the plans after, so no row is decided twice.
+    pub fn prepare_admission(&self, form: NewStudentForm, actor: &Actor) -> Result<Admission> {
         let school = self.store.school(&form.school)?.ok_or_else(|| {
             InvalidInput::from(FieldError::new(
                 "unknown_school",
@@ -384,29 +428,36 @@ impl Xueji {
                 sweep: false,
             },
         )?;
-        if dry_run {
-            return Ok(Outcome::DryRun { decision });
+        if !decision.allowed || !decision.approvals.is_empty() {
+            return Ok(Admission::Refused(Box::new(decision)));
         }
-        if !decision.allowed {
-            return Ok(Outcome::Denied { decision });
-        }
-        if !decision.approvals.is_empty() {
-            return Err(ServiceError::Conflict {
-                code: "admit_needs_approval",
-                message: "录取建档不支持审批流程:请先建档,再以入学注册(register)提交审批".into(),
-            });
-        }
-        let (after, event, context) = self.apply_decision(
+        let (student, event, context) = self.apply_decision(
             &student, &school, &input, &decision, actor, None, true, false,
         )?;
+        Ok(Admission::Ready(Box::new(AdmissionPlan {
+            decision,
+            student,
+            event,
+            context,
+        })))
+    }
+
+    /// Stores a prepared admission. The writer checks again that the identity is still free.
+    pub fn store_admission(&self, plan: AdmissionPlan) -> Result<Outcome> {
+        let AdmissionPlan {
+            decision,
+            student,
+            event,
+            context,
+        } = plan;
         self.store.submit(Command::CreateStudent {
-            student: Box::new(after.clone()),
+            student: Box::new(student.clone()),
             event: Box::new(event.clone()),
             context: Some(context),
         })?;
         Ok(Outcome::Applied {
             decision,
-            student: Box::new(after),
+            student: Box::new(student),
             event: Box::new(event),
         })
     }

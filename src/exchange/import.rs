@@ -1,27 +1,30 @@
 //! Bulk import of students from CSV or XLSX.
 //!
 //! Each row is validated exactly like a single `POST /v1/students`: the same form
-//! ([`NewStudentForm`]) goes through [`Xueji::admit`] with `dry_run` (school, fields, identity
-//! against the store, the policy in force). On top of that, rows naming the same person as an
+//! ([`NewStudentForm`]) goes through [`Xueji::prepare_admission`], the first half of
+//! [`Xueji::admit`] (school, fields, identity against the store, the policy in force), which
+//! also builds what storing the row writes. On top of that, rows naming the same person as an
 //! earlier row of the file are refused (`duplicate_in_file`). Only then are rows stored:
 //! with `partial = false` nothing is stored unless every row is valid; with `partial = true`
 //! the valid rows are stored and the others reported.
 //!
 //! Rows are validated on as many threads as there are cores (the duplicate check runs after, in
-//! row order) and stored by concurrent admits so the writer packs them into few durable commits.
+//! row order). The prepared admissions are then stored as decided, by concurrent
+//! [`Xueji::store_admission`] calls so the writer packs them into few durable commits.
 //! Imports are serialised with each other; a single create racing an import for the same person
 //! can still make a validated row fail when stored (it is then reported with its error).
 
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::table::{self, Column, Table};
 use super::{FileFormat, invalid};
 use crate::domain::student::NewStudentForm;
 use crate::domain::{Actor, Date, FieldError, Guardian, NewStudent, School};
-use crate::service::{Outcome, Result, ServiceError, Xueji};
+use crate::service::{
+    ADMIT_NEEDS_APPROVAL, Admission, AdmissionPlan, Outcome, Result, ServiceError, Xueji,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -108,11 +111,11 @@ pub fn import(
     // parallel), then duplicates inside the file (in row order, so the first row is the one kept).
     let checked = check_rows(x, &table, &columns, opts, actor, may_use)?;
     let mut rows: Vec<RowReport> = Vec::with_capacity(table.rows.len());
-    let mut forms: Vec<Option<NewStudentForm>> = Vec::with_capacity(table.rows.len());
+    let mut plans: Vec<Option<Box<AdmissionPlan>>> = Vec::with_capacity(table.rows.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for ((line, _), c) in table.rows.iter().zip(checked) {
         let Checked {
-            form,
+            plan,
             mut errors,
             keys,
         } = c;
@@ -135,7 +138,7 @@ pub fn import(
             student: None,
             errors,
         });
-        forms.push(ok.then_some(form));
+        plans.push(plan.filter(|_| ok));
     }
     let valid = rows.iter().filter(|r| r.ok).count();
     let mut report = ImportReport {
@@ -152,22 +155,29 @@ pub fn import(
         return Ok(report);
     }
 
-    // 2. Store the valid rows.
-    let work: Vec<(usize, NewStudentForm)> = forms
+    // 2. Store the valid rows, as decided in step 1.
+    let mut work: Vec<(usize, AdmissionPlan)> = plans
         .into_iter()
         .enumerate()
-        .filter_map(|(i, f)| f.map(|f| (i, f)))
+        .filter_map(|(i, p)| p.map(|p| (i, *p)))
         .collect();
-    let next = AtomicUsize::new(0);
+    // Student ids grow with time, and the rows were checked on several threads at once: stored
+    // in id order, every table keyed by student takes them at its end.
+    work.sort_by(|a, b| a.1.student.id.cmp(&b.1.student.id));
+    let workers = WORKERS.min(work.len());
+    let queue = Mutex::new(work.into_iter());
     let results: Vec<(usize, Result<Outcome>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..WORKERS.min(work.len()))
+        let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
                     let mut done = Vec::new();
                     loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((i, form)) = work.get(n) else { break };
-                        done.push((*i, x.admit(form.clone(), actor, false)));
+                        let next = queue
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .next();
+                        let Some((i, plan)) = next else { break };
+                        done.push((i, x.store_admission(plan)));
                     }
                     done
                 })
@@ -204,7 +214,8 @@ pub fn import(
 
 /// A row checked on its own: everything but duplicates inside the file.
 struct Checked {
-    form: NewStudentForm,
+    /// What storing the row writes, when it passed.
+    plan: Option<Box<AdmissionPlan>>,
     errors: Vec<RowError>,
     /// The identities the row claims (none if its school is unknown).
     keys: Vec<(String, &'static str, &'static str)>,
@@ -272,6 +283,7 @@ fn check_row(
         }
     };
     let mut keys = Vec::new();
+    let mut plan = None;
     match &school {
         None => errors.push(RowError::new(
             "unknown_school",
@@ -280,15 +292,17 @@ fn check_row(
         )),
         Some(school) => {
             // A cell that could not be read is reported once, by its own error.
-            let more: Vec<RowError> = check_admit(x, &form, actor)?
+            keys = identity_keys(&form, school);
+            let (admit_errors, ready) = check_admit(x, form, actor)?;
+            let more: Vec<RowError> = admit_errors
                 .into_iter()
                 .filter(|e| !errors.iter().any(|p| p.field == e.field))
                 .collect();
             errors.extend(more);
-            keys = identity_keys(&form, school);
+            plan = ready;
         }
     }
-    Ok(Checked { form, errors, keys })
+    Ok(Checked { plan, errors, keys })
 }
 
 /// The column of each header; unknown headers and missing required columns are refused.
@@ -471,22 +485,30 @@ fn normalize_date(s: &str) -> String {
     s.to_owned()
 }
 
-/// The errors of a dry-run admit (none if the row would be applied).
-fn check_admit(x: &Xueji, form: &NewStudentForm, actor: &Actor) -> Result<Vec<RowError>> {
-    match x.admit(form.clone(), actor, true) {
-        Ok(Outcome::DryRun { decision }) if !decision.allowed => {
-            Ok(outcome_errors(&Outcome::Denied { decision }))
-        }
-        Ok(Outcome::DryRun { decision }) if !decision.approvals.is_empty() => {
-            Ok(vec![RowError::new(
+/// The errors of an admission (none, and its plan, if the row can be stored).
+fn check_admit(
+    x: &Xueji,
+    form: NewStudentForm,
+    actor: &Actor,
+) -> Result<(Vec<RowError>, Option<Box<AdmissionPlan>>)> {
+    match x.prepare_admission(form, actor) {
+        Ok(Admission::Ready(plan)) => Ok((Vec::new(), Some(plan))),
+        Ok(Admission::Refused(decision)) if !decision.allowed => Ok((
+            outcome_errors(&Outcome::Denied {
+                decision: *decision,
+            }),
+            None,
+        )),
+        Ok(Admission::Refused(_)) => Ok((
+            vec![RowError::new(
                 "admit_needs_approval",
                 "",
-                "录取建档不支持审批流程:请先建档,再以入学注册(register)提交审批",
-            )])
-        }
-        Ok(_) => Ok(Vec::new()),
+                ADMIT_NEEDS_APPROVAL,
+            )],
+            None,
+        )),
         Err(ServiceError::Storage(m)) => Err(ServiceError::Storage(m)),
-        Err(e) => Ok(service_errors(e)),
+        Err(e) => Ok((service_errors(e), None)),
     }
 }
 

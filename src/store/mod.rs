@@ -32,6 +32,11 @@ pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 /// an older file builds what it lacks once.
 pub const SCHEMA_VERSION: u64 = 3;
 
+/// redb's page cache. Pages beyond it are read from the operating system's file cache, which
+/// is shared and not counted in the process's memory; redb's default (1 GiB) would make a
+/// district-sized store hold a gigabyte for pages it rarely reads again.
+pub const CACHE_BYTES: usize = 128 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The storage failed (disk full, I/O error, corruption). Nothing of the batch was committed.
@@ -305,13 +310,17 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 impl Store {
     /// Opens (or creates) the store file.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         Store::init(db)
     }
 
     /// Opens a store on a custom backend (fault injection in tests).
     pub fn open_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
-        let db = Database::builder().create_with_backend(backend)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create_with_backend(backend)?;
         Store::init(db)
     }
 
