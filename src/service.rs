@@ -373,7 +373,10 @@ impl Xueji {
             Admission::Refused(decision) if dry_run => Ok(Outcome::DryRun {
                 decision: *decision,
             }),
-            Admission::Ready(plan) => self.store_admission(*plan),
+            Admission::Ready(plan) => self
+                .store_admissions(vec![*plan])
+                .pop()
+                .unwrap_or_else(|| Err(ServiceError::Storage("no answer from the store".into()))),
             Admission::Refused(decision) if !decision.allowed => Ok(Outcome::Denied {
                 decision: *decision,
             }),
@@ -442,24 +445,31 @@ impl Xueji {
         })))
     }
 
-    /// Stores a prepared admission. The writer checks again that the identity is still free.
-    pub fn store_admission(&self, plan: AdmissionPlan) -> Result<Outcome> {
-        let AdmissionPlan {
-            decision,
-            student,
-            event,
-            context,
-        } = plan;
-        self.store.submit(Command::CreateStudent {
-            student: Box::new(student.clone()),
-            event: Box::new(event.clone()),
-            context: Some(context),
-        })?;
-        Ok(Outcome::Applied {
-            decision,
-            student: Box::new(student),
-            event: Box::new(event),
-        })
+    /// Stores prepared admissions, in one stream to the writer (see [`Store::submit_all`]); the
+    /// answers are in the order of the plans. The writer checks again that each identity is
+    /// still free, so a plan overtaken by another creation is refused alone.
+    pub fn store_admissions(&self, plans: Vec<AdmissionPlan>) -> Vec<Result<Outcome>> {
+        let commands = plans
+            .iter()
+            .map(|p| Command::CreateStudent {
+                student: Box::new(p.student.clone()),
+                event: Box::new(p.event.clone()),
+                context: Some(p.context.clone()),
+            })
+            .collect();
+        let answers = self.store.submit_all(commands);
+        plans
+            .into_iter()
+            .zip(answers)
+            .map(|(plan, answer)| {
+                answer?;
+                Ok(Outcome::Applied {
+                    decision: plan.decision,
+                    student: Box::new(plan.student),
+                    event: Box::new(plan.event),
+                })
+            })
+            .collect()
     }
 
     fn check_identity_free(&self, s: &Student) -> Result<()> {

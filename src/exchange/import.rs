@@ -85,9 +85,6 @@ impl RowError {
 /// One import at a time, so two uploads of the same file cannot both pass validation.
 static IMPORTS: Mutex<()> = Mutex::new(());
 
-/// How many admits run at once while storing (the writer commits them in groups).
-const WORKERS: usize = 64;
-
 /// Rows below which validation is not worth another thread.
 const ROWS_PER_CHECKER: usize = 256;
 
@@ -164,30 +161,10 @@ pub fn import(
     // Student ids grow with time, and the rows were checked on several threads at once: stored
     // in id order, every table keyed by student takes them at its end.
     work.sort_by(|a, b| a.1.student.id.cmp(&b.1.student.id));
-    let workers = WORKERS.min(work.len());
-    let queue = Mutex::new(work.into_iter());
-    let results: Vec<(usize, Result<Outcome>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let next = queue
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .next();
-                        let Some((i, plan)) = next else { break };
-                        done.push((i, x.store_admission(plan)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
+    // One stream, in id order: encoding a row costs less than committing it, so this thread
+    // keeps the writer's queue full and the writer packs full batches.
+    let (rows, plans): (Vec<usize>, Vec<AdmissionPlan>) = work.into_iter().unzip();
+    let results = rows.into_iter().zip(x.store_admissions(plans));
     for (i, result) in results {
         let row = &mut report.rows[i];
         match result {

@@ -388,8 +388,27 @@ impl Store {
         &self.stats
     }
 
-    /// Submits a command to the writer and waits until it is durably committed (or refused).
-    pub fn submit(&self, command: Command) -> Result<CommandOutput, StoreError> {
+    /// Submits commands to the writer as one stream and waits until each is durably committed
+    /// (or refused); the answers are in the order of the commands. The writer packs them into
+    /// as few commits as its batch allows, while this thread encodes the next ones.
+    pub fn submit_all(&self, commands: Vec<Command>) -> Vec<Result<CommandOutput, StoreError>> {
+        let mut answers = Vec::with_capacity(commands.len());
+        for command in commands {
+            answers.push(self.send(command));
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a?.recv()
+                    .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
+            })
+            .collect()
+    }
+
+    fn send(
+        &self,
+        command: Command,
+    ) -> Result<mpsc::Receiver<Result<CommandOutput, StoreError>>, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let jobs = self
             .jobs
@@ -398,7 +417,12 @@ impl Store {
         let prepared = command.prepare(&self.salt)?;
         jobs.send((prepared, reply))
             .map_err(|_| StoreError::Storage("writer stopped".into()))?;
-        answer
+        Ok(answer)
+    }
+
+    /// Submits a command to the writer and waits until it is durably committed (or refused).
+    pub fn submit(&self, command: Command) -> Result<CommandOutput, StoreError> {
+        self.send(command)?
             .recv()
             .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
     }

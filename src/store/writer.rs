@@ -16,9 +16,12 @@ use crate::domain::merkle::{self, Frontier};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Student};
 
 /// Commands queued beyond this make submitters wait (back-pressure).
-pub const QUEUE_DEPTH: usize = 1024;
-/// The most commands one commit carries.
-pub const MAX_BATCH: usize = 512;
+pub const QUEUE_DEPTH: usize = 4096;
+/// The most commands one commit carries. Interactive writers rarely queue more than their
+/// number; a bulk import's stream (`Store::submit_all`) fills whole batches, and each commit
+/// rewrites the pages it touches once however many rows share them (importing 100,000 students
+/// took 10.7 s with 4,096, 13.7 s with 512).
+pub const MAX_BATCH: usize = 4096;
 
 /// A change to the store. Each is all-or-nothing: it checks every precondition before writing.
 #[derive(Debug, Clone)]

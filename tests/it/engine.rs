@@ -601,3 +601,54 @@ fn a_record_stored_in_another_encoding_still_transitions_by_its_version() {
     ));
     assert!(x.verify_student(&s.id).expect("verify").ok);
 }
+
+/// Plans prepared before an identity was taken are checked again when stored: in one stream,
+/// the first holder is stored, the later one is refused alone and leaves no trace.
+#[test]
+fn a_stream_of_admissions_refuses_an_overtaken_identity_alone() {
+    use xueji::service::Admission;
+    let t = engine();
+    let card = id_card("2016-05-01", 7);
+    let plan = |name: &str| match t
+        .xueji
+        .prepare_admission(form(name, &card), &registrar())
+        .expect("prepares")
+    {
+        Admission::Ready(plan) => *plan,
+        Admission::Refused(d) => panic!("refused: {d:?}"),
+    };
+    let (first, second) = (plan("甲"), plan("甲"));
+    // A different person after it, stored whatever happens to the second.
+    let third = match t
+        .xueji
+        .prepare_admission(form("丙", &id_card("2016-05-01", 8)), &registrar())
+        .expect("prepares")
+    {
+        Admission::Ready(plan) => *plan,
+        Admission::Refused(d) => panic!("refused: {d:?}"),
+    };
+    let ids = [
+        first.student.id.clone(),
+        second.student.id.clone(),
+        third.student.id.clone(),
+    ];
+    let answers = t.xueji.store_admissions(vec![first, second, third]);
+    assert!(
+        matches!(answers[0], Ok(Outcome::Applied { .. })),
+        "{:?}",
+        answers[0]
+    );
+    assert!(
+        matches!(&answers[1], Err(ServiceError::Duplicate { field, student }) if field == "national_id" && student == &ids[0]),
+        "{:?}",
+        answers[1]
+    );
+    assert!(
+        matches!(answers[2], Ok(Outcome::Applied { .. })),
+        "{:?}",
+        answers[2]
+    );
+    assert!(t.xueji.store().events(&ids[1]).expect("events").is_empty());
+    assert!(t.xueji.student(&ids[1]).is_err());
+    assert_eq!(t.xueji.events(&ids[2]).expect("events").len(), 1);
+}
