@@ -11,7 +11,10 @@ mod tables;
 mod writer;
 
 use hmac::{Hmac, Mac};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend};
+use redb::{
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    StorageBackend,
+};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::Sha256;
 use std::path::Path;
@@ -132,6 +135,13 @@ pub(crate) fn person_digest(salt: &[u8; 32], s: &Student) -> String {
     )
 }
 
+/// How every process opens the store file: one writer, any number of read-only processes.
+fn shared_builder() -> redb::Builder {
+    let mut builder = Database::builder();
+    builder.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    builder
+}
+
 /// Builds the Merkle log of a store written before it existed: every event, in key order.
 fn backfill_log(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let events = txn.open_table(EVENTS)?;
@@ -210,15 +220,25 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 }
 
 impl Store {
-    /// Opens (or creates) the store file.
+    /// Opens (or creates) the store file, as its one writer. Other processes may open it
+    /// read-only meanwhile and follow its commits: redb's [`ConcurrencyMode::SingleWriter`],
+    /// which needs byte-range file locks (Linux, the Apple platforms, Windows).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        let db = shared_builder().create(path)?;
         Store::init(db)
     }
 
-    /// Opens a store on a custom backend (fault injection in tests).
+    /// Opens a store on a custom backend (in-memory benches and fuzzing), alone: redb's default
+    /// [`ConcurrencyMode::ExclusiveWriter`], which needs no locks from the backend.
     pub fn open_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
         let db = Database::builder().create_with_backend(backend)?;
+        Store::init(db)
+    }
+
+    /// Opens a store on a custom backend in the mode [`Store::open`] uses, so that a test sees
+    /// the commits a served store does. The backend must implement redb's byte-range locks.
+    pub fn open_shared_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
+        let db = shared_builder().create_with_backend(backend)?;
         Store::init(db)
     }
 
@@ -276,6 +296,14 @@ impl Store {
             salt,
             stats,
         })
+    }
+
+    /// Whether the store can still be read. After an I/O error redb latches the handle and
+    /// refuses every later read and write (`Previous I/O error`) until the file is reopened.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        txn.open_table(META)?;
+        Ok(())
     }
 
     /// Commit counters of the writer (group commit: commands per commit, latency).
