@@ -14,6 +14,8 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord};
 use crate::domain::merkle::Checkpoint;
+use crate::service::ServiceError;
+use crate::store::StoreError;
 
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::new()
@@ -129,45 +131,38 @@ async fn consistency(
     Ok(axum::Json(proof))
 }
 
-#[utoipa::path(post, path = "/v1/backups", tag = "ops", summary = "在线备份:服务不停,写一份一致的副本和检查点到数据目录 backups/", responses((status = 201, description = "备份已写入"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/backups", tag = "ops", summary = "在线备份:服务不停,写一份一致的副本和检查点到数据目录 backups/", responses((status = 201, description = "备份已写入"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "同名备份文件已存在", body = ErrorBody), (status = 507, description = "备份写入失败(磁盘已满等),未留下文件", body = ErrorBody)))]
 async fn create_backup(
     State(state): State<AppState>,
     Caller(c): Caller,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin], "备份")?;
     let dir = state.backup_dir.clone();
-    let (file, rows, checkpoints) = blocking(&state, move |x| -> ApiResult<_> {
-        let storage = |e: std::io::Error| {
+    let backup = blocking(&state, move |x| -> ApiResult<_> {
+        let failed = |e: String| {
+            tracing::error!(error = %e, "backup failed");
             ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "backup_failed",
                 format!("备份失败:{e}"),
             )
         };
-        std::fs::create_dir_all(&dir).map_err(storage)?;
+        std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let file = dir.join(format!("xueji-{stamp}.redb"));
-        let (rows, checkpoints) = x
-            .store()
-            .backup_to(&file)
-            .map_err(crate::service::ServiceError::from)?;
-        crate::audit::write_checkpoints(&crate::audit::checkpoints_path(&file), &checkpoints)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "backup_failed",
-                    format!("备份失败:{e:#}"),
-                )
-            })?;
-        Ok((file, rows, checkpoints))
+        // The same copy `xueji backup` makes beside the server: one snapshot, then checkpoints.
+        crate::audit::write_backup(x.store(), &file).map_err(|e| match e {
+            StoreError::AlreadyExists { .. } => ApiError::from(ServiceError::from(e)),
+            other => failed(other.to_string()),
+        })
     })
     .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({
-            "file": file.display().to_string(),
-            "records": rows,
-            "checkpoints": checkpoints,
+            "file": backup.file.display().to_string(),
+            "records": backup.records,
+            "checkpoints": backup.checkpoints,
         })),
     ))
 }
