@@ -431,6 +431,22 @@ async fn backup_beside_a_serving_server_holds_every_write_acknowledged_before_it
     assert_eq!(checkpoints[0].size, events as u64);
     assert!(events >= 8 + before.len(), "{events} events in the copy");
     drop(store);
+    // With no server at all, on a cleanly closed store, it works the same.
+    let again = dir.path().join("again.redb");
+    let offline = xueji_cli(vec![
+        "backup".into(),
+        "--data".into(),
+        restored.display().to_string(),
+        again.display().to_string(),
+    ])
+    .await;
+    assert!(offline.status.success(), "{}", text(&offline));
+    assert_eq!(
+        xueji::cli::read_checkpoints(&xueji::cli::checkpoints_path(&again)).expect("checkpoints")
+            [0]
+        .size,
+        checkpoints[0].size
+    );
 
     // Killed, the server leaves the file unclean: a read-only open cannot recover it, and says
     // so with its code; nothing is written.
