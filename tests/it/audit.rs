@@ -529,4 +529,36 @@ async fn inspectors_reach_the_log_over_http_within_their_scope() {
     assert_eq!(beside[0].size, 3);
     assert_eq!(json!(beside[0].root), v["checkpoints"][0]["root"]);
     assert_eq!(beside[0].root, checkpoint_of(&srv.xueji).root);
+    // `{}` is a backup request too (the body takes no option).
+    let (status, v) = srv
+        .call("POST", "/v1/backups", Some(&srv.admin), Some(json!({})))
+        .await;
+    assert_eq!(status, 201, "{v}");
+
+    // The checkpoint list is paged like every list, in jurisdiction order.
+    let mut other = school("k1", None);
+    other.jurisdiction = "national-k12".into();
+    srv.xueji.create_school(other).expect("school");
+    let mut f = form("丙", &id_card("2016-05-01", 77));
+    f.school = "k1".into();
+    srv.xueji
+        .admit(f, &registrar(), false)
+        .expect("admitted in national-k12");
+    let (status, first) = srv
+        .call("GET", "/v1/checkpoints?limit=1", Some(&srv.admin), None)
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["items"][0]["jurisdiction"], "national-k12");
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let (status, second) = srv
+        .call(
+            "GET",
+            &format!("/v1/checkpoints?limit=1&cursor={cursor}"),
+            Some(&srv.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["items"][0]["jurisdiction"], JUR);
+    assert_eq!(second["next_cursor"], Value::Null);
 }
