@@ -23,8 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use redb::StorageBackend;
-use redb::backends::FileBackend;
 use xueji::domain::student::NewStudentForm;
 use xueji::domain::{
     Actor, ApprovalStep, Date, Decision, DecisionDeadline, Document, DocumentKind, Effect,
@@ -47,6 +45,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "peers/cedar.rs"]
 mod cedar;
+#[path = "engine_parts/metered.rs"]
+mod metered;
+use metered::{MeteredBackend, Meters};
 #[path = "engine_parts/http_load.rs"]
 mod http_load;
 #[path = "engine_parts/scale.rs"]
@@ -590,40 +591,6 @@ fn scattered_write_rate(dir: &Path, window: Duration) -> io::Result<f64> {
     Ok(rate)
 }
 
-/// redb's file backend, counting `sync_data` calls (one per durable commit, checked at runtime by
-/// the 1-writer run) so the report can say how many transitions each commit carried.
-#[derive(Debug)]
-struct CountingBackend {
-    inner: FileBackend,
-    syncs: Arc<AtomicU64>,
-    bytes: Arc<AtomicU64>,
-    sync_ns: Arc<AtomicU64>,
-}
-
-impl StorageBackend for CountingBackend {
-    fn len(&self) -> Result<u64, io::Error> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        self.inner.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> Result<(), io::Error> {
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        let t = Instant::now();
-        let r = self.inner.sync_data();
-        self.sync_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        r
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.inner.write(offset, data)
-    }
-}
-
 fn actor() -> Actor {
     Actor {
         id: "tok_bench".into(),
@@ -685,16 +652,14 @@ fn open_engine(root: &Path, set: &PackageSet) -> Result<Engine, String> {
         .write(true)
         .open(dir.path().join("xueji.redb"))
         .map_err(|e| e.to_string())?;
-    let syncs = Arc::new(AtomicU64::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    let sync_ns = Arc::new(AtomicU64::new(0));
-    let backend = CountingBackend {
-        inner: FileBackend::new(file).map_err(|e| e.to_string())?,
-        syncs: syncs.clone(),
-        bytes: bytes.clone(),
-        sync_ns: sync_ns.clone(),
-    };
-    let store = Store::open_with_backend(backend).map_err(|e| e.to_string())?;
+    let meters = Meters::default();
+    let (syncs, bytes, sync_ns) = (
+        meters.syncs.clone(),
+        meters.bytes.clone(),
+        meters.sync_ns.clone(),
+    );
+    let backend = MeteredBackend::new(file, meters)?;
+    let store = Store::open_shared_with_backend(backend).map_err(|e| e.to_string())?;
     let registry = PolicyRegistry::from_packages(set).map_err(|e| format!("{e:?}"))?;
     let xueji = Xueji::new(store, Arc::new(registry));
     xueji

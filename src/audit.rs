@@ -274,6 +274,39 @@ pub fn checkpoints_path(backup: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// A backup written: the copy, its rows, and the checkpoints of its logs, written beside it.
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub file: PathBuf,
+    pub records: u64,
+    pub checkpoints: Vec<Checkpoint>,
+    pub checkpoints_file: PathBuf,
+}
+
+/// The one backup path, for `POST /v1/backups` (the serving store) and `xueji backup` (a
+/// [`crate::store::ReadOnlyStore`] beside the server): a copy of the store at one commit
+/// ([`crate::store::write_copy`]), then its checkpoints beside it
+/// ([`checkpoints_path`]). If the checkpoints cannot be written, the copy is removed: a backup
+/// is both files or nothing.
+pub fn write_backup(
+    source: &impl crate::store::BackupSource,
+    out: &Path,
+) -> std::result::Result<Backup, crate::store::StoreError> {
+    let (records, checkpoints) = crate::store::write_copy(source, out)?;
+    let checkpoints_file = checkpoints_path(out);
+    if let Err(e) = write_checkpoints(&checkpoints_file, &checkpoints) {
+        std::fs::remove_file(out).ok();
+        std::fs::remove_file(&checkpoints_file).ok();
+        return Err(crate::store::StoreError::Storage(format!("{e:#}")));
+    }
+    Ok(Backup {
+        file: out.to_path_buf(),
+        records,
+        checkpoints,
+        checkpoints_file,
+    })
+}
+
 pub fn write_checkpoints(path: &Path, checkpoints: &[Checkpoint]) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(checkpoints)?)
         .with_context(|| format!("writing {}", path.display()))

@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::auth::{Role, TokenRecord};
-use crate::domain::merkle::Checkpoint;
 use crate::policy::testing::{run_package_tests, uncovered_rules};
 use crate::policy::{PackageSet, PackageSource, PolicyRegistry, builtin_packages};
 use crate::service::Xueji;
-use crate::store::Store;
+use crate::store::{ReadOnlyStore, Store};
 
 pub const STORE_FILE: &str = "xueji.redb";
 
@@ -372,18 +371,13 @@ pub fn policy_bundle(dir: &Path) -> Result<String> {
     )?)
 }
 
-/// `xueji backup`: a consistent copy of the store (the server may keep running only if it is
-/// the one taking the copy; from the command line, stop it first: the file is locked).
-pub fn backup(data: &Path, out: &Path) -> Result<(u64, Vec<Checkpoint>)> {
-    let store = Store::open(&data.join(STORE_FILE)).with_context(|| {
-        format!(
-            "opening {} (if the server is running, ask it instead: POST /v1/backups)",
-            data.join(STORE_FILE).display()
-        )
-    })?;
-    let (rows, checkpoints) = store.backup_to(out)?;
-    write_checkpoints(&checkpoints_path(out), &checkpoints)?;
-    Ok((rows, checkpoints))
+/// `xueji backup`: a consistent copy of the store, taken beside a running server. The store is
+/// opened read-only (no writer, no migration), the copy is made from one read transaction,
+/// which sees every commit the server acknowledged before it began, and the checkpoints are
+/// written beside it (`OUT.checkpoints.json`), as `POST /v1/backups` does.
+pub fn backup(data: &Path, out: &Path) -> Result<crate::audit::Backup> {
+    let store = ReadOnlyStore::open(&data.join(STORE_FILE))?;
+    Ok(crate::audit::write_backup(&store, out)?)
 }
 
 pub use crate::audit::{checkpoints_path, read_checkpoints, write_checkpoints};

@@ -56,7 +56,8 @@ enum Command {
         checkpoints: Option<PathBuf>,
     },
     /// Write a consistent copy of the store to a new file, with its checkpoints beside it
-    /// (`OUT.checkpoints.json`). While the server runs, use POST /v1/backups instead.
+    /// (`OUT.checkpoints.json`). Runs beside a serving `xueji serve` (the store is opened
+    /// read-only and copied from one snapshot) or with the server stopped.
     Backup {
         #[arg(long, default_value = "./xueji-data")]
         data: PathBuf,
@@ -197,9 +198,13 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Backup { data, out } => {
-            let (rows, checkpoints) = cli::backup(&data, &out)?;
-            println!("backup written to {} ({rows} records)", out.display());
-            for c in &checkpoints {
+            let backup = cli::backup(&data, &out)?;
+            println!(
+                "backup written to {} ({} records)",
+                backup.file.display(),
+                backup.records
+            );
+            for c in &backup.checkpoints {
                 println!(
                     "checkpoint {}: {} events, root {}",
                     c.jurisdiction, c.size, c.root
@@ -207,7 +212,7 @@ fn main() -> Result<()> {
             }
             println!(
                 "checkpoints written to {}",
-                cli::checkpoints_path(&out).display()
+                backup.checkpoints_file.display()
             );
             Ok(())
         }

@@ -14,13 +14,9 @@
 //! per event.
 
 use std::fs::OpenOptions;
-use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
-
-use redb::StorageBackend;
-use redb::backends::FileBackend;
 
 use xueji::auth::Role;
 use xueji::domain::{Date, Level, School, TransitionInput, TransitionKind};
@@ -33,6 +29,7 @@ use xueji::policy::{PackageSet, PolicyRegistry};
 use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
 
+use super::metered::{MeteredBackend, Meters};
 use super::{Config, actor, cpu_seconds, pct_us};
 
 /// Students per school, and the layout inside one: 6 grades of 10 classes of 50.
@@ -95,58 +92,6 @@ fn file_len(p: &Path) -> Result<u64, String> {
         .map_err(|e| e.to_string())
 }
 
-/// redb's file backend, recording which 4 KiB pages of the file were ever written: the part of
-/// the file in use. redb grows its file by doubling (then by 4 GiB regions), so the file length
-/// says little; it allocates pages lowest address first and reuses freed ones, so the pages
-/// written are the pages allocated at some point (the peak), which is what the data needs.
-#[derive(Debug)]
-struct ExtentBackend {
-    inner: FileBackend,
-    /// One bit per 4 KiB page of the file.
-    written: Arc<Mutex<Vec<u64>>>,
-}
-
-impl ExtentBackend {
-    fn mark(&self, offset: u64, len: usize) {
-        if len == 0 {
-            return;
-        }
-        let (first, last) = (offset / 4096, (offset + len as u64 - 1) / 4096);
-        let mut bits = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-        for page in first..=last {
-            let (word, bit) = ((page / 64) as usize, page % 64);
-            if bits.len() <= word {
-                bits.resize(word + 1, 0);
-            }
-            bits[word] |= 1 << bit;
-        }
-    }
-}
-
-fn pages_bytes(written: &Mutex<Vec<u64>>) -> u64 {
-    let bits = written.lock().unwrap_or_else(PoisonError::into_inner);
-    bits.iter().map(|w| u64::from(w.count_ones())).sum::<u64>() * 4096
-}
-
-impl StorageBackend for ExtentBackend {
-    fn len(&self) -> Result<u64, io::Error> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        self.inner.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> Result<(), io::Error> {
-        self.inner.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.mark(offset, data.len());
-        self.inner.write(offset, data)
-    }
-}
-
 fn d(y: i32, m: u32, day: u32) -> Date {
     Date::from_ymd(y, m, day).unwrap_or_else(|| panic!("date {y}-{m}-{day}"))
 }
@@ -202,13 +147,10 @@ pub fn run(
         .write(true)
         .open(&path)
         .map_err(|e| e.to_string())?;
-    let written = Arc::new(Mutex::new(Vec::new()));
-    let backend = ExtentBackend {
-        inner: FileBackend::new(file).map_err(|e| e.to_string())?,
-        written: written.clone(),
-    };
-    let store = Store::open_with_backend(backend).map_err(|e| e.to_string())?;
-    let used = || pages_bytes(&written);
+    let meters = Meters::default();
+    let backend = MeteredBackend::new(file, meters.clone())?;
+    let store = Store::open_shared_with_backend(backend).map_err(|e| e.to_string())?;
+    let used = || meters.used_bytes();
     let registry = PolicyRegistry::from_packages(set).map_err(|e| format!("{e:?}"))?;
     let x = Arc::new(Xueji::new(store, Arc::new(registry)));
     let schools = n.div_ceil(PER_SCHOOL);

@@ -10,10 +10,13 @@ use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, OptionalJson, require_role};
+use super::view::{Page, PageParams};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord};
 use crate::domain::merkle::Checkpoint;
+use crate::service::ServiceError;
+use crate::store::StoreError;
 
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::new()
@@ -35,15 +38,29 @@ fn may_audit(c: &TokenRecord, jurisdiction: &str) -> bool {
 
 const AUDITORS: &[Role] = &[Role::Admin, Role::DistrictOfficer];
 
-#[utoipa::path(get, path = "/v1/checkpoints", tag = "history", summary = "各辖区事件日志的检查点(事件数 + Merkle 根),供检查方留存", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/checkpoints", tag = "history", summary = "各辖区事件日志的检查点(事件数 + Merkle 根),供检查方留存", params(PageParams), responses((status = 200, description = "OK"), (status = 400, description = "查询参数无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn checkpoints(
     State(state): State<AppState>,
     Caller(c): Caller,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, AUDITORS, "查看日志检查点")?;
-    let mut items = blocking(&state, |x| x.checkpoints()).await?;
-    items.retain(|cp| may_audit(&c, &cp.jurisdiction));
-    Ok(axum::Json(json!({ "items": items, "next_cursor": null })))
+    let after = page.after()?;
+    let limit = page.limit();
+    let items = blocking(&state, |x| x.checkpoints()).await?;
+    // In jurisdiction order; the cursor is the last jurisdiction of the previous page.
+    let rows: Vec<(String, Checkpoint)> = items
+        .into_iter()
+        .filter(|cp| may_audit(&c, &cp.jurisdiction))
+        .filter(|cp| {
+            after
+                .as_deref()
+                .is_none_or(|a| cp.jurisdiction.as_str() > a)
+        })
+        .take(limit + 1)
+        .map(|cp| (cp.jurisdiction.clone(), cp))
+        .collect();
+    Ok(axum::Json(Page::from_rows(rows, limit, |cp| cp)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -68,19 +85,49 @@ struct VerifyCheckpointsBody {
 async fn verify_checkpoints(
     State(state): State<AppState>,
     Caller(c): Caller,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
     ApiJson(b): ApiJson<VerifyCheckpointsBody>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, AUDITORS, "核对日志检查点")?;
-    let mut given = Vec::with_capacity(b.items.len());
+    if b.items.is_empty() {
+        return Err(ApiError::bad_request(
+            "required",
+            "items",
+            "请至少提供一个检查点",
+        ));
+    }
+    let known: std::collections::BTreeSet<String> = state
+        .xueji
+        .policies()
+        .all_latest()
+        .iter()
+        .map(|p| p.manifest.id.clone())
+        .collect();
+    let mut given: Vec<Checkpoint> = Vec::with_capacity(b.items.len());
     for (i, cp) in b.items.into_iter().enumerate() {
-        if !may_audit(&c, &cp.jurisdiction) {
+        // Unknown and out of scope answer alike; each log is checked once per request.
+        if !known.contains(&cp.jurisdiction) || !may_audit(&c, &cp.jurisdiction) {
             return Err(ApiError::not_found("jurisdiction", &cp.jurisdiction));
+        }
+        if given.iter().any(|g| g.jurisdiction == cp.jurisdiction) {
+            return Err(ApiError::bad_request(
+                "duplicate_value",
+                &format!("items[{i}].jurisdiction"),
+                format!("辖区「{}」的检查点重复", cp.jurisdiction),
+            ));
         }
         if crate::domain::merkle::from_hex(&cp.root).is_none() {
             return Err(ApiError::bad_request(
                 "invalid_root",
                 &format!("items[{i}].root"),
                 "根哈希应为 64 位十六进制",
+            ));
+        }
+        if cp.taken_at.len() > 64 || chrono::DateTime::parse_from_rfc3339(&cp.taken_at).is_err() {
+            return Err(ApiError::bad_request(
+                "invalid_value",
+                &format!("items[{i}].taken_at"),
+                "taken_at 应为 RFC 3339 时间(如 2026-09-01T08:00:00Z)",
             ));
         }
         given.push(Checkpoint {
@@ -129,45 +176,50 @@ async fn consistency(
     Ok(axum::Json(proof))
 }
 
-#[utoipa::path(post, path = "/v1/backups", tag = "ops", summary = "在线备份:服务不停,写一份一致的副本和检查点到数据目录 backups/", responses((status = 201, description = "备份已写入"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+/// `POST /v1/backups` takes no input: no body (or `null`, or an empty JSON object) and no query.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
+#[utoipa::path(post, path = "/v1/backups", tag = "ops", summary = "在线备份:服务不停,写一份一致的副本和检查点到数据目录 backups/", request_body(content = Option<BackupBody>, description = "可省略:无请求体、null 或空对象 {}"), params(NoQuery), responses((status = 201, description = "备份已写入"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "同名备份文件已存在", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody), (status = 507, description = "备份写入失败(磁盘已满等),未留下文件", body = ErrorBody)))]
 async fn create_backup(
     State(state): State<AppState>,
     Caller(c): Caller,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
+    body: OptionalJson<BackupBody>,
 ) -> ApiResult<impl IntoResponse> {
+    let OptionalJson(_) = body;
     require_role(&c, &[Role::Admin], "备份")?;
     let dir = state.backup_dir.clone();
-    let (file, rows, checkpoints) = blocking(&state, move |x| -> ApiResult<_> {
-        let storage = |e: std::io::Error| {
+    let backup = blocking(&state, move |x| -> ApiResult<_> {
+        let failed = |e: String| {
+            tracing::error!(error = %e, "backup failed");
             ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "backup_failed",
                 format!("备份失败:{e}"),
             )
         };
-        std::fs::create_dir_all(&dir).map_err(storage)?;
+        std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let file = dir.join(format!("xueji-{stamp}.redb"));
-        let (rows, checkpoints) = x
-            .store()
-            .backup_to(&file)
-            .map_err(crate::service::ServiceError::from)?;
-        crate::audit::write_checkpoints(&crate::audit::checkpoints_path(&file), &checkpoints)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "backup_failed",
-                    format!("备份失败:{e:#}"),
-                )
-            })?;
-        Ok((file, rows, checkpoints))
+        // The same copy `xueji backup` makes beside the server: one snapshot, then checkpoints.
+        crate::audit::write_backup(x.store(), &file).map_err(|e| match e {
+            StoreError::AlreadyExists { .. } => ApiError::from(ServiceError::from(e)),
+            other => failed(other.to_string()),
+        })
     })
     .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({
-            "file": file.display().to_string(),
-            "records": rows,
-            "checkpoints": checkpoints,
+            "file": backup.file.display().to_string(),
+            "records": backup.records,
+            "checkpoints": backup.checkpoints,
         })),
     ))
 }

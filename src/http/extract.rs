@@ -27,17 +27,43 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| json_rejection(e.into()))?;
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            // serde_json calls a number where an enum is expected a syntax error; valid JSON of
-            // the wrong shape is a field error.
-            Err(JsonRejection::JsonSyntaxError(e))
-                if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() =>
-            {
-                Err(invalid_field(&e.body_text()))
-            }
-            Err(rejection) => Err(json_rejection(rejection)),
+        from_json_bytes(&bytes).map(ApiJson)
+    }
+}
+
+fn from_json_bytes<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(v)) => Ok(v),
+        // serde_json calls a number where an enum is expected a syntax error; valid JSON of
+        // the wrong shape is a field error.
+        Err(JsonRejection::JsonSyntaxError(e))
+            if serde_json::from_slice::<serde_json::Value>(bytes).is_ok() =>
+        {
+            Err(invalid_field(&e.body_text()))
         }
+        Err(rejection) => Err(json_rejection(rejection)),
+    }
+}
+
+/// A JSON body that may be left out: an empty body (with or without a content type) or `null`
+/// is `None`; anything else is read exactly as [`ApiJson`] reads it, with the same rejections.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = json_content_type(req.headers());
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| json_rejection(e.into()))?;
+        if bytes.is_empty() {
+            return Ok(OptionalJson(None));
+        }
+        if !json {
+            return Err(json_rejection(MissingJsonContentType::default().into()));
+        }
+        from_json_bytes::<Option<T>>(&bytes).map(OptionalJson)
     }
 }
 
@@ -71,12 +97,12 @@ fn field_of(detail: &str) -> String {
         Some((path, rest)) if !path.contains(' ') => (path, rest),
         _ => ("", detail),
     };
-    let named = ["missing field `", "unknown field `"]
+    let named = ["missing field `", "unknown field `", "duplicate field `"]
         .iter()
         .find_map(|p| message.strip_prefix(p))
         .and_then(|rest| rest.split_once('`'))
         .map(|(name, _)| name);
-    // An unknown field is already the last segment of its path; a missing one is not.
+    // An unknown field is already the last segment of its path; a missing or repeated one is not.
     match (path, named) {
         (path, None) => path.to_owned(),
         ("", Some(name)) => name.to_owned(),

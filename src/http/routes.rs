@@ -99,9 +99,19 @@ fn actor(c: &TokenRecord) -> Actor {
     }
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "存活检查 Liveness", security(()), responses((status = 200, description = "OK")))]
-async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "存活检查 Liveness", security(()), responses((status = 200, description = "OK"), (status = 503, description = "存储故障:此进程已不能读写学籍库,须重启(重启即恢复)", body = ErrorBody)))]
+async fn healthz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    // After an I/O error redb refuses every later read and write on the handle until the file
+    // is reopened: only a restart recovers, so the liveness probe fails.
+    blocking(&state, |x| x.store().probe()).await.map_err(|e| {
+        tracing::error!(error = %e, "store unusable, restart required");
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "storage_failed",
+            "存储故障:学籍库已不能读写,请重启服务(重启后自动恢复)",
+        )
+    })?;
+    Ok(axum::Json(json!({ "status": "ok" })))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "ops", summary = "Prometheus 指标", security(()), responses((status = 200, description = "OK")))]

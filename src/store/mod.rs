@@ -6,12 +6,16 @@
 //! waiting at that moment into one durable transaction (group commit) and answers each caller
 //! only after that commit returned. See `docs/design.md`.
 
+mod backup;
 pub mod fault;
 mod tables;
 mod writer;
 
 use hmac::{Hmac, Mac};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend};
+use redb::{
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    StorageBackend,
+};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::Sha256;
 use std::path::Path;
@@ -19,11 +23,12 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::auth::TokenRecord;
-use crate::domain::merkle::{self, Checkpoint, Frontier};
+use crate::domain::merkle::{self, Frontier};
 use crate::domain::{
     ApprovalRequest, Date, Event, EventFacts, RequestStatus, School, Status, Step, Student,
     Timeline, TransitionKind,
 };
+pub use backup::{BackupSource, ReadOnlyStore, write_copy};
 use tables::*;
 pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 
@@ -58,8 +63,30 @@ pub enum StoreError {
     AlreadyExists { what: String, id: String },
     #[error("{what} {id} not found")]
     NotFound { what: String, id: String },
-    #[error("the data file was written by a newer xueji (schema {0})")]
+    #[error("store_schema_newer: 学籍库由更新版本的 xueji 写入(schema {0}),本版本不能打开")]
     NewerSchema(u64),
+    /// A read-only open found no store file: it never creates one.
+    #[error("store_missing: 找不到学籍库 {0}(请检查 --data 数据目录)")]
+    Missing(String),
+    /// A read-only open found a file of an older schema: only a writer migrates it.
+    #[error(
+        "store_schema_older: 学籍库为旧版格式(schema {found},本版本为 {expected}),只读打开不做升级;请先用本版本启动一次 xueji serve 完成升级"
+    )]
+    OlderSchema { found: u64, expected: u64 },
+    /// The file is not a xueji store (no `meta` table or no schema number).
+    #[error("store_invalid: {0} 不是 xueji 学籍库")]
+    NotAStore(String),
+    /// Another process holds the file in a way that excludes readers (an older xueji that
+    /// locks the whole file, or a command that is not the server).
+    #[error(
+        "store_locked: 学籍库 {0} 已被另一进程独占打开(旧版 xueji 或其他命令);请待其结束,或升级服务后重试"
+    )]
+    Locked(String),
+    /// The file was not closed cleanly and no writer is running to recover it.
+    #[error(
+        "store_needs_recovery: 学籍库 {0} 上次未正常关闭,只读打开无法修复;请先启动一次 xueji serve(启动即修复),再备份"
+    )]
+    NeedsRecovery(String),
 }
 
 impl From<redb::Error> for StoreError {
@@ -137,6 +164,15 @@ pub(crate) fn person_digest(salt: &[u8; 32], s: &Student) -> String {
             s.birth_date
         ),
     )
+}
+
+/// How every process opens the store file: one writer, any number of read-only processes.
+fn shared_builder() -> redb::Builder {
+    let mut builder = Database::builder();
+    builder
+        .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+        .set_cache_size(CACHE_BYTES);
+    builder
 }
 
 /// Builds the Merkle log of a store written before it existed: every event, in key order.
@@ -308,19 +344,28 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 }
 
 impl Store {
-    /// Opens (or creates) the store file.
+    /// Opens (or creates) the store file, as its one writer. Other processes may open it
+    /// read-only meanwhile ([`ReadOnlyStore`], what `xueji backup` uses) and follow its commits:
+    /// redb's [`ConcurrencyMode::SingleWriter`], which needs byte-range file locks (Linux, the
+    /// Apple platforms, Windows).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)?;
+        let db = shared_builder().create(path)?;
         Store::init(db)
     }
 
-    /// Opens a store on a custom backend (fault injection in tests).
+    /// Opens a store on a custom backend (in-memory benches and fuzzing), alone: redb's default
+    /// [`ConcurrencyMode::ExclusiveWriter`], which needs no locks from the backend.
     pub fn open_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create_with_backend(backend)?;
+        Store::init(db)
+    }
+
+    /// Opens a store on a custom backend in the mode [`Store::open`] uses, so that a test sees
+    /// the commits a served store does. The backend must implement redb's byte-range locks.
+    pub fn open_shared_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
+        let db = shared_builder().create_with_backend(backend)?;
         Store::init(db)
     }
 
@@ -381,6 +426,14 @@ impl Store {
             salt,
             stats,
         })
+    }
+
+    /// Whether the store can still be read. After an I/O error redb latches the handle and
+    /// refuses every later read and write (`Previous I/O error`) until the file is reopened.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        txn.open_table(META)?;
+        Ok(())
     }
 
     /// Commit counters of the writer (group commit: commands per commit, latency).
@@ -866,46 +919,5 @@ impl Store {
     /// The stored hash of a token id (for revocation).
     pub fn token_hash_of(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.get_str(TOKEN_IDS, id)
-    }
-}
-
-impl Store {
-    /// Writes a consistent copy of the whole store to a new file, from one read snapshot, while
-    /// writers go on. The copy keeps the salt, so digests and indexes stay valid.
-    /// Returns the rows copied and the checkpoint of every jurisdiction's log in the copy.
-    pub fn backup_to(&self, dest: &Path) -> Result<(u64, Vec<Checkpoint>), StoreError> {
-        if dest.exists() {
-            return Err(StoreError::AlreadyExists {
-                what: "backup file".into(),
-                id: dest.display().to_string(),
-            });
-        }
-        let snapshot = self.db.begin_read()?;
-        let copy = Database::create(dest)?;
-        let txn = copy.begin_write()?;
-        let mut rows = 0u64;
-        {
-            for table in ALL {
-                let from = snapshot.open_table(*table)?;
-                let mut to = txn.open_table(*table)?;
-                for item in from.iter()? {
-                    let (k, v) = item?;
-                    to.insert(k.value(), v.value())?;
-                    rows += 1;
-                }
-            }
-        }
-        txn.commit()?;
-        let taken_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let checkpoints = heads_in(&snapshot)?
-            .into_iter()
-            .map(|(jurisdiction, f)| Checkpoint {
-                jurisdiction,
-                size: f.size,
-                root: merkle::to_hex(&f.root()),
-                taken_at: taken_at.clone(),
-            })
-            .collect();
-        Ok((rows, checkpoints))
     }
 }

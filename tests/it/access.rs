@@ -95,6 +95,12 @@ async fn approval_steps_by_role_and_scope() {
             [200, 200, 404, 403, 404, 403, 404, 403, 404, 404],
         ),
     ];
+    println!(
+        "access: {} approval and rejection cells ({} steps × {} roles × approve, reject), a fresh request each",
+        table.len() * ROLES.len() * 2,
+        table.len(),
+        ROLES.len()
+    );
     let mut failures = Vec::new();
     let mut seq = 100;
     for (step, expected) in table {
@@ -192,6 +198,12 @@ async fn policy_changes_by_role_and_scope() {
         "school": { "level": "primary" },
         "transition": { "kind": "change_class", "effective_date": "2025-03-02", "params": { "class": "5" } }
     });
+    println!(
+        "access: {} policy cells ({} operations × {} roles)",
+        table.len() * ROLES.len(),
+        table.len(),
+        ROLES.len()
+    );
     let mut failures = Vec::new();
     for (method, path, expected) in table {
         let body = if path.ends_with("evaluate") {

@@ -281,7 +281,9 @@ fn restoring_an_older_backup_is_detected_by_a_later_checkpoint() {
     let t = engine();
     let a = enrolled(&t.xueji, "甲", 1);
     let older = t.dir.path().join("older.redb");
-    let (_, at_backup) = t.xueji.store().backup_to(&older).expect("backup");
+    let at_backup = xueji::audit::write_backup(t.xueji.store(), &older)
+        .expect("backup")
+        .checkpoints;
     change_class(&t.xueji, &a.id, "5");
     let later = checkpoint_of(&t.xueji);
     assert_eq!(later.size, at_backup[0].size + 1);
@@ -307,6 +309,83 @@ fn restoring_an_older_backup_is_detected_by_a_later_checkpoint() {
         codes(&restored, &later),
         vec![("checkpoint_mismatch".into(), None, None)]
     );
+}
+
+/// `xueji backup`'s view of a store another handle is writing (here in this process, through
+/// its own file description, exactly as another process would): each read transaction sees the
+/// newest commit; and what a read-only open cannot read is refused with its code.
+#[test]
+fn a_read_only_store_follows_the_writer_and_refuses_what_it_cannot_read() {
+    use xueji::store::{ReadOnlyStore, StoreError};
+    let t = engine();
+    let a = enrolled(&t.xueji, "甲", 1);
+    let path = t.dir.path().join("xueji.redb");
+    let reader = ReadOnlyStore::open(&path).expect("opens beside the writer");
+    let size = |r: &ReadOnlyStore| r.log_heads().expect("heads")[0].1.size;
+    assert_eq!(size(&reader), 2);
+    for (n, class) in ["5", "6", "7"].into_iter().enumerate() {
+        change_class(&t.xueji, &a.id, class);
+        assert_eq!(
+            size(&reader),
+            3 + n as u64,
+            "a new read sees the new commit"
+        );
+    }
+    // A backup from it is the store at one commit, as the writer's own is.
+    let copy = t.dir.path().join("copy.redb");
+    let backup = xueji::audit::write_backup(&reader, &copy).expect("backup");
+    assert_eq!(backup.checkpoints, {
+        let mut cps = t.xueji.checkpoints().expect("checkpoints");
+        cps[0].taken_at.clone_from(&backup.checkpoints[0].taken_at);
+        cps
+    });
+    drop(reader);
+
+    let dir = t.dir.path();
+    let open = |p: &std::path::Path| ReadOnlyStore::open(p).err().expect("refused");
+    // No file: nothing is created.
+    let missing = dir.join("missing.redb");
+    assert!(matches!(open(&missing), StoreError::Missing(_)));
+    assert!(!missing.exists());
+    // Not a store: a file that is not redb, a redb file without xueji's tables.
+    let garbage = dir.join("garbage.redb");
+    std::fs::write(&garbage, b"not a database").expect("write");
+    assert!(matches!(open(&garbage), StoreError::NotAStore(_)));
+    let bare = dir.join("bare.redb");
+    drop(Database::create(&bare).expect("create"));
+    assert!(matches!(open(&bare), StoreError::NotAStore(_)));
+    // Another schema: only a writer migrates.
+    for (schema, older) in [(1u64, true), (99, false)] {
+        let file = dir.join(format!("schema{schema}.redb"));
+        let mut store = Store::open(&file).expect("store");
+        store.close();
+        drop(store);
+        with_raw(&file, |txn| {
+            txn.open_table(META)
+                .expect("meta")
+                .insert(
+                    "schema_version",
+                    serde_json::to_vec(&schema).expect("json").as_slice(),
+                )
+                .expect("insert");
+        });
+        let e = open(&file);
+        assert!(
+            if older {
+                matches!(e, StoreError::OlderSchema { found: 1, .. })
+            } else {
+                matches!(e, StoreError::NewerSchema(99))
+            },
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("store_schema_"), "{e}");
+    }
+    // A writer that locks the whole file (redb's default mode, as an older xueji) excludes it.
+    let exclusive = Database::open(&bare).expect("exclusive writer");
+    let e = open(&bare);
+    assert!(matches!(e, StoreError::Locked(_)), "{e:?}");
+    assert!(e.to_string().starts_with("store_locked: "), "{e}");
+    drop(exclusive);
 }
 
 #[test]
@@ -450,4 +529,36 @@ async fn inspectors_reach_the_log_over_http_within_their_scope() {
     assert_eq!(beside[0].size, 3);
     assert_eq!(json!(beside[0].root), v["checkpoints"][0]["root"]);
     assert_eq!(beside[0].root, checkpoint_of(&srv.xueji).root);
+    // `{}` is a backup request too (the body takes no option).
+    let (status, v) = srv
+        .call("POST", "/v1/backups", Some(&srv.admin), Some(json!({})))
+        .await;
+    assert_eq!(status, 201, "{v}");
+
+    // The checkpoint list is paged like every list, in jurisdiction order.
+    let mut other = school("k1", None);
+    other.jurisdiction = "national-k12".into();
+    srv.xueji.create_school(other).expect("school");
+    let mut f = form("丙", &id_card("2016-05-01", 77));
+    f.school = "k1".into();
+    srv.xueji
+        .admit(f, &registrar(), false)
+        .expect("admitted in national-k12");
+    let (status, first) = srv
+        .call("GET", "/v1/checkpoints?limit=1", Some(&srv.admin), None)
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["items"][0]["jurisdiction"], "national-k12");
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let (status, second) = srv
+        .call(
+            "GET",
+            &format!("/v1/checkpoints?limit=1&cursor={cursor}"),
+            Some(&srv.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["items"][0]["jurisdiction"], JUR);
+    assert_eq!(second["next_cursor"], Value::Null);
 }

@@ -1,9 +1,12 @@
-//! The real binary: first-start bootstrap, serving, logs free of personal data, and a SIGTERM
-//! that finishes in-flight work, exits 0 and loses no acknowledged write.
+//! The real binary: first-start bootstrap, serving, logs free of personal data, a SIGTERM that
+//! finishes in-flight work, exits 0 and loses no acknowledged write; backups, taken beside a
+//! serving server by their own process, and restored.
 
 use serde_json::json;
 use std::io::Read;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
@@ -117,21 +120,24 @@ fn backup_and_restore_round_trip() {
     let t = crate::helpers::engine();
     let s = crate::helpers::enrolled(&t.xueji, "备份", 2);
     let backup = t.dir.path().join("backup.redb");
-    let (rows, checkpoints) = t
-        .xueji
-        .store()
-        .backup_to(&backup)
-        .expect("backup while open");
-    assert!(rows > 10);
-    assert_eq!(checkpoints.len(), 1);
+    let written = xueji::audit::write_backup(t.xueji.store(), &backup).expect("backup while open");
+    assert!(written.records > 10);
+    assert_eq!(written.checkpoints.len(), 1);
     assert_eq!(
-        checkpoints[0].size, 2,
+        written.checkpoints[0].size, 2,
         "admission and registration are logged"
     );
-    xueji::cli::write_checkpoints(&xueji::cli::checkpoints_path(&backup), &checkpoints)
-        .expect("checkpoints beside the backup");
+    assert_eq!(
+        xueji::cli::read_checkpoints(&written.checkpoints_file).expect("checkpoints beside it"),
+        written.checkpoints
+    );
     // A second backup to the same file is refused, never overwritten.
-    assert!(t.xueji.store().backup_to(&backup).is_err());
+    let len = std::fs::metadata(&backup).expect("copy").len();
+    assert!(matches!(
+        xueji::audit::write_backup(t.xueji.store(), &backup),
+        Err(xueji::store::StoreError::AlreadyExists { .. })
+    ));
+    assert_eq!(std::fs::metadata(&backup).expect("copy").len(), len);
     let data = t.dir.path().join("restored");
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_xueji"))
@@ -214,4 +220,268 @@ fn backup_and_restore_round_trip() {
         policies.to_str().expect("utf-8"),
     ]);
     assert!(!again.status.success());
+}
+
+/// Runs the `xueji` binary to completion off the async workers.
+async fn xueji_cli(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_xueji"))
+            .args(&args)
+            .output()
+            .expect("run xueji")
+    })
+    .await
+    .expect("join")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `xueji backup` is its own process beside a serving `xueji serve` that keeps committing:
+/// it succeeds, and its copy, restored into a fresh data folder, verifies (chains, decisions,
+/// logs against the checkpoints written with it) and holds every transition acknowledged before
+/// the backup started. Then, with the server killed and the file left unclean, a backup is
+/// refused with its code and leaves no file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backup_beside_a_serving_server_holds_every_write_acknowledged_before_it() {
+    const ADMIN: &str = "backup-test-admin-token-0123456789";
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_xueji"))
+        .args([
+            "serve",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("XUEJI_ADMIN_TOKEN", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let start = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let post = |path: String, body: serde_json::Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/v1/schools".into(),
+        json!({"id": "s1", "name": "一小", "jurisdiction": "national-k12", "level": "junior"}),
+    )
+    .await
+    .expect("school");
+    assert_eq!(r.status().as_u16(), 201);
+    let mut ids = Vec::new();
+    for i in 0..4u32 {
+        let first17 = format!("11010520120101{:03}", i * 2 + 1);
+        let id_card = format!(
+            "{first17}{}",
+            xueji::domain::identity::check_character(first17.as_bytes())
+        );
+        let r = post("/v1/students".into(), json!({"school": "s1", "name": format!("备份{i}"), "gender": "male", "birth_date": "2012-01-01", "id_card": id_card, "grade": 1, "class": "1", "entry_date": "2024-09-01"})).await.expect("admit");
+        assert_eq!(r.status().as_u16(), 201);
+        let v: serde_json::Value = r.json().await.expect("json");
+        let id = v["student"]["id"].as_str().expect("id").to_owned();
+        let r = post(
+            format!("/v1/students/{id}/transitions"),
+            json!({"kind": "register", "effective_date": "2024-09-01"}),
+        )
+        .await
+        .expect("register");
+        assert_eq!(r.status().as_u16(), 201);
+        ids.push(id);
+    }
+
+    // Four writers keep committing class changes; each acknowledgement is kept with its instant.
+    type Ack = (String, u64, String, Instant);
+    let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (w, id) in ids.iter().enumerate() {
+        let (client, base, id, acks, stop) = (
+            client.clone(),
+            base.clone(),
+            id.clone(),
+            acks.clone(),
+            stop.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let body = json!({"kind": "change_class", "effective_date": "2025-01-01", "params": {"class": format!("{}", (n + w as u32) % 5 + 1)}});
+                let resp = client
+                    .post(format!("{base}/v1/students/{id}/transitions"))
+                    .bearer_auth(ADMIN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("the server keeps answering");
+                assert_eq!(resp.status().as_u16(), 201, "transition refused");
+                let v: serde_json::Value = resp.json().await.expect("json");
+                let seq = v["event"]["seq"].as_u64().expect("seq");
+                let hash = v["event"]["hash"].as_str().expect("hash").to_owned();
+                acks.lock()
+                    .expect("lock")
+                    .push((id.clone(), seq, hash, Instant::now()));
+            }
+        }));
+    }
+    while acks.lock().expect("lock").len() < 40 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The backup, as its own process, while the writers go on.
+    let out = dir.path().join("copy.redb");
+    let began = Instant::now();
+    let backup = xueji_cli(vec![
+        "backup".into(),
+        "--data".into(),
+        data.display().to_string(),
+        out.display().to_string(),
+    ])
+    .await;
+    let ended = Instant::now();
+    assert!(backup.status.success(), "backup failed: {}", text(&backup));
+    // The server goes on serving after the backup, too.
+    let after_backup = acks.lock().expect("lock").len();
+    while acks.lock().expect("lock").len() < after_backup + 10 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let acks = acks.lock().expect("lock").clone();
+    let before: Vec<&Ack> = acks.iter().filter(|a| a.3 < began).collect();
+    let during = acks.iter().filter(|a| a.3 >= began && a.3 <= ended).count();
+    println!(
+        "backup beside the server: {} ms, {} transitions acknowledged before it, {during} while it ran, {} in all",
+        (ended - began).as_millis(),
+        before.len(),
+        acks.len()
+    );
+
+    // Restored into a fresh folder: `restore` verifies chains, decisions and the logs against
+    // the checkpoints written beside the copy before it puts the copy in place.
+    let restored = dir.path().join("restored");
+    let restore = xueji_cli(vec![
+        "restore".into(),
+        out.display().to_string(),
+        "--data".into(),
+        restored.display().to_string(),
+    ])
+    .await;
+    let said = text(&restore);
+    assert!(restore.status.success(), "restore failed: {said}");
+    assert!(
+        said.contains("✓ log of national-k12") && said.contains("checked against the checkpoint"),
+        "{said}"
+    );
+    let checkpoints =
+        xueji::cli::read_checkpoints(&xueji::cli::checkpoints_path(&out)).expect("checkpoints");
+    let verify = xueji_cli(vec![
+        "verify".into(),
+        "--data".into(),
+        restored.display().to_string(),
+        "--checkpoints".into(),
+        xueji::cli::checkpoints_path(&out).display().to_string(),
+    ])
+    .await;
+    assert!(verify.status.success(), "{}", text(&verify));
+
+    let store = xueji::store::Store::open(&restored.join("xueji.redb")).expect("open restored");
+    for (student, seq, hash, _) in &before {
+        let events = store.events(student).expect("events");
+        assert!(
+            events
+                .get((*seq - 1) as usize)
+                .is_some_and(|e| e.hash == *hash),
+            "{student}#{seq}, acknowledged before the backup began, is not in the copy"
+        );
+    }
+    // The copy is one commit: the log's size in its checkpoint is the number of its events.
+    let events: usize = ids
+        .iter()
+        .map(|id| store.events(id).expect("events").len())
+        .sum();
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!(checkpoints[0].size, events as u64);
+    assert!(events >= 8 + before.len(), "{events} events in the copy");
+    drop(store);
+    // With no server at all, on a cleanly closed store, it works the same.
+    let again = dir.path().join("again.redb");
+    let offline = xueji_cli(vec![
+        "backup".into(),
+        "--data".into(),
+        restored.display().to_string(),
+        again.display().to_string(),
+    ])
+    .await;
+    assert!(offline.status.success(), "{}", text(&offline));
+    assert_eq!(
+        xueji::cli::read_checkpoints(&xueji::cli::checkpoints_path(&again)).expect("checkpoints")
+            [0]
+        .size,
+        checkpoints[0].size
+    );
+
+    // Killed, the server leaves the file unclean: a read-only open cannot recover it, and says
+    // so with its code; nothing is written.
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reaped");
+    let refused_out = dir.path().join("refused.redb");
+    let refused = xueji_cli(vec![
+        "backup".into(),
+        "--data".into(),
+        data.display().to_string(),
+        refused_out.display().to_string(),
+    ])
+    .await;
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("store_needs_recovery"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!refused_out.exists());
+    assert!(!xueji::cli::checkpoints_path(&refused_out).exists());
+    // No store at all: refused with its code, and none is created.
+    let nowhere = dir.path().join("nowhere");
+    let missing = xueji_cli(vec![
+        "backup".into(),
+        "--data".into(),
+        nowhere.display().to_string(),
+        refused_out.display().to_string(),
+    ])
+    .await;
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing).contains("store_missing"),
+        "{}",
+        text(&missing)
+    );
+    assert!(!nowhere.exists() && !refused_out.exists());
 }

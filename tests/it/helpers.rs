@@ -166,6 +166,8 @@ pub struct TestServer {
     pub admin: String,
     pub client: reqwest::Client,
     pub xueji: Arc<Xueji>,
+    /// Where `POST /v1/backups` writes.
+    pub backup_dir: std::path::PathBuf,
     _dir: TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -196,7 +198,7 @@ pub async fn spawn_server_with(packages: &PackageSet) -> TestServer {
     let state = xueji::http::AppState {
         xueji: xueji.clone(),
         metrics: Arc::new(xueji::http::Metrics::default()),
-        backup_dir,
+        backup_dir: backup_dir.clone(),
     };
     let app = xueji::http::router(state, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -212,6 +214,7 @@ pub async fn spawn_server_with(packages: &PackageSet) -> TestServer {
         admin: token,
         client: reqwest::Client::new(),
         xueji,
+        backup_dir,
         _dir: t.dir,
         _shutdown: tx,
     }

@@ -129,7 +129,8 @@ fn token_body() -> Value {
     json!({"role": "registrar", "school": "s1", "label": "教务"})
 }
 
-/// `base` with the value at `pointer` replaced (or added to its object).
+/// `base` with the value at `pointer` replaced (or added to its object, or appended to its
+/// array when the index is the array's length).
 fn with(mut base: Value, pointer: &str, value: Value) -> Value {
     let (parent, key) = pointer.rsplit_once('/').expect("a JSON pointer");
     let target = base
@@ -139,7 +140,10 @@ fn with(mut base: Value, pointer: &str, value: Value) -> Value {
         Value::Object(o) => {
             o.insert(key.to_owned(), value);
         }
-        Value::Array(a) => a[key.parse::<usize>().expect("index")] = value,
+        Value::Array(a) => match key.parse::<usize>().expect("index") {
+            i if i == a.len() => a.push(value),
+            i => a[i] = value,
+        },
         other => panic!("cannot set {pointer} in {other}"),
     }
     base
@@ -504,6 +508,9 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
     let rid = v["request"]["id"].as_str().expect("request id").to_owned();
     let guardian = s.token(json!({"role": "guardian", "student": sid})).await;
     let registrar = s.token(json!({"role": "registrar", "school": "s1"})).await;
+    let (st, kept) = s.call("GET", "/v1/checkpoints", admin, None).await;
+    assert_eq!(st, 200, "{kept}");
+    assert_eq!(kept["items"].as_array().map(Vec::len), Some(1), "{kept}");
     let before = snapshot(&s).await;
 
     let mut cases: Vec<Case> = Vec::new();
@@ -1471,6 +1478,250 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
         ],
     );
 
+    // ---- jurisdiction logs: checkpoints, their check, consistency proofs ----------------------
+    let checkpoints = "/v1/checkpoints";
+    query_attacks(
+        &mut cases,
+        "GET",
+        checkpoints,
+        None,
+        &[
+            ("limit", "-1"),
+            ("limit", "99999999999999999999999"),
+            ("limit", "ten"),
+            ("cursor", "not-hex"),
+            ("cursor", "ff"),
+        ],
+    );
+    cases.extend([
+        Case::new("GET /v1/checkpoints: registrar may not", "GET", checkpoints)
+            .token(&registrar)
+            .expect(403, "forbidden"),
+        Case::new("GET /v1/checkpoints: guardian may not", "GET", checkpoints)
+            .token(&guardian)
+            .expect(403, "forbidden"),
+        Case::new("GET /v1/checkpoints: hostile token", "GET", checkpoints)
+            .token("<script>' OR 1=1; --")
+            .expect(401, "unauthorized"),
+    ]);
+    let verify_cp = "/v1/checkpoints/verify";
+    body_attacks(&mut cases, "POST", verify_cp, &kept, "invalid_field");
+    query_attacks(&mut cases, "POST", verify_cp, Some(&kept), &[]);
+    let cp = |what: &str, pointer: &str, value: Value| {
+        Case::new(format!("POST {verify_cp}: {what}"), "POST", verify_cp).json(&with(
+            kept.clone(),
+            pointer,
+            value,
+        ))
+    };
+    cases.extend([
+        cp("items an object", "/items", json!({"a": 1}))
+            .expect(400, "invalid_field")
+            .field("items"),
+        cp("no items", "/items", json!([]))
+            .expect(400, "required")
+            .field("items"),
+        cp("size negative", "/items/0/size", json!(-1))
+            .expect(400, "invalid_field")
+            .field("items[0].size"),
+        cp("size as text", "/items/0/size", json!("3"))
+            .expect(400, "invalid_field")
+            .field("items[0].size"),
+        cp(
+            "size 2^64",
+            "/items/0/size",
+            json!(18446744073709551616.0_f64),
+        )
+        .expect(400, "invalid_field")
+        .field("items[0].size"),
+        cp("root not hex", "/items/0/root", json!("zz".repeat(32)))
+            .expect(400, "invalid_root")
+            .field("items[0].root"),
+        cp(
+            "root oversized",
+            "/items/0/root",
+            json!("a".repeat(100_000)),
+        )
+        .expect(400, "invalid_root")
+        .field("items[0].root"),
+        cp(
+            "root script",
+            "/items/0/root",
+            json!("<script>alert(1)</script>"),
+        )
+        .expect(400, "invalid_root")
+        .field("items[0].root"),
+        cp("root a number", "/items/0/root", json!(42))
+            .expect(400, "invalid_field")
+            .field("items[0].root"),
+        cp("taken_at oversized", "/items/0/taken_at", json!(long()))
+            .expect(400, "invalid_value")
+            .field("items[0].taken_at"),
+        cp(
+            "taken_at 2026-02-30",
+            "/items/0/taken_at",
+            json!("2026-02-30T00:00:00Z"),
+        )
+        .expect(400, "invalid_value")
+        .field("items[0].taken_at"),
+        cp("taken_at SQL", "/items/0/taken_at", json!("' OR 1=1 --"))
+            .expect(400, "invalid_value")
+            .field("items[0].taken_at"),
+        cp("unknown field in an item", "/items/0/admin", json!(true))
+            .expect(400, "invalid_field")
+            .field("items[0].admin"),
+        cp(
+            "jurisdiction unknown",
+            "/items/0/jurisdiction",
+            json!("nowhere"),
+        )
+        .expect(404, "not_found"),
+        cp(
+            "jurisdiction traversal",
+            "/items/0/jurisdiction",
+            json!("../../etc/passwd"),
+        )
+        .expect(404, "not_found"),
+        cp(
+            "jurisdiction oversized",
+            "/items/0/jurisdiction",
+            json!(long()),
+        )
+        .expect(404, "not_found"),
+        cp(
+            "jurisdiction a list",
+            "/items/0/jurisdiction",
+            json!(["test-district"]),
+        )
+        .expect(400, "invalid_field")
+        .field("items[0].jurisdiction"),
+        cp(
+            "the same checkpoint twice",
+            "/items/1",
+            kept["items"][0].clone(),
+        )
+        .expect(400, "duplicate_value")
+        .field("items[1].jurisdiction"),
+        cp(
+            "5,000 checkpoints",
+            "/items",
+            json!(vec![kept["items"][0].clone(); 5_000]),
+        )
+        .expect(400, "duplicate_value")
+        .field("items[1].jurisdiction"),
+        cp("registrar may not", "/next_cursor", Value::Null)
+            .token(&registrar)
+            .expect(403, "forbidden"),
+    ]);
+    let mut missing_root = kept.clone();
+    missing_root["items"][0]
+        .as_object_mut()
+        .expect("item")
+        .remove("root");
+    cases.push(
+        Case::new(
+            format!("POST {verify_cp}: item without root"),
+            "POST",
+            verify_cp,
+        )
+        .json(&missing_root)
+        .expect(400, "invalid_field")
+        .field("items[0].root"),
+    );
+    let consistency = "/v1/jurisdictions/test-district/consistency";
+    path_attacks(
+        &mut cases,
+        "GET",
+        "/v1/jurisdictions/{}/consistency?from=1",
+        None,
+    );
+    query_attacks(
+        &mut cases,
+        "GET",
+        consistency,
+        None,
+        &[
+            ("from", "-1"),
+            ("from", "99999999999999999999999"),
+            ("from", "abc"),
+            ("from", "1.5"),
+            ("from", ""),
+        ],
+    );
+    cases.extend([
+        Case::new(format!("GET {consistency}: no from"), "GET", consistency)
+            .expect(400, "invalid_query")
+            .field("from"),
+        Case::new(
+            format!("GET {consistency}: from 2^64-1"),
+            "GET",
+            format!("{consistency}?from=18446744073709551615"),
+        )
+        .expect(400, "out_of_range")
+        .field("from"),
+        Case::new(
+            format!("GET {consistency}: from beyond the log"),
+            "GET",
+            format!("{consistency}?from=1000"),
+        )
+        .expect(400, "out_of_range")
+        .field("from"),
+        Case::new(
+            format!("GET {consistency}: from twice"),
+            "GET",
+            format!("{consistency}?from=1&from=2"),
+        )
+        .expect(400, "invalid_query")
+        .field("from"),
+        Case::new(
+            "GET consistency: jurisdiction SQL",
+            "GET",
+            format!(
+                "/v1/jurisdictions/{}/consistency?from=1",
+                encoded("x' OR 1=1")
+            ),
+        )
+        .expect(404, "not_found"),
+        Case::new(
+            format!("GET {consistency}: registrar may not"),
+            "GET",
+            format!("{consistency}?from=1"),
+        )
+        .token(&registrar)
+        .expect(403, "forbidden"),
+    ]);
+    // A backup takes no input: only an absent body, or `{}`, and no query.
+    let backups = "/v1/backups";
+    let mut attacks = Vec::new();
+    body_attacks(&mut attacks, "POST", backups, &json!({}), "malformed_json");
+    // An empty body is the ordinary request (`curl -X POST`), and `null` the documented way to
+    // send no option: neither is an attack.
+    attacks.retain(|c| !c.what.ends_with(": empty body") && !c.what.ends_with(": null body"));
+    cases.extend(attacks);
+    query_attacks(&mut cases, "POST", backups, None, &[]);
+    cases.extend([
+        Case::new("POST /v1/backups: an option", "POST", backups)
+            .json(&json!({"path": "/etc/cron.d/x"}))
+            .expect(400, "invalid_field")
+            .field("path"),
+        Case::new(
+            "POST /v1/backups: a file name in the query",
+            "POST",
+            format!("{backups}?file=..%2F..%2Fxueji.redb"),
+        )
+        .expect(400, "invalid_query")
+        .field("file"),
+        Case::new("POST /v1/backups: registrar may not", "POST", backups)
+            .token(&registrar)
+            .expect(403, "forbidden"),
+        Case::new("POST /v1/backups: guardian may not", "POST", backups)
+            .token(&guardian)
+            .expect(403, "forbidden"),
+        Case::new("POST /v1/backups: no token", "POST", backups)
+            .token("")
+            .expect(401, "unauthorized"),
+    ]);
+
     // ---- a verb the path does not serve: 405 in the error shape -------------------------------
     for (method, path) in [
         ("PATCH", "/v1/students"),
@@ -1479,6 +1730,10 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
         ("GET", "/v1/tokens"),
         ("POST", "/v1/verify"),
         ("DELETE", "/v1/students/import"),
+        ("DELETE", "/v1/checkpoints"),
+        ("GET", "/v1/checkpoints/verify"),
+        ("POST", "/v1/jurisdictions/test-district/consistency"),
+        ("GET", "/v1/backups"),
     ] {
         cases.push(
             Case::new(format!("{method} {path}: unsupported verb"), method, path)
@@ -1581,5 +1836,27 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
     );
     let after = snapshot(&s).await;
     assert_eq!(before, after, "a hostile request changed the stored state");
+    // No refused backup left a file (or even the folder) behind.
+    let left: Vec<_> = std::fs::read_dir(&s.backup_dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "refused backups left {left:?}");
+    let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+    let mut codes = std::collections::BTreeSet::new();
+    for c in &cases {
+        *by_status.entry(c.status).or_default() += 1;
+        codes.insert(c.code);
+    }
+    let newest = |c: &&Case| {
+        ["/v1/checkpoints", "/consistency", "/v1/backups"]
+            .iter()
+            .any(|p| c.path.contains(p))
+    };
+    println!(
+        "hostile table: {} cases ({} on the log and backup routes), by status {by_status:?}, {} distinct codes",
+        cases.len(),
+        cases.iter().filter(newest).count(),
+        codes.len()
+    );
     assert_eq!(s.call("GET", "/healthz", None, None).await.0, 200);
 }

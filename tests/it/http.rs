@@ -645,6 +645,12 @@ async fn role_by_endpoint_by_scope_table() {
             [201, 409, 403, 409, 403, 403, 403, 403, 403],
         ),
     ];
+    println!(
+        "access: {} role × endpoint × scope cells ({} requests × {} tokens)",
+        table.len() * tokens.len(),
+        table.len(),
+        tokens.len()
+    );
     let mut failures = Vec::new();
     for (method, path, body, expected) in &table {
         for ((role, token), want) in tokens.iter().zip(expected) {

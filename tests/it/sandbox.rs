@@ -67,6 +67,7 @@ fn an_infinite_loop_is_stopped() {
         code == "policy_too_many_operations" || code == "policy_timeout",
         "{code}"
     );
+    println!("sandbox: an infinite loop refused ({code}) after {took:?}");
     assert!(took < Duration::from_millis(500), "took {took:?}");
 }
 
@@ -77,6 +78,7 @@ fn deep_recursion_is_stopped() {
         rule("deeper(0)")
     ));
     assert_eq!(code, "policy_stack_overflow");
+    println!("sandbox: deep recursion refused ({code}) after {took:?}");
     assert!(took < Duration::from_millis(500), "took {took:?}");
 }
 
@@ -84,6 +86,29 @@ fn deep_recursion_is_stopped() {
 fn a_huge_string_is_stopped() {
     let (code, _, took) = failing(&rule("let s = \"学籍\"; loop { s += s; }"));
     assert_eq!(code, "policy_data_too_large");
+    println!("sandbox: a doubling string refused ({code}) after {took:?}");
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+}
+
+#[test]
+fn a_huge_map_is_stopped() {
+    // Grown for ever inside one loop, the operation limit stops it: Rhai does not check the map
+    // limit (256 entries) on an index assignment, so memory is bounded by the operations allowed.
+    let (code, _, took) = failing(&rule(
+        "let m = #{}; let i = 0; loop { m[\"k\" + i] = i; i += 1; }",
+    ));
+    assert!(
+        code == "policy_too_many_operations" || code == "policy_data_too_large",
+        "{code}"
+    );
+    println!("sandbox: a map grown for ever refused ({code}) after {took:?}");
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+    // A map above the limit is refused for its size once it is handed to a function.
+    let (code, _, took) = failing(&rule(
+        "let m = #{}; let i = 0; while i < 300 { m[\"k\" + i] = i; i += 1; } if m.len() > 0 { deny(\"x\") }",
+    ));
+    assert_eq!(code, "policy_data_too_large");
+    println!("sandbox: a 300-entry map refused ({code}) after {took:?}");
     assert!(took < Duration::from_millis(500), "took {took:?}");
 }
 
