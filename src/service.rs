@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use crate::auth::{Role, TokenRecord, generate_token, token_hash};
-use crate::domain::event::{ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain};
+use crate::domain::event::{
+    BadEvent, ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain,
+};
 use crate::domain::student::{MAX_NAME_CHARS, NewStudentForm, check_optional_text, check_text};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
     Event, FieldError, Gender, InvalidInput, NewStudent, RequestStatus, School, Status, Student,
-    TransitionInput, TransitionKind,
+    Timeline, TransitionInput, TransitionKind,
 };
 use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate};
 use crate::store::{Command, Store, StoreError};
@@ -1123,7 +1125,26 @@ impl Xueji {
     pub fn verify_student(&self, student_id: &str) -> Result<ChainReport> {
         let student = self.student(student_id)?;
         let events = self.store.events(student_id)?;
-        Ok(verify_chain(&events, Some(&student.head)))
+        let mut report = verify_chain(&events, Some(&student.head));
+        if report.ok {
+            // Rosters and statistics read the stored timeline: it must say what the events say.
+            let stored = self.store.timeline(&student.jurisdiction, student_id)?;
+            let replayed = Timeline::from_events(student_id.to_owned(), events);
+            if stored.as_ref() != Some(&replayed) {
+                let differs =
+                    replayed.steps.iter().enumerate().find(|(i, step)| {
+                        stored.as_ref().and_then(|t| t.steps.get(*i)) != Some(*step)
+                    });
+                report.ok = false;
+                report.first_bad = Some(BadEvent {
+                    seq: differs.map_or(0, |(_, step)| step.seq),
+                    code: "timeline_mismatch".into(),
+                    message: "名册与统计所用的学籍时间线与历史事件不一致(时间线由历史事件派生,历史本身完好)"
+                        .into(),
+                });
+            }
+        }
+        Ok(report)
     }
 
     /// Re-hashes every chain in the store.

@@ -145,7 +145,8 @@ pub struct ChainReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadEvent {
     pub seq: u64,
-    /// `hash_mismatch`, `broken_link`, `sequence_gap` or `head_mismatch`.
+    /// `hash_mismatch`, `broken_link`, `sequence_gap` or `head_mismatch`; `verify` adds
+    /// `timeline_mismatch` (the stored timeline disagrees with the events).
     pub code: String,
     pub message: String,
 }

@@ -726,6 +726,19 @@ impl Store {
         self.rows_under(EVENTS, &[jurisdiction], after, limit)
     }
 
+    /// A student's stored timeline (`None` if the student has no event).
+    pub fn timeline(
+        &self,
+        jurisdiction: &str,
+        student: &str,
+    ) -> Result<Option<Timeline>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TIMELINES)?;
+        t.get(key(&[jurisdiction, student]).as_str())?
+            .map(|g| decode_timeline(student, g.value()))
+            .transpose()
+    }
+
     /// The timeline of every student ever placed at a school (by any event): what a roster of
     /// that school can contain, whatever its date.
     pub fn timelines_of_school(

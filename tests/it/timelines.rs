@@ -1,7 +1,7 @@
 //! The stored timelines and school members that rosters and statistics read: they must say
 //! exactly what the events say, and a store written before them gets them on open.
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::json;
 use std::collections::BTreeSet;
 use xueji::domain::{Actor, ApprovalStep, Timeline, TransitionInput};
@@ -172,4 +172,50 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
         String::from_utf8(v.value().to_vec()).expect("utf8")
     };
     assert_eq!(db_schema, "3");
+}
+
+#[test]
+fn verify_reports_a_timeline_that_disagrees_with_the_events() {
+    let t = engine();
+    let ids = history(&t.xueji);
+    assert!(t.xueji.verify_all().expect("verify").ok);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    let altered = format!("{JUR}\u{1f}{}", ids[1]);
+    {
+        let db = Database::open(&path).expect("open");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut table = txn.open_table(TIMELINES).expect("timelines");
+            let text = String::from_utf8(
+                table
+                    .get(altered.as_str())
+                    .expect("get")
+                    .expect("stored")
+                    .value()
+                    .to_vec(),
+            )
+            .expect("utf8");
+            // The class of the back-dated change, "9", becomes "8".
+            let changed = text.replace("\"9\"", "\"8\"");
+            assert_ne!(changed, text);
+            table
+                .insert(altered.as_str(), changed.as_bytes())
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
+    let x = Xueji::new(
+        Store::open(&path).expect("reopen"),
+        std::sync::Arc::new(registry),
+    );
+    let report = x.verify_all().expect("verify");
+    assert!(!report.ok);
+    assert_eq!(report.failures.len(), 1);
+    let (student, chain) = &report.failures[0];
+    assert_eq!(student, &ids[1]);
+    let bad = chain.first_bad.as_ref().expect("first bad");
+    assert_eq!(bad.code, "timeline_mismatch");
+    assert_eq!(bad.seq, 5, "the class change was the fifth event");
 }
