@@ -37,12 +37,12 @@ use xueji::policy::{
 use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
 
-/// Peer baselines measured in the same run (issue #6): Cedar for decisions, SQLite for
-/// durable transitions.
 /// The allocator of the `xueji` binary, so the figures are the service's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Peer baselines measured in the same run (issue #6): Cedar for decisions, SQLite for
+/// durable transitions.
 #[path = "peers/cedar.rs"]
 mod cedar;
 #[path = "engine_parts/metered.rs"]
@@ -93,15 +93,13 @@ enum Part {
 impl Config {
     fn from_args() -> Config {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let only = args
-            .iter()
-            .position(|a| a == "--only")
-            .and_then(|i| args.get(i + 1))
-            .map(|p| match p.as_str() {
-                "http" => Part::Http,
-                "scale" => Part::Scale,
-                other => panic!("--only {other}: the parts are http and scale"),
-            });
+        let only = args.iter().position(|a| a == "--only").map(|i| {
+            match args.get(i + 1).map(String::as_str) {
+                Some("http") => Part::Http,
+                Some("scale") => Part::Scale,
+                other => panic!("--only {other:?}: the parts are http and scale"),
+            }
+        });
         let env_quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
         // `cargo bench` passes `--bench`; anything else unknown is ignored too.
         let quick = if args.iter().any(|a| a == "--full") {
@@ -981,28 +979,34 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
     bench_set
         .packages
         .insert("bench-district".into(), bench_package());
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-engine");
-    std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+    // A directory of its own: the run that started this one may be using its own meanwhile.
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(tmp).map_err(|e| e.to_string())?;
+    let root = tempfile::tempdir_in(tmp).map_err(|e| e.to_string())?;
     let figures = match part {
-        Part::Http => http_load::run(cfg, &root, &bench_set)?,
-        Part::Scale => scale::run(cfg, &root, &bench_set)?,
+        Part::Http => http_load::run(cfg, root.path(), &bench_set)?,
+        Part::Scale => scale::run(cfg, root.path(), &bench_set)?,
     };
     for (name, v, digits) in &figures {
         println!("  {name:<40} {}", round_to(*v, *digits));
     }
-    let _ = std::fs::remove_dir_all(&root);
-    let out = target_dir().join("bench");
-    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    let list: Vec<Value> = figures
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(out) = args
         .iter()
-        .map(|(name, v, digits)| json!([name, v, digits]))
-        .collect();
-    std::fs::write(out.join(PART_FIGURES), Value::Array(list).to_string())
-        .map_err(|e| e.to_string())
+        .position(|a| a == FIGURES_ARG)
+        .and_then(|i| args.get(i + 1))
+    {
+        let list: Vec<Value> = figures
+            .iter()
+            .map(|(name, v, digits)| json!([name, v, digits]))
+            .collect();
+        std::fs::write(out, Value::Array(list).to_string()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
-/// Where `--only` leaves its figures for the run that started it.
-const PART_FIGURES: &str = "part-figures.json";
+/// `--figures FILE`: where a part run alone leaves its figures for the run that started it.
+const FIGURES_ARG: &str = "--figures";
 
 /// Runs the scale part in a process of its own, in the same mode, so its resident memory is a
 /// district store's alone (not what the earlier parts left allocated), as in the service.
@@ -1012,15 +1016,16 @@ fn scale_in_own_process(cfg: &Config) -> Result<Vec<(String, f64, i32)>, String>
     if !cfg.smoke {
         cmd.arg(if cfg.quick { "--quick" } else { "--full" });
     }
+    let figures = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
     let status = cmd
-        .args(["--only", "scale"])
+        .args(["--only", "scale", FIGURES_ARG])
+        .arg(figures.path())
         .status()
         .map_err(|e| e.to_string())?;
     if !status.success() {
         return Err(format!("the scale part failed ({status})"));
     }
-    let text = std::fs::read_to_string(target_dir().join("bench").join(PART_FIGURES))
-        .map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(figures.path()).map_err(|e| e.to_string())?;
     let list: Vec<(String, f64, i32)> = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     Ok(list)
 }

@@ -23,7 +23,7 @@ use crate::domain::{
     Timeline, TransitionInput, TransitionKind,
 };
 use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate};
-use crate::store::{Command, Store, StoreError};
+use crate::store::{Command, Store, StoreError, StudentHistory};
 
 /// Why an operation did not happen. Each variant maps to one HTTP status in `http::error`.
 #[derive(Debug, thiserror::Error)]
@@ -120,13 +120,56 @@ pub enum Admission {
     Refused(Box<Decision>),
 }
 
-/// An admission decided and built, not yet stored.
+/// An admission decided and built, not yet stored. Its parts are sealed together (the event's
+/// hash covers the student and the context), so they are only readable.
 #[derive(Debug, Clone)]
 pub struct AdmissionPlan {
-    pub decision: Decision,
-    pub student: Student,
-    pub event: Event,
+    decision: Decision,
+    student: Student,
+    event: Event,
     context: Vec<u8>,
+}
+
+impl AdmissionPlan {
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    pub fn student(&self) -> &Student {
+        &self.student
+    }
+}
+
+/// Whether what rosters and statistics read (the stored timeline, the schools' member index)
+/// says what a sound chain says. Both are derived from the events; the history itself is intact.
+fn derived_mismatch(student_id: &str, h: StudentHistory) -> Option<BadEvent> {
+    let unlisted = h
+        .events
+        .iter()
+        .find(|e| !h.listed_at.contains(&e.after.school));
+    let replayed = Timeline::from_events(student_id.to_owned(), h.events.iter().cloned());
+    if h.timeline.as_ref() != Some(&replayed) {
+        let stored = h.timeline.map(|t| t.steps).unwrap_or_default();
+        let seq = (0..replayed.steps.len().max(stored.len()))
+            .find(|&i| replayed.steps.get(i) != stored.get(i))
+            .and_then(|i| replayed.steps.get(i).or(stored.get(i)))
+            .map_or(0, |step| step.seq);
+        return Some(BadEvent {
+            seq,
+            code: "timeline_mismatch".into(),
+            message:
+                "名册与统计所用的学籍时间线与历史事件不一致(时间线由历史事件派生,历史本身完好)"
+                    .into(),
+        });
+    }
+    unlisted.map(|e| BadEvent {
+        seq: e.seq,
+        code: "member_missing".into(),
+        message: format!(
+            "学校「{}」的学生索引缺少该生(名册与统计会漏掉他;索引由历史事件派生,历史本身完好)",
+            e.after.school
+        ),
+    })
 }
 
 /// Why an admission cannot go through approvals, for single creations and imports alike.
@@ -390,7 +433,7 @@ impl Xueji {
     }
 
     /// Checks and decides an admission and builds what storing it writes, without storing it.
-    /// `admit` is this then [`Xueji::store_admission`]; a bulk import checks every row first
+    /// `admit` is this then [`Xueji::store_admissions`]; a bulk import checks every row first
     /// and stores the plans after, so no row is decided twice.
     pub fn prepare_admission(&self, form: NewStudentForm, actor: &Actor) -> Result<Admission> {
         let school = self.store.school(&form.school)?.ok_or_else(|| {
@@ -451,26 +494,28 @@ impl Xueji {
     /// answers are in the order of the plans. The writer checks again that each identity is
     /// still free, so a plan overtaken by another creation is refused alone.
     pub fn store_admissions(&self, plans: Vec<AdmissionPlan>) -> Vec<Result<Outcome>> {
+        let mut applied = Vec::with_capacity(plans.len());
         let commands = plans
-            .iter()
-            .map(|p| Command::CreateStudent {
-                student: Box::new(p.student.clone()),
-                event: Box::new(p.event.clone()),
-                context: Some(p.context.clone()),
+            .into_iter()
+            .map(|p| {
+                let command = Command::CreateStudent {
+                    student: Box::new(p.student.clone()),
+                    event: Box::new(p.event.clone()),
+                    context: Some(p.context),
+                };
+                applied.push(Outcome::Applied {
+                    decision: p.decision,
+                    student: Box::new(p.student),
+                    event: Box::new(p.event),
+                });
+                command
             })
             .collect();
         let answers = self.store.submit_all(commands);
-        plans
+        applied
             .into_iter()
             .zip(answers)
-            .map(|(plan, answer)| {
-                answer?;
-                Ok(Outcome::Applied {
-                    decision: plan.decision,
-                    student: Box::new(plan.student),
-                    event: Box::new(plan.event),
-                })
-            })
+            .map(|(outcome, answer)| answer.map(|_| outcome).map_err(ServiceError::from))
             .collect()
     }
 
@@ -1123,26 +1168,19 @@ impl Xueji {
 
     /// Re-hashes one student's chain against the head recorded in the student record.
     pub fn verify_student(&self, student_id: &str) -> Result<ChainReport> {
-        let student = self.student(student_id)?;
-        let events = self.store.events(student_id)?;
-        let mut report = verify_chain(&events, Some(&student.head));
-        if report.ok {
-            // Rosters and statistics read the stored timeline: it must say what the events say.
-            let stored = self.store.timeline(&student.jurisdiction, student_id)?;
-            let replayed = Timeline::from_events(student_id.to_owned(), events);
-            if stored.as_ref() != Some(&replayed) {
-                let differs =
-                    replayed.steps.iter().enumerate().find(|(i, step)| {
-                        stored.as_ref().and_then(|t| t.steps.get(*i)) != Some(*step)
-                    });
-                report.ok = false;
-                report.first_bad = Some(BadEvent {
-                    seq: differs.map_or(0, |(_, step)| step.seq),
-                    code: "timeline_mismatch".into(),
-                    message: "名册与统计所用的学籍时间线与历史事件不一致(时间线由历史事件派生,历史本身完好)"
-                        .into(),
-                });
-            }
+        let h = self
+            .store
+            .history_of(student_id)?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "student",
+                id: student_id.into(),
+            })?;
+        let mut report = verify_chain(&h.events, Some(&h.student.head));
+        if report.ok
+            && let Some(bad) = derived_mismatch(student_id, h)
+        {
+            report.ok = false;
+            report.first_bad = Some(bad);
         }
         Ok(report)
     }

@@ -136,6 +136,8 @@ fn env() -> &'static Env {
         let state = AppState {
             xueji: x.clone(),
             metrics: Arc::new(Metrics::default()),
+            // Backups the fuzzer asks for land here, away from any real data folder.
+            backup_dir: std::env::temp_dir().join("xueji-fuzz-backups"),
         };
         let app = xueji::http::router(state, None);
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -7,14 +7,12 @@
 //!
 //! "As of a date" always comes from the history, never from the current snapshot alone.
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::{Date, Event, EventFacts, TransitionKind};
 
 /// One event, reduced to what rosters and statistics need. The store keeps every student's steps
 /// in one record, so a roster or a statistic reads one small record per student instead of every
 /// event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub seq: u64,
     pub kind: TransitionKind,

@@ -9,8 +9,8 @@
 //! the valid rows are stored and the others reported.
 //!
 //! Rows are validated on as many threads as there are cores (the duplicate check runs after, in
-//! row order). The prepared admissions are then stored as decided, by concurrent
-//! [`Xueji::store_admission`] calls so the writer packs them into few durable commits.
+//! row order). The prepared admissions are then stored as decided, by one stream
+//! ([`Xueji::store_admissions`]), which the writer packs into full batches.
 //! Imports are serialised with each other; a single create racing an import for the same person
 //! can still make a validated row fail when stored (it is then reported with its error).
 
@@ -160,7 +160,7 @@ pub fn import(
         .collect();
     // Student ids grow with time, and the rows were checked on several threads at once: stored
     // in id order, every table keyed by student takes them at its end.
-    work.sort_by(|a, b| a.1.student.id.cmp(&b.1.student.id));
+    work.sort_by(|a, b| a.1.student().id.cmp(&b.1.student().id));
     // One stream, in id order: encoding a row costs less than committing it, so this thread
     // keeps the writer's queue full and the writer packs full batches.
     let (rows, plans): (Vec<usize>, Vec<AdmissionPlan>) = work.into_iter().unzip();

@@ -292,6 +292,17 @@ fn backfill_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What [`Store::history_of`] reads.
+#[derive(Debug, Clone)]
+pub struct StudentHistory {
+    pub student: Student,
+    pub events: Vec<Event>,
+    /// The stored timeline (`None` if there is none).
+    pub timeline: Option<Timeline>,
+    /// The schools of the events whose member index lists the student.
+    pub listed_at: std::collections::BTreeSet<String>,
+}
+
 /// One leaf of a jurisdiction's log: which event, and the event hash recorded when it was
 /// appended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,7 +364,7 @@ impl Store {
         Store::init(db)
     }
 
-    /// Opens a store on a custom backend (in-memory benches and fuzzing), alone: redb's default
+    /// Opens a store on a custom backend (in-memory fuzzing), alone: redb's default
     /// [`ConcurrencyMode::ExclusiveWriter`], which needs no locks from the backend.
     pub fn open_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
         let db = Database::builder()
@@ -442,20 +453,27 @@ impl Store {
     }
 
     /// Submits commands to the writer as one stream and waits until each is durably committed
-    /// (or refused); the answers are in the order of the commands. The writer packs them into
-    /// as few commits as its batch allows, while this thread encodes the next ones.
+    /// (or refused); the answers are in the order of the commands. At most
+    /// `MAX_BATCH` (1,024) are in flight, so the writer packs full batches while this thread
+    /// encodes the next ones, and a transition filed meanwhile waits behind one batch at most.
     pub fn submit_all(&self, commands: Vec<Command>) -> Vec<Result<CommandOutput, StoreError>> {
+        type Answer = Result<mpsc::Receiver<Result<CommandOutput, StoreError>>, StoreError>;
+        let receive = |a: Answer| {
+            a?.recv()
+                .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
+        };
         let mut answers = Vec::with_capacity(commands.len());
+        let mut in_flight: std::collections::VecDeque<Answer> = Default::default();
         for command in commands {
-            answers.push(self.send(command));
+            if in_flight.len() >= writer::MAX_BATCH
+                && let Some(oldest) = in_flight.pop_front()
+            {
+                answers.push(receive(oldest));
+            }
+            in_flight.push_back(self.send(command));
         }
+        answers.extend(in_flight.into_iter().map(receive));
         answers
-            .into_iter()
-            .map(|a| {
-                a?.recv()
-                    .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
-            })
-            .collect()
     }
 
     fn send(
@@ -586,6 +604,56 @@ impl Store {
         let t = txn.open_table(STUDENTS)?;
         let v = t.get(key(&[&jur, id]).as_str())?;
         v.map(|g| decode(g.value())).transpose()
+    }
+
+    /// A student's record, events and stored timeline, and which of the schools its events
+    /// place it at list it as a member: all from one snapshot, for `verify` to compare.
+    pub fn history_of(&self, id: &str) -> Result<Option<StudentHistory>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let loc = txn.open_table(STUDENT_LOCATOR)?;
+        let Some(jur) = loc
+            .get(id)?
+            .map(|g| String::from_utf8_lossy(g.value()).into_owned())
+        else {
+            return Ok(None);
+        };
+        let Some(student) = txn
+            .open_table(STUDENTS)?
+            .get(key(&[&jur, id]).as_str())?
+            .map(|g| decode::<Student>(g.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let (start, end) = prefix_range(&[&jur, id]);
+        let mut events: Vec<Event> = Vec::new();
+        for item in txn
+            .open_table(EVENTS)?
+            .range(start.as_str()..end.as_str())?
+        {
+            events.push(decode(item?.1.value())?);
+        }
+        let timeline = txn
+            .open_table(TIMELINES)?
+            .get(key(&[&jur, id]).as_str())?
+            .map(|g| decode_timeline(id, g.value()))
+            .transpose()?;
+        let members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
+        let mut listed_at = std::collections::BTreeSet::new();
+        for e in &events {
+            if members
+                .get(key(&[&jur, &e.after.school, id]).as_str())?
+                .is_some()
+            {
+                listed_at.insert(e.after.school.clone());
+            }
+        }
+        Ok(Some(StudentHistory {
+            student,
+            events,
+            timeline,
+            listed_at,
+        }))
     }
 
     pub fn student_by_national_id(&self, national_id: &str) -> Result<Option<String>, StoreError> {
@@ -724,19 +792,6 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, Event)>, StoreError> {
         self.rows_under(EVENTS, &[jurisdiction], after, limit)
-    }
-
-    /// A student's stored timeline (`None` if the student has no event).
-    pub fn timeline(
-        &self,
-        jurisdiction: &str,
-        student: &str,
-    ) -> Result<Option<Timeline>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(TIMELINES)?;
-        t.get(key(&[jurisdiction, student]).as_str())?
-            .map(|g| decode_timeline(student, g.value()))
-            .transpose()
     }
 
     /// The timeline of every student ever placed at a school (by any event): what a roster of

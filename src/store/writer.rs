@@ -16,12 +16,13 @@ use crate::domain::merkle::{self, Frontier};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Student};
 
 /// Commands queued beyond this make submitters wait (back-pressure).
-pub const QUEUE_DEPTH: usize = 4096;
+pub const QUEUE_DEPTH: usize = 1024;
 /// The most commands one commit carries. Interactive writers rarely queue more than their
-/// number; a bulk import's stream (`Store::submit_all`) fills whole batches, and each commit
-/// rewrites the pages it touches once however many rows share them (importing 100,000 students
-/// took 10.7 s with 4,096, 13.7 s with 512).
-pub const MAX_BATCH: usize = 4096;
+/// number; a bulk import's stream (`Store::submit_all`) keeps this many in flight, and each
+/// commit rewrites the pages it touches once however many rows share them (importing 100,000
+/// students took 13.7 s with batches of 512, 10.7 s with 4,096). A transition filed during an
+/// import waits behind one batch at most (about 50 ms of the writer's work at 1,024).
+pub const MAX_BATCH: usize = 1024;
 
 /// A change to the store. Each is all-or-nothing: it checks every precondition before writing.
 #[derive(Debug, Clone)]
@@ -82,6 +83,7 @@ enum Encoded {
         student: Vec<u8>,
         event: Vec<u8>,
         index: IndexEntries,
+        sealed: SealedEvent,
     },
     Record {
         /// `before` as stored: equal bytes in the store prove the version without decoding.
@@ -90,7 +92,25 @@ enum Encoded {
         event: Vec<u8>,
         old_index: IndexEntries,
         new_index: IndexEntries,
+        sealed: SealedEvent,
     },
+}
+
+/// What the log and the timeline take from an event, made before it reaches the writer, so an
+/// unsealed event is refused before anything is written.
+pub(super) struct SealedEvent {
+    hash: merkle::Hash,
+    step: Vec<u8>,
+}
+
+impl SealedEvent {
+    fn of(e: &Event) -> Result<SealedEvent, StoreError> {
+        Ok(SealedEvent {
+            hash: merkle::from_hex(&e.hash)
+                .ok_or_else(|| StoreError::Storage("internal: event is not sealed".into()))?,
+            step: encode_step(e)?,
+        })
+    }
 }
 
 impl Command {
@@ -100,6 +120,7 @@ impl Command {
                 student: serde_json::to_vec(student)?,
                 event: serde_json::to_vec(event)?,
                 index: index_entries(student, salt),
+                sealed: SealedEvent::of(event)?,
             },
             Command::RecordEvent {
                 before,
@@ -112,6 +133,7 @@ impl Command {
                 event: serde_json::to_vec(event)?,
                 old_index: index_entries(before, salt),
                 new_index: index_entries(after, salt),
+                sealed: SealedEvent::of(event)?,
             },
             _ => Encoded::Nothing,
         };
@@ -442,22 +464,19 @@ fn event_key(e: &Event) -> String {
 }
 
 /// Appends an event to its jurisdiction's Merkle log, in the transaction that stores it.
-fn append_to_log(t: &mut Tables<'_>, e: &Event) -> Result<(), Refusal> {
+fn append_to_log(t: &mut Tables<'_>, e: &Event, sealed: &SealedEvent) -> Result<(), Refusal> {
     let mut frontier = match t.log_heads.get(e.jurisdiction.as_str())? {
         Some(g) => Frontier::from_bytes(g.value())
             .ok_or_else(|| StoreError::Storage("undecodable log head".into()))?,
         None => Frontier::default(),
     };
-    let Some(event_hash) = merkle::from_hex(&e.hash) else {
-        return refused(StoreError::Storage("internal: event is not sealed".into()));
-    };
-    let mut leaf = event_hash.to_vec();
+    let mut leaf = sealed.hash.to_vec();
     leaf.extend_from_slice(event_key(e).as_bytes());
     t.log_leaves.insert(
         key(&[&e.jurisdiction, &log_index_part(frontier.size)]).as_str(),
         leaf.as_slice(),
     )?;
-    frontier.push(merkle::leaf_hash(&event_hash));
+    frontier.push(merkle::leaf_hash(&sealed.hash));
     t.log_heads
         .insert(e.jurisdiction.as_str(), frontier.to_bytes().as_slice())?;
     Ok(())
@@ -465,13 +484,13 @@ fn append_to_log(t: &mut Tables<'_>, e: &Event) -> Result<(), Refusal> {
 
 /// Appends an event's step to its student's timeline and records the school it places the
 /// student at, in the transaction that stores the event.
-fn record_step(t: &mut Tables<'_>, e: &Event) -> Result<(), Refusal> {
+fn record_step(t: &mut Tables<'_>, e: &Event, sealed: &SealedEvent) -> Result<(), Refusal> {
     let k = key(&[&e.jurisdiction, &e.student]);
     let mut steps = match t.timelines.get(k.as_str())? {
         Some(g) => g.value().to_vec(),
         None => Vec::new(),
     };
-    append_step(&mut steps, &encode_step(e)?);
+    append_step(&mut steps, &sealed.step);
     t.timelines.insert(k.as_str(), steps.as_slice())?;
     let member = key(&[&e.jurisdiction, &e.after.school, &e.student]);
     if t.school_members.get(member.as_str())?.is_none() {
@@ -548,6 +567,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 student: student_json,
                 event: event_json,
                 index: entries,
+                sealed,
             },
         ) => {
             if t.locator.get(student.id.as_str())?.is_some() {
@@ -568,8 +588,8 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             insert_index(t, entries, &student.id)?;
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
-            append_to_log(t, event)?;
-            record_step(t, event)?;
+            append_to_log(t, event, sealed)?;
+            record_step(t, event, sealed)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }
@@ -588,6 +608,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 event: event_json,
                 old_index,
                 new_index,
+                sealed,
             },
         ) => {
             let k = key(&[&before.jurisdiction, &before.id]);
@@ -633,8 +654,8 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             t.students.insert(k.as_str(), after_json.as_slice())?;
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
-            append_to_log(t, event)?;
-            record_step(t, event)?;
+            append_to_log(t, event, sealed)?;
+            record_step(t, event, sealed)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }

@@ -628,9 +628,9 @@ fn a_stream_of_admissions_refuses_an_overtaken_identity_alone() {
         Admission::Refused(d) => panic!("refused: {d:?}"),
     };
     let ids = [
-        first.student.id.clone(),
-        second.student.id.clone(),
-        third.student.id.clone(),
+        first.student().id.clone(),
+        second.student().id.clone(),
+        third.student().id.clone(),
     ];
     let answers = t.xueji.store_admissions(vec![first, second, third]);
     assert!(

@@ -219,3 +219,34 @@ fn verify_reports_a_timeline_that_disagrees_with_the_events() {
     assert_eq!(bad.code, "timeline_mismatch");
     assert_eq!(bad.seq, 5, "the class change was the fifth event");
 }
+
+#[test]
+fn verify_reports_a_school_that_lost_a_member() {
+    let t = engine();
+    let ids = history(&t.xueji);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    {
+        let db = Database::open(&path).expect("open");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(MEMBERS)
+            .expect("members")
+            .remove(format!("{JUR}\u{1f}s2\u{1f}{}", ids[1]).as_str())
+            .expect("remove")
+            .expect("the student was a member of s2");
+        txn.commit().expect("commit");
+    }
+    let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
+    let x = Xueji::new(
+        Store::open(&path).expect("reopen"),
+        std::sync::Arc::new(registry),
+    );
+    let report = x.verify_all().expect("verify");
+    assert_eq!(report.failures.len(), 1);
+    let (student, chain) = &report.failures[0];
+    assert_eq!(student, &ids[1]);
+    let bad = chain.first_bad.as_ref().expect("first bad");
+    assert_eq!(bad.code, "member_missing");
+    assert_eq!(bad.seq, 3, "the transfer to s2 was the third event");
+    assert!(bad.message.contains("s2"), "{}", bad.message);
+}
