@@ -454,8 +454,8 @@ impl Store {
 
     /// Submits commands to the writer as one stream and waits until each is durably committed
     /// (or refused); the answers are in the order of the commands. At most
-    /// `MAX_BATCH` (1,024) are in flight, so the writer packs full batches while this thread
-    /// encodes the next ones, and a transition filed meanwhile waits behind one batch at most.
+    /// `MAX_BATCH` (4,096) are in flight, so the writer packs full batches while this thread
+    /// encodes the next ones, and a transition filed meanwhile waits behind two batches at most.
     pub fn submit_all(&self, commands: Vec<Command>) -> Vec<Result<CommandOutput, StoreError>> {
         type Answer = Result<mpsc::Receiver<Result<CommandOutput, StoreError>>, StoreError>;
         let receive = |a: Answer| {

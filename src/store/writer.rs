@@ -16,13 +16,14 @@ use crate::domain::merkle::{self, Frontier};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Student};
 
 /// Commands queued beyond this make submitters wait (back-pressure).
-pub const QUEUE_DEPTH: usize = 1024;
+pub const QUEUE_DEPTH: usize = 4096;
 /// The most commands one commit carries. Interactive writers rarely queue more than their
 /// number; a bulk import's stream (`Store::submit_all`) keeps this many in flight, and each
-/// commit rewrites the pages it touches once however many rows share them (importing 100,000
-/// students took 13.7 s with batches of 512, 10.7 s with 4,096). A transition filed during an
-/// import waits behind one batch at most (about 50 ms of the writer's work at 1,024).
-pub const MAX_BATCH: usize = 1024;
+/// commit rewrites the pages it touches once however many rows share them: importing a million
+/// students took 92 s with 4,096, 114 s with 1,024 (`BENCHMARKS.md`). The price: a transition
+/// filed during an import waits behind the batch being committed and the one queued before it,
+/// about 0.2 s each at the writer's 47 µs per new student.
+pub const MAX_BATCH: usize = 4096;
 
 /// A change to the store. Each is all-or-nothing: it checks every precondition before writing.
 #[derive(Debug, Clone)]
