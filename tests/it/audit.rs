@@ -145,28 +145,12 @@ fn a_checkpoint_holds_while_history_grows_and_proves_consistency() {
     assert!(t.xueji.consistency_proof(JUR, 99).is_err());
 }
 
-/// Runs `f` on the raw tables of a closed store, as an attacker with the file would.
-fn with_raw(path: &std::path::Path, f: impl FnOnce(&redb::WriteTransaction)) {
-    let db = Database::open(path).expect("open");
-    let txn = db.begin_write().expect("txn");
-    f(&txn);
-    txn.commit().expect("commit");
-}
-
 fn event_keys(txn: &redb::WriteTransaction) -> Vec<String> {
     let t = txn.open_table(EVENTS).expect("events");
     t.iter()
         .expect("iter")
         .map(|r| r.expect("row").0.value().to_owned())
         .collect()
-}
-
-fn reopen(path: &std::path::Path) -> Xueji {
-    let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
-    Xueji::new(
-        Store::open(path).expect("reopen"),
-        std::sync::Arc::new(registry),
-    )
 }
 
 fn codes(x: &Xueji, cp: &Checkpoint) -> Vec<(String, Option<String>, Option<u64>)> {

@@ -301,3 +301,20 @@ pub fn test_upload() -> serde_json::Map<String, serde_json::Value> {
     files.insert("tests/cases.toml".into(), TEST_CASES.into());
     files
 }
+
+/// Opens the store file directly (no writer of ours) and runs `f` in one committed write
+/// transaction: how tests alter what is stored behind the service's back, as an attacker with
+/// the file would.
+pub fn with_raw(path: &std::path::Path, f: impl FnOnce(&redb::WriteTransaction)) {
+    use redb::Database;
+    let db = Database::open(path).expect("open");
+    let txn = db.begin_write().expect("txn");
+    f(&txn);
+    txn.commit().expect("commit");
+}
+
+/// The service on a store file again, with the test packages.
+pub fn reopen(path: &std::path::Path) -> Xueji {
+    let registry = PolicyRegistry::from_packages(&test_packages()).expect("compile");
+    Xueji::new(Store::open(path).expect("reopen"), Arc::new(registry))
+}

@@ -6,7 +6,6 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use xueji::domain::{Actor, ApprovalStep, Timeline, TransitionInput};
 use xueji::service::{Outcome, Xueji};
-use xueji::store::Store;
 
 use crate::helpers::*;
 
@@ -143,9 +142,7 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
     let before = stored(&t.xueji);
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
-    {
-        let db = Database::open(&path).expect("open");
-        let txn = db.begin_write().expect("txn");
+    with_raw(&path, |txn| {
         for table in [TIMELINES, MEMBERS] {
             txn.delete_table(table).expect("drop table");
         }
@@ -153,13 +150,8 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
             .expect("meta")
             .insert("schema_version", b"2".as_slice())
             .expect("schema 2");
-        txn.commit().expect("commit");
-    }
-    let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
-    let x = Xueji::new(
-        Store::open(&path).expect("reopen"),
-        std::sync::Arc::new(registry),
-    );
+    });
+    let x = reopen(&path);
     assert_eq!(stored(&x), before);
     assert_agree_with_events(&x, &ids);
     // Schema 3 is recorded, so the next open rebuilds nothing.
@@ -182,9 +174,7 @@ fn verify_reports_a_timeline_that_disagrees_with_the_events() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     let altered = format!("{JUR}\u{1f}{}", ids[1]);
-    {
-        let db = Database::open(&path).expect("open");
-        let txn = db.begin_write().expect("txn");
+    with_raw(&path, |txn| {
         {
             let mut table = txn.open_table(TIMELINES).expect("timelines");
             let text = String::from_utf8(
@@ -203,13 +193,8 @@ fn verify_reports_a_timeline_that_disagrees_with_the_events() {
                 .insert(altered.as_str(), changed.as_bytes())
                 .expect("insert");
         }
-        txn.commit().expect("commit");
-    }
-    let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
-    let x = Xueji::new(
-        Store::open(&path).expect("reopen"),
-        std::sync::Arc::new(registry),
-    );
+    });
+    let x = reopen(&path);
     let report = x.verify_all().expect("verify");
     assert!(!report.ok);
     assert_eq!(report.failures.len(), 1);
@@ -226,21 +211,14 @@ fn verify_reports_a_school_that_lost_a_member() {
     let ids = history(&t.xueji);
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
-    {
-        let db = Database::open(&path).expect("open");
-        let txn = db.begin_write().expect("txn");
+    with_raw(&path, |txn| {
         txn.open_table(MEMBERS)
             .expect("members")
             .remove(format!("{JUR}\u{1f}s2\u{1f}{}", ids[1]).as_str())
             .expect("remove")
             .expect("the student was a member of s2");
-        txn.commit().expect("commit");
-    }
-    let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
-    let x = Xueji::new(
-        Store::open(&path).expect("reopen"),
-        std::sync::Arc::new(registry),
-    );
+    });
+    let x = reopen(&path);
     let report = x.verify_all().expect("verify");
     assert_eq!(report.failures.len(), 1);
     let (student, chain) = &report.failures[0];
