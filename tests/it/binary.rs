@@ -2,6 +2,7 @@
 //! finishes in-flight work, exits 0 and loses no acknowledged write; backups, taken beside a
 //! serving server by their own process, and restored.
 
+use crate::helpers::{Ack, class_change_writers};
 use serde_json::json;
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -315,40 +316,9 @@ async fn backup_beside_a_serving_server_holds_every_write_acknowledged_before_it
     }
 
     // Four writers keep committing class changes; each acknowledgement is kept with its instant.
-    type Ack = (String, u64, String, Instant);
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for (w, id) in ids.iter().enumerate() {
-        let (client, base, id, acks, stop) = (
-            client.clone(),
-            base.clone(),
-            id.clone(),
-            acks.clone(),
-            stop.clone(),
-        );
-        writers.push(tokio::spawn(async move {
-            let mut n = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let body = json!({"kind": "change_class", "effective_date": "2025-01-01", "params": {"class": format!("{}", (n + w as u32) % 5 + 1)}});
-                let resp = client
-                    .post(format!("{base}/v1/students/{id}/transitions"))
-                    .bearer_auth(ADMIN)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("the server keeps answering");
-                assert_eq!(resp.status().as_u16(), 201, "transition refused");
-                let v: serde_json::Value = resp.json().await.expect("json");
-                let seq = v["event"]["seq"].as_u64().expect("seq");
-                let hash = v["event"]["hash"].as_str().expect("hash").to_owned();
-                acks.lock()
-                    .expect("lock")
-                    .push((id.clone(), seq, hash, Instant::now()));
-            }
-        }));
-    }
+    let writers = class_change_writers(&client, &base, ADMIN, &ids, true, &acks, &stop);
     while acks.lock().expect("lock").len() < 40 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -5,6 +5,7 @@
 //! (`scripts/crash-loop.sh` uses both). Each cycle also checks the jurisdiction log against the
 //! checkpoint taken after the previous cycle: nothing acknowledged is ever rolled back.
 
+use crate::helpers::{Ack, class_change_writers};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -94,7 +95,7 @@ async fn acknowledged_writes_survive_sigkill() {
     }
 
     // (student, seq, hash) of every acknowledged event.
-    let acknowledged: Arc<Mutex<Vec<(String, u64, String)>>> = Arc::default();
+    let acknowledged: Arc<Mutex<Vec<Ack>>> = Arc::default();
     let budget = std::env::var("XUEJI_CRASH_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -107,32 +108,15 @@ async fn acknowledged_writes_survive_sigkill() {
             break;
         }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut writers = Vec::new();
-        for (w, id) in ids.iter().enumerate() {
-            let (client, base, id, ack, stop) = (
-                client.clone(),
-                base.clone(),
-                id.clone(),
-                acknowledged.clone(),
-                stop.clone(),
-            );
-            writers.push(tokio::spawn(async move {
-                let mut n = 0u32;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    n += 1;
-                    let body = json!({"kind": "change_class", "effective_date": "2025-01-01", "params": {"class": format!("{}", (n + w as u32) % 5 + 1)}});
-                    let sent = client.post(format!("{base}/v1/students/{id}/transitions")).bearer_auth("crash-test-admin-token-0123456789").json(&body).send().await;
-                    let Ok(resp) = sent else { break };
-                    if resp.status().as_u16() != 201 {
-                        continue;
-                    }
-                    let Ok(v) = resp.json::<serde_json::Value>().await else { break };
-                    let seq = v["event"]["seq"].as_u64().expect("seq");
-                    let hash = v["event"]["hash"].as_str().expect("hash").to_owned();
-                    ack.lock().expect("lock").push((id.clone(), seq, hash));
-                }
-            }));
-        }
+        let writers = class_change_writers(
+            &client,
+            &base,
+            "crash-test-admin-token-0123456789",
+            &ids,
+            false,
+            &acknowledged,
+            &stop,
+        );
         // Kill at a random moment within the next 50–400 ms.
         let delay = 50 + (rand::random::<u64>() % 350);
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -147,7 +131,7 @@ async fn acknowledged_writes_survive_sigkill() {
         {
             let store = xueji::store::Store::open(&data.join("xueji.redb"))
                 .expect("store reopens after SIGKILL");
-            for (student, seq, hash) in acknowledged.lock().expect("lock").iter() {
+            for (student, seq, hash, _) in acknowledged.lock().expect("lock").iter() {
                 let events = store.events(student).expect("events");
                 let e = events.get((*seq - 1) as usize);
                 assert!(

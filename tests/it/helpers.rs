@@ -318,3 +318,71 @@ pub fn reopen(path: &std::path::Path) -> Xueji {
     let registry = PolicyRegistry::from_packages(&test_packages()).expect("compile");
     Xueji::new(Store::open(path).expect("reopen"), Arc::new(registry))
 }
+
+/// An event the server acknowledged over HTTP: student, sequence, hash, when the answer came.
+pub type Ack = (String, u64, String, std::time::Instant);
+
+/// Writers that each keep filing `change_class` for one student over HTTP until `stop`, keeping
+/// every acknowledgement. `must_succeed`: any failure fails the test (a server that keeps
+/// serving); otherwise a refused request is skipped and a lost connection ends the writer (a
+/// server being killed).
+pub fn class_change_writers(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    ids: &[String],
+    must_succeed: bool,
+    acks: &Arc<std::sync::Mutex<Vec<Ack>>>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    ids.iter()
+        .enumerate()
+        .map(|(w, id)| {
+            let (client, base, token, id, acks, stop) = (
+                client.clone(),
+                base.to_owned(),
+                token.to_owned(),
+                id.clone(),
+                acks.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let class = format!("{}", (n + w as u32) % 5 + 1);
+                    let body = serde_json::json!({"kind": "change_class",
+                        "effective_date": "2025-01-01", "params": {"class": class}});
+                    let sent = client
+                        .post(format!("{base}/v1/students/{id}/transitions"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await;
+                    let resp = match sent {
+                        Ok(r) => r,
+                        Err(e) if must_succeed => panic!("the server stopped answering: {e}"),
+                        Err(_) => break,
+                    };
+                    if resp.status().as_u16() != 201 {
+                        assert!(!must_succeed, "transition refused: {}", resp.status());
+                        continue;
+                    }
+                    let v: serde_json::Value = match resp.json().await {
+                        Ok(v) => v,
+                        Err(e) if must_succeed => panic!("unreadable answer: {e}"),
+                        Err(_) => break,
+                    };
+                    let seq = v["event"]["seq"].as_u64().expect("seq");
+                    let hash = v["event"]["hash"].as_str().expect("hash").to_owned();
+                    acks.lock().expect("lock").push((
+                        id.clone(),
+                        seq,
+                        hash,
+                        std::time::Instant::now(),
+                    ));
+                }
+            })
+        })
+        .collect()
+}

@@ -268,11 +268,7 @@ fn run(ops: Vec<Op>, tally: &mut Tally) -> Result<(), TestCaseError> {
                 let Some((req, done)) = m.open.clone() else {
                     continue;
                 };
-                let step = if done == 0 {
-                    ApprovalStep::School
-                } else {
-                    ApprovalStep::District
-                };
+                let step = next_step(done);
                 let r = x.approve(&req, step, &actor, None);
                 match (done, m.status, r) {
                     (0, _, Ok(out)) => {
@@ -297,11 +293,7 @@ fn run(ops: Vec<Op>, tally: &mut Tally) -> Result<(), TestCaseError> {
                 let Some((req, done)) = m.open.clone() else {
                     continue;
                 };
-                let step = if done == 0 {
-                    ApprovalStep::School
-                } else {
-                    ApprovalStep::District
-                };
+                let step = next_step(done);
                 let out = x.reject(&req, step, &actor, "材料不全".into());
                 prop_assert!(out.is_ok(), "{out:?}");
                 m.open = None;
@@ -487,4 +479,13 @@ fn event_hashes(x: &xueji::service::Xueji, id: &str) -> Result<Vec<String>, Test
         .into_iter()
         .map(|e| e.hash)
         .collect())
+}
+
+/// The step a suspension request waits for after `done` approvals (school, then district).
+fn next_step(done: usize) -> ApprovalStep {
+    if done == 0 {
+        ApprovalStep::School
+    } else {
+        ApprovalStep::District
+    }
 }
