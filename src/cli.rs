@@ -136,6 +136,7 @@ pub fn verify(data: &Path, policies: Option<&Path>, checkpoints: Option<&Path>) 
             );
         }
     }
+    print_tally_mismatches(&report.stats_failures);
     let reproduced = x.reproduce_decisions(None)?;
     println!(
         "{} recorded decisions re-evaluated under their recorded versions",
@@ -158,6 +159,17 @@ pub fn verify(data: &Path, policies: Option<&Path>, checkpoints: Option<&Path>) 
     let ok = report.ok && reproduced.ok && logs_ok;
     println!("{}", if ok { "ok" } else { "FAILED" });
     Ok(ok)
+}
+
+fn print_tally_mismatches(mismatches: &[crate::service::TallyMismatch]) {
+    for m in mismatches {
+        let counter = serde_json::to_string(&m.counter).unwrap_or_default();
+        let when = m.date.map(|d| format!(" on {d}")).unwrap_or_default();
+        println!(
+            "✗ {} statistics counter {counter}{when}: {} — {}",
+            m.jurisdiction, m.code, m.message
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -439,6 +451,7 @@ pub fn restore(backup: &Path, data: &Path, policies: Option<&Path>) -> Result<()
         for (student, r) in &chains.failures {
             println!("✗ {student}: {:?}", r.first_bad);
         }
+        print_tally_mismatches(&chains.stats_failures);
         for v in &decisions.unknown_versions {
             println!("✗ policy version {v} unknown");
         }

@@ -17,13 +17,14 @@ use crate::domain::event::{
     BadEvent, ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain,
 };
 use crate::domain::student::{MAX_NAME_CHARS, NewStudentForm, check_optional_text, check_text};
+use crate::domain::tally::{self, Counter};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
     Event, FieldError, Gender, InvalidInput, NewStudent, RequestStatus, School, Status, Student,
     Timeline, TransitionInput, TransitionKind,
 };
 use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate};
-use crate::store::{Command, Store, StoreError, StudentHistory};
+use crate::store::{Command, Store, StoreError, StudentHistory, TallyCheck};
 
 /// Why an operation did not happen. Each variant maps to one HTTP status in `http::error`.
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +228,75 @@ pub struct VerifyReport {
     pub students: usize,
     pub events: u64,
     pub failures: Vec<(String, ChainReport)>,
+    /// Statistics counters whose stored sums disagree with the students' timelines.
+    pub stats_failures: Vec<TallyMismatch>,
+}
+
+/// A statistics counter (`domain::tally`) whose stored sum is not what the timelines add up to.
+/// The counters are derived data: the history is intact, but statistics read from them are wrong.
+#[derive(Debug, Clone, Serialize)]
+pub struct TallyMismatch {
+    pub jurisdiction: String,
+    /// `stats_mismatch`.
+    pub code: &'static str,
+    /// The day of the change; absent for the counter's total.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<Date>,
+    pub counter: Counter,
+    pub stored: i64,
+    pub replayed: i64,
+    pub message: String,
+}
+
+/// Reported per jurisdiction at most, so that a damaged table does not flood the report.
+const MAX_TALLY_MISMATCHES: usize = 20;
+
+fn tally_mismatches(jurisdiction: &str, check: TallyCheck) -> Vec<TallyMismatch> {
+    let mismatch = |date: Option<Date>, counter: &Counter, stored: i64, replayed: i64| {
+        TallyMismatch {
+            jurisdiction: jurisdiction.to_owned(),
+            code: "stats_mismatch",
+            date,
+            counter: counter.clone(),
+            stored,
+            replayed,
+            message: format!(
+                "统计计数与学籍时间线不一致:存储为 {stored},按时间线应为 {replayed}(计数由历史事件派生,历史本身完好)"
+            ),
+        }
+    };
+    let replayed_totals = tally::totals(&check.replayed_changes);
+    let mut out = Vec::new();
+    let totals = check
+        .stored_totals
+        .keys()
+        .chain(replayed_totals.keys())
+        .collect::<std::collections::BTreeSet<_>>();
+    for c in totals {
+        let (s, r) = (
+            check.stored_totals.get(c).copied().unwrap_or(0),
+            replayed_totals.get(c).copied().unwrap_or(0),
+        );
+        if s != r {
+            out.push(mismatch(None, c, s, r));
+        }
+    }
+    let changes = check
+        .stored_changes
+        .keys()
+        .chain(check.replayed_changes.keys())
+        .collect::<std::collections::BTreeSet<_>>();
+    for k in changes {
+        let (s, r) = (
+            check.stored_changes.get(k).copied().unwrap_or(0),
+            check.replayed_changes.get(k).copied().unwrap_or(0),
+        );
+        if s != r {
+            out.push(mismatch(Some(k.0), &k.1, s, r));
+        }
+    }
+    out.truncate(MAX_TALLY_MISMATCHES);
+    out
 }
 
 /// How many times a transition without `expected_version` is retried when another write to the
@@ -1192,6 +1262,7 @@ impl Xueji {
             students: 0,
             events: 0,
             failures: Vec::new(),
+            stats_failures: Vec::new(),
         };
         for id in self.store.all_student_ids()? {
             let r = self.verify_student(&id)?;
@@ -1202,6 +1273,13 @@ impl Xueji {
                 report.failures.push((id, r));
             }
         }
+        for (jurisdiction, _) in self.store.log_heads()? {
+            let check = self.store.tallies_to_check(&jurisdiction)?;
+            report
+                .stats_failures
+                .extend(tally_mismatches(&jurisdiction, check));
+        }
+        report.ok &= report.stats_failures.is_empty();
         Ok(report)
     }
 

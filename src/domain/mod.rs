@@ -12,6 +12,7 @@ pub mod request;
 pub mod school;
 pub mod status;
 pub mod student;
+pub mod tally;
 pub mod timeline;
 
 pub use dates::Date;

@@ -1,7 +1,8 @@
-//! Statistics of a school or a jurisdiction (optionally one area of it) as of a date, traced from
-//! the history (see `docs/exchange.md` for every definition).
+//! Statistics of a school or a jurisdiction (optionally one area of it) as of a date, from the
+//! counters the store keeps at write time (`domain::tally` says what each student counts for;
+//! see `docs/exchange.md` for every definition).
 //!
-//! - Counts: every student whose placement on the date (replayed from history) is at a school in
+//! - Counts: every student whose placement on the date (from their history) is at a school in
 //!   scope, by status; those holding 学籍 (enrolled, suspended, dropped out) by grade and by class.
 //! - 巩固率 of each entry cohort (entry year = year of the admission's effective date):
 //!   `graduates ÷ (cohort + transfers_in − transfers_out)`, where `cohort` counts students who
@@ -11,12 +12,15 @@
 //!   students of the cohort are still at school the rate is provisional (`finished: false`);
 //!   `retained` = graduates + still at school, `retained_rate` = retained ÷ base.
 //! - 辍学率 of the school year (starting 09-01) containing the date: students who dropped out in
-//!   the year up to the date ÷ students at school (enrolled or suspended) at its start.
+//!   the year up to the date (once per student and school) ÷ students at school (enrolled or
+//!   suspended) at its start.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use crate::domain::{Date, EventFacts, Level, School, Status, Timeline, TransitionKind};
+pub use crate::domain::tally::school_year_start;
+use crate::domain::tally::{Counter, Counts as Tallies};
+use crate::domain::{Date, Level, School, Status};
 use crate::service::{Result, Xueji};
 
 /// What the statistics cover.
@@ -61,12 +65,12 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, status: Status) {
-        self.with_xueji += 1;
+    fn add(&mut self, status: Status, n: usize) {
+        self.with_xueji += n;
         match status {
-            Status::Enrolled => self.enrolled += 1,
-            Status::Suspended => self.suspended += 1,
-            _ => self.dropped_out += 1,
+            Status::Enrolled => self.enrolled += n,
+            Status::Suspended => self.suspended += n,
+            _ => self.dropped_out += n,
         }
         self.in_school = self.enrolled + self.suspended;
     }
@@ -142,7 +146,7 @@ pub fn stats(x: &Xueji, scope: &StatsScope, as_of: Date) -> Result<Stats> {
         StatsScope::School(s) => (s.jurisdiction.clone(), None, Some(s.id.clone())),
         StatsScope::Jurisdiction { id, area } => (id.clone(), area.clone(), None),
     };
-    let schools: Vec<School> = store
+    let levels: HashMap<String, Level> = store
         .schools()?
         .into_iter()
         .filter(|s| {
@@ -150,64 +154,132 @@ pub fn stats(x: &Xueji, scope: &StatsScope, as_of: Date) -> Result<Stats> {
                 && school_id.as_ref().is_none_or(|id| &s.id == id)
                 && area.as_ref().is_none_or(|a| s.area.as_ref() == Some(a))
         })
+        .map(|s| (s.id, s.level))
         .collect();
-    let levels: BTreeMap<&str, Level> = schools.iter().map(|s| (s.id.as_str(), s.level)).collect();
-    let in_scope: HashSet<&str> = levels.keys().copied().collect();
-    let inside = |f: &EventFacts| in_scope.contains(f.school.as_str());
+    let year_start = school_year_start(as_of);
+    let mut read = store
+        .tallies_as_of(&jurisdiction, &[as_of, year_start])?
+        .into_iter();
+    let (on_date, at_year_start) = (
+        read.next().unwrap_or_default(),
+        read.next().unwrap_or_default(),
+    );
+    Ok(figures(
+        Stats {
+            school: school_id,
+            jurisdiction,
+            area,
+            as_of,
+            students: 0,
+            with_xueji: 0,
+            in_school: 0,
+            by_status: BTreeMap::new(),
+            by_grade: Vec::new(),
+            by_class: Vec::new(),
+            cohorts: Vec::new(),
+            dropout: Dropout {
+                school_year: format!("{}-{}", year_start.year(), year_start.year() + 1),
+                from: year_start,
+                to: as_of,
+                students_at_start: 0,
+                dropouts: 0,
+                rate: None,
+            },
+        },
+        &levels,
+        on_date,
+        at_year_start,
+    ))
+}
 
-    let mut students = 0;
-    let mut by_status: BTreeMap<Status, usize> = BTreeMap::new();
+/// The figures of the schools in `levels`, from the counters on the date and at the start of
+/// its school year.
+fn figures(
+    mut out: Stats,
+    levels: &HashMap<String, Level>,
+    on_date: Tallies,
+    at_year_start: Tallies,
+) -> Stats {
+    let year_start = out.dropout.from;
+    let inside = |school: &str| levels.contains_key(school);
     // Keyed by the level's declaration order (primary first), then grade.
     let mut grades: BTreeMap<(u8, u8), (Level, Counts)> = BTreeMap::new();
     let mut classes: BTreeMap<(String, u8, Option<String>), Counts> = BTreeMap::new();
     let mut cohorts: BTreeMap<i32, Cohort> = BTreeMap::new();
-    let mut dropouts = DropoutTally::new(as_of);
-    let mut count = |t: Timeline| {
-        if let Some(f) = t.as_of(as_of).filter(|f| inside(f)) {
-            students += 1;
-            *by_status.entry(f.status).or_default() += 1;
-            if f.status.has_xueji() {
-                let level = levels
-                    .get(f.school.as_str())
-                    .copied()
-                    .unwrap_or(Level::Primary);
-                grades
-                    .entry((level as u8, f.grade))
-                    .or_insert_with(|| (level, Counts::default()))
-                    .1
-                    .add(f.status);
-                classes
-                    .entry((f.school.clone(), f.grade, f.class.clone()))
-                    .or_default()
-                    .add(f.status);
+    for (counter, n) in on_date {
+        // A negative sum is a damaged store, which `verify` reports; it counts as none here.
+        let n = usize::try_from(n).unwrap_or(0);
+        match counter {
+            Counter::Placed {
+                school,
+                status,
+                grade,
+                class,
+                cohort,
+            } if inside(&school) => {
+                out.students += n;
+                *out.by_status.entry(status).or_default() += n;
+                if status.has_xueji() {
+                    let level = levels.get(&school).copied().unwrap_or(Level::Primary);
+                    grades
+                        .entry((level as u8, grade))
+                        .or_insert_with(|| (level, Counts::default()))
+                        .1
+                        .add(status, n);
+                    classes
+                        .entry((school, grade, class))
+                        .or_default()
+                        .add(status, n);
+                }
+                if let Some(year) = cohort {
+                    let c = cohort_of(&mut cohorts, year);
+                    match status {
+                        Status::Graduated => c.graduates += n,
+                        Status::Completed => c.completed += n,
+                        Status::Attended => c.attended += n,
+                        Status::Enrolled | Status::Suspended => c.in_school += n,
+                        Status::DroppedOut => c.dropped_out += n,
+                        Status::TransferredOut => {}
+                        _ => c.left_other += n,
+                    }
+                }
             }
+            Counter::Gained { cohort, school } if inside(&school) => {
+                cohort_of(&mut cohorts, cohort).cohort += n;
+            }
+            Counter::Moved { cohort, from, to } => match (inside(&from), inside(&to)) {
+                (false, true) => cohort_of(&mut cohorts, cohort).transfers_in += n,
+                (true, false) => cohort_of(&mut cohorts, cohort).transfers_out += n,
+                _ => {}
+            },
+            Counter::LeftSystem { cohort, school } if inside(&school) => {
+                cohort_of(&mut cohorts, cohort).transfers_out += n;
+            }
+            Counter::NeverRegistered { cohort, school } if inside(&school) => {
+                cohort_of(&mut cohorts, cohort).never_registered += n;
+            }
+            Counter::DroppedOut {
+                year_start: year,
+                school,
+            } if year == year_start && inside(&school) => out.dropout.dropouts += n,
+            _ => {}
         }
-        trace_cohort(&t, &inside, as_of, &mut cohorts);
-        dropouts.add(&t, &inside);
-    };
-    // A school's figures concern only the students ever placed there; a jurisdiction's or an
-    // area's, every student of the jurisdiction (transfers between its schools included).
-    match &school_id {
-        Some(id) => store
-            .timelines_of_school(&jurisdiction, id)?
-            .into_iter()
-            .for_each(&mut count),
-        None => store.for_each_timeline(&jurisdiction, &mut count)?,
     }
-    let mut out = Stats {
-        school: school_id,
-        jurisdiction,
-        area,
-        as_of,
-        students,
-        with_xueji: 0,
-        in_school: 0,
-        by_status,
-        by_grade: Vec::new(),
-        by_class: Vec::new(),
-        cohorts: Vec::new(),
-        dropout: dropouts.finish(),
-    };
+    out.dropout.students_at_start = at_year_start
+        .into_iter()
+        .filter_map(|(c, n)| match c {
+            Counter::Placed { school, status, .. }
+                if inside(&school) && matches!(status, Status::Enrolled | Status::Suspended) =>
+            {
+                usize::try_from(n).ok()
+            }
+            _ => None,
+        })
+        .sum();
+    out.dropout.rate = ratio(
+        out.dropout.dropouts as i64,
+        out.dropout.students_at_start as i64,
+    );
     out.with_xueji = grades.values().map(|(_, c)| c.with_xueji).sum();
     out.in_school = grades.values().map(|(_, c)| c.in_school).sum();
     out.by_grade = grades
@@ -239,149 +311,22 @@ pub fn stats(x: &Xueji, scope: &StatsScope, as_of: Date) -> Result<Stats> {
         })
         .filter(|c| c.cohort + c.transfers_in + c.never_registered > 0)
         .collect();
-    Ok(out)
+    out
 }
 
-/// Adds one student's flows to the cohort of their entry year.
-fn trace_cohort(
-    t: &Timeline,
-    inside: &impl Fn(&EventFacts) -> bool,
-    as_of: Date,
-    cohorts: &mut BTreeMap<i32, Cohort>,
-) {
-    let Some(admission) = t.admission().filter(|a| a.date <= as_of) else {
-        return;
-    };
-    let entry_year = admission.date.year();
-    let mut flows = Cohort::default();
-    let mut gained = false;
-    let mut prev: Option<&EventFacts> = None;
-    for step in t.until(as_of) {
-        let f = &step.facts;
-        if !gained {
-            if f.status.has_xueji() {
-                gained = true;
-                if inside(f) {
-                    flows.cohort += 1;
-                }
-            }
-        } else if let Some(p) = prev {
-            if p.school != f.school {
-                match (inside(p), inside(f)) {
-                    (false, true) => flows.transfers_in += 1,
-                    (true, false) => flows.transfers_out += 1,
-                    _ => {}
-                }
-            }
-            if step.kind == TransitionKind::TransferOut
-                && f.status == Status::TransferredOut
-                && p.status != Status::TransferredOut
-                && inside(f)
-            {
-                flows.transfers_out += 1;
-            }
-        }
-        prev = Some(f);
-    }
-    let Some(last) = prev else { return };
-    if !gained {
-        if inside(&admission.facts) {
-            flows.never_registered += 1;
-        } else {
-            return;
-        }
-    } else if inside(last) {
-        match last.status {
-            Status::Graduated => flows.graduates += 1,
-            Status::Completed => flows.completed += 1,
-            Status::Attended => flows.attended += 1,
-            Status::Enrolled | Status::Suspended => flows.in_school += 1,
-            Status::DroppedOut => flows.dropped_out += 1,
-            Status::TransferredOut => {}
-            _ => flows.left_other += 1,
-        }
-    }
-    let c = cohorts.entry(entry_year).or_insert_with(|| Cohort {
+fn cohort_of(cohorts: &mut BTreeMap<i32, Cohort>, entry_year: i32) -> &mut Cohort {
+    cohorts.entry(entry_year).or_insert_with(|| Cohort {
         entry_year,
         ..Cohort::default()
-    });
-    c.cohort += flows.cohort;
-    c.transfers_in += flows.transfers_in;
-    c.transfers_out += flows.transfers_out;
-    c.graduates += flows.graduates;
-    c.completed += flows.completed;
-    c.attended += flows.attended;
-    c.in_school += flows.in_school;
-    c.dropped_out += flows.dropped_out;
-    c.left_other += flows.left_other;
-    c.never_registered += flows.never_registered;
-}
-
-/// The school year (from 09-01) containing `date`.
-pub fn school_year_start(date: Date) -> Date {
-    let y = date.year();
-    match Date::from_ymd(y, 9, 1) {
-        Some(start) if start <= date => start,
-        _ => Date::from_ymd(y - 1, 9, 1).unwrap_or(date),
-    }
-}
-
-/// Counts the 辍学率 of the school year containing the date, one student at a time.
-struct DropoutTally {
-    from: Date,
-    to: Date,
-    at_start: usize,
-    dropouts: usize,
-}
-
-impl DropoutTally {
-    fn new(as_of: Date) -> DropoutTally {
-        DropoutTally {
-            from: school_year_start(as_of),
-            to: as_of,
-            at_start: 0,
-            dropouts: 0,
-        }
-    }
-
-    fn add(&mut self, t: &Timeline, inside: &impl Fn(&EventFacts) -> bool) {
-        if t.as_of(self.from)
-            .is_some_and(|f| inside(f) && matches!(f.status, Status::Enrolled | Status::Suspended))
-        {
-            self.at_start += 1;
-        }
-        let mut prev: Option<Status> = None;
-        let mut dropped = false;
-        for s in t.until(self.to) {
-            if s.date >= self.from
-                && s.facts.status == Status::DroppedOut
-                && prev != Some(Status::DroppedOut)
-                && inside(&s.facts)
-            {
-                dropped = true;
-            }
-            prev = Some(s.facts.status);
-        }
-        self.dropouts += usize::from(dropped);
-    }
-
-    fn finish(self) -> Dropout {
-        Dropout {
-            school_year: format!("{}-{}", self.from.year(), self.from.year() + 1),
-            from: self.from,
-            to: self.to,
-            students_at_start: self.at_start,
-            dropouts: self.dropouts,
-            rate: ratio(self.dropouts as i64, self.at_start as i64),
-        }
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Step;
     use crate::domain::event::facts;
+    use crate::domain::tally::contribution;
+    use crate::domain::{Step, Timeline, TransitionKind};
 
     fn d(s: &str) -> Date {
         Date::parse(s).unwrap_or_else(|e| panic!("{e}"))
@@ -394,6 +339,16 @@ mod tests {
             date: d(date),
             facts: facts(status, school, 1, Some("1")),
         }
+    }
+
+    fn tallies(all: &[Timeline], date: Date) -> Tallies {
+        let mut out = Tallies::new();
+        for t in all {
+            for c in contribution(t, date) {
+                *out.entry(c).or_default() += 1;
+            }
+        }
+        out
     }
 
     /// The outcomes of a cohort always add up to its base.
@@ -448,12 +403,33 @@ mod tests {
                 ],
             ),
         ];
-        let inside = |f: &EventFacts| f.school == "s1";
-        let mut cohorts = BTreeMap::new();
-        for tl in &all {
-            trace_cohort(tl, &inside, d("2025-12-31"), &mut cohorts);
-        }
-        let c = cohorts.get(&2024).cloned().unwrap_or_default();
+        let as_of = d("2025-12-31");
+        let from = school_year_start(as_of);
+        let levels: HashMap<String, Level> = [("s1".to_owned(), Level::Primary)].into();
+        let blank = Stats {
+            school: Some("s1".into()),
+            jurisdiction: "j".into(),
+            area: None,
+            as_of,
+            students: 0,
+            with_xueji: 0,
+            in_school: 0,
+            by_status: BTreeMap::new(),
+            by_grade: Vec::new(),
+            by_class: Vec::new(),
+            cohorts: Vec::new(),
+            dropout: Dropout {
+                school_year: "2025-2026".into(),
+                from,
+                to: as_of,
+                students_at_start: 0,
+                dropouts: 0,
+                rate: None,
+            },
+        };
+        let st = figures(blank, &levels, tallies(&all, as_of), tallies(&all, from));
+        let c = st.cohorts.first().cloned().unwrap_or_default();
+        assert_eq!(c.entry_year, 2024);
         assert_eq!((c.cohort, c.transfers_in, c.transfers_out), (2, 2, 2));
         assert_eq!((c.graduates, c.dropped_out, c.never_registered), (1, 1, 1));
         let outcomes =
@@ -462,18 +438,10 @@ mod tests {
             outcomes as i64,
             c.cohort as i64 + c.transfers_in as i64 - c.transfers_out as i64
         );
-        let mut tally = DropoutTally::new(d("2025-12-31"));
-        for tl in &all {
-            tally.add(tl, &inside);
-        }
-        let drop = tally.finish();
-        assert_eq!((drop.students_at_start, drop.dropouts), (1, 1));
-        assert_eq!(drop.school_year, "2025-2026");
-    }
-
-    #[test]
-    fn school_years_start_in_september() {
-        assert_eq!(school_year_start(d("2026-03-01")), d("2025-09-01"));
-        assert_eq!(school_year_start(d("2026-09-01")), d("2026-09-01"));
+        // Placed at s1 on the date: a (graduated), b (transferred out), c (dropped out), d.
+        assert_eq!(st.students, 4);
+        assert_eq!((st.with_xueji, st.in_school), (1, 0));
+        assert_eq!((st.dropout.students_at_start, st.dropout.dropouts), (1, 1));
+        assert_eq!(st.dropout.rate, Some(1.0));
     }
 }

@@ -540,6 +540,7 @@ async fn verify_all(
         "students": chains.students,
         "events": chains.events,
         "chain_failures": chains.failures,
+        "stats_failures": chains.stats_failures,
         "decisions": decisions,
         "logs": logs,
     })))

@@ -9,6 +9,7 @@
 mod backup;
 pub mod fault;
 mod tables;
+mod tally;
 mod writer;
 
 use hmac::{Hmac, Mac};
@@ -30,12 +31,13 @@ use crate::domain::{
 };
 pub use backup::{BackupSource, ReadOnlyStore, write_copy};
 use tables::*;
+pub use tally::TallyCheck;
 pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 
 /// The on-disk schema this build writes. A file of a newer schema is refused.
-/// Schema 2 added the jurisdiction Merkle log, schema 3 the timelines and school members; opening
-/// an older file builds what it lacks once.
-pub const SCHEMA_VERSION: u64 = 3;
+/// Schema 2 added the jurisdiction Merkle log, schema 3 the timelines and school members, schema 4
+/// the statistics counters; opening an older file builds what it lacks once.
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// redb's page cache. Pages beyond it are read from the operating system's file cache, which
 /// is shared and not counted in the process's memory; redb's default (1 GiB) would make a
@@ -402,6 +404,9 @@ impl Store {
                         }
                         if old.is_some_and(|v| v < 3) {
                             backfill_timelines(&txn)?;
+                        }
+                        if old.is_some_and(|v| v < 4) {
+                            tally::backfill_tallies(&txn)?;
                         }
                         meta.insert(
                             "schema_version",

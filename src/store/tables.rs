@@ -51,6 +51,12 @@ pub const LOG_HEADS: Table = TableDefinition::new("log_heads");
 pub const TIMELINES: Table = TableDefinition::new("timelines");
 /// `jur␟school␟student` → empty: every school a student has been placed at by any event.
 pub const IDX_SCHOOL_MEMBERS: Table = TableDefinition::new("idx_school_members");
+/// `jur␟counter` → i64 (little-endian): the sum of every student's dated changes of a statistics
+/// counter (`domain::tally`), what it stands at after the last step. Absent when zero.
+pub const STAT_TOTALS: Table = TableDefinition::new("stat_totals");
+/// `jur␟date␟counter` → i64: the sum of the changes of a counter dated on that day; statistics as
+/// of a date are the totals minus the changes dated after it. Absent when zero.
+pub const STAT_CHANGES: Table = TableDefinition::new("stat_changes");
 /// idempotency key (scoped by caller) → stored response.
 pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 
@@ -78,6 +84,8 @@ pub const ALL: &[Table] = &[
     LOG_HEADS,
     TIMELINES,
     IDX_SCHOOL_MEMBERS,
+    STAT_TOTALS,
+    STAT_CHANGES,
 ];
 
 pub const SEP: char = '\u{1f}';

@@ -2,18 +2,20 @@
 //! commit), commits it durably, then answers every caller of the batch.
 
 use redb::{Database, Durability, ReadableTable, Table as RedbTable, WriteTransaction};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
 use super::tables::*;
 use super::{
-    CommandOutput, Job, PolicyRecord, StoreError, append_step, decode, digest, encode_step,
-    person_digest,
+    CommandOutput, Job, PolicyRecord, StoreError, append_step, decode, decode_timeline, digest,
+    encode_step, person_digest, tally,
 };
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
-use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Student};
+use crate::domain::tally::{DatedCounts, change_between};
+use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Step, Student, Timeline};
 
 /// Commands queued beyond this make submitters wait (back-pressure).
 pub const QUEUE_DEPTH: usize = 4096;
@@ -224,6 +226,11 @@ struct Tables<'t> {
     log_heads: RedbTable<'t, &'static str, &'static [u8]>,
     timelines: RedbTable<'t, &'static str, &'static [u8]>,
     school_members: RedbTable<'t, &'static str, &'static [u8]>,
+    stat_totals: RedbTable<'t, &'static str, &'static [u8]>,
+    stat_changes: RedbTable<'t, &'static str, &'static [u8]>,
+    /// The statistics changes of the batch's events by jurisdiction, added to the stored sums
+    /// once, before the commit.
+    pending_tallies: HashMap<String, DatedCounts>,
 }
 
 impl<'t> Tables<'t> {
@@ -251,6 +258,9 @@ impl<'t> Tables<'t> {
             log_heads: txn.open_table(LOG_HEADS)?,
             timelines: txn.open_table(TIMELINES)?,
             school_members: txn.open_table(IDX_SCHOOL_MEMBERS)?,
+            stat_totals: txn.open_table(STAT_TOTALS)?,
+            stat_changes: txn.open_table(STAT_CHANGES)?,
+            pending_tallies: HashMap::new(),
         })
     }
 }
@@ -273,6 +283,13 @@ fn commit_batch(
                 Err(Refusal::Storage(e)) => return Err(e),
             }
         }
+        let Tables {
+            stat_totals,
+            stat_changes,
+            pending_tallies,
+            ..
+        } = &mut t;
+        tally::add_changes(stat_totals, stat_changes, pending_tallies)?;
     }
     txn.commit()?;
     Ok(results)
@@ -483,14 +500,28 @@ fn append_to_log(t: &mut Tables<'_>, e: &Event, sealed: &SealedEvent) -> Result<
     Ok(())
 }
 
-/// Appends an event's step to its student's timeline and records the school it places the
-/// student at, in the transaction that stores the event.
+/// Appends an event's step to its student's timeline, records the school it places the student
+/// at, and adds how the student's statistics change to the batch's, in the transaction that
+/// stores the event.
 fn record_step(t: &mut Tables<'_>, e: &Event, sealed: &SealedEvent) -> Result<(), Refusal> {
     let k = key(&[&e.jurisdiction, &e.student]);
     let mut steps = match t.timelines.get(k.as_str())? {
         Some(g) => g.value().to_vec(),
         None => Vec::new(),
     };
+    let old = if steps.is_empty() {
+        Timeline::new(e.student.clone(), Vec::new())
+    } else {
+        decode_timeline(&e.student, &steps)?
+    };
+    let mut new = old.clone();
+    new.steps.push(Step::of(e));
+    let new = Timeline::new(new.student, new.steps);
+    tally::merge_into(
+        &mut t.pending_tallies,
+        &e.jurisdiction,
+        change_between(&old, &new),
+    );
     append_step(&mut steps, &sealed.step);
     t.timelines.insert(k.as_str(), steps.as_slice())?;
     let member = key(&[&e.jurisdiction, &e.after.school, &e.student]);

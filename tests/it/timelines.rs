@@ -1,10 +1,12 @@
-//! The stored timelines and school members that rosters and statistics read: they must say
-//! exactly what the events say, and a store written before them gets them on open.
+//! The stored timelines, school members and statistics counters that rosters and statistics
+//! read: they must say exactly what the events say, and a store written before them gets them on
+//! open.
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::json;
 use std::collections::BTreeSet;
-use xueji::domain::{Actor, ApprovalStep, Timeline, TransitionInput};
+use xueji::domain::tally::{Counter, Counts, contribution};
+use xueji::domain::{Actor, ApprovalStep, Date, Timeline, TransitionInput};
 use xueji::service::{Outcome, Xueji};
 
 use crate::helpers::*;
@@ -13,6 +15,8 @@ type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
 const META: Raw = TableDefinition::new("meta");
 const TIMELINES: Raw = TableDefinition::new("timelines");
 const MEMBERS: Raw = TableDefinition::new("idx_school_members");
+const STAT_TOTALS: Raw = TableDefinition::new("stat_totals");
+const STAT_CHANGES: Raw = TableDefinition::new("stat_changes");
 const JUR: &str = "test-district";
 
 /// Applies a transition, approving every step it needs.
@@ -140,10 +144,11 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
     let t = engine();
     let ids = history(&t.xueji);
     let before = stored(&t.xueji);
+    let counters_before = counters_on(&t.xueji, &dates());
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     with_raw(&path, |txn| {
-        for table in [TIMELINES, MEMBERS] {
+        for table in [TIMELINES, MEMBERS, STAT_TOTALS, STAT_CHANGES] {
             txn.delete_table(table).expect("drop table");
         }
         txn.open_table(META)
@@ -154,7 +159,9 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
     let x = reopen(&path);
     assert_eq!(stored(&x), before);
     assert_agree_with_events(&x, &ids);
-    // Schema 3 is recorded, so the next open rebuilds nothing.
+    assert_eq!(counters_on(&x, &dates()), counters_before);
+    assert!(x.verify_all().expect("verify").ok);
+    // Schema 4 is recorded, so the next open rebuilds nothing.
     let db_schema = {
         drop(x);
         let db = Database::open(&path).expect("open");
@@ -163,7 +170,82 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
         let v = meta.get("schema_version").expect("get").expect("set");
         String::from_utf8(v.value().to_vec()).expect("utf8")
     };
-    assert_eq!(db_schema, "3");
+    assert_eq!(db_schema, "4");
+}
+
+/// Every day from before the first admission to after the last step, weekly.
+fn dates() -> Vec<Date> {
+    let start = Date::from_ymd(2024, 8, 1).expect("date");
+    (0..120)
+        .filter_map(|w| start.add_weeks(w))
+        .chain([Date::today()])
+        .collect()
+}
+
+fn counters_on(x: &Xueji, dates: &[Date]) -> Vec<Counts> {
+    x.store().tallies_as_of(JUR, dates).expect("counters")
+}
+
+/// The counters a statistic reads, kept at write time, equal on every date what the timelines
+/// say then, back-dated events included.
+#[test]
+fn the_counters_on_any_date_are_what_the_timelines_say_then() {
+    let t = engine();
+    history(&t.xueji);
+    let timelines = stored(&t.xueji);
+    let dates = dates();
+    let kept = counters_on(&t.xueji, &dates);
+    for (date, kept) in dates.iter().zip(kept) {
+        let mut replayed = Counts::new();
+        for tl in &timelines {
+            for c in contribution(tl, *date) {
+                *replayed.entry(c).or_default() += 1;
+            }
+        }
+        assert_eq!(kept, replayed, "on {date}");
+    }
+    // The history moves through several states: the check compared more than empty sums.
+    let distinct: BTreeSet<usize> = counters_on(&t.xueji, &dates)
+        .iter()
+        .map(|c| c.len())
+        .collect();
+    assert!(distinct.len() >= 4, "{distinct:?}");
+}
+
+#[test]
+fn verify_reports_a_statistics_counter_that_disagrees_with_the_timelines() {
+    let t = engine();
+    history(&t.xueji);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    with_raw(&path, |txn| {
+        let mut totals = txn.open_table(STAT_TOTALS).expect("totals");
+        let (k, v) = {
+            let first = totals.first().expect("first").expect("a counter");
+            (first.0.value().to_owned(), first.1.value().to_vec())
+        };
+        let n = i64::from_le_bytes(v.try_into().expect("8 bytes"));
+        totals
+            .insert(k.as_str(), (n + 5).to_le_bytes().as_slice())
+            .expect("insert");
+    });
+    let x = reopen(&path);
+    let report = x.verify_all().expect("verify");
+    assert!(!report.ok);
+    assert!(report.failures.is_empty(), "the chains are intact");
+    let [m] = report.stats_failures.as_slice() else {
+        panic!("{:?}", report.stats_failures)
+    };
+    assert_eq!(
+        (m.code, m.date, m.stored - m.replayed),
+        ("stats_mismatch", None, 5)
+    );
+    // Keys sort by kind letter; with no dropout, the first is a cohort's `g`ained counter.
+    assert!(
+        matches!(m.counter, Counter::Gained { cohort: 2024, .. }),
+        "{:?}",
+        m.counter
+    );
 }
 
 #[test]

@@ -1,0 +1,278 @@
+//! The statistics counters kept at write time (see `domain::tally`): their key layout, how a
+//! batch's changes are added, and reading them as of dates.
+
+use redb::{ReadableDatabase, ReadableTable, Table as RedbTable};
+use std::collections::HashMap;
+
+use super::tables::{SEP, STAT_CHANGES, STAT_TOTALS, TIMELINES, key, prefix_range};
+use super::{Store, StoreError, decode_timeline};
+use crate::domain::tally::{Counter, Counts, DatedCounts, dated_changes};
+use crate::domain::{Date, Status};
+
+type Tbl<'t> = RedbTable<'t, &'static str, &'static [u8]>;
+
+/// A counter as the last parts of a key: a one-letter kind, then its fields. An absent class or
+/// cohort is an empty part (a class is never empty text).
+pub(super) fn counter_key(c: &Counter) -> String {
+    match c {
+        Counter::Placed {
+            school,
+            status,
+            grade,
+            class,
+            cohort,
+        } => key(&[
+            "p",
+            school,
+            status.as_str(),
+            &grade.to_string(),
+            class.as_deref().unwrap_or(""),
+            &cohort.map(|y| y.to_string()).unwrap_or_default(),
+        ]),
+        Counter::Gained { cohort, school } => key(&["g", &cohort.to_string(), school]),
+        Counter::Moved { cohort, from, to } => key(&["m", &cohort.to_string(), from, to]),
+        Counter::LeftSystem { cohort, school } => key(&["x", &cohort.to_string(), school]),
+        Counter::NeverRegistered { cohort, school } => key(&["n", &cohort.to_string(), school]),
+        Counter::DroppedOut { year_start, school } => key(&["d", &year_start.to_string(), school]),
+    }
+}
+
+fn parse_counter(parts: &[&str]) -> Option<Counter> {
+    let year = |s: &str| s.parse::<i32>().ok();
+    Some(match parts {
+        ["p", school, status, grade, class, cohort] => Counter::Placed {
+            school: (*school).to_owned(),
+            status: status.parse::<Status>().ok()?,
+            grade: grade.parse().ok()?,
+            class: (!class.is_empty()).then(|| (*class).to_owned()),
+            cohort: if cohort.is_empty() {
+                None
+            } else {
+                Some(year(cohort)?)
+            },
+        },
+        ["g", cohort, school] => Counter::Gained {
+            cohort: year(cohort)?,
+            school: (*school).to_owned(),
+        },
+        ["m", cohort, from, to] => Counter::Moved {
+            cohort: year(cohort)?,
+            from: (*from).to_owned(),
+            to: (*to).to_owned(),
+        },
+        ["x", cohort, school] => Counter::LeftSystem {
+            cohort: year(cohort)?,
+            school: (*school).to_owned(),
+        },
+        ["n", cohort, school] => Counter::NeverRegistered {
+            cohort: year(cohort)?,
+            school: (*school).to_owned(),
+        },
+        ["d", year_start, school] => Counter::DroppedOut {
+            year_start: Date::parse(year_start).ok()?,
+            school: (*school).to_owned(),
+        },
+        _ => return None,
+    })
+}
+
+fn undecodable(k: &str) -> StoreError {
+    StoreError::Storage(format!(
+        "undecodable statistics counter {}",
+        k.replace(SEP, "/")
+    ))
+}
+
+fn value(bytes: &[u8], k: &str) -> Result<i64, StoreError> {
+    bytes
+        .try_into()
+        .map(i64::from_le_bytes)
+        .map_err(|_| undecodable(k))
+}
+
+/// A `STAT_TOTALS` entry: the counter after the jurisdiction.
+pub(super) fn decode_total(k: &str, v: &[u8]) -> Result<(Counter, i64), StoreError> {
+    let parts: Vec<&str> = k.split(SEP).collect();
+    let c = parts
+        .get(1..)
+        .and_then(parse_counter)
+        .ok_or_else(|| undecodable(k))?;
+    Ok((c, value(v, k)?))
+}
+
+/// A `STAT_CHANGES` entry: the date, then the counter, after the jurisdiction.
+pub(super) fn decode_change(k: &str, v: &[u8]) -> Result<(Date, Counter, i64), StoreError> {
+    let parts: Vec<&str> = k.split(SEP).collect();
+    let date = parts.get(1).and_then(|d| Date::parse(d).ok());
+    let c = parts.get(2..).and_then(parse_counter);
+    match (date, c) {
+        (Some(d), Some(c)) => Ok((d, c, value(v, k)?)),
+        _ => Err(undecodable(k)),
+    }
+}
+
+/// Adds `delta` to a stored sum, removing it when it comes to zero.
+fn add(table: &mut Tbl<'_>, k: &str, delta: i64) -> Result<(), StoreError> {
+    let current = match table.get(k)? {
+        Some(g) => value(g.value(), k)?,
+        None => 0,
+    };
+    let sum = current + delta;
+    if sum == 0 {
+        table.remove(k)?;
+    } else {
+        table.insert(k, sum.to_le_bytes().as_slice())?;
+    }
+    Ok(())
+}
+
+/// Adds the changes of every student of a batch (by jurisdiction) to the stored sums, one
+/// update per counter and date however many students share it.
+pub(super) fn add_changes(
+    totals: &mut Tbl<'_>,
+    changes: &mut Tbl<'_>,
+    pending: &HashMap<String, DatedCounts>,
+) -> Result<(), StoreError> {
+    for (jur, dated) in pending {
+        let mut by_counter = Counts::new();
+        for ((date, c), n) in dated {
+            if *n == 0 {
+                continue;
+            }
+            let ck = counter_key(c);
+            add(changes, &key(&[jur, &date.to_string(), &ck]), *n)?;
+            *by_counter.entry(c.clone()).or_default() += n;
+        }
+        for (c, n) in by_counter {
+            if n != 0 {
+                add(totals, &key(&[jur, &counter_key(&c)]), n)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds one student's changes to a batch's pending sums.
+pub(super) fn merge_into(
+    pending: &mut HashMap<String, DatedCounts>,
+    jur: &str,
+    dated: DatedCounts,
+) {
+    if dated.is_empty() {
+        return;
+    }
+    let sums = pending.entry(jur.to_owned()).or_default();
+    for (k, n) in dated {
+        *sums.entry(k).or_default() += n;
+    }
+}
+
+impl Store {
+    /// What the statistics counters of a jurisdiction stood at on each of `dates`, all from one
+    /// snapshot: the totals, minus the changes dated after each date. Reads the jurisdiction's
+    /// counters once, and the changes dated after the earliest of the dates.
+    pub fn tallies_as_of(
+        &self,
+        jurisdiction: &str,
+        dates: &[Date],
+    ) -> Result<Vec<Counts>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let totals = txn.open_table(STAT_TOTALS)?;
+        let changes = txn.open_table(STAT_CHANGES)?;
+        let (start, end) = prefix_range(&[jurisdiction]);
+        let mut now = Counts::new();
+        for item in totals.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            let (c, n) = decode_total(k.value(), v.value())?;
+            now.insert(c, n);
+        }
+        let mut out = vec![now; dates.len()];
+        let Some(earliest) = dates.iter().min() else {
+            return Ok(out);
+        };
+        // Everything dated after the earliest date: the key after `jur␟date␟…`.
+        let after = format!("{}{SEP}{earliest}\u{20}", jurisdiction);
+        for item in changes.range(after.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            let (date, c, n) = decode_change(k.value(), v.value())?;
+            for (counts, as_of) in out.iter_mut().zip(dates) {
+                if date > *as_of {
+                    let e = counts.entry(c.clone()).or_default();
+                    *e -= n;
+                }
+            }
+        }
+        for counts in &mut out {
+            counts.retain(|_, n| *n != 0);
+        }
+        Ok(out)
+    }
+
+    /// A jurisdiction's counters as stored and as its timelines say they should be, from one
+    /// snapshot: what `verify` compares.
+    pub fn tallies_to_check(&self, jurisdiction: &str) -> Result<TallyCheck, StoreError> {
+        let txn = self.db.begin_read()?;
+        let (start, end) = prefix_range(&[jurisdiction]);
+        let mut check = TallyCheck::default();
+        for item in txn
+            .open_table(STAT_TOTALS)?
+            .range(start.as_str()..end.as_str())?
+        {
+            let (k, v) = item?;
+            let (c, n) = decode_total(k.value(), v.value())?;
+            check.stored_totals.insert(c, n);
+        }
+        for item in txn
+            .open_table(STAT_CHANGES)?
+            .range(start.as_str()..end.as_str())?
+        {
+            let (k, v) = item?;
+            let (d, c, n) = decode_change(k.value(), v.value())?;
+            check.stored_changes.insert((d, c), n);
+        }
+        for item in txn
+            .open_table(TIMELINES)?
+            .range(start.as_str()..end.as_str())?
+        {
+            let (k, v) = item?;
+            let student = k.value().rsplit(SEP).next().unwrap_or_default();
+            for (k, n) in dated_changes(&decode_timeline(student, v.value())?) {
+                *check.replayed_changes.entry(k).or_default() += n;
+            }
+        }
+        check.replayed_changes.retain(|_, n| *n != 0);
+        Ok(check)
+    }
+}
+
+/// See [`Store::tallies_to_check`].
+#[derive(Debug, Default)]
+pub struct TallyCheck {
+    pub stored_totals: Counts,
+    pub stored_changes: DatedCounts,
+    /// Every student's dated changes, summed.
+    pub replayed_changes: DatedCounts,
+}
+
+/// Builds the statistics counters of a store written before they existed, from its timelines.
+pub(super) fn backfill_tallies(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let timelines = txn.open_table(TIMELINES)?;
+    let mut pending: HashMap<String, DatedCounts> = HashMap::new();
+    for item in timelines.iter()? {
+        let (k, v) = item?;
+        let mut parts = k.value().split(SEP);
+        let (Some(jur), Some(student)) = (parts.next(), parts.next()) else {
+            return Err(StoreError::Storage(format!(
+                "undecodable timeline key {}",
+                k.value()
+            )));
+        };
+        let t = decode_timeline(student, v.value())?;
+        merge_into(&mut pending, jur, dated_changes(&t));
+    }
+    add_changes(
+        &mut txn.open_table(STAT_TOTALS)?,
+        &mut txn.open_table(STAT_CHANGES)?,
+        &pending,
+    )
+}
