@@ -24,7 +24,7 @@ use crate::domain::{
     Timeline, TransitionInput, TransitionKind,
 };
 use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate};
-use crate::store::{Command, Store, StoreError, StudentHistory, TallyCheck};
+use crate::store::{Command, Snapshot, Store, StoreError, StudentHistory, TallyCheck};
 
 /// Why an operation did not happen. Each variant maps to one HTTP status in `http::error`.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +171,28 @@ fn derived_mismatch(student_id: &str, h: StudentHistory) -> Option<BadEvent> {
             e.after.school
         ),
     })
+}
+
+/// Refuses a student whose ID numbers (or, without an ID card, name, gender and birth date)
+/// another student holds.
+fn check_identity_free(snapshot: &Snapshot<'_>, s: &Student) -> Result<()> {
+    let dup = |field: &str, holder: Option<String>| match holder {
+        Some(student) if student != s.id => Err(ServiceError::Duplicate {
+            field: field.into(),
+            student,
+        }),
+        _ => Ok(()),
+    };
+    dup(
+        "national_id",
+        snapshot.student_by_national_id(s.national_id.as_str())?,
+    )?;
+    if let Some(id) = &s.id_card {
+        dup("id_card", snapshot.student_by_id_card(id.as_str())?)?;
+    } else {
+        dup("name_gender_birth_date", snapshot.student_by_person(s)?)?;
+    }
+    Ok(())
 }
 
 /// Why an admission cannot go through approvals, for single creations and imports alike.
@@ -506,7 +528,8 @@ impl Xueji {
     /// `admit` is this then [`Xueji::store_admissions`]; a bulk import checks every row first
     /// and stores the plans after, so no row is decided twice.
     pub fn prepare_admission(&self, form: NewStudentForm, actor: &Actor) -> Result<Admission> {
-        let school = self.store.school(&form.school)?.ok_or_else(|| {
+        let snapshot = self.store.snapshot()?;
+        let school = snapshot.school(&form.school)?.ok_or_else(|| {
             InvalidInput::from(FieldError::new(
                 "unknown_school",
                 "school",
@@ -515,7 +538,7 @@ impl Xueji {
         })?;
         let new = NewStudent::parse(form, &school, Date::today())?;
         let mut student = provisional_student(&new, &school, student_id());
-        self.check_identity_free(&student)?;
+        check_identity_free(&snapshot, &student)?;
         let report_by = new.report_deadline.or_else(|| {
             school
                 .calendar
@@ -587,26 +610,6 @@ impl Xueji {
             .zip(answers)
             .map(|(outcome, answer)| answer.map(|_| outcome).map_err(ServiceError::from))
             .collect()
-    }
-
-    fn check_identity_free(&self, s: &Student) -> Result<()> {
-        let dup = |field: &str, holder: Option<String>| match holder {
-            Some(student) if student != s.id => Err(ServiceError::Duplicate {
-                field: field.into(),
-                student,
-            }),
-            _ => Ok(()),
-        };
-        dup(
-            "national_id",
-            self.store.student_by_national_id(s.national_id.as_str())?,
-        )?;
-        if let Some(id) = &s.id_card {
-            dup("id_card", self.store.student_by_id_card(id.as_str())?)?;
-        } else {
-            dup("name_gender_birth_date", self.store.student_by_person(s)?)?;
-        }
-        Ok(())
     }
 
     /// Files a transition: applies it, opens an approval request, or reports the denial.

@@ -294,6 +294,44 @@ fn backfill_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Reads from one read transaction. In the served mode each read transaction takes and releases
+/// byte-range file locks (so that `xueji backup` can read beside the server), so lookups that
+/// belong together, like an admission's school and identity checks, share one.
+pub struct Snapshot<'s> {
+    store: &'s Store,
+    txn: redb::ReadTransaction,
+}
+
+impl Snapshot<'_> {
+    fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
+        let t = self.txn.open_table(table)?;
+        let v = t.get(key)?;
+        v.map(|g| decode(g.value())).transpose()
+    }
+
+    fn get_str(&self, table: Table, key: &str) -> Result<Option<String>, StoreError> {
+        let t = self.txn.open_table(table)?;
+        let v = t.get(key)?;
+        Ok(v.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+    }
+
+    pub fn school(&self, id: &str) -> Result<Option<School>, StoreError> {
+        self.get(SCHOOLS, id)
+    }
+
+    pub fn student_by_national_id(&self, national_id: &str) -> Result<Option<String>, StoreError> {
+        self.get_str(IDX_NATIONAL, national_id)
+    }
+
+    pub fn student_by_id_card(&self, id_card: &str) -> Result<Option<String>, StoreError> {
+        self.get_str(IDX_ID_CARD, &self.store.digest("id_card", id_card))
+    }
+
+    pub fn student_by_person(&self, s: &Student) -> Result<Option<String>, StoreError> {
+        self.get_str(IDX_PERSON, &self.store.person_digest(s))
+    }
+}
+
 /// What [`Store::history_of`] reads.
 #[derive(Debug, Clone)]
 pub struct StudentHistory {
@@ -513,18 +551,20 @@ impl Store {
         person_digest(&self.salt, s)
     }
 
+    /// One read transaction for several lookups that belong together.
+    pub fn snapshot(&self) -> Result<Snapshot<'_>, StoreError> {
+        Ok(Snapshot {
+            store: self,
+            txn: self.db.begin_read()?,
+        })
+    }
+
     fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(table)?;
-        let v = t.get(key)?;
-        v.map(|g| decode(g.value())).transpose()
+        self.snapshot()?.get(table, key)
     }
 
     fn get_str(&self, table: Table, key: &str) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(table)?;
-        let v = t.get(key)?;
-        Ok(v.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+        self.snapshot()?.get_str(table, key)
     }
 
     /// `(key, record)` rows under a prefix, after `after` (exclusive), at most `limit`.
@@ -572,7 +612,7 @@ impl Store {
     }
 
     pub fn school(&self, id: &str) -> Result<Option<School>, StoreError> {
-        self.get(SCHOOLS, id)
+        self.snapshot()?.school(id)
     }
 
     pub fn schools(&self) -> Result<Vec<School>, StoreError> {
@@ -662,15 +702,15 @@ impl Store {
     }
 
     pub fn student_by_national_id(&self, national_id: &str) -> Result<Option<String>, StoreError> {
-        self.get_str(IDX_NATIONAL, national_id)
+        self.snapshot()?.student_by_national_id(national_id)
     }
 
     pub fn student_by_id_card(&self, id_card: &str) -> Result<Option<String>, StoreError> {
-        self.get_str(IDX_ID_CARD, &self.digest("id_card", id_card))
+        self.snapshot()?.student_by_id_card(id_card)
     }
 
     pub fn student_by_person(&self, s: &Student) -> Result<Option<String>, StoreError> {
-        self.get_str(IDX_PERSON, &self.person_digest(s))
+        self.snapshot()?.student_by_person(s)
     }
 
     /// Students of a school (optionally one grade and class), in grade, class, id order.
