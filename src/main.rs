@@ -73,16 +73,18 @@ enum Command {
         #[arg(long)]
         policies: Option<PathBuf>,
     },
-    /// Import students from a CSV or XLSX file; every row is checked like a single creation and,
-    /// unless --partial, nothing is stored when any row fails (stop the server first).
+    /// Import students from CSV or XLSX files, in order; every row is checked like a single
+    /// creation and, unless --partial, nothing of a file is stored when any of its rows fails
+    /// (stop the server first).
     Import {
         #[arg(long, default_value = "./xueji-data")]
         data: PathBuf,
         #[arg(long)]
         policies: Option<PathBuf>,
-        /// The file (format from its extension unless --format).
-        file: PathBuf,
-        /// csv or xlsx.
+        /// The files (each at most 20,000 rows). While one is stored the next is checked.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// csv or xlsx (default: from each file's bytes).
         #[arg(long)]
         format: Option<xueji::exchange::FileFormat>,
         /// School of rows without a school column.
@@ -235,23 +237,38 @@ fn main() -> Result<()> {
         Command::Import {
             data,
             policies,
-            file,
+            files,
             format,
             school,
             partial,
             dry_run,
         } => {
-            let report = xueji::exchange::cli::import(
+            let reports = xueji::exchange::cli::import(
                 &data,
                 policies.as_deref(),
-                &file,
+                &files,
                 format,
                 school,
                 partial,
                 dry_run,
             )?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            if report.ok {
+            let all_ok = reports.iter().all(|r| r.as_ref().is_ok_and(|r| r.ok));
+            // One file: its report. Several: one entry per file, in order.
+            let out = match reports.as_slice() {
+                [Ok(report)] => serde_json::to_value(report)?,
+                _ => serde_json::Value::Array(
+                    files
+                        .iter()
+                        .zip(&reports)
+                        .map(|(f, r)| match r {
+                            Ok(report) => serde_json::json!({"file": f, "report": report}),
+                            Err(e) => serde_json::json!({"file": f, "error": e}),
+                        })
+                        .collect(),
+                ),
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            if all_ok {
                 Ok(())
             } else {
                 std::process::exit(1)

@@ -2,35 +2,54 @@
 //! opened directly (the server must be stopped: redb locks the file).
 
 use anyhow::{Context, Result, bail};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::FileFormat;
-use super::import::{ImportOptions, ImportReport, import as import_rows};
+use super::import::{ImportOptions, ImportReport, import_files};
 use super::roster::{RosterKind, RosterQuery, roster};
 use crate::auth::Role;
-use crate::domain::{Actor, Date};
+use crate::domain::{Actor, Date, FieldError, InvalidInput};
+use crate::service::ServiceError;
 
-/// Imports students from a CSV or XLSX file (format from the extension unless given) as the
-/// operator (`system:cli_import` in history). Returns the per-row report.
+/// Imports students from CSV or XLSX files (format from the bytes unless given), one job in
+/// order (`import::import_files`), as the operator (`system:cli_import` in history). Returns
+/// each file's report, or why it could not be read.
 pub fn import(
     data: &Path,
     policies: Option<&Path>,
-    file: &Path,
+    files: &[PathBuf],
     format: Option<FileFormat>,
     school: Option<String>,
     partial: bool,
     dry_run: bool,
-) -> Result<ImportReport> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+) -> Result<Vec<Result<ImportReport, String>>> {
     let x = crate::cli::open(data, policies)?;
     let opts = ImportOptions {
-        format: Some(format.unwrap_or_else(|| FileFormat::from_path(file))),
+        format,
         partial,
         dry_run,
         school,
     };
-    import_rows(&x, &bytes, &opts, &Actor::system("cli_import"), &|_| true)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    let read = files.iter().map(|f| {
+        std::fs::read(f).map_err(|e| {
+            ServiceError::from(InvalidInput::from(FieldError::new(
+                "unreadable_file",
+                "file",
+                format!("读取文件 {} 失败:{e}", f.display()),
+            )))
+        })
+    });
+    let mut reports = Vec::with_capacity(files.len());
+    import_files(
+        &x,
+        read,
+        &opts,
+        &Actor::system("cli_import"),
+        &|_| true,
+        |_, r| reports.push(r.map_err(|e| e.to_string())),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(reports)
 }
 
 /// Exports a school's roster to a file (CSV with BOM, or XLSX; JSON if the name ends `.json`).

@@ -10,7 +10,8 @@
 //!
 //! Rows are validated on as many threads as there are cores (the duplicate check runs after, in
 //! row order). The prepared admissions are then stored as decided, by one stream
-//! ([`Xueji::store_admissions`]), which the writer packs into full batches.
+//! ([`Xueji::store_admissions`]), which the writer packs into full batches. Several files are
+//! one job ([`import_files`]): the next file is checked while the previous one is stored.
 //! Imports are serialised with each other; a single create racing an import for the same person
 //! can still make a validated row fail when stored (it is then reported with its error).
 
@@ -97,26 +98,126 @@ pub fn import(
     actor: &Actor,
     may_use: &(dyn Fn(&School) -> bool + Sync),
 ) -> Result<ImportReport> {
-    let format = opts.format.unwrap_or_else(|| FileFormat::sniff(bytes));
-    let table = table::read(bytes, format)?;
-    let columns = map_columns(&table, opts.school.is_some())?;
+    let mut report = None;
+    import_files(x, [Ok(bytes)], opts, actor, may_use, |_, r| {
+        report = Some(r)
+    })?;
+    report.unwrap_or_else(|| Err(ServiceError::Storage("import: no report".into())))
+}
+
+/// Imports several files as one job, in order, each on its own terms as if uploaded alone (all
+/// or nothing unless `partial`), and calls `on_file` with each file's index and report (or why
+/// it could not be read: the file's own error, or its table's) in file order. A row naming the same person as a row of an earlier file
+/// of the job is refused (`duplicate_in_import`).
+///
+/// While one file is stored, the next is checked: storing keeps the writer thread busy and
+/// checking the others, so a district's files (at most `MAX_ROWS` rows each) go in about the
+/// time of the slower of the two rather than their sum. A storage failure stops the job; the
+/// files stored before it stay stored.
+pub fn import_files<F: AsRef<[u8]>>(
+    x: &Xueji,
+    files: impl IntoIterator<Item = Result<F>>,
+    opts: &ImportOptions,
+    actor: &Actor,
+    may_use: &(dyn Fn(&School) -> bool + Sync),
+    mut on_file: impl FnMut(usize, Result<ImportReport>),
+) -> Result<()> {
     let _guard = IMPORTS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Who each identity of the files checked so far belongs to: (file, row).
+    let mut claimed: HashMap<String, (usize, usize)> = HashMap::new();
+    std::thread::scope(|scope| {
+        let mut storing: Option<Storing<'_>> = None;
+        for (i, file) in files.into_iter().enumerate() {
+            let checked = file
+                .and_then(|bytes| check_file(x, bytes.as_ref(), i, &claimed, opts, actor, may_use));
+            // Files are stored one after the other, in order.
+            finish(storing.take(), &mut on_file)?;
+            match checked {
+                Err(ServiceError::Storage(m)) => return Err(ServiceError::Storage(m)),
+                Err(e) => on_file(i, Err(e)),
+                Ok(checked) if checked.work.is_empty() => on_file(i, Ok(checked.report)),
+                Ok(checked) => {
+                    claimed.extend(checked.claims);
+                    let CheckedFile { report, work, .. } = checked;
+                    storing = Some((i, scope.spawn(move || store_file(x, report, work))));
+                }
+            }
+        }
+        finish(storing.take(), &mut on_file)
+    })
+}
 
-    // 1. Validate every row: the form, the school, a dry-run admit (each row on its own, so in
-    // parallel), then duplicates inside the file (in row order, so the first row is the one kept).
+/// The file being stored: its index, and the thread storing it.
+type Storing<'scope> = (
+    usize,
+    std::thread::ScopedJoinHandle<'scope, Result<ImportReport>>,
+);
+
+/// Waits for the file being stored, and reports it. Its storage failure stops the job.
+fn finish(
+    storing: Option<Storing<'_>>,
+    on_file: &mut impl FnMut(usize, Result<ImportReport>),
+) -> Result<()> {
+    if let Some((i, handle)) = storing {
+        let stored = handle
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        if let Err(ServiceError::Storage(m)) = stored {
+            return Err(ServiceError::Storage(m));
+        }
+        on_file(i, stored);
+    }
+    Ok(())
+}
+
+/// A file checked: its report so far, the rows to store (row index, plan), and the identities
+/// those rows claim.
+struct CheckedFile {
+    report: ImportReport,
+    work: Vec<(usize, AdmissionPlan)>,
+    claims: Vec<(String, (usize, usize))>,
+}
+
+/// Reads and checks one file: every row on its own (in parallel), then duplicates inside the
+/// file and against the earlier files of the job (in row order, so the first row is the one
+/// kept). Nothing to store when the check alone was asked, or a row failed without `partial`.
+fn check_file(
+    x: &Xueji,
+    bytes: &[u8],
+    file: usize,
+    claimed: &HashMap<String, (usize, usize)>,
+    opts: &ImportOptions,
+    actor: &Actor,
+    may_use: &(dyn Fn(&School) -> bool + Sync),
+) -> Result<CheckedFile> {
+    let format = opts.format.unwrap_or_else(|| FileFormat::sniff(bytes));
+    let table = table::read(bytes, format)?;
+    let columns = map_columns(&table, opts.school.is_some())?;
     let checked = check_rows(x, &table, &columns, opts, actor, may_use)?;
     let mut rows: Vec<RowReport> = Vec::with_capacity(table.rows.len());
     let mut plans: Vec<Option<Box<AdmissionPlan>>> = Vec::with_capacity(table.rows.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut row_keys: Vec<Vec<String>> = Vec::with_capacity(table.rows.len());
     for ((line, _), c) in table.rows.iter().zip(checked) {
         let Checked {
             plan,
             mut errors,
             keys,
         } = c;
+        let mut own = Vec::with_capacity(keys.len());
         for (key, field, what) in keys {
+            if let Some((earlier_file, earlier_row)) = claimed.get(&key) {
+                errors.push(RowError::new(
+                    "duplicate_in_import",
+                    field,
+                    format!(
+                        "与本次导入第 {} 个文件第 {earlier_row} 行是同一学生({what}相同),不能重复建档",
+                        earlier_file + 1
+                    ),
+                ));
+            }
             match seen.get(&key) {
                 Some(first) => errors.push(RowError::new(
                     "duplicate_in_file",
@@ -124,7 +225,8 @@ pub fn import(
                     format!("与第 {first} 行是同一学生({what}相同),不能重复建档"),
                 )),
                 None => {
-                    seen.insert(key, *line);
+                    seen.insert(key.clone(), *line);
+                    own.push(key);
                 }
             }
         }
@@ -136,9 +238,10 @@ pub fn import(
             errors,
         });
         plans.push(plan.filter(|_| ok));
+        row_keys.push(own);
     }
     let valid = rows.iter().filter(|r| r.ok).count();
-    let mut report = ImportReport {
+    let report = ImportReport {
         ok: valid == rows.len(),
         dry_run: opts.dry_run,
         partial: opts.partial,
@@ -149,15 +252,34 @@ pub fn import(
         rows,
     };
     if opts.dry_run || (!report.ok && !opts.partial) {
-        return Ok(report);
+        return Ok(CheckedFile {
+            report,
+            work: Vec::new(),
+            claims: Vec::new(),
+        });
     }
+    let mut claims = Vec::new();
+    let mut work: Vec<(usize, AdmissionPlan)> = Vec::with_capacity(valid);
+    for (i, (plan, keys)) in plans.into_iter().zip(row_keys).enumerate() {
+        if let Some(plan) = plan {
+            let line = report.rows[i].row;
+            claims.extend(keys.into_iter().map(|k| (k, (file, line))));
+            work.push((i, *plan));
+        }
+    }
+    Ok(CheckedFile {
+        report,
+        work,
+        claims,
+    })
+}
 
-    // 2. Store the valid rows, as decided in step 1.
-    let mut work: Vec<(usize, AdmissionPlan)> = plans
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, p)| p.map(|p| (i, *p)))
-        .collect();
+/// Stores the rows of a checked file, as decided when it was checked.
+fn store_file(
+    x: &Xueji,
+    mut report: ImportReport,
+    mut work: Vec<(usize, AdmissionPlan)>,
+) -> Result<ImportReport> {
     // Student ids grow with time, and the rows were checked on several threads at once: stored
     // in id order, every table keyed by student takes them at its end.
     work.sort_by(|a, b| a.1.student().id.cmp(&b.1.student().id));

@@ -996,6 +996,28 @@ fn cli_export_then_import_into_an_empty_store() {
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).expect("report");
     assert_eq!(report["rows"][0]["errors"][0]["code"], "duplicate_identity");
+    // Several files: one entry per file, in order; a missing file is reported, not fatal.
+    let missing = source_dir.path().join("没有这个文件.csv");
+    let out = Command::new(bin)
+        .args(["import", "--data"])
+        .arg(target_dir.path())
+        .arg(&csv)
+        .arg(&missing)
+        .output()
+        .expect("import runs");
+    assert_eq!(out.status.code(), Some(1));
+    let reports: Value = serde_json::from_slice(&out.stdout).expect("reports");
+    assert_eq!(
+        reports[0]["report"]["rows"][1]["errors"][0]["code"], "duplicate_identity",
+        "{reports}"
+    );
+    assert_eq!(reports[1]["file"], missing.display().to_string());
+    assert!(
+        reports[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("没有这个文件")),
+        "{reports}"
+    );
 
     let x = xueji::cli::open(target_dir.path(), None).expect("opens");
     let s1 = x.school("s1").expect("s1");

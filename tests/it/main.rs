@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod hostile;
 mod http;
 mod idempotency;
+mod import_job;
 mod lifecycle;
 mod model;
 mod sandbox;
