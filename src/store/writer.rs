@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use super::tables::*;
 use super::{
-    CommandOutput, Job, PolicyRecord, StoreError, append_step, decode, decode_timeline, digest,
-    encode_step, person_digest, tally,
+    CommandOutput, Job, PolicyRecord, StoreError, append_step, decode, decode_timeline,
+    encode_step, id_card_key, person_digest, tally,
 };
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
@@ -380,10 +380,7 @@ impl IndexEntries {
 fn index_entries(s: &Student, salt: &[u8; 32]) -> IndexEntries {
     IndexEntries {
         national: s.national_id.as_str().to_owned(),
-        id_card: s
-            .id_card
-            .as_ref()
-            .map(|c| digest(salt, "id_card", c.as_str())),
+        id_card: s.id_card.as_ref().map(|c| id_card_key(salt, c.as_str())),
         person: s.id_card.is_none().then(|| person_digest(salt, s)),
         class: key(&[
             &s.jurisdiction,

@@ -17,6 +17,7 @@ const TIMELINES: Raw = TableDefinition::new("timelines");
 const MEMBERS: Raw = TableDefinition::new("idx_school_members");
 const STAT_TOTALS: Raw = TableDefinition::new("stat_totals");
 const STAT_CHANGES: Raw = TableDefinition::new("stat_changes");
+const ID_CARDS: Raw = TableDefinition::new("idx_id_card");
 const JUR: &str = "test-district";
 
 /// Applies a transition, approving every step it needs.
@@ -170,7 +171,7 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
         let v = meta.get("schema_version").expect("get").expect("set");
         String::from_utf8(v.value().to_vec()).expect("utf8")
     };
-    assert_eq!(db_schema, "4");
+    assert_eq!(db_schema, "5");
 }
 
 /// Every day from before the first admission to after the last step, weekly.
@@ -309,4 +310,40 @@ fn verify_reports_a_school_that_lost_a_member() {
     assert_eq!(bad.code, "member_missing");
     assert_eq!(bad.seq, 3, "the transfer to s2 was the third event");
     assert!(bad.message.contains("s2"), "{}", bad.message);
+}
+
+/// Schema 5 keys the ID-number index by place and birth date first; an older store gets the index
+/// rebuilt from its students on open, and it still refuses a second student with the same number.
+#[test]
+fn a_store_written_before_schema_5_gets_its_id_number_index_rebuilt() {
+    let t = engine();
+    let kept = enrolled(&t.xueji, "甲", 1);
+    let id_card_of = crate::helpers::id_card;
+    let id_card = kept.id_card.clone().expect("has an ID number");
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    with_raw(&path, |txn| {
+        txn.delete_table(ID_CARDS).expect("drop the index");
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", b"4".as_slice())
+            .expect("schema 4");
+    });
+    let x = reopen(&path);
+    assert_eq!(
+        x.store()
+            .student_by_id_card(id_card.as_str())
+            .expect("lookup"),
+        Some(kept.id.clone())
+    );
+    // Another national number, so that only the ID-number index can tell.
+    let mut same_person = form("甲", id_card.as_str());
+    same_person.national_id = Some(format!("G{}", id_card_of("2016-05-01", 2)));
+    let again = x.admit(same_person, &registrar(), false);
+    match again {
+        Err(xueji::service::ServiceError::Duplicate { field, student }) => {
+            assert_eq!((field.as_str(), student), ("id_card", kept.id));
+        }
+        other => panic!("{other:?}"),
+    }
 }
