@@ -557,10 +557,29 @@ impl Store {
             .jobs
             .as_ref()
             .ok_or_else(|| StoreError::Storage("store is closed".into()))?;
-        let prepared = command.prepare(&self.salt)?;
+        let prepared = command.prepare(self)?;
         jobs.send((prepared, reply))
             .map_err(|_| StoreError::Storage("writer stopped".into()))?;
         Ok(answer)
+    }
+
+    /// A student's stored record (as stored) and timeline, from one snapshot.
+    fn student_and_timeline(
+        &self,
+        jurisdiction: &str,
+        id: &str,
+    ) -> Result<(Option<Vec<u8>>, Option<Timeline>), StoreError> {
+        let txn = self.db.begin_read()?;
+        let k = key(&[jurisdiction, id]);
+        let student = txn
+            .open_table(STUDENTS)?
+            .get(k.as_str())?
+            .map(|g| g.value().to_vec());
+        let timeline = match txn.open_table(TIMELINES)?.get(k.as_str())? {
+            Some(g) => Some(decode_timeline(id, g.value())?),
+            None => None,
+        };
+        Ok((student, timeline))
     }
 
     /// Submits a command to the writer and waits until it is durably committed (or refused).

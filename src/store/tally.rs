@@ -156,14 +156,14 @@ pub(super) fn add_changes(
 pub(super) fn merge_into(
     pending: &mut HashMap<String, DatedCounts>,
     jur: &str,
-    dated: DatedCounts,
+    dated: &DatedCounts,
 ) {
     if dated.is_empty() {
         return;
     }
     let sums = pending.entry(jur.to_owned()).or_default();
     for (k, n) in dated {
-        *sums.entry(k).or_default() += n;
+        *sums.entry(k.clone()).or_default() += n;
     }
 }
 
@@ -268,7 +268,7 @@ pub(super) fn backfill_tallies(txn: &redb::WriteTransaction) -> Result<(), Store
             )));
         };
         let t = decode_timeline(student, v.value())?;
-        merge_into(&mut pending, jur, dated_changes(&t));
+        merge_into(&mut pending, jur, &dated_changes(&t));
     }
     add_changes(
         &mut txn.open_table(STAT_TOTALS)?,

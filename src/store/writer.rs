@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use super::tables::*;
 use super::{
-    CommandOutput, Job, PolicyRecord, StoreError, append_step, decode, decode_timeline,
-    encode_step, id_card_key, person_digest, tally,
+    CommandOutput, Job, PolicyRecord, Store, StoreError, append_step, decode, encode_step,
+    id_card_key, person_digest, tally,
 };
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
-use crate::domain::tally::{DatedCounts, change_between};
+use crate::domain::tally::{DatedCounts, change_between, dated_changes};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Step, Student, Timeline};
 
 /// Commands queued beyond this make submitters wait (back-pressure).
@@ -87,6 +87,7 @@ enum Encoded {
         event: Vec<u8>,
         index: IndexEntries,
         sealed: SealedEvent,
+        tallies: DatedCounts,
     },
     Record {
         /// `before` as stored: equal bytes in the store prove the version without decoding.
@@ -96,6 +97,10 @@ enum Encoded {
         old_index: IndexEntries,
         new_index: IndexEntries,
         sealed: SealedEvent,
+        /// How the event changes the statistics counters, from the timeline stored with
+        /// `before`; `None` when the store had already moved past `before` (the writer then
+        /// refuses the command on its version anyway).
+        tallies: Option<DatedCounts>,
     },
 }
 
@@ -117,27 +122,52 @@ impl SealedEvent {
 }
 
 impl Command {
-    pub(super) fn prepare(self, salt: &[u8; 32]) -> Result<Prepared, StoreError> {
+    /// Runs on the submitting thread: everything that needs no write lock, including how the
+    /// event changes the statistics counters (a student's whole timeline is decoded for it),
+    /// so that the one writer thread does only B-tree work.
+    pub(super) fn prepare(self, store: &Store) -> Result<Prepared, StoreError> {
+        let salt = &store.salt;
         let encoded = match &self {
             Command::CreateStudent { student, event, .. } => Encoded::NewStudent {
                 student: serde_json::to_vec(student)?,
                 event: serde_json::to_vec(event)?,
                 index: index_entries(student, salt),
                 sealed: SealedEvent::of(event)?,
+                tallies: dated_changes(&Timeline::new(student.id.clone(), vec![Step::of(event)])),
             },
             Command::RecordEvent {
                 before,
                 after,
                 event,
                 ..
-            } => Encoded::Record {
-                before: serde_json::to_vec(before)?,
-                after: serde_json::to_vec(after)?,
-                event: serde_json::to_vec(event)?,
-                old_index: index_entries(before, salt),
-                new_index: index_entries(after, salt),
-                sealed: SealedEvent::of(event)?,
-            },
+            } => {
+                let before_json = serde_json::to_vec(before)?;
+                let tallies = match store.student_and_timeline(&before.jurisdiction, &before.id)? {
+                    (Some(stored), old)
+                        if stored_version(&stored, &before_json, before.version)?
+                            == before.version =>
+                    {
+                        let old =
+                            old.unwrap_or_else(|| Timeline::new(before.id.clone(), Vec::new()));
+                        let mut steps = old.steps.clone();
+                        steps.push(Step::of(event));
+                        Some(change_between(
+                            &old,
+                            &Timeline::new(before.id.clone(), steps),
+                        ))
+                    }
+                    _ => None,
+                };
+                Encoded::Record {
+                    before: before_json,
+                    after: serde_json::to_vec(after)?,
+                    event: serde_json::to_vec(event)?,
+                    old_index: index_entries(before, salt),
+                    new_index: index_entries(after, salt),
+                    sealed: SealedEvent::of(event)?,
+                    tallies,
+                }
+            }
             _ => Encoded::Nothing,
         };
         Ok(Prepared {
@@ -500,27 +530,20 @@ fn append_to_log(t: &mut Tables<'_>, e: &Event, sealed: &SealedEvent) -> Result<
 /// Appends an event's step to its student's timeline, records the school it places the student
 /// at, and adds how the student's statistics change to the batch's, in the transaction that
 /// stores the event.
-fn record_step(t: &mut Tables<'_>, e: &Event, sealed: &SealedEvent) -> Result<(), Refusal> {
+fn record_step(
+    t: &mut Tables<'_>,
+    e: &Event,
+    sealed: &SealedEvent,
+    tallies: &DatedCounts,
+) -> Result<(), Refusal> {
     let k = key(&[&e.jurisdiction, &e.student]);
     let mut steps = match t.timelines.get(k.as_str())? {
         Some(g) => g.value().to_vec(),
         None => Vec::new(),
     };
-    let old = if steps.is_empty() {
-        Timeline::new(e.student.clone(), Vec::new())
-    } else {
-        decode_timeline(&e.student, &steps)?
-    };
-    let mut new = old.clone();
-    new.steps.push(Step::of(e));
-    let new = Timeline::new(new.student, new.steps);
-    tally::merge_into(
-        &mut t.pending_tallies,
-        &e.jurisdiction,
-        change_between(&old, &new),
-    );
     append_step(&mut steps, &sealed.step);
     t.timelines.insert(k.as_str(), steps.as_slice())?;
+    tally::merge_into(&mut t.pending_tallies, &e.jurisdiction, tallies);
     let member = key(&[&e.jurisdiction, &e.after.school, &e.student]);
     if t.school_members.get(member.as_str())?.is_none() {
         t.school_members.insert(member.as_str(), &[][..])?;
@@ -568,6 +591,20 @@ struct StoredVersion {
     version: u64,
 }
 
+/// The version of a stored student record. A stored record never changes without a new version,
+/// so the same bytes as `before` prove `before`'s version without decoding; anything else (a
+/// newer version, or a record written in another encoding) is decoded, its version only.
+fn stored_version(
+    stored: &[u8],
+    before_json: &[u8],
+    before_version: u64,
+) -> Result<u64, StoreError> {
+    if stored == before_json {
+        return Ok(before_version);
+    }
+    Ok(decode::<StoredVersion>(stored)?.version)
+}
+
 fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refusal> {
     match (&prepared.command, &prepared.encoded) {
         (
@@ -597,6 +634,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 event: event_json,
                 index: entries,
                 sealed,
+                tallies,
             },
         ) => {
             if t.locator.get(student.id.as_str())?.is_some() {
@@ -618,7 +656,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
-            record_step(t, event, sealed)?;
+            record_step(t, event, sealed, tallies)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }
@@ -638,14 +676,12 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 old_index,
                 new_index,
                 sealed,
+                tallies,
             },
         ) => {
             let k = key(&[&before.jurisdiction, &before.id]);
-            // A stored record never changes without a new version, so the same bytes prove
-            // the same version; anything else is decoded (only its version).
             let current_version = match t.students.get(k.as_str())? {
-                Some(g) if g.value() == before_json.as_slice() => before.version,
-                Some(g) => decode::<StoredVersion>(g.value())?.version,
+                Some(g) => stored_version(g.value(), before_json, before.version)?,
                 None => {
                     return refused(StoreError::NotFound {
                         what: "student".into(),
@@ -674,6 +710,12 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 },
                 None => None,
             };
+            let Some(tallies) = tallies else {
+                return refused(StoreError::Storage(
+                    "internal: the statistics of an event were prepared against another version"
+                        .into(),
+                ));
+            };
             if old_index.unique_keys_differ(new_index) {
                 check_unique(t, after, new_index)?;
             }
@@ -684,7 +726,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
-            record_step(t, event, sealed)?;
+            record_step(t, event, sealed, tallies)?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }
