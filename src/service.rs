@@ -17,7 +17,7 @@ use crate::domain::event::{
     BadEvent, ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain,
 };
 use crate::domain::student::{MAX_NAME_CHARS, NewStudentForm, check_optional_text, check_text};
-use crate::domain::tally::{self, Counter};
+use crate::domain::tally::{self, Counter, TallyState};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
     Event, FieldError, Gender, InvalidInput, NewStudent, RequestStatus, School, Status, Student,
@@ -161,6 +161,13 @@ fn derived_mismatch(student_id: &str, h: StudentHistory) -> Option<BadEvent> {
             message:
                 "名册与统计所用的学籍时间线与历史事件不一致(时间线由历史事件派生,历史本身完好)"
                     .into(),
+        });
+    }
+    if h.tally_state.as_ref() != Some(&TallyState::of(&replayed)) {
+        return Some(BadEvent {
+            seq: h.events.last().map_or(0, |e| e.seq),
+            code: "tally_state_mismatch".into(),
+            message: "统计用的学生状态摘要与历史事件不一致(摘要由历史事件派生,历史本身完好)".into(),
         });
     }
     unlisted.map(|e| BadEvent {

@@ -146,7 +146,7 @@ pub struct ChainReport {
 pub struct BadEvent {
     pub seq: u64,
     /// `hash_mismatch`, `broken_link`, `sequence_gap` or `head_mismatch`; `verify` adds
-    /// `timeline_mismatch` and `member_missing` (what rosters read disagrees with the events).
+    /// `timeline_mismatch`, `tally_state_mismatch` and `member_missing` (what rosters and statistics read disagrees with the events).
     pub code: String,
     pub message: String,
 }

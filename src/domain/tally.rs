@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{Date, EventFacts, Status, Timeline, TransitionKind};
+use crate::domain::{Date, EventFacts, Status, Step, Timeline, TransitionKind};
 
 /// One thing a student counts for on a date.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -58,18 +58,66 @@ pub fn school_year_start(date: Date) -> Date {
 
 /// What a student counts for on `date`.
 pub fn contribution(t: &Timeline, date: Date) -> Vec<Counter> {
+    let mut state = TallyState::admitted(t, date);
     let mut out = Vec::new();
-    let admission = t.admission().filter(|a| a.date <= date);
-    let cohort = admission.map(|a| a.date.year());
-    let mut gained = false;
-    let mut prev: Option<&EventFacts> = None;
-    let mut dropped: Vec<(Date, &str)> = Vec::new();
     for step in t.until(date) {
+        state.take(step, &mut out);
+    }
+    out.extend(state.standing());
+    out
+}
+
+/// Where a student's history stands after its steps so far (in date order): all the next step
+/// needs to say what it adds. The store keeps it with each student, so that an event dated on or
+/// after all of the student's others (nearly every event) changes the sums without the student's
+/// timeline being read ([`TallyState::append`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TallyState {
+    /// Entry year (the cohort) and school of the admission.
+    admission: Option<(i32, String)>,
+    /// Has held 学籍.
+    gained: bool,
+    /// The date and placement of the last step.
+    last: Option<(Date, EventFacts)>,
+    /// The school year (its start) and school of every dropout counted.
+    dropped: Vec<(Date, String)>,
+}
+
+impl TallyState {
+    /// Before any step, counting the admission if it is in force on `date`.
+    fn admitted(t: &Timeline, date: Date) -> TallyState {
+        TallyState {
+            admission: t
+                .admission()
+                .filter(|a| a.date <= date)
+                .map(|a| (a.date.year(), a.facts.school.clone())),
+            ..TallyState::default()
+        }
+    }
+
+    /// After every step of the timeline.
+    pub fn of(t: &Timeline) -> TallyState {
+        let mut state = match t.steps.last() {
+            Some(last) => TallyState::admitted(t, last.date),
+            None => TallyState::default(),
+        };
+        let mut ignored = Vec::new();
+        for step in &t.steps {
+            state.take(step, &mut ignored);
+        }
+        state
+    }
+
+    /// Takes the next step, adding what it counts for from now on (a cohort's flows, a dropout)
+    /// to `out`.
+    fn take(&mut self, step: &Step, out: &mut Vec<Counter>) {
         let f = &step.facts;
-        if let Some(cohort) = cohort {
-            if !gained {
+        let prev = self.last.as_ref().map(|(_, p)| p);
+        if let Some((cohort, _)) = &self.admission {
+            let cohort = *cohort;
+            if !self.gained {
                 if f.status.has_xueji() {
-                    gained = true;
+                    self.gained = true;
                     out.push(Counter::Gained {
                         cohort,
                         school: f.school.clone(),
@@ -95,36 +143,66 @@ pub fn contribution(t: &Timeline, date: Date) -> Vec<Counter> {
             }
         }
         if f.status == Status::DroppedOut && prev.is_none_or(|p| p.status != Status::DroppedOut) {
-            let year = (school_year_start(step.date), f.school.as_str());
-            if !dropped.contains(&year) {
-                dropped.push(year);
+            let year = (school_year_start(step.date), f.school.clone());
+            if !self.dropped.contains(&year) {
+                out.push(Counter::DroppedOut {
+                    year_start: year.0,
+                    school: year.1.clone(),
+                });
+                self.dropped.push(year);
             }
         }
-        prev = Some(f);
+        self.last = Some((step.date, f.clone()));
     }
-    let Some(last) = prev else { return out };
-    if let (Some(cohort), Some(a), false) = (cohort, admission, gained) {
-        out.push(Counter::NeverRegistered {
-            cohort,
-            school: a.facts.school.clone(),
+
+    /// What the student counts for by where they stand: placed, or admitted but not registered.
+    fn standing(&self) -> Vec<Counter> {
+        let Some((_, last)) = &self.last else {
+            return Vec::new();
+        };
+        let cohort = self.admission.as_ref().map(|(c, _)| *c);
+        let mut out = Vec::with_capacity(2);
+        if let (Some((cohort, school)), false) = (&self.admission, self.gained) {
+            out.push(Counter::NeverRegistered {
+                cohort: *cohort,
+                school: school.clone(),
+            });
+        }
+        out.push(Counter::Placed {
+            school: last.school.clone(),
+            status: last.status,
+            grade: last.grade,
+            class: last.class.clone(),
+            cohort: cohort.filter(|_| self.gained),
         });
+        out
     }
-    out.push(Counter::Placed {
-        school: last.school.clone(),
-        status: last.status,
-        grade: last.grade,
-        class: last.class.clone(),
-        cohort: cohort.filter(|_| gained),
-    });
-    out.extend(
-        dropped
+
+    /// A step dated on or after every step so far: what it changes in the sums (all on its
+    /// date; [`change_between`] gives the same) and the state after it. `None` for a step dated
+    /// earlier or for an admission, which need the whole timeline.
+    pub fn append(&self, step: &Step) -> Option<(DatedCounts, TallyState)> {
+        let (last_date, _) = self.last.as_ref()?;
+        if step.date < *last_date || step.kind == TransitionKind::Admit {
+            return None;
+        }
+        let mut next = self.clone();
+        let mut added = Vec::new();
+        next.take(step, &mut added);
+        let mut change = counted(added);
+        for c in next.standing() {
+            *change.entry(c).or_default() += 1;
+        }
+        for c in self.standing() {
+            *change.entry(c).or_default() -= 1;
+        }
+        let dated = change
             .into_iter()
-            .map(|(year_start, school)| Counter::DroppedOut {
-                year_start,
-                school: school.to_owned(),
-            }),
-    );
-    out
+            .filter(|(_, n)| *n != 0)
+            .map(|(c, n)| ((step.date, c), n))
+            .collect();
+        Some((dated, next))
+    }
 }
 
 /// Signed counts of counters.
@@ -320,6 +398,34 @@ mod tests {
             }
             expected.retain(|_, n| *n != 0);
             prop_assert_eq!(change_between(&old, &new), expected);
+        }
+    }
+
+    proptest! {
+        /// A step dated on or after all others changes the sums, from the stored state alone,
+        /// exactly as the whole timeline says; and the state after it is the new timeline's.
+        #[test]
+        fn appending_from_the_state_is_the_timeline_difference(
+            admitted_on in 0u16..400,
+            steps in proptest::collection::vec(step_strategy(), 0..6),
+            extra in step_strategy(),
+        ) {
+            let old = timeline(admitted_on, &steps);
+            let mut more = steps.clone();
+            more.push(extra);
+            let new = timeline(admitted_on, &more);
+            let seq = more.len() as u64 + 1;
+            let appended = new.steps.last().map(|s| s.seq) == Some(seq);
+            let step = new.steps.iter().find(|s| s.seq == seq).cloned();
+            let step = step.ok_or_else(|| TestCaseError::fail("the extra step"))?;
+            match TallyState::of(&old).append(&step) {
+                Some((change, state)) if appended => {
+                    prop_assert_eq!(change, change_between(&old, &new));
+                    prop_assert_eq!(state, TallyState::of(&new));
+                }
+                Some(_) => prop_assert!(false, "a step that is not last was appended"),
+                None => prop_assert!(!appended, "a last step was refused"),
+            }
         }
     }
 

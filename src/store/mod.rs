@@ -25,6 +25,7 @@ use std::sync::mpsc;
 
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
+use crate::domain::tally::{DatedCounts, TallyState, change_between};
 use crate::domain::{
     ApprovalRequest, Date, Event, EventFacts, RequestStatus, School, Status, Step, Student,
     Timeline, TransitionKind,
@@ -36,9 +37,9 @@ pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 
 /// The on-disk schema this build writes. A file of a newer schema is refused.
 /// Schema 2 added the jurisdiction Merkle log, schema 3 the timelines and school members, schema 4
-/// the statistics counters, schema 5 the ID-number index keyed by place and birth date first;
-/// opening an older file builds what it lacks once.
-pub const SCHEMA_VERSION: u64 = 5;
+/// the statistics counters, schema 5 the ID-number index keyed by place and birth date first,
+/// schema 6 the students' tally states; opening an older file builds what it lacks once.
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// redb's page cache. Pages beyond it are read from the operating system's file cache, which
 /// is shared and not counted in the process's memory; redb's default (1 GiB) would make a
@@ -365,6 +366,8 @@ pub struct StudentHistory {
     pub events: Vec<Event>,
     /// The stored timeline (`None` if there is none).
     pub timeline: Option<Timeline>,
+    /// The stored tally state (`None` if there is none).
+    pub tally_state: Option<TallyState>,
     /// The schools of the events whose member index lists the student.
     pub listed_at: std::collections::BTreeSet<String>,
 }
@@ -484,6 +487,9 @@ impl Store {
                         if old.is_some_and(|v| v < 5) {
                             rekey_id_cards(&txn, &salt)?;
                         }
+                        if old.is_some_and(|v| v < 6) {
+                            tally::backfill_tally_states(&txn)?;
+                        }
                         meta.insert(
                             "schema_version",
                             serde_json::to_vec(&SCHEMA_VERSION)?.as_slice(),
@@ -563,23 +569,40 @@ impl Store {
         Ok(answer)
     }
 
-    /// A student's stored record (as stored) and timeline, from one snapshot.
-    fn student_and_timeline(
+    /// How an event of `before` changes the statistics counters, and the student's tally state
+    /// after it, from one snapshot: from the stored tally state alone when the event is dated on
+    /// or after all the student's others, else from their whole timeline (a back-dated event).
+    /// `None` when the stored student is no longer `before` (the writer refuses the event).
+    fn tally_change(
         &self,
-        jurisdiction: &str,
-        id: &str,
-    ) -> Result<(Option<Vec<u8>>, Option<Timeline>), StoreError> {
+        before: &Student,
+        before_json: &[u8],
+        step: &Step,
+    ) -> Result<Option<(DatedCounts, TallyState)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let k = key(&[jurisdiction, id]);
-        let student = txn
-            .open_table(STUDENTS)?
-            .get(k.as_str())?
-            .map(|g| g.value().to_vec());
-        let timeline = match txn.open_table(TIMELINES)?.get(k.as_str())? {
-            Some(g) => Some(decode_timeline(id, g.value())?),
+        let k = key(&[&before.jurisdiction, &before.id]);
+        let students = txn.open_table(STUDENTS)?;
+        let Some(stored) = students.get(k.as_str())? else {
+            return Ok(None);
+        };
+        if writer::stored_version(stored.value(), before_json, before.version)? != before.version {
+            return Ok(None);
+        }
+        let state: Option<TallyState> = match txn.open_table(TALLY_STATES)?.get(k.as_str())? {
+            Some(g) => Some(decode(g.value())?),
             None => None,
         };
-        Ok((student, timeline))
+        if let Some(appended) = state.and_then(|s| s.append(step)) {
+            return Ok(Some(appended));
+        }
+        let old = match txn.open_table(TIMELINES)?.get(k.as_str())? {
+            Some(g) => decode_timeline(&before.id, g.value())?,
+            None => Timeline::new(before.id.clone(), Vec::new()),
+        };
+        let mut steps = old.steps.clone();
+        steps.push(step.clone());
+        let new = Timeline::new(before.id.clone(), steps);
+        Ok(Some((change_between(&old, &new), TallyState::of(&new))))
     }
 
     /// Submits a command to the writer and waits until it is durably committed (or refused).
@@ -731,6 +754,11 @@ impl Store {
             .get(key(&[&jur, id]).as_str())?
             .map(|g| decode_timeline(id, g.value()))
             .transpose()?;
+        let tally_state = txn
+            .open_table(TALLY_STATES)?
+            .get(key(&[&jur, id]).as_str())?
+            .map(|g| decode::<TallyState>(g.value()))
+            .transpose()?;
         let members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
         let mut listed_at = std::collections::BTreeSet::new();
         for e in &events {
@@ -745,6 +773,7 @@ impl Store {
             student,
             events,
             timeline,
+            tally_state,
             listed_at,
         }))
     }

@@ -51,6 +51,9 @@ pub const LOG_HEADS: Table = TableDefinition::new("log_heads");
 pub const TIMELINES: Table = TableDefinition::new("timelines");
 /// `jur␟school␟student` → empty: every school a student has been placed at by any event.
 pub const IDX_SCHOOL_MEMBERS: Table = TableDefinition::new("idx_school_members");
+/// `jur␟student` → the student's `domain::tally::TallyState` (JSON): where their history stands
+/// for the statistics, so an event dated after all their others needs no timeline read.
+pub const TALLY_STATES: Table = TableDefinition::new("tally_states");
 /// `jur␟counter` → i64 (little-endian): the sum of every student's dated changes of a statistics
 /// counter (`domain::tally`), what it stands at after the last step. Absent when zero.
 pub const STAT_TOTALS: Table = TableDefinition::new("stat_totals");
@@ -86,6 +89,7 @@ pub const ALL: &[Table] = &[
     IDX_SCHOOL_MEMBERS,
     STAT_TOTALS,
     STAT_CHANGES,
+    TALLY_STATES,
 ];
 
 pub const SEP: char = '\u{1f}';

@@ -4,9 +4,9 @@
 use redb::{ReadableDatabase, ReadableTable, Table as RedbTable};
 use std::collections::HashMap;
 
-use super::tables::{SEP, STAT_CHANGES, STAT_TOTALS, TIMELINES, key, prefix_range};
+use super::tables::{SEP, STAT_CHANGES, STAT_TOTALS, TALLY_STATES, TIMELINES, key, prefix_range};
 use super::{Store, StoreError, decode_timeline};
-use crate::domain::tally::{Counter, Counts, DatedCounts, dated_changes};
+use crate::domain::tally::{Counter, Counts, DatedCounts, TallyState, dated_changes};
 use crate::domain::{Date, Status};
 
 type Tbl<'t> = RedbTable<'t, &'static str, &'static [u8]>;
@@ -275,4 +275,17 @@ pub(super) fn backfill_tallies(txn: &redb::WriteTransaction) -> Result<(), Store
         &mut txn.open_table(STAT_CHANGES)?,
         &pending,
     )
+}
+
+/// Builds every student's tally state from their timeline, for a store written before schema 6.
+pub(super) fn backfill_tally_states(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let timelines = txn.open_table(TIMELINES)?;
+    let mut states = txn.open_table(TALLY_STATES)?;
+    for item in timelines.iter()? {
+        let (k, v) = item?;
+        let student = k.value().rsplit(SEP).next().unwrap_or_default();
+        let state = TallyState::of(&decode_timeline(student, v.value())?);
+        states.insert(k.value(), serde_json::to_vec(&state)?.as_slice())?;
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
-use crate::domain::tally::{DatedCounts, change_between, dated_changes};
+use crate::domain::tally::{DatedCounts, TallyState, dated_changes};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Step, Student, Timeline};
 
 /// Commands queued beyond this make submitters wait (back-pressure).
@@ -88,6 +88,7 @@ enum Encoded {
         index: IndexEntries,
         sealed: SealedEvent,
         tallies: DatedCounts,
+        tally_state: Vec<u8>,
     },
     Record {
         /// `before` as stored: equal bytes in the store prove the version without decoding.
@@ -97,10 +98,10 @@ enum Encoded {
         old_index: IndexEntries,
         new_index: IndexEntries,
         sealed: SealedEvent,
-        /// How the event changes the statistics counters, from the timeline stored with
-        /// `before`; `None` when the store had already moved past `before` (the writer then
-        /// refuses the command on its version anyway).
-        tallies: Option<DatedCounts>,
+        /// How the event changes the statistics counters and the student's tally state after
+        /// it, from what is stored with `before`; `None` when the store had already moved past
+        /// `before` (the writer then refuses the command on its version anyway).
+        tallies: Option<(DatedCounts, Vec<u8>)>,
     },
 }
 
@@ -128,13 +129,17 @@ impl Command {
     pub(super) fn prepare(self, store: &Store) -> Result<Prepared, StoreError> {
         let salt = &store.salt;
         let encoded = match &self {
-            Command::CreateStudent { student, event, .. } => Encoded::NewStudent {
-                student: serde_json::to_vec(student)?,
-                event: serde_json::to_vec(event)?,
-                index: index_entries(student, salt),
-                sealed: SealedEvent::of(event)?,
-                tallies: dated_changes(&Timeline::new(student.id.clone(), vec![Step::of(event)])),
-            },
+            Command::CreateStudent { student, event, .. } => {
+                let first = Timeline::new(student.id.clone(), vec![Step::of(event)]);
+                Encoded::NewStudent {
+                    student: serde_json::to_vec(student)?,
+                    event: serde_json::to_vec(event)?,
+                    index: index_entries(student, salt),
+                    sealed: SealedEvent::of(event)?,
+                    tallies: dated_changes(&first),
+                    tally_state: serde_json::to_vec(&TallyState::of(&first))?,
+                }
+            }
             Command::RecordEvent {
                 before,
                 after,
@@ -142,22 +147,7 @@ impl Command {
                 ..
             } => {
                 let before_json = serde_json::to_vec(before)?;
-                let tallies = match store.student_and_timeline(&before.jurisdiction, &before.id)? {
-                    (Some(stored), old)
-                        if stored_version(&stored, &before_json, before.version)?
-                            == before.version =>
-                    {
-                        let old =
-                            old.unwrap_or_else(|| Timeline::new(before.id.clone(), Vec::new()));
-                        let mut steps = old.steps.clone();
-                        steps.push(Step::of(event));
-                        Some(change_between(
-                            &old,
-                            &Timeline::new(before.id.clone(), steps),
-                        ))
-                    }
-                    _ => None,
-                };
+                let tallies = store.tally_change(before, &before_json, &Step::of(event))?;
                 Encoded::Record {
                     before: before_json,
                     after: serde_json::to_vec(after)?,
@@ -165,7 +155,11 @@ impl Command {
                     old_index: index_entries(before, salt),
                     new_index: index_entries(after, salt),
                     sealed: SealedEvent::of(event)?,
-                    tallies,
+                    tallies: tallies
+                        .map(|(change, state)| {
+                            Ok::<_, StoreError>((change, serde_json::to_vec(&state)?))
+                        })
+                        .transpose()?,
                 }
             }
             _ => Encoded::Nothing,
@@ -258,6 +252,7 @@ struct Tables<'t> {
     school_members: RedbTable<'t, &'static str, &'static [u8]>,
     stat_totals: RedbTable<'t, &'static str, &'static [u8]>,
     stat_changes: RedbTable<'t, &'static str, &'static [u8]>,
+    tally_states: RedbTable<'t, &'static str, &'static [u8]>,
     /// The statistics changes of the batch's events by jurisdiction, added to the stored sums
     /// once, before the commit.
     pending_tallies: HashMap<String, DatedCounts>,
@@ -290,6 +285,7 @@ impl<'t> Tables<'t> {
             school_members: txn.open_table(IDX_SCHOOL_MEMBERS)?,
             stat_totals: txn.open_table(STAT_TOTALS)?,
             stat_changes: txn.open_table(STAT_CHANGES)?,
+            tally_states: txn.open_table(TALLY_STATES)?,
             pending_tallies: HashMap::new(),
         })
     }
@@ -534,9 +530,10 @@ fn record_step(
     t: &mut Tables<'_>,
     e: &Event,
     sealed: &SealedEvent,
-    tallies: &DatedCounts,
+    (tallies, tally_state): (&DatedCounts, &[u8]),
 ) -> Result<(), Refusal> {
     let k = key(&[&e.jurisdiction, &e.student]);
+    t.tally_states.insert(k.as_str(), tally_state)?;
     let mut steps = match t.timelines.get(k.as_str())? {
         Some(g) => g.value().to_vec(),
         None => Vec::new(),
@@ -594,7 +591,7 @@ struct StoredVersion {
 /// The version of a stored student record. A stored record never changes without a new version,
 /// so the same bytes as `before` prove `before`'s version without decoding; anything else (a
 /// newer version, or a record written in another encoding) is decoded, its version only.
-fn stored_version(
+pub(super) fn stored_version(
     stored: &[u8],
     before_json: &[u8],
     before_version: u64,
@@ -635,6 +632,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 index: entries,
                 sealed,
                 tallies,
+                tally_state,
             },
         ) => {
             if t.locator.get(student.id.as_str())?.is_some() {
@@ -656,7 +654,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
-            record_step(t, event, sealed, tallies)?;
+            record_step(t, event, sealed, (tallies, tally_state))?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }
@@ -710,7 +708,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 },
                 None => None,
             };
-            let Some(tallies) = tallies else {
+            let Some((tallies, tally_state)) = tallies else {
                 return refused(StoreError::Storage(
                     "internal: the statistics of an event were prepared against another version"
                         .into(),
@@ -726,7 +724,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
-            record_step(t, event, sealed, tallies)?;
+            record_step(t, event, sealed, (tallies, tally_state))?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }

@@ -18,6 +18,7 @@ const MEMBERS: Raw = TableDefinition::new("idx_school_members");
 const STAT_TOTALS: Raw = TableDefinition::new("stat_totals");
 const STAT_CHANGES: Raw = TableDefinition::new("stat_changes");
 const ID_CARDS: Raw = TableDefinition::new("idx_id_card");
+const TALLY_STATES: Raw = TableDefinition::new("tally_states");
 const JUR: &str = "test-district";
 
 /// Applies a transition, approving every step it needs.
@@ -149,7 +150,7 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     with_raw(&path, |txn| {
-        for table in [TIMELINES, MEMBERS, STAT_TOTALS, STAT_CHANGES] {
+        for table in [TIMELINES, MEMBERS, STAT_TOTALS, STAT_CHANGES, TALLY_STATES] {
             txn.delete_table(table).expect("drop table");
         }
         txn.open_table(META)
@@ -162,6 +163,13 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
     assert_agree_with_events(&x, &ids);
     assert_eq!(counters_on(&x, &dates()), counters_before);
     assert!(x.verify_all().expect("verify").ok);
+    // The rebuilt tally states carry on: a later event keeps the counters right.
+    apply(
+        &x,
+        &ids[0],
+        json!({"kind": "change_class", "effective_date": "2026-01-05", "params": {"class": "7"}}),
+    );
+    assert!(x.verify_all().expect("verify").ok);
     // Schema 4 is recorded, so the next open rebuilds nothing.
     let db_schema = {
         drop(x);
@@ -171,7 +179,7 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
         let v = meta.get("schema_version").expect("get").expect("set");
         String::from_utf8(v.value().to_vec()).expect("utf8")
     };
-    assert_eq!(db_schema, "5");
+    assert_eq!(db_schema, "6");
 }
 
 /// Every day from before the first admission to after the last step, weekly.
@@ -346,4 +354,38 @@ fn a_store_written_before_schema_5_gets_its_id_number_index_rebuilt() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn verify_reports_a_tally_state_that_disagrees_with_the_events() {
+    let t = engine();
+    let ids = history(&t.xueji);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    let k = format!("{JUR}\u{1f}{}", ids[0]);
+    with_raw(&path, |txn| {
+        let mut states = txn.open_table(TALLY_STATES).expect("states");
+        let text = String::from_utf8(
+            states
+                .get(k.as_str())
+                .expect("get")
+                .expect("stored")
+                .value()
+                .to_vec(),
+        )
+        .expect("utf8");
+        let changed = text.replace("\"gained\":true", "\"gained\":false");
+        assert_ne!(changed, text);
+        states
+            .insert(k.as_str(), changed.as_bytes())
+            .expect("insert");
+    });
+    let x = reopen(&path);
+    let report = x.verify_all().expect("verify");
+    let [(student, chain)] = report.failures.as_slice() else {
+        panic!("{:?}", report.failures)
+    };
+    assert_eq!(student, &ids[0]);
+    let bad = chain.first_bad.as_ref().expect("first bad");
+    assert_eq!(bad.code, "tally_state_mismatch");
 }
