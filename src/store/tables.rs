@@ -52,7 +52,9 @@ pub const TIMELINES: Table = TableDefinition::new("timelines");
 /// `jur␟school␟student` → empty: every school a student has been placed at by any event.
 pub const IDX_SCHOOL_MEMBERS: Table = TableDefinition::new("idx_school_members");
 /// `jur␟student` → the student's `domain::tally::TallyState` (JSON): where their history stands
-/// for the statistics, so an event dated after all their others needs no timeline read.
+/// for the statistics, so an event dated after all their others needs no timeline read. Stored
+/// from a student's second event on: a new student's is their one-step timeline, read instead,
+/// which spares a bulk import a record per row.
 pub const TALLY_STATES: Table = TableDefinition::new("tally_states");
 /// `jur␟counter` → i64 (little-endian): the sum of every student's dated changes of a statistics
 /// counter (`domain::tally`), what it stands at after the last step. Absent when zero.

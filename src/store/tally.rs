@@ -277,14 +277,19 @@ pub(super) fn backfill_tallies(txn: &redb::WriteTransaction) -> Result<(), Store
     )
 }
 
-/// Builds every student's tally state from their timeline, for a store written before schema 6.
+/// Builds the tally state of every student with more than one step from their timeline, for a
+/// store written before schema 6. (A student with one step has none: see `TALLY_STATES`.)
 pub(super) fn backfill_tally_states(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let timelines = txn.open_table(TIMELINES)?;
     let mut states = txn.open_table(TALLY_STATES)?;
     for item in timelines.iter()? {
         let (k, v) = item?;
         let student = k.value().rsplit(SEP).next().unwrap_or_default();
-        let state = TallyState::of(&decode_timeline(student, v.value())?);
+        let timeline = decode_timeline(student, v.value())?;
+        if timeline.steps.len() < 2 {
+            continue;
+        }
+        let state = TallyState::of(&timeline);
         states.insert(k.value(), serde_json::to_vec(&state)?.as_slice())?;
     }
     Ok(())

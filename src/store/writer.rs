@@ -14,7 +14,7 @@ use super::{
 };
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
-use crate::domain::tally::{DatedCounts, TallyState, dated_changes};
+use crate::domain::tally::{DatedCounts, dated_changes};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Step, Student, Timeline};
 
 /// Commands queued beyond this make submitters wait (back-pressure).
@@ -88,7 +88,6 @@ enum Encoded {
         index: IndexEntries,
         sealed: SealedEvent,
         tallies: DatedCounts,
-        tally_state: Vec<u8>,
     },
     Record {
         /// `before` as stored: equal bytes in the store prove the version without decoding.
@@ -137,7 +136,6 @@ impl Command {
                     index: index_entries(student, salt),
                     sealed: SealedEvent::of(event)?,
                     tallies: dated_changes(&first),
-                    tally_state: serde_json::to_vec(&TallyState::of(&first))?,
                 }
             }
             Command::RecordEvent {
@@ -530,10 +528,12 @@ fn record_step(
     t: &mut Tables<'_>,
     e: &Event,
     sealed: &SealedEvent,
-    (tallies, tally_state): (&DatedCounts, &[u8]),
+    (tallies, tally_state): (&DatedCounts, Option<&[u8]>),
 ) -> Result<(), Refusal> {
     let k = key(&[&e.jurisdiction, &e.student]);
-    t.tally_states.insert(k.as_str(), tally_state)?;
+    if let Some(state) = tally_state {
+        t.tally_states.insert(k.as_str(), state)?;
+    }
     let mut steps = match t.timelines.get(k.as_str())? {
         Some(g) => g.value().to_vec(),
         None => Vec::new(),
@@ -632,7 +632,6 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 index: entries,
                 sealed,
                 tallies,
-                tally_state,
             },
         ) => {
             if t.locator.get(student.id.as_str())?.is_some() {
@@ -654,7 +653,9 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
-            record_step(t, event, sealed, (tallies, tally_state))?;
+            // A new student's tally state is their admission step alone: it is stored with
+            // their second event, which reads their one-step timeline instead.
+            record_step(t, event, sealed, (tallies, None))?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }
@@ -724,7 +725,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
-            record_step(t, event, sealed, (tallies, tally_state))?;
+            record_step(t, event, sealed, (tallies, Some(tally_state)))?;
             if let Some(c) = context {
                 t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
             }
