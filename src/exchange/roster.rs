@@ -139,14 +139,14 @@ pub struct Roster {
 pub fn roster(x: &Xueji, school: &School, q: &RosterQuery, vis: Visibility) -> Result<Roster> {
     let (as_of, year) = q.resolve(Date::today())?;
     let mut rows = Vec::new();
-    for t in x
-        .store()
-        .timelines_of_school(&school.jurisdiction, &school.id)?
-    {
+    // One snapshot: the timelines and the students' records agree, and one read transaction
+    // (file locks in the served mode) serves the whole roster.
+    let snapshot = x.store().snapshot()?;
+    for t in snapshot.timelines_of_school(&school.jurisdiction, &school.id)? {
         let Some((facts, left_on)) = select(&t, school, q.kind, as_of, year) else {
             continue;
         };
-        let Some(s) = x.store().student(&t.student)? else {
+        let Some(s) = snapshot.student(&t.student)? else {
             continue;
         };
         let guardian = s.guardians.first();

@@ -346,6 +346,33 @@ impl Snapshot<'_> {
         self.get(SCHOOLS, id)
     }
 
+    pub fn student(&self, id: &str) -> Result<Option<Student>, StoreError> {
+        let Some(jur) = self.get_str(STUDENT_LOCATOR, id)? else {
+            return Ok(None);
+        };
+        self.get(STUDENTS, &key(&[&jur, id]))
+    }
+
+    /// See [`Store::timelines_of_school`].
+    pub fn timelines_of_school(
+        &self,
+        jurisdiction: &str,
+        school: &str,
+    ) -> Result<Vec<Timeline>, StoreError> {
+        let (start, end) = prefix_range(&[jurisdiction, school]);
+        let members = self.txn.open_table(IDX_SCHOOL_MEMBERS)?;
+        let timelines = self.txn.open_table(TIMELINES)?;
+        let mut out = Vec::new();
+        for item in members.range(start.as_str()..end.as_str())? {
+            let (k, _) = item?;
+            let student = k.value().rsplit(SEP).next().unwrap_or_default();
+            if let Some(g) = timelines.get(key(&[jurisdiction, student]).as_str())? {
+                out.push(decode_timeline(student, g.value())?);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn student_by_national_id(&self, national_id: &str) -> Result<Option<String>, StoreError> {
         self.get_str(IDX_NATIONAL, national_id)
     }
@@ -709,17 +736,7 @@ impl Store {
     }
 
     pub fn student(&self, id: &str) -> Result<Option<Student>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let loc = txn.open_table(STUDENT_LOCATOR)?;
-        let Some(jur) = loc
-            .get(id)?
-            .map(|g| String::from_utf8_lossy(g.value()).into_owned())
-        else {
-            return Ok(None);
-        };
-        let t = txn.open_table(STUDENTS)?;
-        let v = t.get(key(&[&jur, id]).as_str())?;
-        v.map(|g| decode(g.value())).transpose()
+        self.snapshot()?.student(id)
     }
 
     /// A student's record, events and stored timeline, and which of the schools its events
@@ -923,19 +940,7 @@ impl Store {
         jurisdiction: &str,
         school: &str,
     ) -> Result<Vec<Timeline>, StoreError> {
-        let (start, end) = prefix_range(&[jurisdiction, school]);
-        let txn = self.db.begin_read()?;
-        let members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
-        let timelines = txn.open_table(TIMELINES)?;
-        let mut out = Vec::new();
-        for item in members.range(start.as_str()..end.as_str())? {
-            let (k, _) = item?;
-            let student = k.value().rsplit(SEP).next().unwrap_or_default();
-            if let Some(g) = timelines.get(key(&[jurisdiction, student]).as_str())? {
-                out.push(decode_timeline(student, g.value())?);
-            }
-        }
-        Ok(out)
+        self.snapshot()?.timelines_of_school(jurisdiction, school)
     }
 
     /// Calls `visit` with the timeline of every student of a jurisdiction, in student id order,
