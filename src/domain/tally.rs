@@ -356,6 +356,17 @@ mod tests {
         Timeline::new("stu".into(), all)
     }
 
+    /// A timeline, and the same with one more step (the last recorded, dated anywhere).
+    fn with_extra(
+        admitted_on: u16,
+        steps: &[(u16, usize, usize, usize, u8)],
+        extra: (u16, usize, usize, usize, u8),
+    ) -> (Timeline, Timeline) {
+        let mut more = steps.to_vec();
+        more.push(extra);
+        (timeline(admitted_on, steps), timeline(admitted_on, &more))
+    }
+
     fn sum_until(changes: &DatedCounts, date: Date) -> Counts {
         let mut out = Counts::new();
         for ((d, c), n) in changes {
@@ -388,10 +399,7 @@ mod tests {
             steps in proptest::collection::vec(step_strategy(), 0..6),
             extra in step_strategy(),
         ) {
-            let old = timeline(admitted_on, &steps);
-            let mut more = steps.clone();
-            more.push(extra);
-            let new = timeline(admitted_on, &more);
+            let (old, new) = with_extra(admitted_on, &steps, extra);
             let mut expected = dated_changes(&new);
             for (k, n) in dated_changes(&old) {
                 *expected.entry(k).or_default() -= n;
@@ -410,11 +418,8 @@ mod tests {
             steps in proptest::collection::vec(step_strategy(), 0..6),
             extra in step_strategy(),
         ) {
-            let old = timeline(admitted_on, &steps);
-            let mut more = steps.clone();
-            more.push(extra);
-            let new = timeline(admitted_on, &more);
-            let seq = more.len() as u64 + 1;
+            let (old, new) = with_extra(admitted_on, &steps, extra);
+            let seq = steps.len() as u64 + 2;
             let appended = new.steps.last().map(|s| s.seq) == Some(seq);
             let step = new.steps.iter().find(|s| s.seq == seq).cloned();
             let step = step.ok_or_else(|| TestCaseError::fail("the extra step"))?;

@@ -136,6 +136,39 @@ pub struct Dropout {
     pub rate: Option<f64>,
 }
 
+impl Stats {
+    /// Nothing counted yet, for the scope and date.
+    fn empty(
+        school: Option<String>,
+        jurisdiction: String,
+        area: Option<String>,
+        as_of: Date,
+    ) -> Stats {
+        let year_start = school_year_start(as_of);
+        Stats {
+            school,
+            jurisdiction,
+            area,
+            as_of,
+            students: 0,
+            with_xueji: 0,
+            in_school: 0,
+            by_status: BTreeMap::new(),
+            by_grade: Vec::new(),
+            by_class: Vec::new(),
+            cohorts: Vec::new(),
+            dropout: Dropout {
+                school_year: format!("{}-{}", year_start.year(), year_start.year() + 1),
+                from: year_start,
+                to: as_of,
+                students_at_start: 0,
+                dropouts: 0,
+                rate: None,
+            },
+        }
+    }
+}
+
 fn ratio(n: i64, d: i64) -> Option<f64> {
     (d > 0).then(|| (n as f64 / d as f64 * 10_000.0).round() / 10_000.0)
 }
@@ -165,27 +198,7 @@ pub fn stats(x: &Xueji, scope: &StatsScope, as_of: Date) -> Result<Stats> {
         read.next().unwrap_or_default(),
     );
     Ok(figures(
-        Stats {
-            school: school_id,
-            jurisdiction,
-            area,
-            as_of,
-            students: 0,
-            with_xueji: 0,
-            in_school: 0,
-            by_status: BTreeMap::new(),
-            by_grade: Vec::new(),
-            by_class: Vec::new(),
-            cohorts: Vec::new(),
-            dropout: Dropout {
-                school_year: format!("{}-{}", year_start.year(), year_start.year() + 1),
-                from: year_start,
-                to: as_of,
-                students_at_start: 0,
-                dropouts: 0,
-                rate: None,
-            },
-        },
+        Stats::empty(school_id, jurisdiction, area, as_of),
         &levels,
         on_date,
         at_year_start,
@@ -406,27 +419,7 @@ mod tests {
         let as_of = d("2025-12-31");
         let from = school_year_start(as_of);
         let levels: HashMap<String, Level> = [("s1".to_owned(), Level::Primary)].into();
-        let blank = Stats {
-            school: Some("s1".into()),
-            jurisdiction: "j".into(),
-            area: None,
-            as_of,
-            students: 0,
-            with_xueji: 0,
-            in_school: 0,
-            by_status: BTreeMap::new(),
-            by_grade: Vec::new(),
-            by_class: Vec::new(),
-            cohorts: Vec::new(),
-            dropout: Dropout {
-                school_year: "2025-2026".into(),
-                from,
-                to: as_of,
-                students_at_start: 0,
-                dropouts: 0,
-                rate: None,
-            },
-        };
+        let blank = Stats::empty(Some("s1".into()), "j".into(), None, as_of);
         let st = figures(blank, &levels, tallies(&all, as_of), tallies(&all, from));
         let c = st.cohorts.first().cloned().unwrap_or_default();
         assert_eq!(c.entry_year, 2024);

@@ -117,7 +117,7 @@ fn add(table: &mut Tbl<'_>, k: &str, delta: i64) -> Result<(), StoreError> {
         Some(g) => value(g.value(), k)?,
         None => 0,
     };
-    let sum = current + delta;
+    let sum = current.saturating_add(delta);
     if sum == 0 {
         table.remove(k)?;
     } else {
