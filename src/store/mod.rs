@@ -38,8 +38,9 @@ pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 /// The on-disk schema this build writes. A file of a newer schema is refused.
 /// Schema 2 added the jurisdiction Merkle log, schema 3 the timelines and school members, schema 4
 /// the statistics counters, schema 5 the ID-number index keyed by place and birth date first,
-/// schema 6 the students' tally states; opening an older file builds what it lacks once.
-pub const SCHEMA_VERSION: u64 = 6;
+/// schema 6 the students' tally states, schema 7 one timeline record per step; opening an older
+/// file builds what it lacks once.
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// redb's page cache. Pages beyond it are read from the operating system's file cache, which
 /// is shared and not counted in the process's memory; redb's default (1 GiB) would make a
@@ -215,7 +216,7 @@ fn backfill_log(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One step as stored in `TIMELINES`: a JSON array (sequence, kind, date, status, school, grade,
+/// One step as stored in `TIMELINES` (one record per step): a JSON array (sequence, kind, date, status, school, grade,
 /// class), about half the size of the same fields as an object.
 pub(crate) fn encode_step(e: &Event) -> Result<Vec<u8>, StoreError> {
     let f = &e.after;
@@ -240,39 +241,100 @@ type StoredStep = (
     Option<String>,
 );
 
-fn decode_timeline(student: &str, bytes: &[u8]) -> Result<Timeline, StoreError> {
-    let steps: Vec<StoredStep> = decode(bytes)?;
-    let steps = steps
-        .into_iter()
-        .map(|(seq, kind, date, status, school, grade, class)| Step {
-            seq,
-            kind,
-            date,
-            facts: EventFacts {
-                status,
-                school,
-                grade,
-                class,
-            },
-        })
-        .collect();
-    Ok(Timeline::new(student.to_owned(), steps))
+fn step_of((seq, kind, date, status, school, grade, class): StoredStep) -> Step {
+    Step {
+        seq,
+        kind,
+        date,
+        facts: EventFacts {
+            status,
+            school,
+            grade,
+            class,
+        },
+    }
 }
 
-/// Appends one encoded step to a stored timeline (`[]` when the student has none yet): the
-/// record is a JSON array, so appending replaces its closing bracket.
-pub(crate) fn append_step(timeline: &mut Vec<u8>, step: &[u8]) {
-    if timeline.len() < 2 {
-        timeline.clear();
-        timeline.push(b'[');
-    } else {
-        timeline.pop();
-        if timeline.len() > 1 {
-            timeline.push(b',');
+/// A student's timeline from their step records (`None` when they have none).
+fn read_timeline(
+    steps: &impl ReadableTable<&'static str, &'static [u8]>,
+    jurisdiction: &str,
+    student: &str,
+) -> Result<Option<Timeline>, StoreError> {
+    let (start, end) = prefix_range(&[jurisdiction, student]);
+    let mut out = Vec::new();
+    for item in steps.range(start.as_str()..end.as_str())? {
+        out.push(step_of(decode(item?.1.value())?));
+    }
+    Ok((!out.is_empty()).then(|| Timeline::new(student.to_owned(), out)))
+}
+
+/// Calls `visit` with the jurisdiction and timeline of every student under `prefix` (a
+/// jurisdiction, or none for all), in key order, one timeline in memory at a time.
+fn each_timeline(
+    steps: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: Option<&str>,
+    mut visit: impl FnMut(&str, Timeline) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let range = match prefix {
+        Some(jur) => {
+            let (start, end) = prefix_range(&[jur]);
+            steps.range(start.as_str()..end.as_str())?
+        }
+        None => steps.range::<&str>(..)?,
+    };
+    // (jurisdiction, student, steps) of the student being read.
+    let mut current: Option<(String, String, Vec<Step>)> = None;
+    for item in range {
+        let (k, v) = item?;
+        let mut parts = k.value().split(SEP);
+        let (Some(jur), Some(student)) = (parts.next(), parts.next()) else {
+            return Err(StoreError::Storage(format!(
+                "undecodable timeline key {}",
+                k.value().replace(SEP, "/")
+            )));
+        };
+        let step = step_of(decode(v.value())?);
+        match current.as_mut() {
+            Some((j, s, steps)) if j == jur && s == student => steps.push(step),
+            _ => {
+                if let Some((j, s, steps)) = current.take() {
+                    visit(&j, Timeline::new(s, steps))?;
+                }
+                current = Some((jur.to_owned(), student.to_owned(), vec![step]));
+            }
         }
     }
-    timeline.extend_from_slice(step);
-    timeline.push(b']');
+    if let Some((j, s, steps)) = current {
+        visit(&j, Timeline::new(s, steps))?;
+    }
+    Ok(())
+}
+
+/// The timeline record of an event's step.
+fn step_key(e: &Event) -> String {
+    key(&[&e.jurisdiction, &e.student, &seq_part(e.seq)])
+}
+
+/// Schemas 3 to 6 kept a student's steps in one JSON array, rewritten whole by each event, so an
+/// event cost more the longer the student's history; since schema 7 each step is a record.
+fn split_legacy_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    {
+        let legacy = txn.open_table(LEGACY_TIMELINES)?;
+        let mut steps = txn.open_table(TIMELINES)?;
+        for item in legacy.iter()? {
+            let (k, v) = item?;
+            for step in decode::<Vec<StoredStep>>(v.value())? {
+                let bytes = serde_json::to_vec(&step)?;
+                steps.insert(
+                    key(&[k.value(), &seq_part(step.0)]).as_str(),
+                    bytes.as_slice(),
+                )?;
+            }
+        }
+    }
+    txn.delete_table(LEGACY_TIMELINES)?;
+    Ok(())
 }
 
 /// Keys the ID-number index of a store written before schema 5 as [`id_card_key`] does: its old
@@ -295,28 +357,14 @@ fn backfill_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let events = txn.open_table(EVENTS)?;
     let mut timelines = txn.open_table(TIMELINES)?;
     let mut members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
-    let mut current: Option<(String, Vec<u8>)> = None;
-    // Events are keyed jurisdiction, student, sequence: each student's steps arrive together.
     for item in events.iter()? {
         let (_, v) = item?;
         let event: Event = decode(v.value())?;
-        let k = key(&[&event.jurisdiction, &event.student]);
-        if current.as_ref().is_none_or(|(ck, _)| *ck != k) {
-            if let Some((ck, steps)) = current.take() {
-                timelines.insert(ck.as_str(), steps.as_slice())?;
-            }
-            current = Some((k, Vec::new()));
-        }
-        if let Some((_, steps)) = current.as_mut() {
-            append_step(steps, &encode_step(&event)?);
-        }
+        timelines.insert(step_key(&event).as_str(), encode_step(&event)?.as_slice())?;
         members.insert(
             key(&[&event.jurisdiction, &event.after.school, &event.student]).as_str(),
             &[][..],
         )?;
-    }
-    if let Some((ck, steps)) = current {
-        timelines.insert(ck.as_str(), steps.as_slice())?;
     }
     Ok(())
 }
@@ -366,8 +414,8 @@ impl Snapshot<'_> {
         for item in members.range(start.as_str()..end.as_str())? {
             let (k, _) = item?;
             let student = k.value().rsplit(SEP).next().unwrap_or_default();
-            if let Some(g) = timelines.get(key(&[jurisdiction, student]).as_str())? {
-                out.push(decode_timeline(student, g.value())?);
+            if let Some(t) = read_timeline(&timelines, jurisdiction, student)? {
+                out.push(t);
             }
         }
         Ok(out)
@@ -507,6 +555,8 @@ impl Store {
                         }
                         if old.is_some_and(|v| v < 3) {
                             backfill_timelines(&txn)?;
+                        } else if old.is_some_and(|v| v < 7) {
+                            split_legacy_timelines(&txn)?;
                         }
                         if old.is_some_and(|v| v < 4) {
                             tally::backfill_tallies(&txn)?;
@@ -622,10 +672,12 @@ impl Store {
         if let Some(appended) = state.and_then(|s| s.append(step)) {
             return Ok(Some(appended));
         }
-        let old = match txn.open_table(TIMELINES)?.get(k.as_str())? {
-            Some(g) => decode_timeline(&before.id, g.value())?,
-            None => Timeline::new(before.id.clone(), Vec::new()),
-        };
+        let old = read_timeline(
+            &txn.open_table(TIMELINES)?,
+            &before.jurisdiction,
+            &before.id,
+        )?
+        .unwrap_or_else(|| Timeline::new(before.id.clone(), Vec::new()));
         let mut steps = old.steps.clone();
         steps.push(step.clone());
         let new = Timeline::new(before.id.clone(), steps);
@@ -766,11 +818,7 @@ impl Store {
         {
             events.push(decode(item?.1.value())?);
         }
-        let timeline = txn
-            .open_table(TIMELINES)?
-            .get(key(&[&jur, id]).as_str())?
-            .map(|g| decode_timeline(id, g.value()))
-            .transpose()?;
+        let timeline = read_timeline(&txn.open_table(TIMELINES)?, &jur, id)?;
         let tally_state = txn
             .open_table(TALLY_STATES)?
             .get(key(&[&jur, id]).as_str())?
@@ -950,15 +998,11 @@ impl Store {
         jurisdiction: &str,
         mut visit: impl FnMut(Timeline),
     ) -> Result<(), StoreError> {
-        let (start, end) = prefix_range(&[jurisdiction]);
         let txn = self.db.begin_read()?;
-        let timelines = txn.open_table(TIMELINES)?;
-        for item in timelines.range(start.as_str()..end.as_str())? {
-            let (k, v) = item?;
-            let student = k.value().rsplit(SEP).next().unwrap_or_default();
-            visit(decode_timeline(student, v.value())?);
-        }
-        Ok(())
+        each_timeline(&txn.open_table(TIMELINES)?, Some(jurisdiction), |_, t| {
+            visit(t);
+            Ok(())
+        })
     }
 
     /// An event by its `EVENTS` key (as a log leaf names it).

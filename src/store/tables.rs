@@ -45,10 +45,13 @@ pub const POLICIES: Table = TableDefinition::new("policy_versions");
 pub const LOG_LEAVES: Table = TableDefinition::new("log_leaves");
 /// `jur` → the log's frontier (size and the roots of its perfect subtrees).
 pub const LOG_HEADS: Table = TableDefinition::new("log_heads");
-/// `jur␟student` → the student's steps (one per event: sequence, kind, effective date and the
-/// placement after it), a JSON array appended to in each event's transaction. Rosters and
-/// statistics replay these instead of every event.
-pub const TIMELINES: Table = TableDefinition::new("timelines");
+/// `jur␟student␟seq(12)` → one step of the student's timeline (sequence, kind, effective date and
+/// the placement after it, a JSON array), written in each event's transaction. Rosters read these
+/// instead of every event; an event adds one small record however long the student's history.
+pub const TIMELINES: Table = TableDefinition::new("timeline_steps");
+/// Schemas 3 to 6: `jur␟student` → all the student's steps in one JSON array. Split into
+/// `TIMELINES` on open.
+pub const LEGACY_TIMELINES: Table = TableDefinition::new("timelines");
 /// `jur␟school␟student` → empty: every school a student has been placed at by any event.
 pub const IDX_SCHOOL_MEMBERS: Table = TableDefinition::new("idx_school_members");
 /// `jur␟student` → the student's `domain::tally::TallyState` (JSON): where their history stands

@@ -5,7 +5,7 @@ use redb::{ReadableDatabase, ReadableTable, Table as RedbTable};
 use std::collections::HashMap;
 
 use super::tables::{SEP, STAT_CHANGES, STAT_TOTALS, TALLY_STATES, TIMELINES, key, prefix_range};
-use super::{Store, StoreError, decode_timeline};
+use super::{Store, StoreError, each_timeline};
 use crate::domain::tally::{Counter, Counts, DatedCounts, TallyState, dated_changes};
 use crate::domain::{Date, Status};
 
@@ -230,16 +230,12 @@ impl Store {
             let (d, c, n) = decode_change(k.value(), v.value())?;
             check.stored_changes.insert((d, c), n);
         }
-        for item in txn
-            .open_table(TIMELINES)?
-            .range(start.as_str()..end.as_str())?
-        {
-            let (k, v) = item?;
-            let student = k.value().rsplit(SEP).next().unwrap_or_default();
-            for (k, n) in dated_changes(&decode_timeline(student, v.value())?) {
+        each_timeline(&txn.open_table(TIMELINES)?, Some(jurisdiction), |_, t| {
+            for (k, n) in dated_changes(&t) {
                 *check.replayed_changes.entry(k).or_default() += n;
             }
-        }
+            Ok(())
+        })?;
         check.replayed_changes.retain(|_, n| *n != 0);
         Ok(check)
     }
@@ -256,20 +252,11 @@ pub struct TallyCheck {
 
 /// Builds the statistics counters of a store written before they existed, from its timelines.
 pub(super) fn backfill_tallies(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let timelines = txn.open_table(TIMELINES)?;
     let mut pending: HashMap<String, DatedCounts> = HashMap::new();
-    for item in timelines.iter()? {
-        let (k, v) = item?;
-        let mut parts = k.value().split(SEP);
-        let (Some(jur), Some(student)) = (parts.next(), parts.next()) else {
-            return Err(StoreError::Storage(format!(
-                "undecodable timeline key {}",
-                k.value()
-            )));
-        };
-        let t = decode_timeline(student, v.value())?;
+    each_timeline(&txn.open_table(TIMELINES)?, None, |jur, t| {
         merge_into(&mut pending, jur, &dated_changes(&t));
-    }
+        Ok(())
+    })?;
     add_changes(
         &mut txn.open_table(STAT_TOTALS)?,
         &mut txn.open_table(STAT_CHANGES)?,
@@ -280,17 +267,12 @@ pub(super) fn backfill_tallies(txn: &redb::WriteTransaction) -> Result<(), Store
 /// Builds the tally state of every student with more than one step from their timeline, for a
 /// store written before schema 6. (A student with one step has none: see `TALLY_STATES`.)
 pub(super) fn backfill_tally_states(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let timelines = txn.open_table(TIMELINES)?;
     let mut states = txn.open_table(TALLY_STATES)?;
-    for item in timelines.iter()? {
-        let (k, v) = item?;
-        let student = k.value().rsplit(SEP).next().unwrap_or_default();
-        let timeline = decode_timeline(student, v.value())?;
-        if timeline.steps.len() < 2 {
-            continue;
+    each_timeline(&txn.open_table(TIMELINES)?, None, |jur, t| {
+        if t.steps.len() > 1 {
+            let state = serde_json::to_vec(&TallyState::of(&t))?;
+            states.insert(key(&[jur, &t.student]).as_str(), state.as_slice())?;
         }
-        let state = TallyState::of(&timeline);
-        states.insert(k.value(), serde_json::to_vec(&state)?.as_slice())?;
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use super::tables::*;
 use super::{
-    CommandOutput, Job, PolicyRecord, Store, StoreError, append_step, decode, encode_step,
-    id_card_key, person_digest, tally,
+    CommandOutput, Job, PolicyRecord, Store, StoreError, decode, encode_step, id_card_key,
+    person_digest, step_key, tally,
 };
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
@@ -530,16 +530,12 @@ fn record_step(
     sealed: &SealedEvent,
     (tallies, tally_state): (&DatedCounts, Option<&[u8]>),
 ) -> Result<(), Refusal> {
-    let k = key(&[&e.jurisdiction, &e.student]);
     if let Some(state) = tally_state {
-        t.tally_states.insert(k.as_str(), state)?;
+        t.tally_states
+            .insert(key(&[&e.jurisdiction, &e.student]).as_str(), state)?;
     }
-    let mut steps = match t.timelines.get(k.as_str())? {
-        Some(g) => g.value().to_vec(),
-        None => Vec::new(),
-    };
-    append_step(&mut steps, &sealed.step);
-    t.timelines.insert(k.as_str(), steps.as_slice())?;
+    t.timelines
+        .insert(step_key(e).as_str(), sealed.step.as_slice())?;
     tally::merge_into(&mut t.pending_tallies, &e.jurisdiction, tallies);
     let member = key(&[&e.jurisdiction, &e.after.school, &e.student]);
     if t.school_members.get(member.as_str())?.is_none() {

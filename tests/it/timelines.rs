@@ -13,7 +13,8 @@ use crate::helpers::*;
 
 type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
 const META: Raw = TableDefinition::new("meta");
-const TIMELINES: Raw = TableDefinition::new("timelines");
+const TIMELINES: Raw = TableDefinition::new("timeline_steps");
+const LEGACY_TIMELINES: Raw = TableDefinition::new("timelines");
 const MEMBERS: Raw = TableDefinition::new("idx_school_members");
 const STAT_TOTALS: Raw = TableDefinition::new("stat_totals");
 const STAT_CHANGES: Raw = TableDefinition::new("stat_changes");
@@ -179,7 +180,7 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
         let v = meta.get("schema_version").expect("get").expect("set");
         String::from_utf8(v.value().to_vec()).expect("utf8")
     };
-    assert_eq!(db_schema, "6");
+    assert_eq!(db_schema, "7");
 }
 
 /// Every day from before the first admission to after the last step, weekly.
@@ -264,7 +265,8 @@ fn verify_reports_a_timeline_that_disagrees_with_the_events() {
     assert!(t.xueji.verify_all().expect("verify").ok);
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
-    let altered = format!("{JUR}\u{1f}{}", ids[1]);
+    // The fifth event's step: the back-dated class change.
+    let altered = format!("{JUR}\u{1f}{}\u{1f}000000000005", ids[1]);
     with_raw(&path, |txn| {
         {
             let mut table = txn.open_table(TIMELINES).expect("timelines");
@@ -388,4 +390,57 @@ fn verify_reports_a_tally_state_that_disagrees_with_the_events() {
     assert_eq!(student, &ids[0]);
     let bad = chain.first_bad.as_ref().expect("first bad");
     assert_eq!(bad.code, "tally_state_mismatch");
+}
+
+/// Schemas 3 to 6 kept each student's steps in one array; schema 7 splits them into a record per
+/// step on open, and the store carries on from there.
+#[test]
+fn a_store_with_timelines_in_one_record_gets_them_split_on_open() {
+    let t = engine();
+    let ids = history(&t.xueji);
+    let before = stored(&t.xueji);
+    let counters_before = counters_on(&t.xueji, &dates());
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    with_raw(&path, |txn| {
+        // Rewrite the steps as schema 6 kept them: one JSON array per student.
+        let mut arrays: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+            Default::default();
+        {
+            let steps = txn.open_table(TIMELINES).expect("steps");
+            for item in steps.iter().expect("iter") {
+                let (k, v) = item.expect("row");
+                let (student_key, _) = k.value().rsplit_once('\u{1f}').expect("prefix");
+                let step: serde_json::Value = serde_json::from_slice(v.value()).expect("json");
+                arrays.entry(student_key.to_owned()).or_default().push(step);
+            }
+        }
+        txn.delete_table(TIMELINES).expect("drop the steps");
+        let mut legacy = txn.open_table(LEGACY_TIMELINES).expect("legacy");
+        for (k, steps) in &arrays {
+            let bytes = serde_json::to_vec(steps).expect("encode");
+            legacy.insert(k.as_str(), bytes.as_slice()).expect("insert");
+        }
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", b"6".as_slice())
+            .expect("schema 6");
+    });
+    let x = reopen(&path);
+    assert_eq!(stored(&x), before);
+    assert_agree_with_events(&x, &ids);
+    assert_eq!(counters_on(&x, &dates()), counters_before);
+    apply(
+        &x,
+        &ids[1],
+        json!({"kind": "change_class", "effective_date": "2026-01-05", "params": {"class": "7"}}),
+    );
+    assert!(x.verify_all().expect("verify").ok);
+    drop(x);
+    let db = Database::open(&path).expect("open");
+    let txn = db.begin_read().expect("read");
+    assert!(
+        txn.open_table(LEGACY_TIMELINES).is_err(),
+        "the one-record timelines are gone"
+    );
 }
