@@ -18,8 +18,7 @@
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
-pub use crate::domain::tally::school_year_start;
-use crate::domain::tally::{Counter, Counts as Tallies};
+use crate::domain::tally::{Counter, Counts as Tallies, school_year_start};
 use crate::domain::{Date, Level, School, Status};
 use crate::service::{Result, Xueji};
 

@@ -74,6 +74,18 @@ fn history(x: &Xueji) -> Vec<String> {
     vec![stays.id, moves.id, never]
 }
 
+/// Replaces text in one stored record, behind the store's back (the record must contain it).
+fn rewrite_text(path: &std::path::Path, table: Raw, key: &str, from: &str, to: &str) {
+    with_raw(path, |txn| {
+        let mut t = txn.open_table(table).expect("table");
+        let text = String::from_utf8(t.get(key).expect("get").expect("stored").value().to_vec())
+            .expect("utf8");
+        let changed = text.replace(from, to);
+        assert_ne!(changed, text);
+        t.insert(key, changed.as_bytes()).expect("insert");
+    });
+}
+
 fn from_events(x: &Xueji, id: &str) -> Timeline {
     Timeline::from_events(id.to_owned(), x.store().events(id).expect("events"))
 }
@@ -267,26 +279,8 @@ fn verify_reports_a_timeline_that_disagrees_with_the_events() {
     drop(t.xueji);
     // The fifth event's step: the back-dated class change.
     let altered = format!("{JUR}\u{1f}{}\u{1f}000000000005", ids[1]);
-    with_raw(&path, |txn| {
-        {
-            let mut table = txn.open_table(TIMELINES).expect("timelines");
-            let text = String::from_utf8(
-                table
-                    .get(altered.as_str())
-                    .expect("get")
-                    .expect("stored")
-                    .value()
-                    .to_vec(),
-            )
-            .expect("utf8");
-            // The class of the back-dated change, "9", becomes "8".
-            let changed = text.replace("\"9\"", "\"8\"");
-            assert_ne!(changed, text);
-            table
-                .insert(altered.as_str(), changed.as_bytes())
-                .expect("insert");
-        }
-    });
+    // The class of the back-dated change, "9", becomes "8".
+    rewrite_text(&path, TIMELINES, &altered, "\"9\"", "\"8\"");
     let x = reopen(&path);
     let report = x.verify_all().expect("verify");
     assert!(!report.ok);
@@ -365,23 +359,13 @@ fn verify_reports_a_tally_state_that_disagrees_with_the_events() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     let k = format!("{JUR}\u{1f}{}", ids[0]);
-    with_raw(&path, |txn| {
-        let mut states = txn.open_table(TALLY_STATES).expect("states");
-        let text = String::from_utf8(
-            states
-                .get(k.as_str())
-                .expect("get")
-                .expect("stored")
-                .value()
-                .to_vec(),
-        )
-        .expect("utf8");
-        let changed = text.replace("\"gained\":true", "\"gained\":false");
-        assert_ne!(changed, text);
-        states
-            .insert(k.as_str(), changed.as_bytes())
-            .expect("insert");
-    });
+    rewrite_text(
+        &path,
+        TALLY_STATES,
+        &k,
+        "\"gained\":true",
+        "\"gained\":false",
+    );
     let x = reopen(&path);
     let report = x.verify_all().expect("verify");
     let [(student, chain)] = report.failures.as_slice() else {
