@@ -79,7 +79,7 @@ struct Config {
     students_per_writer: usize,
     /// Students bulk-imported by the scale part (`engine_parts/scale.rs`).
     scale_students: usize,
-    /// `--only http|scale`: run that part alone (while working on it); writes no summary.
+    /// `--only http|scale|tps`: run that part alone (while working on it); writes no summary.
     only: Option<Part>,
 }
 
@@ -88,6 +88,9 @@ struct Config {
 enum Part {
     Http,
     Scale,
+    /// The durable transitions alone (1, 16 and 64 writers, each after an fsync baseline), for
+    /// profiling the write path.
+    Tps,
 }
 
 impl Config {
@@ -97,7 +100,8 @@ impl Config {
             match args.get(i + 1).map(String::as_str) {
                 Some("http") => Part::Http,
                 Some("scale") => Part::Scale,
-                other => panic!("--only {other:?}: the parts are http and scale"),
+                Some("tps") => Part::Tps,
+                other => panic!("--only {other:?}: the parts are http, scale and tps"),
             }
         });
         let env_quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -971,7 +975,7 @@ fn target_dir() -> PathBuf {
         .map_or_else(|| tmp.to_path_buf(), Path::to_path_buf)
 }
 
-/// `--only http|scale`: one part alone, its figures printed, no summary written.
+/// `--only http|scale|tps`: one part alone, its figures printed, no summary written.
 fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
     let mut bench_set = PackageSet {
         packages: BTreeMap::new(),
@@ -983,9 +987,15 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(tmp).map_err(|e| e.to_string())?;
     let root = tempfile::tempdir_in(tmp).map_err(|e| e.to_string())?;
+    let owned = |list: Vec<(&str, f64, i32)>| -> Vec<(String, f64, i32)> {
+        list.into_iter()
+            .map(|(name, v, digits)| (name.to_owned(), v, digits))
+            .collect()
+    };
     let figures = match part {
-        Part::Http => http_load::run(cfg, root.path(), &bench_set)?,
-        Part::Scale => scale::run(cfg, root.path(), &bench_set)?,
+        Part::Http => owned(http_load::run(cfg, root.path(), &bench_set)?),
+        Part::Scale => owned(scale::run(cfg, root.path(), &bench_set)?),
+        Part::Tps => tps_alone(cfg, root.path(), &bench_set)?,
     };
     for (name, v, digits) in &figures {
         println!("  {name:<40} {}", round_to(*v, *digits));
@@ -1003,6 +1013,43 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         std::fs::write(out, Value::Array(list).to_string()).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Each writer count once, after its own fsync baseline: the figures the write path is tuned on.
+fn tps_alone(
+    cfg: &Config,
+    root: &Path,
+    set: &PackageSet,
+) -> Result<Vec<(String, f64, i32)>, String> {
+    // `--writers N`: that count alone (to profile one).
+    let args: Vec<String> = std::env::args().collect();
+    let counts: Vec<usize> = match args.iter().position(|a| a == "--writers") {
+        Some(i) => vec![
+            args.get(i + 1)
+                .and_then(|n| n.parse().ok())
+                .ok_or("--writers takes a number")?,
+        ],
+        None => WRITER_COUNTS.to_vec(),
+    };
+    let mut figures = Vec::new();
+    for w in counts {
+        let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
+        let (fsync, _) = fsync_rate(dir.path(), cfg.fsync_window / 2).map_err(|e| e.to_string())?;
+        let r = tps_run(cfg, root, set, w)?;
+        let name = |what: &str| format!("{what}_{w}_writers");
+        figures.extend([
+            (name("fsync_per_s_before"), fsync, 0),
+            (name("tps"), r.tps, 0),
+            (name("tps_over_fsync"), r.tps / fsync, 3),
+            (name("per_commit"), r.per_sync, 1),
+            (name("kib_per_commit"), r.kib_per_sync, 1),
+            (name("writer_cpu"), r.writer_cpu, 2),
+            (name("sync_share"), r.sync_share, 2),
+            (name("cpu_cores"), r.cpu_cores, 2),
+            (name("p99_us"), r.lat_p99_us, 0),
+        ]);
+    }
+    Ok(figures)
 }
 
 /// `--figures FILE`: where a part run alone leaves its figures for the run that started it.
