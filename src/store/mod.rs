@@ -8,6 +8,7 @@
 
 mod backup;
 pub mod fault;
+mod records;
 mod tables;
 mod tally;
 mod writer;
@@ -27,10 +28,11 @@ use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
 use crate::domain::tally::{DatedCounts, TallyState, change_between};
 use crate::domain::{
-    ApprovalRequest, Date, Event, EventFacts, RequestStatus, School, Status, Step, Student,
-    Timeline, TransitionKind,
+    ApprovalRequest, Date, Event, RequestStatus, School, Status, Step, Student, Timeline,
+    TransitionKind,
 };
 pub use backup::{BackupSource, ReadOnlyStore, write_copy};
+use records::{Record, each_timeline, encode_step, read_timeline};
 use tables::*;
 pub use tally::TallyCheck;
 pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
@@ -38,9 +40,10 @@ pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 /// The on-disk schema this build writes. A file of a newer schema is refused.
 /// Schema 2 added the jurisdiction Merkle log, schema 3 the timelines and school members, schema 4
 /// the statistics counters, schema 5 the ID-number index keyed by place and birth date first,
-/// schema 6 the students' tally states, schema 7 one timeline record per step; opening an older
-/// file builds what it lacks once.
-pub const SCHEMA_VERSION: u64 = 7;
+/// schema 6 the students' tally states, schema 7 one timeline record per step, schema 8 every record
+/// of a student in one table under the student's key (`STUDENT_RECORDS`); opening an older file
+/// builds what it lacks once.
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// redb's page cache. Pages beyond it are read from the operating system's file cache, which
 /// is shared and not counted in the process's memory; redb's default (1 GiB) would make a
@@ -192,12 +195,15 @@ fn shared_builder() -> redb::Builder {
 
 /// Builds the Merkle log of a store written before it existed: every event, in key order.
 fn backfill_log(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let events = txn.open_table(EVENTS)?;
+    let records = txn.open_table(STUDENT_RECORDS)?;
     let mut leaves = txn.open_table(LOG_LEAVES)?;
     let mut heads = txn.open_table(LOG_HEADS)?;
     let mut frontiers: std::collections::BTreeMap<String, Frontier> = Default::default();
-    for item in events.iter()? {
+    for item in records.iter()? {
         let (k, v) = item?;
+        if !matches!(records::parse(k.value()), Some((_, _, Record::Event(_)))) {
+            continue;
+        }
         let event: Event = decode(v.value())?;
         let hash = merkle::from_hex(&event.hash)
             .ok_or_else(|| StoreError::Storage(format!("event {} has no hash", k.value())))?;
@@ -216,134 +222,16 @@ fn backfill_log(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One step as stored in `TIMELINES` (one record per step): a JSON array (sequence, kind, date, status, school, grade,
-/// class), about half the size of the same fields as an object.
-pub(crate) fn encode_step(e: &Event) -> Result<Vec<u8>, StoreError> {
-    let f = &e.after;
-    Ok(serde_json::to_vec(&(
-        e.seq,
-        e.kind,
-        e.effective_date,
-        f.status,
-        f.school.as_str(),
-        f.grade,
-        f.class.as_deref(),
-    ))?)
-}
-
-type StoredStep = (
-    u64,
-    TransitionKind,
-    Date,
-    Status,
-    String,
-    u8,
-    Option<String>,
-);
-
-fn step_of((seq, kind, date, status, school, grade, class): StoredStep) -> Step {
-    Step {
-        seq,
-        kind,
-        date,
-        facts: EventFacts {
-            status,
-            school,
-            grade,
-            class,
-        },
-    }
-}
-
-/// A student's timeline from their step records (`None` when they have none).
-fn read_timeline(
-    steps: &impl ReadableTable<&'static str, &'static [u8]>,
-    jurisdiction: &str,
-    student: &str,
-) -> Result<Option<Timeline>, StoreError> {
-    let (start, end) = prefix_range(&[jurisdiction, student]);
-    let mut out = Vec::new();
-    for item in steps.range(start.as_str()..end.as_str())? {
-        out.push(step_of(decode(item?.1.value())?));
-    }
-    Ok((!out.is_empty()).then(|| Timeline::new(student.to_owned(), out)))
-}
-
-/// Calls `visit` with the jurisdiction and timeline of every student under `prefix` (a
-/// jurisdiction, or none for all), in key order, one timeline in memory at a time.
-fn each_timeline(
-    steps: &impl ReadableTable<&'static str, &'static [u8]>,
-    prefix: Option<&str>,
-    mut visit: impl FnMut(&str, Timeline) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let range = match prefix {
-        Some(jur) => {
-            let (start, end) = prefix_range(&[jur]);
-            steps.range(start.as_str()..end.as_str())?
-        }
-        None => steps.range::<&str>(..)?,
-    };
-    // (jurisdiction, student, steps) of the student being read.
-    let mut current: Option<(String, String, Vec<Step>)> = None;
-    for item in range {
-        let (k, v) = item?;
-        let mut parts = k.value().split(SEP);
-        let (Some(jur), Some(student)) = (parts.next(), parts.next()) else {
-            return Err(StoreError::Storage(format!(
-                "undecodable timeline key {}",
-                k.value().replace(SEP, "/")
-            )));
-        };
-        let step = step_of(decode(v.value())?);
-        match current.as_mut() {
-            Some((j, s, steps)) if j == jur && s == student => steps.push(step),
-            _ => {
-                if let Some((j, s, steps)) = current.take() {
-                    visit(&j, Timeline::new(s, steps))?;
-                }
-                current = Some((jur.to_owned(), student.to_owned(), vec![step]));
-            }
-        }
-    }
-    if let Some((j, s, steps)) = current {
-        visit(&j, Timeline::new(s, steps))?;
-    }
-    Ok(())
-}
-
-/// The timeline record of an event's step.
-fn step_key(e: &Event) -> String {
-    key(&[&e.jurisdiction, &e.student, &seq_part(e.seq)])
-}
-
-/// Schemas 3 to 6 kept a student's steps in one JSON array, rewritten whole by each event, so an
-/// event cost more the longer the student's history; since schema 7 each step is a record.
-fn split_legacy_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    {
-        let legacy = txn.open_table(LEGACY_TIMELINES)?;
-        let mut steps = txn.open_table(TIMELINES)?;
-        for item in legacy.iter()? {
-            let (k, v) = item?;
-            for step in decode::<Vec<StoredStep>>(v.value())? {
-                let bytes = serde_json::to_vec(&step)?;
-                steps.insert(
-                    key(&[k.value(), &seq_part(step.0)]).as_str(),
-                    bytes.as_slice(),
-                )?;
-            }
-        }
-    }
-    txn.delete_table(LEGACY_TIMELINES)?;
-    Ok(())
-}
-
 /// Keys the ID-number index of a store written before schema 5 as [`id_card_key`] does: its old
 /// keys were the digest alone, so the index is rebuilt from the students.
 fn rekey_id_cards(txn: &redb::WriteTransaction, salt: &[u8; 32]) -> Result<(), StoreError> {
     txn.delete_table(IDX_ID_CARD)?;
     let mut index = txn.open_table(IDX_ID_CARD)?;
-    for item in txn.open_table(STUDENTS)?.iter()? {
-        let (_, v) = item?;
+    for item in txn.open_table(STUDENT_RECORDS)?.iter()? {
+        let (k, v) = item?;
+        if !matches!(records::parse(k.value()), Some((_, _, Record::Student))) {
+            continue;
+        }
         let s: Student = decode(v.value())?;
         if let Some(id) = &s.id_card {
             index.insert(id_card_key(salt, id.as_str()).as_str(), s.id.as_bytes())?;
@@ -354,19 +242,30 @@ fn rekey_id_cards(txn: &redb::WriteTransaction, salt: &[u8; 32]) -> Result<(), S
 
 /// Builds the timelines and school members of a store written before they existed.
 fn backfill_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let events = txn.open_table(EVENTS)?;
-    let mut timelines = txn.open_table(TIMELINES)?;
+    let mut records = txn.open_table(STUDENT_RECORDS)?;
     let mut members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
-    for item in events.iter()? {
-        let (_, v) = item?;
+    let mut steps = Vec::new();
+    for item in records.iter()? {
+        let (k, v) = item?;
+        if !matches!(records::parse(k.value()), Some((_, _, Record::Event(_)))) {
+            continue;
+        }
         let event: Event = decode(v.value())?;
-        timelines.insert(step_key(&event).as_str(), encode_step(&event)?.as_slice())?;
+        steps.push((step_key(&event), encode_step(&event)?));
         members.insert(
             key(&[&event.jurisdiction, &event.after.school, &event.student]).as_str(),
             &[][..],
         )?;
     }
+    for (k, step) in steps {
+        records.insert(k.as_str(), step.as_slice())?;
+    }
     Ok(())
+}
+
+/// The timeline record of an event's step.
+fn step_key(e: &Event) -> String {
+    records::step_key(&e.jurisdiction, &e.student, e.seq)
 }
 
 /// Reads from one read transaction. In the served mode each read transaction takes and releases
@@ -398,7 +297,7 @@ impl Snapshot<'_> {
         let Some(jur) = self.get_str(STUDENT_LOCATOR, id)? else {
             return Ok(None);
         };
-        self.get(STUDENTS, &key(&[&jur, id]))
+        self.get(STUDENT_RECORDS, &records::student_key(&jur, id))
     }
 
     /// See [`Store::timelines_of_school`].
@@ -409,7 +308,7 @@ impl Snapshot<'_> {
     ) -> Result<Vec<Timeline>, StoreError> {
         let (start, end) = prefix_range(&[jurisdiction, school]);
         let members = self.txn.open_table(IDX_SCHOOL_MEMBERS)?;
-        let timelines = self.txn.open_table(TIMELINES)?;
+        let timelines = self.txn.open_table(STUDENT_RECORDS)?;
         let mut out = Vec::new();
         for item in members.range(start.as_str()..end.as_str())? {
             let (k, _) = item?;
@@ -550,13 +449,15 @@ impl Store {
                     Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
                     Some(SCHEMA_VERSION) => {}
                     old => {
+                        // First, so that the older migrations work on the current layout.
+                        if old.is_some_and(|v| v < 8) {
+                            records::migrate_to_student_records(&txn)?;
+                        }
                         if old.is_some_and(|v| v < 2) {
                             backfill_log(&txn)?;
                         }
                         if old.is_some_and(|v| v < 3) {
                             backfill_timelines(&txn)?;
-                        } else if old.is_some_and(|v| v < 7) {
-                            split_legacy_timelines(&txn)?;
                         }
                         if old.is_some_and(|v| v < 4) {
                             tally::backfill_tallies(&txn)?;
@@ -657,27 +558,24 @@ impl Store {
         step: &Step,
     ) -> Result<Option<(DatedCounts, TallyState)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let k = key(&[&before.jurisdiction, &before.id]);
-        let students = txn.open_table(STUDENTS)?;
-        let Some(stored) = students.get(k.as_str())? else {
+        let (jur, id) = (before.jurisdiction.as_str(), before.id.as_str());
+        let records = txn.open_table(STUDENT_RECORDS)?;
+        let Some(stored) = records.get(records::student_key(jur, id).as_str())? else {
             return Ok(None);
         };
         if writer::stored_version(stored.value(), before_json, before.version)? != before.version {
             return Ok(None);
         }
-        let state: Option<TallyState> = match txn.open_table(TALLY_STATES)?.get(k.as_str())? {
-            Some(g) => Some(decode(g.value())?),
-            None => None,
-        };
+        let state: Option<TallyState> =
+            match records.get(records::tally_state_key(jur, id).as_str())? {
+                Some(g) => Some(decode(g.value())?),
+                None => None,
+            };
         if let Some(appended) = state.and_then(|s| s.append(step)) {
             return Ok(Some(appended));
         }
-        let old = read_timeline(
-            &txn.open_table(TIMELINES)?,
-            &before.jurisdiction,
-            &before.id,
-        )?
-        .unwrap_or_else(|| Timeline::new(before.id.clone(), Vec::new()));
+        let old = read_timeline(&records, jur, id)?
+            .unwrap_or_else(|| Timeline::new(before.id.clone(), Vec::new()));
         let mut steps = old.steps.clone();
         steps.push(step.clone());
         let new = Timeline::new(before.id.clone(), steps);
@@ -717,23 +615,26 @@ impl Store {
         self.snapshot()?.get_str(table, key)
     }
 
-    /// `(key, record)` rows under a prefix, after `after` (exclusive), at most `limit`.
-    fn rows_under<T: DeserializeOwned>(
+    /// `(key, record)` of a jurisdiction's student records of the kinds `wanted` picks, in key
+    /// order, after the cursor key `after` (exclusive), at most `limit`.
+    fn records_under<T: DeserializeOwned>(
         &self,
-        table: Table,
-        prefix: &[&str],
+        jurisdiction: &str,
         after: Option<&str>,
         limit: usize,
+        wanted: impl Fn(Record) -> bool,
     ) -> Result<Vec<(String, T)>, StoreError> {
-        let (start, end) = page_bounds(prefix, after);
+        let (start, end) = page_bounds(&[jurisdiction], after);
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(table)?;
+        let t = txn.open_table(STUDENT_RECORDS)?;
         let mut out = Vec::new();
         for item in t.range(start.as_str()..end.as_str())? {
             let (k, v) = item?;
-            out.push((k.value().to_owned(), decode(v.value())?));
-            if out.len() >= limit {
-                break;
+            if records::parse(k.value()).is_some_and(|(_, _, r)| wanted(r)) {
+                out.push((k.value().to_owned(), decode(v.value())?));
+                if out.len() >= limit {
+                    break;
+                }
             }
         }
         Ok(out)
@@ -802,28 +703,32 @@ impl Store {
         else {
             return Ok(None);
         };
-        let Some(student) = txn
-            .open_table(STUDENTS)?
-            .get(key(&[&jur, id]).as_str())?
-            .map(|g| decode::<Student>(g.value()))
-            .transpose()?
-        else {
-            return Ok(None);
-        };
         let (start, end) = prefix_range(&[&jur, id]);
-        let mut events: Vec<Event> = Vec::new();
+        let (mut student, mut events, mut steps, mut tally_state) =
+            (None, Vec::new(), Vec::new(), None);
         for item in txn
-            .open_table(EVENTS)?
+            .open_table(STUDENT_RECORDS)?
             .range(start.as_str()..end.as_str())?
         {
-            events.push(decode(item?.1.value())?);
+            let (k, v) = item?;
+            match records::parse(k.value()).map(|(_, _, r)| r) {
+                Some(Record::Student) => student = Some(decode::<Student>(v.value())?),
+                Some(Record::TallyState) => tally_state = Some(decode::<TallyState>(v.value())?),
+                Some(Record::Event(_)) => events.push(decode::<Event>(v.value())?),
+                Some(Record::Step(_)) => steps.push(records::decode_step(v.value())?),
+                Some(Record::Context(_)) => {}
+                None => {
+                    return Err(StoreError::Storage(format!(
+                        "undecodable record key {}",
+                        k.value().replace(SEP, "/")
+                    )));
+                }
+            }
         }
-        let timeline = read_timeline(&txn.open_table(TIMELINES)?, &jur, id)?;
-        let tally_state = txn
-            .open_table(TALLY_STATES)?
-            .get(key(&[&jur, id]).as_str())?
-            .map(|g| decode::<TallyState>(g.value()))
-            .transpose()?;
+        let Some(student) = student else {
+            return Ok(None);
+        };
+        let timeline = (!steps.is_empty()).then(|| Timeline::new(id.to_owned(), steps));
         let members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
         let mut listed_at = std::collections::BTreeSet::new();
         for e in &events {
@@ -897,7 +802,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Student)>, StoreError> {
-        self.rows_under(STUDENTS, &[jurisdiction], after, limit)
+        self.records_under(jurisdiction, after, limit, |r| matches!(r, Record::Student))
     }
 
     fn students_for_index_keys(
@@ -905,7 +810,7 @@ impl Store {
         keys: Vec<String>,
     ) -> Result<Vec<(String, Student)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(STUDENTS)?;
+        let t = txn.open_table(STUDENT_RECORDS)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let mut parts = k.split(SEP);
@@ -913,7 +818,7 @@ impl Store {
             let Some(student) = k.rsplit(SEP).next() else {
                 continue;
             };
-            if let Some(v) = t.get(key(&[jur, student]).as_str())? {
+            if let Some(v) = t.get(records::student_key(jur, student).as_str())? {
                 out.push((k.clone(), decode(v.value())?));
             }
         }
@@ -951,11 +856,13 @@ impl Store {
         };
         let (start, end) = prefix_range(&[&jur, student]);
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(EVENTS)?;
+        let t = txn.open_table(STUDENT_RECORDS)?;
         let mut out = Vec::new();
         for item in t.range(start.as_str()..end.as_str())? {
-            let (_, v) = item?;
-            out.push(decode(v.value())?);
+            let (k, v) = item?;
+            if let Some((_, _, Record::Event(_))) = records::parse(k.value()) {
+                out.push(decode(v.value())?);
+            }
         }
         Ok(out)
     }
@@ -966,8 +873,8 @@ impl Store {
         event: &Event,
     ) -> Result<Option<crate::domain::event::DecisionContext>, StoreError> {
         self.get(
-            CONTEXTS,
-            &key(&[&event.jurisdiction, &event.student, &seq_part(event.seq)]),
+            STUDENT_RECORDS,
+            &records::context_key(&event.jurisdiction, &event.student, event.seq),
         )
     }
 
@@ -978,7 +885,9 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Event)>, StoreError> {
-        self.rows_under(EVENTS, &[jurisdiction], after, limit)
+        self.records_under(jurisdiction, after, limit, |r| {
+            matches!(r, Record::Event(_))
+        })
     }
 
     /// The timeline of every student ever placed at a school (by any event): what a roster of
@@ -999,15 +908,22 @@ impl Store {
         mut visit: impl FnMut(Timeline),
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_read()?;
-        each_timeline(&txn.open_table(TIMELINES)?, Some(jurisdiction), |_, t| {
-            visit(t);
-            Ok(())
-        })
+        each_timeline(
+            &txn.open_table(STUDENT_RECORDS)?,
+            Some(jurisdiction),
+            |_, t| {
+                visit(t);
+                Ok(())
+            },
+        )
     }
 
-    /// An event by its `EVENTS` key (as a log leaf names it).
+    /// An event by its key (as a log leaf names it).
     pub fn event_at(&self, event_key: &str) -> Result<Option<Event>, StoreError> {
-        self.get(EVENTS, event_key)
+        match records::parse(event_key) {
+            Some((_, _, Record::Event(_))) => self.get(STUDENT_RECORDS, event_key),
+            _ => Ok(None),
+        }
     }
 
     /// The frontier of every jurisdiction's log.
@@ -1053,7 +969,19 @@ impl Store {
         &self,
         jurisdiction: &str,
     ) -> Result<Vec<String>, StoreError> {
-        self.keys_under(EVENTS, &[jurisdiction], None, usize::MAX)
+        let txn = self.db.begin_read()?;
+        let (start, end) = prefix_range(&[jurisdiction]);
+        let mut out = Vec::new();
+        for item in txn
+            .open_table(STUDENT_RECORDS)?
+            .range(start.as_str()..end.as_str())?
+        {
+            let (k, _) = item?;
+            if let Some((_, _, Record::Event(_))) = records::parse(k.value()) {
+                out.push(k.value().to_owned());
+            }
+        }
+        Ok(out)
     }
 
     pub fn request(&self, id: &str) -> Result<Option<ApprovalRequest>, StoreError> {

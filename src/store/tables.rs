@@ -8,8 +8,21 @@ pub type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
 pub const META: Table = TableDefinition::new("meta");
 pub const SCHOOLS: Table = TableDefinition::new("schools");
-/// `jur␟student` → Student.
-pub const STUDENTS: Table = TableDefinition::new("students");
+/// Everything of one student that a transition writes, under the student's own prefix so that a
+/// transition rewrites one leaf of one table, not one in each of five (schema 8):
+///
+/// - `jur␟student␟seq(12)␟c` → the DecisionContext of event `seq` (its hash is in the event);
+/// - `jur␟student␟seq(12)␟e` → Event `seq`;
+/// - `jur␟student␟seq(12)␟t` → the timeline step of event `seq` (sequence, kind, effective date and
+///   the placement after it, a JSON array): rosters read these instead of whole events;
+/// - `jur␟student␟~s` → the Student;
+/// - `jur␟student␟~t` → the student's `domain::tally::TallyState` (JSON): where their history
+///   stands for the statistics, so an event dated after all their others needs no timeline read.
+///   Stored from a student's second event on: a new student's is their one-step timeline.
+///
+/// Digits sort before `~`, so the newest event's records and the student's own sit side by side.
+/// Key builders and the parser are in `store::records`.
+pub const STUDENT_RECORDS: Table = TableDefinition::new("student_records");
 /// `student` → jurisdiction: finds a student's key from its id alone.
 pub const STUDENT_LOCATOR: Table = TableDefinition::new("student_locator");
 /// `national_id` → student (unique across the store).
@@ -24,10 +37,6 @@ pub const IDX_CLASS: Table = TableDefinition::new("idx_class");
 pub const IDX_STATUS: Table = TableDefinition::new("idx_status");
 /// `jur␟date␟student␟kind` → empty: what the deadline sweep scans.
 pub const IDX_DEADLINE: Table = TableDefinition::new("idx_deadline");
-/// `jur␟student␟seq(12 digits)` → Event.
-pub const EVENTS: Table = TableDefinition::new("events");
-/// `jur␟student␟seq(12)` → DecisionContext of that event (its hash is in the event).
-pub const CONTEXTS: Table = TableDefinition::new("decision_contexts");
 /// `request` → ApprovalRequest.
 pub const REQUESTS: Table = TableDefinition::new("requests");
 /// `student␟kind` → request, while a request is pending.
@@ -40,25 +49,30 @@ pub const TOKENS: Table = TableDefinition::new("tokens");
 pub const TOKEN_IDS: Table = TableDefinition::new("token_ids");
 /// `jur␟effective_from␟content_hash` → stored policy version.
 pub const POLICIES: Table = TableDefinition::new("policy_versions");
-/// `jur␟index(12 digits)` → the event's 32-byte hash then its `EVENTS` key: the leaves of the
+/// `jur␟index(12 digits)` → the event's 32-byte hash then its `STUDENT_RECORDS` key: the leaves of the
 /// jurisdiction's Merkle log, in the order the events were committed.
 pub const LOG_LEAVES: Table = TableDefinition::new("log_leaves");
 /// `jur` → the log's frontier (size and the roots of its perfect subtrees).
 pub const LOG_HEADS: Table = TableDefinition::new("log_heads");
-/// `jur␟student␟seq(12)` → one step of the student's timeline (sequence, kind, effective date and
-/// the placement after it, a JSON array), written in each event's transaction. Rosters read these
-/// instead of every event; an event adds one small record however long the student's history.
-pub const TIMELINES: Table = TableDefinition::new("timeline_steps");
-/// Schemas 3 to 6: `jur␟student` → all the student's steps in one JSON array. Split into
-/// `TIMELINES` on open.
-pub const LEGACY_TIMELINES: Table = TableDefinition::new("timelines");
+/// The tables of schemas 7 and older, read once on open by the migration to `STUDENT_RECORDS`
+/// and then deleted.
+pub mod legacy {
+    use super::{Table, TableDefinition};
+    /// `jur␟student` → Student.
+    pub const STUDENTS: Table = TableDefinition::new("students");
+    /// `jur␟student␟seq(12)` → Event.
+    pub const EVENTS: Table = TableDefinition::new("events");
+    /// `jur␟student␟seq(12)` → DecisionContext.
+    pub const CONTEXTS: Table = TableDefinition::new("decision_contexts");
+    /// Schema 7: `jur␟student␟seq(12)` → one timeline step.
+    pub const STEPS: Table = TableDefinition::new("timeline_steps");
+    /// Schemas 3 to 6: `jur␟student` → all the student's steps in one JSON array.
+    pub const TIMELINES: Table = TableDefinition::new("timelines");
+    /// Schemas 6 and 7: `jur␟student` → TallyState.
+    pub const TALLY_STATES: Table = TableDefinition::new("tally_states");
+}
 /// `jur␟school␟student` → empty: every school a student has been placed at by any event.
 pub const IDX_SCHOOL_MEMBERS: Table = TableDefinition::new("idx_school_members");
-/// `jur␟student` → the student's `domain::tally::TallyState` (JSON): where their history stands
-/// for the statistics, so an event dated after all their others needs no timeline read. Stored
-/// from a student's second event on: a new student's is their one-step timeline, read instead,
-/// which spares a bulk import a record per row.
-pub const TALLY_STATES: Table = TableDefinition::new("tally_states");
 /// `jur␟counter` → i64 (little-endian): the sum of every student's dated changes of a statistics
 /// counter (`domain::tally`), what it stands at after the last step. Absent when zero.
 pub const STAT_TOTALS: Table = TableDefinition::new("stat_totals");
@@ -71,7 +85,7 @@ pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 pub const ALL: &[Table] = &[
     META,
     SCHOOLS,
-    STUDENTS,
+    STUDENT_RECORDS,
     STUDENT_LOCATOR,
     IDX_NATIONAL,
     IDX_ID_CARD,
@@ -79,8 +93,6 @@ pub const ALL: &[Table] = &[
     IDX_CLASS,
     IDX_STATUS,
     IDX_DEADLINE,
-    EVENTS,
-    CONTEXTS,
     REQUESTS,
     IDX_OPEN_REQUEST,
     IDX_REQUEST_STATUS,
@@ -90,11 +102,9 @@ pub const ALL: &[Table] = &[
     IDEMPOTENCY,
     LOG_LEAVES,
     LOG_HEADS,
-    TIMELINES,
     IDX_SCHOOL_MEMBERS,
     STAT_TOTALS,
     STAT_CHANGES,
-    TALLY_STATES,
 ];
 
 pub const SEP: char = '\u{1f}';

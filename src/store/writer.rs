@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use super::records::{self, encode_step};
 use super::tables::*;
 use super::{
-    CommandOutput, Job, PolicyRecord, Store, StoreError, decode, encode_step, id_card_key,
-    person_digest, step_key, tally,
+    CommandOutput, Job, PolicyRecord, Store, StoreError, decode, id_card_key, person_digest,
+    step_key, tally,
 };
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
@@ -227,7 +228,7 @@ pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &CommitStats
 
 struct Tables<'t> {
     schools: RedbTable<'t, &'static str, &'static [u8]>,
-    students: RedbTable<'t, &'static str, &'static [u8]>,
+    records: RedbTable<'t, &'static str, &'static [u8]>,
     locator: RedbTable<'t, &'static str, &'static [u8]>,
     national: RedbTable<'t, &'static str, &'static [u8]>,
     id_card: RedbTable<'t, &'static str, &'static [u8]>,
@@ -235,8 +236,6 @@ struct Tables<'t> {
     class: RedbTable<'t, &'static str, &'static [u8]>,
     status: RedbTable<'t, &'static str, &'static [u8]>,
     deadline: RedbTable<'t, &'static str, &'static [u8]>,
-    events: RedbTable<'t, &'static str, &'static [u8]>,
-    contexts: RedbTable<'t, &'static str, &'static [u8]>,
     requests: RedbTable<'t, &'static str, &'static [u8]>,
     open_request: RedbTable<'t, &'static str, &'static [u8]>,
     request_status: RedbTable<'t, &'static str, &'static [u8]>,
@@ -246,11 +245,9 @@ struct Tables<'t> {
     idempotency: RedbTable<'t, &'static str, &'static [u8]>,
     log_leaves: RedbTable<'t, &'static str, &'static [u8]>,
     log_heads: RedbTable<'t, &'static str, &'static [u8]>,
-    timelines: RedbTable<'t, &'static str, &'static [u8]>,
     school_members: RedbTable<'t, &'static str, &'static [u8]>,
     stat_totals: RedbTable<'t, &'static str, &'static [u8]>,
     stat_changes: RedbTable<'t, &'static str, &'static [u8]>,
-    tally_states: RedbTable<'t, &'static str, &'static [u8]>,
     /// The statistics changes of the batch's events by jurisdiction, added to the stored sums
     /// once, before the commit.
     pending_tallies: HashMap<String, DatedCounts>,
@@ -260,7 +257,7 @@ impl<'t> Tables<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Tables {
             schools: txn.open_table(SCHOOLS)?,
-            students: txn.open_table(STUDENTS)?,
+            records: txn.open_table(STUDENT_RECORDS)?,
             locator: txn.open_table(STUDENT_LOCATOR)?,
             national: txn.open_table(IDX_NATIONAL)?,
             id_card: txn.open_table(IDX_ID_CARD)?,
@@ -268,8 +265,6 @@ impl<'t> Tables<'t> {
             class: txn.open_table(IDX_CLASS)?,
             status: txn.open_table(IDX_STATUS)?,
             deadline: txn.open_table(IDX_DEADLINE)?,
-            events: txn.open_table(EVENTS)?,
-            contexts: txn.open_table(CONTEXTS)?,
             requests: txn.open_table(REQUESTS)?,
             open_request: txn.open_table(IDX_OPEN_REQUEST)?,
             request_status: txn.open_table(IDX_REQUEST_STATUS)?,
@@ -279,11 +274,9 @@ impl<'t> Tables<'t> {
             idempotency: txn.open_table(IDEMPOTENCY)?,
             log_leaves: txn.open_table(LOG_LEAVES)?,
             log_heads: txn.open_table(LOG_HEADS)?,
-            timelines: txn.open_table(TIMELINES)?,
             school_members: txn.open_table(IDX_SCHOOL_MEMBERS)?,
             stat_totals: txn.open_table(STAT_TOTALS)?,
             stat_changes: txn.open_table(STAT_CHANGES)?,
-            tally_states: txn.open_table(TALLY_STATES)?,
             pending_tallies: HashMap::new(),
         })
     }
@@ -499,7 +492,11 @@ fn insert_index(t: &mut Tables<'_>, e: &IndexEntries, id: &str) -> Result<(), Re
 }
 
 fn event_key(e: &Event) -> String {
-    key(&[&e.jurisdiction, &e.student, &seq_part(e.seq)])
+    records::event_key(&e.jurisdiction, &e.student, e.seq)
+}
+
+fn context_key(e: &Event) -> String {
+    records::context_key(&e.jurisdiction, &e.student, e.seq)
 }
 
 /// Appends an event to its jurisdiction's Merkle log, in the transaction that stores it.
@@ -531,10 +528,12 @@ fn record_step(
     (tallies, tally_state): (&DatedCounts, Option<&[u8]>),
 ) -> Result<(), Refusal> {
     if let Some(state) = tally_state {
-        t.tally_states
-            .insert(key(&[&e.jurisdiction, &e.student]).as_str(), state)?;
+        t.records.insert(
+            records::tally_state_key(&e.jurisdiction, &e.student).as_str(),
+            state,
+        )?;
     }
-    t.timelines
+    t.records
         .insert(step_key(e).as_str(), sealed.step.as_slice())?;
     tally::merge_into(&mut t.pending_tallies, &e.jurisdiction, tallies);
     let member = key(&[&e.jurisdiction, &e.after.school, &e.student]);
@@ -641,19 +640,20 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             debug_assert_eq!(event.seq, student.version);
             t.locator
                 .insert(student.id.as_str(), student.jurisdiction.as_bytes())?;
-            t.students.insert(
-                key(&[&student.jurisdiction, &student.id]).as_str(),
+            t.records.insert(
+                records::student_key(&student.jurisdiction, &student.id).as_str(),
                 student_json.as_slice(),
             )?;
             insert_index(t, entries, &student.id)?;
-            t.events
+            t.records
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
             // A new student's tally state is their admission step alone: it is stored with
             // their second event, which reads their one-step timeline instead.
             record_step(t, event, sealed, (tallies, None))?;
             if let Some(c) = context {
-                t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
+                t.records
+                    .insert(context_key(event).as_str(), c.as_slice())?;
             }
         }
         (
@@ -674,8 +674,8 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 tallies,
             },
         ) => {
-            let k = key(&[&before.jurisdiction, &before.id]);
-            let current_version = match t.students.get(k.as_str())? {
+            let k = records::student_key(&before.jurisdiction, &before.id);
+            let current_version = match t.records.get(k.as_str())? {
                 Some(g) => stored_version(g.value(), before_json, before.version)?,
                 None => {
                     return refused(StoreError::NotFound {
@@ -717,13 +717,14 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             let (stale, fresh) = old_index.minus(new_index);
             remove_index(t, &stale)?;
             insert_index(t, &fresh, &after.id)?;
-            t.students.insert(k.as_str(), after_json.as_slice())?;
-            t.events
+            t.records.insert(k.as_str(), after_json.as_slice())?;
+            t.records
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
             record_step(t, event, sealed, (tallies, Some(tally_state)))?;
             if let Some(c) = context {
-                t.contexts.insert(event_key(event).as_str(), c.as_slice())?;
+                t.records
+                    .insert(context_key(event).as_str(), c.as_slice())?;
             }
             if let (Some(r), Some(o)) = (close_request, old_request) {
                 put_request(t, Some(&o), r)?;
@@ -739,8 +740,8 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 });
             }
             let current: Student = match t
-                .students
-                .get(key(&[&request.jurisdiction, &request.student]).as_str())?
+                .records
+                .get(records::student_key(&request.jurisdiction, &request.student).as_str())?
             {
                 Some(g) => decode(g.value())?,
                 None => {

@@ -145,6 +145,7 @@ fn a_checkpoint_holds_while_history_grows_and_proves_consistency() {
     assert!(t.xueji.consistency_proof(JUR, 99).is_err());
 }
 
+/// The event keys of a store in the layout of schema 7.
 fn event_keys(txn: &redb::WriteTransaction) -> Vec<String> {
     let t = txn.open_table(EVENTS).expect("events");
     t.iter()
@@ -171,8 +172,8 @@ fn a_flipped_byte_in_an_event_is_reported_with_the_event() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     with_raw(&path, |txn| {
-        let mut events = txn.open_table(EVENTS).expect("events");
-        let k = xueji_key(&[JUR, &s.id, "000000000002"]);
+        let mut events = txn.open_table(STUDENT_RECORDS).expect("records");
+        let k = xueji_key(&[JUR, &s.id, "000000000002", "e"]);
         let v = events
             .get(k.as_str())
             .expect("get")
@@ -211,14 +212,14 @@ fn dropping_the_last_event_is_detected_even_when_the_log_is_rewritten() {
     let cp = checkpoint_of(&t.xueji);
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
-    let last = xueji_key(&[JUR, &b.id, "000000000002"]);
+    let last = xueji_key(&[JUR, &b.id, "000000000002", "e"]);
 
     // A careless attacker deletes the event row: the log still names it.
     let careless = t.dir.path().join("careless.redb");
     std::fs::copy(&path, &careless).expect("copy");
     with_raw(&careless, |txn| {
-        txn.open_table(EVENTS)
-            .expect("events")
+        txn.open_table(STUDENT_RECORDS)
+            .expect("records")
             .remove(last.as_str())
             .expect("remove");
     });
@@ -231,8 +232,8 @@ fn dropping_the_last_event_is_detected_even_when_the_log_is_rewritten() {
     // A careful one also removes its leaf and rebuilds the log head from the remaining leaves:
     // the store is consistent with itself, and only the checkpoint shows the loss.
     with_raw(&path, |txn| {
-        txn.open_table(EVENTS)
-            .expect("events")
+        txn.open_table(STUDENT_RECORDS)
+            .expect("records")
             .remove(last.as_str())
             .expect("remove");
         let mut leaves = txn.open_table(LOG_LEAVES).expect("leaves");
@@ -381,6 +382,7 @@ fn a_store_written_before_the_log_gets_its_log_on_open() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     with_raw(&path, |txn| {
+        as_schema_7(txn);
         for table in [LOG_LEAVES, LOG_HEADS] {
             txn.delete_table(table).expect("drop table");
         }

@@ -386,3 +386,69 @@ pub fn class_change_writers(
         })
         .collect()
 }
+
+/// The table holding every record of a student (schema 8), and its key for `parts`.
+pub const STUDENT_RECORDS: redb::TableDefinition<'static, &'static str, &'static [u8]> =
+    redb::TableDefinition::new("student_records");
+
+pub fn record_key(parts: &[&str]) -> String {
+    parts.join("\u{1f}")
+}
+
+/// Rewrites a store in the layout of schema 7, one table per kind of record, as a store written
+/// by an older build holds it (then an older schema's own changes can be undone on top): opening
+/// it must move everything back.
+pub fn as_schema_7(txn: &redb::WriteTransaction) {
+    use redb::{ReadableTable, TableDefinition};
+    type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
+    const TABLES: [(&str, Raw); 5] = [
+        ("~s", TableDefinition::new("students")),
+        ("~t", TableDefinition::new("tally_states")),
+        ("e", TableDefinition::new("events")),
+        ("c", TableDefinition::new("decision_contexts")),
+        ("t", TableDefinition::new("timeline_steps")),
+    ];
+    let rows: Vec<(String, Vec<u8>)> = txn
+        .open_table(STUDENT_RECORDS)
+        .expect("records")
+        .iter()
+        .expect("iter")
+        .map(|r| r.map(|(k, v)| (k.value().to_owned(), v.value().to_vec())))
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(!rows.is_empty());
+    for (k, v) in &rows {
+        let (head, tail) = k.rsplit_once('\u{1f}').expect("kind");
+        let table = TABLES
+            .iter()
+            .find(|(kind, _)| *kind == tail)
+            .map(|(_, t)| *t)
+            .unwrap_or_else(|| panic!("record kind {tail:?}"));
+        txn.open_table(table)
+            .expect("legacy table")
+            .insert(head, v.as_slice())
+            .expect("insert");
+    }
+    txn.delete_table(STUDENT_RECORDS).expect("drop records");
+    let leaves_table: Raw = TableDefinition::new("log_leaves");
+    let mut leaves = txn.open_table(leaves_table).expect("leaves");
+    let renamed: Vec<(String, Vec<u8>)> = leaves
+        .iter()
+        .expect("iter")
+        .map(|r| {
+            let (k, v) = r.expect("leaf");
+            let mut leaf = v.value().to_vec();
+            assert!(leaf.ends_with("\u{1f}e".as_bytes()));
+            leaf.truncate(leaf.len() - 2);
+            (k.value().to_owned(), leaf)
+        })
+        .collect();
+    for (k, leaf) in renamed {
+        leaves.insert(k.as_str(), leaf.as_slice()).expect("rename");
+    }
+    let meta: Raw = TableDefinition::new("meta");
+    txn.open_table(meta)
+        .expect("meta")
+        .insert("schema_version", b"7".as_slice())
+        .expect("schema 7");
+}

@@ -13,6 +13,7 @@ use crate::helpers::*;
 
 type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
 const META: Raw = TableDefinition::new("meta");
+/// The tables of schema 7 that `as_schema_7` writes.
 const TIMELINES: Raw = TableDefinition::new("timeline_steps");
 const LEGACY_TIMELINES: Raw = TableDefinition::new("timelines");
 const MEMBERS: Raw = TableDefinition::new("idx_school_members");
@@ -163,6 +164,7 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     with_raw(&path, |txn| {
+        as_schema_7(txn);
         for table in [TIMELINES, MEMBERS, STAT_TOTALS, STAT_CHANGES, TALLY_STATES] {
             txn.delete_table(table).expect("drop table");
         }
@@ -183,7 +185,7 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
         json!({"kind": "change_class", "effective_date": "2026-01-05", "params": {"class": "7"}}),
     );
     assert!(x.verify_all().expect("verify").ok);
-    // Schema 4 is recorded, so the next open rebuilds nothing.
+    // The current schema is recorded, so the next open rebuilds nothing.
     let db_schema = {
         drop(x);
         let db = Database::open(&path).expect("open");
@@ -192,7 +194,7 @@ fn a_store_written_before_the_timelines_gets_them_on_open() {
         let v = meta.get("schema_version").expect("get").expect("set");
         String::from_utf8(v.value().to_vec()).expect("utf8")
     };
-    assert_eq!(db_schema, "7");
+    assert_eq!(db_schema, "8");
 }
 
 /// Every day from before the first admission to after the last step, weekly.
@@ -278,9 +280,9 @@ fn verify_reports_a_timeline_that_disagrees_with_the_events() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     // The fifth event's step: the back-dated class change.
-    let altered = format!("{JUR}\u{1f}{}\u{1f}000000000005", ids[1]);
+    let altered = record_key(&[JUR, &ids[1], "000000000005", "t"]);
     // The class of the back-dated change, "9", becomes "8".
-    rewrite_text(&path, TIMELINES, &altered, "\"9\"", "\"8\"");
+    rewrite_text(&path, STUDENT_RECORDS, &altered, "\"9\"", "\"8\"");
     let x = reopen(&path);
     let report = x.verify_all().expect("verify");
     assert!(!report.ok);
@@ -327,6 +329,7 @@ fn a_store_written_before_schema_5_gets_its_id_number_index_rebuilt() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     with_raw(&path, |txn| {
+        as_schema_7(txn);
         txn.delete_table(ID_CARDS).expect("drop the index");
         txn.open_table(META)
             .expect("meta")
@@ -358,10 +361,10 @@ fn verify_reports_a_tally_state_that_disagrees_with_the_events() {
     let ids = history(&t.xueji);
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
-    let k = format!("{JUR}\u{1f}{}", ids[0]);
+    let k = record_key(&[JUR, &ids[0], "~t"]);
     rewrite_text(
         &path,
-        TALLY_STATES,
+        STUDENT_RECORDS,
         &k,
         "\"gained\":true",
         "\"gained\":false",
@@ -387,6 +390,7 @@ fn a_store_with_timelines_in_one_record_gets_them_split_on_open() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     with_raw(&path, |txn| {
+        as_schema_7(txn);
         // Rewrite the steps as schema 6 kept them: one JSON array per student.
         let mut arrays: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
             Default::default();
@@ -427,4 +431,56 @@ fn a_store_with_timelines_in_one_record_gets_them_split_on_open() {
         txn.open_table(LEGACY_TIMELINES).is_err(),
         "the one-record timelines are gone"
     );
+}
+
+/// Schema 8 keeps every record of a student in one table under the student's key; a store in the
+/// layout of schema 7 (a table per kind) is moved on open, reads the same, verifies (chains, log
+/// against a checkpoint taken before, counters) and carries on.
+#[test]
+fn a_store_with_a_table_per_kind_of_record_gets_them_moved_on_open() {
+    let t = engine();
+    let ids = history(&t.xueji);
+    let before = stored(&t.xueji);
+    let events_before: Vec<_> = ids
+        .iter()
+        .map(|id| t.xueji.store().events(id).expect("events"))
+        .collect();
+    let students_before: Vec<_> = ids
+        .iter()
+        .map(|id| t.xueji.student(id).expect("student"))
+        .collect();
+    let checkpoint = t.xueji.checkpoints().expect("checkpoints").remove(0);
+    let counters_before = counters_on(&t.xueji, &dates());
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    with_raw(&path, as_schema_7);
+    let x = reopen(&path);
+    assert_eq!(stored(&x), before);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(x.store().events(id).expect("events"), events_before[i]);
+        assert_eq!(x.student(id).expect("student"), students_before[i]);
+    }
+    assert_agree_with_events(&x, &ids);
+    assert_eq!(counters_on(&x, &dates()), counters_before);
+    assert!(x.verify_all().expect("verify").ok);
+    assert!(x.verify_log(JUR, Some(&checkpoint)).expect("log").ok);
+    apply(
+        &x,
+        &ids[1],
+        json!({"kind": "change_class", "effective_date": "2026-01-05", "params": {"class": "7"}}),
+    );
+    assert!(x.verify_all().expect("verify").ok);
+    drop(x);
+    let db = Database::open(&path).expect("open");
+    let txn = db.begin_read().expect("read");
+    for gone in [
+        "students",
+        "events",
+        "decision_contexts",
+        "timeline_steps",
+        "tally_states",
+    ] {
+        let table: Raw = TableDefinition::new(gone);
+        assert!(txn.open_table(table).is_err(), "{gone} is gone");
+    }
 }
