@@ -491,23 +491,13 @@ impl Xueji {
     }
 
     pub fn school(&self, id: &str) -> Result<School> {
-        self.store
-            .school(id)?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "school",
-                id: id.into(),
-            })
+        school_in(&self.store.snapshot()?, id)
     }
 
     // ---- students ------------------------------------------------------------------------
 
     pub fn student(&self, id: &str) -> Result<Student> {
-        self.store
-            .student(id)?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "student",
-                id: id.into(),
-            })
+        student_in(&self.store.snapshot()?, id)
     }
 
     /// Creates a student through the `admit` transition.
@@ -641,7 +631,9 @@ impl Xueji {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let student = self.student(student_id)?;
+            // One read transaction for the student, the schools and the statistics change.
+            let snapshot = self.store.snapshot()?;
+            let student = student_in(&snapshot, student_id)?;
             if let Some(expected) = input.expected_version
                 && expected != student.version
             {
@@ -651,7 +643,7 @@ impl Xueji {
                 }
                 .into());
             }
-            let (school, decision) = self.decide(&student, &input, false)?;
+            let (school, decision) = self.decide(&snapshot, &student, &input, false)?;
             if dry_run {
                 return Ok(Outcome::DryRun { decision });
             }
@@ -663,13 +655,14 @@ impl Xueji {
                     &student, &school, &input, &decision, actor, None, false, false,
                 )
                 .and_then(|(after, event, context)| {
-                    self.store.submit(Command::RecordEvent {
+                    let command = Command::RecordEvent {
                         before: Box::new(student.clone()),
                         after: Box::new(after.clone()),
                         event: Box::new(event.clone()),
                         context: Some(context),
                         close_request: None,
-                    })?;
+                    };
+                    self.store.submit_in(&snapshot, command)?;
                     Ok(Outcome::Applied {
                         decision: decision.clone(),
                         student: Box::new(after),
@@ -723,6 +716,7 @@ impl Xueji {
     /// force on the effective date.
     fn decide(
         &self,
+        snapshot: &Snapshot<'_>,
         student: &Student,
         input: &TransitionInput,
         sweep: bool,
@@ -733,7 +727,7 @@ impl Xueji {
                 status: student.status,
             });
         }
-        let school = self.school(&student.school)?;
+        let school = school_in(snapshot, &student.school)?;
         if input.kind == TransitionKind::Transfer {
             let to = input.param_str("to_school").ok_or_else(|| {
                 InvalidInput::from(FieldError::new(
@@ -742,7 +736,7 @@ impl Xueji {
                     "转学须填写转入学校",
                 ))
             })?;
-            let target = self.store.school(to)?.ok_or_else(|| {
+            let target = snapshot.school(to)?.ok_or_else(|| {
                 InvalidInput::from(FieldError::new(
                     "unknown_school",
                     "params.to_school",
@@ -1056,8 +1050,9 @@ impl Xueji {
                     student: None,
                 });
             }
-            let student = self.student(&request.student)?;
-            let (school, decision) = self.decide(&student, &request.input, false)?;
+            let snapshot = self.store.snapshot()?;
+            let student = student_in(&snapshot, &request.student)?;
+            let (school, decision) = self.decide(&snapshot, &student, &request.input, false)?;
             next.final_decision = Some(decision.clone());
             if !decision.allowed {
                 next.status = RequestStatus::Denied;
@@ -1108,13 +1103,16 @@ impl Xueji {
                 input: self.redact_input(&request.input),
                 ..next
             };
-            let result = self.store.submit(Command::RecordEvent {
-                before: Box::new(student),
-                after: Box::new(after.clone()),
-                event: Box::new(event.clone()),
-                context: Some(context),
-                close_request: Some(Box::new(closed.clone())),
-            });
+            let result = self.store.submit_in(
+                &snapshot,
+                Command::RecordEvent {
+                    before: Box::new(student),
+                    after: Box::new(after.clone()),
+                    event: Box::new(event.clone()),
+                    context: Some(context),
+                    close_request: Some(Box::new(closed.clone())),
+                },
+            );
             match result.map_err(ServiceError::from) {
                 Ok(_) => {
                     return Ok(ApprovalOutcome {
@@ -1189,7 +1187,8 @@ impl Xueji {
         };
         for jur in jurisdictions {
             for (student_id, kind, _) in self.store.due_deadlines(&jur, as_of)? {
-                let Some(student) = self.store.student(&student_id)? else {
+                let snapshot = self.store.snapshot()?;
+                let Some(student) = snapshot.student(&student_id)? else {
                     continue;
                 };
                 let Some(deadline) = student.deadlines.iter().find(|d| d.kind == kind) else {
@@ -1203,7 +1202,7 @@ impl Xueji {
                 }
                 let input = TransitionInput::new(on_expiry, as_of);
                 report.evaluated += 1;
-                let (school, decision) = match self.decide(&student, &input, true) {
+                let (school, decision) = match self.decide(&snapshot, &student, &input, true) {
                     Ok(decided) => decided,
                     Err(ServiceError::Policy(e)) => {
                         report.failed.push(SweepFailure {
@@ -1221,13 +1220,14 @@ impl Xueji {
                 let (after, event, context) = self.apply_decision(
                     &student, &school, &input, &decision, &actor, None, false, true,
                 )?;
-                match self.store.submit(Command::RecordEvent {
+                let command = Command::RecordEvent {
                     before: Box::new(student),
                     after: Box::new(after),
                     event: Box::new(event.clone()),
                     context: Some(context),
                     close_request: None,
-                }) {
+                };
+                match self.store.submit_in(&snapshot, command) {
                     Ok(_) => report.applied.push(SweepApplied {
                         student: student_id,
                         event,
@@ -1446,6 +1446,20 @@ fn apply_fields(s: &mut Student, fields: &serde_json::Map<String, Value>) {
             _ => {}
         }
     }
+}
+
+fn student_in(snapshot: &Snapshot<'_>, id: &str) -> Result<Student> {
+    snapshot.student(id)?.ok_or_else(|| ServiceError::NotFound {
+        what: "student",
+        id: id.into(),
+    })
+}
+
+fn school_in(snapshot: &Snapshot<'_>, id: &str) -> Result<School> {
+    snapshot.school(id)?.ok_or_else(|| ServiceError::NotFound {
+        what: "school",
+        id: id.into(),
+    })
 }
 
 #[cfg(test)]

@@ -526,7 +526,7 @@ impl Store {
             {
                 answers.push(receive(oldest));
             }
-            in_flight.push_back(self.send(command));
+            in_flight.push_back(self.send(command, None));
         }
         answers.extend(in_flight.into_iter().map(receive));
         answers
@@ -535,13 +535,14 @@ impl Store {
     fn send(
         &self,
         command: Command,
+        snapshot: Option<&Snapshot<'_>>,
     ) -> Result<mpsc::Receiver<Result<CommandOutput, StoreError>>, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let jobs = self
             .jobs
             .as_ref()
             .ok_or_else(|| StoreError::Storage("store is closed".into()))?;
-        let prepared = command.prepare(self)?;
+        let prepared = command.prepare(self, snapshot)?;
         jobs.send((prepared, reply))
             .map_err(|_| StoreError::Storage("writer stopped".into()))?;
         Ok(answer)
@@ -552,12 +553,11 @@ impl Store {
     /// or after all the student's others, else from their whole timeline (a back-dated event).
     /// `None` when the stored student is no longer `before` (the writer refuses the event).
     fn tally_change(
-        &self,
+        txn: &redb::ReadTransaction,
         before: &Student,
         before_json: &[u8],
         step: &Step,
     ) -> Result<Option<(DatedCounts, TallyState)>, StoreError> {
-        let txn = self.db.begin_read()?;
         let (jur, id) = (before.jurisdiction.as_str(), before.id.as_str());
         let records = txn.open_table(STUDENT_RECORDS)?;
         let Some(stored) = records.get(records::student_key(jur, id).as_str())? else {
@@ -584,7 +584,21 @@ impl Store {
 
     /// Submits a command to the writer and waits until it is durably committed (or refused).
     pub fn submit(&self, command: Command) -> Result<CommandOutput, StoreError> {
-        self.send(command)?
+        self.send(command, None)?
+            .recv()
+            .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
+    }
+
+    /// [`Store::submit`] for a command decided on what `snapshot` holds: what the command needs
+    /// from the store before it is queued (how an event changes the statistics) is read from
+    /// the same snapshot, one read transaction for the whole transition. (A read transaction
+    /// takes the file's header lock, shared with the writer's commits.)
+    pub fn submit_in(
+        &self,
+        snapshot: &Snapshot<'_>,
+        command: Command,
+    ) -> Result<CommandOutput, StoreError> {
+        self.send(command, Some(snapshot))?
             .recv()
             .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
     }

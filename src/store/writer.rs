@@ -126,7 +126,11 @@ impl Command {
     /// Runs on the submitting thread: everything that needs no write lock, including how the
     /// event changes the statistics counters (a student's whole timeline is decoded for it),
     /// so that the one writer thread does only B-tree work.
-    pub(super) fn prepare(self, store: &Store) -> Result<Prepared, StoreError> {
+    pub(super) fn prepare(
+        self,
+        store: &Store,
+        snapshot: Option<&super::Snapshot<'_>>,
+    ) -> Result<Prepared, StoreError> {
         let salt = &store.salt;
         let encoded = match &self {
             Command::CreateStudent { student, event, .. } => {
@@ -146,7 +150,13 @@ impl Command {
                 ..
             } => {
                 let before_json = serde_json::to_vec(before)?;
-                let tallies = store.tally_change(before, &before_json, &Step::of(event))?;
+                let step = Step::of(event);
+                let tallies = match snapshot {
+                    Some(s) => Store::tally_change(&s.txn, before, &before_json, &step)?,
+                    None => {
+                        Store::tally_change(&store.snapshot()?.txn, before, &before_json, &step)?
+                    }
+                };
                 Encoded::Record {
                     before: before_json,
                     after: serde_json::to_vec(after)?,
