@@ -40,9 +40,9 @@ pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 /// The on-disk schema this build writes. A file of a newer schema is refused.
 /// Schema 2 added the jurisdiction Merkle log, schema 3 the timelines and school members, schema 4
 /// the statistics counters, schema 5 the ID-number index keyed by place and birth date first,
-/// schema 6 the students' tally states, schema 7 one timeline record per step, schema 8 every record
-/// of a student in one table under the student's key (`STUDENT_RECORDS`); opening an older file
-/// builds what it lacks once.
+/// schema 6 the students' tally states, schema 7 one timeline record per step, schema 8 each event
+/// beside its context (`EVENT_RECORDS`) and each tally state beside the timeline's last step;
+/// opening an older file builds what it lacks once.
 pub const SCHEMA_VERSION: u64 = 8;
 
 /// redb's page cache. Pages beyond it are read from the operating system's file cache, which
@@ -195,7 +195,7 @@ fn shared_builder() -> redb::Builder {
 
 /// Builds the Merkle log of a store written before it existed: every event, in key order.
 fn backfill_log(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let records = txn.open_table(STUDENT_RECORDS)?;
+    let records = txn.open_table(EVENT_RECORDS)?;
     let mut leaves = txn.open_table(LOG_LEAVES)?;
     let mut heads = txn.open_table(LOG_HEADS)?;
     let mut frontiers: std::collections::BTreeMap<String, Frontier> = Default::default();
@@ -227,11 +227,8 @@ fn backfill_log(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
 fn rekey_id_cards(txn: &redb::WriteTransaction, salt: &[u8; 32]) -> Result<(), StoreError> {
     txn.delete_table(IDX_ID_CARD)?;
     let mut index = txn.open_table(IDX_ID_CARD)?;
-    for item in txn.open_table(STUDENT_RECORDS)?.iter()? {
-        let (k, v) = item?;
-        if !matches!(records::parse(k.value()), Some((_, _, Record::Student))) {
-            continue;
-        }
+    for item in txn.open_table(STUDENTS)?.iter()? {
+        let (_, v) = item?;
         let s: Student = decode(v.value())?;
         if let Some(id) = &s.id_card {
             index.insert(id_card_key(salt, id.as_str()).as_str(), s.id.as_bytes())?;
@@ -242,23 +239,20 @@ fn rekey_id_cards(txn: &redb::WriteTransaction, salt: &[u8; 32]) -> Result<(), S
 
 /// Builds the timelines and school members of a store written before they existed.
 fn backfill_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let mut records = txn.open_table(STUDENT_RECORDS)?;
+    let events = txn.open_table(EVENT_RECORDS)?;
+    let mut timelines = txn.open_table(TIMELINES)?;
     let mut members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
-    let mut steps = Vec::new();
-    for item in records.iter()? {
+    for item in events.iter()? {
         let (k, v) = item?;
         if !matches!(records::parse(k.value()), Some((_, _, Record::Event(_)))) {
             continue;
         }
         let event: Event = decode(v.value())?;
-        steps.push((step_key(&event), encode_step(&event)?));
+        timelines.insert(step_key(&event).as_str(), encode_step(&event)?.as_slice())?;
         members.insert(
             key(&[&event.jurisdiction, &event.after.school, &event.student]).as_str(),
             &[][..],
         )?;
-    }
-    for (k, step) in steps {
-        records.insert(k.as_str(), step.as_slice())?;
     }
     Ok(())
 }
@@ -297,7 +291,7 @@ impl Snapshot<'_> {
         let Some(jur) = self.get_str(STUDENT_LOCATOR, id)? else {
             return Ok(None);
         };
-        self.get(STUDENT_RECORDS, &records::student_key(&jur, id))
+        self.get(STUDENTS, &key(&[&jur, id]))
     }
 
     /// See [`Store::timelines_of_school`].
@@ -308,7 +302,7 @@ impl Snapshot<'_> {
     ) -> Result<Vec<Timeline>, StoreError> {
         let (start, end) = prefix_range(&[jurisdiction, school]);
         let members = self.txn.open_table(IDX_SCHOOL_MEMBERS)?;
-        let timelines = self.txn.open_table(STUDENT_RECORDS)?;
+        let timelines = self.txn.open_table(TIMELINES)?;
         let mut out = Vec::new();
         for item in members.range(start.as_str()..end.as_str())? {
             let (k, _) = item?;
@@ -451,7 +445,7 @@ impl Store {
                     old => {
                         // First, so that the older migrations work on the current layout.
                         if old.is_some_and(|v| v < 8) {
-                            records::migrate_to_student_records(&txn)?;
+                            records::migrate_to_schema_8(&txn)?;
                         }
                         if old.is_some_and(|v| v < 2) {
                             backfill_log(&txn)?;
@@ -559,8 +553,8 @@ impl Store {
         step: &Step,
     ) -> Result<Option<(DatedCounts, TallyState)>, StoreError> {
         let (jur, id) = (before.jurisdiction.as_str(), before.id.as_str());
-        let records = txn.open_table(STUDENT_RECORDS)?;
-        let Some(stored) = records.get(records::student_key(jur, id).as_str())? else {
+        let records = txn.open_table(TIMELINES)?;
+        let Some(stored) = txn.open_table(STUDENTS)?.get(key(&[jur, id]).as_str())? else {
             return Ok(None);
         };
         if writer::stored_version(stored.value(), before_json, before.version)? != before.version {
@@ -640,7 +634,7 @@ impl Store {
     ) -> Result<Vec<(String, T)>, StoreError> {
         let (start, end) = page_bounds(&[jurisdiction], after);
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(STUDENT_RECORDS)?;
+        let t = txn.open_table(EVENT_RECORDS)?;
         let mut out = Vec::new();
         for item in t.range(start.as_str()..end.as_str())? {
             let (k, v) = item?;
@@ -718,30 +712,34 @@ impl Store {
             return Ok(None);
         };
         let (start, end) = prefix_range(&[&jur, id]);
-        let (mut student, mut events, mut steps, mut tally_state) =
-            (None, Vec::new(), Vec::new(), None);
-        for item in txn
-            .open_table(STUDENT_RECORDS)?
-            .range(start.as_str()..end.as_str())?
-        {
-            let (k, v) = item?;
-            match records::parse(k.value()).map(|(_, _, r)| r) {
-                Some(Record::Student) => student = Some(decode::<Student>(v.value())?),
-                Some(Record::TallyState) => tally_state = Some(decode::<TallyState>(v.value())?),
-                Some(Record::Event(_)) => events.push(decode::<Event>(v.value())?),
-                Some(Record::Step(_)) => steps.push(records::decode_step(v.value())?),
-                Some(Record::Context(_)) => {}
-                None => {
-                    return Err(StoreError::Storage(format!(
-                        "undecodable record key {}",
-                        k.value().replace(SEP, "/")
-                    )));
+        let Some(student) = txn
+            .open_table(STUDENTS)?
+            .get(key(&[&jur, id]).as_str())?
+            .map(|g| decode::<Student>(g.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let (mut events, mut steps, mut tally_state) = (Vec::new(), Vec::new(), None);
+        for table in [EVENT_RECORDS, TIMELINES] {
+            for item in txn.open_table(table)?.range(start.as_str()..end.as_str())? {
+                let (k, v) = item?;
+                match records::parse(k.value()).map(|(_, _, r)| r) {
+                    Some(Record::TallyState) => {
+                        tally_state = Some(decode::<TallyState>(v.value())?);
+                    }
+                    Some(Record::Event(_)) => events.push(decode::<Event>(v.value())?),
+                    Some(Record::Step(_)) => steps.push(records::decode_step(v.value())?),
+                    Some(Record::Context(_)) => {}
+                    None => {
+                        return Err(StoreError::Storage(format!(
+                            "undecodable record key {}",
+                            k.value().replace(SEP, "/")
+                        )));
+                    }
                 }
             }
         }
-        let Some(student) = student else {
-            return Ok(None);
-        };
         let timeline = (!steps.is_empty()).then(|| Timeline::new(id.to_owned(), steps));
         let members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
         let mut listed_at = std::collections::BTreeSet::new();
@@ -816,7 +814,15 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Student)>, StoreError> {
-        self.records_under(jurisdiction, after, limit, |r| matches!(r, Record::Student))
+        let (start, end) = page_bounds(&[jurisdiction], after);
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(STUDENTS)?;
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())?.take(limit) {
+            let (k, v) = item?;
+            out.push((k.value().to_owned(), decode(v.value())?));
+        }
+        Ok(out)
     }
 
     fn students_for_index_keys(
@@ -824,7 +830,7 @@ impl Store {
         keys: Vec<String>,
     ) -> Result<Vec<(String, Student)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(STUDENT_RECORDS)?;
+        let t = txn.open_table(STUDENTS)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let mut parts = k.split(SEP);
@@ -832,7 +838,7 @@ impl Store {
             let Some(student) = k.rsplit(SEP).next() else {
                 continue;
             };
-            if let Some(v) = t.get(records::student_key(jur, student).as_str())? {
+            if let Some(v) = t.get(key(&[jur, student]).as_str())? {
                 out.push((k.clone(), decode(v.value())?));
             }
         }
@@ -870,7 +876,7 @@ impl Store {
         };
         let (start, end) = prefix_range(&[&jur, student]);
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(STUDENT_RECORDS)?;
+        let t = txn.open_table(EVENT_RECORDS)?;
         let mut out = Vec::new();
         for item in t.range(start.as_str()..end.as_str())? {
             let (k, v) = item?;
@@ -887,7 +893,7 @@ impl Store {
         event: &Event,
     ) -> Result<Option<crate::domain::event::DecisionContext>, StoreError> {
         self.get(
-            STUDENT_RECORDS,
+            EVENT_RECORDS,
             &records::context_key(&event.jurisdiction, &event.student, event.seq),
         )
     }
@@ -922,20 +928,16 @@ impl Store {
         mut visit: impl FnMut(Timeline),
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_read()?;
-        each_timeline(
-            &txn.open_table(STUDENT_RECORDS)?,
-            Some(jurisdiction),
-            |_, t| {
-                visit(t);
-                Ok(())
-            },
-        )
+        each_timeline(&txn.open_table(TIMELINES)?, Some(jurisdiction), |_, t| {
+            visit(t);
+            Ok(())
+        })
     }
 
     /// An event by its key (as a log leaf names it).
     pub fn event_at(&self, event_key: &str) -> Result<Option<Event>, StoreError> {
         match records::parse(event_key) {
-            Some((_, _, Record::Event(_))) => self.get(STUDENT_RECORDS, event_key),
+            Some((_, _, Record::Event(_))) => self.get(EVENT_RECORDS, event_key),
             _ => Ok(None),
         }
     }
@@ -987,7 +989,7 @@ impl Store {
         let (start, end) = prefix_range(&[jurisdiction]);
         let mut out = Vec::new();
         for item in txn
-            .open_table(STUDENT_RECORDS)?
+            .open_table(EVENT_RECORDS)?
             .range(start.as_str()..end.as_str())?
         {
             let (k, _) = item?;

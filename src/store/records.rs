@@ -1,32 +1,27 @@
-//! The layout of `STUDENT_RECORDS`: every record of a student under the student's own key prefix
-//! (see the table's documentation), the key builders, the parser, the readers of timelines, and
-//! the migration of the per-kind tables of schemas 7 and older.
+//! The layout of a student's history (`EVENT_RECORDS` and `TIMELINES`, see the tables'
+//! documentation): the key builders, the parser, the readers of timelines, and the migration of
+//! the tables of schemas 7 and older.
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::tables::{LOG_LEAVES, SEP, STUDENT_RECORDS, key, legacy, prefix_range, seq_part};
+use super::tables::{
+    EVENT_RECORDS, LOG_LEAVES, SEP, TIMELINES, key, legacy, prefix_range, seq_part,
+};
 use super::{StoreError, decode};
 use crate::domain::{Date, Event, EventFacts, Status, Step, Timeline, TransitionKind};
 
-/// What a `STUDENT_RECORDS` key holds.
+/// What a key of `EVENT_RECORDS` or `TIMELINES` holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Record {
-    Student,
     TallyState,
     Event(u64),
     Context(u64),
     Step(u64),
 }
 
-const STUDENT: &str = "~s";
 const TALLY_STATE: &str = "~t";
 const EVENT: &str = "e";
 const CONTEXT: &str = "c";
-const STEP: &str = "t";
-
-pub(crate) fn student_key(jurisdiction: &str, student: &str) -> String {
-    key(&[jurisdiction, student, STUDENT])
-}
 
 pub(crate) fn tally_state_key(jurisdiction: &str, student: &str) -> String {
     key(&[jurisdiction, student, TALLY_STATE])
@@ -41,26 +36,28 @@ pub(crate) fn context_key(jurisdiction: &str, student: &str, seq: u64) -> String
 }
 
 pub(crate) fn step_key(jurisdiction: &str, student: &str, seq: u64) -> String {
-    key(&[jurisdiction, student, &seq_part(seq), STEP])
+    key(&[jurisdiction, student, &seq_part(seq)])
 }
 
-/// `(jurisdiction, student, what)` of a `STUDENT_RECORDS` key; `None` for anything else.
+/// `(jurisdiction, student, what)` of a key of `EVENT_RECORDS` or `TIMELINES`; `None` for anything
+/// else.
 pub(crate) fn parse(k: &str) -> Option<(&str, &str, Record)> {
     let mut parts = k.split(SEP);
     let (jur, student, third) = (parts.next()?, parts.next()?, parts.next()?);
     let record = match (third, parts.next()) {
-        (STUDENT, None) => Record::Student,
         (TALLY_STATE, None) => Record::TallyState,
-        (seq, Some(kind)) => {
+        (seq, kind) => {
+            if seq.len() != 12 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
             let seq: u64 = seq.parse().ok()?;
             match kind {
-                EVENT => Record::Event(seq),
-                CONTEXT => Record::Context(seq),
-                STEP => Record::Step(seq),
-                _ => return None,
+                None => Record::Step(seq),
+                Some(EVENT) => Record::Event(seq),
+                Some(CONTEXT) => Record::Context(seq),
+                Some(_) => return None,
             }
         }
-        _ => return None,
     };
     parts.next().is_none().then_some((jur, student, record))
 }
@@ -168,13 +165,14 @@ pub(crate) fn each_timeline(
     Ok(())
 }
 
-/// Moves the records of a store written before schema 8 from their per-kind tables into
-/// `STUDENT_RECORDS`, and renames the event each log leaf names. The older migrations run after
-/// this one, on the new layout. Schemas 3 to 6 kept a student's steps in one JSON array
-/// (`legacy::TIMELINES`), split here into one record per step.
-pub(super) fn migrate_to_student_records(txn: &WriteTransaction) -> Result<(), StoreError> {
+/// Moves a store written before schema 8 to its layout: events and their contexts into
+/// `EVENT_RECORDS` (renaming the event each log leaf names), tally states into `TIMELINES`, and
+/// the one-array timelines of schemas 3 to 6 (`legacy::TIMELINES`) into one record per step. The
+/// older migrations run after this one, on the new layout.
+pub(super) fn migrate_to_schema_8(txn: &WriteTransaction) -> Result<(), StoreError> {
     {
-        let mut records = txn.open_table(STUDENT_RECORDS)?;
+        let mut events = txn.open_table(EVENT_RECORDS)?;
+        let mut timelines = txn.open_table(TIMELINES)?;
         let two_parts = |k: &str| -> Result<(String, String), StoreError> {
             let mut parts = k.split(SEP);
             match (parts.next(), parts.next(), parts.next()) {
@@ -193,37 +191,27 @@ pub(super) fn migrate_to_student_records(txn: &WriteTransaction) -> Result<(), S
                 _ => Err(undecodable(k)),
             }
         };
-        for item in txn.open_table(legacy::STUDENTS)?.iter()? {
-            let (k, v) = item?;
-            let (j, s) = two_parts(k.value())?;
-            records.insert(student_key(&j, &s).as_str(), v.value())?;
-        }
-        for item in txn.open_table(legacy::TALLY_STATES)?.iter()? {
-            let (k, v) = item?;
-            let (j, s) = two_parts(k.value())?;
-            records.insert(tally_state_key(&j, &s).as_str(), v.value())?;
-        }
         for item in txn.open_table(legacy::EVENTS)?.iter()? {
             let (k, v) = item?;
             let (j, s, seq) = three_parts(k.value())?;
-            records.insert(event_key(&j, &s, seq).as_str(), v.value())?;
+            events.insert(event_key(&j, &s, seq).as_str(), v.value())?;
         }
         for item in txn.open_table(legacy::CONTEXTS)?.iter()? {
             let (k, v) = item?;
             let (j, s, seq) = three_parts(k.value())?;
-            records.insert(context_key(&j, &s, seq).as_str(), v.value())?;
+            events.insert(context_key(&j, &s, seq).as_str(), v.value())?;
         }
-        for item in txn.open_table(legacy::STEPS)?.iter()? {
+        for item in txn.open_table(legacy::TALLY_STATES)?.iter()? {
             let (k, v) = item?;
-            let (j, s, seq) = three_parts(k.value())?;
-            records.insert(step_key(&j, &s, seq).as_str(), v.value())?;
+            let (j, s) = two_parts(k.value())?;
+            timelines.insert(tally_state_key(&j, &s).as_str(), v.value())?;
         }
         for item in txn.open_table(legacy::TIMELINES)?.iter()? {
             let (k, v) = item?;
             let (j, s) = two_parts(k.value())?;
             for step in decode::<Vec<StoredStep>>(v.value())? {
                 let bytes = serde_json::to_vec(&step)?;
-                records.insert(step_key(&j, &s, step.0).as_str(), bytes.as_slice())?;
+                timelines.insert(step_key(&j, &s, step.0).as_str(), bytes.as_slice())?;
             }
         }
         let mut leaves = txn.open_table(LOG_LEAVES)?;
@@ -245,11 +233,9 @@ pub(super) fn migrate_to_student_records(txn: &WriteTransaction) -> Result<(), S
         }
     }
     for t in [
-        legacy::STUDENTS,
-        legacy::TALLY_STATES,
         legacy::EVENTS,
         legacy::CONTEXTS,
-        legacy::STEPS,
+        legacy::TALLY_STATES,
         legacy::TIMELINES,
     ] {
         txn.delete_table(t)?;
@@ -264,7 +250,6 @@ mod tests {
     #[test]
     fn keys_parse_back_and_a_student_sorts_after_its_events() {
         let cases = [
-            (student_key("j", "S1"), Record::Student),
             (tally_state_key("j", "S1"), Record::TallyState),
             (event_key("j", "S1", 12), Record::Event(12)),
             (context_key("j", "S1", 12), Record::Context(12)),
@@ -273,10 +258,12 @@ mod tests {
         for (k, want) in &cases {
             assert_eq!(parse(k), Some(("j", "S1", *want)), "{k:?}");
         }
-        assert!(event_key("j", "S1", 999_999_999_999) < student_key("j", "S1"));
-        assert!(student_key("j", "S1") < event_key("j", "S10", 1));
+        assert!(event_key("j", "S1", 999_999_999_999) < tally_state_key("j", "S1"));
+        assert!(tally_state_key("j", "S1") < event_key("j", "S10", 1));
         assert_eq!(parse("j\u{1f}S1"), None);
         assert_eq!(parse("j\u{1f}S1\u{1f}000000000001\u{1f}x"), None);
-        assert_eq!(parse("j\u{1f}S1\u{1f}~s\u{1f}e"), None);
+        assert_eq!(parse("j\u{1f}S1\u{1f}12"), None);
+        assert_eq!(parse("j\u{1f}S1\u{1f}~t\u{1f}e"), None);
+        assert_eq!(parse("j\u{1f}S1\u{1f}~s"), None);
     }
 }

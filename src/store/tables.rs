@@ -8,21 +8,24 @@ pub type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
 pub const META: Table = TableDefinition::new("meta");
 pub const SCHOOLS: Table = TableDefinition::new("schools");
-/// Everything of one student that a transition writes, under the student's own prefix so that a
-/// transition rewrites one leaf of one table, not one in each of five (schema 8):
+/// `jur␟student` → Student.
+pub const STUDENTS: Table = TableDefinition::new("students");
+/// A student's events with the context each was decided on, side by side, so that an event
+/// rewrites one leaf of one table (schema 8; separate tables before):
+/// `jur␟student␟seq(12)␟e` → Event, `jur␟student␟seq(12)␟c` → its DecisionContext (whose hash is
+/// in the event). Key builders and the parser are in `store::records`.
+pub const EVENT_RECORDS: Table = TableDefinition::new("event_records");
+/// What rosters and statistics read of a student's history, compact, apart from the events:
 ///
-/// - `jur␟student␟seq(12)␟c` → the DecisionContext of event `seq` (its hash is in the event);
-/// - `jur␟student␟seq(12)␟e` → Event `seq`;
-/// - `jur␟student␟seq(12)␟t` → the timeline step of event `seq` (sequence, kind, effective date and
-///   the placement after it, a JSON array): rosters read these instead of whole events;
-/// - `jur␟student␟~s` → the Student;
+/// - `jur␟student␟seq(12)` → the timeline step of event `seq` (sequence, kind, effective date and
+///   the placement after it, a JSON array), written in the event's transaction;
 /// - `jur␟student␟~t` → the student's `domain::tally::TallyState` (JSON): where their history
 ///   stands for the statistics, so an event dated after all their others needs no timeline read.
 ///   Stored from a student's second event on: a new student's is their one-step timeline.
 ///
-/// Digits sort before `~`, so the newest event's records and the student's own sit side by side.
-/// Key builders and the parser are in `store::records`.
-pub const STUDENT_RECORDS: Table = TableDefinition::new("student_records");
+/// Digits sort before `~`, so the newest step and the tally state share a leaf (schema 8; the
+/// tally states had a table of their own before).
+pub const TIMELINES: Table = TableDefinition::new("timeline_steps");
 /// `student` → jurisdiction: finds a student's key from its id alone.
 pub const STUDENT_LOCATOR: Table = TableDefinition::new("student_locator");
 /// `national_id` → student (unique across the store).
@@ -49,23 +52,19 @@ pub const TOKENS: Table = TableDefinition::new("tokens");
 pub const TOKEN_IDS: Table = TableDefinition::new("token_ids");
 /// `jur␟effective_from␟content_hash` → stored policy version.
 pub const POLICIES: Table = TableDefinition::new("policy_versions");
-/// `jur␟index(12 digits)` → the event's 32-byte hash then its `STUDENT_RECORDS` key: the leaves of the
+/// `jur␟index(12 digits)` → the event's 32-byte hash then its `EVENT_RECORDS` key: the leaves of the
 /// jurisdiction's Merkle log, in the order the events were committed.
 pub const LOG_LEAVES: Table = TableDefinition::new("log_leaves");
 /// `jur` → the log's frontier (size and the roots of its perfect subtrees).
 pub const LOG_HEADS: Table = TableDefinition::new("log_heads");
-/// The tables of schemas 7 and older, read once on open by the migration to `STUDENT_RECORDS`
-/// and then deleted.
+/// The tables of schemas 7 and older that the migration to schema 8 reads once on open and then
+/// deletes.
 pub mod legacy {
     use super::{Table, TableDefinition};
-    /// `jur␟student` → Student.
-    pub const STUDENTS: Table = TableDefinition::new("students");
     /// `jur␟student␟seq(12)` → Event.
     pub const EVENTS: Table = TableDefinition::new("events");
     /// `jur␟student␟seq(12)` → DecisionContext.
     pub const CONTEXTS: Table = TableDefinition::new("decision_contexts");
-    /// Schema 7: `jur␟student␟seq(12)` → one timeline step.
-    pub const STEPS: Table = TableDefinition::new("timeline_steps");
     /// Schemas 3 to 6: `jur␟student` → all the student's steps in one JSON array.
     pub const TIMELINES: Table = TableDefinition::new("timelines");
     /// Schemas 6 and 7: `jur␟student` → TallyState.
@@ -85,7 +84,9 @@ pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 pub const ALL: &[Table] = &[
     META,
     SCHOOLS,
-    STUDENT_RECORDS,
+    STUDENTS,
+    EVENT_RECORDS,
+    TIMELINES,
     STUDENT_LOCATOR,
     IDX_NATIONAL,
     IDX_ID_CARD,

@@ -5,7 +5,7 @@ use redb::{ReadableDatabase, ReadableTable, Table as RedbTable};
 use std::collections::HashMap;
 
 use super::records::{each_timeline, tally_state_key};
-use super::tables::{SEP, STAT_CHANGES, STAT_TOTALS, STUDENT_RECORDS, key, prefix_range};
+use super::tables::{SEP, STAT_CHANGES, STAT_TOTALS, TIMELINES, key, prefix_range};
 use super::{Store, StoreError};
 use crate::domain::tally::{Counter, Counts, DatedCounts, TallyState, dated_changes};
 use crate::domain::{Date, Status};
@@ -231,16 +231,12 @@ impl Store {
             let (d, c, n) = decode_change(k.value(), v.value())?;
             check.stored_changes.insert((d, c), n);
         }
-        each_timeline(
-            &txn.open_table(STUDENT_RECORDS)?,
-            Some(jurisdiction),
-            |_, t| {
-                for (k, n) in dated_changes(&t) {
-                    *check.replayed_changes.entry(k).or_default() += n;
-                }
-                Ok(())
-            },
-        )?;
+        each_timeline(&txn.open_table(TIMELINES)?, Some(jurisdiction), |_, t| {
+            for (k, n) in dated_changes(&t) {
+                *check.replayed_changes.entry(k).or_default() += n;
+            }
+            Ok(())
+        })?;
         check.replayed_changes.retain(|_, n| *n != 0);
         Ok(check)
     }
@@ -258,7 +254,7 @@ pub struct TallyCheck {
 /// Builds the statistics counters of a store written before they existed, from its timelines.
 pub(super) fn backfill_tallies(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let mut pending: HashMap<String, DatedCounts> = HashMap::new();
-    each_timeline(&txn.open_table(STUDENT_RECORDS)?, None, |jur, t| {
+    each_timeline(&txn.open_table(TIMELINES)?, None, |jur, t| {
         merge_into(&mut pending, jur, &dated_changes(&t));
         Ok(())
     })?;
@@ -270,11 +266,11 @@ pub(super) fn backfill_tallies(txn: &redb::WriteTransaction) -> Result<(), Store
 }
 
 /// Builds the tally state of every student with more than one step from their timeline, for a
-/// store written before schema 6. (A student with one step has none: see `STUDENT_RECORDS`.)
+/// store written before schema 6. (A student with one step has none: see `TIMELINES`.)
 pub(super) fn backfill_tally_states(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let mut records = txn.open_table(STUDENT_RECORDS)?;
+    let mut timelines = txn.open_table(TIMELINES)?;
     let mut states = Vec::new();
-    each_timeline(&records, None, |jur, t| {
+    each_timeline(&timelines, None, |jur, t| {
         if t.steps.len() > 1 {
             states.push((
                 tally_state_key(jur, &t.student),
@@ -284,7 +280,7 @@ pub(super) fn backfill_tally_states(txn: &redb::WriteTransaction) -> Result<(), 
         Ok(())
     })?;
     for (k, state) in states {
-        records.insert(k.as_str(), state.as_slice())?;
+        timelines.insert(k.as_str(), state.as_slice())?;
     }
     Ok(())
 }

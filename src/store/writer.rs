@@ -238,7 +238,9 @@ pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &CommitStats
 
 struct Tables<'t> {
     schools: RedbTable<'t, &'static str, &'static [u8]>,
-    records: RedbTable<'t, &'static str, &'static [u8]>,
+    students: RedbTable<'t, &'static str, &'static [u8]>,
+    events: RedbTable<'t, &'static str, &'static [u8]>,
+    timelines: RedbTable<'t, &'static str, &'static [u8]>,
     locator: RedbTable<'t, &'static str, &'static [u8]>,
     national: RedbTable<'t, &'static str, &'static [u8]>,
     id_card: RedbTable<'t, &'static str, &'static [u8]>,
@@ -267,7 +269,9 @@ impl<'t> Tables<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Tables {
             schools: txn.open_table(SCHOOLS)?,
-            records: txn.open_table(STUDENT_RECORDS)?,
+            students: txn.open_table(STUDENTS)?,
+            events: txn.open_table(EVENT_RECORDS)?,
+            timelines: txn.open_table(TIMELINES)?,
             locator: txn.open_table(STUDENT_LOCATOR)?,
             national: txn.open_table(IDX_NATIONAL)?,
             id_card: txn.open_table(IDX_ID_CARD)?,
@@ -538,12 +542,12 @@ fn record_step(
     (tallies, tally_state): (&DatedCounts, Option<&[u8]>),
 ) -> Result<(), Refusal> {
     if let Some(state) = tally_state {
-        t.records.insert(
+        t.timelines.insert(
             records::tally_state_key(&e.jurisdiction, &e.student).as_str(),
             state,
         )?;
     }
-    t.records
+    t.timelines
         .insert(step_key(e).as_str(), sealed.step.as_slice())?;
     tally::merge_into(&mut t.pending_tallies, &e.jurisdiction, tallies);
     let member = key(&[&e.jurisdiction, &e.after.school, &e.student]);
@@ -650,20 +654,19 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             debug_assert_eq!(event.seq, student.version);
             t.locator
                 .insert(student.id.as_str(), student.jurisdiction.as_bytes())?;
-            t.records.insert(
-                records::student_key(&student.jurisdiction, &student.id).as_str(),
+            t.students.insert(
+                key(&[&student.jurisdiction, &student.id]).as_str(),
                 student_json.as_slice(),
             )?;
             insert_index(t, entries, &student.id)?;
-            t.records
+            t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
             // A new student's tally state is their admission step alone: it is stored with
             // their second event, which reads their one-step timeline instead.
             record_step(t, event, sealed, (tallies, None))?;
             if let Some(c) = context {
-                t.records
-                    .insert(context_key(event).as_str(), c.as_slice())?;
+                t.events.insert(context_key(event).as_str(), c.as_slice())?;
             }
         }
         (
@@ -684,8 +687,8 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 tallies,
             },
         ) => {
-            let k = records::student_key(&before.jurisdiction, &before.id);
-            let current_version = match t.records.get(k.as_str())? {
+            let k = key(&[&before.jurisdiction, &before.id]);
+            let current_version = match t.students.get(k.as_str())? {
                 Some(g) => stored_version(g.value(), before_json, before.version)?,
                 None => {
                     return refused(StoreError::NotFound {
@@ -727,14 +730,13 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             let (stale, fresh) = old_index.minus(new_index);
             remove_index(t, &stale)?;
             insert_index(t, &fresh, &after.id)?;
-            t.records.insert(k.as_str(), after_json.as_slice())?;
-            t.records
+            t.students.insert(k.as_str(), after_json.as_slice())?;
+            t.events
                 .insert(event_key(event).as_str(), event_json.as_slice())?;
             append_to_log(t, event, sealed)?;
             record_step(t, event, sealed, (tallies, Some(tally_state)))?;
             if let Some(c) = context {
-                t.records
-                    .insert(context_key(event).as_str(), c.as_slice())?;
+                t.events.insert(context_key(event).as_str(), c.as_slice())?;
             }
             if let (Some(r), Some(o)) = (close_request, old_request) {
                 put_request(t, Some(&o), r)?;
@@ -750,8 +752,8 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 });
             }
             let current: Student = match t
-                .records
-                .get(records::student_key(&request.jurisdiction, &request.student).as_str())?
+                .students
+                .get(key(&[&request.jurisdiction, &request.student]).as_str())?
             {
                 Some(g) => decode(g.value())?,
                 None => {

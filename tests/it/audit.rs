@@ -172,7 +172,7 @@ fn a_flipped_byte_in_an_event_is_reported_with_the_event() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     with_raw(&path, |txn| {
-        let mut events = txn.open_table(STUDENT_RECORDS).expect("records");
+        let mut events = txn.open_table(EVENT_RECORDS).expect("records");
         let k = xueji_key(&[JUR, &s.id, "000000000002", "e"]);
         let v = events
             .get(k.as_str())
@@ -218,7 +218,7 @@ fn dropping_the_last_event_is_detected_even_when_the_log_is_rewritten() {
     let careless = t.dir.path().join("careless.redb");
     std::fs::copy(&path, &careless).expect("copy");
     with_raw(&careless, |txn| {
-        txn.open_table(STUDENT_RECORDS)
+        txn.open_table(EVENT_RECORDS)
             .expect("records")
             .remove(last.as_str())
             .expect("remove");
@@ -232,7 +232,7 @@ fn dropping_the_last_event_is_detected_even_when_the_log_is_rewritten() {
     // A careful one also removes its leaf and rebuilds the log head from the remaining leaves:
     // the store is consistent with itself, and only the checkpoint shows the loss.
     with_raw(&path, |txn| {
-        txn.open_table(STUDENT_RECORDS)
+        txn.open_table(EVENT_RECORDS)
             .expect("records")
             .remove(last.as_str())
             .expect("remove");

@@ -38,7 +38,7 @@ fn tamper(path: &std::path::Path, f: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) {
     let db = Database::open(path).expect("open");
     let txn = db.begin_write().expect("txn");
     {
-        let mut t = txn.open_table(STUDENT_RECORDS).expect("table");
+        let mut t = txn.open_table(EVENT_RECORDS).expect("table");
         let mut rows: Vec<(String, Vec<u8>)> = t
             .iter()
             .expect("iter")

@@ -387,49 +387,58 @@ pub fn class_change_writers(
         .collect()
 }
 
-/// The table holding every record of a student (schema 8), and its key for `parts`.
-pub const STUDENT_RECORDS: redb::TableDefinition<'static, &'static str, &'static [u8]> =
-    redb::TableDefinition::new("student_records");
+/// The table of events and their contexts (schema 8), and a key of it or of `timeline_steps`.
+pub const EVENT_RECORDS: redb::TableDefinition<'static, &'static str, &'static [u8]> =
+    redb::TableDefinition::new("event_records");
 
 pub fn record_key(parts: &[&str]) -> String {
     parts.join("\u{1f}")
 }
 
-/// Rewrites a store in the layout of schema 7, one table per kind of record, as a store written
-/// by an older build holds it (then an older schema's own changes can be undone on top): opening
-/// it must move everything back.
+/// Rewrites a store in the layout of schema 7 (events, contexts and tally states each in a table
+/// of their own), as a store written by an older build holds it; an older schema's own changes
+/// can be undone on top. Opening it must move everything back.
 pub fn as_schema_7(txn: &redb::WriteTransaction) {
     use redb::{ReadableTable, TableDefinition};
     type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
-    const TABLES: [(&str, Raw); 5] = [
-        ("~s", TableDefinition::new("students")),
-        ("~t", TableDefinition::new("tally_states")),
-        ("e", TableDefinition::new("events")),
-        ("c", TableDefinition::new("decision_contexts")),
-        ("t", TableDefinition::new("timeline_steps")),
-    ];
-    let rows: Vec<(String, Vec<u8>)> = txn
-        .open_table(STUDENT_RECORDS)
-        .expect("records")
-        .iter()
-        .expect("iter")
-        .map(|r| r.map(|(k, v)| (k.value().to_owned(), v.value().to_vec())))
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let rows_of = |table: Raw| -> Vec<(String, Vec<u8>)> {
+        txn.open_table(table)
+            .expect("table")
+            .iter()
+            .expect("iter")
+            .map(|r| r.map(|(k, v)| (k.value().to_owned(), v.value().to_vec())))
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let rows = rows_of(EVENT_RECORDS);
     assert!(!rows.is_empty());
     for (k, v) in &rows {
-        let (head, tail) = k.rsplit_once('\u{1f}').expect("kind");
-        let table = TABLES
-            .iter()
-            .find(|(kind, _)| *kind == tail)
-            .map(|(_, t)| *t)
-            .unwrap_or_else(|| panic!("record kind {tail:?}"));
+        let (head, kind) = k.rsplit_once('\u{1f}').expect("kind");
+        let table: Raw = match kind {
+            "e" => TableDefinition::new("events"),
+            "c" => TableDefinition::new("decision_contexts"),
+            other => panic!("record kind {other:?}"),
+        };
         txn.open_table(table)
             .expect("legacy table")
             .insert(head, v.as_slice())
             .expect("insert");
     }
-    txn.delete_table(STUDENT_RECORDS).expect("drop records");
+    txn.delete_table(EVENT_RECORDS).expect("drop records");
+    let steps: Raw = TableDefinition::new("timeline_steps");
+    let states: Raw = TableDefinition::new("tally_states");
+    for (k, v) in rows_of(steps) {
+        if let Some(student) = k.strip_suffix("\u{1f}~t") {
+            txn.open_table(states)
+                .expect("states")
+                .insert(student, v.as_slice())
+                .expect("insert");
+            txn.open_table(steps)
+                .expect("steps")
+                .remove(k.as_str())
+                .expect("remove");
+        }
+    }
     let leaves_table: Raw = TableDefinition::new("log_leaves");
     let mut leaves = txn.open_table(leaves_table).expect("leaves");
     let renamed: Vec<(String, Vec<u8>)> = leaves

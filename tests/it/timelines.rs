@@ -280,9 +280,9 @@ fn verify_reports_a_timeline_that_disagrees_with_the_events() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     // The fifth event's step: the back-dated class change.
-    let altered = record_key(&[JUR, &ids[1], "000000000005", "t"]);
+    let altered = record_key(&[JUR, &ids[1], "000000000005"]);
     // The class of the back-dated change, "9", becomes "8".
-    rewrite_text(&path, STUDENT_RECORDS, &altered, "\"9\"", "\"8\"");
+    rewrite_text(&path, TIMELINES, &altered, "\"9\"", "\"8\"");
     let x = reopen(&path);
     let report = x.verify_all().expect("verify");
     assert!(!report.ok);
@@ -362,13 +362,7 @@ fn verify_reports_a_tally_state_that_disagrees_with_the_events() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     let k = record_key(&[JUR, &ids[0], "~t"]);
-    rewrite_text(
-        &path,
-        STUDENT_RECORDS,
-        &k,
-        "\"gained\":true",
-        "\"gained\":false",
-    );
+    rewrite_text(&path, TIMELINES, &k, "\"gained\":true", "\"gained\":false");
     let x = reopen(&path);
     let report = x.verify_all().expect("verify");
     let [(student, chain)] = report.failures.as_slice() else {
@@ -433,11 +427,11 @@ fn a_store_with_timelines_in_one_record_gets_them_split_on_open() {
     );
 }
 
-/// Schema 8 keeps every record of a student in one table under the student's key; a store in the
-/// layout of schema 7 (a table per kind) is moved on open, reads the same, verifies (chains, log
-/// against a checkpoint taken before, counters) and carries on.
+/// Schema 8 keeps each event beside its context and each tally state beside the last step; a
+/// store in the layout of schema 7 (a table for each) is moved on open, reads the same, verifies
+/// (chains, the log against a checkpoint taken before, counters) and carries on.
 #[test]
-fn a_store_with_a_table_per_kind_of_record_gets_them_moved_on_open() {
+fn a_store_in_the_layout_of_schema_7_is_moved_on_open() {
     let t = engine();
     let ids = history(&t.xueji);
     let before = stored(&t.xueji);
@@ -473,13 +467,7 @@ fn a_store_with_a_table_per_kind_of_record_gets_them_moved_on_open() {
     drop(x);
     let db = Database::open(&path).expect("open");
     let txn = db.begin_read().expect("read");
-    for gone in [
-        "students",
-        "events",
-        "decision_contexts",
-        "timeline_steps",
-        "tally_states",
-    ] {
+    for gone in ["events", "decision_contexts", "tally_states"] {
         let table: Raw = TableDefinition::new(gone);
         assert!(txn.open_table(table).is_err(), "{gone} is gone");
     }
