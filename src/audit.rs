@@ -108,14 +108,14 @@ impl Xueji {
                     });
                     next = leaf.index;
                 }
-                let (student, seq) = split_event_key(&leaf.event_key);
+                let (student, seq) = split_event_name(&leaf.event_name);
                 let located = |code: &str, message: String| LogProblem {
                     index: Some(leaf.index),
                     student: Some(student.clone()),
                     seq,
                     ..problem(code, message)
                 };
-                let event_hash = match store.event_at(&leaf.event_key)? {
+                let event_hash = match store.logged_event(jurisdiction, leaf.index)? {
                     None => {
                         problems.push(located(
                             "event_missing",
@@ -138,15 +138,18 @@ impl Xueji {
                         recomputed
                     }
                 };
-                logged.insert(leaf.event_key);
+                logged.insert(leaf.index);
                 leaves.push(merkle::leaf_hash(&event_hash));
                 next += 1;
             }
             next = next.max(after_page);
         }
-        for key in store.event_keys_of_jurisdiction(jurisdiction)? {
-            if !logged.contains(&key) {
-                let (student, seq) = split_event_key(&key);
+        for index in store.logged_event_indices(jurisdiction)? {
+            if !logged.contains(&index) {
+                let (student, seq) = match store.logged_event(jurisdiction, index)? {
+                    Some(e) => (e.student, Some(e.seq)),
+                    None => (String::new(), None),
+                };
                 problems.push(LogProblem {
                     student: Some(student.clone()),
                     seq,
@@ -329,8 +332,8 @@ pub fn read_checkpoints(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
     })
 }
 
-/// `(student, seq)` from an `EVENTS` key `jur␟student␟seq`.
-fn split_event_key(key: &str) -> (String, Option<u64>) {
+/// `(student, seq)` from the name a log leaf gives its event, `jur␟student␟seq`.
+fn split_event_name(key: &str) -> (String, Option<u64>) {
     let mut parts = key.split('\u{1f}').skip(1);
     let student = parts.next().unwrap_or_default().to_owned();
     let seq = parts.next().and_then(|s| s.parse().ok());

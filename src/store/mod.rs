@@ -32,7 +32,7 @@ use crate::domain::{
     TransitionKind,
 };
 pub use backup::{BackupSource, ReadOnlyStore, write_copy};
-use records::{Record, each_timeline, encode_step, read_timeline};
+use records::{Logged, TimelineRecord, each_timeline, encode_step, read_timeline};
 use tables::*;
 pub use tally::TallyCheck;
 pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
@@ -193,35 +193,6 @@ fn shared_builder() -> redb::Builder {
     builder
 }
 
-/// Builds the Merkle log of a store written before it existed: every event, in key order.
-fn backfill_log(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let records = txn.open_table(EVENT_RECORDS)?;
-    let mut leaves = txn.open_table(LOG_LEAVES)?;
-    let mut heads = txn.open_table(LOG_HEADS)?;
-    let mut frontiers: std::collections::BTreeMap<String, Frontier> = Default::default();
-    for item in records.iter()? {
-        let (k, v) = item?;
-        if !matches!(records::parse(k.value()), Some((_, _, Record::Event(_)))) {
-            continue;
-        }
-        let event: Event = decode(v.value())?;
-        let hash = merkle::from_hex(&event.hash)
-            .ok_or_else(|| StoreError::Storage(format!("event {} has no hash", k.value())))?;
-        let frontier = frontiers.entry(event.jurisdiction.clone()).or_default();
-        let mut leaf = hash.to_vec();
-        leaf.extend_from_slice(k.value().as_bytes());
-        leaves.insert(
-            key(&[&event.jurisdiction, &log_index_part(frontier.size)]).as_str(),
-            leaf.as_slice(),
-        )?;
-        frontier.push(merkle::leaf_hash(&hash));
-    }
-    for (jur, f) in frontiers {
-        heads.insert(jur.as_str(), f.to_bytes().as_slice())?;
-    }
-    Ok(())
-}
-
 /// Keys the ID-number index of a store written before schema 5 as [`id_card_key`] does: its old
 /// keys were the digest alone, so the index is rebuilt from the students.
 fn rekey_id_cards(txn: &redb::WriteTransaction, salt: &[u8; 32]) -> Result<(), StoreError> {
@@ -244,11 +215,12 @@ fn backfill_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let mut members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
     for item in events.iter()? {
         let (k, v) = item?;
-        if !matches!(records::parse(k.value()), Some((_, _, Record::Event(_)))) {
+        let Some((_, index, Logged::Event)) = records::parse_event_key(k.value()) else {
             continue;
-        }
+        };
         let event: Event = decode(v.value())?;
-        timelines.insert(step_key(&event).as_str(), encode_step(&event)?.as_slice())?;
+        let step = records::with_log_index(&encode_step(&event)?, index)?;
+        timelines.insert(step_key(&event).as_str(), step.as_slice())?;
         members.insert(
             key(&[&event.jurisdiction, &event.after.school, &event.student]).as_str(),
             &[][..],
@@ -340,13 +312,13 @@ pub struct StudentHistory {
     pub listed_at: std::collections::BTreeSet<String>,
 }
 
-/// One leaf of a jurisdiction's log: which event, and the event hash recorded when it was
-/// appended.
+/// One leaf of a jurisdiction's log: which event (its name, `jur␟student␟seq(12)`; the event
+/// itself is stored at the leaf's index), and the event hash recorded when it was appended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLeaf {
     pub index: u64,
     pub event_hash: merkle::Hash,
-    pub event_key: String,
+    pub event_name: String,
 }
 
 fn decode_leaf(key: &str, value: &[u8]) -> Result<LogLeaf, StoreError> {
@@ -356,11 +328,11 @@ fn decode_leaf(key: &str, value: &[u8]) -> Result<LogLeaf, StoreError> {
         .next()
         .and_then(|i| i.parse().ok())
         .ok_or_else(bad)?;
-    let (hash, event_key) = value.split_first_chunk::<32>().ok_or_else(bad)?;
+    let (hash, name) = value.split_first_chunk::<32>().ok_or_else(bad)?;
     Ok(LogLeaf {
         index,
         event_hash: *hash,
-        event_key: String::from_utf8(event_key.to_vec()).map_err(|_| bad())?,
+        event_name: String::from_utf8(name.to_vec()).map_err(|_| bad())?,
     })
 }
 
@@ -444,11 +416,8 @@ impl Store {
                     Some(SCHEMA_VERSION) => {}
                     old => {
                         // First, so that the older migrations work on the current layout.
-                        if old.is_some_and(|v| v < 8) {
-                            records::migrate_to_schema_8(&txn)?;
-                        }
-                        if old.is_some_and(|v| v < 2) {
-                            backfill_log(&txn)?;
+                        if let Some(v) = old.filter(|v| *v < 8) {
+                            records::migrate_to_schema_8(&txn, v)?;
                         }
                         if old.is_some_and(|v| v < 3) {
                             backfill_timelines(&txn)?;
@@ -623,22 +592,21 @@ impl Store {
         self.snapshot()?.get_str(table, key)
     }
 
-    /// `(key, record)` of a jurisdiction's student records of the kinds `wanted` picks, in key
-    /// order, after the cursor key `after` (exclusive), at most `limit`.
-    fn records_under<T: DeserializeOwned>(
+    /// `(key, event)` of a jurisdiction's events in log order, after the cursor key `after`
+    /// (exclusive), at most `limit`.
+    fn events_under(
         &self,
         jurisdiction: &str,
         after: Option<&str>,
         limit: usize,
-        wanted: impl Fn(Record) -> bool,
-    ) -> Result<Vec<(String, T)>, StoreError> {
+    ) -> Result<Vec<(String, Event)>, StoreError> {
         let (start, end) = page_bounds(&[jurisdiction], after);
         let txn = self.db.begin_read()?;
         let t = txn.open_table(EVENT_RECORDS)?;
         let mut out = Vec::new();
         for item in t.range(start.as_str()..end.as_str())? {
             let (k, v) = item?;
-            if records::parse(k.value()).is_some_and(|(_, _, r)| wanted(r)) {
+            if let Some((_, _, Logged::Event)) = records::parse_event_key(k.value()) {
                 out.push((k.value().to_owned(), decode(v.value())?));
                 if out.len() >= limit {
                     break;
@@ -720,23 +688,29 @@ impl Store {
         else {
             return Ok(None);
         };
+        let event_records = txn.open_table(EVENT_RECORDS)?;
         let (mut events, mut steps, mut tally_state) = (Vec::new(), Vec::new(), None);
-        for table in [EVENT_RECORDS, TIMELINES] {
-            for item in txn.open_table(table)?.range(start.as_str()..end.as_str())? {
-                let (k, v) = item?;
-                match records::parse(k.value()).map(|(_, _, r)| r) {
-                    Some(Record::TallyState) => {
-                        tally_state = Some(decode::<TallyState>(v.value())?);
+        for item in txn
+            .open_table(TIMELINES)?
+            .range(start.as_str()..end.as_str())?
+        {
+            let (k, v) = item?;
+            match records::parse_timeline_key(k.value()).map(|(_, _, r)| r) {
+                Some(TimelineRecord::TallyState) => {
+                    tally_state = Some(decode::<TallyState>(v.value())?);
+                }
+                Some(TimelineRecord::Step(_)) => {
+                    let (step, index) = records::decode_step(v.value())?;
+                    if let Some(g) = event_records.get(records::event_key(&jur, index).as_str())? {
+                        events.push(decode::<Event>(g.value())?);
                     }
-                    Some(Record::Event(_)) => events.push(decode::<Event>(v.value())?),
-                    Some(Record::Step(_)) => steps.push(records::decode_step(v.value())?),
-                    Some(Record::Context(_)) => {}
-                    None => {
-                        return Err(StoreError::Storage(format!(
-                            "undecodable record key {}",
-                            k.value().replace(SEP, "/")
-                        )));
-                    }
+                    steps.push(step);
+                }
+                None => {
+                    return Err(StoreError::Storage(format!(
+                        "undecodable record key {}",
+                        k.value().replace(SEP, "/")
+                    )));
                 }
             }
         }
@@ -869,19 +843,19 @@ impl Store {
         Ok(out)
     }
 
-    /// A student's events, oldest first.
+    /// A student's events, oldest first: found from their timeline steps, which name each
+    /// event's place in the jurisdiction's log.
     pub fn events(&self, student: &str) -> Result<Vec<Event>, StoreError> {
-        let Some(jur) = self.student_jurisdiction(student)? else {
+        let snapshot = self.snapshot()?;
+        let Some(jur) = snapshot.get_str(STUDENT_LOCATOR, student)? else {
             return Ok(Vec::new());
         };
-        let (start, end) = prefix_range(&[&jur, student]);
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(EVENT_RECORDS)?;
+        let txn = &snapshot.txn;
+        let event_records = txn.open_table(EVENT_RECORDS)?;
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
-            let (k, v) = item?;
-            if let Some((_, _, Record::Event(_))) = records::parse(k.value()) {
-                out.push(decode(v.value())?);
+        for (_, index) in records::read_steps(&txn.open_table(TIMELINES)?, &jur, student)? {
+            if let Some(g) = event_records.get(records::event_key(&jur, index).as_str())? {
+                out.push(decode(g.value())?);
             }
         }
         Ok(out)
@@ -892,22 +866,26 @@ impl Store {
         &self,
         event: &Event,
     ) -> Result<Option<crate::domain::event::DecisionContext>, StoreError> {
-        self.get(
+        let snapshot = self.snapshot()?;
+        let step_key = records::step_key(&event.jurisdiction, &event.student, event.seq);
+        let Some(step) = snapshot.txn.open_table(TIMELINES)?.get(step_key.as_str())? else {
+            return Ok(None);
+        };
+        let (_, index) = records::decode_step(step.value())?;
+        snapshot.get(
             EVENT_RECORDS,
-            &records::context_key(&event.jurisdiction, &event.student, event.seq),
+            &records::context_key(&event.jurisdiction, index),
         )
     }
 
-    /// Every event of a jurisdiction, by student then sequence, after `after` (a key), at most `limit`.
+    /// Every event of a jurisdiction, in log order, after `after` (a key), at most `limit`.
     pub fn events_of_jurisdiction(
         &self,
         jurisdiction: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Event)>, StoreError> {
-        self.records_under(jurisdiction, after, limit, |r| {
-            matches!(r, Record::Event(_))
-        })
+        self.events_under(jurisdiction, after, limit)
     }
 
     /// The timeline of every student ever placed at a school (by any event): what a roster of
@@ -934,12 +912,13 @@ impl Store {
         })
     }
 
-    /// An event by its key (as a log leaf names it).
-    pub fn event_at(&self, event_key: &str) -> Result<Option<Event>, StoreError> {
-        match records::parse(event_key) {
-            Some((_, _, Record::Event(_))) => self.get(EVENT_RECORDS, event_key),
-            _ => Ok(None),
-        }
+    /// The event at `index` of a jurisdiction's log.
+    pub fn logged_event(
+        &self,
+        jurisdiction: &str,
+        index: u64,
+    ) -> Result<Option<Event>, StoreError> {
+        self.get(EVENT_RECORDS, &records::event_key(jurisdiction, index))
     }
 
     /// The frontier of every jurisdiction's log.
@@ -980,11 +959,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Every event key of a jurisdiction (what the log must account for).
-    pub fn event_keys_of_jurisdiction(
-        &self,
-        jurisdiction: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    /// The log index of every event stored for a jurisdiction (what the log must account for).
+    pub fn logged_event_indices(&self, jurisdiction: &str) -> Result<Vec<u64>, StoreError> {
         let txn = self.db.begin_read()?;
         let (start, end) = prefix_range(&[jurisdiction]);
         let mut out = Vec::new();
@@ -993,8 +969,8 @@ impl Store {
             .range(start.as_str()..end.as_str())?
         {
             let (k, _) = item?;
-            if let Some((_, _, Record::Event(_))) = records::parse(k.value()) {
-                out.push(k.value().to_owned());
+            if let Some((_, index, Logged::Event)) = records::parse_event_key(k.value()) {
+                out.push(index);
             }
         }
         Ok(out)

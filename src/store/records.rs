@@ -1,73 +1,96 @@
-//! The layout of a student's history (`EVENT_RECORDS` and `TIMELINES`, see the tables'
-//! documentation): the key builders, the parser, the readers of timelines, and the migration of
-//! the tables of schemas 7 and older.
+//! The layout of the history (`EVENT_RECORDS` and `TIMELINES`, see the tables' documentation):
+//! the key builders and parsers, the step encoding, the readers of timelines, and the migration
+//! of the tables of schemas 7 and older.
 
 use redb::{ReadableTable, WriteTransaction};
 
 use super::tables::{
-    EVENT_RECORDS, LOG_LEAVES, SEP, TIMELINES, key, legacy, prefix_range, seq_part,
+    EVENT_RECORDS, LOG_HEADS, LOG_LEAVES, SEP, TIMELINES, key, legacy, log_index_part,
+    prefix_range, seq_part,
 };
 use super::{StoreError, decode};
+use crate::domain::merkle::{self, Frontier};
 use crate::domain::{Date, Event, EventFacts, Status, Step, Timeline, TransitionKind};
 
-/// What a key of `EVENT_RECORDS` or `TIMELINES` holds.
+/// What an `EVENT_RECORDS` key holds: the event at a place in its jurisdiction's log, or the
+/// context that event was decided on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Record {
-    TallyState,
-    Event(u64),
-    Context(u64),
+pub(crate) enum Logged {
+    Event,
+    Context,
+}
+
+/// What a `TIMELINES` key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimelineRecord {
     Step(u64),
+    TallyState,
 }
 
 const TALLY_STATE: &str = "~t";
 const EVENT: &str = "e";
 const CONTEXT: &str = "c";
 
-pub(crate) fn tally_state_key(jurisdiction: &str, student: &str) -> String {
-    key(&[jurisdiction, student, TALLY_STATE])
+/// The event at `index` of a jurisdiction's log.
+pub(crate) fn event_key(jurisdiction: &str, index: u64) -> String {
+    key(&[jurisdiction, &log_index_part(index), EVENT])
 }
 
-pub(crate) fn event_key(jurisdiction: &str, student: &str, seq: u64) -> String {
-    key(&[jurisdiction, student, &seq_part(seq), EVENT])
-}
-
-pub(crate) fn context_key(jurisdiction: &str, student: &str, seq: u64) -> String {
-    key(&[jurisdiction, student, &seq_part(seq), CONTEXT])
+/// The decision context of the event at `index` of a jurisdiction's log.
+pub(crate) fn context_key(jurisdiction: &str, index: u64) -> String {
+    key(&[jurisdiction, &log_index_part(index), CONTEXT])
 }
 
 pub(crate) fn step_key(jurisdiction: &str, student: &str, seq: u64) -> String {
     key(&[jurisdiction, student, &seq_part(seq)])
 }
 
-/// `(jurisdiction, student, what)` of a key of `EVENT_RECORDS` or `TIMELINES`; `None` for anything
-/// else.
-pub(crate) fn parse(k: &str) -> Option<(&str, &str, Record)> {
+pub(crate) fn tally_state_key(jurisdiction: &str, student: &str) -> String {
+    key(&[jurisdiction, student, TALLY_STATE])
+}
+
+/// The name a log leaf records for its event, whatever the layout: `jur␟student␟seq(12)`.
+pub(crate) fn event_name(e: &Event) -> String {
+    key(&[&e.jurisdiction, &e.student, &seq_part(e.seq)])
+}
+
+fn twelve_digits(part: &str) -> Option<u64> {
+    (part.len() == 12 && part.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| part.parse().ok())
+        .flatten()
+}
+
+/// `(jurisdiction, log index, what)` of an `EVENT_RECORDS` key; `None` for anything else.
+pub(crate) fn parse_event_key(k: &str) -> Option<(&str, u64, Logged)> {
     let mut parts = k.split(SEP);
-    let (jur, student, third) = (parts.next()?, parts.next()?, parts.next()?);
-    let record = match (third, parts.next()) {
-        (TALLY_STATE, None) => Record::TallyState,
-        (seq, kind) => {
-            if seq.len() != 12 || !seq.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let seq: u64 = seq.parse().ok()?;
-            match kind {
-                None => Record::Step(seq),
-                Some(EVENT) => Record::Event(seq),
-                Some(CONTEXT) => Record::Context(seq),
-                Some(_) => return None,
-            }
-        }
+    let (jur, index, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    let what = match kind {
+        EVENT => Logged::Event,
+        CONTEXT => Logged::Context,
+        _ => return None,
     };
-    parts.next().is_none().then_some((jur, student, record))
+    let index = twelve_digits(index)?;
+    parts.next().is_none().then_some((jur, index, what))
+}
+
+/// `(jurisdiction, student, what)` of a `TIMELINES` key; `None` for anything else.
+pub(crate) fn parse_timeline_key(k: &str) -> Option<(&str, &str, TimelineRecord)> {
+    let mut parts = k.split(SEP);
+    let (jur, student, last) = (parts.next()?, parts.next()?, parts.next()?);
+    let what = match last {
+        TALLY_STATE => TimelineRecord::TallyState,
+        seq => TimelineRecord::Step(twelve_digits(seq)?),
+    };
+    parts.next().is_none().then_some((jur, student, what))
 }
 
 fn undecodable(k: &str) -> StoreError {
     StoreError::Storage(format!("undecodable record key {}", k.replace(SEP, "/")))
 }
 
-/// One step as stored: a JSON array (sequence, kind, date, status, school, grade, class), about
-/// half the size of the same fields as an object.
+/// A step as the submitting thread prepares it, before the writer knows the event's place in
+/// the log: a JSON array (sequence, kind, date, status, school, grade, class), about half the
+/// size of the same fields as an object.
 pub(crate) fn encode_step(e: &Event) -> Result<Vec<u8>, StoreError> {
     let f = &e.after;
     Ok(serde_json::to_vec(&(
@@ -81,7 +104,22 @@ pub(crate) fn encode_step(e: &Event) -> Result<Vec<u8>, StoreError> {
     ))?)
 }
 
-pub(crate) type StoredStep = (
+/// A prepared step with the event's log index appended as the array's last element: what
+/// `TIMELINES` stores, so that a student's events are found from their steps.
+pub(crate) fn with_log_index(step: &[u8], index: u64) -> Result<Vec<u8>, StoreError> {
+    let Some(open) = step.strip_suffix(b"]") else {
+        return Err(StoreError::Storage(
+            "internal: a step is not a JSON array".into(),
+        ));
+    };
+    let mut out = Vec::with_capacity(step.len() + 14);
+    out.extend_from_slice(open);
+    out.extend_from_slice(format!(",{index}]").as_bytes());
+    Ok(out)
+}
+
+/// A step as schemas 7 and older stored it (no log index).
+pub(crate) type StoredStepV7 = (
     u64,
     TransitionKind,
     Date,
@@ -91,64 +129,90 @@ pub(crate) type StoredStep = (
     Option<String>,
 );
 
-fn step_of((seq, kind, date, status, school, grade, class): StoredStep) -> Step {
-    Step {
-        seq,
-        kind,
-        date,
-        facts: EventFacts {
-            status,
-            school,
-            grade,
-            class,
+type StoredStep = (
+    u64,
+    TransitionKind,
+    Date,
+    Status,
+    String,
+    u8,
+    Option<String>,
+    u64,
+);
+
+/// A stored step and the log index of its event.
+pub(crate) fn decode_step(bytes: &[u8]) -> Result<(Step, u64), StoreError> {
+    let (seq, kind, date, status, school, grade, class, index): StoredStep = decode(bytes)?;
+    Ok((
+        Step {
+            seq,
+            kind,
+            date,
+            facts: EventFacts {
+                status,
+                school,
+                grade,
+                class,
+            },
         },
-    }
+        index,
+    ))
 }
 
-pub(crate) fn decode_step(bytes: &[u8]) -> Result<Step, StoreError> {
-    Ok(step_of(decode(bytes)?))
+/// A student's steps with their events' log indices, in sequence order.
+pub(crate) fn read_steps(
+    timelines: &impl ReadableTable<&'static str, &'static [u8]>,
+    jurisdiction: &str,
+    student: &str,
+) -> Result<Vec<(Step, u64)>, StoreError> {
+    let (start, end) = prefix_range(&[jurisdiction, student]);
+    let mut out = Vec::new();
+    for item in timelines.range(start.as_str()..end.as_str())? {
+        let (k, v) = item?;
+        if let Some((_, _, TimelineRecord::Step(_))) = parse_timeline_key(k.value()) {
+            out.push(decode_step(v.value())?);
+        }
+    }
+    Ok(out)
 }
 
 /// A student's timeline from their step records (`None` when they have none).
 pub(crate) fn read_timeline(
-    records: &impl ReadableTable<&'static str, &'static [u8]>,
+    timelines: &impl ReadableTable<&'static str, &'static [u8]>,
     jurisdiction: &str,
     student: &str,
 ) -> Result<Option<Timeline>, StoreError> {
-    let (start, end) = prefix_range(&[jurisdiction, student]);
-    let mut out = Vec::new();
-    for item in records.range(start.as_str()..end.as_str())? {
-        let (k, v) = item?;
-        if let Some((_, _, Record::Step(_))) = parse(k.value()) {
-            out.push(decode_step(v.value())?);
-        }
-    }
-    Ok((!out.is_empty()).then(|| Timeline::new(student.to_owned(), out)))
+    let steps: Vec<Step> = read_steps(timelines, jurisdiction, student)?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    Ok((!steps.is_empty()).then(|| Timeline::new(student.to_owned(), steps)))
 }
 
 /// Calls `visit` with the jurisdiction and timeline of every student under `prefix` (a
 /// jurisdiction, or none for all), in key order, one timeline in memory at a time.
 pub(crate) fn each_timeline(
-    records: &impl ReadableTable<&'static str, &'static [u8]>,
+    timelines: &impl ReadableTable<&'static str, &'static [u8]>,
     prefix: Option<&str>,
     mut visit: impl FnMut(&str, Timeline) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let range = match prefix {
         Some(jur) => {
             let (start, end) = prefix_range(&[jur]);
-            records.range(start.as_str()..end.as_str())?
+            timelines.range(start.as_str()..end.as_str())?
         }
-        None => records.range::<&str>(..)?,
+        None => timelines.range::<&str>(..)?,
     };
     // (jurisdiction, student, steps) of the student being read.
     let mut current: Option<(String, String, Vec<Step>)> = None;
     for item in range {
         let (k, v) = item?;
-        let (jur, student, record) = parse(k.value()).ok_or_else(|| undecodable(k.value()))?;
-        if !matches!(record, Record::Step(_)) {
+        let (jur, student, record) =
+            parse_timeline_key(k.value()).ok_or_else(|| undecodable(k.value()))?;
+        if record == TimelineRecord::TallyState {
             continue;
         }
-        let step = decode_step(v.value())?;
+        let (step, _) = decode_step(v.value())?;
         match current.as_mut() {
             Some((j, s, steps)) if j == jur && s == student => steps.push(step),
             _ => {
@@ -165,13 +229,47 @@ pub(crate) fn each_timeline(
     Ok(())
 }
 
-/// Moves a store written before schema 8 to its layout: events and their contexts into
-/// `EVENT_RECORDS` (renaming the event each log leaf names), tally states into `TIMELINES`, and
-/// the one-array timelines of schemas 3 to 6 (`legacy::TIMELINES`) into one record per step. The
-/// older migrations run after this one, on the new layout.
-pub(super) fn migrate_to_schema_8(txn: &WriteTransaction) -> Result<(), StoreError> {
+/// Builds the Merkle log of a store written before it existed (schema 1): every event, in key
+/// order, each leaf naming its event.
+fn backfill_log(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let events = txn.open_table(legacy::EVENTS)?;
+    let mut leaves = txn.open_table(LOG_LEAVES)?;
+    let mut heads = txn.open_table(LOG_HEADS)?;
+    let mut frontiers: std::collections::BTreeMap<String, Frontier> = Default::default();
+    for item in events.iter()? {
+        let (k, v) = item?;
+        let event: Event = decode(v.value())?;
+        let hash = merkle::from_hex(&event.hash)
+            .ok_or_else(|| StoreError::Storage(format!("event {} has no hash", k.value())))?;
+        let frontier = frontiers.entry(event.jurisdiction.clone()).or_default();
+        let mut leaf = hash.to_vec();
+        leaf.extend_from_slice(k.value().as_bytes());
+        leaves.insert(
+            key(&[&event.jurisdiction, &log_index_part(frontier.size)]).as_str(),
+            leaf.as_slice(),
+        )?;
+        frontier.push(merkle::leaf_hash(&hash));
+    }
+    for (jur, f) in frontiers {
+        heads.insert(jur.as_str(), f.to_bytes().as_slice())?;
+    }
+    Ok(())
+}
+
+/// Moves a store written before schema 8 to its layout: each event and its context to its place
+/// in the jurisdiction's log (`EVENT_RECORDS`), each step given its event's log index, tally
+/// states into `TIMELINES`, and the one-array timelines of schemas 3 to 6 (`legacy::TIMELINES`)
+/// into one record per step. A schema-1 store gets its log first, in key order. An event that no
+/// log leaf names (inserted behind the log's back) has no place to go: the move is refused and
+/// the file left as it was. The older migrations run after this one, on the new layout.
+pub(super) fn migrate_to_schema_8(
+    txn: &WriteTransaction,
+    old_schema: u64,
+) -> Result<(), StoreError> {
+    if old_schema < 2 {
+        backfill_log(txn)?;
+    }
     {
-        let mut events = txn.open_table(EVENT_RECORDS)?;
         let mut timelines = txn.open_table(TIMELINES)?;
         let two_parts = |k: &str| -> Result<(String, String), StoreError> {
             let mut parts = k.split(SEP);
@@ -180,27 +278,6 @@ pub(super) fn migrate_to_schema_8(txn: &WriteTransaction) -> Result<(), StoreErr
                 _ => Err(undecodable(k)),
             }
         };
-        let three_parts = |k: &str| -> Result<(String, String, u64), StoreError> {
-            let mut parts = k.split(SEP);
-            match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some(j), Some(s), Some(seq), None) => Ok((
-                    j.to_owned(),
-                    s.to_owned(),
-                    seq.parse().map_err(|_| undecodable(k))?,
-                )),
-                _ => Err(undecodable(k)),
-            }
-        };
-        for item in txn.open_table(legacy::EVENTS)?.iter()? {
-            let (k, v) = item?;
-            let (j, s, seq) = three_parts(k.value())?;
-            events.insert(event_key(&j, &s, seq).as_str(), v.value())?;
-        }
-        for item in txn.open_table(legacy::CONTEXTS)?.iter()? {
-            let (k, v) = item?;
-            let (j, s, seq) = three_parts(k.value())?;
-            events.insert(context_key(&j, &s, seq).as_str(), v.value())?;
-        }
         for item in txn.open_table(legacy::TALLY_STATES)?.iter()? {
             let (k, v) = item?;
             let (j, s) = two_parts(k.value())?;
@@ -209,27 +286,42 @@ pub(super) fn migrate_to_schema_8(txn: &WriteTransaction) -> Result<(), StoreErr
         for item in txn.open_table(legacy::TIMELINES)?.iter()? {
             let (k, v) = item?;
             let (j, s) = two_parts(k.value())?;
-            for step in decode::<Vec<StoredStep>>(v.value())? {
+            for step in decode::<Vec<StoredStepV7>>(v.value())? {
                 let bytes = serde_json::to_vec(&step)?;
                 timelines.insert(step_key(&j, &s, step.0).as_str(), bytes.as_slice())?;
             }
         }
-        let mut leaves = txn.open_table(LOG_LEAVES)?;
-        let mut renamed = Vec::new();
-        for item in leaves.iter()? {
+        let mut events = txn.open_table(EVENT_RECORDS)?;
+        let mut old_events = txn.open_table(legacy::EVENTS)?;
+        let mut old_contexts = txn.open_table(legacy::CONTEXTS)?;
+        for item in txn.open_table(LOG_LEAVES)?.iter()? {
             let (k, v) = item?;
-            let bytes = v.value();
-            let (hash, old) = bytes
-                .split_first_chunk::<32>()
-                .ok_or_else(|| undecodable(k.value()))?;
-            let old = std::str::from_utf8(old).map_err(|_| undecodable(k.value()))?;
-            let (j, s, seq) = three_parts(old)?;
-            let mut leaf = hash.to_vec();
-            leaf.extend_from_slice(event_key(&j, &s, seq).as_bytes());
-            renamed.push((k.value().to_owned(), leaf));
+            let leaf = super::decode_leaf(k.value(), v.value())?;
+            let jur = k.value().split(SEP).next().unwrap_or_default();
+            let name = leaf.event_name.as_str();
+            if let Some(event) = old_events.remove(name)? {
+                events.insert(event_key(jur, leaf.index).as_str(), event.value())?;
+            }
+            if let Some(context) = old_contexts.remove(name)? {
+                events.insert(context_key(jur, leaf.index).as_str(), context.value())?;
+            }
+            let step = timelines
+                .get(name)?
+                .map(|g| decode::<StoredStepV7>(g.value()))
+                .transpose()?;
+            if let Some(step) = step {
+                let bytes = with_log_index(&serde_json::to_vec(&step)?, leaf.index)?;
+                timelines.insert(name, bytes.as_slice())?;
+            }
         }
-        for (k, leaf) in renamed {
-            leaves.insert(k.as_str(), leaf.as_slice())?;
+        if let Some(item) = old_events.first()? {
+            return Err(StoreError::Storage(format!(
+                "the store cannot be moved to schema {}: event {} is in no jurisdiction log \
+                 (added behind the log's back); check it with `xueji verify` of the release \
+                 that wrote it",
+                super::SCHEMA_VERSION,
+                item.0.value().replace(SEP, "/")
+            )));
         }
     }
     for t in [
@@ -248,22 +340,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_parse_back_and_a_student_sorts_after_its_events() {
-        let cases = [
-            (tally_state_key("j", "S1"), Record::TallyState),
-            (event_key("j", "S1", 12), Record::Event(12)),
-            (context_key("j", "S1", 12), Record::Context(12)),
-            (step_key("j", "S1", 12), Record::Step(12)),
-        ];
-        for (k, want) in &cases {
-            assert_eq!(parse(k), Some(("j", "S1", *want)), "{k:?}");
-        }
-        assert!(event_key("j", "S1", 999_999_999_999) < tally_state_key("j", "S1"));
-        assert!(tally_state_key("j", "S1") < event_key("j", "S10", 1));
-        assert_eq!(parse("j\u{1f}S1"), None);
-        assert_eq!(parse("j\u{1f}S1\u{1f}000000000001\u{1f}x"), None);
-        assert_eq!(parse("j\u{1f}S1\u{1f}12"), None);
-        assert_eq!(parse("j\u{1f}S1\u{1f}~t\u{1f}e"), None);
-        assert_eq!(parse("j\u{1f}S1\u{1f}~s"), None);
+    fn keys_parse_back() {
+        assert_eq!(
+            parse_event_key(&event_key("j", 12)),
+            Some(("j", 12, Logged::Event))
+        );
+        assert_eq!(
+            parse_event_key(&context_key("j", 12)),
+            Some(("j", 12, Logged::Context))
+        );
+        assert_eq!(
+            parse_timeline_key(&step_key("j", "S1", 3)),
+            Some(("j", "S1", TimelineRecord::Step(3)))
+        );
+        assert_eq!(
+            parse_timeline_key(&tally_state_key("j", "S1")),
+            Some(("j", "S1", TimelineRecord::TallyState))
+        );
+        // The last step and the tally state sit side by side; another student's records after.
+        assert!(step_key("j", "S1", 999_999_999_999) < tally_state_key("j", "S1"));
+        assert!(tally_state_key("j", "S1") < step_key("j", "S10", 1));
+        assert_eq!(parse_event_key("j\u{1f}000000000001\u{1f}x"), None);
+        assert_eq!(parse_event_key("j\u{1f}12\u{1f}e"), None);
+        assert_eq!(parse_timeline_key("j\u{1f}S1\u{1f}12"), None);
+        assert_eq!(parse_timeline_key("j\u{1f}S1\u{1f}~t\u{1f}e"), None);
+    }
+
+    #[test]
+    fn a_prepared_step_takes_its_log_index_last() {
+        let step = br#"[3,"change_class","2025-03-02","enrolled","s1",3,"5"]"#;
+        let stored = with_log_index(step, 41).expect("array");
+        let (step, index) = decode_step(&stored).expect("decodes");
+        assert_eq!((step.seq, index), (3, 41));
+        assert_eq!(step.facts.class.as_deref(), Some("5"));
+        assert!(with_log_index(b"{}", 1).is_err());
     }
 }

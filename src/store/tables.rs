@@ -10,15 +10,17 @@ pub const META: Table = TableDefinition::new("meta");
 pub const SCHOOLS: Table = TableDefinition::new("schools");
 /// `jur␟student` → Student.
 pub const STUDENTS: Table = TableDefinition::new("students");
-/// A student's events with the context each was decided on, side by side, so that an event
-/// rewrites one leaf of one table (schema 8; separate tables before):
-/// `jur␟student␟seq(12)␟e` → Event, `jur␟student␟seq(12)␟c` → its DecisionContext (whose hash is
-/// in the event). Key builders and the parser are in `store::records`.
+/// A jurisdiction's events in the order of its log, each beside the context it was decided on:
+/// `jur␟index(12)␟e` → Event, `jur␟index(12)␟c` → its DecisionContext (whose hash is in the
+/// event). Appended, so the events of one commit fill the same few leaves, however many
+/// students they belong to (schema 8; keyed by student, in two tables, before). A student's
+/// events are found from their timeline steps. Key builders and parsers are in `store::records`.
 pub const EVENT_RECORDS: Table = TableDefinition::new("event_records");
 /// What rosters and statistics read of a student's history, compact, apart from the events:
 ///
-/// - `jur␟student␟seq(12)` → the timeline step of event `seq` (sequence, kind, effective date and
-///   the placement after it, a JSON array), written in the event's transaction;
+/// - `jur␟student␟seq(12)` → the timeline step of event `seq` (sequence, kind, effective date, the
+///   placement after it, and the event's place in the log, a JSON array), written in the
+///   event's transaction;
 /// - `jur␟student␟~t` → the student's `domain::tally::TallyState` (JSON): where their history
 ///   stands for the statistics, so an event dated after all their others needs no timeline read.
 ///   Stored from a student's second event on: a new student's is their one-step timeline.
@@ -52,8 +54,9 @@ pub const TOKENS: Table = TableDefinition::new("tokens");
 pub const TOKEN_IDS: Table = TableDefinition::new("token_ids");
 /// `jur␟effective_from␟content_hash` → stored policy version.
 pub const POLICIES: Table = TableDefinition::new("policy_versions");
-/// `jur␟index(12 digits)` → the event's 32-byte hash then its `EVENT_RECORDS` key: the leaves of the
-/// jurisdiction's Merkle log, in the order the events were committed.
+/// `jur␟index(12 digits)` → the event's 32-byte hash then its name `jur␟student␟seq(12)`: the
+/// leaves of the jurisdiction's Merkle log, in the order the events were committed. The event
+/// itself is stored at the same index (`EVENT_RECORDS`).
 pub const LOG_LEAVES: Table = TableDefinition::new("log_leaves");
 /// `jur` → the log's frontier (size and the roots of its perfect subtrees).
 pub const LOG_HEADS: Table = TableDefinition::new("log_heads");

@@ -505,51 +505,67 @@ fn insert_index(t: &mut Tables<'_>, e: &IndexEntries, id: &str) -> Result<(), Re
     Ok(())
 }
 
-fn event_key(e: &Event) -> String {
-    records::event_key(&e.jurisdiction, &e.student, e.seq)
+/// What the writer stores of one event, besides the student.
+struct Recorded<'a> {
+    event: &'a Event,
+    event_json: &'a [u8],
+    context: Option<&'a [u8]>,
+    sealed: &'a SealedEvent,
+    tallies: &'a DatedCounts,
+    /// `None` for a new student (see `TIMELINES`).
+    tally_state: Option<&'a [u8]>,
 }
 
-fn context_key(e: &Event) -> String {
-    records::context_key(&e.jurisdiction, &e.student, e.seq)
-}
-
-/// Appends an event to its jurisdiction's Merkle log, in the transaction that stores it.
-fn append_to_log(t: &mut Tables<'_>, e: &Event, sealed: &SealedEvent) -> Result<(), Refusal> {
+/// Appends an event to its jurisdiction's Merkle log and stores it with its context at that
+/// place of the log, so that a batch's events fill the same few leaves; returns the place.
+fn append_to_log(t: &mut Tables<'_>, r: &Recorded<'_>) -> Result<u64, Refusal> {
+    let e = r.event;
     let mut frontier = match t.log_heads.get(e.jurisdiction.as_str())? {
         Some(g) => Frontier::from_bytes(g.value())
             .ok_or_else(|| StoreError::Storage("undecodable log head".into()))?,
         None => Frontier::default(),
     };
-    let mut leaf = sealed.hash.to_vec();
-    leaf.extend_from_slice(event_key(e).as_bytes());
+    let index = frontier.size;
+    let mut leaf = r.sealed.hash.to_vec();
+    leaf.extend_from_slice(records::event_name(e).as_bytes());
     t.log_leaves.insert(
-        key(&[&e.jurisdiction, &log_index_part(frontier.size)]).as_str(),
+        key(&[&e.jurisdiction, &log_index_part(index)]).as_str(),
         leaf.as_slice(),
     )?;
-    frontier.push(merkle::leaf_hash(&sealed.hash));
+    frontier.push(merkle::leaf_hash(&r.sealed.hash));
     t.log_heads
         .insert(e.jurisdiction.as_str(), frontier.to_bytes().as_slice())?;
-    Ok(())
+    t.events.insert(
+        records::event_key(&e.jurisdiction, index).as_str(),
+        r.event_json,
+    )?;
+    if let Some(c) = r.context {
+        t.events
+            .insert(records::context_key(&e.jurisdiction, index).as_str(), c)?;
+    }
+    Ok(index)
+}
+
+/// Stores an event (see [`append_to_log`]) and what derives from it, in its transaction.
+fn record_event(t: &mut Tables<'_>, r: &Recorded<'_>) -> Result<(), Refusal> {
+    let index = append_to_log(t, r)?;
+    record_step(t, r, index)
 }
 
 /// Appends an event's step to its student's timeline, records the school it places the student
 /// at, and adds how the student's statistics change to the batch's, in the transaction that
 /// stores the event.
-fn record_step(
-    t: &mut Tables<'_>,
-    e: &Event,
-    sealed: &SealedEvent,
-    (tallies, tally_state): (&DatedCounts, Option<&[u8]>),
-) -> Result<(), Refusal> {
-    if let Some(state) = tally_state {
+fn record_step(t: &mut Tables<'_>, r: &Recorded<'_>, log_index: u64) -> Result<(), Refusal> {
+    let e = r.event;
+    if let Some(state) = r.tally_state {
         t.timelines.insert(
             records::tally_state_key(&e.jurisdiction, &e.student).as_str(),
             state,
         )?;
     }
-    t.timelines
-        .insert(step_key(e).as_str(), sealed.step.as_slice())?;
-    tally::merge_into(&mut t.pending_tallies, &e.jurisdiction, tallies);
+    let step = records::with_log_index(&r.sealed.step, log_index)?;
+    t.timelines.insert(step_key(e).as_str(), step.as_slice())?;
+    tally::merge_into(&mut t.pending_tallies, &e.jurisdiction, r.tallies);
     let member = key(&[&e.jurisdiction, &e.after.school, &e.student]);
     if t.school_members.get(member.as_str())?.is_none() {
         t.school_members.insert(member.as_str(), &[][..])?;
@@ -659,15 +675,19 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 student_json.as_slice(),
             )?;
             insert_index(t, entries, &student.id)?;
-            t.events
-                .insert(event_key(event).as_str(), event_json.as_slice())?;
-            append_to_log(t, event, sealed)?;
             // A new student's tally state is their admission step alone: it is stored with
             // their second event, which reads their one-step timeline instead.
-            record_step(t, event, sealed, (tallies, None))?;
-            if let Some(c) = context {
-                t.events.insert(context_key(event).as_str(), c.as_slice())?;
-            }
+            record_event(
+                t,
+                &Recorded {
+                    event,
+                    event_json,
+                    context: context.as_deref(),
+                    sealed,
+                    tallies,
+                    tally_state: None,
+                },
+            )?;
         }
         (
             Command::RecordEvent {
@@ -731,13 +751,17 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
             remove_index(t, &stale)?;
             insert_index(t, &fresh, &after.id)?;
             t.students.insert(k.as_str(), after_json.as_slice())?;
-            t.events
-                .insert(event_key(event).as_str(), event_json.as_slice())?;
-            append_to_log(t, event, sealed)?;
-            record_step(t, event, sealed, (tallies, Some(tally_state)))?;
-            if let Some(c) = context {
-                t.events.insert(context_key(event).as_str(), c.as_slice())?;
-            }
+            record_event(
+                t,
+                &Recorded {
+                    event,
+                    event_json,
+                    context: context.as_deref(),
+                    sealed,
+                    tallies,
+                    tally_state: Some(tally_state),
+                },
+            )?;
             if let (Some(r), Some(o)) = (close_request, old_request) {
                 put_request(t, Some(&o), r)?;
             }

@@ -173,7 +173,8 @@ fn a_flipped_byte_in_an_event_is_reported_with_the_event() {
     drop(t.xueji);
     with_raw(&path, |txn| {
         let mut events = txn.open_table(EVENT_RECORDS).expect("records");
-        let k = xueji_key(&[JUR, &s.id, "000000000002", "e"]);
+        // The student's second event, the log's second leaf.
+        let k = xueji_key(&[JUR, "000000000001", "e"]);
         let v = events
             .get(k.as_str())
             .expect("get")
@@ -212,7 +213,8 @@ fn dropping_the_last_event_is_detected_even_when_the_log_is_rewritten() {
     let cp = checkpoint_of(&t.xueji);
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
-    let last = xueji_key(&[JUR, &b.id, "000000000002", "e"]);
+    // The second student's second event, the log's fourth leaf.
+    let last = xueji_key(&[JUR, "000000000003", "e"]);
 
     // A careless attacker deletes the event row: the log still names it.
     let careless = t.dir.path().join("careless.redb");

@@ -68,7 +68,8 @@ fn a_modified_event_is_reported_with_its_sequence_number() {
     tamper(&path, |rows| {
         let (_, v) = rows
             .iter_mut()
-            .find(|(k, _)| k.ends_with("000000000001\u{1f}e"))
+            // The first event is the log's first.
+            .find(|(k, _)| k.ends_with("000000000000\u{1f}e"))
             .expect("first event");
         *v = String::from_utf8(v.clone())
             .expect("utf-8")
@@ -89,7 +90,7 @@ fn a_dropped_last_event_is_reported_against_the_recorded_head() {
     let path = t.dir.path().join("xueji.redb");
     drop(t.xueji);
     tamper(&path, |rows| {
-        rows.retain(|(k, _)| !k.ends_with("000000000002\u{1f}e"))
+        rows.retain(|(k, _)| !k.ends_with("000000000001\u{1f}e"))
     });
     let store = xueji::store::Store::open(&path).expect("reopen");
     let student = store.student(&s.id).expect("read").expect("present");

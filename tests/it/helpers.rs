@@ -387,7 +387,8 @@ pub fn class_change_writers(
         .collect()
 }
 
-/// The table of events and their contexts (schema 8), and a key of it or of `timeline_steps`.
+/// The table of events and their contexts by place in the log (schema 8), and a key of it or of
+/// `timeline_steps`.
 pub const EVENT_RECORDS: redb::TableDefinition<'static, &'static str, &'static [u8]> =
     redb::TableDefinition::new("event_records");
 
@@ -396,8 +397,9 @@ pub fn record_key(parts: &[&str]) -> String {
 }
 
 /// Rewrites a store in the layout of schema 7 (events, contexts and tally states each in a table
-/// of their own), as a store written by an older build holds it; an older schema's own changes
-/// can be undone on top. Opening it must move everything back.
+/// of their own, keyed by student; steps without the event's place in the log), as a store
+/// written by an older build holds it; an older schema's own changes can be undone on top.
+/// Opening it must move everything back.
 pub fn as_schema_7(txn: &redb::WriteTransaction) {
     use redb::{ReadableTable, TableDefinition};
     type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -410,10 +412,16 @@ pub fn as_schema_7(txn: &redb::WriteTransaction) {
             .collect::<Result<_, _>>()
             .expect("rows")
     };
+    let leaves: Raw = TableDefinition::new("log_leaves");
+    let names: std::collections::BTreeMap<String, String> = rows_of(leaves)
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v[32..].to_vec()).expect("name")))
+        .collect();
     let rows = rows_of(EVENT_RECORDS);
     assert!(!rows.is_empty());
     for (k, v) in &rows {
-        let (head, kind) = k.rsplit_once('\u{1f}').expect("kind");
+        let (place, kind) = k.rsplit_once('\u{1f}').expect("kind");
+        let name = &names[place];
         let table: Raw = match kind {
             "e" => TableDefinition::new("events"),
             "c" => TableDefinition::new("decision_contexts"),
@@ -421,7 +429,7 @@ pub fn as_schema_7(txn: &redb::WriteTransaction) {
         };
         txn.open_table(table)
             .expect("legacy table")
-            .insert(head, v.as_slice())
+            .insert(name.as_str(), v.as_slice())
             .expect("insert");
     }
     txn.delete_table(EVENT_RECORDS).expect("drop records");
@@ -437,23 +445,20 @@ pub fn as_schema_7(txn: &redb::WriteTransaction) {
                 .expect("steps")
                 .remove(k.as_str())
                 .expect("remove");
+        } else {
+            let mut step: Vec<serde_json::Value> = serde_json::from_slice(&v).expect("step");
+            assert_eq!(
+                step.len(),
+                8,
+                "a step ends with its event's place in the log"
+            );
+            step.pop();
+            let bytes = serde_json::to_vec(&step).expect("encode");
+            txn.open_table(steps)
+                .expect("steps")
+                .insert(k.as_str(), bytes.as_slice())
+                .expect("insert");
         }
-    }
-    let leaves_table: Raw = TableDefinition::new("log_leaves");
-    let mut leaves = txn.open_table(leaves_table).expect("leaves");
-    let renamed: Vec<(String, Vec<u8>)> = leaves
-        .iter()
-        .expect("iter")
-        .map(|r| {
-            let (k, v) = r.expect("leaf");
-            let mut leaf = v.value().to_vec();
-            assert!(leaf.ends_with("\u{1f}e".as_bytes()));
-            leaf.truncate(leaf.len() - 2);
-            (k.value().to_owned(), leaf)
-        })
-        .collect();
-    for (k, leaf) in renamed {
-        leaves.insert(k.as_str(), leaf.as_slice()).expect("rename");
     }
     let meta: Raw = TableDefinition::new("meta");
     txn.open_table(meta)

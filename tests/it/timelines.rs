@@ -472,3 +472,30 @@ fn a_store_in_the_layout_of_schema_7_is_moved_on_open() {
         assert!(txn.open_table(table).is_err(), "{gone} is gone");
     }
 }
+
+/// An event that no log leaf names (added behind the log's back) has no place in schema 8's
+/// layout: the move is refused with the event named, and the file stays as it was.
+#[test]
+fn a_store_with_an_event_outside_the_log_is_not_moved() {
+    let t = engine();
+    let ids = history(&t.xueji);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    let forged = record_key(&[JUR, &ids[0], "000000000099"]);
+    with_raw(&path, |txn| {
+        as_schema_7(txn);
+        let events: Raw = TableDefinition::new("events");
+        txn.open_table(events)
+            .expect("events")
+            .insert(forged.as_str(), b"{}".as_slice())
+            .expect("insert");
+    });
+    let e = xueji::store::Store::open(&path).err().expect("refused");
+    assert!(e.to_string().contains("000000000099"), "{e}");
+    assert!(e.to_string().contains("xueji verify"), "{e}");
+    let db = Database::open(&path).expect("open");
+    let txn = db.begin_read().expect("read");
+    let meta = txn.open_table(META).expect("meta");
+    let schema = meta.get("schema_version").expect("get").expect("set");
+    assert_eq!(schema.value(), b"7");
+}
