@@ -32,7 +32,7 @@ use crate::domain::{
     TransitionKind,
 };
 pub use backup::{BackupSource, ReadOnlyStore, write_copy};
-use records::{Logged, TimelineRecord, each_timeline, encode_step, read_timeline};
+use records::{Logged, each_timeline, encode_step, read_timeline};
 use tables::*;
 pub use tally::TallyCheck;
 pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
@@ -40,9 +40,9 @@ pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 /// The on-disk schema this build writes. A file of a newer schema is refused.
 /// Schema 2 added the jurisdiction Merkle log, schema 3 the timelines and school members, schema 4
 /// the statistics counters, schema 5 the ID-number index keyed by place and birth date first,
-/// schema 6 the students' tally states, schema 7 one timeline record per step, schema 8 each event
-/// beside its context (`EVENT_RECORDS`) and each tally state beside the timeline's last step;
-/// opening an older file builds what it lacks once.
+/// schema 6 the students' tally states, schema 7 one timeline record per step, schema 8 events and
+/// their contexts in the order of the log (`EVENT_RECORDS`) and each tally state beside the
+/// timeline's last step; opening an older file builds what it lacks once.
 pub const SCHEMA_VERSION: u64 = 8;
 
 /// redb's page cache. Pages beyond it are read from the operating system's file cache, which
@@ -594,7 +594,7 @@ impl Store {
 
     /// `(key, event)` of a jurisdiction's events in log order, after the cursor key `after`
     /// (exclusive), at most `limit`.
-    fn events_under(
+    pub fn events_of_jurisdiction(
         &self,
         jurisdiction: &str,
         after: Option<&str>,
@@ -679,7 +679,6 @@ impl Store {
         else {
             return Ok(None);
         };
-        let (start, end) = prefix_range(&[&jur, id]);
         let Some(student) = txn
             .open_table(STUDENTS)?
             .get(key(&[&jur, id]).as_str())?
@@ -688,32 +687,15 @@ impl Store {
         else {
             return Ok(None);
         };
-        let event_records = txn.open_table(EVENT_RECORDS)?;
-        let (mut events, mut steps, mut tally_state) = (Vec::new(), Vec::new(), None);
-        for item in txn
-            .open_table(TIMELINES)?
-            .range(start.as_str()..end.as_str())?
-        {
-            let (k, v) = item?;
-            match records::parse_timeline_key(k.value()).map(|(_, _, r)| r) {
-                Some(TimelineRecord::TallyState) => {
-                    tally_state = Some(decode::<TallyState>(v.value())?);
-                }
-                Some(TimelineRecord::Step(_)) => {
-                    let (step, index) = records::decode_step(v.value())?;
-                    if let Some(g) = event_records.get(records::event_key(&jur, index).as_str())? {
-                        events.push(decode::<Event>(g.value())?);
-                    }
-                    steps.push(step);
-                }
-                None => {
-                    return Err(StoreError::Storage(format!(
-                        "undecodable record key {}",
-                        k.value().replace(SEP, "/")
-                    )));
-                }
-            }
-        }
+        let timelines = txn.open_table(TIMELINES)?;
+        let (steps, indices): (Vec<Step>, Vec<u64>) = records::read_steps(&timelines, &jur, id)?
+            .into_iter()
+            .unzip();
+        let events = records::events_at(&txn.open_table(EVENT_RECORDS)?, &jur, indices)?;
+        let tally_state = timelines
+            .get(records::tally_state_key(&jur, id).as_str())?
+            .map(|g| decode::<TallyState>(g.value()))
+            .transpose()?;
         let timeline = (!steps.is_empty()).then(|| Timeline::new(id.to_owned(), steps));
         let members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
         let mut listed_at = std::collections::BTreeSet::new();
@@ -851,14 +833,12 @@ impl Store {
             return Ok(Vec::new());
         };
         let txn = &snapshot.txn;
-        let event_records = txn.open_table(EVENT_RECORDS)?;
-        let mut out = Vec::new();
-        for (_, index) in records::read_steps(&txn.open_table(TIMELINES)?, &jur, student)? {
-            if let Some(g) = event_records.get(records::event_key(&jur, index).as_str())? {
-                out.push(decode(g.value())?);
-            }
-        }
-        Ok(out)
+        let steps = records::read_steps(&txn.open_table(TIMELINES)?, &jur, student)?;
+        records::events_at(
+            &txn.open_table(EVENT_RECORDS)?,
+            &jur,
+            steps.into_iter().map(|(_, index)| index),
+        )
     }
 
     /// The context a recorded decision was taken on.
@@ -876,16 +856,6 @@ impl Store {
             EVENT_RECORDS,
             &records::context_key(&event.jurisdiction, index),
         )
-    }
-
-    /// Every event of a jurisdiction, in log order, after `after` (a key), at most `limit`.
-    pub fn events_of_jurisdiction(
-        &self,
-        jurisdiction: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Event)>, StoreError> {
-        self.events_under(jurisdiction, after, limit)
     }
 
     /// The timeline of every student ever placed at a school (by any event): what a roster of

@@ -169,8 +169,26 @@ pub(crate) fn read_steps(
     let mut out = Vec::new();
     for item in timelines.range(start.as_str()..end.as_str())? {
         let (k, v) = item?;
-        if let Some((_, _, TimelineRecord::Step(_))) = parse_timeline_key(k.value()) {
-            out.push(decode_step(v.value())?);
+        match parse_timeline_key(k.value()) {
+            Some((_, _, TimelineRecord::Step(_))) => out.push(decode_step(v.value())?),
+            Some((_, _, TimelineRecord::TallyState)) => {}
+            None => return Err(undecodable(k.value())),
+        }
+    }
+    Ok(out)
+}
+
+/// The events at the given places of a jurisdiction's log, in that order; a place holding no
+/// event is skipped (the chain check then reports the gap).
+pub(crate) fn events_at(
+    event_records: &impl ReadableTable<&'static str, &'static [u8]>,
+    jurisdiction: &str,
+    indices: impl IntoIterator<Item = u64>,
+) -> Result<Vec<Event>, StoreError> {
+    let mut out = Vec::new();
+    for index in indices {
+        if let Some(g) = event_records.get(event_key(jurisdiction, index).as_str())? {
+            out.push(decode(g.value())?);
         }
     }
     Ok(out)
