@@ -48,6 +48,8 @@ mod cedar;
 #[path = "engine_parts/metered.rs"]
 mod metered;
 use metered::{MeteredBackend, Meters};
+#[path = "engine_parts/floor.rs"]
+mod floor;
 #[path = "engine_parts/http_load.rs"]
 mod http_load;
 #[path = "engine_parts/scale.rs"]
@@ -79,7 +81,8 @@ struct Config {
     students_per_writer: usize,
     /// Students bulk-imported by the scale part (`engine_parts/scale.rs`).
     scale_students: usize,
-    /// `--only http|scale|tps`: run that part alone (while working on it); writes no summary.
+    /// `--only http|scale|tps|floor`: run that part alone (while working on it); writes no
+    /// summary.
     only: Option<Part>,
 }
 
@@ -91,6 +94,8 @@ enum Part {
     /// The durable transitions alone (1, 16 and 64 writers, each after an fsync baseline), for
     /// profiling the write path.
     Tps,
+    /// redb alone committing the records of 16 to 128 transitions a commit (`floor.rs`).
+    Floor,
 }
 
 impl Config {
@@ -101,7 +106,8 @@ impl Config {
                 Some("http") => Part::Http,
                 Some("scale") => Part::Scale,
                 Some("tps") => Part::Tps,
-                other => panic!("--only {other:?}: the parts are http, scale and tps"),
+                Some("floor") => Part::Floor,
+                other => panic!("--only {other:?}: the parts are http, scale, tps and floor"),
             }
         });
         let env_quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -975,7 +981,7 @@ fn target_dir() -> PathBuf {
         .map_or_else(|| tmp.to_path_buf(), Path::to_path_buf)
 }
 
-/// `--only http|scale|tps`: one part alone, its figures printed, no summary written.
+/// `--only http|scale|tps|floor`: one part alone, its figures printed, no summary written.
 fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
     let mut bench_set = PackageSet {
         packages: BTreeMap::new(),
@@ -996,6 +1002,7 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         Part::Http => owned(http_load::run(cfg, root.path(), &bench_set)?),
         Part::Scale => owned(scale::run(cfg, root.path(), &bench_set)?),
         Part::Tps => tps_alone(cfg, root.path(), &bench_set)?,
+        Part::Floor => floor_alone(cfg, root.path(), &bench_set)?,
     };
     for (name, v, digits) in &figures {
         println!("  {name:<40} {}", round_to(*v, *digits));
@@ -1048,6 +1055,47 @@ fn tps_alone(
             (name("cpu_cores"), r.cpu_cores, 2),
             (name("p99_us"), r.lat_p99_us, 0),
         ]);
+    }
+    Ok(figures)
+}
+
+/// The sizes of the records one `change_class` writes, from a real transition.
+fn floor_sizes(root: &Path, set: &PackageSet) -> Result<floor::RecordSizes, String> {
+    let engine = open_engine(root, set)?;
+    let ids = enrol(&engine.xueji, 1, 1)?;
+    match engine
+        .xueji
+        .transition(&ids[0], change_class("5"), &actor(), false)
+    {
+        Ok(Outcome::Applied { .. }) => {}
+        other => return Err(format!("change_class: {other:?}")),
+    }
+    floor::RecordSizes::of(&engine.xueji, &ids[0])
+}
+
+/// The floor at several batch sizes, after an fsync baseline.
+fn floor_alone(
+    cfg: &Config,
+    root: &Path,
+    set: &PackageSet,
+) -> Result<Vec<(String, f64, i32)>, String> {
+    let sizes = floor_sizes(root, set)?;
+    eprintln!(
+        "  record sizes: student {} B, event {} B, context {} B, step {} B",
+        sizes.student, sizes.event, sizes.context, sizes.step
+    );
+    let students = WRITER_COUNTS.iter().copied().max().unwrap_or(1) * cfg.students_per_writer;
+    let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
+    let (fsync, _) = fsync_rate(dir.path(), cfg.fsync_window / 2).map_err(|e| e.to_string())?;
+    let mut figures = vec![("fsync_per_s_before".to_owned(), fsync, 0)];
+    for batch in [16, 32, 64, 128] {
+        let tps = floor::tps(root, sizes, students, batch, cfg.tps_window)?;
+        figures.push((format!("redb_floor_tps_batch_{batch}"), tps, 0));
+        figures.push((
+            format!("redb_floor_batch_{batch}_over_fsync"),
+            tps / fsync,
+            2,
+        ));
     }
     Ok(figures)
 }
@@ -1624,6 +1672,29 @@ fn main() -> Result<(), String> {
             r.tps
         );
         put("tps_ceiling_from_scattered_writes", ceiling, 0);
+        // What redb alone commits with the same records: at the batch these 64 writers formed,
+        // and at 64, the most 64 closed-loop writers can ever put in one commit.
+        let per_commit = (r.per_sync * syncs_per_commit).round().max(1.0);
+        let sizes = floor_sizes(&root, &bench_set)?;
+        let students = max_writers * cfg.students_per_writer;
+        let floor_same = floor::tps(&root, sizes, students, per_commit as usize, cfg.tps_window)?;
+        let floor_64 = floor::tps(&root, sizes, students, 64, cfg.tps_window)?;
+        println!(
+            "  redb alone, same records (student {} B, event {} B, context {} B, step {} B), \
+             one thread, nothing else: {floor_same:.0} tps at {per_commit:.0} a commit (the batch 64 writers formed; \
+             xueji reaches {:.0}%), {floor_64:.0} tps at 64 a commit ({:.2}× fsync)",
+            sizes.student,
+            sizes.event,
+            sizes.context,
+            sizes.step,
+            100.0 * r.tps / floor_same,
+            floor_64 / fsync
+        );
+        put("transitions_per_commit_64_writers", per_commit, 0);
+        put("redb_floor_tps_same_batch", floor_same, 0);
+        put("tps_64_over_redb_floor", r.tps / floor_same, 2);
+        put("redb_floor_tps_batch_64", floor_64, 0);
+        put("redb_floor_batch_64_over_fsync", floor_64 / fsync, 2);
     }
 
     let (replayed, replay, reproduce, chain) = replay_run(&cfg, &root, &bench_set, &bench_policy)?;
