@@ -64,6 +64,60 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Token records by hash, so that authenticating a request reads no store. Every token write
+/// goes through the service of this process (`xueji token` needs the server stopped), which
+/// calls [`TokenCache::invalidate`] once the write is committed.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    inner: std::sync::RwLock<CachedTokens>,
+}
+
+#[derive(Debug, Default)]
+struct CachedTokens {
+    /// Moves on every invalidation: a record read from the store before one is not cached.
+    generation: u64,
+    records: std::collections::HashMap<String, TokenRecord>,
+}
+
+impl TokenCache {
+    /// The most records kept; beyond, the cache starts again empty. Only stored tokens are
+    /// cached, so guessing tokens cannot grow it.
+    const CAPACITY: usize = 4096;
+
+    pub fn get(&self, hash: &str) -> Option<TokenRecord> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.records.get(hash).cloned()
+    }
+
+    /// Take before reading the store; pass to [`TokenCache::insert`] with what was read.
+    pub fn generation(&self) -> u64 {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
+    }
+
+    /// Caches a record read from the store, unless a token was written since `generation`
+    /// was taken (the record read may predate that write).
+    pub fn insert(&self, hash: String, record: TokenRecord, generation: u64) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if inner.generation != generation {
+            return;
+        }
+        if inner.records.len() >= Self::CAPACITY {
+            inner.records.clear();
+        }
+        inner.records.insert(hash, record);
+    }
+
+    /// Forgets every record: a token was created, changed or revoked.
+    pub fn invalidate(&self) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.generation += 1;
+        inner.records.clear();
+    }
+}
+
 /// A new random token: 32 bytes of OS randomness, URL-safe.
 pub fn generate_token() -> String {
     use rand::RngCore;
@@ -199,5 +253,61 @@ impl Role {
                 extra: true,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, revoked: bool) -> TokenRecord {
+        TokenRecord {
+            id: id.into(),
+            role: Role::Registrar,
+            jurisdiction: None,
+            area: None,
+            school: Some("s1".into()),
+            class: None,
+            student: None,
+            label: None,
+            created_at: "2026-11-29T00:00:00Z".into(),
+            created_by: None,
+            revoked,
+        }
+    }
+
+    #[test]
+    fn a_token_cache_forgets_on_every_write_and_never_keeps_a_read_from_before_one() {
+        let cache = TokenCache::default();
+        let before = cache.generation();
+        cache.insert("h1".into(), record("tok_1", false), before);
+        assert_eq!(cache.get("h1"), Some(record("tok_1", false)));
+
+        // A revocation commits while a request is reading the old record: the request must not
+        // put the old record back.
+        let read_started = cache.generation();
+        cache.invalidate();
+        assert_eq!(cache.get("h1"), None);
+        cache.insert("h1".into(), record("tok_1", false), read_started);
+        assert_eq!(
+            cache.get("h1"),
+            None,
+            "a read older than the write is not cached"
+        );
+        cache.insert("h1".into(), record("tok_1", true), cache.generation());
+        assert_eq!(cache.get("h1"), Some(record("tok_1", true)));
+    }
+
+    #[test]
+    fn a_full_token_cache_starts_again_rather_than_grow() {
+        let cache = TokenCache::default();
+        let g = cache.generation();
+        for i in 0..TokenCache::CAPACITY {
+            cache.insert(format!("h{i}"), record("tok", false), g);
+        }
+        assert!(cache.get("h0").is_some());
+        cache.insert("last".into(), record("tok", false), g);
+        assert!(cache.get("h0").is_none());
+        assert!(cache.get("last").is_some());
     }
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
-use crate::auth::{Role, TokenRecord, generate_token, token_hash};
+use crate::auth::{Role, TokenCache, TokenRecord, generate_token, token_hash};
 use crate::domain::event::{
     BadEvent, ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain,
 };
@@ -412,6 +412,7 @@ const PERSONAL_FIELDS: &[&str] = &[
 pub struct Xueji {
     store: Store,
     policies: Arc<PolicyRegistry>,
+    tokens: TokenCache,
 }
 
 impl Xueji {
@@ -420,7 +421,11 @@ impl Xueji {
         if let Ok(Some(last)) = store.last_student_id() {
             note_student_id(&last);
         }
-        Xueji { store, policies }
+        Xueji {
+            store,
+            policies,
+            tokens: TokenCache::default(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -619,6 +624,21 @@ impl Xueji {
         actor: &Actor,
         dry_run: bool,
     ) -> Result<Outcome> {
+        self.transition_in_scope(student_id, input, actor, dry_run, |_, _| true)
+    }
+
+    /// [`Xueji::transition`] for a caller who may see only some students: one the caller may
+    /// not see (`in_scope` says no, given the student and their school, as stored in the
+    /// snapshot the transition is decided on) is reported not found, before anything about it
+    /// is checked or decided.
+    pub fn transition_in_scope(
+        &self,
+        student_id: &str,
+        input: TransitionInput,
+        actor: &Actor,
+        dry_run: bool,
+        in_scope: impl Fn(&Student, &School) -> bool,
+    ) -> Result<Outcome> {
         input.validate()?;
         if input.kind == TransitionKind::Admit {
             return Err(FieldError::new(
@@ -634,6 +654,13 @@ impl Xueji {
             // One read transaction for the student, the schools and the statistics change.
             let snapshot = self.store.snapshot()?;
             let student = student_in(&snapshot, student_id)?;
+            let school = school_in(&snapshot, &student.school)?;
+            if !in_scope(&student, &school) {
+                return Err(ServiceError::NotFound {
+                    what: "student",
+                    id: student_id.into(),
+                });
+            }
             if let Some(expected) = input.expected_version
                 && expected != student.version
             {
@@ -643,7 +670,7 @@ impl Xueji {
                 }
                 .into());
             }
-            let (school, decision) = self.decide(&snapshot, &student, &input, false)?;
+            let decision = self.decide(&snapshot, &student, &school, &input, false)?;
             if dry_run {
                 return Ok(Outcome::DryRun { decision });
             }
@@ -718,16 +745,16 @@ impl Xueji {
         &self,
         snapshot: &Snapshot<'_>,
         student: &Student,
+        school: &School,
         input: &TransitionInput,
         sweep: bool,
-    ) -> Result<(School, Decision)> {
+    ) -> Result<Decision> {
         if !input.kind.allowed_from().contains(&student.status) {
             return Err(ServiceError::InvalidTransition {
                 kind: input.kind,
                 status: student.status,
             });
         }
-        let school = school_in(snapshot, &student.school)?;
         if input.kind == TransitionKind::Transfer {
             let to = input.param_str("to_school").ok_or_else(|| {
                 InvalidInput::from(FieldError::new(
@@ -773,12 +800,12 @@ impl Xueji {
             &policy,
             Case {
                 student,
-                school: &school,
+                school,
                 input,
                 sweep,
             },
         )?;
-        Ok((school, decision))
+        Ok(decision)
     }
 
     /// Validates the new values of an information change before any policy sees it.
@@ -1052,7 +1079,8 @@ impl Xueji {
             }
             let snapshot = self.store.snapshot()?;
             let student = student_in(&snapshot, &request.student)?;
-            let (school, decision) = self.decide(&snapshot, &student, &request.input, false)?;
+            let school = school_in(&snapshot, &student.school)?;
+            let decision = self.decide(&snapshot, &student, &school, &request.input, false)?;
             next.final_decision = Some(decision.clone());
             if !decision.allowed {
                 next.status = RequestStatus::Denied;
@@ -1202,8 +1230,9 @@ impl Xueji {
                 }
                 let input = TransitionInput::new(on_expiry, as_of);
                 report.evaluated += 1;
-                let (school, decision) = match self.decide(&snapshot, &student, &input, true) {
-                    Ok(decided) => decided,
+                let school = school_in(&snapshot, &student.school)?;
+                let decision = match self.decide(&snapshot, &student, &school, &input, true) {
+                    Ok(decision) => decision,
                     Err(ServiceError::Policy(e)) => {
                         report.failed.push(SweepFailure {
                             student: student_id.clone(),
@@ -1302,10 +1331,7 @@ impl Xueji {
         let token = generate_token();
         record.id = random_id("tok");
         record.created_at = now_rfc3339();
-        self.store.submit(Command::PutToken {
-            hash: token_hash(&token),
-            record: Box::new(record.clone()),
-        })?;
+        self.put_token(token_hash(&token), &record)?;
         Ok((token, record))
     }
 
@@ -1328,10 +1354,7 @@ impl Xueji {
             created_by: None,
             revoked: false,
         };
-        self.store.submit(Command::PutToken {
-            hash,
-            record: Box::new(record.clone()),
-        })?;
+        self.put_token(hash, &record)?;
         Ok(record)
     }
 
@@ -1351,16 +1374,37 @@ impl Xueji {
                 id: id.into(),
             })?;
         record.revoked = true;
-        self.store.submit(Command::PutToken {
+        self.put_token(hash, &record)?;
+        Ok(record)
+    }
+
+    /// Stores a token record, then drops every cached one (even if the write failed: the
+    /// store decides what holds).
+    fn put_token(&self, hash: String, record: &TokenRecord) -> Result<()> {
+        let written = self.store.submit(Command::PutToken {
             hash,
             record: Box::new(record.clone()),
-        })?;
-        Ok(record)
+        });
+        self.tokens.invalidate();
+        written?;
+        Ok(())
     }
 
     /// The token record of a bearer token, unless unknown or revoked.
     pub fn authenticate(&self, token: &str) -> Result<Option<TokenRecord>> {
-        Ok(self.store.token(&token_hash(token))?.filter(|r| !r.revoked))
+        let hash = token_hash(token);
+        let record = match self.tokens.get(&hash) {
+            Some(cached) => Some(cached),
+            None => {
+                let generation = self.tokens.generation();
+                let stored = self.store.token(&hash)?;
+                if let Some(r) = &stored {
+                    self.tokens.insert(hash, r.clone(), generation);
+                }
+                stored
+            }
+        };
+        Ok(record.filter(|r| !r.revoked))
     }
 }
 

@@ -469,9 +469,10 @@ async fn transition(
     }
     let role = c.role;
     let outcome = blocking(&state, move |x| {
-        visible_student(x, &c, &id)?;
-        x.transition(&id, input, &actor(&c), q.dry_run)
-            .map_err(ApiError::from)
+        x.transition_in_scope(&id, input, &actor(&c), q.dry_run, |student, school| {
+            scope::student(&c, student, school)
+        })
+        .map_err(ApiError::from)
     })
     .await?;
     Ok(outcome_response(&state, outcome, role))

@@ -211,6 +211,61 @@ fn dry_run_stores_nothing() {
 }
 
 #[test]
+fn a_student_out_of_scope_is_not_found_before_anything_is_decided() {
+    let t = engine();
+    let s = enrolled(&t.xueji, "钱八", 6);
+    let seen = std::cell::RefCell::new(Vec::new());
+    let other_school = |student: &xueji::domain::Student, school: &xueji::domain::School| {
+        seen.borrow_mut()
+            .push((student.id.clone(), school.id.clone()));
+        school.id == "another-school"
+    };
+    // Resume from `enrolled` is refused by the state machine: an out-of-scope caller must not
+    // learn that (it would reveal the student's status), only that there is no such student.
+    for (kind, dry_run) in [
+        (TransitionKind::ChangeClass, false),
+        (TransitionKind::ChangeClass, true),
+        (TransitionKind::Resume, false),
+    ] {
+        let mut input = TransitionInput::new(kind, d("2025-03-02"));
+        if kind == TransitionKind::ChangeClass {
+            input.params.insert("class".into(), json!("5"));
+        }
+        let err = t
+            .xueji
+            .transition_in_scope(&s.id, input, &registrar(), dry_run, other_school)
+            .expect_err("out of scope");
+        assert!(
+            matches!(err, ServiceError::NotFound { what: "student", ref id } if *id == s.id),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        seen.borrow().first(),
+        Some(&(s.id.clone(), s.school.clone())),
+        "the scope is asked about the stored student and their school"
+    );
+    let stored = t.xueji.student(&s.id).expect("student");
+    assert_eq!(
+        (stored.version, stored.class.as_deref()),
+        (s.version, Some("4"))
+    );
+    assert_eq!(t.xueji.events(&s.id).expect("events").len(), 2);
+
+    let mut input = TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
+    input.params.insert("class".into(), json!("5"));
+    let own_school =
+        |_: &xueji::domain::Student, school: &xueji::domain::School| school.id == s.school;
+    let out = t
+        .xueji
+        .transition_in_scope(&s.id, input, &registrar(), false, own_school)
+        .expect("in scope");
+    assert!(
+        matches!(out, Outcome::Applied { ref student, .. } if student.class.as_deref() == Some("5"))
+    );
+}
+
+#[test]
 fn state_machine_and_params_are_checked_before_the_policy() {
     let t = engine();
     let s = admit(&t.xueji, "孙七", 5);
