@@ -654,12 +654,15 @@ impl Xueji {
             // One read transaction for the student, the schools and the statistics change.
             let snapshot = self.store.snapshot()?;
             let student = student_in(&snapshot, student_id)?;
-            let school = school_in(&snapshot, &student.school)?;
+            let not_found = || ServiceError::NotFound {
+                what: "student",
+                id: student_id.into(),
+            };
+            // A school missing from the store (no command deletes one) must not tell a caller
+            // out of scope that the student exists, nor name their school.
+            let school = snapshot.school(&student.school)?.ok_or_else(not_found)?;
             if !in_scope(&student, &school) {
-                return Err(ServiceError::NotFound {
-                    what: "student",
-                    id: student_id.into(),
-                });
+                return Err(not_found());
             }
             if let Some(expected) = input.expected_version
                 && expected != student.version

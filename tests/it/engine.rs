@@ -266,6 +266,31 @@ fn a_student_out_of_scope_is_not_found_before_anything_is_decided() {
 }
 
 #[test]
+fn a_student_whose_school_is_gone_is_not_found_rather_than_named_to_a_caller_out_of_scope() {
+    let t = engine();
+    let s = enrolled(&t.xueji, "孙九", 7);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    with_raw(&path, |txn| {
+        let mut schools = txn
+            .open_table(redb::TableDefinition::<&str, &[u8]>::new("schools"))
+            .expect("schools");
+        assert!(schools.remove(s.school.as_str()).expect("remove").is_some());
+    });
+    let x = reopen(&path);
+    let mut input = TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
+    input.params.insert("class".into(), json!("5"));
+    let err = x
+        .transition_in_scope(&s.id, input, &registrar(), true, |_, _| false)
+        .expect_err("no school");
+    assert!(
+        matches!(err, ServiceError::NotFound { what: "student", ref id } if *id == s.id),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(&s.school), "{err}");
+}
+
+#[test]
 fn state_machine_and_params_are_checked_before_the_policy() {
     let t = engine();
     let s = admit(&t.xueji, "孙七", 5);
