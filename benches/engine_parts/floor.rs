@@ -117,15 +117,22 @@ pub fn tps(
     batch: usize,
     window: Duration,
 ) -> Result<f64, String> {
-    let e = |e: &dyn std::fmt::Display| e.to_string();
-    let dir = tempfile::tempdir_in(root).map_err(|x| e(&x))?;
+    measure(root, sizes, students, batch, window).map_err(|e| e.to_string())
+}
+
+fn measure(
+    root: &Path,
+    sizes: RecordSizes,
+    students: usize,
+    batch: usize,
+    window: Duration,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir_in(root)?;
     let mut builder = Database::builder();
     builder
         .set_concurrency_mode(ConcurrencyMode::SingleWriter)
         .set_cache_size(xueji::store::CACHE_BYTES);
-    let db = builder
-        .create(dir.path().join("floor.redb"))
-        .map_err(|x| e(&x))?;
+    let db = builder.create(dir.path().join("floor.redb"))?;
     let student = vec![b's'; sizes.student];
     let event = vec![b'e'; sizes.event];
     let context = vec![b'c'; sizes.context];
@@ -135,22 +142,19 @@ pub fn tps(
     let frontier = [b'f'; FRONTIER_BYTES];
     let stat = [b'n'; STAT_BYTES];
 
-    let w = db.begin_write().map_err(|x| e(&x))?;
+    let w = db.begin_write()?;
     {
-        let mut s = w.open_table(STUDENTS).map_err(|x| e(&x))?;
-        let mut c = w.open_table(CLASS).map_err(|x| e(&x))?;
-        let mut m = w.open_table(MEMBERS).map_err(|x| e(&x))?;
+        let mut s = w.open_table(STUDENTS)?;
+        let mut c = w.open_table(CLASS)?;
+        let mut m = w.open_table(MEMBERS)?;
         for n in 0..students {
             let id = student_id(n);
-            s.insert(key(&[JUR, &id]).as_str(), student.as_slice())
-                .map_err(|x| e(&x))?;
-            c.insert(class_key(&id, 4).as_str(), &[][..])
-                .map_err(|x| e(&x))?;
-            m.insert(key(&[JUR, SCHOOL, &id]).as_str(), &[][..])
-                .map_err(|x| e(&x))?;
+            s.insert(key(&[JUR, &id]).as_str(), student.as_slice())?;
+            c.insert(class_key(&id, 4).as_str(), &[][..])?;
+            m.insert(key(&[JUR, SCHOOL, &id]).as_str(), &[][..])?;
         }
     }
-    w.commit().map_err(|x| e(&x))?;
+    w.commit()?;
 
     let mut seq = vec![2u64; students];
     let mut class = vec![4u8; students];
@@ -159,16 +163,16 @@ pub fn tps(
     let mut done = 0u64;
     let start = Instant::now();
     while start.elapsed() < window {
-        let mut w = db.begin_write().map_err(|x| e(&x))?;
-        w.set_durability(Durability::Immediate).map_err(|x| e(&x))?;
+        let mut w = db.begin_write()?;
+        w.set_durability(Durability::Immediate)?;
         {
-            let mut s = w.open_table(STUDENTS).map_err(|x| e(&x))?;
-            let mut t = w.open_table(TIMELINES).map_err(|x| e(&x))?;
-            let mut c = w.open_table(CLASS).map_err(|x| e(&x))?;
-            let mut ev = w.open_table(EVENTS).map_err(|x| e(&x))?;
-            let mut leaves = w.open_table(LEAVES).map_err(|x| e(&x))?;
-            let mut heads = w.open_table(HEADS).map_err(|x| e(&x))?;
-            let m = w.open_table(MEMBERS).map_err(|x| e(&x))?;
+            let mut s = w.open_table(STUDENTS)?;
+            let mut t = w.open_table(TIMELINES)?;
+            let mut c = w.open_table(CLASS)?;
+            let mut ev = w.open_table(EVENTS)?;
+            let mut leaves = w.open_table(LEAVES)?;
+            let mut heads = w.open_table(HEADS)?;
+            let m = w.open_table(MEMBERS)?;
             for _ in 0..batch {
                 // In no order, as the writers' transitions reach a commit (xorshift64).
                 pick ^= pick << 13;
@@ -177,49 +181,36 @@ pub fn tps(
                 let n = (pick % students as u64) as usize;
                 let id = student_id(n);
                 let k = key(&[JUR, &id]);
-                if s.get(k.as_str()).map_err(|x| e(&x))?.is_none() {
+                if s.get(k.as_str())?.is_none() {
                     return Err("floor: a student vanished".into());
                 }
-                s.insert(k.as_str(), student.as_slice())
-                    .map_err(|x| e(&x))?;
+                s.insert(k.as_str(), student.as_slice())?;
                 seq[n] += 1;
-                t.insert(key(&[JUR, &id, "~t"]).as_str(), state.as_slice())
-                    .map_err(|x| e(&x))?;
+                t.insert(key(&[JUR, &id, "~t"]).as_str(), state.as_slice())?;
                 t.insert(
                     key(&[JUR, &id, &format!("{:012}", seq[n])]).as_str(),
                     step.as_slice(),
-                )
-                .map_err(|x| e(&x))?;
+                )?;
                 let (old, new) = (class[n], 9 - class[n]);
                 class[n] = new;
-                c.remove(class_key(&id, old).as_str()).map_err(|x| e(&x))?;
-                c.insert(class_key(&id, new).as_str(), &[][..])
-                    .map_err(|x| e(&x))?;
+                c.remove(class_key(&id, old).as_str())?;
+                c.insert(class_key(&id, new).as_str(), &[][..])?;
                 let index = format!("{log_size:012}");
                 log_size += 1;
-                leaves
-                    .insert(key(&[JUR, &index]).as_str(), leaf.as_slice())
-                    .map_err(|x| e(&x))?;
-                heads.insert(JUR, frontier.as_slice()).map_err(|x| e(&x))?;
-                ev.insert(key(&[JUR, &index, "e"]).as_str(), event.as_slice())
-                    .map_err(|x| e(&x))?;
-                ev.insert(key(&[JUR, &index, "c"]).as_str(), context.as_slice())
-                    .map_err(|x| e(&x))?;
-                if m.get(key(&[JUR, SCHOOL, &id]).as_str())
-                    .map_err(|x| e(&x))?
-                    .is_none()
-                {
+                leaves.insert(key(&[JUR, &index]).as_str(), leaf.as_slice())?;
+                heads.insert(JUR, frontier.as_slice())?;
+                ev.insert(key(&[JUR, &index, "e"]).as_str(), event.as_slice())?;
+                ev.insert(key(&[JUR, &index, "c"]).as_str(), context.as_slice())?;
+                if m.get(key(&[JUR, SCHOOL, &id]).as_str())?.is_none() {
                     return Err("floor: a membership vanished".into());
                 }
             }
-            let mut totals = w.open_table(TOTALS).map_err(|x| e(&x))?;
-            totals.insert(JUR, stat.as_slice()).map_err(|x| e(&x))?;
-            let mut changes = w.open_table(CHANGES).map_err(|x| e(&x))?;
-            changes
-                .insert(key(&[JUR, "2025-03-02"]).as_str(), stat.as_slice())
-                .map_err(|x| e(&x))?;
+            let mut totals = w.open_table(TOTALS)?;
+            totals.insert(JUR, stat.as_slice())?;
+            let mut changes = w.open_table(CHANGES)?;
+            changes.insert(key(&[JUR, "2025-03-02"]).as_str(), stat.as_slice())?;
         }
-        w.commit().map_err(|x| e(&x))?;
+        w.commit()?;
         done += batch as u64;
     }
     Ok(done as f64 / start.elapsed().as_secs_f64())
