@@ -43,6 +43,55 @@ pub struct DecisionDiff {
     pub after: String,
     /// Rule ids fired in only one of the two decisions.
     pub rules_changed: Vec<String>,
+    /// The candidate failed on this case (`after` is `error`): where, never the script's message,
+    /// which a candidate could build from personal values its author may not see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReplayFailure>,
+}
+
+/// A candidate's script error on a replayed case, without its message.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayFailure {
+    pub code: String,
+    pub rule: String,
+    pub position: String,
+}
+
+impl DecisionDiff {
+    /// The candidate failed on a replayed case: it would refuse it (fails closed).
+    fn failed(
+        (student, seq, kind, school): (&str, u64, &str, &str),
+        before: &Decision,
+        e: crate::policy::PolicyError,
+    ) -> Self {
+        let error = match e {
+            crate::policy::PolicyError::Script {
+                code,
+                rule,
+                position,
+                ..
+            } => ReplayFailure {
+                code,
+                rule,
+                position: position.to_string(),
+            },
+            other => ReplayFailure {
+                code: other.code().into(),
+                rule: String::new(),
+                position: String::new(),
+            },
+        };
+        DecisionDiff {
+            student: student.into(),
+            seq,
+            kind: kind.into(),
+            school: school.into(),
+            before: outcome_of(before).into(),
+            after: "error".into(),
+            rules_changed: vec![],
+            error: Some(error),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -98,6 +147,7 @@ fn diff(
         before: ob.into(),
         after: oa.into(),
         rules_changed: rules_changed.into_iter().collect(),
+        error: None,
     })
 }
 
@@ -310,6 +360,7 @@ impl Xueji {
                         before: outcome_of(&event.decision).into(),
                         after: outcome_of(&again).into(),
                         rules_changed: vec![],
+                        error: None,
                     }));
                 }
                 Ok(())
@@ -356,6 +407,12 @@ impl Xueji {
                 return Ok(());
             };
             report.replayed_events += 1;
+            let at = (
+                event.student.as_str(),
+                event.seq,
+                event.kind.as_str(),
+                ctx.school.id.as_str(),
+            );
             let after = evaluate(
                 candidate,
                 Case {
@@ -364,18 +421,10 @@ impl Xueji {
                     input: &ctx.input,
                     sweep: ctx.sweep,
                 },
-            )?;
-            if let Some(d) = diff(
-                (
-                    &event.student,
-                    event.seq,
-                    event.kind.as_str(),
-                    &ctx.school.id,
-                ),
-                &event.decision,
-                &after,
-            ) {
-                changed.push(d);
+            );
+            match after {
+                Ok(after) => changed.extend(diff(at, &event.decision, &after)),
+                Err(e) => changed.push(DecisionDiff::failed(at, &event.decision, e)),
             }
             Ok(())
         })?;
@@ -398,6 +447,12 @@ impl Xueji {
                     continue;
                 };
                 report.replayed_requests += 1;
+                let at = (
+                    r.student.as_str(),
+                    0,
+                    r.input.kind.as_str(),
+                    r.school.as_str(),
+                );
                 let after = evaluate(
                     candidate,
                     Case {
@@ -406,13 +461,10 @@ impl Xueji {
                         input: &r.input,
                         sweep: false,
                     },
-                )?;
-                if let Some(d) = diff(
-                    (&r.student, 0, r.input.kind.as_str(), &r.school),
-                    &r.decision,
-                    &after,
-                ) {
-                    changed.push(d);
+                );
+                match after {
+                    Ok(after) => changed.extend(diff(at, &r.decision, &after)),
+                    Err(e) => changed.push(DecisionDiff::failed(at, &r.decision, e)),
                 }
             }
             after_key = page.last().map(|(k, _)| k.clone());

@@ -37,6 +37,10 @@ enum Command {
         /// students in several statuses, a pending request); tokens go to DIR/demo-tokens.json.
         #[arg(long)]
         demo: bool,
+        /// The time zone whose calendar says what "today" is (the daily sweep, defaults, the
+        /// latest date a sweep may be asked for), an IANA name.
+        #[arg(long, env = "XUEJI_TZ", default_value = "Asia/Shanghai")]
+        tz: chrono_tz::Tz,
     },
     /// Policy authoring: check, test.
     Policy {
@@ -180,9 +184,10 @@ fn main() -> Result<()> {
             policies,
             cors_origins,
             demo,
+            tz,
         } => {
             init_tracing();
-            serve(data, addr, policies, cors_origins, demo)
+            serve(data, addr, policies, cors_origins, demo, tz)
         }
         Command::Policy {
             command: PolicyCommand::Check { dir },
@@ -333,8 +338,9 @@ fn serve(
     policies: Option<PathBuf>,
     cors_origins: Vec<String>,
     demo: bool,
+    tz: chrono_tz::Tz,
 ) -> Result<()> {
-    let xueji = Arc::new(cli::open(&data, policies.as_deref())?);
+    let xueji = Arc::new(cli::open(&data, policies.as_deref())?.with_time_zone(tz));
     if let Some(path) = cli::bootstrap_admin(&xueji, &data)? {
         tracing::info!(path = %path.display(), "first start: admin token written");
     }
@@ -425,8 +431,7 @@ async fn daily_sweep(x: Arc<xueji::service::Xueji>) {
     loop {
         interval.tick().await;
         let x = x.clone();
-        match tokio::task::spawn_blocking(move || x.sweep(xueji::domain::Date::today(), None)).await
-        {
+        match tokio::task::spawn_blocking(move || x.sweep(x.today(), None)).await {
             Ok(Ok(r)) => tracing::info!(
                 evaluated = r.evaluated,
                 applied = r.applied.len(),

@@ -413,6 +413,8 @@ pub struct Xueji {
     store: Store,
     policies: Arc<PolicyRegistry>,
     tokens: TokenCache,
+    /// The zone whose calendar says what "today" is (defaults, sweeps, rosters).
+    time_zone: chrono_tz::Tz,
 }
 
 impl Xueji {
@@ -425,7 +427,19 @@ impl Xueji {
             store,
             policies,
             tokens: TokenCache::default(),
+            time_zone: crate::domain::dates::DEFAULT_TIME_ZONE,
         }
+    }
+
+    /// The service takes "today" in `zone` instead of the default `Asia/Shanghai`.
+    pub fn with_time_zone(mut self, zone: chrono_tz::Tz) -> Self {
+        self.time_zone = zone;
+        self
+    }
+
+    /// Today's date in the service's time zone.
+    pub fn today(&self) -> Date {
+        Date::today_in(self.time_zone)
     }
 
     pub fn store(&self) -> &Store {
@@ -540,7 +554,7 @@ impl Xueji {
                 format!("学校「{}」不存在", form.school),
             ))
         })?;
-        let new = NewStudent::parse(form, &school, Date::today())?;
+        let new = NewStudent::parse(form, &school, self.today())?;
         let mut student = provisional_student(&new, &school, student_id());
         check_identity_free(&snapshot, &student)?;
         let report_by = new.report_deadline.or_else(|| {
@@ -1200,6 +1214,27 @@ impl Xueji {
     /// Evaluates the deadline rules of every student with a deadline on or before `as_of` and
     /// applies what the policy decides without approval.
     pub fn sweep(&self, as_of: Date, jurisdiction: Option<&str>) -> Result<SweepReport> {
+        self.sweep_in_scope(as_of, jurisdiction, |_, _| true)
+    }
+
+    /// [`Xueji::sweep`] for a caller who may act on only some students (`in_scope`, given the
+    /// student and their school): the others are neither evaluated nor reported. A date after
+    /// today (in the service's time zone) is refused: a deadline that has not come cannot lapse.
+    pub fn sweep_in_scope(
+        &self,
+        as_of: Date,
+        jurisdiction: Option<&str>,
+        in_scope: impl Fn(&Student, &School) -> bool,
+    ) -> Result<SweepReport> {
+        let today = self.today();
+        if as_of > today {
+            return Err(FieldError::new(
+                "date_in_future",
+                "as_of",
+                format!("期限处理日期 {as_of} 晚于今天({today}):未到期的期限不能处理"),
+            )
+            .into());
+        }
         let jurisdictions: Vec<String> = match jurisdiction {
             Some(j) => vec![j.to_owned()],
             None => self
@@ -1232,8 +1267,11 @@ impl Xueji {
                     continue;
                 }
                 let input = TransitionInput::new(on_expiry, as_of);
-                report.evaluated += 1;
                 let school = school_in(&snapshot, &student.school)?;
+                if !in_scope(&student, &school) {
+                    continue;
+                }
+                report.evaluated += 1;
                 let decision = match self.decide(&snapshot, &student, &school, &input, true) {
                     Ok(decision) => decision,
                     Err(ServiceError::Policy(e)) => {

@@ -11,13 +11,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, ErrorBody, policy_error};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
-use super::view::{Page, PageParams, student_view};
+use super::view::{Page, PageParams, decision_view, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
 use crate::domain::student::{NewStudentForm, check_optional_text};
 use crate::domain::{
-    Actor, ApprovalRequest, ApprovalStep, Date, Level, RequestStatus, School, Status, Student,
-    Term, TransitionInput, TransitionKind,
+    Actor, ApprovalRequest, ApprovalStep, Date, Decision, Level, RequestStatus, School, Status,
+    Student, Term, TransitionInput, TransitionKind,
 };
 use crate::service::{Outcome, ServiceError, Xueji};
 
@@ -240,7 +240,18 @@ fn visible_student(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<(Student, 
     }
 }
 
-fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response {
+/// The answer to a filed change. `decided_on`: the student as the decision saw them, when the
+/// caller's role may not see all of them (their decision's messages are masked against it).
+fn outcome_response(
+    state: &AppState,
+    outcome: Outcome,
+    role: Role,
+    decided_on: Option<&Student>,
+) -> Response {
+    let mask = |decision: Decision, student: Option<&Student>| match student {
+        Some(s) => decision_view(decision, s, role),
+        None => decision,
+    };
     let (status, body) = match outcome {
         Outcome::Applied {
             decision,
@@ -248,13 +259,14 @@ fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response 
             event,
         } => (
             StatusCode::CREATED,
-            json!({ "outcome": "applied", "decision": decision, "student": student_view(&student, role), "event": event }),
+            json!({ "outcome": "applied", "decision": mask(decision, Some(&student)), "student": student_view(&student, role), "event": event }),
         ),
         Outcome::Pending { decision, request } => (
             StatusCode::ACCEPTED,
-            json!({ "outcome": "pending", "decision": decision, "request": request_view(&request) }),
+            json!({ "outcome": "pending", "decision": mask(decision, decided_on), "request": request_view(&request) }),
         ),
         Outcome::Denied { decision } => {
+            let decision = mask(decision, decided_on);
             let error = json!({ "code": "denied_by_policy", "message": decision.denial_message(), "details": {} });
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -263,7 +275,7 @@ fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response 
         }
         Outcome::DryRun { decision } => (
             StatusCode::OK,
-            json!({ "dry_run": true, "decision": decision }),
+            json!({ "dry_run": true, "decision": mask(decision, decided_on) }),
         ),
     };
     let outcome = body
@@ -309,7 +321,7 @@ async fn create_student(
         x.admit(form, &actor(&c), q.dry_run).map_err(ApiError::from)
     })
     .await?;
-    Ok(outcome_response(&state, outcome, role))
+    Ok(outcome_response(&state, outcome, role, None))
 }
 
 #[utoipa::path(get, path = "/v1/students/{id}", tag = "students", summary = "查看学生(按角色脱敏)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
@@ -367,16 +379,36 @@ async fn list_students(
                 next_cursor: None,
             });
         }
-        // Staff of one school list that school (a head teacher: their class).
+        // Staff of one school list that school (a head teacher: their class). A filter never
+        // widens or silently changes what is asked: one naming another school, class or
+        // jurisdiction than the caller's own matches nothing.
+        let empty = || Page {
+            items: Vec::new(),
+            next_cursor: None,
+        };
         let school_id = match c.role {
-            Role::SchoolLeader | Role::Registrar | Role::HeadTeacher => c.school.clone(),
+            Role::SchoolLeader | Role::Registrar | Role::HeadTeacher => {
+                if q.school.is_some() && q.school != c.school {
+                    return Ok(empty());
+                }
+                c.school.clone()
+            }
             _ => q.school.clone(),
         };
         let class = if c.role == Role::HeadTeacher {
+            if q.class.is_some() && q.class != c.class {
+                return Ok(empty());
+            }
             c.class.clone()
         } else {
             q.class.clone()
         };
+        if c.role == Role::DistrictOfficer
+            && q.jurisdiction.is_some()
+            && q.jurisdiction != c.jurisdiction
+        {
+            return Ok(empty());
+        }
         let matches = |s: &Student| {
             q.status.is_none_or(|st| s.status == st)
                 && q.grade.is_none_or(|g| s.grade == g)
@@ -393,7 +425,9 @@ async fn list_students(
         for _ in 0..50 {
             let batch = match &school_id {
                 Some(sid) => {
-                    let school = visible_school(x, &c, sid)?;
+                    let Ok(school) = visible_school(x, &c, sid) else {
+                        return Ok(empty());
+                    };
                     let grade = if class.is_some() && q.grade.is_none() {
                         None
                     } else {
@@ -468,14 +502,23 @@ async fn transition(
         return Err(ApiError::forbidden("办理此项学籍变动"));
     }
     let role = c.role;
-    let outcome = blocking(&state, move |x| {
-        x.transition_in_scope(&id, input, &actor(&c), q.dry_run, |student, school| {
-            scope::student(&c, student, school)
-        })
-        .map_err(ApiError::from)
+    let sees_everything = role.visibility().everything();
+    let (outcome, decided_on) = blocking(&state, move |x| {
+        let decided_on = std::sync::Mutex::new(None);
+        let outcome = x
+            .transition_in_scope(&id, input, &actor(&c), q.dry_run, |student, school| {
+                let in_scope = scope::student(&c, student, school);
+                if in_scope && !sees_everything {
+                    *decided_on.lock().unwrap_or_else(|p| p.into_inner()) = Some(student.clone());
+                }
+                in_scope
+            })
+            .map_err(ApiError::from)?;
+        let decided_on = decided_on.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok::<_, ApiError>((outcome, decided_on))
     })
     .await?;
-    Ok(outcome_response(&state, outcome, role))
+    Ok(outcome_response(&state, outcome, role, decided_on.as_ref()))
 }
 
 #[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path), PageParams), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
@@ -637,6 +680,13 @@ async fn list_requests(
     let (limit, after) = (page.limit(), page.after()?);
     let page = blocking(&state, move |x| -> ApiResult<Page<Value>> {
         let jur = match (&c.jurisdiction, &q.jurisdiction, &c.school) {
+            // Another jurisdiction than the caller's own matches nothing (never their own rows).
+            (Some(j), Some(asked), _) if asked != j => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
+            }
             (Some(j), _, _) => j.clone(),
             (None, Some(j), _) => j.clone(),
             (None, None, Some(s)) => x
@@ -790,7 +840,13 @@ async fn sweep(
     {
         return Err(ApiError::not_found("jurisdiction", j));
     }
-    let report = blocking(&state, move |x| x.sweep(b.as_of, jurisdiction.as_deref())).await?;
+    // An area officer's sweep acts on the students of their area only.
+    let report = blocking(&state, move |x| {
+        x.sweep_in_scope(b.as_of, jurisdiction.as_deref(), |student, school| {
+            scope::student(&c, student, school)
+        })
+    })
+    .await?;
     Ok(axum::Json(report))
 }
 
@@ -1003,7 +1059,9 @@ async fn evaluate_policy(
     ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<EvaluateBody>,
 ) -> ApiResult<impl IntoResponse> {
+    may_change_policy(&c, &j)?;
     b.transition.validate()?;
+    let role = c.role;
     let decision = blocking(&state, move |x| -> ApiResult<_> {
         let policy = x
             .policies()
@@ -1028,7 +1086,7 @@ async fn evaluate_policy(
                 case.build(&policy)
             }
         };
-        crate::policy::evaluate(
+        let decision = crate::policy::evaluate(
             &policy,
             crate::policy::Case {
                 student: &student,
@@ -1037,7 +1095,8 @@ async fn evaluate_policy(
                 sweep: b.sweep,
             },
         )
-        .map_err(|e| policy_error(&e))
+        .map_err(|e| policy_error(&e))?;
+        Ok(decision_view(decision, &student, role))
     })
     .await?;
     Ok(axum::Json(json!({ "dry_run": true, "decision": decision })))
@@ -1109,10 +1168,9 @@ async fn impact(
     ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<PackageBody>,
 ) -> ApiResult<impl IntoResponse> {
-    require_role(&c, &[Role::Admin, Role::DistrictOfficer], "做影响分析")?;
-    if c.role == Role::DistrictOfficer && c.jurisdiction.as_deref() != Some(j.as_str()) {
-        return Err(ApiError::not_found("jurisdiction", &j));
-    }
+    // Replaying a candidate reads every student of the jurisdiction: only those who may
+    // change its rules may run one.
+    may_change_policy(&c, &j)?;
     let source = crate::policy::PackageSource { files: b.files };
     let report = blocking(&state, move |x| -> ApiResult<_> {
         if x.policies().latest(&j).is_none() {

@@ -885,14 +885,8 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
             ("cursor", "ff"),
         ],
     );
-    cases.push(
-        Case::new(
-            "GET /v1/students: school traversal",
-            "GET",
-            format!("/v1/students?school={}", encoded("../../etc/passwd")),
-        )
-        .expect(404, "not_found"),
-    );
+    // `GET /v1/students?school=../../etc/passwd` is an empty list, not an error: a filter naming
+    // something outside the caller's scope, or nothing at all, matches nothing (tests/it/security.rs).
     cases.push(
         Case::new("GET /v1/students: no scope", "GET", "/v1/students")
             .expect(400, "required")
