@@ -1097,7 +1097,22 @@ impl Xueji {
             let snapshot = self.store.snapshot()?;
             let student = student_in(&snapshot, &request.student)?;
             let school = school_in(&snapshot, &student.school)?;
-            let decision = self.decide(&snapshot, &student, &school, &request.input, false)?;
+            let decision = match self.decide(&snapshot, &student, &school, &request.input, false) {
+                // The student's status changed since the request was filed (a direct transition
+                // won a race, or was filed meanwhile): the request no longer applies. It stays
+                // pending, for an approver to reject.
+                Err(ServiceError::InvalidTransition { kind, status }) => {
+                    return Err(ServiceError::Conflict {
+                        code: "student_changed",
+                        message: format!(
+                            "申请提交后学生状态已变为「{}」,不能再办理「{}」;请驳回此申请",
+                            status.zh(),
+                            kind.zh()
+                        ),
+                    });
+                }
+                other => other?,
+            };
             next.final_decision = Some(decision.clone());
             if !decision.allowed {
                 next.status = RequestStatus::Denied;

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod access;
+mod approvals;
 mod architecture;
 mod audit;
 mod binary;
