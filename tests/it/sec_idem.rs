@@ -493,3 +493,74 @@ async fn handlers_still_see_the_peer_address() {
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 }
+
+// ---- stored answers expire ----------------------------------------------------------------
+
+use xueji::store::idempotency::{TTL_SECS, unix_now};
+
+fn put(store: &xueji::store::Store, digest: &str, answer: &[u8], at: u64) {
+    store
+        .submit(xueji::store::Command::PutIdempotent {
+            key: digest.into(),
+            value: answer.to_vec(),
+            at,
+        })
+        .expect("stored");
+}
+
+#[test]
+fn stored_answers_expire_after_a_day_and_the_writer_purges_them() {
+    let t = engine();
+    let store = t.xueji.store();
+    let t0 = 1_800_000_000;
+    put(store, "d1", b"first", t0);
+    put(store, "d1", b"second", t0 + 20);
+    let read = |digest: &str, at: u64| store.idempotent(digest, at).expect("read");
+    assert_eq!(read("d1", t0 + TTL_SECS - 1), Some(b"first".to_vec()), "the first answer wins");
+    assert_eq!(read("d1", t0 + TTL_SECS), None, "a day later a retry runs anew");
+    put(store, "d1", b"again", t0 + TTL_SECS);
+    assert_eq!(read("d1", t0 + TTL_SECS + 1), Some(b"again".to_vec()));
+
+    for i in 0..20 {
+        put(store, &format!("old{i}"), b"x", t0 + 100);
+    }
+    assert_eq!(store.idempotent_answers().expect("count"), 21);
+    // Each answer stored removes a few expired ones: three remove all twenty.
+    for i in 0..3 {
+        put(store, &format!("new{i}"), b"y", t0 + 100 + TTL_SECS + i);
+    }
+    assert_eq!(
+        store.idempotent_answers().expect("count"),
+        4,
+        "d1's newer answer and the three new ones are left"
+    );
+    assert_eq!(read("d1", t0 + TTL_SECS + 200), Some(b"again".to_vec()));
+}
+
+#[test]
+fn opening_the_store_removes_expired_answers_and_what_earlier_versions_stored() {
+    let TestEngine { xueji, dir } = engine();
+    let path = dir.path().join("xueji.redb");
+    let now = unix_now();
+    put(xueji.store(), "stale", b"x", now - TTL_SECS - 5);
+    put(xueji.store(), "fresh", b"y", now - 5);
+    drop(xueji);
+    // What an earlier version stored: the raw path and key in the key, a created token's secret
+    // in the answer.
+    let legacy = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\u{1f}POST\u{1f}/v1/tokens\u{1f}k";
+    with_raw(&path, |txn| {
+        let table: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("idempotency");
+        let mut t = txn.open_table(table).expect("table");
+        t.insert(legacy, br#"{"status":201,"body":"{\"token\":\"xj_secret\"}"}"#.as_slice())
+            .expect("insert");
+    });
+    let xueji = reopen(&path);
+    let store = xueji.store();
+    assert_eq!(store.idempotent_answers().expect("count"), 1);
+    assert_eq!(store.idempotent("fresh", now).expect("read"), Some(b"y".to_vec()));
+    assert_eq!(store.idempotent("stale", now).expect("read"), None);
+    assert!(
+        store.idempotent_bytes().expect("bytes") < 200,
+        "the earlier version's record is gone"
+    );
+}
