@@ -189,7 +189,10 @@ impl<'de> Deserialize<'de> for BackupBody {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an empty JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<BackupBody, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BackupBody, A::Error> {
                 match map.next_key::<String>()? {
                     Some(field) => Err(serde::de::Error::unknown_field(&field, &[])),
                     None => Ok(BackupBody {}),

@@ -304,7 +304,13 @@ mod tests {
     #[test]
     fn query_text_refuses_what_is_not_plain_text() {
         assert!(check_query_text("school=s1&q=%E7%94%B2&limit=5&flag").is_ok());
-        for bad in ["school=%FF", "q=a%00b", "class=%E2%80%AE1", "q=a%0Ab", "%FF=1"] {
+        for bad in [
+            "school=%FF",
+            "q=a%00b",
+            "class=%E2%80%AE1",
+            "q=a%0Ab",
+            "%FF=1",
+        ] {
             assert!(check_query_text(bad).is_err(), "{bad}");
         }
     }

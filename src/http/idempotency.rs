@@ -202,7 +202,9 @@ impl Stored {
     fn decode(bytes: &[u8]) -> Option<Stored> {
         let status = u16::from_be_bytes(bytes.get(0..2)?.try_into().ok()?);
         let ct_len = usize::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?));
-        let content_type = std::str::from_utf8(bytes.get(4..4 + ct_len)?).ok()?.to_owned();
+        let content_type = std::str::from_utf8(bytes.get(4..4 + ct_len)?)
+            .ok()?
+            .to_owned();
         let body = Bytes::copy_from_slice(bytes.get(4 + ct_len..)?);
         Some(Stored {
             status,
@@ -253,6 +255,9 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert_ne!(a, digest("tok_2", &Method::POST, "/v1/a", "", "bc"));
-        assert_ne!(a, digest("tok_1", &Method::POST, "/v1/a", "dry_run=true", "bc"));
+        assert_ne!(
+            a,
+            digest("tok_1", &Method::POST, "/v1/a", "dry_run=true", "bc")
+        );
     }
 }

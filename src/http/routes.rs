@@ -906,7 +906,8 @@ async fn create_token(
     // Shown once: a replay of this answer (`Idempotency-Key`) withholds it, so it is never stored.
     body["token"] = Value::Null;
     body["token_withheld"] = json!(true);
-    let withheld = super::idempotency::StoredAs(serde_json::to_vec(&body).unwrap_or_default().into());
+    let withheld =
+        super::idempotency::StoredAs(serde_json::to_vec(&body).unwrap_or_default().into());
     body["token"] = json!(token);
     body["token_withheld"] = json!(false);
     let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();

@@ -206,8 +206,7 @@ impl Activity {
     }
 
     fn read(&self) {
-        if self.busy.load(Ordering::SeqCst) == 0 && self.head_since.load(Ordering::SeqCst) == NONE
-        {
+        if self.busy.load(Ordering::SeqCst) == 0 && self.head_since.load(Ordering::SeqCst) == NONE {
             let began = self.head_since.compare_exchange(
                 NONE,
                 self.now(),
@@ -226,9 +225,7 @@ impl Activity {
 
     /// When the connection expires if nothing happens meanwhile.
     fn deadline(&self, config: &ServeConfig) -> Instant {
-        let at = |since: u64, limit: Duration| {
-            self.started + Duration::from_millis(since) + limit
-        };
+        let at = |since: u64, limit: Duration| self.started + Duration::from_millis(since) + limit;
         if self.busy.load(Ordering::SeqCst) > 0 {
             // Nothing expires while a handler runs; look again later.
             return Instant::now() + config.idle_timeout.min(config.header_read_timeout);

@@ -64,7 +64,11 @@ pub fn is_live(at: u64, now: u64) -> bool {
 }
 
 /// The answer stored under `digest`, unless it has expired by `now`.
-pub(super) fn get(t: &impl ReadableTable<&'static str, &'static [u8]>, digest: &str, now: u64) -> Result<Option<Vec<u8>>, StorageError> {
+pub(super) fn get(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    digest: &str,
+    now: u64,
+) -> Result<Option<Vec<u8>>, StorageError> {
     let Some(v) = t.get(answer_key(digest).as_str())? else {
         return Ok(None);
     };
@@ -75,10 +79,17 @@ pub(super) fn get(t: &impl ReadableTable<&'static str, &'static [u8]>, digest: &
 
 /// Stores the first answer under `digest`; a live one is kept (the first answer wins), an
 /// expired one replaced. Removes a few expired answers on the way.
-pub(super) fn put(t: &mut Table<'_>, digest: &str, answer: &[u8], at: u64) -> Result<(), StorageError> {
+pub(super) fn put(
+    t: &mut Table<'_>,
+    digest: &str,
+    answer: &[u8],
+    at: u64,
+) -> Result<(), StorageError> {
     purge(t, at, Some(PURGE_PER_PUT))?;
     let k = answer_key(digest);
-    let old = t.get(k.as_str())?.map(|v| decode(v.value()).map(|(a, _)| a));
+    let old = t
+        .get(k.as_str())?
+        .map(|v| decode(v.value()).map(|(a, _)| a));
     match old {
         Some(Some(old_at)) if is_live(old_at, at) => return Ok(()),
         Some(Some(old_at)) => {
@@ -92,7 +103,11 @@ pub(super) fn put(t: &mut Table<'_>, digest: &str, answer: &[u8], at: u64) -> Re
 }
 
 /// Removes the answers expired by `now`, oldest first, at most `limit` of them.
-pub(super) fn purge(t: &mut Table<'_>, now: u64, limit: Option<usize>) -> Result<usize, StorageError> {
+pub(super) fn purge(
+    t: &mut Table<'_>,
+    now: u64,
+    limit: Option<usize>,
+) -> Result<usize, StorageError> {
     let Some(cutoff) = now.checked_sub(TTL_SECS) else {
         return Ok(0);
     };
@@ -148,7 +163,9 @@ pub(super) fn purge_legacy(t: &mut Table<'_>) -> Result<usize, StorageError> {
 }
 
 /// How many answers are stored, and the bytes of the whole table (keys and values).
-pub(super) fn usage(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<(u64, u64), StorageError> {
+pub(super) fn usage(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<(u64, u64), StorageError> {
     let mut answers = 0;
     let mut bytes = 0;
     for item in t.iter()? {
@@ -169,7 +186,11 @@ mod tests {
     fn an_answer_round_trips_with_its_time() {
         let v = encode(1_700_000_000, b"{\"a\":1}");
         assert_eq!(decode(&v), Some((1_700_000_000, b"{\"a\":1}".as_slice())));
-        assert_eq!(decode(b"{\"status\":201}"), None, "an earlier version's answer");
+        assert_eq!(
+            decode(b"{\"status\":201}"),
+            None,
+            "an earlier version's answer"
+        );
     }
 
     #[test]

@@ -63,7 +63,8 @@ fn change_class(class: &str) -> Value {
 async fn a_write_no_handler_served_or_no_valid_token_made_is_never_stored_nor_replayed() {
     let s = spawn_server().await;
     let long = format!("/v1/{}", "x".repeat(10_000));
-    let school = json!({"id": "s9", "name": "九中", "jurisdiction": "test-district", "level": "junior"});
+    let school =
+        json!({"id": "s9", "name": "九中", "jurisdiction": "test-district", "level": "junior"});
     let cases: [(&str, Method, &str, Option<&str>, u16); 5] = [
         ("no token, unknown path", Method::POST, &long, None, 404),
         ("no token, a route", Method::POST, "/v1/schools", None, 401),
@@ -81,7 +82,13 @@ async fn a_write_no_handler_served_or_no_valid_token_made_is_never_stored_nor_re
             Some(&s.admin),
             405,
         ),
-        ("admin, unknown path", Method::POST, &long, Some(&s.admin), 404),
+        (
+            "admin, unknown path",
+            Method::POST,
+            &long,
+            Some(&s.admin),
+            404,
+        ),
     ];
     for (what, method, path, token, status) in cases {
         let key = format!("k-{what}");
@@ -89,7 +96,10 @@ async fn a_write_no_handler_served_or_no_valid_token_made_is_never_stored_nor_re
         let again = keyed(&s, method, path, token, &key, Some(&school)).await;
         assert_eq!(first.0, status, "{what}: {first:?}");
         assert_eq!(again.0, status, "{what}: {again:?}");
-        assert!(!again.1, "{what}: replayed an answer that must not be stored");
+        assert!(
+            !again.1,
+            "{what}: replayed an answer that must not be stored"
+        );
     }
     assert!(
         s.xueji.store().school("s9").expect("read").is_none(),
@@ -126,14 +136,28 @@ async fn a_revoked_token_gets_401_never_a_stored_answer() {
         .create_school(school("s1", Some("东区")))
         .expect("s1");
     let student = enrolled(&s.xueji, "甲", 1);
-    let registrar = s
-        .token(json!({"role": "registrar", "school": "s1"}))
-        .await;
+    let registrar = s.token(json!({"role": "registrar", "school": "s1"})).await;
     let path = format!("/v1/students/{}/transitions", student.id);
     let body = change_class("5");
-    let first = keyed(&s, Method::POST, &path, Some(&registrar), "k-1", Some(&body)).await;
+    let first = keyed(
+        &s,
+        Method::POST,
+        &path,
+        Some(&registrar),
+        "k-1",
+        Some(&body),
+    )
+    .await;
     assert_eq!(first.0, 201, "{first:?}");
-    let again = keyed(&s, Method::POST, &path, Some(&registrar), "k-1", Some(&body)).await;
+    let again = keyed(
+        &s,
+        Method::POST,
+        &path,
+        Some(&registrar),
+        "k-1",
+        Some(&body),
+    )
+    .await;
     assert_eq!((again.0, again.1), (201, true), "a retry is replayed");
 
     // Another valid token with the same key does not get the registrar's answer.
@@ -154,7 +178,15 @@ async fn a_revoked_token_gets_401_never_a_stored_answer() {
         )
         .await;
     assert_eq!(status, 200);
-    let after = keyed(&s, Method::POST, &path, Some(&registrar), "k-1", Some(&body)).await;
+    let after = keyed(
+        &s,
+        Method::POST,
+        &path,
+        Some(&registrar),
+        "k-1",
+        Some(&body),
+    )
+    .await;
     assert_eq!(after.0, 401, "{after:?}");
     assert!(!after.1, "a revoked token got a stored answer back");
     assert_eq!(after.2["error"]["code"], "unauthorized");
@@ -164,14 +196,36 @@ async fn a_revoked_token_gets_401_never_a_stored_answer() {
 async fn a_token_creation_is_replayed_without_its_secret_and_the_secret_is_stored_nowhere() {
     let s = spawn_server().await;
     let body = json!({"role": "admin", "label": "运维"});
-    let first = keyed(&s, Method::POST, "/v1/tokens", Some(&s.admin), "t-1", Some(&body)).await;
+    let first = keyed(
+        &s,
+        Method::POST,
+        "/v1/tokens",
+        Some(&s.admin),
+        "t-1",
+        Some(&body),
+    )
+    .await;
     assert_eq!(first.0, 201, "{first:?}");
-    let secret = first.2["token"].as_str().expect("the token, shown once").to_owned();
+    let secret = first.2["token"]
+        .as_str()
+        .expect("the token, shown once")
+        .to_owned();
     assert!(s.xueji.authenticate(&secret).expect("read").is_some());
 
-    let again = keyed(&s, Method::POST, "/v1/tokens", Some(&s.admin), "t-1", Some(&body)).await;
+    let again = keyed(
+        &s,
+        Method::POST,
+        "/v1/tokens",
+        Some(&s.admin),
+        "t-1",
+        Some(&body),
+    )
+    .await;
     assert_eq!((again.0, again.1), (201, true), "{again:?}");
-    assert_eq!(again.2["id"], first.2["id"], "the same token, not a second one");
+    assert_eq!(
+        again.2["id"], first.2["id"],
+        "the same token, not a second one"
+    );
     assert_eq!(again.2["token"], Value::Null, "{again:?}");
     assert_eq!(again.2["token_withheld"], true, "{again:?}");
     assert!(
@@ -250,7 +304,12 @@ async fn list_queries_refuse_invalid_utf8_nul_and_bidi_controls() {
             ("a line break", "s1%0A"),
         ] {
             let (status, v) = s
-                .call("GET", &format!("{path}?{field}={value}"), Some(&s.admin), None)
+                .call(
+                    "GET",
+                    &format!("{path}?{field}={value}"),
+                    Some(&s.admin),
+                    None,
+                )
                 .await;
             assert_eq!(status, 400, "{path}?{field}= {what}: {v}");
             assert_eq!(v["error"]["code"], "invalid_query", "{path} {what}: {v}");
@@ -259,12 +318,22 @@ async fn list_queries_refuse_invalid_utf8_nul_and_bidi_controls() {
     }
     // Ordinary text, percent-encoded or with `+` for a space, still reads.
     let (status, v) = s
-        .call("GET", "/v1/students?q=%E7%94%B2&school=s1", Some(&s.admin), None)
+        .call(
+            "GET",
+            "/v1/students?q=%E7%94%B2&school=s1",
+            Some(&s.admin),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
     let (status, v) = s
-        .call("GET", "/v1/students?school=s1&class=a+b", Some(&s.admin), None)
+        .call(
+            "GET",
+            "/v1/students?school=s1&class=a+b",
+            Some(&s.admin),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{v}");
 }
@@ -363,7 +432,11 @@ async fn read_answer(stream: &mut TcpStream) -> u16 {
             }
         }
         let n = read_some(stream, &mut chunk).await.expect("read");
-        assert!(n > 0, "closed before a whole answer: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "closed before a whole answer: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     }
 }
@@ -395,8 +468,14 @@ async fn a_half_sent_request_and_a_silent_connection_are_closed_after_the_header
     let mut half = TcpStream::connect(server.addr).await.expect("connect");
     write_all(&half, b"GET /healthz HTT").await;
     let mut silent = TcpStream::connect(server.addr).await.expect("connect");
-    assert!(closed_by_server(&mut half).await, "a half-sent request line kept open");
-    assert!(closed_by_server(&mut silent).await, "a connection that sent nothing kept open");
+    assert!(
+        closed_by_server(&mut half).await,
+        "a half-sent request line kept open"
+    );
+    assert!(
+        closed_by_server(&mut silent).await,
+        "a connection that sent nothing kept open"
+    );
     // The server goes on answering.
     let mut fresh = TcpStream::connect(server.addr).await.expect("connect");
     assert_eq!(healthz(&mut fresh).await, 200);
@@ -408,14 +487,21 @@ async fn a_kept_alive_connection_is_closed_when_idle_not_while_it_waits_less() {
     let server = spawn_limited(limits(30_000, 300, 16)).await;
     let mut conn = TcpStream::connect(server.addr).await.expect("connect");
     assert_eq!(healthz(&mut conn).await, 200);
-    assert!(closed_by_server(&mut conn).await, "an idle connection kept open");
+    assert!(
+        closed_by_server(&mut conn).await,
+        "an idle connection kept open"
+    );
 
     // Header timeout short, idle long: waiting between requests is idling, not a slow head.
     let server = spawn_limited(limits(300, 30_000, 16)).await;
     let mut conn = TcpStream::connect(server.addr).await.expect("connect");
     assert_eq!(healthz(&mut conn).await, 200);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    assert_eq!(healthz(&mut conn).await, 200, "closed while idle for less than the idle timeout");
+    assert_eq!(
+        healthz(&mut conn).await,
+        200,
+        "closed while idle for less than the idle timeout"
+    );
 }
 
 #[tokio::test]
@@ -427,11 +513,16 @@ async fn connections_beyond_the_limit_wait_while_accepted_ones_are_answered() {
     assert_eq!(healthz(&mut b).await, 200);
 
     // A third connection is not served while two are open…
-    let mut c = TcpStream::connect(server.addr).await.expect("the backlog takes it");
+    let mut c = TcpStream::connect(server.addr)
+        .await
+        .expect("the backlog takes it");
     write_all(&c, b"GET /healthz HTTP/1.1\r\nHost: xueji\r\n\r\n").await;
     let mut byte = [0u8; 1];
     let early = tokio::time::timeout(Duration::from_millis(500), read_some(&c, &mut byte)).await;
-    assert!(early.is_err(), "a connection beyond the limit was served: {early:?}");
+    assert!(
+        early.is_err(),
+        "a connection beyond the limit was served: {early:?}"
+    );
     // …while the accepted ones still are.
     assert_eq!(healthz(&mut a).await, 200);
 
@@ -462,9 +553,9 @@ async fn handlers_still_see_the_peer_address() {
     use axum::extract::ConnectInfo;
     let app = axum::Router::new().route(
         "/peer",
-        axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
-            peer.to_string()
-        }),
+        axum::routing::get(
+            |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -516,8 +607,16 @@ fn stored_answers_expire_after_a_day_and_the_writer_purges_them() {
     put(store, "d1", b"first", t0);
     put(store, "d1", b"second", t0 + 20);
     let read = |digest: &str, at: u64| store.idempotent(digest, at).expect("read");
-    assert_eq!(read("d1", t0 + TTL_SECS - 1), Some(b"first".to_vec()), "the first answer wins");
-    assert_eq!(read("d1", t0 + TTL_SECS), None, "a day later a retry runs anew");
+    assert_eq!(
+        read("d1", t0 + TTL_SECS - 1),
+        Some(b"first".to_vec()),
+        "the first answer wins"
+    );
+    assert_eq!(
+        read("d1", t0 + TTL_SECS),
+        None,
+        "a day later a retry runs anew"
+    );
     put(store, "d1", b"again", t0 + TTL_SECS);
     assert_eq!(read("d1", t0 + TTL_SECS + 1), Some(b"again".to_vec()));
 
@@ -551,13 +650,19 @@ fn opening_the_store_removes_expired_answers_and_what_earlier_versions_stored() 
     with_raw(&path, |txn| {
         let table: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("idempotency");
         let mut t = txn.open_table(table).expect("table");
-        t.insert(legacy, br#"{"status":201,"body":"{\"token\":\"xj_secret\"}"}"#.as_slice())
-            .expect("insert");
+        t.insert(
+            legacy,
+            br#"{"status":201,"body":"{\"token\":\"xj_secret\"}"}"#.as_slice(),
+        )
+        .expect("insert");
     });
     let xueji = reopen(&path);
     let store = xueji.store();
     assert_eq!(store.idempotent_answers().expect("count"), 1);
-    assert_eq!(store.idempotent("fresh", now).expect("read"), Some(b"y".to_vec()));
+    assert_eq!(
+        store.idempotent("fresh", now).expect("read"),
+        Some(b"y".to_vec())
+    );
     assert_eq!(store.idempotent("stale", now).expect("read"), None);
     assert!(
         store.idempotent_bytes().expect("bytes") < 200,
