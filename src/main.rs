@@ -41,6 +41,16 @@ enum Command {
         /// latest date a sweep may be asked for), an IANA name.
         #[arg(long, env = "XUEJI_TZ", default_value = "Asia/Shanghai")]
         tz: chrono_tz::Tz,
+        /// Seconds a client has to send a complete request head, from connecting (or from the
+        /// first byte of its next request on a kept-alive connection); then it is closed.
+        #[arg(long, env = "XUEJI_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_read_timeout: u64,
+        /// Seconds a kept-alive connection may stay idle between requests; then it is closed.
+        #[arg(long, env = "XUEJI_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        idle_timeout: u64,
+        /// Connections served at once; more wait in the listen backlog until one closes.
+        #[arg(long, env = "XUEJI_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=xueji::http::MAX_CONNECTIONS_LIMIT as u64))]
+        max_connections: u64,
     },
     /// Policy authoring: check, test.
     Policy {
@@ -185,9 +195,18 @@ fn main() -> Result<()> {
             cors_origins,
             demo,
             tz,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
         } => {
             init_tracing();
-            serve(data, addr, policies, cors_origins, demo, tz)
+            let limits = xueji::http::ServeConfig {
+                header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
+                idle_timeout: std::time::Duration::from_secs(idle_timeout),
+                max_connections: usize::try_from(max_connections)
+                    .unwrap_or(xueji::http::MAX_CONNECTIONS_LIMIT),
+            };
+            serve(data, addr, policies, cors_origins, demo, tz, limits)
         }
         Command::Policy {
             command: PolicyCommand::Check { dir },
@@ -339,6 +358,7 @@ fn serve(
     cors_origins: Vec<String>,
     demo: bool,
     tz: chrono_tz::Tz,
+    limits: xueji::http::ServeConfig,
 ) -> Result<()> {
     let xueji = Arc::new(cli::open(&data, policies.as_deref())?.with_time_zone(tz));
     if let Some(path) = cli::bootstrap_admin(&xueji, &data)? {
@@ -369,12 +389,12 @@ fn serve(
     let for_sweeps = xueji.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, data = %data.display(), "xueji serving");
+        tracing::info!(%addr, data = %data.display(), header_read_timeout_s = limits.header_read_timeout.as_secs(), idle_timeout_s = limits.idle_timeout.as_secs(), max_connections = limits.max_connections, "xueji serving");
         let watcher = policies
             .clone()
             .map(|dir| tokio::spawn(watch_policies(for_sweeps.clone(), dir)));
         let sweeper = tokio::spawn(daily_sweep(for_sweeps));
-        xueji::http::serve(listener, app, shutdown_signal()).await?;
+        xueji::http::serve_with(listener, app, limits, shutdown_signal()).await?;
         sweeper.abort();
         if let Some(w) = watcher {
             w.abort();

@@ -959,8 +959,16 @@ async fn create_token(
     .await?;
     let (token, record) = out;
     let mut body = serde_json::to_value(&record).unwrap_or(Value::Null);
+    // Shown once: a replay of this answer (`Idempotency-Key`) withholds it, so it is never stored.
+    body["token"] = Value::Null;
+    body["token_withheld"] = json!(true);
+    let withheld =
+        super::idempotency::StoredAs(serde_json::to_vec(&body).unwrap_or_default().into());
     body["token"] = json!(token);
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    body["token_withheld"] = json!(false);
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    response.extensions_mut().insert(withheld);
+    Ok(response)
 }
 
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", summary = "吊销令牌", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]

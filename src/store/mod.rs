@@ -8,6 +8,7 @@
 
 mod backup;
 pub mod fault;
+pub mod idempotency;
 mod records;
 mod tables;
 mod tally;
@@ -437,6 +438,11 @@ impl Store {
                         )?;
                     }
                 }
+                // Stored answers of earlier versions (unbounded keys, created tokens' secrets)
+                // and expired ones go at every start; the writer purges the rest as it goes.
+                let mut answers = txn.open_table(IDEMPOTENCY)?;
+                idempotency::purge_legacy(&mut answers)?;
+                idempotency::purge(&mut answers, idempotency::unix_now(), None)?;
             }
             txn.commit()?;
         }
@@ -1010,11 +1016,24 @@ impl Store {
         Ok(out)
     }
 
-    pub fn idempotent(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The answer stored under an idempotency digest, unless it expired by `now` (seconds since
+    /// 1970).
+    pub fn idempotent(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(IDEMPOTENCY)?;
-        let v = t.get(key)?;
-        Ok(v.map(|g| g.value().to_vec()))
+        Ok(idempotency::get(&t, key, now)?)
+    }
+
+    /// How many idempotent answers are stored (live or not yet purged).
+    pub fn idempotent_answers(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(idempotency::usage(&txn.open_table(IDEMPOTENCY)?)?.0)
+    }
+
+    /// The bytes the idempotent answers take: keys and values of their table.
+    pub fn idempotent_bytes(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(idempotency::usage(&txn.open_table(IDEMPOTENCY)?)?.1)
     }
 
     /// Ids of every student, by jurisdiction then id (for whole-store verification).

@@ -20,6 +20,7 @@ mod import_job;
 mod lifecycle;
 mod model;
 mod sandbox;
+mod sec_idem;
 mod security;
 mod seed_policies;
 mod timelines;
