@@ -94,8 +94,10 @@ pub fn policy_test(dir: &Path) -> Result<()> {
         if only.as_ref().is_some_and(|o| *o != p.manifest.id) {
             continue;
         }
-        let results = run_package_tests(&p)
-            .map_err(|e| anyhow::anyhow!("{}: {}", p.manifest.id, e.join("; ")))?;
+        let results = run_package_tests(&p).map_err(|e| {
+            let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("{}: {}", p.manifest.id, errors.join("; "))
+        })?;
         for r in &results {
             if r.passed {
                 passed += 1;

@@ -19,5 +19,6 @@ mod import_job;
 mod lifecycle;
 mod model;
 mod sandbox;
+mod sec_fields;
 mod seed_policies;
 mod timelines;
