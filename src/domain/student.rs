@@ -196,11 +196,7 @@ pub fn parse_gender(value: &str, field: &str) -> Result<Gender, FieldError> {
 pub fn parse_birth_date(raw: &str, field: &str, today: Date) -> Result<Date, FieldError> {
     let d = Date::parse_field(raw, field)?;
     if d > today {
-        return Err(FieldError::new(
-            "invalid_date",
-            field,
-            "出生日期晚于今天",
-        ));
+        return Err(FieldError::new("invalid_date", field, "出生日期晚于今天"));
     }
     Ok(d)
 }
@@ -209,7 +205,11 @@ pub fn parse_id_card(raw: &str, field: &str, today: Date) -> Result<CitizenId, F
     CitizenId::parse_on(raw, today).map_err(|e| e.into_field_error(field, "id_card", "身份证号"))
 }
 
-pub fn parse_national_id(raw: &str, field: &str, today: Date) -> Result<NationalNumber, FieldError> {
+pub fn parse_national_id(
+    raw: &str,
+    field: &str,
+    today: Date,
+) -> Result<NationalNumber, FieldError> {
     NationalNumber::parse_on(raw, today)
         .map_err(|e| e.into_field_error(field, "national_id", "全国学籍号"))
 }
@@ -326,9 +326,9 @@ impl InfoField {
             "name" | "gender" | "birth_date" | "id_card" => Key,
             "guardians" | "extra" => Correctable,
             "class" => Governed("班级不能通过信息更正修改:调班请办理 change_class(调班)"),
-            "grade" => Governed(
-                "年级不能通过信息更正修改:请办理 promote(升级)或 repeat_grade(留级)",
-            ),
+            "grade" => {
+                Governed("年级不能通过信息更正修改:请办理 promote(升级)或 repeat_grade(留级)")
+            }
             "school" | "jurisdiction" | "level" => Governed(
                 "学校不能通过信息更正修改:转学请办理 transfer(转学),转出系统外请办理 transfer_out",
             ),
@@ -338,9 +338,9 @@ impl InfoField {
             "entry_date" => Governed(
                 "入学日期在录取建档(admit)时确定,不能更正;录入有误请办理 cancel_admission(取消入学资格)后重新建档",
             ),
-            "national_id" => Governed(
-                "全国学籍号不能更正;身份证号有误请办理 change_key_info(关键信息变更)",
-            ),
+            "national_id" => {
+                Governed("全国学籍号不能更正;身份证号有误请办理 change_key_info(关键信息变更)")
+            }
             "terms" => Governed("学期注册记录不能更正:请办理 semester_register(学期注册)"),
             "deadlines" => Governed("期限由政策在办理学籍异动时确定,不能更正"),
             "id" | "version" | "head" | "flags" => Governed("此字段由系统维护,不能更正"),

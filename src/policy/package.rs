@@ -204,8 +204,7 @@ fn read_at_most(path: &Path, limit: usize) -> std::io::Result<String> {
     if bytes.len() >= limit {
         return Ok(String::from_utf8_lossy(&bytes).into_owned());
     }
-    String::from_utf8(bytes)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Line and column (1-based) of a byte offset.
