@@ -9,7 +9,8 @@ use crate::domain::event::DecisionContext;
 use crate::domain::{Actor, Decision, Event};
 use crate::policy::testing::{TestLimits, outcome_of, run_package_tests_within, uncovered_rules};
 use crate::policy::{
-    Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, evaluate,
+    Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, compile_stored_package,
+    evaluate,
 };
 use crate::service::{Result, ServiceError, Xueji};
 use crate::store::{Command, PolicyRecord};
@@ -232,7 +233,7 @@ impl Xueji {
                     },
                     None => None,
                 };
-                match compile_package(
+                match compile_stored_package(
                     &PackageSource {
                         files: record.files.clone(),
                     },

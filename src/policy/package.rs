@@ -116,6 +116,13 @@ impl PackageSource {
 
     /// Checks names and sizes of an uploaded or read package before anything parses it.
     pub fn check_shape(&self) -> Result<(), PolicyLoadError> {
+        self.check_size()?;
+        self.check_names()
+    }
+
+    /// The bounds on a package's size: at most [`MAX_PACKAGE_FILES`] files,
+    /// [`MAX_PACKAGE_BYTES`] in all.
+    pub fn check_size(&self) -> Result<(), PolicyLoadError> {
         if self.files.len() > MAX_PACKAGE_FILES {
             return Err(PolicyLoadError::new(
                 "policy_too_many_files",
@@ -138,6 +145,11 @@ impl PackageSource {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Each file name is a relative path of plain segments.
+    pub fn check_names(&self) -> Result<(), PolicyLoadError> {
         for path in self.files.keys() {
             let ok = !path.is_empty()
                 && !path.starts_with('/')

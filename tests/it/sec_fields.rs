@@ -588,3 +588,42 @@ expect = { outcome = "error", error_code = "policy_bad_result" }
         "{result:?}"
     );
 }
+
+#[test]
+fn a_version_stored_under_wider_limits_is_still_restored() {
+    let t = engine();
+    let x = &t.xueji;
+    let base = x.policies().latest("national-k12").expect("base");
+    let mut source = test_district_with(TEST_CASES.into());
+    // 600 KiB: accepted before the package limit was 512 KiB.
+    source
+        .files
+        .insert("README.md".into(), "x".repeat(600 * 1024));
+    assert_eq!(
+        compile_package(&source, Some(base.clone()))
+            .err()
+            .map(|e| e[0].code.clone()),
+        Some("policy_too_large".into())
+    );
+    let compiled = xueji::policy::compile_stored_package(&source, Some(base.clone()))
+        .expect("a stored version compiles");
+    x.store()
+        .submit(xueji::store::Command::PutPolicy {
+            record: Box::new(xueji::store::PolicyRecord {
+                jurisdiction: "test-district".into(),
+                version: "2".into(),
+                effective_from: d("2020-01-01"),
+                content_hash: compiled.content_hash.clone(),
+                base_hash: Some(base.content_hash.clone()),
+                files: source.files.clone(),
+                activated_by: "tok_admin".into(),
+                activated_at: "2026-01-01T00:00:00Z".into(),
+            }),
+        })
+        .expect("stored");
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    let again = reopen(&path);
+    again.restore_policies().expect("restores");
+    assert!(again.policies().by_hash(&compiled.content_hash).is_some());
+}
