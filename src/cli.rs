@@ -94,8 +94,10 @@ pub fn policy_test(dir: &Path) -> Result<()> {
         if only.as_ref().is_some_and(|o| *o != p.manifest.id) {
             continue;
         }
-        let results = run_package_tests(&p)
-            .map_err(|e| anyhow::anyhow!("{}: {}", p.manifest.id, e.join("; ")))?;
+        let results = run_package_tests(&p).map_err(|e| {
+            let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("{}: {}", p.manifest.id, errors.join("; "))
+        })?;
         for r in &results {
             if r.passed {
                 passed += 1;
@@ -334,11 +336,22 @@ pub fn policy_diff(old_dir: &Path, new_dir: &Path) -> Result<bool> {
         }
     }
     println!("测试用例上的决定 decisions on the package tests:");
-    let mut cases =
-        crate::policy::testing::load_cases(&old).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    cases.extend(
-        crate::policy::testing::load_cases(&new).map_err(|e| anyhow::anyhow!(e.join("; ")))?,
-    );
+    // Each side's cases within the bound every test run keeps (see `TestLimits`).
+    let bounded = |p: &crate::policy::CompiledPolicy| -> Result<Vec<_>> {
+        let cases =
+            crate::policy::testing::load_cases(p).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+        let max = crate::policy::testing::MAX_TEST_CASES;
+        if cases.len() > max {
+            bail!(
+                "{}: 测试用例不能超过 {max} 个(本包 {} 个)",
+                p.manifest.id,
+                cases.len()
+            );
+        }
+        Ok(cases)
+    };
+    let mut cases = bounded(&old)?;
+    cases.extend(bounded(&new)?);
     let mut seen = std::collections::BTreeSet::new();
     let mut differing = 0;
     for (file, case) in &cases {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::domain::event::DecisionContext;
 use crate::domain::{Actor, Decision, Event};
-use crate::policy::testing::{outcome_of, run_package_tests, uncovered_rules};
+use crate::policy::testing::{TestLimits, outcome_of, run_package_tests_within, uncovered_rules};
 use crate::policy::{
-    Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, evaluate,
+    Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, compile_stored_package,
+    evaluate,
 };
 use crate::service::{Result, ServiceError, Xueji};
 use crate::store::{Command, PolicyRecord};
@@ -180,13 +181,8 @@ impl Xueji {
             .as_deref()
             .and_then(|b| self.policies().latest(b));
         let compiled = compile_package(source, base).map_err(reject)?;
-        let results = run_package_tests(&compiled).map_err(|errs| {
-            reject(
-                errs.into_iter()
-                    .map(|e| PolicyLoadError::new("policy_test_file", "tests", e))
-                    .collect(),
-            )
-        })?;
+        let results =
+            run_package_tests_within(&compiled, self.policy_test_limits()).map_err(reject)?;
         let failing_tests: Vec<FailingTest> = results
             .iter()
             .filter(|r| !r.passed)
@@ -208,6 +204,22 @@ impl Xueji {
             });
         }
         Ok(Candidate(Arc::new(compiled)))
+    }
+
+    /// The bounds a candidate's own test run is held to (see [`TestLimits`]).
+    pub fn policy_test_limits(&self) -> TestLimits {
+        *self
+            .policy_test_limits
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the bounds of candidates' test runs; tests lower them to see a run stopped.
+    pub fn set_policy_test_limits(&self, limits: TestLimits) {
+        *self
+            .policy_test_limits
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
     }
 
     /// The one activation gate: check, store for ever, then swap atomically. Evaluations in flight
@@ -271,7 +283,7 @@ impl Xueji {
                     },
                     None => None,
                 };
-                match compile_package(
+                match compile_stored_package(
                     &PackageSource {
                         files: record.files.clone(),
                     },

@@ -16,7 +16,9 @@ use crate::auth::{Role, TokenCache, TokenRecord, generate_token, token_hash};
 use crate::domain::event::{
     BadEvent, ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain,
 };
-use crate::domain::student::{MAX_NAME_CHARS, NewStudentForm, check_optional_text, check_text};
+use crate::domain::student::{
+    NewStudentForm, check_info_fields, check_optional_text, check_text, parse_grade,
+};
 use crate::domain::tally::{self, Counter, TallyState};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
@@ -415,6 +417,8 @@ pub struct Xueji {
     tokens: TokenCache,
     /// The zone whose calendar says what "today" is (defaults, sweeps, rosters).
     time_zone: chrono_tz::Tz,
+    /// Bounds on a candidate package's own test run (`lifecycle`).
+    pub(crate) policy_test_limits: std::sync::RwLock<crate::policy::testing::TestLimits>,
 }
 
 impl Xueji {
@@ -428,6 +432,7 @@ impl Xueji {
             policies,
             tokens: TokenCache::default(),
             time_zone: crate::domain::dates::DEFAULT_TIME_ZONE,
+            policy_test_limits: Default::default(),
         }
     }
 
@@ -803,6 +808,13 @@ impl Xueji {
                 )
                 .into());
             }
+            if let Some(g) = input.params.get("to_grade").and_then(Value::as_i64) {
+                parse_grade(g, target.level, "params.to_grade")?;
+            }
+        }
+        // The same grade range as a creation in a school of this level.
+        if let Some(g) = input.params.get("grade").and_then(Value::as_i64) {
+            parse_grade(g, school.level, "params.grade")?;
         }
         if matches!(
             input.kind,
@@ -825,85 +837,24 @@ impl Xueji {
         Ok(decision)
     }
 
-    /// Validates the new values of an information change before any policy sees it.
+    /// Validates the new values of an information change before any policy sees it, with the
+    /// validators a creation uses; then whether a new ID number is free.
     fn check_info_fields(&self, student: &Student, input: &TransitionInput) -> Result<()> {
         let Some(fields) = input.params.get("fields").and_then(Value::as_object) else {
             return Err(FieldError::new("required", "params.fields", "请填写要变更的字段").into());
         };
-        let key_fields = ["name", "gender", "birth_date", "id_card"];
-        let mut errors = Vec::new();
-        for (k, v) in fields {
-            let field = format!("params.fields.{k}");
-            let is_key = key_fields.contains(&k.as_str());
-            if is_key != (input.kind == TransitionKind::ChangeKeyInfo) {
-                errors.push(FieldError::new(
-                    "wrong_change_kind",
-                    &field,
-                    if is_key {
-                        "姓名、性别、出生日期、身份证号属关键信息,须走关键信息变更(change_key_info)"
-                    } else {
-                        "非关键信息请走信息更正(correct_info)"
-                    },
-                ));
-                continue;
-            }
-            let r = match k.as_str() {
-                "name" => v.as_str().map_or(
-                    Err(FieldError::new("invalid_value", &field, "应为文字")),
-                    |s| check_text(s, &field, MAX_NAME_CHARS),
-                ),
-                "gender" => match v.as_str() {
-                    Some("male" | "female") => Ok(()),
-                    _ => Err(FieldError::new(
-                        "invalid_value",
-                        &field,
-                        "性别应为 male 或 female",
-                    )),
-                },
-                "birth_date" => v.as_str().map_or(
-                    Err(FieldError::new("invalid_date", &field, "应为日期")),
-                    |s| Date::parse_field(s, &field).map(|_| ()),
-                ),
-                "id_card" => match v.as_str() {
-                    Some(s) => match CitizenId::parse(s) {
-                        Ok(id) => match self.store.student_by_id_card(id.as_str())? {
-                            Some(other) if other != student.id => {
-                                return Err(ServiceError::Duplicate {
-                                    field: "id_card".into(),
-                                    student: other,
-                                });
-                            }
-                            _ => Ok(()),
-                        },
-                        Err(e) => Err(e.into_field_error(&field, "id_card", "身份证号")),
-                    },
-                    None => Err(FieldError::new("invalid_value", &field, "应为文字")),
-                },
-                "class" => v.as_str().map_or(
-                    Err(FieldError::new("invalid_value", &field, "应为文字")),
-                    |s| check_text(s, &field, 20),
-                ),
-                "guardians" => serde_json::from_value::<Vec<crate::domain::Guardian>>(v.clone())
-                    .map(|_| ())
-                    .map_err(|e| FieldError::new("invalid_value", &field, e.to_string())),
-                "extra" => {
-                    if v.is_object() {
-                        Ok(())
-                    } else {
-                        Err(FieldError::new("invalid_value", &field, "应为对象"))
-                    }
-                }
-                _ => Err(FieldError::new("unknown_param", &field, "不能变更此字段")),
-            };
-            if let Err(e) = r {
-                errors.push(e);
-            }
+        check_info_fields(input.kind, fields, Date::today())?;
+        if let Some(raw) = fields.get("id_card").and_then(Value::as_str)
+            && let Ok(id) = CitizenId::parse(raw)
+            && let Some(other) = self.store.student_by_id_card(id.as_str())?
+            && other != student.id
+        {
+            return Err(ServiceError::Duplicate {
+                field: "id_card".into(),
+                student: other,
+            });
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(InvalidInput { errors }.into())
-        }
+        Ok(())
     }
 
     /// The input as history records it: personal values replaced by salted digests.
@@ -1508,7 +1459,8 @@ fn provisional_student(new: &NewStudent, school: &School, id: String) -> Student
     }
 }
 
-/// Applies validated information changes (key or non-key) to a student.
+/// Applies validated information changes (key or non-key) to a student. Placement fields are
+/// not among them: `check_info_fields` refuses them, their transitions write them.
 fn apply_fields(s: &mut Student, fields: &serde_json::Map<String, Value>) {
     for (k, v) in fields {
         match (k.as_str(), v) {
@@ -1536,7 +1488,6 @@ fn apply_fields(s: &mut Student, fields: &serde_json::Map<String, Value>) {
                     s.id_card = Some(id);
                 }
             }
-            ("class", Value::String(c)) => s.class = Some(c.clone()),
             ("guardians", g) => {
                 if let Ok(g) = serde_json::from_value(g.clone()) {
                     s.guardians = g;

@@ -1137,7 +1137,12 @@ fn rejection(r: crate::lifecycle::Rejection) -> ApiError {
     let first = r
         .errors
         .first()
-        .map(|e| format!("{} {}", e.position, e.message))
+        .map(|e| match (e.position.file.as_str(), e.position.line) {
+            // A limit of the whole package has no place in it to point at.
+            ("", _) => e.message.clone(),
+            (file, 0) => format!("{file} {}", e.message),
+            _ => format!("{} {}", e.position, e.message),
+        })
         .or_else(|| {
             r.failing_tests
                 .first()

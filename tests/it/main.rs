@@ -12,6 +12,7 @@ mod crash;
 mod engine;
 mod exchange;
 mod faults;
+mod fields_and_package_bounds;
 mod fuzz_regressions;
 mod hostile;
 mod http;
