@@ -1583,7 +1583,7 @@ impl Xueji {
     /// The token record of a bearer token, unless unknown, revoked or expired.
     pub fn authenticate(&self, token: &str) -> Result<Option<TokenRecord>> {
         Ok(match self.check_token(token)? {
-            TokenCheck::Valid(r) => Some(r),
+            TokenCheck::Valid(r) => Some(*r),
             TokenCheck::Unknown | TokenCheck::Expired => None,
         })
     }
@@ -1607,7 +1607,7 @@ impl Xueji {
             None => TokenCheck::Unknown,
             Some(r) if r.revoked => TokenCheck::Unknown,
             Some(r) if r.expired_at(chrono::Utc::now()) => TokenCheck::Expired,
-            Some(r) => TokenCheck::Valid(r),
+            Some(r) => TokenCheck::Valid(Box::new(r)),
         })
     }
 }
@@ -1615,7 +1615,7 @@ impl Xueji {
 /// What [`Xueji::check_token`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenCheck {
-    Valid(TokenRecord),
+    Valid(Box<TokenRecord>),
     Expired,
     Unknown,
 }

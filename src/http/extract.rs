@@ -213,7 +213,7 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty() && t.len() <= 200)
             .ok_or_else(ApiError::unauthorized)?;
         match state.xueji.check_token(token).map_err(ApiError::from)? {
-            TokenCheck::Valid(record) => Ok(Caller(record)),
+            TokenCheck::Valid(record) => Ok(Caller(*record)),
             TokenCheck::Expired => Err(ApiError::token_expired()),
             TokenCheck::Unknown => Err(ApiError::unauthorized()),
         }
