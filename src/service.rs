@@ -1495,6 +1495,14 @@ impl Xueji {
     pub fn env_admin_token(&self, token: &str) -> Result<(TokenRecord, Vec<TokenRecord>)> {
         let hash = token_hash(token);
         let current = match self.store.token(&hash)? {
+            // The value is some other role's secret: starting would leave no admin of the
+            // variable and revoke the one there was.
+            Some(existing) if existing.role != Role::Admin => {
+                return Err(ServiceError::Conflict {
+                    code: "admin_token_taken",
+                    message: "XUEJI_ADMIN_TOKEN 的值已是另一角色的令牌,请另选一个值".into(),
+                });
+            }
             Some(existing) => existing,
             None => {
                 let record = TokenRecord {

@@ -490,6 +490,27 @@ fn a_new_xueji_admin_token_value_revokes_the_earlier_one() {
     let (_, revoked) = x.env_admin_token(first).expect("back to the first");
     assert!(revoked.is_empty());
     assert!(!valid(first), "an old value does not come back");
+    // Another role's secret is never taken for the admin token, and nothing is revoked.
+    let (registrar_secret, _) = x
+        .create_token(TokenRecord {
+            school: Some("s1".into()),
+            ..TokenRecord::new(Role::Registrar)
+        })
+        .expect("registrar");
+    let third = "third-admin-token-value-0003";
+    x.env_admin_token(third).expect("third");
+    let refused = x.env_admin_token(&registrar_secret);
+    assert!(
+        matches!(
+            &refused,
+            Err(xueji::service::ServiceError::Conflict {
+                code: "admin_token_taken",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(valid(third) && valid(&registrar_secret));
 }
 
 fn xueji(args: &[&str]) -> std::process::Output {
