@@ -173,6 +173,24 @@ enum TokenCommand {
         student: Option<String>,
         #[arg(long)]
         label: Option<String>,
+        /// Refused from then on: a date (valid through that day, China time) or RFC 3339.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List every token: id, role, scope, label, created, expires, revoked (never a secret:
+    /// only hashes are stored). The server must be stopped.
+    List {
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id; it is refused from then on. The server must be stopped.
+    Revoke {
+        id: String,
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
     },
 }
 
@@ -332,20 +350,42 @@ fn main() -> Result<()> {
                     class,
                     student,
                     label,
+                    expires,
                 },
         } => {
             let (token, record) = cli::token_create(
                 &data,
-                role,
-                jurisdiction,
-                area,
-                school,
-                class,
-                student,
-                label,
+                xueji::service::TokenRequest {
+                    role,
+                    jurisdiction,
+                    area,
+                    school,
+                    class,
+                    student,
+                    label,
+                    expires_at: expires,
+                },
             )?;
             println!("{}", serde_json::to_string_pretty(&record)?);
             println!("token (shown once): {token}");
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::List { data, json },
+        } => {
+            let tokens = cli::token_list(&data)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                print!("{}", cli::token_table(&tokens));
+            }
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { id, data },
+        } => {
+            let record = cli::token_revoke(&data, &id)?;
+            println!("{}", serde_json::to_string_pretty(&record)?);
             Ok(())
         }
     }
@@ -361,8 +401,15 @@ fn serve(
     limits: xueji::http::ServeConfig,
 ) -> Result<()> {
     let xueji = Arc::new(cli::open(&data, policies.as_deref())?.with_time_zone(tz));
-    if let Some(path) = cli::bootstrap_admin(&xueji, &data)? {
-        tracing::info!(path = %path.display(), "first start: admin token written");
+    match cli::bootstrap_admin(&xueji, &data)? {
+        cli::Bootstrap::Written(path) => {
+            tracing::info!(path = %path.display(), "first start: admin token written")
+        }
+        cli::Bootstrap::FromEnv { revoked } if !revoked.is_empty() => tracing::info!(
+            revoked = ?revoked,
+            "XUEJI_ADMIN_TOKEN changed: the earlier admin token is revoked"
+        ),
+        cli::Bootstrap::FromEnv { .. } | cli::Bootstrap::Kept => {}
     }
     if demo {
         match xueji::demo::load(&xueji, &data)? {

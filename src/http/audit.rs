@@ -226,7 +226,7 @@ async fn create_backup(
                 format!("备份失败:{e}"),
             )
         };
-        std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
+        crate::store::private::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let file = dir.join(format!("xueji-{stamp}.redb"));
         // The same copy `xueji backup` makes beside the server: one snapshot, then checkpoints.

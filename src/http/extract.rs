@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::TokenRecord;
+use crate::service::TokenCheck;
 
 /// JSON body; malformed JSON, wrong types and unknown fields are 400, an oversized body 413.
 pub struct ApiJson<T>(pub T);
@@ -251,7 +252,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The authenticated caller: a bearer token that is known and not revoked.
+/// The authenticated caller: a bearer token that is known, not revoked and not expired.
 #[derive(Debug, Clone)]
 pub struct Caller(pub TokenRecord);
 
@@ -267,12 +268,11 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 200)
             .ok_or_else(ApiError::unauthorized)?;
-        let record = state
-            .xueji
-            .authenticate(token)
-            .map_err(ApiError::from)?
-            .ok_or_else(ApiError::unauthorized)?;
-        Ok(Caller(record))
+        match state.xueji.check_token(token).map_err(ApiError::from)? {
+            TokenCheck::Valid(record) => Ok(Caller(*record)),
+            TokenCheck::Expired => Err(ApiError::token_expired()),
+            TokenCheck::Unknown => Err(ApiError::unauthorized()),
+        }
     }
 }
 

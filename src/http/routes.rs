@@ -14,12 +14,12 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
 use super::view::{Page, PageParams, decision_view, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
-use crate::domain::student::{NewStudentForm, check_optional_text};
+use crate::domain::student::NewStudentForm;
 use crate::domain::{
     Actor, ApprovalRequest, ApprovalStep, Date, Decision, Level, RequestStatus, School, Status,
     Student, Term, TransitionInput, TransitionKind,
 };
-use crate::service::{Outcome, ServiceError, Xueji};
+use crate::service::{Outcome, ServiceError, TokenRequest, Xueji};
 
 /// The API document: generated from the handlers' annotations below.
 #[derive(utoipa::OpenApi)]
@@ -69,7 +69,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(sweep))
-        .routes(routes!(create_token))
+        .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(list_policies))
         .routes(routes!(get_policy, put_policy))
@@ -869,95 +869,29 @@ struct TokenBody {
     student: Option<String>,
     #[serde(default)]
     label: Option<String>,
+    /// The token is refused from then on: RFC 3339, or a date (valid through that day, China time).
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", summary = "签发令牌(只显示一次)", request_body = TokenBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", summary = "签发令牌(只显示一次)", request_body = TokenBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效;学校、学生不存在或不在权限范围内(两者同一答复)", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_token(
     State(state): State<AppState>,
     Caller(c): Caller,
     ApiJson(b): ApiJson<TokenBody>,
 ) -> ApiResult<Response> {
     require_role(&c, &[Role::Admin, Role::DistrictOfficer], "创建令牌")?;
-    let out = blocking(&state, move |x| -> ApiResult<_> {
-        let store = x.store();
-        let mut record = TokenRecord {
-            id: String::new(),
-            role: b.role,
-            jurisdiction: b.jurisdiction,
-            area: b.area,
-            school: b.school,
-            class: b.class,
-            student: b.student,
-            label: b.label,
-            created_at: String::new(),
-            created_by: Some(c.id.clone()),
-            revoked: false,
-        };
-        // Fill the jurisdiction from the school or student, and check the scope fields each role needs.
-        if let Some(st) = &record.student {
-            let s = store
-                .student(st)
-                .map_err(ServiceError::from)?
-                .ok_or_else(|| ApiError::bad_request("unknown_student", "student", "学生不存在"))?;
-            record.school = Some(s.school.clone());
-        }
-        if let Some(sid) = &record.school {
-            let s = store
-                .school(sid)
-                .map_err(ServiceError::from)?
-                .ok_or_else(|| ApiError::bad_request("unknown_school", "school", "学校不存在"))?;
-            record.jurisdiction = Some(s.jurisdiction);
-        }
-        for (field, value, max) in [
-            ("label", &record.label, 100),
-            ("class", &record.class, 20),
-            ("area", &record.area, 50),
-        ] {
-            if let Some(text) = value {
-                check_optional_text(text, field, max)
-                    .map_err(|e| ApiError::from(crate::domain::InvalidInput::from(e)))?;
-            }
-        }
-        let need = |ok: bool, field: &str, msg: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ApiError::bad_request("required", field, msg))
-            }
-        };
-        match record.role {
-            Role::Admin => {}
-            Role::DistrictOfficer => need(
-                record.jurisdiction.is_some(),
-                "jurisdiction",
-                "教育局账号须指定辖区",
-            )?,
-            Role::SchoolLeader | Role::Registrar => {
-                need(record.school.is_some(), "school", "须指定学校")?
-            }
-            Role::HeadTeacher => need(
-                record.school.is_some() && record.class.is_some(),
-                "class",
-                "班主任须指定学校和班级",
-            )?,
-            Role::Guardian => need(record.student.is_some(), "student", "家长账号须指定学生")?,
-        }
-        if let Some(j) = &record.jurisdiction
-            && x.policies().latest(j).is_none()
-        {
-            return Err(ApiError::bad_request(
-                "unknown_jurisdiction",
-                "jurisdiction",
-                "辖区不存在",
-            ));
-        }
-        if !scope::issue_token(&c, &record, |id| store.school(id).ok().flatten()) {
-            return Err(ApiError::forbidden("签发超出本辖区范围的令牌"));
-        }
-        Ok(x.create_token(record)?)
-    })
-    .await?;
-    let (token, record) = out;
+    let request = TokenRequest {
+        role: b.role,
+        jurisdiction: b.jurisdiction,
+        area: b.area,
+        school: b.school,
+        class: b.class,
+        student: b.student,
+        label: b.label,
+        expires_at: b.expires_at,
+    };
+    let (token, record) = blocking(&state, move |x| x.issue_token(&c, request)).await?;
     let mut body = serde_json::to_value(&record).unwrap_or(Value::Null);
     // Shown once: a replay of this answer (`Idempotency-Key`) withholds it, so it is never stored.
     body["token"] = Value::Null;
@@ -971,6 +905,22 @@ async fn create_token(
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", summary = "令牌列表(管理员全部;教育局本辖区;不含令牌本身)", params(PageParams), responses((status = 200, description = "OK:items 为令牌记录(id、role、范围、label、created_at、expires_at、revoked),不含令牌本身"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+async fn list_tokens(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, &[Role::Admin, Role::DistrictOfficer], "查看令牌")?;
+    let after = q.after()?;
+    let limit = q.limit();
+    let rows = blocking(&state, move |x| {
+        x.list_tokens(&c, after.as_deref(), limit + 1)
+    })
+    .await?;
+    Ok(axum::Json(Page::from_rows(rows, limit, |r| r)))
+}
+
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", summary = "吊销令牌", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn revoke_token(
     State(state): State<AppState>,
@@ -978,18 +928,7 @@ async fn revoke_token(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin, Role::DistrictOfficer], "吊销令牌")?;
-    let record = blocking(&state, move |x| -> ApiResult<_> {
-        let store = x.store();
-        let target = store
-            .token_by_id(&id)
-            .map_err(ServiceError::from)?
-            .ok_or_else(|| ApiError::not_found("token", &id))?;
-        if !scope::issue_token(&c, &target, |sid| store.school(sid).ok().flatten()) {
-            return Err(ApiError::not_found("token", &id));
-        }
-        Ok(x.revoke_token(&id)?)
-    })
-    .await?;
+    let record = blocking(&state, move |x| x.revoke_token(&c, &id)).await?;
     Ok(axum::Json(record))
 }
 

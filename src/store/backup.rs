@@ -102,11 +102,7 @@ pub fn write_copy(
     dest: &Path,
 ) -> Result<(u64, Vec<Checkpoint>), StoreError> {
     let snapshot = source.snapshot()?;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dest)
-    {
+    match super::private::options().create_new(true).open(dest) {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(StoreError::AlreadyExists {

@@ -9,6 +9,7 @@
 mod backup;
 pub mod fault;
 pub mod idempotency;
+pub mod private;
 mod records;
 mod tables;
 mod tally;
@@ -370,6 +371,14 @@ impl Store {
     /// redb's [`ConcurrencyMode::SingleWriter`], which needs byte-range file locks (Linux, the
     /// Apple platforms, Windows).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // redb creates a missing file with the umask's mode (0644 as a rule) and initializes an
+        // empty one: claim the file first as 0600, and tighten one an older version left open.
+        private::options()
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .and_then(|_| private::restrict(path))
+            .map_err(|e| StoreError::Storage(format!("{}: {e}", path.display())))?;
         let db = shared_builder().create(path)?;
         Store::init(db)
     }
@@ -998,6 +1007,41 @@ impl Store {
             Some(hash) => self.token(&hash),
             None => Ok(None),
         }
+    }
+
+    /// `(id, record)` of the tokens `keep` accepts, by id, after the id `after` (exclusive), at
+    /// most `limit`, from one read transaction.
+    pub fn tokens(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        mut keep: impl FnMut(&TokenRecord) -> bool,
+    ) -> Result<Vec<(String, TokenRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let ids = txn.open_table(TOKEN_IDS)?;
+        let records = txn.open_table(TOKENS)?;
+        let range = match after {
+            Some(a) => {
+                ids.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
+            None => ids.range::<&str>(..)?,
+        };
+        let mut out = Vec::new();
+        for item in range {
+            if out.len() >= limit {
+                break;
+            }
+            let (id, hash) = item?;
+            let hash = String::from_utf8_lossy(hash.value()).into_owned();
+            let Some(v) = records.get(hash.as_str())? else {
+                continue;
+            };
+            let record: TokenRecord = decode(v.value())?;
+            if keep(&record) {
+                out.push((id.value().to_owned(), record));
+            }
+        }
+        Ok(out)
     }
 
     pub fn has_tokens(&self) -> Result<bool, StoreError> {

@@ -1721,7 +1721,7 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
         ("PATCH", "/v1/students"),
         ("DELETE", "/v1/schools/s1"),
         ("PUT", "/v1/sweeps"),
-        ("GET", "/v1/tokens"),
+        ("PUT", "/v1/tokens"),
         ("POST", "/v1/verify"),
         ("DELETE", "/v1/students/import"),
         ("DELETE", "/v1/checkpoints"),

@@ -25,3 +25,4 @@ mod sandbox;
 mod security;
 mod seed_policies;
 mod timelines;
+mod tokens;
