@@ -306,7 +306,8 @@ impl Xueji {
         Ok(())
     }
 
-    fn context_of(&self, event: &Event) -> Result<Option<DecisionContext>> {
+    /// The context `event`'s decision was taken in, when it is stored and matches the event.
+    pub fn context_of(&self, event: &Event) -> Result<Option<DecisionContext>> {
         let Some(ctx) = self.store().context(event)? else {
             return Ok(None);
         };

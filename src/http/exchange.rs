@@ -209,7 +209,7 @@ async fn get_stats(
             "school 和 jurisdiction 只能指定一个",
         ));
     }
-    let as_of = q.as_of.unwrap_or_else(Date::today);
+    let as_of = q.as_of.unwrap_or_else(|| state.xueji.today());
     let out = blocking(&state, move |x| -> ApiResult<_> {
         let staff = matches!(c.role, Role::SchoolLeader | Role::Registrar);
         let scope = match (&q.school, &q.jurisdiction) {

@@ -263,7 +263,7 @@ fn outcome_response(
         ),
         Outcome::Pending { decision, request } => (
             StatusCode::ACCEPTED,
-            json!({ "outcome": "pending", "decision": mask(decision, decided_on), "request": request_view(&request) }),
+            json!({ "outcome": "pending", "decision": mask(decision, decided_on), "request": request_view(&request, role, decided_on) }),
         ),
         Outcome::Denied { decision } => {
             let decision = mask(decision, decided_on);
@@ -369,31 +369,11 @@ async fn list_students(
     let (limit, after) = (page.limit(), page.after()?);
     let page = blocking(&state, move |x| -> ApiResult<Page<Value>> {
         let store = x.store();
-        if c.role == Role::Guardian {
-            let id = c.student.clone().unwrap_or_default();
-            let items = visible_student(x, &c, &id)
-                .map(|(s, _)| vec![student_view(&s, role)])
-                .unwrap_or_default();
-            return Ok(Page {
-                items,
-                next_cursor: None,
-            });
-        }
-        // Staff of one school list that school (a head teacher: their class). A filter never
-        // widens or silently changes what is asked: one naming another school, class or
-        // jurisdiction than the caller's own matches nothing.
+        // A filter never widens or silently changes what is asked: one naming another school,
+        // class or jurisdiction than the caller's own matches nothing.
         let empty = || Page {
             items: Vec::new(),
             next_cursor: None,
-        };
-        let school_id = match c.role {
-            Role::SchoolLeader | Role::Registrar | Role::HeadTeacher => {
-                if q.school.is_some() && q.school != c.school {
-                    return Ok(empty());
-                }
-                c.school.clone()
-            }
-            _ => q.school.clone(),
         };
         let class = if c.role == Role::HeadTeacher {
             if q.class.is_some() && q.class != c.class {
@@ -403,12 +383,6 @@ async fn list_students(
         } else {
             q.class.clone()
         };
-        if c.role == Role::DistrictOfficer
-            && q.jurisdiction.is_some()
-            && q.jurisdiction != c.jurisdiction
-        {
-            return Ok(empty());
-        }
         let matches = |s: &Student| {
             q.status.is_none_or(|st| s.status == st)
                 && q.grade.is_none_or(|g| s.grade == g)
@@ -419,6 +393,39 @@ async fn list_students(
                     s.name.contains(needle) || s.national_id.as_str() == needle
                 })
         };
+        if c.role == Role::Guardian {
+            // A guardian's list is their child, when every filter matches them.
+            let id = c.student.clone().unwrap_or_default();
+            let items = visible_student(x, &c, &id)
+                .ok()
+                .filter(|(s, _)| {
+                    q.school.as_ref().is_none_or(|sc| *sc == s.school)
+                        && q.jurisdiction.as_ref().is_none_or(|j| *j == s.jurisdiction)
+                        && matches(s)
+                })
+                .map(|(s, _)| vec![student_view(&s, role)])
+                .unwrap_or_default();
+            return Ok(Page {
+                items,
+                next_cursor: None,
+            });
+        }
+        // Staff of one school list that school (a head teacher: their class).
+        let school_id = match c.role {
+            Role::SchoolLeader | Role::Registrar | Role::HeadTeacher => {
+                if q.school.is_some() && q.school != c.school {
+                    return Ok(empty());
+                }
+                c.school.clone()
+            }
+            _ => q.school.clone(),
+        };
+        if c.role == Role::DistrictOfficer
+            && q.jurisdiction.is_some()
+            && q.jurisdiction != c.jurisdiction
+        {
+            return Ok(empty());
+        }
         let mut rows = Vec::new();
         let mut cursor = after;
         // Scan index pages until a page of matches is found (bounded).
@@ -529,15 +536,25 @@ async fn events(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<impl IntoResponse> {
     let (limit, after) = (page.limit(), page.after()?);
+    let role = c.role;
     let page = blocking(&state, move |x| -> ApiResult<Page<Value>> {
-        visible_student(x, &c, &id)?;
+        let (student, _) = visible_student(x, &c, &id)?;
         let events = x.events(&id)?;
         let skip: u64 = after.and_then(|a| a.parse().ok()).unwrap_or(0);
         let rows: Vec<(String, Value)> = events
             .into_iter()
             .filter(|e| e.seq > skip)
             .take(limit + 1)
-            .map(|e| {
+            .map(|mut e| {
+                // A recorded message spelling out what this role may not see, now or as the
+                // decision saw the student, is withheld (the event then no longer re-hashes on
+                // the client: `/verify` checks it here).
+                if !role.visibility().everything() {
+                    if let Ok(Some(context)) = x.context_of(&e) {
+                        e.decision = decision_view(e.decision, &context.student, role);
+                    }
+                    e.decision = decision_view(e.decision, &student, role);
+                }
                 (
                     e.seq.to_string(),
                     serde_json::to_value(&e).unwrap_or(Value::Null),
@@ -592,7 +609,24 @@ async fn verify_all(
 
 // ---- requests --------------------------------------------------------------------------
 
-fn request_view(r: &ApprovalRequest) -> Value {
+/// A request as `role` sees it: its decisions' messages masked against the student when the
+/// role may not see all of them (`decided_on`; `None` for a role that sees everything).
+fn request_view(r: &ApprovalRequest, role: Role, decided_on: Option<&Student>) -> Value {
+    let masked;
+    let r = match decided_on {
+        Some(student) => {
+            masked = ApprovalRequest {
+                decision: decision_view(r.decision.clone(), student, role),
+                final_decision: r
+                    .final_decision
+                    .clone()
+                    .map(|d| decision_view(d, student, role)),
+                ..r.clone()
+            };
+            &masked
+        }
+        None => r,
+    };
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("next_step".into(), json!(r.next_step()));
@@ -609,6 +643,16 @@ fn request_view(r: &ApprovalRequest) -> Value {
         }
     }
     v
+}
+
+/// [`request_view`], reading the request's student when the caller's role may not see all of it.
+fn request_view_for(x: &Xueji, r: &ApprovalRequest, role: Role) -> Value {
+    let student = if role.visibility().everything() {
+        None
+    } else {
+        x.store().student(&r.student).ok().flatten()
+    };
+    request_view(r, role, student.as_ref())
 }
 
 /// Loads a request the caller may see; otherwise 404.
@@ -728,7 +772,10 @@ async fn list_requests(
                 break;
             }
         }
-        Ok(Page::from_rows(rows, limit, |r| request_view(&r)))
+        let role = c.role;
+        Ok(Page::from_rows(rows, limit, |r| {
+            request_view_for(x, &r, role)
+        }))
     })
     .await?;
     Ok(axum::Json(page))
@@ -740,8 +787,12 @@ async fn get_request(
     Caller(c): Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let (r, _, _) = blocking(&state, move |x| visible_request(x, &c, &id)).await?;
-    Ok(axum::Json(request_view(&r)))
+    let role = c.role;
+    let view = blocking(&state, move |x| {
+        visible_request(x, &c, &id).map(|(r, _, _)| request_view_for(x, &r, role))
+    })
+    .await?;
+    Ok(axum::Json(view))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -760,7 +811,8 @@ async fn decide_request(
     b: StepBody,
     approve: bool,
 ) -> ApiResult<Response> {
-    let out = blocking(&state, move |x| {
+    let role = c.role;
+    let (out, request, event) = blocking(&state, move |x| {
         let (_, school, receiving) = visible_request(x, &c, &id)?;
         if !scope::approve(&c, b.step, &school, receiving.as_ref()) {
             return Err(ApiError::forbidden(&format!("审批「{}」", b.step.zh())));
@@ -775,11 +827,21 @@ async fn decide_request(
             x.reject(&id, b.step, &actor(&c), comment)
                 .map_err(ApiError::from)
         }
+        .map(|out| {
+            let request = request_view_for(x, &out.request, role);
+            let event = out.event.clone().map(|mut e| {
+                if let Some(student) = out.student.as_ref() {
+                    e.decision = decision_view(e.decision, student, role);
+                }
+                e
+            });
+            (out, request, event)
+        })
     })
     .await?;
     state.metrics.decision(out.outcome);
-    let mut body = json!({ "request": request_view(&out.request), "outcome": out.outcome });
-    if let Some(e) = &out.event {
+    let mut body = json!({ "request": request, "outcome": out.outcome });
+    if let Some(e) = &event {
         body["event"] = json!(e);
     }
     Ok((StatusCode::OK, axum::Json(body)).into_response())
@@ -841,12 +903,19 @@ async fn sweep(
         return Err(ApiError::not_found("jurisdiction", j));
     }
     // An area officer's sweep acts on the students of their area only.
-    let report = blocking(&state, move |x| {
+    let sees_everything = c.role.visibility().everything();
+    let mut report = blocking(&state, move |x| {
         x.sweep_in_scope(b.as_of, jurisdiction.as_deref(), |student, school| {
             scope::student(&c, student, school)
         })
     })
     .await?;
+    if !sees_everything {
+        // A script's error text may be built from any field of the student.
+        for failure in &mut report.failed {
+            failure.message = super::view::WITHHELD_MESSAGE.into();
+        }
+    }
     Ok(axum::Json(report))
 }
 

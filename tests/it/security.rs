@@ -158,7 +158,7 @@ async fn an_impact_replay_never_carries_a_students_personal_values() {
 fn packages_quoting_health() -> xueji::policy::PackageSet {
     let mut set = test_packages();
     let rules = format!(
-        "{TEST_RULES}\n// 第四条 更正信息由学校办理\nrule(#{{ id: \"test.correct.quote\", on: [\"correct_info\"], cites: \"t 第四条\", check: |c| {{\n    allow(\"更正信息,健康情况:\" + c.student.extra.health)\n}}}});\n"
+        "{TEST_RULES}\n// 第四条 更正信息由学校办理\nrule(#{{ id: \"test.correct.quote\", on: [\"correct_info\"], cites: \"t 第四条\", check: |c| {{\n    allow(\"更正信息,健康情况:\" + c.student.extra.health)\n}}}});\n// 第五条 休学说明健康情况\nrule(#{{ id: \"test.suspend.quote\", on: [\"suspend\"], cites: \"t 第五条\", check: |c| {{\n    allow(\"休学,健康情况:\" + c.student.extra.health)\n}}}});\n"
     );
     let files: BTreeMap<String, String> = [
         ("policy.toml".to_owned(), TEST_MANIFEST.to_owned()),
@@ -223,6 +223,79 @@ async fn a_decision_message_spelling_out_a_hidden_value_is_withheld_from_that_ro
         message(&v).as_deref(),
         Some(xueji::http::view::WITHHELD_MESSAGE)
     );
+
+    // Recorded: the history shows the head teacher the rule without the message.
+    let (status, v) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{id}/transitions"),
+            Some(&registrar),
+            Some(correction),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let events = format!("/v1/students/{id}/events");
+    let (status, v) = s.call("GET", &events, Some(&registrar), None).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.to_string().contains(HEALTH), "{v}");
+    let (status, v) = s.call("GET", &events, Some(&head_teacher), None).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(!v.to_string().contains(HEALTH), "{v}");
+    assert!(
+        v.to_string().contains(xueji::http::view::WITHHELD_MESSAGE),
+        "{v}"
+    );
+
+    // A request: the officer reads it, lists it and approves its district step without the note.
+    let suspend = json!({
+        "kind": "suspend", "effective_date": "2025-03-02", "params": { "until": "2026-03-01" },
+        "documents": [{ "kind": "hospital_diagnosis" }],
+    });
+    let other = enrolled_with_personal_data(&s.xueji, "s1", 13);
+    let (status, v) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{other}/transitions"),
+            Some(&registrar),
+            Some(suspend),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    assert!(v.to_string().contains(HEALTH), "the registrar sees it: {v}");
+    let request = v["request"]["id"].as_str().expect("request id").to_owned();
+    let (status, v) = s
+        .call(
+            "POST",
+            &format!("/v1/requests/{request}/approve"),
+            Some(&s.admin),
+            Some(json!({ "step": "school" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    for path in [format!("/v1/requests/{request}"), "/v1/requests".to_owned()] {
+        let (status, v) = s.call("GET", &path, Some(&officer_token), None).await;
+        assert_eq!(status, 200, "{v}");
+        assert!(!v.to_string().contains(HEALTH), "{path}: {v}");
+        assert!(
+            v.to_string().contains(xueji::http::view::WITHHELD_MESSAGE),
+            "{v}"
+        );
+    }
+    let area_officer = s.token(officer("test-district", Some("东区"))).await;
+    let (status, v) = s
+        .call(
+            "POST",
+            &format!("/v1/requests/{request}/approve"),
+            Some(&area_officer),
+            Some(json!({ "step": "district" })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (200, Some("applied")),
+        "{v}"
+    );
+    assert!(!v.to_string().contains(HEALTH), "{v}");
 }
 
 /// Admits a student whose report deadline (2024-09-05) lapsed long ago, at `school`.
@@ -333,6 +406,28 @@ async fn a_list_filter_outside_the_callers_scope_returns_nothing() {
         .call("GET", "/v1/students", Some(&officer_token), None)
         .await;
     assert_eq!((status, count(&v)), (200, 2), "{v}");
+    // A guardian's list is their child, unless a filter does not match them.
+    let child = enrolled(&s.xueji, "孩子", 34);
+    let guardian = s
+        .token(json!({ "role": "guardian", "student": child.id }))
+        .await;
+    for (query, expected) in [
+        ("", 1),
+        ("?class=4", 1),
+        ("?class=5", 0),
+        ("?school=s2", 0),
+        ("?status=suspended", 0),
+    ] {
+        let (status, v) = s
+            .call(
+                "GET",
+                &format!("/v1/students{query}"),
+                Some(&guardian),
+                None,
+            )
+            .await;
+        assert_eq!((status, count(&v)), (200, expected), "{query}: {v}");
+    }
 
     for (token, query) in [
         (&registrar, "school=s2"),
