@@ -137,6 +137,7 @@ pub fn verify(data: &Path, policies: Option<&Path>, checkpoints: Option<&Path>) 
         }
     }
     print_tally_mismatches(&report.stats_failures);
+    print_store_failures(&report);
     let reproduced = x.reproduce_decisions(None)?;
     println!(
         "{} recorded decisions re-evaluated under their recorded versions",
@@ -159,6 +160,40 @@ pub fn verify(data: &Path, policies: Option<&Path>, checkpoints: Option<&Path>) 
     let ok = report.ok && reproduced.ok && logs_ok;
     println!("{}", if ok { "ok" } else { "FAILED" });
     Ok(ok)
+}
+
+/// What `verify` found of the records and indexes beyond the chains: fields named, values of
+/// personal fields never printed.
+fn print_store_failures(report: &crate::service::VerifyReport) {
+    for (student, r) in &report.failures {
+        for m in &r.record {
+            let values = match (&m.stored, &m.replayed) {
+                (Some(s), Some(r)) => format!(": stored {s}, replayed {r}"),
+                _ => String::new(),
+            };
+            println!("✗ {student}: record field {}{values}", m.field);
+        }
+        for m in &r.indexes {
+            println!(
+                "✗ {student}: {} {} {}",
+                m.table,
+                m.key.as_deref().unwrap_or("(identity key)"),
+                m.code
+            );
+        }
+    }
+    for m in &report.index_failures {
+        println!(
+            "✗ {}: {} {} {}",
+            m.student,
+            m.table,
+            m.key.as_deref().unwrap_or("(identity key)"),
+            m.code
+        );
+    }
+    for d in &report.damaged {
+        println!("✗ record_damaged: table {} key {}", d.table, d.key);
+    }
 }
 
 fn print_tally_mismatches(mismatches: &[crate::service::TallyMismatch]) {
@@ -207,7 +242,16 @@ pub fn bootstrap_admin(x: &Xueji, data: &Path) -> Result<Option<PathBuf>> {
         if token.len() < 16 {
             bail!("XUEJI_ADMIN_TOKEN must be at least 16 characters");
         }
-        x.ensure_token(&token, Role::Admin, "XUEJI_ADMIN_TOKEN")?;
+        match x.ensure_token(&token, Role::Admin, "XUEJI_ADMIN_TOKEN") {
+            // The server still starts: that token authenticates no one, `xueji verify` names
+            // the record.
+            Err(crate::service::ServiceError::Damaged { table, key }) => {
+                tracing::error!(%table, %key, "XUEJI_ADMIN_TOKEN's stored record is damaged");
+            }
+            other => {
+                other?;
+            }
+        }
         return Ok(None);
     }
     if x.store().has_tokens()? {

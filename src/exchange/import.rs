@@ -649,7 +649,9 @@ fn service_errors(e: ServiceError) -> Vec<RowError> {
             "school",
             format!("{what}「{id}」不存在"),
         )],
-        ServiceError::InvalidTransition { .. } | ServiceError::Storage(_) => {
+        ServiceError::InvalidTransition { .. }
+        | ServiceError::Storage(_)
+        | ServiceError::Damaged { .. } => {
             vec![RowError::new("internal", "", e.to_string())]
         }
     }

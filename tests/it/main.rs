@@ -21,3 +21,4 @@ mod model;
 mod sandbox;
 mod seed_policies;
 mod timelines;
+mod verify_replay;
