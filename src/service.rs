@@ -13,22 +13,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use crate::auth::{Role, TokenCache, TokenRecord, generate_token, token_hash};
-use crate::domain::replay::REDACTED_PREFIX;
 use crate::domain::event::{
     BadEvent, ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain,
 };
+use crate::domain::replay::REDACTED_PREFIX;
+use crate::domain::replay::{IndexMismatch, replay_record};
 use crate::domain::student::{
-    MAX_NAME_CHARS, NewStudentForm, PERSONAL_FIELDS as PERSONAL_RECORD_FIELDS,
-    check_optional_text, check_text,
+    MAX_NAME_CHARS, NewStudentForm, PERSONAL_FIELDS as PERSONAL_RECORD_FIELDS, check_optional_text,
+    check_text,
 };
 use crate::domain::tally::{self, Counter, TallyState};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
-    Event, FieldError, InvalidInput, NewStudent, RequestStatus, School, Status, Student,
-    Timeline, TransitionInput, TransitionKind,
+    Event, FieldError, InvalidInput, NewStudent, RequestStatus, School, Status, Student, Timeline,
+    TransitionInput, TransitionKind,
 };
 use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate};
-use crate::domain::replay::{IndexMismatch, replay_record};
 use crate::store::{
     Command, DamagedRecord, Snapshot, Store, StoreError, StudentHistory, TallyCheck,
 };

@@ -7,8 +7,8 @@
 //! personal data: identity values in `input` are replaced by salted digests before recording.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 use super::Actor;
 use super::dates::Date;

@@ -145,7 +145,11 @@ pub fn replay_record(
             m.retain(|k, _| !PERSONAL_FIELDS.contains(&k.as_str()));
         }
         for (field, recorded) in recorded_digests(e) {
-            let Some(f) = PERSONAL_FIELDS.iter().copied().find(|f| *f == field.as_str()) else {
+            let Some(f) = PERSONAL_FIELDS
+                .iter()
+                .copied()
+                .find(|f| *f == field.as_str())
+            else {
                 continue;
             };
             let Some(value) = stored.personal_value(f) else {
@@ -159,7 +163,9 @@ pub fn replay_record(
             if creating || f == "national_id" {
                 copy_personal(&mut state, stored, f);
             } else {
-                fields.get_or_insert_with(Map::new).insert(f.to_owned(), value);
+                fields
+                    .get_or_insert_with(Map::new)
+                    .insert(f.to_owned(), value);
             }
         }
         if let Some(m) = fields {

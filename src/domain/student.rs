@@ -587,4 +587,3 @@ fn apply_fields(s: &mut Student, fields: &Map<String, Value>) {
         }
     }
 }
-

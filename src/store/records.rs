@@ -170,9 +170,9 @@ pub(crate) fn read_steps(
     for item in timelines.range(start.as_str()..end.as_str())? {
         let (k, v) = item?;
         match parse_timeline_key(k.value()) {
-            Some((_, _, TimelineRecord::Step(_))) => out.push(
-                decode_step(v.value()).map_err(|_| super::damaged(TIMELINES, k.value()))?,
-            ),
+            Some((_, _, TimelineRecord::Step(_))) => {
+                out.push(decode_step(v.value()).map_err(|_| super::damaged(TIMELINES, k.value()))?)
+            }
             Some((_, _, TimelineRecord::TallyState)) => {}
             None => return Err(undecodable(k.value())),
         }

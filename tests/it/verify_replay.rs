@@ -126,7 +126,10 @@ fn an_edited_name_id_number_or_gender_is_named_and_never_echoed() {
         t.replace("\"name\":\"欧阳甲\"", "\"name\":\"冒名顶替\"")
             .replace(&id_card, &other_id)
             .replace("\"gender\":\"male\"", "\"gender\":\"female\"")
-            .replace("\"gender\":\"female\",\"birth", "\"gender\":\"male\",\"birth")
+            .replace(
+                "\"gender\":\"female\",\"birth",
+                "\"gender\":\"male\",\"birth",
+            )
     });
     let x = reopen(&path);
     let report = verify_json(&x, &s.id);
@@ -158,9 +161,10 @@ fn information_changes_replay_through_the_engine_and_a_later_edit_is_caught() {
     let t = engine();
     let s = enrolled(&t.xueji, "乙", 13);
     let mut input = TransitionInput::new(TransitionKind::CorrectInfo, d("2024-10-01"));
-    input
-        .params
-        .insert("fields".into(), json!({"class": "7", "extra": {"note": "x"}}));
+    input.params.insert(
+        "fields".into(),
+        json!({"class": "7", "extra": {"note": "x"}}),
+    );
     let out = t
         .xueji
         .transition(&s.id, input, &registrar(), false)
@@ -255,7 +259,11 @@ fn a_missing_or_extra_index_entry_is_reported_by_table_and_key() {
         .map(|m| (m.table.clone(), m.key.clone()))
         .collect();
     for student in [s.id.as_str(), "stu_nobody"] {
-        let status = if student == s.id { "graduated" } else { "enrolled" };
+        let status = if student == s.id {
+            "graduated"
+        } else {
+            "enrolled"
+        };
         let key = format!("{}/{status}/{student}", s.jurisdiction);
         assert!(
             extras.contains(&("idx_status".into(), Some(key.clone()))),
@@ -291,7 +299,10 @@ fn a_damaged_student_is_named_and_everything_else_still_served() {
         .students_of_school(&sound.jurisdiction, "s1", None, None, None, 100)
         .expect("list");
     assert_eq!(
-        listed.iter().map(|(_, s)| s.id.as_str()).collect::<Vec<_>>(),
+        listed
+            .iter()
+            .map(|(_, s)| s.id.as_str())
+            .collect::<Vec<_>>(),
         vec![sound.id.as_str()]
     );
     let by_jurisdiction = x
@@ -345,17 +356,24 @@ async fn a_damaged_student_over_http_is_record_damaged_and_lists_skip_it() {
     let (base, _shutdown) = serve(x.clone()).await;
     let client = reqwest::Client::new();
     let get = |p: String| client.get(format!("{base}{p}")).bearer_auth(&token).send();
-    let r = get(format!("/v1/students/{}", damaged.id)).await.expect("get");
+    let r = get(format!("/v1/students/{}", damaged.id))
+        .await
+        .expect("get");
     assert_eq!(r.status().as_u16(), 500);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "record_damaged", "{body}");
-    let r = get(format!("/v1/students/{}", sound.id)).await.expect("get");
+    let r = get(format!("/v1/students/{}", sound.id))
+        .await
+        .expect("get");
     assert_eq!(r.status().as_u16(), 200);
     let r = get("/v1/students?school=s1".into()).await.expect("list");
     assert_eq!(r.status().as_u16(), 200);
     let page: Value = r.json().await.expect("json");
     let text = page.to_string();
-    assert!(text.contains(&sound.id) && !text.contains(&damaged.id), "{text}");
+    assert!(
+        text.contains(&sound.id) && !text.contains(&damaged.id),
+        "{text}"
+    );
     let r = get("/v1/verify".into()).await.expect("verify");
     assert_eq!(r.status().as_u16(), 200);
     let report: Value = r.json().await.expect("json");
