@@ -57,6 +57,99 @@ pub struct TokenRecord {
     pub created_by: Option<String>,
     #[serde(default)]
     pub revoked: bool,
+    /// RFC 3339, UTC: the token is refused from this instant on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// `created_by` of the token `XUEJI_ADMIN_TOKEN` names: how a start tells the variable's
+/// earlier tokens from every other admin token.
+pub const ENV_ADMIN: &str = "env:XUEJI_ADMIN_TOKEN";
+
+impl TokenRecord {
+    /// A record with no scope, label or expiry; the service fills `id` and `created_at`.
+    pub fn new(role: Role) -> TokenRecord {
+        TokenRecord {
+            id: String::new(),
+            role,
+            jurisdiction: None,
+            area: None,
+            school: None,
+            class: None,
+            student: None,
+            label: None,
+            created_at: String::new(),
+            created_by: None,
+            revoked: false,
+            expires_at: None,
+        }
+    }
+
+    /// Whether the expiry has passed at `now`. An expiry that does not parse (never written
+    /// by this code) counts as passed: a token is refused rather than kept alive by a bad record.
+    pub fn expired_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        match &self.expires_at {
+            None => false,
+            Some(e) => chrono::DateTime::parse_from_rfc3339(e).map_or(true, |e| e <= now),
+        }
+    }
+
+    /// Whether this token came from `XUEJI_ADMIN_TOKEN`; stores written before [`ENV_ADMIN`]
+    /// marked it by its label alone (no issuer).
+    pub fn from_env(&self) -> bool {
+        self.role == Role::Admin
+            && (self.created_by.as_deref() == Some(ENV_ADMIN)
+                || (self.created_by.is_none()
+                    && self.label.as_deref() == Some("XUEJI_ADMIN_TOKEN")))
+    }
+
+    /// The scope fields as one line for tables: `jurisdiction=… area=… school=…`, `-` if none.
+    pub fn scope_text(&self) -> String {
+        let parts: Vec<String> = [
+            ("jurisdiction", &self.jurisdiction),
+            ("area", &self.area),
+            ("school", &self.school),
+            ("class", &self.class),
+            ("student", &self.student),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+        if parts.is_empty() {
+            "-".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+/// Reads a token expiry: RFC 3339 (`2027-07-01T08:00:00+08:00`), or a date (`2027-06-30`),
+/// which keeps the token through that whole day in China time (UTC+8, no daylight saving):
+/// it expires at the next midnight there. Returns the instant in UTC.
+pub fn parse_expiry(
+    text: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, crate::domain::FieldError> {
+    use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let china = FixedOffset::east_opt(8 * 3600);
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|_| text.len() == 10)
+        .and_then(|d| d.succ_opt())
+        .and_then(|next| next.and_hms_opt(0, 0, 0))
+        .zip(china)
+        .and_then(|(midnight, tz)| midnight.and_local_timezone(tz).single())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| {
+            crate::domain::FieldError::new(
+                "invalid_date",
+                "expires_at",
+                "有效期须为日期(如 2027-06-30)或 RFC 3339 时间(如 2027-06-30T18:00:00+08:00)",
+            )
+        })
 }
 
 /// The stored form of a bearer token.
@@ -193,7 +286,8 @@ pub mod scope {
     }
 
     /// Whether `creator` may issue `wanted`: admins anything; an officer only tokens inside
-    /// its own scope (never admin, never wider).
+    /// its own scope (never admin, never wider). The same test says which tokens an officer
+    /// may list and revoke.
     pub fn issue_token(
         creator: &TokenRecord,
         wanted: &TokenRecord,
@@ -227,6 +321,13 @@ pub struct Visibility {
     pub guardians: bool,
     /// `extra`: health, family and other free fields.
     pub extra: bool,
+}
+
+impl Visibility {
+    /// Nothing of a student is hidden from this role.
+    pub fn everything(self) -> bool {
+        self.identity_numbers && self.guardians && self.extra
+    }
 }
 
 impl Role {
@@ -273,7 +374,38 @@ mod tests {
             created_at: "2026-11-29T00:00:00Z".into(),
             created_by: None,
             revoked,
+            expires_at: None,
         }
+    }
+
+    #[test]
+    fn an_expiry_is_an_instant_or_a_whole_day_in_china_time() {
+        let e = |t: &str| parse_expiry(t).map(|t| t.to_rfc3339());
+        assert_eq!(
+            e("2027-06-30").ok().as_deref(),
+            Some("2027-06-30T16:00:00+00:00")
+        );
+        assert_eq!(
+            e("2027-06-30T18:00:00+08:00").ok().as_deref(),
+            Some("2027-06-30T10:00:00+00:00")
+        );
+        for bad in [
+            "",
+            "2027-6-30",
+            "2027-02-30",
+            "tomorrow",
+            "2027-06-30T18:00",
+        ] {
+            assert!(e(bad).is_err(), "{bad}");
+        }
+        let mut r = record("tok_1", false);
+        let now = chrono::Utc::now();
+        assert!(!r.expired_at(now));
+        r.expires_at = Some((now + chrono::Duration::seconds(60)).to_rfc3339());
+        assert!(!r.expired_at(now));
+        assert!(r.expired_at(now + chrono::Duration::seconds(60)));
+        r.expires_at = Some("garbage".into());
+        assert!(r.expired_at(now), "an unreadable expiry refuses");
     }
 
     #[test]

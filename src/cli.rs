@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::auth::{Role, TokenRecord};
 use crate::policy::testing::{run_package_tests, uncovered_rules};
 use crate::policy::{PackageSet, PackageSource, PolicyRegistry, builtin_packages};
-use crate::service::Xueji;
+use crate::service::{TokenRequest, Xueji};
 use crate::store::{ReadOnlyStore, Store};
 
 pub const STORE_FILE: &str = "xueji.redb";
@@ -37,7 +37,7 @@ pub fn compile(set: &PackageSet) -> Result<PolicyRegistry> {
 }
 
 pub fn open(data: &Path, policies: Option<&Path>) -> Result<Xueji> {
-    std::fs::create_dir_all(data)
+    crate::store::private::create_dir_all(data)
         .with_context(|| format!("creating data folder {}", data.display()))?;
     let store = Store::open(&data.join(STORE_FILE))
         .with_context(|| format!("opening {}", data.join(STORE_FILE).display()))?;
@@ -94,8 +94,10 @@ pub fn policy_test(dir: &Path) -> Result<()> {
         if only.as_ref().is_some_and(|o| *o != p.manifest.id) {
             continue;
         }
-        let results = run_package_tests(&p)
-            .map_err(|e| anyhow::anyhow!("{}: {}", p.manifest.id, e.join("; ")))?;
+        let results = run_package_tests(&p).map_err(|e| {
+            let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("{}: {}", p.manifest.id, errors.join("; "))
+        })?;
         for r in &results {
             if r.passed {
                 passed += 1;
@@ -207,89 +209,132 @@ fn print_tally_mismatches(mismatches: &[crate::service::TallyMismatch]) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn token_create(
-    data: &Path,
-    role: Role,
-    jurisdiction: Option<String>,
-    area: Option<String>,
-    school: Option<String>,
-    class: Option<String>,
-    student: Option<String>,
-    label: Option<String>,
-) -> Result<(String, TokenRecord)> {
-    let x = open(data, None)?;
-    let record = TokenRecord {
-        id: String::new(),
-        role,
-        jurisdiction,
-        area,
-        school,
-        class,
-        student,
-        label,
-        created_at: String::new(),
-        created_by: Some("cli".into()),
-        revoked: false,
-    };
-    Ok(x.create_token(record)?)
+/// Who `xueji token` acts as: the operator, with the server stopped and the data file in hand,
+/// is an admin, under the same token rules as `POST /v1/tokens`.
+fn operator() -> TokenRecord {
+    TokenRecord {
+        id: "cli".into(),
+        ..TokenRecord::new(Role::Admin)
+    }
 }
 
-/// First start with an empty store and no `XUEJI_ADMIN_TOKEN`: an admin token is written to
-/// `DIR/admin.token` (mode 0600). Returns its path when one was created.
-pub fn bootstrap_admin(x: &Xueji, data: &Path) -> Result<Option<PathBuf>> {
+/// Opens an existing data folder for `xueji token`: never creates a store.
+fn open_existing(data: &Path) -> Result<Xueji> {
+    if !data.join(STORE_FILE).is_file() {
+        bail!("no store in {}", data.display());
+    }
+    open(data, None)
+}
+
+/// `xueji token create`: [`Xueji::issue_token`] as the operator.
+pub fn token_create(data: &Path, request: TokenRequest) -> Result<(String, TokenRecord)> {
+    let x = open_existing(data)?;
+    Ok(x.issue_token(&operator(), request)?)
+}
+
+/// `xueji token list`: every token, never a secret (only hashes are stored).
+pub fn token_list(data: &Path) -> Result<Vec<TokenRecord>> {
+    let x = open_existing(data)?;
+    Ok(x.list_tokens(&operator(), None, usize::MAX)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// The table `xueji token list` prints: id, role, scope, label, created, expires, revoked.
+pub fn token_table(tokens: &[TokenRecord]) -> String {
+    let rows: Vec<[String; 7]> = tokens
+        .iter()
+        .map(|t| {
+            [
+                t.id.clone(),
+                t.role.as_str().to_owned(),
+                t.scope_text(),
+                t.label.clone().unwrap_or_else(|| "-".into()),
+                t.created_at.clone(),
+                t.expires_at.clone().unwrap_or_else(|| "-".into()),
+                if t.revoked { "yes" } else { "no" }.to_owned(),
+            ]
+        })
+        .collect();
+    let header = [
+        "id", "role", "scope", "label", "created", "expires", "revoked",
+    ]
+    .map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `xueji token revoke ID`.
+pub fn token_revoke(data: &Path, id: &str) -> Result<TokenRecord> {
+    let x = open_existing(data)?;
+    Ok(x.revoke_token(&operator(), id)?)
+}
+
+/// The start's admin token. With `XUEJI_ADMIN_TOKEN` set: that token is stored and any earlier
+/// value's token revoked ([`Xueji::env_admin_token`]). Otherwise, on the first start with an
+/// empty store, a new admin token is written to `DIR/admin.token` (mode 0600).
+pub fn bootstrap_admin(x: &Xueji, data: &Path) -> Result<Bootstrap> {
     if let Ok(token) = std::env::var("XUEJI_ADMIN_TOKEN") {
         if token.len() < 16 {
             bail!("XUEJI_ADMIN_TOKEN must be at least 16 characters");
         }
-        match x.ensure_token(&token, Role::Admin, "XUEJI_ADMIN_TOKEN") {
+        let revoked = match x.env_admin_token(&token) {
             // The server still starts: that token authenticates no one, `xueji verify` names
             // the record.
             Err(crate::service::ServiceError::Damaged { table, key }) => {
                 tracing::error!(%table, %key, "XUEJI_ADMIN_TOKEN's stored record is damaged");
+                Vec::new()
             }
-            other => {
-                other?;
-            }
-        }
-        return Ok(None);
+            other => other?.1,
+        };
+        return Ok(Bootstrap::FromEnv {
+            revoked: revoked.into_iter().map(|r| r.id).collect(),
+        });
     }
     if x.store().has_tokens()? {
-        return Ok(None);
+        return Ok(Bootstrap::Kept);
     }
     let (token, _) = x.create_token(TokenRecord {
-        id: String::new(),
-        role: Role::Admin,
-        jurisdiction: None,
-        area: None,
-        school: None,
-        class: None,
-        student: None,
         label: Some("bootstrap admin".into()),
-        created_at: String::new(),
         created_by: Some("bootstrap".into()),
-        revoked: false,
+        ..TokenRecord::new(Role::Admin)
     })?;
     let path = data.join("admin.token");
     write_secret(&path, &token)?;
-    Ok(Some(path))
+    Ok(Bootstrap::Written(path))
+}
+
+/// What [`bootstrap_admin`] did.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// A first admin token, written to this file.
+    Written(PathBuf),
+    /// `XUEJI_ADMIN_TOKEN` holds the admin token; these ids of its earlier values were revoked.
+    FromEnv { revoked: Vec<String> },
+    /// Tokens exist and no variable is set: nothing to do.
+    Kept,
 }
 
 /// Writes a secret readable by the owner only.
 pub fn write_secret(path: &Path, secret: &str) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    writeln!(f, "{secret}")?;
-    Ok(())
+    crate::store::private::write(path, format!("{secret}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `xueji policy diff OLD NEW`: rules, citations, parameters and decisions on the package tests
@@ -378,11 +423,22 @@ pub fn policy_diff(old_dir: &Path, new_dir: &Path) -> Result<bool> {
         }
     }
     println!("测试用例上的决定 decisions on the package tests:");
-    let mut cases =
-        crate::policy::testing::load_cases(&old).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    cases.extend(
-        crate::policy::testing::load_cases(&new).map_err(|e| anyhow::anyhow!(e.join("; ")))?,
-    );
+    // Each side's cases within the bound every test run keeps (see `TestLimits`).
+    let bounded = |p: &crate::policy::CompiledPolicy| -> Result<Vec<_>> {
+        let cases =
+            crate::policy::testing::load_cases(p).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+        let max = crate::policy::testing::MAX_TEST_CASES;
+        if cases.len() > max {
+            bail!(
+                "{}: 测试用例不能超过 {max} 个(本包 {} 个)",
+                p.manifest.id,
+                cases.len()
+            );
+        }
+        Ok(cases)
+    };
+    let mut cases = bounded(&old)?;
+    cases.extend(bounded(&new)?);
     let mut seen = std::collections::BTreeSet::new();
     let mut differing = 0;
     for (file, case) in &cases {
@@ -470,7 +526,10 @@ fn print_log_reports(reports: &[crate::audit::LogReport]) -> bool {
 }
 
 /// `xueji restore`: puts a backup in place as the data folder's store, after verifying every
-/// chain and decision in it; refuses to overwrite an existing store.
+/// chain and decision in it; refuses to overwrite an existing store. A backup that does not
+/// open or does not verify leaves nothing behind (no store, no staging file, no folder this
+/// run created), and the error starts with its code: `backup_unreadable` or
+/// `backup_does_not_verify`.
 pub fn restore(backup: &Path, data: &Path, policies: Option<&Path>) -> Result<()> {
     let target = data.join(STORE_FILE);
     if target.exists() {
@@ -479,44 +538,64 @@ pub fn restore(backup: &Path, data: &Path, policies: Option<&Path>) -> Result<()
             target.display()
         );
     }
-    std::fs::create_dir_all(data)?;
+    let made_folder = !data.exists();
+    crate::store::private::create_dir_all(data)
+        .with_context(|| format!("creating data folder {}", data.display()))?;
     let staging = data.join("xueji.redb.restoring");
-    std::fs::copy(backup, &staging).with_context(|| format!("copying {}", backup.display()))?;
-    let ok = {
-        let store = Store::open(&staging).context("the backup does not open as a xueji store")?;
-        let x = Xueji::new(store, Arc::new(compile(&load_packages(policies)?)?));
-        x.restore_policies()?;
-        let chains = x.verify_all()?;
-        let decisions = x.reproduce_decisions(None)?;
-        println!(
-            "backup holds {} students, {} events, {} decisions reproduced",
-            chains.students, chains.events, decisions.decisions
-        );
-        for (student, r) in &chains.failures {
-            println!("✗ {student}: {:?}", r.first_bad);
-        }
-        print_tally_mismatches(&chains.stats_failures);
-        for v in &decisions.unknown_versions {
-            println!("✗ policy version {v} unknown");
-        }
-        for (student, seq) in &decisions.bad_contexts {
-            println!("✗ {student} event {seq}: decision context missing or altered");
-        }
-        // The checkpoints written with the backup, if they travelled with it, must match it.
-        let beside = checkpoints_path(backup);
-        let checkpoints = if beside.exists() {
-            read_checkpoints(&beside)?
-        } else {
-            Vec::new()
-        };
-        let logs_ok = print_log_reports(&x.verify_logs(&checkpoints)?);
-        chains.ok && decisions.ok && logs_ok
-    };
-    if !ok {
-        std::fs::remove_file(&staging).ok();
-        bail!("the backup does not verify; nothing restored");
+    let checked = copy_and_verify(backup, &staging, policies);
+    if let Ok(true) = checked {
+        std::fs::rename(&staging, &target)?;
+        println!("restored to {}", target.display());
+        return Ok(());
     }
-    std::fs::rename(&staging, &target)?;
-    println!("restored to {}", target.display());
-    Ok(())
+    std::fs::remove_file(&staging).ok();
+    if made_folder {
+        // Only if still empty: never anything the operator put there meanwhile.
+        std::fs::remove_dir(data).ok();
+    }
+    match checked {
+        Err(e) => Err(e.context(format!(
+            "backup_unreadable: {} could not be checked; nothing restored",
+            backup.display()
+        ))),
+        Ok(_) => bail!(
+            "backup_does_not_verify: {} does not verify (see above); nothing restored",
+            backup.display()
+        ),
+    }
+}
+
+/// Copies the backup to `staging` (0600) and checks it as `xueji verify` does; true when
+/// every chain, decision and log holds.
+fn copy_and_verify(backup: &Path, staging: &Path, policies: Option<&Path>) -> Result<bool> {
+    crate::store::private::copy(backup, staging)
+        .with_context(|| format!("copying {}", backup.display()))?;
+    let store = Store::open(staging).context("the backup does not open as a xueji store")?;
+    let x = Xueji::new(store, Arc::new(compile(&load_packages(policies)?)?));
+    x.restore_policies()?;
+    let chains = x.verify_all()?;
+    let decisions = x.reproduce_decisions(None)?;
+    println!(
+        "backup holds {} students, {} events, {} decisions reproduced",
+        chains.students, chains.events, decisions.decisions
+    );
+    for (student, r) in &chains.failures {
+        println!("✗ {student}: {:?}", r.first_bad);
+    }
+    print_tally_mismatches(&chains.stats_failures);
+    for v in &decisions.unknown_versions {
+        println!("✗ policy version {v} unknown");
+    }
+    for (student, seq) in &decisions.bad_contexts {
+        println!("✗ {student} event {seq}: decision context missing or altered");
+    }
+    // The checkpoints written with the backup, if they travelled with it, must match it.
+    let beside = checkpoints_path(backup);
+    let checkpoints = if beside.exists() {
+        read_checkpoints(&beside)?
+    } else {
+        Vec::new()
+    };
+    let logs_ok = print_log_reports(&x.verify_logs(&checkpoints)?);
+    Ok(chains.ok && decisions.ok && logs_ok)
 }

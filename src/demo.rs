@@ -181,6 +181,7 @@ pub fn load(x: &Xueji, data: &Path) -> Result<Option<PathBuf>> {
         created_at: String::new(),
         created_by: Some("demo".into()),
         revoked: false,
+        expires_at: None,
     };
     for s in SCHOOLS {
         if x.policies().latest(s.jurisdiction).is_none() {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::domain::event::DecisionContext;
 use crate::domain::{Actor, Decision, Event};
-use crate::policy::testing::{outcome_of, run_package_tests, uncovered_rules};
+use crate::policy::testing::{TestLimits, outcome_of, run_package_tests_within, uncovered_rules};
 use crate::policy::{
-    Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, evaluate,
+    Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, compile_stored_package,
+    evaluate,
 };
 use crate::service::{Result, ServiceError, Xueji};
 use crate::store::{Command, PolicyRecord};
@@ -43,6 +44,55 @@ pub struct DecisionDiff {
     pub after: String,
     /// Rule ids fired in only one of the two decisions.
     pub rules_changed: Vec<String>,
+    /// The candidate failed on this case (`after` is `error`): where, never the script's message,
+    /// which a candidate could build from personal values its author may not see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReplayFailure>,
+}
+
+/// A candidate's script error on a replayed case, without its message.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayFailure {
+    pub code: String,
+    pub rule: String,
+    pub position: String,
+}
+
+impl DecisionDiff {
+    /// The candidate failed on a replayed case: it would refuse it (fails closed).
+    fn failed(
+        (student, seq, kind, school): (&str, u64, &str, &str),
+        before: &Decision,
+        e: crate::policy::PolicyError,
+    ) -> Self {
+        let error = match e {
+            crate::policy::PolicyError::Script {
+                code,
+                rule,
+                position,
+                ..
+            } => ReplayFailure {
+                code,
+                rule,
+                position: position.to_string(),
+            },
+            other => ReplayFailure {
+                code: other.code().into(),
+                rule: String::new(),
+                position: String::new(),
+            },
+        };
+        DecisionDiff {
+            student: student.into(),
+            seq,
+            kind: kind.into(),
+            school: school.into(),
+            before: outcome_of(before).into(),
+            after: "error".into(),
+            rules_changed: vec![],
+            error: Some(error),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -98,6 +148,7 @@ fn diff(
         before: ob.into(),
         after: oa.into(),
         rules_changed: rules_changed.into_iter().collect(),
+        error: None,
     })
 }
 
@@ -130,13 +181,8 @@ impl Xueji {
             .as_deref()
             .and_then(|b| self.policies().latest(b));
         let compiled = compile_package(source, base).map_err(reject)?;
-        let results = run_package_tests(&compiled).map_err(|errs| {
-            reject(
-                errs.into_iter()
-                    .map(|e| PolicyLoadError::new("policy_test_file", "tests", e))
-                    .collect(),
-            )
-        })?;
+        let results =
+            run_package_tests_within(&compiled, self.policy_test_limits()).map_err(reject)?;
         let failing_tests: Vec<FailingTest> = results
             .iter()
             .filter(|r| !r.passed)
@@ -158,6 +204,22 @@ impl Xueji {
             });
         }
         Ok(Candidate(Arc::new(compiled)))
+    }
+
+    /// The bounds a candidate's own test run is held to (see [`TestLimits`]).
+    pub fn policy_test_limits(&self) -> TestLimits {
+        *self
+            .policy_test_limits
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the bounds of candidates' test runs; tests lower them to see a run stopped.
+    pub fn set_policy_test_limits(&self, limits: TestLimits) {
+        *self
+            .policy_test_limits
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
     }
 
     /// The one activation gate: check, store for ever, then swap atomically. Evaluations in flight
@@ -221,7 +283,7 @@ impl Xueji {
                     },
                     None => None,
                 };
-                match compile_package(
+                match compile_stored_package(
                     &PackageSource {
                         files: record.files.clone(),
                     },
@@ -310,6 +372,7 @@ impl Xueji {
                         before: outcome_of(&event.decision).into(),
                         after: outcome_of(&again).into(),
                         rules_changed: vec![],
+                        error: None,
                     }));
                 }
                 Ok(())
@@ -356,6 +419,12 @@ impl Xueji {
                 return Ok(());
             };
             report.replayed_events += 1;
+            let at = (
+                event.student.as_str(),
+                event.seq,
+                event.kind.as_str(),
+                ctx.school.id.as_str(),
+            );
             let after = evaluate(
                 candidate,
                 Case {
@@ -364,18 +433,10 @@ impl Xueji {
                     input: &ctx.input,
                     sweep: ctx.sweep,
                 },
-            )?;
-            if let Some(d) = diff(
-                (
-                    &event.student,
-                    event.seq,
-                    event.kind.as_str(),
-                    &ctx.school.id,
-                ),
-                &event.decision,
-                &after,
-            ) {
-                changed.push(d);
+            );
+            match after {
+                Ok(after) => changed.extend(diff(at, &event.decision, &after)),
+                Err(e) => changed.push(DecisionDiff::failed(at, &event.decision, e)),
             }
             Ok(())
         })?;
@@ -398,6 +459,12 @@ impl Xueji {
                     continue;
                 };
                 report.replayed_requests += 1;
+                let at = (
+                    r.student.as_str(),
+                    0,
+                    r.input.kind.as_str(),
+                    r.school.as_str(),
+                );
                 let after = evaluate(
                     candidate,
                     Case {
@@ -406,13 +473,10 @@ impl Xueji {
                         input: &r.input,
                         sweep: false,
                     },
-                )?;
-                if let Some(d) = diff(
-                    (&r.student, 0, r.input.kind.as_str(), &r.school),
-                    &r.decision,
-                    &after,
-                ) {
-                    changed.push(d);
+                );
+                match after {
+                    Ok(after) => changed.extend(diff(at, &r.decision, &after)),
+                    Err(e) => changed.push(DecisionDiff::failed(at, &r.decision, e)),
                 }
             }
             after_key = page.last().map(|(k, _)| k.clone());

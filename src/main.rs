@@ -37,6 +37,20 @@ enum Command {
         /// students in several statuses, a pending request); tokens go to DIR/demo-tokens.json.
         #[arg(long)]
         demo: bool,
+        /// The time zone whose calendar says what "today" is (the daily sweep, defaults, the
+        /// latest date a sweep may be asked for), an IANA name.
+        #[arg(long, env = "XUEJI_TZ", default_value = "Asia/Shanghai")]
+        tz: chrono_tz::Tz,
+        /// Seconds a client has to send a complete request head, from connecting (or from the
+        /// first byte of its next request on a kept-alive connection); then it is closed.
+        #[arg(long, env = "XUEJI_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_read_timeout: u64,
+        /// Seconds a kept-alive connection may stay idle between requests; then it is closed.
+        #[arg(long, env = "XUEJI_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        idle_timeout: u64,
+        /// Connections served at once; more wait in the listen backlog until one closes.
+        #[arg(long, env = "XUEJI_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=xueji::http::MAX_CONNECTIONS_LIMIT as u64))]
+        max_connections: u64,
     },
     /// Policy authoring: check, test.
     Policy {
@@ -159,6 +173,24 @@ enum TokenCommand {
         student: Option<String>,
         #[arg(long)]
         label: Option<String>,
+        /// Refused from then on: a date (valid through that day, China time) or RFC 3339.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List every token: id, role, scope, label, created, expires, revoked (never a secret:
+    /// only hashes are stored). The server must be stopped.
+    List {
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id; it is refused from then on. The server must be stopped.
+    Revoke {
+        id: String,
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
     },
 }
 
@@ -180,9 +212,19 @@ fn main() -> Result<()> {
             policies,
             cors_origins,
             demo,
+            tz,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
         } => {
             init_tracing();
-            serve(data, addr, policies, cors_origins, demo)
+            let limits = xueji::http::ServeConfig {
+                header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
+                idle_timeout: std::time::Duration::from_secs(idle_timeout),
+                max_connections: usize::try_from(max_connections)
+                    .unwrap_or(xueji::http::MAX_CONNECTIONS_LIMIT),
+            };
+            serve(data, addr, policies, cors_origins, demo, tz, limits)
         }
         Command::Policy {
             command: PolicyCommand::Check { dir },
@@ -308,20 +350,42 @@ fn main() -> Result<()> {
                     class,
                     student,
                     label,
+                    expires,
                 },
         } => {
             let (token, record) = cli::token_create(
                 &data,
-                role,
-                jurisdiction,
-                area,
-                school,
-                class,
-                student,
-                label,
+                xueji::service::TokenRequest {
+                    role,
+                    jurisdiction,
+                    area,
+                    school,
+                    class,
+                    student,
+                    label,
+                    expires_at: expires,
+                },
             )?;
             println!("{}", serde_json::to_string_pretty(&record)?);
             println!("token (shown once): {token}");
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::List { data, json },
+        } => {
+            let tokens = cli::token_list(&data)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                print!("{}", cli::token_table(&tokens));
+            }
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { id, data },
+        } => {
+            let record = cli::token_revoke(&data, &id)?;
+            println!("{}", serde_json::to_string_pretty(&record)?);
             Ok(())
         }
     }
@@ -333,10 +397,19 @@ fn serve(
     policies: Option<PathBuf>,
     cors_origins: Vec<String>,
     demo: bool,
+    tz: chrono_tz::Tz,
+    limits: xueji::http::ServeConfig,
 ) -> Result<()> {
-    let xueji = Arc::new(cli::open(&data, policies.as_deref())?);
-    if let Some(path) = cli::bootstrap_admin(&xueji, &data)? {
-        tracing::info!(path = %path.display(), "first start: admin token written");
+    let xueji = Arc::new(cli::open(&data, policies.as_deref())?.with_time_zone(tz));
+    match cli::bootstrap_admin(&xueji, &data)? {
+        cli::Bootstrap::Written(path) => {
+            tracing::info!(path = %path.display(), "first start: admin token written")
+        }
+        cli::Bootstrap::FromEnv { revoked } if !revoked.is_empty() => tracing::info!(
+            revoked = ?revoked,
+            "XUEJI_ADMIN_TOKEN changed: the earlier admin token is revoked"
+        ),
+        cli::Bootstrap::FromEnv { .. } | cli::Bootstrap::Kept => {}
     }
     if demo {
         match xueji::demo::load(&xueji, &data)? {
@@ -363,12 +436,12 @@ fn serve(
     let for_sweeps = xueji.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, data = %data.display(), "xueji serving");
+        tracing::info!(%addr, data = %data.display(), header_read_timeout_s = limits.header_read_timeout.as_secs(), idle_timeout_s = limits.idle_timeout.as_secs(), max_connections = limits.max_connections, "xueji serving");
         let watcher = policies
             .clone()
             .map(|dir| tokio::spawn(watch_policies(for_sweeps.clone(), dir)));
         let sweeper = tokio::spawn(daily_sweep(for_sweeps));
-        xueji::http::serve(listener, app, shutdown_signal()).await?;
+        xueji::http::serve_with(listener, app, limits, shutdown_signal()).await?;
         sweeper.abort();
         if let Some(w) = watcher {
             w.abort();
@@ -425,8 +498,7 @@ async fn daily_sweep(x: Arc<xueji::service::Xueji>) {
     loop {
         interval.tick().await;
         let x = x.clone();
-        match tokio::task::spawn_blocking(move || x.sweep(xueji::domain::Date::today(), None)).await
-        {
+        match tokio::task::spawn_blocking(move || x.sweep(x.today(), None)).await {
             Ok(Ok(r)) => tracing::info!(
                 evaluated = r.evaluated,
                 applied = r.applied.len(),

@@ -12,15 +12,15 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
-use crate::auth::{Role, TokenCache, TokenRecord, generate_token, token_hash};
+use crate::auth::{Role, TokenCache, TokenRecord, generate_token, scope, token_hash};
 use crate::domain::event::{
     BadEvent, ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain,
 };
 use crate::domain::replay::REDACTED_PREFIX;
 use crate::domain::replay::{IndexMismatch, replay_record};
 use crate::domain::student::{
-    MAX_NAME_CHARS, NewStudentForm, PERSONAL_FIELDS as PERSONAL_RECORD_FIELDS, check_optional_text,
-    check_text,
+    NewStudentForm, PERSONAL_FIELDS as PERSONAL_RECORD_FIELDS, check_info_fields,
+    check_optional_text, check_text, parse_grade,
 };
 use crate::domain::tally::{self, Counter, TallyState};
 use crate::domain::{
@@ -56,6 +56,9 @@ pub enum ServiceError {
     /// A stored record does not decode: that record alone is unavailable.
     #[error("record damaged: table {table} key {key}")]
     Damaged { table: String, key: String },
+    /// The caller's role or scope does not allow it; `what` says what was tried, in Chinese.
+    #[error("forbidden: {what}")]
+    Forbidden { what: String },
 }
 
 impl From<StoreError> for ServiceError {
@@ -432,6 +435,10 @@ pub struct Xueji {
     store: Store,
     policies: Arc<PolicyRegistry>,
     tokens: TokenCache,
+    /// The zone whose calendar says what "today" is (defaults, sweeps, rosters).
+    time_zone: chrono_tz::Tz,
+    /// Bounds on a candidate package's own test run (`lifecycle`).
+    pub(crate) policy_test_limits: std::sync::RwLock<crate::policy::testing::TestLimits>,
 }
 
 impl Xueji {
@@ -444,7 +451,20 @@ impl Xueji {
             store,
             policies,
             tokens: TokenCache::default(),
+            time_zone: crate::domain::dates::DEFAULT_TIME_ZONE,
+            policy_test_limits: Default::default(),
         }
+    }
+
+    /// The service takes "today" in `zone` instead of the default `Asia/Shanghai`.
+    pub fn with_time_zone(mut self, zone: chrono_tz::Tz) -> Self {
+        self.time_zone = zone;
+        self
+    }
+
+    /// Today's date in the service's time zone.
+    pub fn today(&self) -> Date {
+        Date::today_in(self.time_zone)
     }
 
     pub fn store(&self) -> &Store {
@@ -507,10 +527,23 @@ impl Xueji {
         if !v.is_empty() {
             return Err(InvalidInput { errors: v }.into());
         }
-        self.store.submit(Command::PutSchool {
-            school: Box::new(school.clone()),
-            must_be_new: true,
-        })?;
+        // School ids are the national 学校标识码, unique in the country: a taken one is
+        // refused wherever it is held, with the same answer, naming nothing of the holder.
+        self.store
+            .submit(Command::PutSchool {
+                school: Box::new(school.clone()),
+                must_be_new: true,
+            })
+            .map_err(|e| match e {
+                StoreError::AlreadyExists { .. } => ServiceError::Conflict {
+                    code: "already_exists",
+                    message: format!(
+                        "学校标识码「{}」已被使用(学校标识码全国唯一,请核对)",
+                        school.id
+                    ),
+                },
+                other => other.into(),
+            })?;
         Ok(school)
     }
 
@@ -559,7 +592,7 @@ impl Xueji {
                 format!("学校「{}」不存在", form.school),
             ))
         })?;
-        let new = NewStudent::parse(form, &school, Date::today())?;
+        let new = NewStudent::parse(form, &school, self.today())?;
         let mut student = provisional_student(&new, &school, student_id());
         check_identity_free(&snapshot, &student)?;
         let report_by = new.report_deadline.or_else(|| {
@@ -808,6 +841,13 @@ impl Xueji {
                 )
                 .into());
             }
+            if let Some(g) = input.params.get("to_grade").and_then(Value::as_i64) {
+                parse_grade(g, target.level, "params.to_grade")?;
+            }
+        }
+        // The same grade range as a creation in a school of this level.
+        if let Some(g) = input.params.get("grade").and_then(Value::as_i64) {
+            parse_grade(g, school.level, "params.grade")?;
         }
         if matches!(
             input.kind,
@@ -830,85 +870,24 @@ impl Xueji {
         Ok(decision)
     }
 
-    /// Validates the new values of an information change before any policy sees it.
+    /// Validates the new values of an information change before any policy sees it, with the
+    /// validators a creation uses; then whether a new ID number is free.
     fn check_info_fields(&self, student: &Student, input: &TransitionInput) -> Result<()> {
         let Some(fields) = input.params.get("fields").and_then(Value::as_object) else {
             return Err(FieldError::new("required", "params.fields", "请填写要变更的字段").into());
         };
-        let key_fields = ["name", "gender", "birth_date", "id_card"];
-        let mut errors = Vec::new();
-        for (k, v) in fields {
-            let field = format!("params.fields.{k}");
-            let is_key = key_fields.contains(&k.as_str());
-            if is_key != (input.kind == TransitionKind::ChangeKeyInfo) {
-                errors.push(FieldError::new(
-                    "wrong_change_kind",
-                    &field,
-                    if is_key {
-                        "姓名、性别、出生日期、身份证号属关键信息,须走关键信息变更(change_key_info)"
-                    } else {
-                        "非关键信息请走信息更正(correct_info)"
-                    },
-                ));
-                continue;
-            }
-            let r = match k.as_str() {
-                "name" => v.as_str().map_or(
-                    Err(FieldError::new("invalid_value", &field, "应为文字")),
-                    |s| check_text(s, &field, MAX_NAME_CHARS),
-                ),
-                "gender" => match v.as_str() {
-                    Some("male" | "female") => Ok(()),
-                    _ => Err(FieldError::new(
-                        "invalid_value",
-                        &field,
-                        "性别应为 male 或 female",
-                    )),
-                },
-                "birth_date" => v.as_str().map_or(
-                    Err(FieldError::new("invalid_date", &field, "应为日期")),
-                    |s| Date::parse_field(s, &field).map(|_| ()),
-                ),
-                "id_card" => match v.as_str() {
-                    Some(s) => match CitizenId::parse(s) {
-                        Ok(id) => match self.store.student_by_id_card(id.as_str())? {
-                            Some(other) if other != student.id => {
-                                return Err(ServiceError::Duplicate {
-                                    field: "id_card".into(),
-                                    student: other,
-                                });
-                            }
-                            _ => Ok(()),
-                        },
-                        Err(e) => Err(e.into_field_error(&field, "id_card", "身份证号")),
-                    },
-                    None => Err(FieldError::new("invalid_value", &field, "应为文字")),
-                },
-                "class" => v.as_str().map_or(
-                    Err(FieldError::new("invalid_value", &field, "应为文字")),
-                    |s| check_text(s, &field, 20),
-                ),
-                "guardians" => serde_json::from_value::<Vec<crate::domain::Guardian>>(v.clone())
-                    .map(|_| ())
-                    .map_err(|e| FieldError::new("invalid_value", &field, e.to_string())),
-                "extra" => {
-                    if v.is_object() {
-                        Ok(())
-                    } else {
-                        Err(FieldError::new("invalid_value", &field, "应为对象"))
-                    }
-                }
-                _ => Err(FieldError::new("unknown_param", &field, "不能变更此字段")),
-            };
-            if let Err(e) = r {
-                errors.push(e);
-            }
+        check_info_fields(input.kind, fields, Date::today())?;
+        if let Some(raw) = fields.get("id_card").and_then(Value::as_str)
+            && let Ok(id) = CitizenId::parse(raw)
+            && let Some(other) = self.store.student_by_id_card(id.as_str())?
+            && other != student.id
+        {
+            return Err(ServiceError::Duplicate {
+                field: "id_card".into(),
+                student: other,
+            });
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(InvalidInput { errors }.into())
-        }
+        Ok(())
     }
 
     /// The input as history records it: personal values replaced by salted digests.
@@ -1089,7 +1068,22 @@ impl Xueji {
             let snapshot = self.store.snapshot()?;
             let student = student_in(&snapshot, &request.student)?;
             let school = school_in(&snapshot, &student.school)?;
-            let decision = self.decide(&snapshot, &student, &school, &request.input, false)?;
+            let decision = match self.decide(&snapshot, &student, &school, &request.input, false) {
+                // The student's status changed since the request was filed (a direct transition
+                // won a race, or was filed meanwhile): the request no longer applies. It stays
+                // pending, for an approver to reject.
+                Err(ServiceError::InvalidTransition { kind, status }) => {
+                    return Err(ServiceError::Conflict {
+                        code: "student_changed",
+                        message: format!(
+                            "申请提交后学生状态已变为「{}」,不能再办理「{}」;请驳回此申请",
+                            status.zh(),
+                            kind.zh()
+                        ),
+                    });
+                }
+                other => other?,
+            };
             next.final_decision = Some(decision.clone());
             if !decision.allowed {
                 next.status = RequestStatus::Denied;
@@ -1206,6 +1200,27 @@ impl Xueji {
     /// Evaluates the deadline rules of every student with a deadline on or before `as_of` and
     /// applies what the policy decides without approval.
     pub fn sweep(&self, as_of: Date, jurisdiction: Option<&str>) -> Result<SweepReport> {
+        self.sweep_in_scope(as_of, jurisdiction, |_, _| true)
+    }
+
+    /// [`Xueji::sweep`] for a caller who may act on only some students (`in_scope`, given the
+    /// student and their school): the others are neither evaluated nor reported. A date after
+    /// today (in the service's time zone) is refused: a deadline that has not come cannot lapse.
+    pub fn sweep_in_scope(
+        &self,
+        as_of: Date,
+        jurisdiction: Option<&str>,
+        in_scope: impl Fn(&Student, &School) -> bool,
+    ) -> Result<SweepReport> {
+        let today = self.today();
+        if as_of > today {
+            return Err(FieldError::new(
+                "date_in_future",
+                "as_of",
+                format!("期限处理日期 {as_of} 晚于今天({today}):未到期的期限不能处理"),
+            )
+            .into());
+        }
         let jurisdictions: Vec<String> = match jurisdiction {
             Some(j) => vec![j.to_owned()],
             None => self
@@ -1238,8 +1253,11 @@ impl Xueji {
                     continue;
                 }
                 let input = TransitionInput::new(on_expiry, as_of);
-                report.evaluated += 1;
                 let school = school_in(&snapshot, &student.school)?;
+                if !in_scope(&student, &school) {
+                    continue;
+                }
+                report.evaluated += 1;
                 let decision = match self.decide(&snapshot, &student, &school, &input, true) {
                     Ok(decision) => decision,
                     Err(ServiceError::Policy(e)) => {
@@ -1433,7 +1451,9 @@ impl Xueji {
 
     // ---- tokens --------------------------------------------------------------------------
 
-    /// Creates a token and returns it with its record; only its hash is stored.
+    /// Stores a token exactly as given and returns it with its record; only its hash is stored.
+    /// No rule is checked: for the operator's own code (first-start admin, demo data, tests).
+    /// Everyone else goes through [`Xueji::issue_token`].
     pub fn create_token(&self, mut record: TokenRecord) -> Result<(String, TokenRecord)> {
         let token = generate_token();
         record.id = random_id("tok");
@@ -1442,47 +1462,224 @@ impl Xueji {
         Ok((token, record))
     }
 
-    /// Stores a token the operator chose (e.g. `XUEJI_ADMIN_TOKEN`), idempotently.
-    pub fn ensure_token(&self, token: &str, role: Role, label: &str) -> Result<TokenRecord> {
-        let hash = token_hash(token);
-        if let Some(existing) = self.store.token(&hash)? {
-            return Ok(existing);
+    /// Issues a token on behalf of `by`, under the one set of token rules (`POST /v1/tokens`
+    /// and `xueji token create`): only admins and officers issue; the scope fields each role
+    /// needs; a school or student the issuer cannot see is answered exactly like one that does
+    /// not exist; the scope never wider than the issuer's (`auth::scope::issue_token`); an
+    /// expiry in the future.
+    pub fn issue_token(
+        &self,
+        by: &TokenRecord,
+        req: TokenRequest,
+    ) -> Result<(String, TokenRecord)> {
+        if !matches!(by.role, Role::Admin | Role::DistrictOfficer) {
+            return Err(ServiceError::Forbidden {
+                what: "签发令牌".into(),
+            });
         }
-        let record = TokenRecord {
-            id: format!("tok_{}", &hash[..16]),
-            role,
-            jurisdiction: None,
-            area: None,
-            school: None,
-            class: None,
-            student: None,
-            label: Some(label.into()),
-            created_at: now_rfc3339(),
-            created_by: None,
-            revoked: false,
+        let mut record = TokenRecord {
+            jurisdiction: req.jurisdiction,
+            area: req.area,
+            school: req.school,
+            class: req.class,
+            student: req.student,
+            label: req.label,
+            created_by: Some(by.id.clone()),
+            ..TokenRecord::new(req.role)
         };
+        {
+            let snap = self.store.snapshot()?;
+            if let Some(st) = &record.student {
+                let school = match snap.student(st)? {
+                    Some(s) => snap.school(&s.school)?,
+                    None => None,
+                };
+                match school {
+                    Some(s) if scope::school(by, &s) => record.school = Some(s.id),
+                    _ => {
+                        return Err(FieldError::new(
+                            "unknown_student",
+                            "student",
+                            "学生不存在或不在权限范围内",
+                        )
+                        .into());
+                    }
+                }
+            }
+            if let Some(sid) = &record.school {
+                match snap.school(sid)? {
+                    Some(s) if scope::school(by, &s) => record.jurisdiction = Some(s.jurisdiction),
+                    _ => {
+                        return Err(FieldError::new(
+                            "unknown_school",
+                            "school",
+                            "学校不存在或不在权限范围内",
+                        )
+                        .into());
+                    }
+                }
+            }
+        }
+        let mut errors = Vec::new();
+        for (field, value, max) in [
+            ("label", &record.label, 100),
+            ("class", &record.class, 20),
+            ("area", &record.area, 50),
+        ] {
+            if let Some(text) = value
+                && let Err(e) = check_optional_text(text, field, max)
+            {
+                errors.push(e);
+            }
+        }
+        if let Some(text) = &req.expires_at {
+            match crate::auth::parse_expiry(text) {
+                Ok(at) if at <= chrono::Utc::now() => errors.push(FieldError::new(
+                    "expiry_in_past",
+                    "expires_at",
+                    "有效期须晚于当前时间",
+                )),
+                Ok(at) => {
+                    record.expires_at = Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let required = match record.role {
+            Role::Admin => None,
+            Role::DistrictOfficer => record
+                .jurisdiction
+                .is_none()
+                .then_some(("jurisdiction", "教育局账号须指定辖区")),
+            Role::SchoolLeader | Role::Registrar => {
+                record.school.is_none().then_some(("school", "须指定学校"))
+            }
+            Role::HeadTeacher => (record.school.is_none() || record.class.is_none())
+                .then_some(("class", "班主任须指定学校和班级")),
+            Role::Guardian => record
+                .student
+                .is_none()
+                .then_some(("student", "家长账号须指定学生")),
+        };
+        if let Some((field, message)) = required {
+            errors.push(FieldError::new("required", field, message));
+        }
+        if let Some(j) = &record.jurisdiction
+            && self.policies.latest(j).is_none()
+        {
+            errors.push(FieldError::new(
+                "unknown_jurisdiction",
+                "jurisdiction",
+                "辖区不存在",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(InvalidInput { errors }.into());
+        }
+        if !self.may_manage_token(by, &record)? {
+            return Err(ServiceError::Forbidden {
+                what: "签发超出本辖区范围的令牌".into(),
+            });
+        }
+        self.create_token(record)
+    }
+
+    /// Whether `by` may see and revoke `token`: admins every token, an officer those it could
+    /// have issued.
+    fn may_manage_token(&self, by: &TokenRecord, token: &TokenRecord) -> Result<bool> {
+        let school = match &token.school {
+            Some(id) => self.store.school(id)?,
+            None => None,
+        };
+        Ok(scope::issue_token(by, token, |_| school.clone()))
+    }
+
+    /// The token `XUEJI_ADMIN_TOKEN` holds, stored at start (idempotently), and every earlier
+    /// token of that variable revoked: changing the value rotates the admin token, the old
+    /// value stops working at the first start with the new one. A value once revoked stays
+    /// revoked. Returns the variable's token and the tokens revoked now.
+    pub fn env_admin_token(&self, token: &str) -> Result<(TokenRecord, Vec<TokenRecord>)> {
+        let hash = token_hash(token);
+        let current = match self.store.token(&hash)? {
+            // The value is some other role's secret: starting would leave no admin of the
+            // variable and revoke the one there was.
+            Some(existing) if existing.role != Role::Admin => {
+                return Err(ServiceError::Conflict {
+                    code: "admin_token_taken",
+                    message: "XUEJI_ADMIN_TOKEN 的值已是另一角色的令牌,请另选一个值".into(),
+                });
+            }
+            Some(existing) => existing,
+            None => {
+                let record = TokenRecord {
+                    id: random_id("tok"),
+                    label: Some("XUEJI_ADMIN_TOKEN".into()),
+                    created_at: now_rfc3339(),
+                    created_by: Some(crate::auth::ENV_ADMIN.into()),
+                    ..TokenRecord::new(Role::Admin)
+                };
+                self.put_token(hash, &record)?;
+                record
+            }
+        };
+        let earlier = self.store.tokens(None, usize::MAX, |r| {
+            r.from_env() && !r.revoked && r.id != current.id
+        })?;
+        let mut revoked = Vec::with_capacity(earlier.len());
+        for (_, old) in earlier {
+            revoked.push(self.revoke_unchecked(&old.id)?);
+        }
+        Ok((current, revoked))
+    }
+
+    /// Revokes a token on behalf of `by`: one `by` may not manage is "not found", like one
+    /// that does not exist. Revoking a revoked token again changes nothing.
+    pub fn revoke_token(&self, by: &TokenRecord, id: &str) -> Result<TokenRecord> {
+        let not_found = || ServiceError::NotFound {
+            what: "token",
+            id: id.into(),
+        };
+        let target = self.store.token_by_id(id)?.ok_or_else(not_found)?;
+        if !matches!(by.role, Role::Admin | Role::DistrictOfficer)
+            || !self.may_manage_token(by, &target)?
+        {
+            return Err(not_found());
+        }
+        self.revoke_unchecked(id)
+    }
+
+    fn revoke_unchecked(&self, id: &str) -> Result<TokenRecord> {
+        let not_found = || ServiceError::NotFound {
+            what: "token",
+            id: id.into(),
+        };
+        let mut record = self.store.token_by_id(id)?.ok_or_else(not_found)?;
+        let hash = self.store.token_hash_of(id)?.ok_or_else(not_found)?;
+        if record.revoked {
+            return Ok(record);
+        }
+        record.revoked = true;
         self.put_token(hash, &record)?;
         Ok(record)
     }
 
-    pub fn revoke_token(&self, id: &str) -> Result<TokenRecord> {
-        let mut record = self
-            .store
-            .token_by_id(id)?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "token",
-                id: id.into(),
-            })?;
-        let hash = self
-            .store
-            .token_hash_of(id)?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "token",
-                id: id.into(),
-            })?;
-        record.revoked = true;
-        self.put_token(hash, &record)?;
-        Ok(record)
+    /// `(id, record)` of the tokens `by` may manage (see [`Xueji::revoke_token`]), by id, after
+    /// the id `after`, at most `limit`. Records hold no secret.
+    pub fn list_tokens(
+        &self,
+        by: &TokenRecord,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, TokenRecord)>> {
+        if !matches!(by.role, Role::Admin | Role::DistrictOfficer) {
+            return Err(ServiceError::Forbidden {
+                what: "查看令牌".into(),
+            });
+        }
+        let snap = self.store.snapshot()?;
+        Ok(self.store.tokens(after, limit, |r| {
+            scope::issue_token(by, r, |id| snap.school(id).ok().flatten())
+        })?)
     }
 
     /// Stores a token record, then drops every cached one (even if the write failed: the
@@ -1497,8 +1694,17 @@ impl Xueji {
         Ok(())
     }
 
-    /// The token record of a bearer token, unless unknown or revoked.
+    /// The token record of a bearer token, unless unknown, revoked or expired.
     pub fn authenticate(&self, token: &str) -> Result<Option<TokenRecord>> {
+        Ok(match self.check_token(token)? {
+            TokenCheck::Valid(r) => Some(*r),
+            TokenCheck::Unknown | TokenCheck::Expired => None,
+        })
+    }
+
+    /// What a bearer token is now: valid (with its record), expired, or unknown (never issued,
+    /// or revoked).
+    pub fn check_token(&self, token: &str) -> Result<TokenCheck> {
         let hash = token_hash(token);
         let record = match self.tokens.get(&hash) {
             Some(cached) => Some(cached),
@@ -1515,8 +1721,35 @@ impl Xueji {
                 stored
             }
         };
-        Ok(record.filter(|r| !r.revoked))
+        Ok(match record {
+            None => TokenCheck::Unknown,
+            Some(r) if r.revoked => TokenCheck::Unknown,
+            Some(r) if r.expired_at(chrono::Utc::now()) => TokenCheck::Expired,
+            Some(r) => TokenCheck::Valid(Box::new(r)),
+        })
     }
+}
+
+/// What [`Xueji::check_token`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    Valid(Box<TokenRecord>),
+    Expired,
+    Unknown,
+}
+
+/// A token to issue ([`Xueji::issue_token`]): the role, its scope fields, a label, and
+/// optionally an expiry (RFC 3339 or a date, see [`crate::auth::parse_expiry`]).
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub role: Role,
+    pub jurisdiction: Option<String>,
+    pub area: Option<String>,
+    pub school: Option<String>,
+    pub class: Option<String>,
+    pub student: Option<String>,
+    pub label: Option<String>,
+    pub expires_at: Option<String>,
 }
 
 /// The student as a policy sees it, as recorded beside each decision: no name, ID number or

@@ -88,6 +88,7 @@ fn start_server(root: &std::path::Path, set: &PackageSet) -> Result<Server, Stri
             created_at: String::new(),
             created_by: None,
             revoked: false,
+            expires_at: None,
         })
         .map_err(|e| e.to_string())?;
     let backup_dir = engine._dir.path().join("backups");

@@ -131,6 +131,7 @@ fn env() -> &'static Env {
                 created_at: String::new(),
                 created_by: None,
                 revoked: false,
+                expires_at: None,
             })
             .expect("admin token");
         let state = AppState {

@@ -13,6 +13,9 @@ use std::fmt;
 
 use super::error::FieldError;
 
+/// The zone "today" is taken in unless the service is configured otherwise (`serve --tz`).
+pub const DEFAULT_TIME_ZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
 /// A calendar date, written `YYYY-MM-DD` everywhere (JSON, policies, CSV).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(NaiveDate);
@@ -48,8 +51,16 @@ impl Date {
         Date::parse(s).map_err(|m| FieldError::new("invalid_date", field, m))
     }
 
+    /// Today in the default time zone ([`DEFAULT_TIME_ZONE`]); a service configured with
+    /// another zone asks [`Date::today_in`].
     pub fn today() -> Date {
-        Date(chrono::Utc::now().date_naive())
+        Date::today_in(DEFAULT_TIME_ZONE)
+    }
+
+    /// Today's date on a wall clock in `zone`: a school's day starts at its local midnight, not
+    /// at UTC's (eight hours later in China).
+    pub fn today_in(zone: chrono_tz::Tz) -> Date {
+        Date(chrono::Utc::now().with_timezone(&zone).date_naive())
     }
 
     pub fn year(self) -> i32 {

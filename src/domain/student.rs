@@ -7,7 +7,7 @@ use super::dates::Date;
 use super::document::Document;
 use super::error::{FieldError, InvalidInput, Validator};
 use super::identity::{CitizenId, Gender, NationalNumber};
-use super::school::School;
+use super::school::{Level, School};
 use super::status::{Reason, Status, TransitionKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +152,299 @@ pub fn is_bidi_control(c: char) -> bool {
     )
 }
 
+// ---- One validator per kind of student field ----------------------------------------------
+//
+// Every path that writes a student field (a creation, an import row, an information change,
+// a transition's params) calls these, so the same value gets the same answer, with the same
+// code, whichever way it comes in. `field` is the path reported back, e.g. `guardians[2].phone`
+// or `params.fields.guardians[2].phone`.
+
+/// Longest class name (班级).
+pub const MAX_CLASS_CHARS: usize = 20;
+/// Longest guardian relation (关系), e.g. 母亲.
+pub const MAX_RELATION_CHARS: usize = 20;
+/// Largest `extra` object, as compact JSON.
+pub const MAX_EXTRA_BYTES: usize = 16 * 1024;
+
+/// The same error, its message saying which field it is about (`姓名不能为空`), for a registrar
+/// who reads the message rather than the path.
+fn labelled<T>(r: Result<T, FieldError>, label: &str) -> Result<T, FieldError> {
+    r.map_err(|mut e| {
+        e.message = format!("{label}{}", e.message);
+        e
+    })
+}
+
+/// A student's or guardian's name.
+pub fn check_name(value: &str, field: &str) -> Result<(), FieldError> {
+    labelled(check_text(value, field, MAX_NAME_CHARS), "姓名")
+}
+
+pub fn parse_gender(value: &str, field: &str) -> Result<Gender, FieldError> {
+    match value {
+        "male" => Ok(Gender::Male),
+        "female" => Ok(Gender::Female),
+        other => Err(FieldError::new(
+            "invalid_value",
+            field,
+            format!("性别「{}」应为 male 或 female", shown(other)),
+        )),
+    }
+}
+
+/// A birth date: a real date, not after today.
+pub fn parse_birth_date(raw: &str, field: &str, today: Date) -> Result<Date, FieldError> {
+    let d = Date::parse_field(raw, field)?;
+    if d > today {
+        return Err(FieldError::new("invalid_date", field, "出生日期晚于今天"));
+    }
+    Ok(d)
+}
+
+pub fn parse_id_card(raw: &str, field: &str, today: Date) -> Result<CitizenId, FieldError> {
+    CitizenId::parse_on(raw, today).map_err(|e| e.into_field_error(field, "id_card", "身份证号"))
+}
+
+pub fn parse_national_id(
+    raw: &str,
+    field: &str,
+    today: Date,
+) -> Result<NationalNumber, FieldError> {
+    NationalNumber::parse_on(raw, today)
+        .map_err(|e| e.into_field_error(field, "national_id", "全国学籍号"))
+}
+
+/// A grade of a school of this level: 1 to the level's last grade.
+pub fn parse_grade(value: i64, level: Level, field: &str) -> Result<u8, FieldError> {
+    let max = level.max_grade();
+    match u8::try_from(value) {
+        Ok(g) if (1..=max).contains(&g) => Ok(g),
+        _ => Err(FieldError::new(
+            "invalid_value",
+            field,
+            format!("年级应在 1 到 {max} 之间"),
+        )),
+    }
+}
+
+pub fn check_class(value: &str, field: &str) -> Result<(), FieldError> {
+    labelled(check_text(value, field, MAX_CLASS_CHARS), "班级")
+}
+
+/// A phone number: 5 to 20 of digits, `-`, `+` and spaces.
+pub fn check_phone(value: &str, field: &str) -> Result<(), FieldError> {
+    let ok = (5..=20).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == ' ');
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "invalid_phone",
+            field,
+            "电话号码格式不正确:应为 5 到 20 位数字、-、+ 或空格",
+        ))
+    }
+}
+
+/// The guardian list: at most [`MAX_GUARDIANS`], each with a name, a relation and a phone.
+pub fn check_guardians(guardians: &[Guardian], field: &str, v: &mut Validator) {
+    if guardians.len() > MAX_GUARDIANS {
+        v.push(FieldError::new(
+            "too_many",
+            field,
+            format!("监护人不能超过 {MAX_GUARDIANS} 位"),
+        ));
+    }
+    // The first ones are enough to show what is wrong; a list of thousands is refused above.
+    for (i, g) in guardians.iter().enumerate().take(MAX_GUARDIANS) {
+        let label = format!("第 {} 位监护人的", i + 1);
+        v.check(labelled(
+            check_name(&g.name, &format!("{field}[{i}].name")),
+            &label,
+        ));
+        v.check(labelled(
+            check_text(
+                &g.relation,
+                &format!("{field}[{i}].relation"),
+                MAX_RELATION_CHARS,
+            ),
+            &format!("{label}关系"),
+        ));
+        v.check(labelled(
+            check_phone(&g.phone, &format!("{field}[{i}].phone")),
+            &label,
+        ));
+    }
+}
+
+/// Free fields (health, family, ...): any JSON object up to [`MAX_EXTRA_BYTES`].
+pub fn check_extra(extra: &Map<String, Value>, field: &str) -> Result<(), FieldError> {
+    let size = serde_json::to_vec(extra).map_or(usize::MAX, |b| b.len());
+    if size > MAX_EXTRA_BYTES {
+        return Err(FieldError::new(
+            "too_long",
+            field,
+            format!("附加信息不能超过 {} KiB", MAX_EXTRA_BYTES / 1024),
+        ));
+    }
+    Ok(())
+}
+
+/// At most 20 characters of an input, to quote in a message without echoing a whole attack.
+fn shown(value: &str) -> String {
+    let cut: String = value
+        .chars()
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
+        .take(20)
+        .collect();
+    if value.chars().count() > 20 {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
+/// How an information change may write a field of the student.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfoField {
+    /// 关键信息: only `change_key_info`.
+    Key,
+    /// 非关键信息: `correct_info`.
+    Correctable,
+    /// Placement and record-keeping fields: only the transition that governs them writes them,
+    /// with its own policy rules and approvals. The message says which one to file.
+    Governed(&'static str),
+}
+
+impl InfoField {
+    /// `None` for a name that is no field of a student.
+    pub fn of(name: &str) -> Option<InfoField> {
+        use InfoField::*;
+        Some(match name {
+            "name" | "gender" | "birth_date" | "id_card" => Key,
+            "guardians" | "extra" => Correctable,
+            "class" => Governed("班级不能通过信息更正修改:调班请办理 change_class(调班)"),
+            "grade" => {
+                Governed("年级不能通过信息更正修改:请办理 promote(升级)或 repeat_grade(留级)")
+            }
+            "school" | "jurisdiction" | "level" => Governed(
+                "学校不能通过信息更正修改:转学请办理 transfer(转学),转出系统外请办理 transfer_out",
+            ),
+            "status" => Governed(
+                "学籍状态不能通过信息更正修改:请办理相应的学籍异动(如 suspend 休学、resume 复学)",
+            ),
+            "entry_date" => Governed(
+                "入学日期在录取建档(admit)时确定,不能更正;录入有误请办理 cancel_admission(取消入学资格)后重新建档",
+            ),
+            "national_id" => {
+                Governed("全国学籍号不能更正;身份证号有误请办理 change_key_info(关键信息变更)")
+            }
+            "terms" => Governed("学期注册记录不能更正:请办理 semester_register(学期注册)"),
+            "deadlines" => Governed("期限由政策在办理学籍异动时确定,不能更正"),
+            "id" | "version" | "head" | "flags" => Governed("此字段由系统维护,不能更正"),
+            _ => return None,
+        })
+    }
+}
+
+/// Checks the `fields` of a `change_key_info` / `correct_info` with the validators a creation
+/// uses, each error under `params.fields.<name>`. Whether a new ID number is free is the
+/// store's question, asked by the service after this.
+pub fn check_info_fields(
+    kind: TransitionKind,
+    fields: &Map<String, Value>,
+    today: Date,
+) -> Result<(), InvalidInput> {
+    let mut v = Validator::default();
+    if fields.is_empty() {
+        v.push(FieldError::new(
+            "required",
+            "params.fields",
+            "请填写要变更的字段",
+        ));
+    }
+    for (k, value) in fields {
+        let field = format!("params.fields.{k}");
+        let is_key = match InfoField::of(k) {
+            None => {
+                v.push(FieldError::new(
+                    "unknown_field",
+                    &field,
+                    format!("学生没有字段「{}」", shown(k)),
+                ));
+                continue;
+            }
+            Some(InfoField::Governed(why)) => {
+                v.push(FieldError::new("field_not_correctable", &field, why));
+                continue;
+            }
+            Some(InfoField::Key) => true,
+            Some(InfoField::Correctable) => false,
+        };
+        if is_key != (kind == TransitionKind::ChangeKeyInfo) {
+            v.push(FieldError::new(
+                "wrong_change_kind",
+                &field,
+                if is_key {
+                    "姓名、性别、出生日期、身份证号属关键信息,须走关键信息变更(change_key_info)"
+                } else {
+                    "非关键信息请走信息更正(correct_info)"
+                },
+            ));
+            continue;
+        }
+        let text = || {
+            value
+                .as_str()
+                .ok_or_else(|| FieldError::new("invalid_value", &field, "应为文字"))
+        };
+        match k.as_str() {
+            "name" => {
+                v.check(text().and_then(|s| check_name(s, &field)));
+            }
+            "gender" => {
+                v.check(text().and_then(|s| parse_gender(s, &field)));
+            }
+            "birth_date" => {
+                v.check(text().and_then(|s| parse_birth_date(s, &field, today)));
+            }
+            "id_card" => {
+                v.check(text().and_then(|s| parse_id_card(s, &field, today)));
+            }
+            "guardians" => {
+                let n = value.as_array().map_or(0, Vec::len);
+                if n > MAX_GUARDIANS {
+                    // Said before decoding, so a list of thousands is not decoded to be refused.
+                    v.push(FieldError::new(
+                        "too_many",
+                        &field,
+                        format!("监护人不能超过 {MAX_GUARDIANS} 位"),
+                    ));
+                    continue;
+                }
+                match serde_json::from_value::<Vec<Guardian>>(value.clone()) {
+                    Ok(g) => check_guardians(&g, &field, &mut v),
+                    Err(_) => v.push(FieldError::new(
+                        "invalid_value",
+                        &field,
+                        "监护人应为列表,每位含 name、relation、phone 三项文字",
+                    )),
+                }
+            }
+            "extra" => match value.as_object() {
+                Some(m) => {
+                    v.check(check_extra(m, &field));
+                }
+                None => v.push(FieldError::new("invalid_value", &field, "应为对象")),
+            },
+            _ => {}
+        }
+    }
+    v.finish()
+}
+
 impl NewStudent {
     /// Validates every field against the school, reporting all invalid fields at once.
     pub fn parse(
@@ -160,35 +453,12 @@ impl NewStudent {
         today: Date,
     ) -> Result<NewStudent, InvalidInput> {
         let mut v = Validator::default();
-        v.check(check_text(&form.name, "name", MAX_NAME_CHARS));
-        let gender = v.check(match form.gender.as_str() {
-            "male" => Ok(Gender::Male),
-            "female" => Ok(Gender::Female),
-            other => Err(FieldError::new(
-                "invalid_value",
-                "gender",
-                format!("性别「{other}」应为 male 或 female"),
-            )),
-        });
-        let birth_date = v.check(
-            Date::parse_field(&form.birth_date, "birth_date").and_then(|d| {
-                if d > today {
-                    Err(FieldError::new(
-                        "invalid_date",
-                        "birth_date",
-                        "出生日期晚于今天",
-                    ))
-                } else {
-                    Ok(d)
-                }
-            }),
-        );
+        v.check(check_name(&form.name, "name"));
+        let gender = v.check(parse_gender(&form.gender, "gender"));
+        let birth_date = v.check(parse_birth_date(&form.birth_date, "birth_date", today));
         let id_card = match &form.id_card {
             None => None,
-            Some(raw) => v.check(
-                CitizenId::parse_on(raw, today)
-                    .map_err(|e| e.into_field_error("id_card", "id_card", "身份证号")),
-            ),
+            Some(raw) => v.check(parse_id_card(raw, "id_card", today)),
         };
         if let (Some(id), Some(g)) = (&id_card, gender)
             && id.gender() != g
@@ -213,10 +483,7 @@ impl NewStudent {
             ));
         }
         let national_id = match (&form.national_id, &id_card) {
-            (Some(raw), _) => v.check(
-                NationalNumber::parse_on(raw, today)
-                    .map_err(|e| e.into_field_error("national_id", "national_id", "全国学籍号")),
-            ),
+            (Some(raw), _) => v.check(parse_national_id(raw, "national_id", today)),
             (None, Some(id)) => Some(NationalNumber::from_citizen_id(id)),
             (None, None) => {
                 if form.id_card.is_none() {
@@ -229,65 +496,18 @@ impl NewStudent {
                 None
             }
         };
-        let max = school.level.max_grade();
-        let grade = v.check(match u8::try_from(form.grade) {
-            Ok(g) if (1..=max).contains(&g) => Ok(g),
-            _ => Err(FieldError::new(
-                "invalid_value",
-                "grade",
-                format!("年级应在 1 到 {max} 之间"),
-            )),
-        });
+        let grade = v.check(parse_grade(form.grade, school.level, "grade"));
         if let Some(class) = &form.class {
-            v.check(check_text(class, "class", 20));
+            v.check(check_class(class, "class"));
         }
         let entry_date = v.check(Date::parse_field(&form.entry_date, "entry_date"));
         let report_deadline = match &form.report_deadline {
             None => None,
             Some(raw) => v.check(Date::parse_field(raw, "report_deadline")),
         };
-        if form.guardians.len() > MAX_GUARDIANS {
-            v.push(FieldError::new(
-                "too_many",
-                "guardians",
-                format!("监护人不能超过 {MAX_GUARDIANS} 位"),
-            ));
-        }
-        for (i, g) in form.guardians.iter().enumerate().take(MAX_GUARDIANS) {
-            v.check(check_text(
-                &g.name,
-                &format!("guardians[{i}].name"),
-                MAX_NAME_CHARS,
-            ));
-            v.check(check_text(
-                &g.relation,
-                &format!("guardians[{i}].relation"),
-                20,
-            ));
-            let phone_ok = (5..=20).contains(&g.phone.len())
-                && g.phone
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == ' ');
-            if !phone_ok {
-                v.push(FieldError::new(
-                    "invalid_phone",
-                    &format!("guardians[{i}].phone"),
-                    "电话号码格式不正确",
-                ));
-            }
-        }
+        check_guardians(&form.guardians, "guardians", &mut v);
         let extra = form.extra.unwrap_or_default();
-        if serde_json::to_vec(&extra)
-            .map(|b| b.len())
-            .unwrap_or(usize::MAX)
-            > 16 * 1024
-        {
-            v.push(FieldError::new(
-                "too_long",
-                "extra",
-                "附加信息不能超过 16 KiB",
-            ));
-        }
+        v.check(check_extra(&extra, "extra"));
         v.finish()?;
         // INVARIANT: the validator returned Ok, so every required value above is Some.
         match (gender, birth_date, national_id, grade, entry_date) {
@@ -363,7 +583,10 @@ impl TransitionInput {
                     value.as_str().is_some_and(|s| Date::parse(s).is_ok())
                 }
                 "grade" | "to_grade" => value.as_u64().is_some_and(|g| (1..=9).contains(&g)),
-                "class" | "to_class" | "to_school" | "term" => value
+                "class" | "to_class" => value
+                    .as_str()
+                    .is_some_and(|s| check_class(s, &field).is_ok()),
+                "to_school" | "term" => value
                     .as_str()
                     .is_some_and(|s| check_text(s, &field, 50).is_ok()),
                 "tuition_paid" => value.is_boolean(),
@@ -371,20 +594,10 @@ impl TransitionInput {
                     a.iter()
                         .all(|f| matches!(f.as_str(), Some("written" | "electronic")))
                 }),
-                "fields" => value.as_object().is_some_and(|o| {
-                    o.keys().all(|k| {
-                        matches!(
-                            k.as_str(),
-                            "name"
-                                | "gender"
-                                | "birth_date"
-                                | "id_card"
-                                | "class"
-                                | "guardians"
-                                | "extra"
-                        )
-                    })
-                }),
+                // Each field's value is checked by `check_info_fields`, with its own path.
+                "fields" => value
+                    .as_object()
+                    .is_some_and(|o| o.keys().all(|k| InfoField::of(k).is_some())),
                 _ => false,
             };
             if !ok {
@@ -548,7 +761,10 @@ impl Student {
     }
 }
 
-/// Applies validated information changes (key or non-key) to a student.
+/// Applies validated information changes (key or non-key) to a student. Placement fields are
+/// not among them for a new change: `check_info_fields` refuses them, their transitions write
+/// them. `class` is still applied because events recorded before that rule set it this way, and
+/// `verify` replays them as the engine applied them then.
 fn apply_fields(s: &mut Student, fields: &Map<String, Value>) {
     for (k, v) in fields {
         match (k.as_str(), v) {

@@ -86,6 +86,7 @@ pub fn export(
         r.to_file(format.unwrap_or_else(|| FileFormat::from_path(out)))
             .map_err(|e| anyhow::anyhow!("{e}"))?
     };
-    std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))?;
+    crate::store::private::write(out, &bytes)
+        .with_context(|| format!("writing {}", out.display()))?;
     Ok(r.rows.len())
 }

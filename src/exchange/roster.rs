@@ -137,7 +137,7 @@ pub struct Roster {
 
 /// The roster of a school, masked for the caller's visibility.
 pub fn roster(x: &Xueji, school: &School, q: &RosterQuery, vis: Visibility) -> Result<Roster> {
-    let (as_of, year) = q.resolve(Date::today())?;
+    let (as_of, year) = q.resolve(x.today())?;
     let mut rows = Vec::new();
     // One snapshot: the timelines and the students' records agree, and one read transaction
     // (file locks in the served mode) serves the whole roster.

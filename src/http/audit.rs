@@ -177,9 +177,31 @@ async fn consistency(
 }
 
 /// `POST /v1/backups` takes no input: no body (or `null`, or an empty JSON object) and no query.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 struct BackupBody {}
+
+/// Only an object, and an empty one: a derived empty struct would also take `[]`.
+impl<'de> Deserialize<'de> for BackupBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Empty;
+        impl<'de> serde::de::Visitor<'de> for Empty {
+            type Value = BackupBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an empty JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BackupBody, A::Error> {
+                match map.next_key::<String>()? {
+                    Some(field) => Err(serde::de::Error::unknown_field(&field, &[])),
+                    None => Ok(BackupBody {}),
+                }
+            }
+        }
+        d.deserialize_map(Empty)
+    }
+}
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -204,7 +226,7 @@ async fn create_backup(
                 format!("备份失败:{e}"),
             )
         };
-        std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
+        crate::store::private::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let file = dir.join(format!("xueji-{stamp}.redb"));
         // The same copy `xueji backup` makes beside the server: one snapshot, then checkpoints.

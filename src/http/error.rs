@@ -38,6 +38,14 @@ impl ApiError {
             "缺少或无效的访问令牌",
         )
     }
+    /// A token past its `expires_at`: refused like an unknown one, but saying why.
+    pub fn token_expired() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            "访问令牌已过期,请向管理员申请新令牌",
+        )
+    }
     pub fn forbidden(what: &str) -> Self {
         ApiError::new(
             StatusCode::FORBIDDEN,
@@ -147,6 +155,7 @@ impl From<ServiceError> for ApiError {
                 )
                 .with_details(json!({ "table": table }))
             }
+            ServiceError::Forbidden { what } => ApiError::forbidden(&what),
             ServiceError::Storage(m) => {
                 tracing::error!(error = %m, "storage failure");
                 ApiError::new(

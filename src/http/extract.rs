@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::TokenRecord;
+use crate::service::TokenCheck;
 
 /// JSON body; malformed JSON, wrong types and unknown fields are 400, an oversized body 413.
 pub struct ApiJson<T>(pub T);
@@ -151,6 +152,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(query) = parts.uri.query() {
+            check_query_text(query)?;
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
@@ -164,6 +168,59 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                 )
             })
     }
+}
+
+/// Every name and value of a query string must be UTF-8 once percent-decoded, without control
+/// characters (NUL, line breaks) or the bidi controls that reorder display: the decoder would
+/// otherwise turn `%FF` into U+FFFD and pass `%00` and U+202E on, and a list filtered by such a
+/// value would answer 200 with nothing in it.
+fn check_query_text(query: &str) -> Result<(), ApiError> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(name);
+        let field = String::from_utf8_lossy(&name);
+        let text_ok = |bytes: &[u8]| {
+            std::str::from_utf8(bytes).is_ok_and(|t| {
+                !t.chars()
+                    .any(|c| c.is_control() || crate::domain::student::is_bidi_control(c))
+            })
+        };
+        if !text_ok(&name) || !text_ok(&percent_decode(value)) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                &field,
+                format!("查询参数无效:{field} 须为 UTF-8 文本,且不含控制字符"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `application/x-www-form-urlencoded` decoding, as the query extractor does it: `+` is a space,
+/// `%XX` a byte, a `%` not followed by two hex digits itself.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(((hi << 4) | lo) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Path parameters; one that is not valid UTF-8 once percent-decoded is 400 `invalid_path`.
@@ -195,7 +252,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The authenticated caller: a bearer token that is known and not revoked.
+/// The authenticated caller: a bearer token that is known, not revoked and not expired.
 #[derive(Debug, Clone)]
 pub struct Caller(pub TokenRecord);
 
@@ -211,12 +268,11 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 200)
             .ok_or_else(ApiError::unauthorized)?;
-        let record = state
-            .xueji
-            .authenticate(token)
-            .map_err(ApiError::from)?
-            .ok_or_else(ApiError::unauthorized)?;
-        Ok(Caller(record))
+        match state.xueji.check_token(token).map_err(ApiError::from)? {
+            TokenCheck::Valid(record) => Ok(Caller(*record)),
+            TokenCheck::Expired => Err(ApiError::token_expired()),
+            TokenCheck::Unknown => Err(ApiError::unauthorized()),
+        }
     }
 }
 
@@ -230,5 +286,32 @@ pub fn require_role(
         Ok(())
     } else {
         Err(ApiError::forbidden(what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_text_is_decoded_as_a_form() {
+        assert_eq!(percent_decode("a+b%20c"), b"a b c");
+        assert_eq!(percent_decode("%E7%94%B2"), "甲".as_bytes());
+        assert_eq!(percent_decode("100%"), b"100%");
+        assert_eq!(percent_decode("%zz%F"), b"%zz%F");
+    }
+
+    #[test]
+    fn query_text_refuses_what_is_not_plain_text() {
+        assert!(check_query_text("school=s1&q=%E7%94%B2&limit=5&flag").is_ok());
+        for bad in [
+            "school=%FF",
+            "q=a%00b",
+            "class=%E2%80%AE1",
+            "q=a%0Ab",
+            "%FF=1",
+        ] {
+            assert!(check_query_text(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -11,16 +11,17 @@ mod idempotency;
 mod metrics;
 mod routes;
 mod schema;
+mod serve;
 pub mod view;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_http::cors::CorsLayer;
 
 use crate::service::Xueji;
 pub use metrics::Metrics;
+pub use serve::{MAX_CONNECTIONS_LIMIT, ServeConfig, serve_with};
 
 /// Largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -86,16 +87,12 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
     app
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Serves until `shutdown` resolves, then finishes in-flight requests; with the default
+/// [`ServeConfig`] (timeouts and connection limit of `xueji serve`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, app, ServeConfig::default(), shutdown).await
 }

@@ -11,15 +11,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, ErrorBody, policy_error};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
-use super::view::{Page, PageParams, student_view};
+use super::view::{Page, PageParams, decision_view, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
-use crate::domain::student::{NewStudentForm, check_optional_text};
+use crate::domain::student::NewStudentForm;
 use crate::domain::{
-    Actor, ApprovalRequest, ApprovalStep, Date, Level, RequestStatus, School, Status, Student,
-    Term, TransitionInput, TransitionKind,
+    Actor, ApprovalRequest, ApprovalStep, Date, Decision, Level, RequestStatus, School, Status,
+    Student, Term, TransitionInput, TransitionKind,
 };
-use crate::service::{Outcome, ServiceError, Xueji};
+use crate::service::{Outcome, ServiceError, TokenRequest, Xueji};
 
 /// The API document: generated from the handlers' annotations below.
 #[derive(utoipa::OpenApi)]
@@ -69,7 +69,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(sweep))
-        .routes(routes!(create_token))
+        .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(list_policies))
         .routes(routes!(get_policy, put_policy))
@@ -240,7 +240,18 @@ fn visible_student(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<(Student, 
     }
 }
 
-fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response {
+/// The answer to a filed change. `decided_on`: the student as the decision saw them, when the
+/// caller's role may not see all of them (their decision's messages are masked against it).
+fn outcome_response(
+    state: &AppState,
+    outcome: Outcome,
+    role: Role,
+    decided_on: Option<&Student>,
+) -> Response {
+    let mask = |decision: Decision, student: Option<&Student>| match student {
+        Some(s) => decision_view(decision, s, role),
+        None => decision,
+    };
     let (status, body) = match outcome {
         Outcome::Applied {
             decision,
@@ -248,13 +259,14 @@ fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response 
             event,
         } => (
             StatusCode::CREATED,
-            json!({ "outcome": "applied", "decision": decision, "student": student_view(&student, role), "event": event }),
+            json!({ "outcome": "applied", "decision": mask(decision, Some(&student)), "student": student_view(&student, role), "event": event }),
         ),
         Outcome::Pending { decision, request } => (
             StatusCode::ACCEPTED,
-            json!({ "outcome": "pending", "decision": decision, "request": request_view(&request) }),
+            json!({ "outcome": "pending", "decision": mask(decision, decided_on), "request": request_view(&request) }),
         ),
         Outcome::Denied { decision } => {
+            let decision = mask(decision, decided_on);
             let error = json!({ "code": "denied_by_policy", "message": decision.denial_message(), "details": {} });
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -263,7 +275,7 @@ fn outcome_response(state: &AppState, outcome: Outcome, role: Role) -> Response 
         }
         Outcome::DryRun { decision } => (
             StatusCode::OK,
-            json!({ "dry_run": true, "decision": decision }),
+            json!({ "dry_run": true, "decision": mask(decision, decided_on) }),
         ),
     };
     let outcome = body
@@ -309,7 +321,7 @@ async fn create_student(
         x.admit(form, &actor(&c), q.dry_run).map_err(ApiError::from)
     })
     .await?;
-    Ok(outcome_response(&state, outcome, role))
+    Ok(outcome_response(&state, outcome, role, None))
 }
 
 #[utoipa::path(get, path = "/v1/students/{id}", tag = "students", summary = "查看学生(按角色脱敏)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
@@ -367,16 +379,36 @@ async fn list_students(
                 next_cursor: None,
             });
         }
-        // Staff of one school list that school (a head teacher: their class).
+        // Staff of one school list that school (a head teacher: their class). A filter never
+        // widens or silently changes what is asked: one naming another school, class or
+        // jurisdiction than the caller's own matches nothing.
+        let empty = || Page {
+            items: Vec::new(),
+            next_cursor: None,
+        };
         let school_id = match c.role {
-            Role::SchoolLeader | Role::Registrar | Role::HeadTeacher => c.school.clone(),
+            Role::SchoolLeader | Role::Registrar | Role::HeadTeacher => {
+                if q.school.is_some() && q.school != c.school {
+                    return Ok(empty());
+                }
+                c.school.clone()
+            }
             _ => q.school.clone(),
         };
         let class = if c.role == Role::HeadTeacher {
+            if q.class.is_some() && q.class != c.class {
+                return Ok(empty());
+            }
             c.class.clone()
         } else {
             q.class.clone()
         };
+        if c.role == Role::DistrictOfficer
+            && q.jurisdiction.is_some()
+            && q.jurisdiction != c.jurisdiction
+        {
+            return Ok(empty());
+        }
         let matches = |s: &Student| {
             q.status.is_none_or(|st| s.status == st)
                 && q.grade.is_none_or(|g| s.grade == g)
@@ -393,7 +425,9 @@ async fn list_students(
         for _ in 0..50 {
             let batch = match &school_id {
                 Some(sid) => {
-                    let school = visible_school(x, &c, sid)?;
+                    let Ok(school) = visible_school(x, &c, sid) else {
+                        return Ok(empty());
+                    };
                     let grade = if class.is_some() && q.grade.is_none() {
                         None
                     } else {
@@ -468,14 +502,23 @@ async fn transition(
         return Err(ApiError::forbidden("办理此项学籍变动"));
     }
     let role = c.role;
-    let outcome = blocking(&state, move |x| {
-        x.transition_in_scope(&id, input, &actor(&c), q.dry_run, |student, school| {
-            scope::student(&c, student, school)
-        })
-        .map_err(ApiError::from)
+    let sees_everything = role.visibility().everything();
+    let (outcome, decided_on) = blocking(&state, move |x| {
+        let decided_on = std::sync::Mutex::new(None);
+        let outcome = x
+            .transition_in_scope(&id, input, &actor(&c), q.dry_run, |student, school| {
+                let in_scope = scope::student(&c, student, school);
+                if in_scope && !sees_everything {
+                    *decided_on.lock().unwrap_or_else(|p| p.into_inner()) = Some(student.clone());
+                }
+                in_scope
+            })
+            .map_err(ApiError::from)?;
+        let decided_on = decided_on.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok::<_, ApiError>((outcome, decided_on))
     })
     .await?;
-    Ok(outcome_response(&state, outcome, role))
+    Ok(outcome_response(&state, outcome, role, decided_on.as_ref()))
 }
 
 #[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path), PageParams), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
@@ -639,6 +682,13 @@ async fn list_requests(
     let (limit, after) = (page.limit(), page.after()?);
     let page = blocking(&state, move |x| -> ApiResult<Page<Value>> {
         let jur = match (&c.jurisdiction, &q.jurisdiction, &c.school) {
+            // Another jurisdiction than the caller's own matches nothing (never their own rows).
+            (Some(j), Some(asked), _) if asked != j => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
+            }
             (Some(j), _, _) => j.clone(),
             (None, Some(j), _) => j.clone(),
             (None, None, Some(s)) => x
@@ -792,7 +842,13 @@ async fn sweep(
     {
         return Err(ApiError::not_found("jurisdiction", j));
     }
-    let report = blocking(&state, move |x| x.sweep(b.as_of, jurisdiction.as_deref())).await?;
+    // An area officer's sweep acts on the students of their area only.
+    let report = blocking(&state, move |x| {
+        x.sweep_in_scope(b.as_of, jurisdiction.as_deref(), |student, school| {
+            scope::student(&c, student, school)
+        })
+    })
+    .await?;
     Ok(axum::Json(report))
 }
 
@@ -815,98 +871,56 @@ struct TokenBody {
     student: Option<String>,
     #[serde(default)]
     label: Option<String>,
+    /// The token is refused from then on: RFC 3339, or a date (valid through that day, China time).
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", summary = "签发令牌(只显示一次)", request_body = TokenBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", summary = "签发令牌(只显示一次)", request_body = TokenBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效;学校、学生不存在或不在权限范围内(两者同一答复)", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_token(
     State(state): State<AppState>,
     Caller(c): Caller,
     ApiJson(b): ApiJson<TokenBody>,
 ) -> ApiResult<Response> {
     require_role(&c, &[Role::Admin, Role::DistrictOfficer], "创建令牌")?;
-    let out = blocking(&state, move |x| -> ApiResult<_> {
-        let store = x.store();
-        let mut record = TokenRecord {
-            id: String::new(),
-            role: b.role,
-            jurisdiction: b.jurisdiction,
-            area: b.area,
-            school: b.school,
-            class: b.class,
-            student: b.student,
-            label: b.label,
-            created_at: String::new(),
-            created_by: Some(c.id.clone()),
-            revoked: false,
-        };
-        // Fill the jurisdiction from the school or student, and check the scope fields each role needs.
-        if let Some(st) = &record.student {
-            let s = store
-                .student(st)
-                .map_err(ServiceError::from)?
-                .ok_or_else(|| ApiError::bad_request("unknown_student", "student", "学生不存在"))?;
-            record.school = Some(s.school.clone());
-        }
-        if let Some(sid) = &record.school {
-            let s = store
-                .school(sid)
-                .map_err(ServiceError::from)?
-                .ok_or_else(|| ApiError::bad_request("unknown_school", "school", "学校不存在"))?;
-            record.jurisdiction = Some(s.jurisdiction);
-        }
-        for (field, value, max) in [
-            ("label", &record.label, 100),
-            ("class", &record.class, 20),
-            ("area", &record.area, 50),
-        ] {
-            if let Some(text) = value {
-                check_optional_text(text, field, max)
-                    .map_err(|e| ApiError::from(crate::domain::InvalidInput::from(e)))?;
-            }
-        }
-        let need = |ok: bool, field: &str, msg: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ApiError::bad_request("required", field, msg))
-            }
-        };
-        match record.role {
-            Role::Admin => {}
-            Role::DistrictOfficer => need(
-                record.jurisdiction.is_some(),
-                "jurisdiction",
-                "教育局账号须指定辖区",
-            )?,
-            Role::SchoolLeader | Role::Registrar => {
-                need(record.school.is_some(), "school", "须指定学校")?
-            }
-            Role::HeadTeacher => need(
-                record.school.is_some() && record.class.is_some(),
-                "class",
-                "班主任须指定学校和班级",
-            )?,
-            Role::Guardian => need(record.student.is_some(), "student", "家长账号须指定学生")?,
-        }
-        if let Some(j) = &record.jurisdiction
-            && x.policies().latest(j).is_none()
-        {
-            return Err(ApiError::bad_request(
-                "unknown_jurisdiction",
-                "jurisdiction",
-                "辖区不存在",
-            ));
-        }
-        if !scope::issue_token(&c, &record, |id| store.school(id).ok().flatten()) {
-            return Err(ApiError::forbidden("签发超出本辖区范围的令牌"));
-        }
-        Ok(x.create_token(record)?)
+    let request = TokenRequest {
+        role: b.role,
+        jurisdiction: b.jurisdiction,
+        area: b.area,
+        school: b.school,
+        class: b.class,
+        student: b.student,
+        label: b.label,
+        expires_at: b.expires_at,
+    };
+    let (token, record) = blocking(&state, move |x| x.issue_token(&c, request)).await?;
+    let mut body = serde_json::to_value(&record).unwrap_or(Value::Null);
+    // Shown once: a replay of this answer (`Idempotency-Key`) withholds it, so it is never stored.
+    body["token"] = Value::Null;
+    body["token_withheld"] = json!(true);
+    let withheld =
+        super::idempotency::StoredAs(serde_json::to_vec(&body).unwrap_or_default().into());
+    body["token"] = json!(token);
+    body["token_withheld"] = json!(false);
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    response.extensions_mut().insert(withheld);
+    Ok(response)
+}
+
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", summary = "令牌列表(管理员全部;教育局本辖区;不含令牌本身)", params(PageParams), responses((status = 200, description = "OK:items 为令牌记录(id、role、范围、label、created_at、expires_at、revoked),不含令牌本身"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+async fn list_tokens(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<impl IntoResponse> {
+    require_role(&c, &[Role::Admin, Role::DistrictOfficer], "查看令牌")?;
+    let after = q.after()?;
+    let limit = q.limit();
+    let rows = blocking(&state, move |x| {
+        x.list_tokens(&c, after.as_deref(), limit + 1)
     })
     .await?;
-    let (token, record) = out;
-    let mut body = serde_json::to_value(&record).unwrap_or(Value::Null);
-    body["token"] = json!(token);
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    Ok(axum::Json(Page::from_rows(rows, limit, |r| r)))
 }
 
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", summary = "吊销令牌", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
@@ -916,18 +930,7 @@ async fn revoke_token(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin, Role::DistrictOfficer], "吊销令牌")?;
-    let record = blocking(&state, move |x| -> ApiResult<_> {
-        let store = x.store();
-        let target = store
-            .token_by_id(&id)
-            .map_err(ServiceError::from)?
-            .ok_or_else(|| ApiError::not_found("token", &id))?;
-        if !scope::issue_token(&c, &target, |sid| store.school(sid).ok().flatten()) {
-            return Err(ApiError::not_found("token", &id));
-        }
-        Ok(x.revoke_token(&id)?)
-    })
-    .await?;
+    let record = blocking(&state, move |x| x.revoke_token(&c, &id)).await?;
     Ok(axum::Json(record))
 }
 
@@ -1005,7 +1008,9 @@ async fn evaluate_policy(
     ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<EvaluateBody>,
 ) -> ApiResult<impl IntoResponse> {
+    may_change_policy(&c, &j)?;
     b.transition.validate()?;
+    let role = c.role;
     let decision = blocking(&state, move |x| -> ApiResult<_> {
         let policy = x
             .policies()
@@ -1030,7 +1035,7 @@ async fn evaluate_policy(
                 case.build(&policy)
             }
         };
-        crate::policy::evaluate(
+        let decision = crate::policy::evaluate(
             &policy,
             crate::policy::Case {
                 student: &student,
@@ -1039,7 +1044,8 @@ async fn evaluate_policy(
                 sweep: b.sweep,
             },
         )
-        .map_err(|e| policy_error(&e))
+        .map_err(|e| policy_error(&e))?;
+        Ok(decision_view(decision, &student, role))
     })
     .await?;
     Ok(axum::Json(json!({ "dry_run": true, "decision": decision })))
@@ -1072,7 +1078,12 @@ fn rejection(r: crate::lifecycle::Rejection) -> ApiError {
     let first = r
         .errors
         .first()
-        .map(|e| format!("{} {}", e.position, e.message))
+        .map(|e| match (e.position.file.as_str(), e.position.line) {
+            // A limit of the whole package has no place in it to point at.
+            ("", _) => e.message.clone(),
+            (file, 0) => format!("{file} {}", e.message),
+            _ => format!("{} {}", e.position, e.message),
+        })
         .or_else(|| {
             r.failing_tests
                 .first()
@@ -1111,10 +1122,9 @@ async fn impact(
     ApiPath(j): ApiPath<String>,
     ApiJson(b): ApiJson<PackageBody>,
 ) -> ApiResult<impl IntoResponse> {
-    require_role(&c, &[Role::Admin, Role::DistrictOfficer], "做影响分析")?;
-    if c.role == Role::DistrictOfficer && c.jurisdiction.as_deref() != Some(j.as_str()) {
-        return Err(ApiError::not_found("jurisdiction", &j));
-    }
+    // Replaying a candidate reads every student of the jurisdiction: only those who may
+    // change its rules may run one.
+    may_change_policy(&c, &j)?;
     let source = crate::policy::PackageSource { files: b.files };
     let report = blocking(&state, move |x| -> ApiResult<_> {
         if x.policies().latest(&j).is_none() {

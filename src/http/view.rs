@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::Role;
-use crate::domain::Student;
 use crate::domain::identity::mask;
+use crate::domain::{Decision, Student};
 
 /// A student as a role may see it; the masking table is `Role::visibility`.
 pub fn student_view(s: &Student, role: Role) -> Value {
@@ -28,6 +28,56 @@ pub fn student_view(s: &Student, role: Role) -> Value {
         o.insert("status_zh".into(), json!(s.status.zh()));
     }
     v
+}
+
+/// What a message shows in place of one that carries a value the caller's role may not see.
+pub const WITHHELD_MESSAGE: &str = "(此说明含有本角色无权查看的个人信息,已隐去)";
+
+/// The values of `s` that `role` may not see, as a rule's message could spell them out.
+fn hidden_values(s: &Student, role: Role) -> Vec<String> {
+    let vis = role.visibility();
+    let mut hidden = Vec::new();
+    if !vis.identity_numbers {
+        hidden.push(s.national_id.as_str().to_owned());
+        hidden.extend(s.id_card.as_ref().map(|c| c.as_str().to_owned()));
+    }
+    if !vis.guardians {
+        for g in &s.guardians {
+            hidden.push(g.name.clone());
+            hidden.push(g.phone.clone());
+        }
+    }
+    if !vis.extra {
+        let mut stack: Vec<&Value> = s.extra.values().collect();
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::String(text) => hidden.push(text.clone()),
+                Value::Number(n) => hidden.push(n.to_string()),
+                Value::Array(items) => stack.extend(items),
+                Value::Object(map) => stack.extend(map.values()),
+                Value::Bool(_) | Value::Null => {}
+            }
+        }
+    }
+    // A single character (or digit) would withhold almost every message and spells out nothing.
+    hidden.retain(|v| v.trim().chars().count() >= 2);
+    hidden
+}
+
+/// A decision as `role` may see it for student `s`: a rule's message that spells out a value the
+/// role may not see (a script may build messages from any field) is withheld; the rule, its
+/// effect and its citation stay.
+pub fn decision_view(mut decision: Decision, s: &Student, role: Role) -> Decision {
+    let hidden = hidden_values(s, role);
+    if hidden.is_empty() {
+        return decision;
+    }
+    for rule in &mut decision.rules {
+        if hidden.iter().any(|v| rule.message.contains(v.trim())) {
+            rule.message = WITHHELD_MESSAGE.into();
+        }
+    }
+    decision
 }
 
 pub const DEFAULT_LIMIT: usize = 100;

@@ -84,6 +84,24 @@ pub fn compile_package(
     base: Option<Arc<CompiledPolicy>>,
 ) -> Result<CompiledPolicy, Vec<PolicyLoadError>> {
     source.check_shape().map_err(|e| vec![e])?;
+    compile_named(source, base)
+}
+
+/// Compiles a version stored at an earlier activation. It passed the size limits in force then,
+/// which may have been wider than today's; it must still compile, or the decisions taken under
+/// it could no longer be reproduced.
+pub fn compile_stored_package(
+    source: &PackageSource,
+    base: Option<Arc<CompiledPolicy>>,
+) -> Result<CompiledPolicy, Vec<PolicyLoadError>> {
+    source.check_names().map_err(|e| vec![e])?;
+    compile_named(source, base)
+}
+
+fn compile_named(
+    source: &PackageSource,
+    base: Option<Arc<CompiledPolicy>>,
+) -> Result<CompiledPolicy, Vec<PolicyLoadError>> {
     let manifest = source.manifest().map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let manifest_err = |m: String| PolicyLoadError::new("policy_manifest", "policy.toml", m);

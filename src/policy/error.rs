@@ -30,7 +30,8 @@ impl ScriptPosition {
 #[error("{code} at {position}: {message}")]
 pub struct PolicyLoadError {
     /// `policy_manifest`, `policy_syntax`, `policy_rule`, `policy_citation`, `policy_override`,
-    /// `policy_base`, `policy_limit`.
+    /// `policy_base`, `policy_too_large`, `policy_too_many_files`, `policy_test_file`,
+    /// `policy_too_many_cases`, `policy_tests_too_long`.
     pub code: String,
     pub position: ScriptPosition,
     pub message: String,

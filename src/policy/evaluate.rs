@@ -6,7 +6,10 @@ use std::sync::Arc;
 use super::compile::{CompiledPolicy, suggest};
 use super::error::{PolicyError, ScriptPosition};
 use super::sandbox::{self, CaseData, CaseHandle, EVALUATION_BUDGET, RuleEffect, TIMEOUT_TOKEN};
-use crate::domain::{ApprovalStep, Decision, Effect, FiredRule, School, Student, TransitionInput};
+use crate::domain::{
+    ApprovalStep, Decision, Effect, FiredRule, School, Student, StudentChanges, TransitionInput,
+    TransitionKind,
+};
 
 /// What a policy is asked about: a student as they are, their school and the transition.
 #[derive(Debug, Clone, Copy)]
@@ -339,6 +342,23 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
                     Effect::Approve => steps.extend(effect.steps.iter().copied()),
                     Effect::Change => {
                         let c = &effect.changes;
+                        // An information change never moves a student: their placement is the
+                        // business of the transitions that govern it, with their approvals.
+                        if matches!(
+                            kind,
+                            TransitionKind::CorrectInfo | TransitionKind::ChangeKeyInfo
+                        ) && *c != StudentChanges::default()
+                        {
+                            return Err(PolicyError::Script {
+                                code: "policy_bad_result".into(),
+                                rule: rule.info.id.clone(),
+                                position: rule.info.position.clone(),
+                                message: format!(
+                                    "{} 不能改变学校、年级、班级或学籍状态;请由相应的学籍异动办理",
+                                    kind.as_str()
+                                ),
+                            });
+                        }
                         let d = &mut decision.changes;
                         if c.status.is_some() {
                             d.status = c.status;

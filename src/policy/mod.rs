@@ -15,7 +15,7 @@ mod registry;
 mod sandbox;
 pub mod testing;
 
-pub use compile::{CompiledPolicy, RuleInfo, compile_package};
+pub use compile::{CompiledPolicy, RuleInfo, compile_package, compile_stored_package};
 pub use error::{PolicyError, PolicyLoadError, ScriptPosition};
 pub use evaluate::{Case, evaluate};
 pub use package::{DocumentRef, Manifest, PackageSet, PackageSource, builtin_packages};

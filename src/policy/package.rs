@@ -56,8 +56,11 @@ pub struct PackageSource {
     pub files: BTreeMap<String, String>,
 }
 
-pub const MAX_PACKAGE_FILES: usize = 200;
-pub const MAX_PACKAGE_BYTES: usize = 2 * 1024 * 1024;
+/// Most files one package may hold (the largest seed package has 17).
+pub const MAX_PACKAGE_FILES: usize = 100;
+/// Largest total size of a package's files (the largest seed package is 37 KB). Below the
+/// 1 MiB request body limit, so what a folder may hold can also be uploaded.
+pub const MAX_PACKAGE_BYTES: usize = 512 * 1024;
 
 impl PackageSource {
     pub fn manifest(&self) -> Result<Manifest, PolicyLoadError> {
@@ -113,21 +116,40 @@ impl PackageSource {
 
     /// Checks names and sizes of an uploaded or read package before anything parses it.
     pub fn check_shape(&self) -> Result<(), PolicyLoadError> {
+        self.check_size()?;
+        self.check_names()
+    }
+
+    /// The bounds on a package's size: at most [`MAX_PACKAGE_FILES`] files,
+    /// [`MAX_PACKAGE_BYTES`] in all.
+    pub fn check_size(&self) -> Result<(), PolicyLoadError> {
         if self.files.len() > MAX_PACKAGE_FILES {
             return Err(PolicyLoadError::new(
-                "policy_limit",
+                "policy_too_many_files",
                 "",
-                format!("文件数不能超过 {MAX_PACKAGE_FILES}"),
+                format!(
+                    "政策包文件数不能超过 {MAX_PACKAGE_FILES} 个(本包 {} 个)",
+                    self.files.len()
+                ),
             ));
         }
-        let total: usize = self.files.values().map(String::len).sum();
+        let total: usize = self.files.iter().map(|(p, t)| p.len() + t.len()).sum();
         if total > MAX_PACKAGE_BYTES {
             return Err(PolicyLoadError::new(
-                "policy_limit",
+                "policy_too_large",
                 "",
-                "政策包总大小不能超过 2 MiB",
+                format!(
+                    "政策包总大小不能超过 {} KiB(本包 {} KiB)",
+                    MAX_PACKAGE_BYTES / 1024,
+                    total.div_ceil(1024)
+                ),
             ));
         }
+        Ok(())
+    }
+
+    /// Each file name is a relative path of plain segments.
+    pub fn check_names(&self) -> Result<(), PolicyLoadError> {
         for path in self.files.keys() {
             let ok = !path.is_empty()
                 && !path.starts_with('/')
@@ -166,17 +188,35 @@ impl PackageSource {
                         || name.ends_with(".toml")
                         || name.ends_with(".md"));
                 if keep {
+                    // Past the limits `check_shape` refuses the package anyway: read no further
+                    // than it takes to see that, however large the folder or a file is.
+                    if files.len() > MAX_PACKAGE_FILES {
+                        break;
+                    }
                     let rel = if sub.is_empty() {
                         name.to_owned()
                     } else {
                         format!("{sub}/{name}")
                     };
-                    files.insert(rel, std::fs::read_to_string(&path)?);
+                    files.insert(rel, read_at_most(&path, MAX_PACKAGE_BYTES + 1)?);
                 }
             }
         }
         Ok(PackageSource { files })
     }
+}
+
+/// A text file, or its first `limit` bytes when it is longer (then too large to be accepted).
+fn read_at_most(path: &Path, limit: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(u64::try_from(limit).unwrap_or(u64::MAX))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() >= limit {
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Line and column (1-based) of a byte offset.

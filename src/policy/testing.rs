@@ -13,8 +13,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use super::compile::CompiledPolicy;
+use super::error::PolicyLoadError;
 use super::evaluate::{Case, evaluate};
 use crate::domain::{
     Date, Decision, Gender, Level, NationalNumber, School, Status, Student, Term, TransitionInput,
@@ -266,6 +268,31 @@ impl TestCase {
     }
 }
 
+/// Most test cases one package may hold. The largest seed package has 51; an upload of
+/// thousands only holds the activation gate (and a blocking thread) for minutes.
+pub const MAX_TEST_CASES: usize = 2_000;
+/// Longest a package's own test run may take, wall clock. Each case is bounded by the
+/// evaluation budget (50 ms), so the run stops at most one budget past this. The seed packages'
+/// 170 cases together run in well under a second.
+pub const MAX_TEST_RUN: Duration = Duration::from_secs(30);
+
+/// Bounds on a package's own test run: every run (upload, folder edit, `xueji policy test`)
+/// stops at them and refuses the package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestLimits {
+    pub max_cases: usize,
+    pub max_run: Duration,
+}
+
+impl Default for TestLimits {
+    fn default() -> Self {
+        TestLimits {
+            max_cases: MAX_TEST_CASES,
+            max_run: MAX_TEST_RUN,
+        }
+    }
+}
+
 /// Parses every case file of a package; errors name the file and position.
 pub fn load_cases(policy: &CompiledPolicy) -> Result<Vec<(String, TestCase)>, Vec<String>> {
     let mut out = Vec::new();
@@ -289,12 +316,52 @@ pub fn load_cases(policy: &CompiledPolicy) -> Result<Vec<(String, TestCase)>, Ve
     }
 }
 
-/// Runs every case of a package.
-pub fn run_package_tests(policy: &CompiledPolicy) -> Result<Vec<CaseResult>, Vec<String>> {
-    Ok(load_cases(policy)?
-        .iter()
-        .map(|(file, case)| case.run(file, policy))
-        .collect())
+/// Runs every case of a package within the default [`TestLimits`].
+pub fn run_package_tests(policy: &CompiledPolicy) -> Result<Vec<CaseResult>, Vec<PolicyLoadError>> {
+    run_package_tests_within(policy, TestLimits::default())
+}
+
+/// Runs every case of a package. Too many cases are refused before any runs; a run that passes
+/// `max_run` stops there. Either refuses the package (`policy_too_many_cases`,
+/// `policy_tests_too_long`), naming the limit.
+pub fn run_package_tests_within(
+    policy: &CompiledPolicy,
+    limits: TestLimits,
+) -> Result<Vec<CaseResult>, Vec<PolicyLoadError>> {
+    let cases = load_cases(policy).map_err(|errs| {
+        errs.into_iter()
+            .map(|e| PolicyLoadError::new("policy_test_file", "tests", e))
+            .collect::<Vec<_>>()
+    })?;
+    if cases.len() > limits.max_cases {
+        return Err(vec![PolicyLoadError::new(
+            "policy_too_many_cases",
+            "tests",
+            format!(
+                "测试用例不能超过 {} 个(本包 {} 个)",
+                limits.max_cases,
+                cases.len()
+            ),
+        )]);
+    }
+    let started = Instant::now();
+    let mut results = Vec::with_capacity(cases.len());
+    for (file, case) in &cases {
+        if started.elapsed() >= limits.max_run {
+            return Err(vec![PolicyLoadError::new(
+                "policy_tests_too_long",
+                "tests",
+                format!(
+                    "测试运行时间不能超过 {} 秒(已运行 {} 个用例,共 {} 个)",
+                    limits.max_run.as_secs_f64(),
+                    results.len(),
+                    cases.len()
+                ),
+            )]);
+        }
+        results.push(case.run(file, policy));
+    }
+    Ok(results)
 }
 
 /// Rules of the package itself (not inherited) that its cases do not test both ways. A rule is
@@ -302,6 +369,19 @@ pub fn run_package_tests(policy: &CompiledPolicy) -> Result<Vec<CaseResult>, Vec
 /// decision, or fired in a denied one; it must be seen firing, and in at least two of the three
 /// ways (a deny rule firing and silent; a requirement met and unmet; ...).
 pub fn uncovered_rules(policy: &CompiledPolicy, results: &[CaseResult]) -> Vec<String> {
+    // Each decision's fired rules once, so the check is one set lookup per rule and case.
+    let decided: Vec<(&str, bool, BTreeSet<&str>)> = results
+        .iter()
+        .filter_map(|r| {
+            r.decision.as_ref().map(|d| {
+                (
+                    r.kind.as_str(),
+                    d.allowed,
+                    d.rules.iter().map(|f| f.id.as_str()).collect(),
+                )
+            })
+        })
+        .collect();
     let own = policy
         .rules
         .iter()
@@ -309,13 +389,13 @@ pub fn uncovered_rules(policy: &CompiledPolicy, results: &[CaseResult]) -> Vec<S
     own.filter_map(|rule| {
         let id = rule.info.id.as_str();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for r in results {
-            let applies = rule.info.on.iter().any(|k| k == "*" || *k == r.kind);
-            let Some(d) = r.decision.as_ref().filter(|_| applies) else {
+        for (kind, allowed, fired_ids) in &decided {
+            let applies = rule.info.on.iter().any(|k| k == "*" || k.as_str() == *kind);
+            if !applies {
                 continue;
-            };
-            let fired = d.rules.iter().any(|f| f.id == id);
-            seen.insert(match (fired, d.allowed) {
+            }
+            let fired = fired_ids.contains(id);
+            seen.insert(match (fired, *allowed) {
                 (false, _) => "silent",
                 (true, true) => "fired_allowed",
                 (true, false) => "fired_denied",

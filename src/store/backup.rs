@@ -5,10 +5,12 @@
 //! [`write_copy`]: every table copied from ONE read transaction, so the copy is exactly the store
 //! at one commit, whatever the writer does meanwhile.
 
-use redb::{DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, TableError};
+use redb::{
+    DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, TableError, TableHandle,
+};
 use std::path::Path;
 
-use super::tables::{ALL, META};
+use super::tables::{ALL, IDEMPOTENCY, META};
 use super::{SCHEMA_VERSION, Store, StoreError, decode, heads_in, shared_builder};
 use crate::domain::merkle::{self, Checkpoint, Frontier};
 
@@ -100,11 +102,7 @@ pub fn write_copy(
     dest: &Path,
 ) -> Result<(u64, Vec<Checkpoint>), StoreError> {
     let snapshot = source.snapshot()?;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dest)
-    {
+    match super::private::options().create_new(true).open(dest) {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(StoreError::AlreadyExists {
@@ -135,12 +133,13 @@ pub fn write_copy(
 }
 
 /// Every table of `snapshot` into a new database at `dest` (an empty file), in one durable
-/// write transaction.
+/// write transaction; but the idempotent answers: a retry's state for a day, not a record, and
+/// each holds a whole answer (personal data included) that a backup would keep for years.
 fn copy_tables(snapshot: &ReadTransaction, dest: &Path) -> Result<u64, StoreError> {
     let copy = redb::Database::create(dest)?;
     let txn = copy.begin_write()?;
     let mut rows = 0u64;
-    for table in ALL {
+    for table in ALL.iter().filter(|t| t.name() != IDEMPOTENCY.name()) {
         let from = snapshot.open_table(*table)?;
         let mut to = txn.open_table(*table)?;
         for item in redb::ReadableTable::iter(&from)? {

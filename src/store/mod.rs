@@ -9,6 +9,8 @@
 mod backup;
 mod check;
 pub mod fault;
+pub mod idempotency;
+pub mod private;
 mod records;
 mod tables;
 mod tally;
@@ -404,6 +406,14 @@ impl Store {
     /// redb's [`ConcurrencyMode::SingleWriter`], which needs byte-range file locks (Linux, the
     /// Apple platforms, Windows).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // redb creates a missing file with the umask's mode (0644 as a rule) and initializes an
+        // empty one: claim the file first as 0600, and tighten one an older version left open.
+        private::options()
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .and_then(|_| private::restrict(path))
+            .map_err(|e| StoreError::Storage(format!("{}: {e}", path.display())))?;
         let db = shared_builder().create(path)?;
         Store::init(db)
     }
@@ -472,6 +482,11 @@ impl Store {
                         )?;
                     }
                 }
+                // Stored answers of earlier versions (unbounded keys, created tokens' secrets)
+                // and expired ones go at every start; the writer purges the rest as it goes.
+                let mut answers = txn.open_table(IDEMPOTENCY)?;
+                idempotency::purge_legacy(&mut answers)?;
+                idempotency::purge(&mut answers, idempotency::unix_now(), None)?;
             }
             txn.commit()?;
         }
@@ -1052,6 +1067,45 @@ impl Store {
         }
     }
 
+    /// `(id, record)` of the tokens `keep` accepts, by id, after the id `after` (exclusive), at
+    /// most `limit`, from one read transaction.
+    pub fn tokens(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        mut keep: impl FnMut(&TokenRecord) -> bool,
+    ) -> Result<Vec<(String, TokenRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let ids = txn.open_table(TOKEN_IDS)?;
+        let records = txn.open_table(TOKENS)?;
+        let range = match after {
+            Some(a) => {
+                ids.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
+            None => ids.range::<&str>(..)?,
+        };
+        let mut out = Vec::new();
+        for item in range {
+            if out.len() >= limit {
+                break;
+            }
+            let (id, hash) = item?;
+            let hash = String::from_utf8_lossy(hash.value()).into_owned();
+            let Some(v) = records.get(hash.as_str())? else {
+                continue;
+            };
+            // A damaged record is left out; `verify` names it.
+            let Some(record) = skip_damaged(decode_at::<TokenRecord>(TOKENS, &hash, v.value()))?
+            else {
+                continue;
+            };
+            if keep(&record) {
+                out.push((id.value().to_owned(), record));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn has_tokens(&self) -> Result<bool, StoreError> {
         let txn = self.db.begin_read()?;
         Ok(!txn.open_table(TOKENS)?.is_empty()?)
@@ -1068,11 +1122,24 @@ impl Store {
         Ok(out)
     }
 
-    pub fn idempotent(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The answer stored under an idempotency digest, unless it expired by `now` (seconds since
+    /// 1970).
+    pub fn idempotent(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(IDEMPOTENCY)?;
-        let v = t.get(key)?;
-        Ok(v.map(|g| g.value().to_vec()))
+        Ok(idempotency::get(&t, key, now)?)
+    }
+
+    /// How many idempotent answers are stored (live or not yet purged).
+    pub fn idempotent_answers(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(idempotency::usage(&txn.open_table(IDEMPOTENCY)?)?.0)
+    }
+
+    /// The bytes the idempotent answers take: keys and values of their table.
+    pub fn idempotent_bytes(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(idempotency::usage(&txn.open_table(IDEMPOTENCY)?)?.1)
     }
 
     /// Ids of every student, by jurisdiction then id (for whole-store verification).

@@ -67,9 +67,13 @@ pub enum Command {
     PutPolicy {
         record: Box<PolicyRecord>,
     },
+    /// The answer to a write sent with `Idempotency-Key`, under the digest the HTTP layer made
+    /// of it, stored at `at` (seconds since 1970). The first live answer wins; expired ones are
+    /// replaced and purged (`store::idempotency`).
     PutIdempotent {
         key: String,
         value: Vec<u8>,
+        at: u64,
     },
 }
 
@@ -847,10 +851,8 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 "internal: command queued without its encoding".into(),
             ));
         }
-        (Command::PutIdempotent { key: k, value }, _) => {
-            if t.idempotency.get(k.as_str())?.is_none() {
-                t.idempotency.insert(k.as_str(), value.as_slice())?;
-            }
+        (Command::PutIdempotent { key: k, value, at }, _) => {
+            super::idempotency::put(&mut t.idempotency, k, value, *at)?;
         }
     }
     Ok(CommandOutput::Done)

@@ -177,21 +177,14 @@ async fn approval_steps_by_role_and_scope() {
 async fn policy_changes_by_role_and_scope() {
     let (s, tokens) = setup().await;
     let upload = json!({ "files": test_upload() });
-    // Uploads: an admin, or an officer of the whole jurisdiction (no area). Impact: any officer
-    // of the jurisdiction.
+    // Uploads, impact replays and evaluations: an admin, or an officer of the whole jurisdiction
+    // (no area). A replay reads every student of the jurisdiction and an evaluation may name any
+    // of them (issue #14); a registrar tries a change with `?dry_run=true` on the transition.
+    let may_change = [200, 403, 403, 200, 404, 403, 403, 403, 403, 403];
     let table: [(&str, &str, [u16; 10]); 3] = [
-        (
-            "PUT",
-            "/v1/policies/test-district",
-            [200, 403, 403, 200, 404, 403, 403, 403, 403, 403],
-        ),
-        (
-            "POST",
-            "/v1/policies/test-district/impact",
-            [200, 200, 200, 200, 404, 403, 403, 403, 403, 403],
-        ),
-        // Rules are public regulations: any caller may try a hypothetical case.
-        ("POST", "/v1/policies/test-district/evaluate", [200; 10]),
+        ("PUT", "/v1/policies/test-district", may_change),
+        ("POST", "/v1/policies/test-district/impact", may_change),
+        ("POST", "/v1/policies/test-district/evaluate", may_change),
     ];
     let evaluate = json!({
         "student": { "status": "enrolled", "grade": 3 },

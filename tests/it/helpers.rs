@@ -193,6 +193,7 @@ pub async fn spawn_server_with(packages: &PackageSet) -> TestServer {
             created_at: String::new(),
             created_by: None,
             revoked: false,
+            expires_at: None,
         })
         .expect("admin token");
     let state = xueji::http::AppState {

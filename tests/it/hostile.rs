@@ -885,14 +885,8 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
             ("cursor", "ff"),
         ],
     );
-    cases.push(
-        Case::new(
-            "GET /v1/students: school traversal",
-            "GET",
-            format!("/v1/students?school={}", encoded("../../etc/passwd")),
-        )
-        .expect(404, "not_found"),
-    );
+    // `GET /v1/students?school=../../etc/passwd` is an empty list, not an error: a filter naming
+    // something outside the caller's scope, or nothing at all, matches nothing (tests/it/security.rs).
     cases.push(
         Case::new("GET /v1/students: no scope", "GET", "/v1/students")
             .expect(400, "required")
@@ -1693,7 +1687,7 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
     // A backup takes no input: only an absent body, or `{}`, and no query.
     let backups = "/v1/backups";
     let mut attacks = Vec::new();
-    body_attacks(&mut attacks, "POST", backups, &json!({}), "malformed_json");
+    body_attacks(&mut attacks, "POST", backups, &json!({}), "invalid_field");
     // An empty body is the ordinary request (`curl -X POST`), and `null` the documented way to
     // send no option: neither is an attack.
     attacks.retain(|c| !c.what.ends_with(": empty body") && !c.what.ends_with(": null body"));
@@ -1727,7 +1721,7 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
         ("PATCH", "/v1/students"),
         ("DELETE", "/v1/schools/s1"),
         ("PUT", "/v1/sweeps"),
-        ("GET", "/v1/tokens"),
+        ("PUT", "/v1/tokens"),
         ("POST", "/v1/verify"),
         ("DELETE", "/v1/students/import"),
         ("DELETE", "/v1/checkpoints"),

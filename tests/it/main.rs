@@ -3,6 +3,7 @@
 mod helpers;
 
 mod access;
+mod approvals;
 mod architecture;
 mod audit;
 mod binary;
@@ -11,6 +12,7 @@ mod crash;
 mod engine;
 mod exchange;
 mod faults;
+mod fields_and_package_bounds;
 mod fuzz_regressions;
 mod hostile;
 mod http;
@@ -18,7 +20,10 @@ mod idempotency;
 mod import_job;
 mod lifecycle;
 mod model;
+mod replays_and_connections;
 mod sandbox;
+mod security;
 mod seed_policies;
 mod timelines;
+mod tokens;
 mod verify_replay;

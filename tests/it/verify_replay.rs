@@ -161,10 +161,9 @@ fn information_changes_replay_through_the_engine_and_a_later_edit_is_caught() {
     let t = engine();
     let s = enrolled(&t.xueji, "乙", 13);
     let mut input = TransitionInput::new(TransitionKind::CorrectInfo, d("2024-10-01"));
-    input.params.insert(
-        "fields".into(),
-        json!({"class": "7", "extra": {"note": "x"}}),
-    );
+    input
+        .params
+        .insert("fields".into(), json!({"extra": {"note": "x"}}));
     let out = t
         .xueji
         .transition(&s.id, input, &registrar(), false)
@@ -339,19 +338,7 @@ async fn a_damaged_student_over_http_is_record_damaged_and_lists_skip_it() {
     });
     let x = std::sync::Arc::new(reopen(&path));
     let (token, _) = x
-        .create_token(xueji::auth::TokenRecord {
-            id: String::new(),
-            role: xueji::auth::Role::Admin,
-            jurisdiction: None,
-            area: None,
-            school: None,
-            class: None,
-            student: None,
-            label: None,
-            created_at: String::new(),
-            created_by: None,
-            revoked: false,
-        })
+        .create_token(xueji::auth::TokenRecord::new(xueji::auth::Role::Admin))
         .expect("token");
     let (base, _shutdown) = serve(x.clone()).await;
     let client = reqwest::Client::new();
@@ -407,22 +394,9 @@ async fn a_damaged_token_record_starts_the_server_authenticates_no_one_and_verif
     let admin = "damaged-admin-token-0123456789";
     let (other, _) = {
         let x = xueji::cli::open(&data, None).expect("open");
-        x.ensure_token(admin, xueji::auth::Role::Admin, "XUEJI_ADMIN_TOKEN")
-            .expect("admin");
-        x.create_token(xueji::auth::TokenRecord {
-            id: String::new(),
-            role: xueji::auth::Role::Admin,
-            jurisdiction: None,
-            area: None,
-            school: None,
-            class: None,
-            student: None,
-            label: None,
-            created_at: String::new(),
-            created_by: None,
-            revoked: false,
-        })
-        .expect("token")
+        x.env_admin_token(admin).expect("admin");
+        x.create_token(xueji::auth::TokenRecord::new(xueji::auth::Role::Admin))
+            .expect("token")
     };
     let hash = xueji::auth::token_hash(admin);
     with_raw(&data.join("xueji.redb"), |txn| {
