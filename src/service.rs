@@ -16,17 +16,22 @@ use crate::auth::{Role, TokenCache, TokenRecord, generate_token, scope, token_ha
 use crate::domain::event::{
     BadEvent, ChainReport, DecisionContext, GENESIS_HASH, facts, verify_chain,
 };
+use crate::domain::replay::REDACTED_PREFIX;
+use crate::domain::replay::{IndexMismatch, replay_record};
 use crate::domain::student::{
-    NewStudentForm, check_info_fields, check_optional_text, check_text, parse_grade,
+    NewStudentForm, PERSONAL_FIELDS as PERSONAL_RECORD_FIELDS, check_info_fields,
+    check_optional_text, check_text, parse_grade,
 };
 use crate::domain::tally::{self, Counter, TallyState};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
-    Event, FieldError, Gender, InvalidInput, NewStudent, RequestStatus, School, Status, Student,
-    Timeline, TransitionInput, TransitionKind,
+    Event, FieldError, InvalidInput, NewStudent, RequestStatus, School, Status, Student, Timeline,
+    TransitionInput, TransitionKind,
 };
 use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate};
-use crate::store::{Command, Snapshot, Store, StoreError, StudentHistory, TallyCheck};
+use crate::store::{
+    Command, DamagedRecord, Snapshot, Store, StoreError, StudentHistory, TallyCheck,
+};
 
 /// Why an operation did not happen. Each variant maps to one HTTP status in `http::error`.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,9 @@ pub enum ServiceError {
     Policy(#[from] PolicyError),
     #[error("storage failed: {0}")]
     Storage(String),
+    /// A stored record does not decode: that record alone is unavailable.
+    #[error("record damaged: table {table} key {key}")]
+    Damaged { table: String, key: String },
     /// The caller's role or scope does not allow it; `what` says what was tried, in Chinese.
     #[error("forbidden: {what}")]
     Forbidden { what: String },
@@ -83,6 +91,7 @@ impl From<StoreError> for ServiceError {
                 },
                 id,
             },
+            StoreError::Damaged { table, key } => ServiceError::Damaged { table, key },
             other => ServiceError::Storage(other.to_string()),
         }
     }
@@ -266,6 +275,14 @@ pub struct VerifyReport {
     pub failures: Vec<(String, ChainReport)>,
     /// Statistics counters whose stored sums disagree with the students' timelines.
     pub stats_failures: Vec<TallyMismatch>,
+    /// Index entries no student record implies (those a record implies but the index lacks are
+    /// in that student's failure).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index_failures: Vec<IndexMismatch>,
+    /// Records whose bytes do not decode: students (their record, events or steps), schools,
+    /// requests, tokens. Everything else is still served; these are not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<DamagedRecord>,
 }
 
 /// A statistics counter (`domain::tally`) whose stored sum is not what the timelines add up to.
@@ -879,14 +896,34 @@ impl Xueji {
         if let Some(Value::Object(fields)) = out.params.get_mut("fields") {
             for (k, v) in fields.iter_mut() {
                 if PERSONAL_FIELDS.contains(&k.as_str()) {
-                    *v = Value::String(format!(
-                        "hmac-sha256:{}",
-                        self.store.digest("field", &v.to_string())
-                    ));
+                    *v = Value::String(format!("{REDACTED_PREFIX}{}", self.personal_digest(v)));
                 }
             }
         }
         out
+    }
+
+    /// The salted digest of a personal field's value, as events record it.
+    fn personal_digest(&self, value: &Value) -> String {
+        self.store.digest("field", &value.to_string())
+    }
+
+    /// What an event records of the personal fields it sets (see [`Event::personal`]).
+    fn personal_digests(
+        &self,
+        after: &Student,
+        input: &TransitionInput,
+        creating: bool,
+    ) -> std::collections::BTreeMap<String, String> {
+        let set = input.params.get("fields").and_then(Value::as_object);
+        PERSONAL_RECORD_FIELDS
+            .iter()
+            .filter(|f| creating || set.is_some_and(|s| s.contains_key(**f)))
+            .filter_map(|f| {
+                let v = after.personal_value(f)?;
+                Some(((*f).to_owned(), self.personal_digest(&v)))
+            })
+            .collect()
     }
 
     /// The student after the decision, and the sealed event that records it.
@@ -909,41 +946,7 @@ impl Xueji {
             sweep,
         }
         .to_bytes();
-        let mut after = student.clone();
-        let c = &decision.changes;
-        if let Some(s) = c.status {
-            after.status = s;
-        }
-        if let Some(g) = c.grade {
-            after.grade = g;
-        }
-        if let Some(class) = &c.class {
-            after.class = Some(class.clone());
-        }
-        if let Some(school) = &c.school {
-            after.school.clone_from(school);
-        }
-        if let Some(fields) = input.params.get("fields").and_then(Value::as_object) {
-            apply_fields(&mut after, fields);
-        }
-        if input.kind == TransitionKind::SemesterRegister
-            && let Some(term) = input.param_str("term")
-            && !after.terms.iter().any(|t| t == term)
-        {
-            after.terms.push(term.to_owned());
-        }
-        if !creating && after.status != student.status {
-            after.deadlines.clear();
-        }
-        for d in &decision.deadlines {
-            after.deadlines.retain(|x| x.kind != d.kind);
-            after.deadlines.push(Deadline {
-                kind: d.kind.clone(),
-                date: d.date,
-                on_expiry: d.on_expiry.or_else(|| Deadline::default_expiry(&d.kind)),
-            });
-        }
-        after.version = if creating { 1 } else { student.version + 1 };
+        let mut after = student.after_decision(input, decision, creating);
         let event = Event {
             seq: after.version,
             student: student.id.clone(),
@@ -970,6 +973,7 @@ impl Xueji {
             decision: decision.clone(),
             request: request.map(str::to_owned),
             context: Some(DecisionContext::hash_of(&context)),
+            personal: self.personal_digests(&after, input, creating),
             prev_hash: if creating {
                 GENESIS_HASH.to_owned()
             } else {
@@ -1300,7 +1304,9 @@ impl Xueji {
         Ok(self.store.events(student_id)?)
     }
 
-    /// Re-hashes one student's chain against the head recorded in the student record.
+    /// Re-hashes one student's chain against the head recorded in the student record, replays
+    /// the events to the record they make and compares every field with the stored record, and
+    /// checks the index entries that record implies.
     pub fn verify_student(&self, student_id: &str) -> Result<ChainReport> {
         let h = self
             .store
@@ -1310,16 +1316,89 @@ impl Xueji {
                 id: student_id.into(),
             })?;
         let mut report = verify_chain(&h.events, Some(&h.student.head));
-        if report.ok
-            && let Some(bad) = derived_mismatch(student_id, h)
-        {
-            report.ok = false;
-            report.first_bad = Some(bad);
+        if !report.ok {
+            // Events that do not hold cannot be replayed.
+            return Ok(report);
         }
+        let stored = h.student.clone();
+        let last_seq = h.events.last().map_or(0, |e| e.seq);
+        // An admission recorded before events named their context cannot be replayed.
+        let replayable = h.events.first().is_some_and(|e| e.context.is_some());
+        let replay = match Self::admission_context(&h)? {
+            Some(context) => Some(replay_record(&context, &h.events, &stored, |v| {
+                self.personal_digest(v)
+            })),
+            None => None,
+        };
+        let derived = derived_mismatch(student_id, h);
+        let replayed = match replay {
+            Some(r) => {
+                report.record = r.mismatches;
+                report.unrecorded = r.unrecorded.iter().map(|f| (*f).to_owned()).collect();
+                r.student
+            }
+            None if !replayable => {
+                report.unrecorded = vec!["record".into()];
+                stored
+            }
+            None => {
+                report.first_bad = Some(BadEvent {
+                    seq: 1,
+                    code: "context_mismatch".into(),
+                    message: "录取事件的决策上下文缺失或被改动,无法按历史事件重放学生记录".into(),
+                });
+                stored
+            }
+        };
+        report.indexes = self.store.index_mismatches(&replayed)?;
+        if report.first_bad.is_none() && !report.record.is_empty() {
+            let fields: Vec<&str> = report.record.iter().map(|m| m.field.as_str()).collect();
+            report.first_bad = Some(BadEvent {
+                seq: last_seq,
+                code: "record_mismatch".into(),
+                message: format!(
+                    "学生记录的 {} 与按历史事件重放的结果不一致(记录被改动)",
+                    fields.join("、")
+                ),
+            });
+        }
+        if report.first_bad.is_none() {
+            report.first_bad = derived;
+        }
+        if report.first_bad.is_none() && !report.indexes.is_empty() {
+            let tables: Vec<&str> = report.indexes.iter().map(|m| m.table.as_str()).collect();
+            report.first_bad = Some(BadEvent {
+                seq: last_seq,
+                code: "index_mismatch".into(),
+                message: format!(
+                    "索引 {} 与学生记录不一致(索引由记录派生,查询与名单会出错)",
+                    tables.join("、")
+                ),
+            });
+        }
+        report.ok = report.first_bad.is_none();
         Ok(report)
     }
 
-    /// Re-hashes every chain in the store.
+    /// The context the admission was decided on, if it is stored unaltered (its hash is in the
+    /// admission's event). A context that does not decode is a damaged record.
+    fn admission_context(h: &StudentHistory) -> Result<Option<DecisionContext>> {
+        let (Some(first), Some((key, bytes))) = (h.events.first(), &h.admission_context) else {
+            return Ok(None);
+        };
+        if first.context.as_deref() != Some(DecisionContext::hash_of(bytes).as_str()) {
+            return Ok(None);
+        }
+        serde_json::from_slice(bytes)
+            .map(Some)
+            .map_err(|_| ServiceError::Damaged {
+                table: "event_records".into(),
+                key: key.replace('\u{1f}', "/"),
+            })
+    }
+
+    /// Re-hashes and replays every student's history, checks the indexes and statistics, and
+    /// names every record that does not decode.
     pub fn verify_all(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport {
             ok: true,
@@ -1327,23 +1406,46 @@ impl Xueji {
             events: 0,
             failures: Vec::new(),
             stats_failures: Vec::new(),
+            index_failures: Vec::new(),
+            damaged: Vec::new(),
         };
         for id in self.store.all_student_ids()? {
-            let r = self.verify_student(&id)?;
+            let r = match self.verify_student(&id) {
+                Ok(r) => r,
+                Err(ServiceError::Damaged { table, key }) => {
+                    report.damaged.push(DamagedRecord { table, key });
+                    continue;
+                }
+                // Listed by the locator, without a record.
+                Err(ServiceError::NotFound { .. }) => {
+                    report.index_failures.push(IndexMismatch {
+                        table: "student_locator".into(),
+                        key: Some(id.clone()),
+                        student: id,
+                        code: "index_extra".into(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             report.students += 1;
             report.events += r.events;
             if !r.ok {
-                report.ok = false;
                 report.failures.push((id, r));
             }
         }
+        report.index_failures.extend(self.store.index_extras()?);
+        report.damaged.extend(self.store.damaged_records()?);
         for (jurisdiction, _) in self.store.log_heads()? {
             let check = self.store.tallies_to_check(&jurisdiction)?;
             report
                 .stats_failures
                 .extend(tally_mismatches(&jurisdiction, check));
         }
-        report.ok &= report.stats_failures.is_empty();
+        report.ok = report.failures.is_empty()
+            && report.stats_failures.is_empty()
+            && report.index_failures.is_empty()
+            && report.damaged.is_empty();
         Ok(report)
     }
 
@@ -1608,7 +1710,11 @@ impl Xueji {
             Some(cached) => Some(cached),
             None => {
                 let generation = self.tokens.generation();
-                let stored = self.store.token(&hash)?;
+                let stored = match self.store.token(&hash) {
+                    // A damaged record authenticates no one; `verify` names it.
+                    Err(StoreError::Damaged { .. }) => None,
+                    other => other?,
+                };
                 if let Some(r) = &stored {
                     self.tokens.insert(hash, r.clone(), generation);
                 }
@@ -1687,46 +1793,6 @@ fn provisional_student(new: &NewStudent, school: &School, id: String) -> Student
         flags: Vec::new(),
         extra: new.extra.clone(),
         head: GENESIS_HASH.to_owned(),
-    }
-}
-
-/// Applies validated information changes (key or non-key) to a student. Placement fields are
-/// not among them: `check_info_fields` refuses them, their transitions write them.
-fn apply_fields(s: &mut Student, fields: &serde_json::Map<String, Value>) {
-    for (k, v) in fields {
-        match (k.as_str(), v) {
-            ("name", Value::String(n)) => s.name = n.trim().to_owned(),
-            ("gender", Value::String(g)) => {
-                s.gender = if g == "male" {
-                    Gender::Male
-                } else {
-                    Gender::Female
-                }
-            }
-            ("birth_date", Value::String(d)) => {
-                if let Ok(d) = Date::parse(d) {
-                    s.birth_date = d;
-                }
-            }
-            ("id_card", Value::String(raw)) => {
-                if let Ok(id) = CitizenId::parse(raw) {
-                    // The national number is kept as issued; a mismatch is flagged for review.
-                    let body = &s.national_id.as_str()[1..];
-                    let flag = "national_id_differs_from_id_card".to_owned();
-                    if body != id.as_str() && !s.flags.contains(&flag) {
-                        s.flags.push(flag);
-                    }
-                    s.id_card = Some(id);
-                }
-            }
-            ("guardians", g) => {
-                if let Ok(g) = serde_json::from_value(g.clone()) {
-                    s.guardians = g;
-                }
-            }
-            ("extra", Value::Object(m)) => s.extra = m.clone(),
-            _ => {}
-        }
     }
 }
 

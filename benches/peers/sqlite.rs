@@ -373,6 +373,7 @@ fn prepare(
         decision,
         request: None,
         context: Some(DecisionContext::hash_of(&context)),
+        personal: Default::default(),
         prev_hash: student.head.clone(),
         hash: String::new(),
     }

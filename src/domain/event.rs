@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 use super::Actor;
 use super::dates::Date;
@@ -70,6 +71,13 @@ pub struct Event {
     /// so `verify` can re-evaluate the decision and prove the context unaltered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// Salted digests (hex) of the personal fields this event set, as the record holds them
+    /// after it ([`super::student::PERSONAL_FIELDS`], [`super::Student::personal_value`]): all
+    /// of them on an admission, those an information change sets. History carries no personal
+    /// value, yet `verify` can tell whether the record still holds what the events set. Absent
+    /// from events recorded before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub personal: BTreeMap<String, String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -92,6 +100,8 @@ struct HashedEvent<'a> {
     request: &'a Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     context: &'a Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    personal: &'a BTreeMap<String, String>,
     prev_hash: &'a str,
 }
 
@@ -112,6 +122,7 @@ impl Event {
             decision: &self.decision,
             request: &self.request,
             context: &self.context,
+            personal: &self.personal,
             prev_hash: &self.prev_hash,
         };
         let mut out = ENCODING_V1.to_vec();
@@ -140,13 +151,26 @@ pub struct ChainReport {
     pub head: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_bad: Option<BadEvent>,
+    /// Fields of the student record that are not what replaying the events gives (`verify`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record: Vec<super::replay::FieldMismatch>,
+    /// Index entries that disagree with the replayed record (`verify`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<super::replay::IndexMismatch>,
+    /// Personal fields no event of this student recorded (history written before events
+    /// recorded their digests): their stored values could not be checked against history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrecorded: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadEvent {
     pub seq: u64,
     /// `hash_mismatch`, `broken_link`, `sequence_gap` or `head_mismatch`; `verify` adds
-    /// `timeline_mismatch`, `tally_state_mismatch` and `member_missing` (what rosters and statistics read disagrees with the events).
+    /// `timeline_mismatch`, `tally_state_mismatch` and `member_missing` (what rosters and statistics read disagrees with the events),
+    /// `context_mismatch` (the admission's context is missing or altered: the record cannot be
+    /// replayed), `record_mismatch` (the record is not what its events make of it, see
+    /// [`ChainReport::record`]) and `index_mismatch` (see [`ChainReport::indexes`]).
     pub code: String,
     pub message: String,
 }
@@ -208,6 +232,9 @@ pub fn verify_chain(events: &[Event], expected_head: Option<&str>) -> ChainRepor
         events: events.len() as u64,
         head: prev,
         first_bad,
+        record: Vec::new(),
+        indexes: Vec::new(),
+        unrecorded: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod merkle;
+pub mod replay;
 pub mod request;
 pub mod school;
 pub mod status;

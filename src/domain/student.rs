@@ -677,3 +677,129 @@ impl TransitionInput {
         c
     }
 }
+
+/// The fields of a student that hold personal data. History records them only as salted
+/// digests of [`Student::personal_value`]: every one of them in the admission's event, and those
+/// an information change sets in its event.
+pub const PERSONAL_FIELDS: &[&str] = &[
+    "name",
+    "national_id",
+    "id_card",
+    "gender",
+    "birth_date",
+    "guardians",
+    "extra",
+];
+
+impl Student {
+    /// A personal field's value as JSON (what its recorded digest covers); `None` for a field
+    /// not in [`PERSONAL_FIELDS`].
+    pub fn personal_value(&self, field: &str) -> Option<Value> {
+        let v = match field {
+            "name" => Value::String(self.name.clone()),
+            "national_id" => Value::String(self.national_id.as_str().to_owned()),
+            "id_card" => self
+                .id_card
+                .as_ref()
+                .map_or(Value::Null, |c| Value::String(c.as_str().to_owned())),
+            "gender" => Value::String(self.gender.as_str().to_owned()),
+            "birth_date" => Value::String(self.birth_date.to_string()),
+            "guardians" => serde_json::to_value(&self.guardians).unwrap_or(Value::Null),
+            "extra" => Value::Object(self.extra.clone()),
+            _ => return None,
+        };
+        Some(v)
+    }
+
+    /// The student once a decision on `input` is applied (`creating`: the admission): its
+    /// changes, the information fields the input sets, the term registered, the deadlines, the
+    /// version. The one definition of what an event does to a record: the engine stores it, and
+    /// `verify` replays every recorded event through it. The head is the caller's (the event's
+    /// hash).
+    pub fn after_decision(
+        &self,
+        input: &TransitionInput,
+        decision: &super::Decision,
+        creating: bool,
+    ) -> Student {
+        let mut after = self.clone();
+        let c = &decision.changes;
+        if let Some(s) = c.status {
+            after.status = s;
+        }
+        if let Some(g) = c.grade {
+            after.grade = g;
+        }
+        if let Some(class) = &c.class {
+            after.class = Some(class.clone());
+        }
+        if let Some(school) = &c.school {
+            after.school.clone_from(school);
+        }
+        if let Some(fields) = input.params.get("fields").and_then(Value::as_object) {
+            apply_fields(&mut after, fields);
+        }
+        if input.kind == TransitionKind::SemesterRegister
+            && let Some(term) = input.param_str("term")
+            && !after.terms.iter().any(|t| t == term)
+        {
+            after.terms.push(term.to_owned());
+        }
+        if !creating && after.status != self.status {
+            after.deadlines.clear();
+        }
+        for d in &decision.deadlines {
+            after.deadlines.retain(|x| x.kind != d.kind);
+            after.deadlines.push(Deadline {
+                kind: d.kind.clone(),
+                date: d.date,
+                on_expiry: d.on_expiry.or_else(|| Deadline::default_expiry(&d.kind)),
+            });
+        }
+        after.version = if creating { 1 } else { self.version + 1 };
+        after
+    }
+}
+
+/// Applies validated information changes (key or non-key) to a student. Placement fields are
+/// not among them for a new change: `check_info_fields` refuses them, their transitions write
+/// them. `class` is still applied because events recorded before that rule set it this way, and
+/// `verify` replays them as the engine applied them then.
+fn apply_fields(s: &mut Student, fields: &Map<String, Value>) {
+    for (k, v) in fields {
+        match (k.as_str(), v) {
+            ("name", Value::String(n)) => s.name = n.trim().to_owned(),
+            ("gender", Value::String(g)) => {
+                s.gender = if g == "male" {
+                    Gender::Male
+                } else {
+                    Gender::Female
+                }
+            }
+            ("birth_date", Value::String(d)) => {
+                if let Ok(d) = Date::parse(d) {
+                    s.birth_date = d;
+                }
+            }
+            ("id_card", Value::String(raw)) => {
+                if let Ok(id) = CitizenId::parse(raw) {
+                    // The national number is kept as issued; a mismatch is flagged for review.
+                    let body = &s.national_id.as_str()[1..];
+                    let flag = "national_id_differs_from_id_card".to_owned();
+                    if body != id.as_str() && !s.flags.contains(&flag) {
+                        s.flags.push(flag);
+                    }
+                    s.id_card = Some(id);
+                }
+            }
+            ("class", Value::String(c)) => s.class = Some(c.clone()),
+            ("guardians", g) => {
+                if let Ok(g) = serde_json::from_value(g.clone()) {
+                    s.guardians = g;
+                }
+            }
+            ("extra", Value::Object(m)) => s.extra = m.clone(),
+            _ => {}
+        }
+    }
+}

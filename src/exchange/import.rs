@@ -651,6 +651,7 @@ fn service_errors(e: ServiceError) -> Vec<RowError> {
         )],
         ServiceError::InvalidTransition { .. }
         | ServiceError::Storage(_)
+        | ServiceError::Damaged { .. }
         | ServiceError::Forbidden { .. } => {
             vec![RowError::new("internal", "", e.to_string())]
         }

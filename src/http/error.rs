@@ -144,6 +144,17 @@ impl From<ServiceError> for ApiError {
             )
             .with_details(json!({ "status": status, "kind": kind })),
             ServiceError::Policy(p) => policy_error(&p),
+            ServiceError::Damaged { table, key } => {
+                // The key names the record for the operator; it may hold an id the caller
+                // must not learn from a log line of theirs, so only the table goes back.
+                tracing::error!(%table, %key, "damaged record");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "record_damaged",
+                    "该记录在学籍库中已损坏,无法读取(请联系管理员运行 xueji verify 核查)",
+                )
+                .with_details(json!({ "table": table }))
+            }
             ServiceError::Forbidden { what } => ApiError::forbidden(&what),
             ServiceError::Storage(m) => {
                 tracing::error!(error = %m, "storage failure");

@@ -602,6 +602,8 @@ async fn verify_all(
         "events": chains.events,
         "chain_failures": chains.failures,
         "stats_failures": chains.stats_failures,
+        "index_failures": chains.index_failures,
+        "damaged": chains.damaged,
         "decisions": decisions,
         "logs": logs,
     })))

@@ -7,6 +7,7 @@
 //! only after that commit returned. See `docs/design.md`.
 
 mod backup;
+mod check;
 pub mod fault;
 pub mod idempotency;
 pub mod private;
@@ -18,7 +19,7 @@ mod writer;
 use hmac::{Hmac, Mac};
 use redb::{
     ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    StorageBackend,
+    StorageBackend, TableHandle,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::Sha256;
@@ -34,6 +35,7 @@ use crate::domain::{
     TransitionKind,
 };
 pub use backup::{BackupSource, ReadOnlyStore, write_copy};
+pub use check::DamagedRecord;
 use records::{Logged, each_timeline, encode_step, read_timeline};
 use tables::*;
 pub use tally::TallyCheck;
@@ -73,6 +75,10 @@ pub enum StoreError {
     AlreadyExists { what: String, id: String },
     #[error("{what} {id} not found")]
     NotFound { what: String, id: String },
+    /// A stored record whose bytes do not decode (the file was damaged or altered): reported
+    /// with its table and key, so that everything else keeps being served.
+    #[error("record_damaged: table {table} key {key}")]
+    Damaged { table: String, key: String },
     #[error("store_schema_newer: 学籍库由更新版本的 xueji 写入(schema {0}),本版本不能打开")]
     NewerSchema(u64),
     /// A read-only open found no store file: it never creates one.
@@ -248,7 +254,7 @@ impl Snapshot<'_> {
     fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
         let t = self.txn.open_table(table)?;
         let v = t.get(key)?;
-        v.map(|g| decode(g.value())).transpose()
+        v.map(|g| decode_at(table, key, g.value())).transpose()
     }
 
     fn get_str(&self, table: Table, key: &str) -> Result<Option<String>, StoreError> {
@@ -312,6 +318,9 @@ pub struct StudentHistory {
     pub tally_state: Option<TallyState>,
     /// The schools of the events whose member index lists the student.
     pub listed_at: std::collections::BTreeSet<String>,
+    /// The stored bytes of the admission's decision context (what `verify` replays the record
+    /// from), and their key.
+    pub admission_context: Option<(String, Vec<u8>)>,
 }
 
 /// One leaf of a jurisdiction's log: which event (its name, `jur␟student␟seq(12)`; the event
@@ -363,6 +372,32 @@ fn page_bounds(prefix: &[&str], after: Option<&str>) -> (String, String) {
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Storage(format!("undecodable record: {e}")))
+}
+
+/// Decodes the record at `key` of `table`; undecodable bytes are [`StoreError::Damaged`].
+fn decode_at<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|_| damaged(table, key))
+}
+
+pub(crate) fn damaged(table: Table, key: &str) -> StoreError {
+    StoreError::Damaged {
+        table: table.name().to_owned(),
+        key: key.replace(SEP, "/"),
+    }
+}
+
+/// Keeps what decodes of a list: a damaged record is left out (and logged by table and key,
+/// never its content), so one damaged record does not take the whole list down; `verify`
+/// names it.
+fn skip_damaged<T>(item: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+    match item {
+        Ok(v) => Ok(Some(v)),
+        Err(StoreError::Damaged { table, key }) => {
+            tracing::warn!(%table, %key, "damaged record left out of a list");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 impl Store {
@@ -622,7 +657,10 @@ impl Store {
         for item in t.range(start.as_str()..end.as_str())? {
             let (k, v) = item?;
             if let Some((_, _, Logged::Event)) = records::parse_event_key(k.value()) {
-                out.push((k.value().to_owned(), decode(v.value())?));
+                out.push((
+                    k.value().to_owned(),
+                    decode_at(EVENT_RECORDS, k.value(), v.value())?,
+                ));
                 if out.len() >= limit {
                     break;
                 }
@@ -662,8 +700,10 @@ impl Store {
         let t = txn.open_table(SCHOOLS)?;
         let mut out = Vec::new();
         for item in t.iter()? {
-            let (_, v) = item?;
-            out.push(decode(v.value())?);
+            let (k, v) = item?;
+            if let Some(school) = skip_damaged(decode_at(SCHOOLS, k.value(), v.value()))? {
+                out.push(school);
+            }
         }
         Ok(out)
     }
@@ -694,10 +734,11 @@ impl Store {
         else {
             return Ok(None);
         };
+        let student_key = key(&[&jur, id]);
         let Some(student) = txn
             .open_table(STUDENTS)?
-            .get(key(&[&jur, id]).as_str())?
-            .map(|g| decode::<Student>(g.value()))
+            .get(student_key.as_str())?
+            .map(|g| decode_at::<Student>(STUDENTS, &student_key, g.value()))
             .transpose()?
         else {
             return Ok(None);
@@ -706,10 +747,21 @@ impl Store {
         let (steps, indices): (Vec<Step>, Vec<u64>) = records::read_steps(&timelines, &jur, id)?
             .into_iter()
             .unzip();
-        let events = records::events_at(&txn.open_table(EVENT_RECORDS)?, &jur, indices)?;
+        let event_records = txn.open_table(EVENT_RECORDS)?;
+        let admission_context = match indices.first() {
+            Some(&index) => {
+                let k = records::context_key(&jur, index);
+                event_records
+                    .get(k.as_str())?
+                    .map(|g| (k.clone(), g.value().to_vec()))
+            }
+            None => None,
+        };
+        let events = records::events_at(&event_records, &jur, indices)?;
+        let state_key = records::tally_state_key(&jur, id);
         let tally_state = timelines
-            .get(records::tally_state_key(&jur, id).as_str())?
-            .map(|g| decode::<TallyState>(g.value()))
+            .get(state_key.as_str())?
+            .map(|g| decode_at::<TallyState>(TIMELINES, &state_key, g.value()))
             .transpose()?;
         let timeline = (!steps.is_empty()).then(|| Timeline::new(id.to_owned(), steps));
         let members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
@@ -728,6 +780,7 @@ impl Store {
             timeline,
             tally_state,
             listed_at,
+            admission_context,
         }))
     }
 
@@ -791,7 +844,9 @@ impl Store {
         let mut out = Vec::new();
         for item in t.range(start.as_str()..end.as_str())?.take(limit) {
             let (k, v) = item?;
-            out.push((k.value().to_owned(), decode(v.value())?));
+            if let Some(s) = skip_damaged(decode_at(STUDENTS, k.value(), v.value()))? {
+                out.push((k.value().to_owned(), s));
+            }
         }
         Ok(out)
     }
@@ -809,8 +864,11 @@ impl Store {
             let Some(student) = k.rsplit(SEP).next() else {
                 continue;
             };
-            if let Some(v) = t.get(key(&[jur, student]).as_str())? {
-                out.push((k.clone(), decode(v.value())?));
+            let student_key = key(&[jur, student]);
+            if let Some(v) = t.get(student_key.as_str())?
+                && let Some(s) = skip_damaged(decode_at(STUDENTS, &student_key, v.value()))?
+            {
+                out.push((k.clone(), s));
             }
         }
         Ok(out)
@@ -1036,7 +1094,11 @@ impl Store {
             let Some(v) = records.get(hash.as_str())? else {
                 continue;
             };
-            let record: TokenRecord = decode(v.value())?;
+            // A damaged record is left out; `verify` names it.
+            let Some(record) = skip_damaged(decode_at::<TokenRecord>(TOKENS, &hash, v.value()))?
+            else {
+                continue;
+            };
             if keep(&record) {
                 out.push((id.value().to_owned(), record));
             }

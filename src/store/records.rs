@@ -8,7 +8,7 @@ use super::tables::{
     EVENT_RECORDS, LOG_HEADS, LOG_LEAVES, SEP, TIMELINES, key, legacy, log_index_part,
     prefix_range, seq_part,
 };
-use super::{StoreError, decode};
+use super::{StoreError, decode, decode_at};
 use crate::domain::merkle::{self, Frontier};
 use crate::domain::{Date, Event, EventFacts, Status, Step, Timeline, TransitionKind};
 
@@ -170,7 +170,9 @@ pub(crate) fn read_steps(
     for item in timelines.range(start.as_str()..end.as_str())? {
         let (k, v) = item?;
         match parse_timeline_key(k.value()) {
-            Some((_, _, TimelineRecord::Step(_))) => out.push(decode_step(v.value())?),
+            Some((_, _, TimelineRecord::Step(_))) => {
+                out.push(decode_step(v.value()).map_err(|_| super::damaged(TIMELINES, k.value()))?)
+            }
             Some((_, _, TimelineRecord::TallyState)) => {}
             None => return Err(undecodable(k.value())),
         }
@@ -187,8 +189,9 @@ pub(crate) fn events_at(
 ) -> Result<Vec<Event>, StoreError> {
     let mut out = Vec::new();
     for index in indices {
-        if let Some(g) = event_records.get(event_key(jurisdiction, index).as_str())? {
-            out.push(decode(g.value())?);
+        let k = event_key(jurisdiction, index);
+        if let Some(g) = event_records.get(k.as_str())? {
+            out.push(decode_at(EVENT_RECORDS, &k, g.value())?);
         }
     }
     Ok(out)

@@ -354,15 +354,16 @@ fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Refusal> {
     Ok(serde_json::to_vec(v)?)
 }
 
-/// The index entries a student contributes, by table.
+/// The index entries a student contributes, by table (what the writer keeps and `verify`
+/// expects).
 #[derive(Default, Clone, PartialEq, Eq)]
-struct IndexEntries {
-    national: String,
-    id_card: Option<String>,
-    person: Option<String>,
-    class: String,
-    status: String,
-    deadlines: Vec<String>,
+pub(super) struct IndexEntries {
+    pub(super) national: String,
+    pub(super) id_card: Option<String>,
+    pub(super) person: Option<String>,
+    pub(super) class: String,
+    pub(super) status: String,
+    pub(super) deadlines: Vec<String>,
 }
 
 impl IndexEntries {
@@ -412,7 +413,7 @@ impl IndexEntries {
     }
 }
 
-fn index_entries(s: &Student, salt: &[u8; 32]) -> IndexEntries {
+pub(super) fn index_entries(s: &Student, salt: &[u8; 32]) -> IndexEntries {
     IndexEntries {
         national: s.national_id.as_str().to_owned(),
         id_card: s.id_card.as_ref().map(|c| id_card_key(salt, c.as_str())),

@@ -26,3 +26,4 @@ mod security;
 mod seed_policies;
 mod timelines;
 mod tokens;
+mod verify_replay;
