@@ -509,7 +509,16 @@ fn key_information_changes_are_recorded_without_raw_personal_data() {
         .admit(form("他人", &new_id), &registrar(), false)
         .expect_err("taken");
     assert!(matches!(err, ServiceError::Duplicate { .. }));
-    let _ = DocumentKind::HouseholdRegister;
+    assert_eq!(
+        event
+            .input
+            .documents
+            .iter()
+            .map(|d| d.kind)
+            .collect::<Vec<_>>(),
+        [DocumentKind::HouseholdRegister],
+        "the evidence is recorded with the change"
+    );
 }
 
 #[test]
