@@ -10,6 +10,142 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long a started server may take to answer `/healthz`, a signalled one to exit, a CLI
+/// command to finish: bounds on a hang, far above what any of them takes.
+const START_LIMIT: Duration = Duration::from_secs(30);
+const EXIT_LIMIT: Duration = Duration::from_secs(30);
+const CLI_LIMIT: Duration = Duration::from_secs(120);
+
+/// A child process killed and reaped when dropped: a test that fails leaves no server running.
+pub(crate) struct Reaped(pub(crate) std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            // Reached while a failed test unwinds: a panic here would abort, so only say it.
+            if let Err(e) = self.0.kill().and_then(|()| self.0.wait()) {
+                eprintln!("could not stop process {}: {e}", self.0.id());
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+/// Waits for `child` to exit, at most `limit`; past it the child is killed and the test fails.
+pub(crate) fn exit_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            // Already failing: a kill that finds the child gone is no further news.
+            let killed = child.kill();
+            let reaped = child.wait();
+            panic!("{what}: still running after {limit:?} (killed: {killed:?}, then {reaped:?})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `Command::output`, with a deadline: past `limit` the process is killed and the test fails.
+pub(crate) fn output_within(
+    command: &mut Command,
+    limit: Duration,
+    what: &str,
+) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    // Drained on their own threads so that a chatty child never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                p.read_to_end(&mut bytes).expect("read the child's output");
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = exit_within(&mut child, limit, what);
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// Polls `/healthz` until the server answers, failing if it exits first or takes past `limit`.
+async fn wait_up(client: &reqwest::Client, base: &str, server: &mut std::process::Child) {
+    let start = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        if let Some(status) = server.try_wait().expect("try_wait") {
+            panic!("the server exited before it answered: {status:?}");
+        }
+        assert!(
+            start.elapsed() < START_LIMIT,
+            "server did not answer /healthz within {START_LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until at least `n` writes are acknowledged, failing with what the writers said if one
+/// of them ended (it only ends by failing while `stop` is unset) or after `limit`.
+async fn acknowledged_at_least(
+    acks: &Mutex<Vec<Ack>>,
+    n: usize,
+    writers: &mut [tokio::task::JoinHandle<()>],
+    limit: Duration,
+) {
+    let start = Instant::now();
+    while acks.lock().expect("lock").len() < n {
+        for w in writers.iter_mut() {
+            if w.is_finished() {
+                let ended = w.await;
+                panic!("a writer stopped before {n} writes were acknowledged: {ended:?}");
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "only {} of {n} writes acknowledged within {limit:?}",
+            acks.lock().expect("lock").len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -23,30 +159,28 @@ async fn serve_bootstraps_logs_no_personal_data_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xueji"))
-        .args([
-            "serve",
-            "--data",
-            data.to_str().expect("utf-8"),
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env_remove("XUEJI_ADMIN_TOKEN")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_xueji"))
+            .args([
+                "serve",
+                "--data",
+                data.to_str().expect("utf-8"),
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env_remove("XUEJI_ADMIN_TOKEN")
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let start = Instant::now();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    wait_up(&client, &base, &mut child).await;
     let token_file = data.join("admin.token");
     #[cfg(unix)]
     {
@@ -81,7 +215,14 @@ async fn serve_bootstraps_logs_no_personal_data_and_stops_cleanly() {
     let student: serde_json::Value = r.json().await.expect("json");
     let sid = student["student"]["id"].as_str().expect("id").to_owned();
     // A bad request echoes input in its error body, but must not in the log.
-    let _ = post("/v1/students", json!({"school": "s1", "name": "欧阳秘密", "gender": "male", "birth_date": "1949-12-31", "id_card": id_card, "grade": 1, "entry_date": "2026-09-01"})).await;
+    let r = post("/v1/students", json!({"school": "s1", "name": "欧阳秘密", "gender": "male", "birth_date": "1949-12-31", "id_card": id_card, "grade": 1, "entry_date": "2026-09-01"})).await.expect("bad student");
+    let status = r.status().as_u16();
+    let refused = r.text().await.expect("body");
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused.contains("id_card_gender_mismatch"),
+        "refused for the wrong reason: {refused}"
+    );
 
     // SIGTERM: exit 0, and the acknowledged student is on disk.
     let status = Command::new("kill")
@@ -89,7 +230,7 @@ async fn serve_bootstraps_logs_no_personal_data_and_stops_cleanly() {
         .status()
         .expect("kill");
     assert!(status.success());
-    let exit = child.wait().expect("wait");
+    let exit = exit_within(&mut child, EXIT_LIMIT, "the server after SIGTERM");
     assert!(exit.success(), "exit status {exit:?}");
     let mut log = String::new();
     child
@@ -141,10 +282,11 @@ fn backup_and_restore_round_trip() {
     assert_eq!(std::fs::metadata(&backup).expect("copy").len(), len);
     let data = t.dir.path().join("restored");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_xueji"))
-            .args(args)
-            .output()
-            .expect("run")
+        output_within(
+            Command::new(env!("CARGO_BIN_EXE_xueji")).args(args),
+            CLI_LIMIT,
+            &format!("xueji {}", args[0]),
+        )
     };
     // The built-in packages do not hold the test package: restore with a folder that does.
     let policies = t.dir.path().join("policies");
@@ -226,10 +368,11 @@ fn backup_and_restore_round_trip() {
 /// Runs the `xueji` binary to completion off the async workers.
 async fn xueji_cli(args: Vec<String>) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_xueji"))
-            .args(&args)
-            .output()
-            .expect("run xueji")
+        output_within(
+            Command::new(env!("CARGO_BIN_EXE_xueji")).args(&args),
+            CLI_LIMIT,
+            &format!("xueji {}", args[0]),
+        )
     })
     .await
     .expect("join")
@@ -254,32 +397,27 @@ async fn backup_beside_a_serving_server_holds_every_write_acknowledged_before_it
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_xueji"))
-        .args([
-            "serve",
-            "--data",
-            data.to_str().expect("utf-8"),
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("XUEJI_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut server = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_xueji"))
+            .args([
+                "serve",
+                "--data",
+                data.to_str().expect("utf-8"),
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("XUEJI_ADMIN_TOKEN", ADMIN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client");
-    let start = Instant::now();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_up(&client, &base, &mut server).await;
     let post = |path: String, body: serde_json::Value| {
         client
             .post(format!("{base}{path}"))
@@ -318,10 +456,8 @@ async fn backup_beside_a_serving_server_holds_every_write_acknowledged_before_it
     // Four writers keep committing class changes; each acknowledgement is kept with its instant.
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let writers = class_change_writers(&client, &base, ADMIN, &ids, true, &acks, &stop);
-    while acks.lock().expect("lock").len() < 40 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut writers = class_change_writers(&client, &base, ADMIN, &ids, true, &acks, &stop);
+    acknowledged_at_least(&acks, 40, &mut writers, CLI_LIMIT).await;
 
     // The backup, as its own process, while the writers go on.
     let out = dir.path().join("copy.redb");
@@ -337,9 +473,7 @@ async fn backup_beside_a_serving_server_holds_every_write_acknowledged_before_it
     assert!(backup.status.success(), "backup failed: {}", text(&backup));
     // The server goes on serving after the backup, too.
     let after_backup = acks.lock().expect("lock").len();
-    while acks.lock().expect("lock").len() < after_backup + 10 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    acknowledged_at_least(&acks, after_backup + 10, &mut writers, CLI_LIMIT).await;
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.await.expect("writer");
@@ -420,8 +554,19 @@ async fn backup_beside_a_serving_server_holds_every_write_acknowledged_before_it
 
     // Killed, the server leaves the file unclean: a read-only open cannot recover it, and says
     // so with its code; nothing is written.
+    assert!(
+        server.try_wait().expect("try_wait").is_none(),
+        "the server exited on its own while serving"
+    );
     server.kill().expect("SIGKILL");
-    server.wait().expect("reaped");
+    let killed = exit_within(&mut server, EXIT_LIMIT, "the server after SIGKILL");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(killed.signal(), Some(9), "{killed:?}");
+    }
+    #[cfg(not(unix))]
+    assert!(!killed.success(), "{killed:?}");
     let refused_out = dir.path().join("refused.redb");
     let refused = xueji_cli(vec![
         "backup".into(),

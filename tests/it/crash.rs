@@ -5,37 +5,60 @@
 //! (`scripts/crash-loop.sh` uses both). Each cycle also checks the jurisdiction log against the
 //! checkpoint taken after the previous cycle: nothing acknowledged is ever rolled back.
 
+use crate::binary::{Reaped, exit_within, output_within};
 use crate::helpers::{Ack, class_change_writers};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn start(data: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_xueji"))
-        .args([
-            "serve",
-            "--data",
-            data.to_str().expect("utf-8"),
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("XUEJI_ADMIN_TOKEN", "crash-test-admin-token-0123456789")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn")
+fn start(data: &std::path::Path, port: u16) -> Reaped {
+    Reaped(
+        Command::new(env!("CARGO_BIN_EXE_xueji"))
+            .args([
+                "serve",
+                "--data",
+                data.to_str().expect("utf-8"),
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("XUEJI_ADMIN_TOKEN", "crash-test-admin-token-0123456789")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    )
 }
 
-async fn wait_up(client: &reqwest::Client, base: &str) {
+async fn wait_up(client: &reqwest::Client, base: &str, server: &mut Child) {
     let start = Instant::now();
     while client.get(format!("{base}/healthz")).send().await.is_err() {
+        if let Some(status) = server.try_wait().expect("try_wait") {
+            panic!("the server exited before it answered: {status:?}");
+        }
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "server did not start"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// SIGKILLs the server and reaps it: it must still be running (a server that died on its own
+/// is a failure, not a crash the test made) and end by that signal.
+fn kill(server: &mut Child, when: &str) {
+    if let Some(status) = server.try_wait().expect("try_wait") {
+        panic!("{when}: the server exited on its own: {status:?}");
+    }
+    server.kill().expect("SIGKILL");
+    let status = exit_within(server, Duration::from_secs(30), "the server after SIGKILL");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "{when}: {status:?}");
+    }
+    #[cfg(not(unix))]
+    assert!(!status.success(), "{when}: {status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -60,7 +83,7 @@ async fn acknowledged_writes_survive_sigkill() {
 
     // Set up one school and eight enrolled students.
     let mut child = start(&data, port);
-    wait_up(&client, &base).await;
+    wait_up(&client, &base, &mut child).await;
     let post = |path: String, body: serde_json::Value| {
         client
             .post(format!("{base}{path}"))
@@ -68,12 +91,13 @@ async fn acknowledged_writes_survive_sigkill() {
             .json(&body)
             .send()
     };
-    post(
+    let r = post(
         "/v1/schools".into(),
         json!({"id": "s1", "name": "一小", "jurisdiction": "national-k12", "level": "junior"}),
     )
     .await
     .expect("school");
+    assert_eq!(r.status().as_u16(), 201);
     let mut ids = Vec::new();
     for i in 0..8u32 {
         let first17 = format!("11010520120101{:03}", i * 2);
@@ -82,6 +106,7 @@ async fn acknowledged_writes_survive_sigkill() {
             xueji::domain::identity::check_character(first17.as_bytes())
         );
         let r = post("/v1/students".into(), json!({"school": "s1", "name": format!("学生{i}"), "gender": "female", "birth_date": "2012-01-01", "id_card": id_card, "grade": 1, "class": "1", "entry_date": "2024-09-01"})).await.expect("admit");
+        assert_eq!(r.status().as_u16(), 201);
         let v: serde_json::Value = r.json().await.expect("json");
         let id = v["student"]["id"].as_str().expect("id").to_owned();
         let r = post(
@@ -120,11 +145,13 @@ async fn acknowledged_writes_survive_sigkill() {
         // Kill at a random moment within the next 50–400 ms.
         let delay = 50 + (rand::random::<u64>() % 350);
         tokio::time::sleep(Duration::from_millis(delay)).await;
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
+        kill(&mut child, &format!("cycle {cycle}"));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // A writer ends at a lost connection or at `stop`; one that panicked read an
+        // acknowledgement it could not understand.
         for w in writers {
-            let _ = w.await;
+            w.await
+                .unwrap_or_else(|e| panic!("cycle {cycle}: a writer failed: {e}"));
         }
 
         // Offline check of the store the killed process left.
@@ -164,7 +191,7 @@ async fn acknowledged_writes_survive_sigkill() {
         }
         survived += 1;
         child = start(&data, port);
-        wait_up(&client, &base).await;
+        wait_up(&client, &base, &mut child).await;
     }
     let n = acknowledged.lock().expect("lock").len();
     assert!(n > 0, "no write was acknowledged");
@@ -173,12 +200,16 @@ async fn acknowledged_writes_survive_sigkill() {
          every chain and log verified, in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    let _ = child.kill();
-    let _ = child.wait();
-    let out = Command::new(env!("CARGO_BIN_EXE_xueji"))
-        .args(["verify", "--data", data.to_str().expect("utf-8")])
-        .output()
-        .expect("verify");
+    kill(&mut child, "after the last cycle");
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_xueji")).args([
+            "verify",
+            "--data",
+            data.to_str().expect("utf-8"),
+        ]),
+        Duration::from_secs(120),
+        "xueji verify",
+    );
     assert!(
         out.status.success(),
         "{}",

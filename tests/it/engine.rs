@@ -509,7 +509,16 @@ fn key_information_changes_are_recorded_without_raw_personal_data() {
         .admit(form("他人", &new_id), &registrar(), false)
         .expect_err("taken");
     assert!(matches!(err, ServiceError::Duplicate { .. }));
-    let _ = DocumentKind::HouseholdRegister;
+    assert_eq!(
+        event
+            .input
+            .documents
+            .iter()
+            .map(|d| d.kind)
+            .collect::<Vec<_>>(),
+        [DocumentKind::HouseholdRegister],
+        "the evidence is recorded with the change"
+    );
 }
 
 #[test]
@@ -525,56 +534,148 @@ fn the_store_survives_a_reopen() {
     assert_eq!(again.head, events[1].hash);
 }
 
+/// The engine retries a version conflict this many times in all (`service::CONFLICT_RETRIES`).
+const CONFLICT_RETRIES: usize = 3;
+
 #[test]
 fn concurrent_writers_to_one_student_serialize_without_loss() {
+    const WRITERS: usize = 8;
     let t = engine();
     let s = enrolled(&t.xueji, "卫五", 13);
-    std::thread::scope(|scope| {
-        for i in 0..8 {
-            let x = &t.xueji;
-            let id = s.id.clone();
-            scope.spawn(move || {
-                let mut input = TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
-                input.params.insert("class".into(), json!(format!("{i}")));
-                // Without expected_version the engine retries a few times; with 8 racing writers a
-                // conflict may still surface, and then nothing of that call is stored.
-                match x.transition(&id, input, &registrar(), false) {
-                    Ok(Outcome::Applied { .. })
-                    | Err(ServiceError::Conflict {
-                        code: "version_conflict",
-                        ..
-                    }) => {}
-                    other => panic!("unexpected: {other:?}"),
-                }
-            });
-        }
+    let answers: Vec<(usize, Result<Outcome, ServiceError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let x = &t.xueji;
+                let id = s.id.clone();
+                scope.spawn(move || {
+                    let mut input =
+                        TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
+                    input.params.insert("class".into(), json!(format!("{i}")));
+                    (i, x.transition(&id, input, &registrar(), false))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer thread"))
+            .collect()
     });
+    // Without expected_version the engine retries; with 8 racing writers a conflict may still
+    // surface, and then nothing of that call is stored. Anything else is a failure.
+    let mut applied = Vec::new();
+    for (i, answer) in answers {
+        match answer {
+            Ok(Outcome::Applied { student, event, .. }) => applied.push((i, *student, *event)),
+            Err(ServiceError::Conflict {
+                code: "version_conflict",
+                ..
+            }) => {}
+            other => panic!("writer {i}: unexpected {other:?}"),
+        }
+    }
+    // A writer that gives up has lost each of its attempts to a commit made after it read the
+    // student, a different commit each time: so either every writer landed, or at least as many
+    // as one writer's attempts did. None landing is the regression this guards against.
+    assert!(
+        applied.len() >= CONFLICT_RETRIES.min(WRITERS),
+        "only {} of {WRITERS} writers landed",
+        applied.len()
+    );
     let after = t.xueji.student(&s.id).expect("student");
     let events = t.xueji.events(&s.id).expect("events");
+    assert_eq!(
+        after.version,
+        s.version + applied.len() as u64,
+        "one version per acknowledged write, none for a refused one"
+    );
     assert_eq!(
         after.version as usize,
         events.len(),
         "one event per version, no gaps"
     );
+    // Each acknowledged write is stored as the event it was answered with, at its own version.
+    let mut versions: Vec<u64> = applied.iter().map(|(_, st, _)| st.version).collect();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (s.version + 1..=after.version).collect::<Vec<_>>(),
+        "each acknowledged write has a version of its own"
+    );
+    for (i, student, event) in &applied {
+        assert_eq!(event.seq, student.version, "writer {i}");
+        assert_eq!(
+            events[(event.seq - 1) as usize],
+            *event,
+            "writer {i}: the stored event is not the acknowledged one"
+        );
+        assert_eq!(event.input.params["class"], json!(format!("{i}")));
+    }
+    let (last_writer, ..) = applied
+        .iter()
+        .max_by_key(|(_, st, _)| st.version)
+        .expect("at least one write landed");
+    assert_eq!(
+        after.class,
+        Some(format!("{last_writer}")),
+        "the newest write wins"
+    );
+    assert_eq!(after.head, events[events.len() - 1].hash);
     assert!(t.xueji.verify_student(&s.id).expect("verify").ok);
 }
 
 #[test]
 fn many_students_concurrently_share_commits() {
+    const WRITERS: u32 = 16;
+    const EACH: u32 = 5;
     let t = engine();
-    std::thread::scope(|scope| {
-        for w in 0..16u32 {
-            let x = &t.xueji;
-            scope.spawn(move || {
-                for i in 0..5u32 {
-                    admit(x, &format!("学生{w}-{i}"), 100 + w * 10 + i);
-                }
-            });
-        }
+    let stats = t.xueji.store().commit_stats();
+    let load = |s: &std::sync::atomic::AtomicU64| s.load(std::sync::atomic::Ordering::SeqCst);
+    let (commands0, failed0) = (load(&stats.commands), load(&stats.failed_commits));
+    let admitted: Vec<xueji::domain::Student> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let x = &t.xueji;
+                scope.spawn(move || {
+                    (0..EACH)
+                        .map(|i| admit(x, &format!("学生{w}-{i}"), 100 + w * 10 + i))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("writer thread"))
+            .collect()
     });
+    let n = (WRITERS * EACH) as usize;
+    let ids: std::collections::BTreeSet<&str> = admitted.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids.len(), n, "every admission is a student of its own");
+    for s in &admitted {
+        let stored = t.xueji.student(&s.id).expect("acknowledged student stored");
+        assert_eq!(stored, *s, "stored as acknowledged");
+        let events = t.xueji.events(&s.id).expect("events");
+        assert_eq!(
+            (s.version, events.len(), events[0].hash.as_str()),
+            (1, 1, s.head.as_str()),
+            "{}",
+            s.id
+        );
+    }
+    assert_eq!(
+        load(&stats.commands) - commands0,
+        n as u64,
+        "one writer command per admission"
+    );
+    assert_eq!(load(&stats.failed_commits), failed0);
     let report = t.xueji.verify_all().expect("verify");
-    assert_eq!(report.students, 80);
-    assert!(report.ok);
+    assert_eq!((report.students, report.events), (n, n as u64));
+    assert!(report.ok, "{report:?}");
+    let logs = t.xueji.checkpoints().expect("checkpoints");
+    assert_eq!(
+        logs.iter().map(|c| c.size).sum::<u64>(),
+        n as u64,
+        "each admission is one leaf of the log"
+    );
 }
 
 #[test]

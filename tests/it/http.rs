@@ -453,29 +453,44 @@ async fn paging_and_revocation() {
     let registrar = s
         .token(json!({"role": "registrar", "school": "s1", "label": "教务"}))
         .await;
+    // Five students at two a page: three pages, each student on exactly one of them. The loop
+    // is bounded so that a cursor that stops advancing fails instead of paging for ever.
     let mut seen = Vec::new();
+    let mut sizes = Vec::new();
     let mut cursor: Option<String> = None;
-    loop {
+    for _ in 0..10 {
         let path = match &cursor {
             Some(c) => format!("/v1/students?school=s1&limit=2&cursor={c}"),
             None => "/v1/students?school=s1&limit=2".into(),
         };
         let (st, v) = s.call("GET", &path, Some(&registrar), None).await;
         assert_eq!(st, 200, "{v}");
+        let items = v["items"].as_array().expect("items");
+        sizes.push(items.len());
         seen.extend(
-            v["items"]
-                .as_array()
-                .expect("items")
+            items
                 .iter()
                 .map(|i| i["id"].as_str().expect("id").to_owned()),
         );
         match v["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
+            Some(c) => {
+                assert_ne!(cursor.as_deref(), Some(c), "the cursor did not advance");
+                cursor = Some(c.to_owned());
+            }
+            None => {
+                cursor = None;
+                break;
+            }
         }
     }
-    seen.sort();
-    seen.dedup();
+    assert!(cursor.is_none(), "still paging after 10 pages: {sizes:?}");
+    assert_eq!(sizes, [2, 2, 1], "page sizes");
+    let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        seen.len(),
+        "a student on two pages: {seen:?}"
+    );
     assert_eq!(seen.len(), 5);
     // Revoked tokens stop working at once.
     let record = s

@@ -400,76 +400,184 @@ fn an_edit_in_the_watched_folder_activates_and_a_broken_one_does_not() {
     );
 }
 
+/// Guards against a torn swap: the two versions decide a class change with different words and
+/// citations, so a decision stamped with one version's hash but taken under the other's rules
+/// (or a mix of both) matches neither. Writers start under the first version, the swap happens
+/// while they run, and each goes on until it has filed transitions begun after the swap.
 #[test]
 fn transitions_during_a_swap_each_run_under_one_whole_version() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use xueji::domain::{Decision, TransitionInput, TransitionKind};
+    use xueji::service::Outcome;
+    const BEFORE: usize = 2;
+    const AFTER: usize = 3;
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+    /// Sets the flag when dropped, so the writers stop even if the swapping thread fails.
+    struct SetOnDrop<'a>(&'a AtomicBool);
+    impl Drop for SetOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
     let t = engine();
     let students: Vec<_> = (0..4)
         .map(|i| enrolled(&t.xueji, &format!("学生{i}"), 20 + i * 2))
         .collect();
-    let v1 = t
+    let class_change = |i: usize| {
+        let mut input = TransitionInput::new(TransitionKind::ChangeClass, d("2025-03-02"));
+        input
+            .params
+            .insert("class".into(), json!(format!("{}", i % 3 + 1)));
+        input
+    };
+    // What a decision says apart from the student's own new class.
+    let whole = |d: &Decision| Decision {
+        changes: Default::default(),
+        ..d.clone()
+    };
+    let dry_run = || match t
         .xueji
-        .policies()
-        .latest("test-district")
-        .expect("pkg")
-        .content_hash
-        .clone();
+        .transition(&students[0].id, class_change(0), &registrar(), true)
+        .expect("dry run")
+    {
+        Outcome::DryRun { decision } => whole(&decision),
+        other => panic!("{other:?}"),
+    };
+    let v1 = dry_run();
     let mut files = upload_files();
-    files.insert("rules.rhai".into(), format!("{TEST_RULES}\n// v2\n"));
+    files.insert(
+        "policy.toml".into(),
+        TEST_MANIFEST.replace("version = \"1\"", "version = \"2\""),
+    );
+    files.insert(
+        "rules.rhai".into(),
+        TEST_RULES
+            .replace("cites: \"t 第二条\"", "cites: \"t 第二条之一\"")
+            .replace(
+                "allow(\"调班由学校办理\")",
+                "allow(\"调班由学校直接办理(修订)\")",
+            ),
+    );
     let actor = xueji::domain::Actor {
         id: "tok_admin".into(),
         role: "admin".into(),
     };
-    let hashes = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for s in &students {
-            let (x, hashes) = (&t.xueji, &hashes);
-            scope.spawn(move || {
-                for i in 0..10 {
-                    let mut input = xueji::domain::TransitionInput::new(
-                        xueji::domain::TransitionKind::ChangeClass,
-                        d("2025-03-02"),
-                    );
-                    input
-                        .params
-                        .insert("class".into(), json!(format!("{}", i % 3 + 1)));
-                    match x
-                        .transition(&s.id, input, &registrar(), false)
-                        .expect("transition succeeds during the swap")
-                    {
-                        xueji::service::Outcome::Applied { decision, .. } => hashes
-                            .lock()
-                            .expect("lock")
-                            .push(decision.policy.content_hash),
-                        other => panic!("{other:?}"),
+    let swapped = AtomicBool::new(false);
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    // Per writer, in its order: the decision and whether the swap had returned before it began.
+    let (runs, activated): (Vec<Vec<(Decision, bool)>>, String) = std::thread::scope(|scope| {
+        let writers: Vec<_> = students
+            .iter()
+            .map(|s| {
+                let (x, swapped, started) = (&t.xueji, &swapped, started_tx.clone());
+                scope.spawn(move || {
+                    let mut run = Vec::new();
+                    let mut after = 0;
+                    while after < AFTER {
+                        let begun_after_swap = swapped.load(Ordering::SeqCst);
+                        let out = x
+                            .transition(&s.id, class_change(run.len()), &registrar(), false)
+                            .expect("transition succeeds during the swap");
+                        let Outcome::Applied { decision, .. } = out else {
+                            panic!("{out:?}")
+                        };
+                        run.push((decision, begun_after_swap));
+                        after += usize::from(begun_after_swap);
+                        if run.len() == BEFORE {
+                            started.send(()).expect("the swapping thread waits");
+                        }
                     }
-                }
-            });
-        }
-        t.xueji
-            .activate(
-                "test-district",
-                &xueji::policy::PackageSource {
-                    files: files.clone(),
-                },
-                &actor,
-            )
-            .expect("store")
-            .expect("accepted");
+                    run
+                })
+            })
+            .collect();
+        drop(started_tx);
+        let activated = {
+            let _stop = SetOnDrop(&swapped);
+            for _ in &students {
+                started_rx
+                    .recv_timeout(PATIENCE)
+                    .expect("every writer files transitions before the swap");
+            }
+            t.xueji
+                .activate(
+                    "test-district",
+                    &xueji::policy::PackageSource { files },
+                    &actor,
+                )
+                .expect("store")
+                .expect("accepted")
+                .content_hash
+                .clone()
+        };
+        let runs = writers
+            .into_iter()
+            .map(|w| w.join().expect("writer"))
+            .collect();
+        (runs, activated)
     });
-    let v2 = t
-        .xueji
-        .policies()
-        .latest("test-district")
-        .expect("pkg")
-        .content_hash
-        .clone();
-    let hashes = hashes.into_inner().expect("lock");
-    assert_eq!(hashes.len(), 40);
-    assert!(
-        hashes.iter().all(|h| *h == v1 || *h == v2),
-        "a decision under neither version"
+    let v2 = dry_run();
+    assert_eq!(v2.policy.content_hash, activated);
+    assert_ne!(v1.policy.content_hash, v2.policy.content_hash);
+    assert_eq!(
+        (v1.policy.version.as_str(), v2.policy.version.as_str()),
+        ("1", "2")
     );
-    assert!(t.xueji.reproduce_decisions(None).expect("reproduce").ok);
+    assert_ne!(
+        v1.rules, v2.rules,
+        "the versions decide in words of their own"
+    );
+    let (mut under_v1, mut under_v2) = (0, 0);
+    for (w, run) in runs.iter().enumerate() {
+        let mut seen_v2 = false;
+        for (n, (decision, begun_after_swap)) in run.iter().enumerate() {
+            let decision = whole(decision);
+            let is_v2 = if decision == v1 {
+                false
+            } else if decision == v2 {
+                true
+            } else {
+                panic!("writer {w}, transition {n}: under neither whole version: {decision:?}")
+            };
+            assert!(
+                is_v2 || !seen_v2,
+                "writer {w}, transition {n}: the old version again after the new one"
+            );
+            assert!(
+                is_v2 || !begun_after_swap,
+                "writer {w}, transition {n}: begun after the swap, decided under the old version"
+            );
+            seen_v2 |= is_v2;
+            if is_v2 {
+                under_v2 += 1;
+            } else {
+                under_v1 += 1;
+            }
+        }
+        assert!(
+            run[..BEFORE].iter().all(|(d, _)| whole(d) == v1),
+            "writer {w}: decided under the new version before it was activated"
+        );
+        // Stored as decided, in the same order.
+        let events = t.xueji.events(&students[w].id).expect("events");
+        let stored: Vec<Decision> = events[2..].iter().map(|e| whole(&e.decision)).collect();
+        let answered: Vec<Decision> = run.iter().map(|(d, _)| whole(d)).collect();
+        assert_eq!(stored, answered, "writer {w}");
+    }
+    assert!(
+        under_v1 >= 4 * BEFORE && under_v2 >= 4 * AFTER,
+        "{under_v1} {under_v2}"
+    );
+    let report = t.xueji.reproduce_decisions(None).expect("reproduce");
+    assert!(report.ok, "{report:?}");
+    assert!(
+        report.decisions >= under_v1 + under_v2,
+        "{} decisions reproduced of at least {}",
+        report.decisions,
+        under_v1 + under_v2
+    );
 }
 
 #[test]

@@ -441,9 +441,16 @@ async fn read_answer(stream: &mut TcpStream) -> u16 {
     }
 }
 
+/// Asks for `/healthz` and reads the status, failing after `PATIENCE` rather than waiting for
+/// ever on a server that took the connection but never answers.
 async fn healthz(stream: &mut TcpStream) -> u16 {
-    write_all(stream, b"GET /healthz HTTP/1.1\r\nHost: xueji\r\n\r\n").await;
-    read_answer(stream).await
+    let ask = async {
+        write_all(stream, b"GET /healthz HTTP/1.1\r\nHost: xueji\r\n\r\n").await;
+        read_answer(stream).await
+    };
+    tokio::time::timeout(PATIENCE, ask)
+        .await
+        .unwrap_or_else(|_| panic!("no answer to /healthz within {PATIENCE:?}"))
 }
 
 /// Whether the server closes the connection (end of stream or reset) within `PATIENCE`,
