@@ -5,44 +5,14 @@
 //! (`scripts/crash-loop.sh` uses both). Each cycle also checks the jurisdiction log against the
 //! checkpoint taken after the previous cycle: nothing acknowledged is ever rolled back.
 
-use crate::binary::{Reaped, exit_within, output_within};
+use crate::process::{exit_within, output_within, serve, wait_up};
+
+const ADMIN: &str = "crash-test-admin-token-0123456789";
 use crate::helpers::{Ack, class_change_writers};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn start(data: &std::path::Path, port: u16) -> Reaped {
-    Reaped(
-        Command::new(env!("CARGO_BIN_EXE_xueji"))
-            .args([
-                "serve",
-                "--data",
-                data.to_str().expect("utf-8"),
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env("XUEJI_ADMIN_TOKEN", "crash-test-admin-token-0123456789")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn"),
-    )
-}
-
-async fn wait_up(client: &reqwest::Client, base: &str, server: &mut Child) {
-    let start = Instant::now();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        if let Some(status) = server.try_wait().expect("try_wait") {
-            panic!("the server exited before it answered: {status:?}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// SIGKILLs the server and reaps it: it must still be running (a server that died on its own
 /// is a failure, not a crash the test made) and end by that signal.
@@ -75,14 +45,14 @@ async fn acknowledged_writes_survive_sigkill() {
         .expect("addr")
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let admin = "crash-test-admin-token-0123456789";
+    let admin = ADMIN;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .expect("client");
 
     // Set up one school and eight enrolled students.
-    let mut child = start(&data, port);
+    let mut child = serve(&data, port, ADMIN);
     wait_up(&client, &base, &mut child).await;
     let post = |path: String, body: serde_json::Value| {
         client
@@ -133,15 +103,8 @@ async fn acknowledged_writes_survive_sigkill() {
             break;
         }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writers = class_change_writers(
-            &client,
-            &base,
-            "crash-test-admin-token-0123456789",
-            &ids,
-            false,
-            &acknowledged,
-            &stop,
-        );
+        let writers =
+            class_change_writers(&client, &base, ADMIN, &ids, false, &acknowledged, &stop);
         // Kill at a random moment within the next 50–400 ms.
         let delay = 50 + (rand::random::<u64>() % 350);
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -190,7 +153,7 @@ async fn acknowledged_writes_survive_sigkill() {
             checkpoints = x.checkpoints().expect("checkpoints");
         }
         survived += 1;
-        child = start(&data, port);
+        child = serve(&data, port, ADMIN);
         wait_up(&client, &base, &mut child).await;
     }
     let n = acknowledged.lock().expect("lock").len();

@@ -7,10 +7,10 @@ use crate::helpers::{
     EVENT_RECORDS, TestServer, engine, engine_with, enrolled, form, id_card, registrar,
     spawn_server, with_raw,
 };
+use crate::process::{Reaped, free_port, serve, stop, wait_up};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 use xueji::auth::{Role, TokenRecord};
 use xueji::domain::{Level, School};
 use xueji::service::{Outcome, Xueji};
@@ -644,47 +644,16 @@ fn xueji_token_creates_under_the_api_rules_lists_and_revokes() {
     assert!(!empty.path().join("xueji.redb").exists());
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// `xueji serve` with `XUEJI_ADMIN_TOKEN` set, until it answers; returns the child.
-async fn serve_with(data: &Path, admin: &str, port: u16) -> std::process::Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_xueji"))
-        .args([
-            "serve",
-            "--data",
-            data.to_str().expect("utf-8"),
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("XUEJI_ADMIN_TOKEN", admin)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let start = Instant::now();
-    while reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-        .await
-        .is_err()
-    {
-        assert!(start.elapsed() < Duration::from_secs(20), "no start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child
-}
-
-fn stop(mut child: std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    assert!(child.wait().expect("wait").success());
+/// `xueji serve` with `XUEJI_ADMIN_TOKEN` set, once it answers.
+async fn serve_with(data: &Path, admin: &str, port: u16) -> Reaped {
+    let mut server = serve(data, port, admin);
+    wait_up(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}"),
+        &mut server,
+    )
+    .await;
+    server
 }
 
 async fn status_with(port: u16, token: &str) -> (u16, Value) {

@@ -10,6 +10,7 @@ use xueji::domain::{Student, TransitionInput, TransitionKind};
 use xueji::service::{Outcome, ServiceError, Xueji};
 
 use crate::helpers::*;
+use crate::process::{free_port, wait_up};
 
 type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
 const STUDENTS: Raw = TableDefinition::new("students");
@@ -416,38 +417,11 @@ async fn a_damaged_token_record_starts_the_server_authenticates_no_one_and_verif
     );
     // The server starts with that very token as XUEJI_ADMIN_TOKEN; it authenticates no one,
     // the other tokens do.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xueji"))
-        .args([
-            "serve",
-            "--data",
-            data.to_str().expect("utf-8"),
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("XUEJI_ADMIN_TOKEN", admin)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let port = free_port();
+    let mut child = crate::process::serve(&data, port, admin);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let start = std::time::Instant::now();
-    let mut started = false;
-    while start.elapsed() < std::time::Duration::from_secs(20) {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            started = true;
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the server exited: {status}");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_up(&client, &base, &mut child).await;
     let admin_call = |t: &str| {
         client
             .get(format!("{base}/v1/verify"))
@@ -456,8 +430,6 @@ async fn a_damaged_token_record_starts_the_server_authenticates_no_one_and_verif
     };
     let damaged = admin_call(admin).await.expect("call").status().as_u16();
     let sound = admin_call(&other).await.expect("call").status().as_u16();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(started, "the server did not start");
+    drop(child);
     assert_eq!((damaged, sound), (401, 200));
 }
