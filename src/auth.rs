@@ -33,6 +33,17 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            Role::Admin => "系统管理员",
+            Role::DistrictOfficer => "教育局学籍管理员",
+            Role::SchoolLeader => "学校负责人",
+            Role::Registrar => "学校学籍管理员",
+            Role::HeadTeacher => "班主任",
+            Role::Guardian => "监护人",
+        }
+    }
 }
 
 /// A bearer token as stored: only its SHA-256 is kept, never the token.

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod codes;
 pub mod demo;
 pub mod domain;
 pub mod exchange;

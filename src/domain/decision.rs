@@ -1,7 +1,7 @@
 //! What a policy decided about one transition, with every rule that fired and what it cites.
 
 use serde::{Deserialize, Serialize};
-use strum::{EnumString, IntoStaticStr};
+use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::dates::Date;
 use super::request::ApprovalStep;
@@ -20,6 +20,7 @@ use super::status::Status;
     Deserialize,
     EnumString,
     IntoStaticStr,
+    EnumIter,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]

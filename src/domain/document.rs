@@ -1,7 +1,7 @@
 //! Supporting documents (证明材料) filed with a transition.
 
 use serde::{Deserialize, Serialize};
-use strum::{EnumString, IntoStaticStr};
+use strum::{EnumIter, EnumString, IntoStaticStr};
 
 #[derive(
     Debug,
@@ -16,6 +16,7 @@ use strum::{EnumString, IntoStaticStr};
     Deserialize,
     EnumString,
     IntoStaticStr,
+    EnumIter,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -44,6 +45,30 @@ impl DocumentKind {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+
+    pub fn zh(self) -> &'static str {
+        use DocumentKind::*;
+        match self {
+            HospitalDiagnosis => "医院诊断证明",
+            TreatmentRecord => "就诊或治疗记录",
+            MajorEventProof => "重大变故证明",
+            SuspensionForm => "休学申请表",
+            TransferForm => "转学申请表",
+            GuardianApplication => "监护人申请",
+            GuardianSignature => "监护人签字",
+            LeaveSurvey => "离校情况调查表",
+            HouseholdRegister => "户口簿",
+            AdmissionLetter => "录取通知书",
+            LocalCertificate => "当地证明",
+            EnlistmentNotice => "入伍通知书",
+            DischargeCertificate => "退役证",
+            TuitionReceipt => "缴费凭证",
+            BureauCertificate => "教育行政部门证明",
+            StudentCard => "学生证",
+            WrittenReport => "书面报告",
+            ReviewReport => "复查报告",
+        }
+    }
 }
 
 /// The level of the authority that issued a document, lowest first.
@@ -60,6 +85,7 @@ impl DocumentKind {
     Deserialize,
     EnumString,
     IntoStaticStr,
+    EnumIter,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -85,6 +111,7 @@ pub enum IssuerLevel {
     Deserialize,
     EnumString,
     IntoStaticStr,
+    EnumIter,
 )]
 pub enum HospitalGrade {
     #[serde(rename = "1C")]

@@ -76,6 +76,15 @@ impl RequestStatus {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            RequestStatus::Pending => "待审批",
+            RequestStatus::Applied => "已办理",
+            RequestStatus::Denied => "政策不允许",
+            RequestStatus::Rejected => "已驳回",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,6 +36,17 @@ impl Level {
         self.into()
     }
 
+    pub fn zh(self) -> &'static str {
+        match self {
+            Level::Primary => "小学",
+            Level::Junior => "初中",
+            Level::Senior => "普通高中",
+            Level::Vocational => "中等职业学校",
+            Level::Undergraduate => "普通本科",
+            Level::Special => "特殊教育学校",
+        }
+    }
+
     /// 义务教育: primary, junior and special education.
     pub fn is_compulsory(self) -> bool {
         matches!(self, Level::Primary | Level::Junior | Level::Special)

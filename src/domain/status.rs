@@ -180,6 +180,28 @@ impl TransitionKind {
         }
     }
 
+    /// The national change code (学籍变动代码) a registrar files this change under, where the
+    /// national system has one; its label is [`national_change_label`].
+    pub fn national_code(self) -> Option<&'static str> {
+        use TransitionKind::*;
+        match self {
+            Admit => Some("11"),
+            Resume => Some("12"),
+            Graduate => Some("21"),
+            Complete => Some("22"),
+            Suspend => Some("23"),
+            Withdraw => Some("24"),
+            Expel => Some("25"),
+            RecordDeath => Some("26"),
+            Transfer | TransferOut => Some("27"),
+            DropOut => Some("28"),
+            Promote => Some("31"),
+            ChangeClass => Some("32"),
+            RepeatGrade => Some("33"),
+            _ => None,
+        }
+    }
+
     /// The statuses this transition may start from (`admit` starts from no record at all).
     pub fn allowed_from(self) -> &'static [Status] {
         use Status::*;
@@ -300,6 +322,52 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+
+    pub fn zh(self) -> &'static str {
+        use Reason::*;
+        match self {
+            Illness => "因病",
+            MajorEvent => "家庭重大变故等特殊原因",
+            GuardianJobChange => "监护人工作调动",
+            HouseholdMove => "户籍或居住地迁移",
+            OtherValid => "其他正当理由",
+            Disaster => "自然灾害",
+            MilitaryService => "应征入伍",
+            Fraud => "弄虚作假",
+            ReviewFailed => "复查不合格",
+            ForceMajeure => "不可抗力",
+            Personal => "个人原因",
+            Discipline => "违纪",
+            Other => "其他",
+        }
+    }
+}
+
+/// Every national change code (学籍变动代码) with its label, including those no transition kind
+/// files on this server (`13` 转入 is the receiving side of a transfer).
+pub const NATIONAL_CHANGE_CODES: &[(&str, &str)] = &[
+    ("11", "招生"),
+    ("12", "复学"),
+    ("13", "转入"),
+    ("21", "毕业"),
+    ("22", "结业"),
+    ("23", "休学"),
+    ("24", "退学"),
+    ("25", "开除"),
+    ("26", "死亡"),
+    ("27", "转出"),
+    ("28", "辍学"),
+    ("31", "升级"),
+    ("32", "调班"),
+    ("33", "留级"),
+];
+
+/// The label of a national change code.
+pub fn national_change_label(change_code: &str) -> Option<&'static str> {
+    NATIONAL_CHANGE_CODES
+        .iter()
+        .find(|(c, _)| *c == change_code)
+        .map(|(_, label)| *label)
 }
 
 #[cfg(test)]

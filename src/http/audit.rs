@@ -38,7 +38,7 @@ fn may_audit(c: &TokenRecord, jurisdiction: &str) -> bool {
 
 const AUDITORS: &[Role] = &[Role::Admin, Role::DistrictOfficer];
 
-#[utoipa::path(get, path = "/v1/checkpoints", tag = "history", summary = "各辖区事件日志的检查点(事件数 + Merkle 根),供检查方留存", params(PageParams), responses((status = 200, description = "OK"), (status = 400, description = "查询参数无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/checkpoints", tag = "history", summary = "各辖区事件日志的检查点(事件数 + Merkle 根),供检查方留存", params(PageParams), responses((status = 200, description = "OK", body = super::doc_types::CheckpointPage), (status = 400, description = "查询参数无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn checkpoints(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -81,7 +81,7 @@ struct VerifyCheckpointsBody {
     _next_cursor: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/checkpoints/verify", tag = "history", summary = "用留存的检查点核对:其覆盖的事件无一被改动、删除或回退", request_body = VerifyCheckpointsBody, responses((status = 200, description = "每个辖区的核对结果"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/checkpoints/verify", tag = "history", summary = "用留存的检查点核对:其覆盖的事件无一被改动、删除或回退", request_body = VerifyCheckpointsBody, responses((status = 200, description = "每个辖区的核对结果", body = super::doc_types::CheckpointsReport), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn verify_checkpoints(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -155,7 +155,7 @@ struct ConsistencyQuery {
     from: u64,
 }
 
-#[utoipa::path(get, path = "/v1/jurisdictions/{id}/consistency", tag = "history", summary = "RFC 9162 一致性证明:旧检查点是当前日志的前缀", params(("id" = String, Path), ConsistencyQuery), responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "日志已损坏,无法出具证明", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/jurisdictions/{id}/consistency", tag = "history", summary = "RFC 9162 一致性证明:旧检查点是当前日志的前缀", params(("id" = String, Path), ConsistencyQuery), responses((status = 200, description = "OK", body = super::doc_types::ConsistencyProof), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "日志已损坏,无法出具证明", body = ErrorBody)))]
 async fn consistency(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -207,7 +207,7 @@ impl<'de> Deserialize<'de> for BackupBody {
 #[serde(deny_unknown_fields)]
 struct NoQuery {}
 
-#[utoipa::path(post, path = "/v1/backups", tag = "ops", summary = "在线备份:服务不停,写一份一致的副本和检查点到数据目录 backups/", request_body(content = Option<BackupBody>, description = "可省略:无请求体、null 或空对象 {}"), params(NoQuery), responses((status = 201, description = "备份已写入"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "同名备份文件已存在", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody), (status = 507, description = "备份写入失败(磁盘已满等),未留下文件", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/backups", tag = "ops", summary = "在线备份:服务不停,写一份一致的副本和检查点到数据目录 backups/", request_body(content = Option<BackupBody>, description = "可省略:无请求体、null 或空对象 {}"), params(NoQuery), responses((status = 201, description = "备份已写入", body = super::doc_types::Backup), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "同名备份文件已存在", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody), (status = 507, description = "备份写入失败(磁盘已满等),未留下文件", body = ErrorBody)))]
 async fn create_backup(
     State(state): State<AppState>,
     Caller(c): Caller,

@@ -97,7 +97,7 @@ fn roster_format() -> utoipa::openapi::schema::Object {
 #[utoipa::path(get, path = "/v1/schools/{id}/roster", tag = "rosters", summary = "名册:新生 / 在校生 / 毕(结、肄)业生(JSON、CSV、XLSX)",
     description = "kind=new|current|graduates(默认 current);year;as_of(名册日期,默认今天或 year 年末中较早者);format=json|csv|xlsx。名单按历史回放到名册日期得出。CSV 为带 BOM 的 UTF-8,表头为中文。JSON 分页(limit、cursor)。",
     params(("id" = String, Path), RosterParams),
-    responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
+    responses((status = 200, description = "OK", body = super::doc_types::RosterPage), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
 async fn get_roster(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -195,7 +195,7 @@ struct StatsParams {
 #[utoipa::path(get, path = "/v1/stats", tag = "rosters", summary = "统计:按状态、年级、班级人数,各入学年份巩固率,学年辍学率",
     description = "school= 或 jurisdiction=(二选一;教育局账号默认本辖区/本区,学校账号默认本校);as_of 默认今天。全部由历史回放得出,定义见 docs/exchange.md。",
     params(StatsParams),
-    responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
+    responses((status = 200, description = "OK", body = super::doc_types::Stats), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
 async fn get_stats(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -272,7 +272,7 @@ struct ImportParams {
     description = "请求体为文件本身(最大 20 MiB)。每行按单个建档(POST /v1/students)同样校验;partial=false(默认)时任何一行有误则全部不保存。format=csv|xlsx(默认按内容判断);school 为缺少学校列时的默认学校;dry_run=true 只校验。返回逐行报告 {row, ok, student?, errors:[{code, field, message}]}。",
     params(ImportParams),
     request_body(content = String, content_type = "text/csv", description = "CSV(UTF-8)或 XLSX 文件"),
-    responses((status = 201, description = "全部导入"), (status = 200, description = "dry_run,或 partial=true 时部分导入"), (status = 400, description = "文件无法读取、缺少或不认识的列", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "文件过大", body = ErrorBody), (status = 422, description = "有错误行,全部未保存(import_rejected)", body = ErrorBody)))]
+    responses((status = 201, description = "全部导入", body = super::doc_types::ImportReport), (status = 200, description = "dry_run,或 partial=true 时部分导入", body = super::doc_types::ImportReport), (status = 400, description = "文件无法读取、缺少或不认识的列", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "文件过大", body = ErrorBody), (status = 422, description = "有错误行,全部未保存(import_rejected)", body = ErrorBody)))]
 async fn import_students(
     State(state): State<AppState>,
     Caller(c): Caller,

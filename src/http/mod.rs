@@ -4,6 +4,8 @@
 //! run the engine off the async runtime ([`blocking`]) and map every error in [`error`].
 
 mod audit;
+mod catalog;
+mod doc_types;
 pub mod error;
 mod exchange;
 pub mod extract;
@@ -39,6 +41,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = routes::routes().1;
     doc.merge(exchange::routes().1);
     doc.merge(audit::routes().1);
+    doc.merge(catalog::routes().1);
     doc
 }
 
@@ -60,9 +63,14 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
     let (routes, mut openapi) = routes::routes();
     let (exchange_routes, exchange_openapi) = exchange::routes();
     let (audit_routes, audit_openapi) = audit::routes();
+    let (catalog_routes, catalog_openapi) = catalog::routes();
     openapi.merge(exchange_openapi);
     openapi.merge(audit_openapi);
-    let routes = routes.merge(exchange_routes).merge(audit_routes);
+    openapi.merge(catalog_openapi);
+    let routes = routes
+        .merge(exchange_routes)
+        .merge(audit_routes)
+        .merge(catalog_routes);
     let openapi = Arc::new(openapi);
     let mut app = routes
         .route(

@@ -99,7 +99,7 @@ fn actor(c: &TokenRecord) -> Actor {
     }
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "存活检查 Liveness", security(()), responses((status = 200, description = "OK"), (status = 503, description = "存储故障:此进程已不能读写学籍库,须重启(重启即恢复)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "存活检查 Liveness", security(()), responses((status = 200, description = "OK", body = super::doc_types::Health), (status = 503, description = "存储故障:此进程已不能读写学籍库,须重启(重启即恢复)", body = ErrorBody)))]
 async fn healthz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     // After an I/O error redb refuses every later read and write on the handle until the file
     // is reopened: only a restart recovers, so the liveness probe fails.
@@ -114,7 +114,7 @@ async fn healthz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> 
     Ok(axum::Json(json!({ "status": "ok" })))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "ops", summary = "Prometheus 指标", security(()), responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/metrics", tag = "ops", summary = "Prometheus 指标", security(()), responses((status = 200, description = "OK", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -125,7 +125,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-#[utoipa::path(get, path = "/v1/jurisdictions", tag = "policies", summary = "辖区(政策包)列表", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/jurisdictions", tag = "policies", summary = "辖区(政策包)列表", responses((status = 200, description = "OK", body = super::doc_types::PolicyPage), (status = 401, description = "缺少或无效令牌", body = ErrorBody)))]
 async fn jurisdictions(
     State(state): State<AppState>,
     _caller: Caller,
@@ -166,7 +166,7 @@ struct SchoolBody {
     calendar: Vec<Term>,
 }
 
-#[utoipa::path(post, path = "/v1/schools", tag = "schools", summary = "创建学校", request_body = SchoolBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/schools", tag = "schools", summary = "创建学校", request_body = SchoolBody, responses((status = 201, description = "已办理 applied / created", body = super::doc_types::School), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_school(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -197,7 +197,7 @@ fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/schools/{id}", tag = "schools", summary = "查看学校", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/schools/{id}", tag = "schools", summary = "查看学校", params(("id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::School), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn get_school(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -297,7 +297,7 @@ struct DryRun {
     dry_run: bool,
 }
 
-#[utoipa::path(post, path = "/v1/students", tag = "students", summary = "录取建档(admit)", params(DryRun), request_body = Value, responses((status = 201, description = "已办理 applied / created"), (status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/students", tag = "students", summary = "录取建档(admit)", params(DryRun), request_body = super::doc_types::NewStudentForm, responses((status = 201, description = "已办理 applied / created", body = super::doc_types::TransitionAnswer), (status = 200, description = "OK", body = super::doc_types::TransitionAnswer), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -324,7 +324,7 @@ async fn create_student(
     Ok(outcome_response(&state, outcome, role, None))
 }
 
-#[utoipa::path(get, path = "/v1/students/{id}", tag = "students", summary = "查看学生(按角色脱敏)", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/students/{id}", tag = "students", summary = "查看学生(按角色脱敏)", params(("id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::Student), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn get_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -355,7 +355,7 @@ struct StudentQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/students", tag = "students", summary = "学生列表(分页)", params(StudentQuery), responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/students", tag = "students", summary = "学生列表(分页)", params(StudentQuery), responses((status = 200, description = "OK", body = super::doc_types::StudentPage), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
 async fn list_students(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -492,7 +492,7 @@ async fn list_students(
     Ok(axum::Json(page))
 }
 
-#[utoipa::path(post, path = "/v1/students/{id}/transitions", tag = "students", summary = "学籍异动(可 dry_run)", params(("id" = String, Path), DryRun), request_body = Value, responses((status = 200, description = "OK"), (status = 201, description = "已办理 applied / created"), (status = 202, description = "待审批 pending"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/students/{id}/transitions", tag = "students", summary = "学籍异动(可 dry_run)", params(("id" = String, Path), DryRun), request_body = super::doc_types::TransitionInput, responses((status = 200, description = "OK", body = super::doc_types::TransitionAnswer), (status = 201, description = "已办理 applied / created", body = super::doc_types::TransitionAnswer), (status = 202, description = "待审批 pending", body = super::doc_types::TransitionAnswer), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn transition(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -528,7 +528,7 @@ async fn transition(
     Ok(outcome_response(&state, outcome, role, decided_on.as_ref()))
 }
 
-#[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path), PageParams), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path), PageParams), responses((status = 200, description = "OK", body = super::doc_types::EventPage), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn events(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -567,7 +567,7 @@ async fn events(
     Ok(axum::Json(page))
 }
 
-#[utoipa::path(get, path = "/v1/students/{id}/verify", tag = "history", summary = "校验一名学生的历史链", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/students/{id}/verify", tag = "history", summary = "校验一名学生的历史链", params(("id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::ChainReport), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn verify_student(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -581,7 +581,7 @@ async fn verify_student(
     Ok(axum::Json(report))
 }
 
-#[utoipa::path(get, path = "/v1/verify", tag = "history", summary = "校验全部历史链", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/verify", tag = "history", summary = "校验全部历史链", responses((status = 200, description = "OK", body = super::doc_types::VerifyAllReport), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn verify_all(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -703,7 +703,7 @@ struct RequestQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/requests", tag = "requests", summary = "审批申请列表", params(RequestQuery), responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", summary = "审批申请列表", params(RequestQuery), responses((status = 200, description = "OK", body = super::doc_types::RequestPage), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn list_requests(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -783,7 +783,7 @@ async fn list_requests(
     Ok(axum::Json(page))
 }
 
-#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", summary = "查看审批申请", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", summary = "查看审批申请", params(("id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::ApprovalRequest), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn get_request(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -849,7 +849,7 @@ async fn decide_request(
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", summary = "审批通过一个环节", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", tag = "requests", summary = "审批通过一个环节", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK", body = super::doc_types::StepAnswer), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn approve(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -859,7 +859,7 @@ async fn approve(
     decide_request(state, c, id, b, true).await
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/reject", tag = "requests", summary = "驳回申请", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/requests/{id}/reject", tag = "requests", summary = "驳回申请", params(("id" = String, Path)), request_body = StepBody, responses((status = 200, description = "OK", body = super::doc_types::StepAnswer), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn reject(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -880,7 +880,7 @@ struct SweepBody {
     jurisdiction: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/sweeps", tag = "deadlines", summary = "期限处理(如逾期未报到)", request_body = SweepBody, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/sweeps", tag = "deadlines", summary = "期限处理(如逾期未报到)", request_body = SweepBody, responses((status = 200, description = "OK", body = super::doc_types::SweepReport), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn sweep(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -945,7 +945,7 @@ struct TokenBody {
     expires_at: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", summary = "签发令牌(只显示一次)", request_body = TokenBody, responses((status = 201, description = "已办理 applied / created"), (status = 400, description = "请求或字段无效;学校、学生不存在或不在权限范围内(两者同一答复)", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", summary = "签发令牌(只显示一次)", request_body = TokenBody, responses((status = 201, description = "已办理 applied / created", body = super::doc_types::CreatedToken), (status = 400, description = "请求或字段无效;学校、学生不存在或不在权限范围内(两者同一答复)", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_token(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -976,7 +976,7 @@ async fn create_token(
     Ok(response)
 }
 
-#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", summary = "令牌列表(管理员全部;教育局本辖区;不含令牌本身)", params(PageParams), responses((status = 200, description = "OK:items 为令牌记录(id、role、范围、label、created_at、expires_at、revoked),不含令牌本身"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", summary = "令牌列表(管理员全部;教育局本辖区;不含令牌本身)", params(PageParams), responses((status = 200, description = "OK:items 为令牌记录(id、role、范围、label、created_at、expires_at、revoked),不含令牌本身", body = super::doc_types::TokenPage), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody)))]
 async fn list_tokens(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -992,7 +992,7 @@ async fn list_tokens(
     Ok(axum::Json(Page::from_rows(rows, limit, |r| r)))
 }
 
-#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", summary = "吊销令牌", params(("id" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", summary = "吊销令牌", params(("id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::TokenRecord), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn revoke_token(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -1012,7 +1012,7 @@ fn policy_summary(p: &crate::policy::CompiledPolicy) -> Value {
     })
 }
 
-#[utoipa::path(get, path = "/v1/policies", tag = "policies", summary = "政策包列表", responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/policies", tag = "policies", summary = "政策包列表", responses((status = 200, description = "OK", body = super::doc_types::PolicyPage), (status = 401, description = "缺少或无效令牌", body = ErrorBody)))]
 async fn list_policies(
     State(state): State<AppState>,
     _caller: Caller,
@@ -1027,7 +1027,7 @@ async fn list_policies(
     Ok(axum::Json(json!({ "items": items, "next_cursor": null })))
 }
 
-#[utoipa::path(get, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "政策包(清单、文件、规则、版本)", params(("jurisdiction" = String, Path)), responses((status = 200, description = "OK"), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "政策包(清单、文件、规则、版本)", params(("jurisdiction" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::PolicySummary), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn get_policy(
     State(state): State<AppState>,
     _caller: Caller,
@@ -1070,7 +1070,7 @@ enum EvalStudent {
     Hypothetical(crate::policy::testing::CaseStudent),
 }
 
-#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/evaluate", tag = "policies", summary = "试算决定(不保存)", params(("jurisdiction" = String, Path)), request_body = Value, responses((status = 200, description = "OK"), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/evaluate", tag = "policies", summary = "试算决定(不保存)", params(("jurisdiction" = String, Path)), request_body = super::doc_types::EvaluateBody, responses((status = 200, description = "OK", body = super::doc_types::DryRunAnswer), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn evaluate_policy(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -1168,7 +1168,7 @@ fn rejection(r: crate::lifecycle::Rejection) -> ApiError {
     .with_details(json!(r))
 }
 
-#[utoipa::path(put, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "上传政策包:编译、运行自带测试,通过后原子切换", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "已启用新版本"), (status = 400, description = "请求无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 422, description = "编译错误或测试未通过;原版本继续有效", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/policies/{jurisdiction}", tag = "policies", summary = "上传政策包:编译、运行自带测试,通过后原子切换", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "已启用新版本", body = super::doc_types::PolicySummary), (status = 400, description = "请求无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 422, description = "编译错误或测试未通过;原版本继续有效", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn put_policy(
     State(state): State<AppState>,
     Caller(c): Caller,
@@ -1184,7 +1184,7 @@ async fn put_policy(
     Ok(axum::Json(body))
 }
 
-#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/impact", tag = "policies", summary = "影响分析:用候选政策包重放历史与待审批申请", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "会改变的决定及统计"), (status = 400, description = "请求无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 422, description = "候选政策包无法编译", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/policies/{jurisdiction}/impact", tag = "policies", summary = "影响分析:用候选政策包重放历史与待审批申请", params(("jurisdiction" = String, Path)), request_body = PackageBody, responses((status = 200, description = "会改变的决定及统计", body = super::doc_types::ImpactReport), (status = 400, description = "请求无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 422, description = "候选政策包无法编译", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn impact(
     State(state): State<AppState>,
     Caller(c): Caller,

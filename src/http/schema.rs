@@ -6,7 +6,10 @@ use strum::IntoEnumIterator;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
 use crate::auth::Role;
-use crate::domain::{ApprovalStep, Level, RequestStatus, Status};
+use crate::domain::{
+    ApprovalStep, DocumentKind, Effect, HospitalGrade, IssuerLevel, Level, Reason, RequestStatus,
+    Status, TransitionKind,
+};
 use crate::exchange::FileFormat;
 use crate::exchange::roster::RosterKind;
 
@@ -32,6 +35,32 @@ pub fn request_status() -> Object {
 }
 pub fn approval_step() -> Object {
     enum_of::<ApprovalStep>()
+}
+pub fn transition_kind() -> Object {
+    enum_of::<TransitionKind>()
+}
+pub fn reason() -> Object {
+    enum_of::<Reason>()
+}
+pub fn document_kind() -> Object {
+    enum_of::<DocumentKind>()
+}
+pub fn issuer_level() -> Object {
+    enum_of::<IssuerLevel>()
+}
+pub fn hospital_grade() -> Object {
+    enum_of::<HospitalGrade>()
+}
+pub fn effect() -> Object {
+    enum_of::<Effect>()
+}
+/// `Gender` has two values and no strum names: listed from its own `as_str`.
+pub fn gender() -> Object {
+    use crate::domain::Gender;
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([Gender::Male.as_str(), Gender::Female.as_str()]))
+        .build()
 }
 pub fn roster_kind() -> Object {
     enum_of::<RosterKind>()
@@ -64,5 +93,11 @@ mod tests {
         every_name_deserializes::<ApprovalStep>();
         every_name_deserializes::<RosterKind>();
         every_name_deserializes::<FileFormat>();
+        every_name_deserializes::<TransitionKind>();
+        every_name_deserializes::<Reason>();
+        every_name_deserializes::<DocumentKind>();
+        every_name_deserializes::<IssuerLevel>();
+        every_name_deserializes::<HospitalGrade>();
+        every_name_deserializes::<Effect>();
     }
 }

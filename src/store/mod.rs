@@ -708,6 +708,36 @@ impl Store {
         Ok(out)
     }
 
+    /// `(id, school)` of the schools `keep` accepts, by id, after the id `after` (exclusive), at
+    /// most `limit`, from one read transaction.
+    pub fn schools_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        mut keep: impl FnMut(&School) -> bool,
+    ) -> Result<Vec<(String, School)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SCHOOLS)?;
+        let range = match after {
+            Some(a) => {
+                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
+            None => t.range::<&str>(..)?,
+        };
+        let mut out = Vec::new();
+        for item in range {
+            if out.len() >= limit {
+                break;
+            }
+            let (id, v) = item?;
+            let school: School = decode(v.value())?;
+            if keep(&school) {
+                out.push((id.value().to_owned(), school));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn student_jurisdiction(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.get_str(STUDENT_LOCATOR, id)
     }

@@ -8,6 +8,7 @@ mod architecture;
 mod audit;
 mod binary;
 mod chain;
+mod codes_and_schemas;
 mod crash;
 mod engine;
 mod exchange;
