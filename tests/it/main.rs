@@ -20,6 +20,7 @@ mod idempotency;
 mod import_job;
 mod lifecycle;
 mod model;
+mod persons;
 mod replays_and_connections;
 mod sandbox;
 mod security;
