@@ -170,6 +170,45 @@ fn two_plans_for_one_ended_person_store_one_enrolment() {
     assert_eq!(all.iter().filter(|e| e.student.status.is_live()).count(), 1);
 }
 
+#[test]
+fn an_import_admits_an_ended_person_as_a_new_enrolment_and_refuses_a_live_one() {
+    use xueji::exchange::import::{ImportOptions, import};
+    let t = engine();
+    let ended = graduated(&t.xueji, "戊", 5);
+    let live = enrolled(&t.xueji, "己", 6);
+    let mut csv = String::from(
+        "school,name,gender,birth_date,id_card,grade,class,entry_date,guardian_name,guardian_relation,guardian_phone\n",
+    );
+    for s in [&ended, &live] {
+        csv.push_str(&format!(
+            "s2,{},{},{},{},3,4,2025-09-01,家长,母亲,13800001234\n",
+            s.name,
+            s.gender.as_str(),
+            s.birth_date,
+            s.id_card.as_ref().expect("card").as_str()
+        ));
+    }
+    let opts = ImportOptions {
+        format: None,
+        partial: true,
+        dry_run: false,
+        school: None,
+    };
+    let report = import(&t.xueji, csv.as_bytes(), &opts, &registrar(), &|_| true).expect("import");
+    assert!(report.rows[0].ok, "{:?}", report.rows[0]);
+    let new_id = report.rows[0].student.clone().expect("stored");
+    let new = t.xueji.student(&new_id).expect("new enrolment");
+    assert_eq!(new.national_id, ended.national_id);
+    assert_eq!(
+        t.xueji.events(&new_id).expect("events")[0].input.params["previous"][0]["student"],
+        json!(ended.id)
+    );
+    let refused = &report.rows[1];
+    assert!(!refused.ok);
+    assert_eq!(refused.errors[0].code, "duplicate_identity");
+    assert!(refused.errors[0].message.contains("测试学校s1"), "{refused:?}");
+}
+
 // ---- property ----------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -480,4 +519,50 @@ async fn concurrent_admissions_of_one_person_store_exactly_one() {
             assert_eq!((*st, &v["error"]["code"]), (409, &json!("duplicate_identity")), "{v}");
         }
     }
+}
+
+// ---- schema 9 ----------------------------------------------------------------------------
+
+#[test]
+fn a_store_of_schema_8_moves_its_identity_indexes_on_open() {
+    use redb::{ReadableTable, TableDefinition};
+    type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
+    let t = engine();
+    let first = graduated(&t.xueji, "庚", 7);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    // Schema 8 keyed each identity index by the value alone, naming one student.
+    with_raw(&path, |txn| {
+        for name in ["idx_national_id", "idx_id_card", "idx_person"] {
+            let table: Raw = TableDefinition::new(name);
+            let rows: Vec<String> = txn
+                .open_table(table)
+                .expect("index")
+                .iter()
+                .expect("iter")
+                .map(|r| r.map(|(k, _)| k.value().to_owned()))
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            txn.delete_table(table).expect("drop");
+            let mut t = txn.open_table(table).expect("index");
+            for k in rows {
+                let (value, student) = k.rsplit_once('\u{1f}').expect("student part");
+                t.insert(value, student.as_bytes()).expect("insert");
+            }
+        }
+        let meta: Raw = TableDefinition::new("meta");
+        txn.open_table(meta)
+            .expect("meta")
+            .insert("schema_version", b"8".as_slice())
+            .expect("schema 8");
+    });
+    let x = reopen(&path);
+    let report = x.verify_all().expect("verify");
+    assert!(report.ok, "{report:?}");
+    let again = admitted(&x, form("庚", first.id_card.as_ref().expect("card").as_str()))
+        .expect("admitted after the move");
+    assert_eq!(again.national_id, first.national_id);
+    let all = x.enrolments_of(first.national_id.as_str(), |_, _| true).expect("list");
+    assert_eq!(all.len(), 2);
+    assert!(x.verify_all().expect("verify").ok);
 }
