@@ -658,8 +658,8 @@ impl Xueji {
         let national_given = form.national_id.is_some();
         let new = NewStudent::parse(form, &school, self.today())?;
         let mut student = provisional_student(&new, &school, student_id());
-        let earlier =
-            find_person(&snapshot, &mut student, national_given).map_err(|e| self.name_holder(e))?;
+        let earlier = find_person(&snapshot, &mut student, national_given)
+            .map_err(|e| self.name_holder(e))?;
         let report_by = new.report_deadline.or_else(|| {
             school
                 .calendar
@@ -686,9 +686,7 @@ impl Xueji {
                 .iter()
                 .map(|e| serde_json::json!({ "student": e.id, "head": e.head }))
                 .collect();
-            input
-                .params
-                .insert("previous".into(), Value::Array(links));
+            input.params.insert("previous".into(), Value::Array(links));
         }
         let policy = self
             .policies

@@ -343,7 +343,9 @@ async fn create_student(
                 ));
             }
         }
-        let outcome = x.admit(form, &actor(&c), q.dry_run).map_err(ApiError::from)?;
+        let outcome = x
+            .admit(form, &actor(&c), q.dry_run)
+            .map_err(ApiError::from)?;
         // The person's earlier enrolments the caller may see (一人一号: 升学, re-entry).
         let previous = match &outcome {
             Outcome::Applied { student, .. } => Some(
@@ -378,8 +380,9 @@ async fn person_enrolments(
 ) -> ApiResult<impl IntoResponse> {
     let role = c.role;
     let enrolments = blocking(&state, move |x| -> ApiResult<Vec<Enrolment>> {
-        let number = crate::domain::student::parse_national_id(&national_id, "national_id", x.today())
-            .map_err(|e| ApiError::from(crate::domain::InvalidInput::from(e)))?;
+        let number =
+            crate::domain::student::parse_national_id(&national_id, "national_id", x.today())
+                .map_err(|e| ApiError::from(crate::domain::InvalidInput::from(e)))?;
         let found = x
             .enrolments_of(number.as_str(), |st, sc| scope::student(&c, st, sc))
             .map_err(ApiError::from)?;

@@ -451,7 +451,12 @@ struct Holder {
 
 /// The other enrolments listed under the identity value of `entry` (the entry without its
 /// student part), with what the check needs of each.
-fn holders(t: &Tables<'_>, tbl: &Tbl<'_>, entry: &str, own: &str) -> Result<Vec<(String, Holder)>, Refusal> {
+fn holders(
+    t: &Tables<'_>,
+    tbl: &Tbl<'_>,
+    entry: &str,
+    own: &str,
+) -> Result<Vec<(String, Holder)>, Refusal> {
     let value = entry.rsplit_once(SEP).map_or(entry, |(v, _)| v);
     let (start, end) = prefix_range(&[value]);
     let mut out = Vec::new();
@@ -469,7 +474,8 @@ fn holders(t: &Tables<'_>, tbl: &Tbl<'_>, entry: &str, own: &str) -> Result<Vec<
             continue;
         };
         // A damaged record refuses this command alone; `verify` names the record.
-        let holder: Holder = super::decode_at(STUDENTS, &sk, g.value()).map_err(Refusal::Refused)?;
+        let holder: Holder =
+            super::decode_at(STUDENTS, &sk, g.value()).map_err(Refusal::Refused)?;
         out.push((id, holder));
     }
     Ok(out)

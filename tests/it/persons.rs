@@ -29,7 +29,10 @@ fn apply(x: &Xueji, id: &str, kind: TransitionKind, date: &str) -> Option<Studen
         Outcome::Pending { request, .. } => {
             let mut last = None;
             for step in request.steps.clone() {
-                last = x.approve(&request.id, step, &admin(), None).expect("approves").student;
+                last = x
+                    .approve(&request.id, step, &admin(), None)
+                    .expect("approves")
+                    .student;
             }
             last
         }
@@ -45,7 +48,10 @@ fn graduated(x: &Xueji, name: &str, seq: u32) -> Student {
     s
 }
 
-fn admitted(x: &Xueji, form: xueji::domain::student::NewStudentForm) -> Result<Student, ServiceError> {
+fn admitted(
+    x: &Xueji,
+    form: xueji::domain::student::NewStudentForm,
+) -> Result<Student, ServiceError> {
     match x.admit(form, &registrar(), false)? {
         Outcome::Applied { student, .. } => Ok(*student),
         other => panic!("admission not applied: {other:?}"),
@@ -71,7 +77,10 @@ fn a_person_whose_enrolment_ended_is_admitted_again_under_the_same_number() {
     );
     assert!(t.xueji.verify_student(&second.id).expect("verify").ok);
     assert!(t.xueji.verify_student(&first.id).expect("verify").ok);
-    let all = t.xueji.enrolments_of(first.national_id.as_str(), |_, _| true).expect("list");
+    let all = t
+        .xueji
+        .enrolments_of(first.national_id.as_str(), |_, _| true)
+        .expect("list");
     let ids: Vec<&str> = all.iter().map(|e| e.student.id.as_str()).collect();
     assert_eq!(ids, vec![first.id.as_str(), second.id.as_str()]);
     assert_eq!(all[0].last_event_date, Some(d("2025-07-01")));
@@ -90,7 +99,10 @@ fn while_an_enrolment_is_live_another_is_refused_naming_its_school() {
         }) => {
             assert_eq!(student, live.id);
             let school = school.expect("the holding school is named");
-            assert_eq!((school.id.as_str(), school.name.as_str()), ("s1", "测试学校s1"));
+            assert_eq!(
+                (school.id.as_str(), school.name.as_str()),
+                ("s1", "测试学校s1")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -112,7 +124,11 @@ fn the_number_is_never_recomputed_from_a_changed_id_number() {
     input
         .documents
         .push(serde_json::from_value(json!({"kind": "household_register"})).expect("doc"));
-    match t.xueji.transition(&s.id, input, &registrar(), false).expect("filed") {
+    match t
+        .xueji
+        .transition(&s.id, input, &registrar(), false)
+        .expect("filed")
+    {
         Outcome::Applied { .. } => {}
         Outcome::Pending { request, .. } => {
             for step in request.steps.clone() {
@@ -124,15 +140,23 @@ fn the_number_is_never_recomputed_from_a_changed_id_number() {
         other => panic!("{other:?}"),
     }
     let ended = apply(&t.xueji, &s.id, TransitionKind::Graduate, "2025-07-01").expect("graduates");
-    assert_eq!(ended.id_card.as_ref().map(|c| c.as_str()), Some(new_id.as_str()));
+    assert_eq!(
+        ended.id_card.as_ref().map(|c| c.as_str()),
+        Some(new_id.as_str())
+    );
     // The form gives only the new ID number: the person's number is found from it, not made
     // from it.
     let second = admitted(&t.xueji, form("丙", &new_id)).expect("admitted");
     assert_eq!(second.national_id, s.national_id);
     assert_ne!(second.national_id.as_str(), format!("G{new_id}"));
     // A number that is not the person's is refused, nothing stored.
-    apply(&t.xueji, &second.id, TransitionKind::CancelAdmission, "2025-09-02")
-        .expect("cancelled");
+    apply(
+        &t.xueji,
+        &second.id,
+        TransitionKind::CancelAdmission,
+        "2025-09-02",
+    )
+    .expect("cancelled");
     let mut other_number = form("丙", &new_id);
     other_number.national_id = Some(format!("G{new_id}"));
     match admitted(&t.xueji, other_number) {
@@ -159,14 +183,21 @@ fn two_plans_for_one_ended_person_store_one_enrolment() {
     // Both were checked while the person had no live enrolment; the writer keeps one.
     let (a, b) = (plan(), plan());
     let answers = t.xueji.store_admissions(vec![a, b]);
-    assert!(matches!(answers[0], Ok(Outcome::Applied { .. })), "{:?}", answers[0]);
+    assert!(
+        matches!(answers[0], Ok(Outcome::Applied { .. })),
+        "{:?}",
+        answers[0]
+    );
     match &answers[1] {
         Err(ServiceError::Duplicate { school, .. }) => {
             assert_eq!(school.as_ref().map(|s| s.id.as_str()), Some("s1"))
         }
         other => panic!("{other:?}"),
     }
-    let all = t.xueji.enrolments_of(first.national_id.as_str(), |_, _| true).expect("list");
+    let all = t
+        .xueji
+        .enrolments_of(first.national_id.as_str(), |_, _| true)
+        .expect("list");
     assert_eq!(all.iter().filter(|e| e.student.status.is_live()).count(), 1);
 }
 
@@ -206,7 +237,10 @@ fn an_import_admits_an_ended_person_as_a_new_enrolment_and_refuses_a_live_one() 
     let refused = &report.rows[1];
     assert!(!refused.ok);
     assert_eq!(refused.errors[0].code, "duplicate_identity");
-    assert!(refused.errors[0].message.contains("测试学校s1"), "{refused:?}");
+    assert!(
+        refused.errors[0].message.contains("测试学校s1"),
+        "{refused:?}"
+    );
 }
 
 // ---- property ----------------------------------------------------------------------------
@@ -388,11 +422,19 @@ async fn a_yanhe_graduate_enters_a_rencheng_junior_school_under_the_same_number(
     school(&s, "yh4", "yanhe-primary", "primary").await;
     school(&s, "rcsy", "rencheng-junior", "junior").await;
     let (st, v) = s
-        .call("POST", "/v1/students", Some(&s.admin), Some(pupil("yh4", 6, "2024-09-01")))
+        .call(
+            "POST",
+            "/v1/students",
+            Some(&s.admin),
+            Some(pupil("yh4", 6, "2024-09-01")),
+        )
         .await;
     assert_eq!(st, 201, "{v}");
     let primary = v["student"]["id"].as_str().expect("id").to_owned();
-    let number = v["student"]["national_id"].as_str().expect("number").to_owned();
+    let number = v["student"]["national_id"]
+        .as_str()
+        .expect("number")
+        .to_owned();
     assert_eq!(v["student"]["previous"], json!([]), "a first enrolment");
     settle(&s, &primary, json!({"kind": "register", "effective_date": "2024-09-02", "documents": [{"kind": "guardian_signature"}]})).await;
 
@@ -409,14 +451,27 @@ async fn a_yanhe_graduate_enters_a_rencheng_junior_school_under_the_same_number(
         v["error"]["details"],
         json!({"field": "national_id", "school": {"id": "yh4", "name": "学校yh4"}})
     );
-    assert!(!v.to_string().contains(&number[1..]), "no personal data: {v}");
+    assert!(
+        !v.to_string().contains(&number[1..]),
+        "no personal data: {v}"
+    );
 
-    let graduated = settle(&s, &primary, json!({"kind": "graduate", "effective_date": "2025-07-01"})).await;
+    let graduated = settle(
+        &s,
+        &primary,
+        json!({"kind": "graduate", "effective_date": "2025-07-01"}),
+    )
+    .await;
     assert_eq!(graduated["status"], "graduated", "{graduated}");
 
     // 升学: the junior school admits by ID number alone; the number is the person's.
     let (st, v) = s
-        .call("POST", "/v1/students", Some(&s.admin), Some(pupil("rcsy", 1, "2025-09-01")))
+        .call(
+            "POST",
+            "/v1/students",
+            Some(&s.admin),
+            Some(pupil("rcsy", 1, "2025-09-01")),
+        )
         .await;
     assert_eq!(st, 201, "{v}");
     let junior_id = v["student"]["id"].as_str().expect("id").to_owned();
@@ -429,7 +484,10 @@ async fn a_yanhe_graduate_enters_a_rencheng_junior_school_under_the_same_number(
             "status_zh": "毕业", "entry_date": "2024-09-01", "last_event_date": "2025-07-01",
         }])
     );
-    assert_eq!(v["event"]["input"]["params"]["previous"][0]["student"], json!(primary));
+    assert_eq!(
+        v["event"]["input"]["params"]["previous"][0]["student"],
+        json!(primary)
+    );
 
     // Who sees which enrolments of the person.
     let (st, v) = enrolments(&s, &s.admin, &number).await;
@@ -440,7 +498,11 @@ async fn a_yanhe_graduate_enters_a_rencheng_junior_school_under_the_same_number(
         .iter()
         .map(|e| e["id"].as_str().expect("id"))
         .collect();
-    assert_eq!(ids, vec![primary.as_str(), junior_id.as_str()], "oldest first");
+    assert_eq!(
+        ids,
+        vec![primary.as_str(), junior_id.as_str()],
+        "oldest first"
+    );
     assert_eq!(v["enrolments"][0]["school_name"], "学校yh4");
     let junior_registrar = s
         .token(json!({"role": "registrar", "school": "rcsy"}))
@@ -468,7 +530,12 @@ async fn a_yanhe_graduate_enters_a_rencheng_junior_school_under_the_same_number(
     assert_eq!(st, 404, "nobody");
 
     let (st, v) = s
-        .call("GET", &format!("/v1/students/{junior_id}/verify"), Some(&s.admin), None)
+        .call(
+            "GET",
+            &format!("/v1/students/{junior_id}/verify"),
+            Some(&s.admin),
+            None,
+        )
         .await;
     assert!(st == 200 && v["ok"] == true, "{st}: {v}");
 }
@@ -516,7 +583,11 @@ async fn concurrent_admissions_of_one_person_store_exactly_one() {
     assert_eq!(created, 1, "{answers:?}");
     for (st, v) in &answers {
         if *st != 201 {
-            assert_eq!((*st, &v["error"]["code"]), (409, &json!("duplicate_identity")), "{v}");
+            assert_eq!(
+                (*st, &v["error"]["code"]),
+                (409, &json!("duplicate_identity")),
+                "{v}"
+            );
         }
     }
 }
@@ -559,10 +630,15 @@ fn a_store_of_schema_8_moves_its_identity_indexes_on_open() {
     let x = reopen(&path);
     let report = x.verify_all().expect("verify");
     assert!(report.ok, "{report:?}");
-    let again = admitted(&x, form("庚", first.id_card.as_ref().expect("card").as_str()))
-        .expect("admitted after the move");
+    let again = admitted(
+        &x,
+        form("庚", first.id_card.as_ref().expect("card").as_str()),
+    )
+    .expect("admitted after the move");
     assert_eq!(again.national_id, first.national_id);
-    let all = x.enrolments_of(first.national_id.as_str(), |_, _| true).expect("list");
+    let all = x
+        .enrolments_of(first.national_id.as_str(), |_, _| true)
+        .expect("list");
     assert_eq!(all.len(), 2);
     assert!(x.verify_all().expect("verify").ok);
 }
