@@ -642,3 +642,47 @@ fn a_store_of_schema_8_moves_its_identity_indexes_on_open() {
     assert_eq!(all.len(), 2);
     assert!(x.verify_all().expect("verify").ok);
 }
+
+#[test]
+fn verify_names_a_second_live_enrolment_of_one_person() {
+    use redb::{ReadableTable, TableDefinition};
+    type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
+    let t = engine();
+    let first = graduated(&t.xueji, "辛", 8);
+    admitted(
+        &t.xueji,
+        form("辛", first.id_card.as_ref().expect("card").as_str()),
+    )
+    .expect("admitted again");
+    assert!(t.xueji.verify_all().expect("verify").ok);
+    let path = t.dir.path().join("xueji.redb");
+    drop(t.xueji);
+    // The ended enrolment edited back to live behind the writer's back.
+    with_raw(&path, |txn| {
+        let students: Raw = TableDefinition::new("students");
+        let mut table = txn.open_table(students).expect("students");
+        let k = record_key(&[&first.jurisdiction, &first.id]);
+        let text = String::from_utf8(
+            table
+                .get(k.as_str())
+                .expect("get")
+                .expect("stored")
+                .value()
+                .to_vec(),
+        )
+        .expect("utf8");
+        let edited = text.replace("\"status\":\"graduated\"", "\"status\":\"enrolled\"");
+        assert_ne!(edited, text);
+        table.insert(k.as_str(), edited.as_bytes()).expect("insert");
+    });
+    let x = reopen(&path);
+    let report = x.verify_all().expect("verify");
+    assert!(!report.ok);
+    let live: Vec<&str> = report
+        .index_failures
+        .iter()
+        .filter(|m| m.code == "duplicate_live")
+        .map(|m| m.table.as_str())
+        .collect();
+    assert_eq!(live, vec!["idx_national_id", "idx_id_card"], "{report:?}");
+}
