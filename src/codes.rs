@@ -167,6 +167,10 @@ pub const ERRORS: &[Code] = &[
     Code::new("already_exists", "已存在"),
     Code::new("admin_token_taken", "管理员令牌的值已被占用"),
     Code::new("duplicate_identity", "重复学籍"),
+    Code::new(
+        "national_id_not_the_person",
+        "全国学籍号与该身份证号的学籍记录不是同一人",
+    ),
     Code::new("version_conflict", "学生记录已被他人修改"),
     Code::new("open_request_exists", "该生已有待审批的申请"),
     Code::new("request_not_pending", "申请已办结"),
@@ -240,6 +244,7 @@ pub const ERRORS: &[Code] = &[
     Code::new("context_mismatch", "录取时的决定上下文与事件不符"),
     Code::new("index_mismatch", "索引项与学生记录不符"),
     Code::new("index_extra", "索引中有不属于任何学生记录的项"),
+    Code::new("duplicate_live", "同一人有两条在籍学籍"),
 ];
 
 #[cfg(test)]

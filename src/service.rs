@@ -40,8 +40,14 @@ pub enum ServiceError {
     Invalid(#[from] InvalidInput),
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    /// Another live enrolment of the person holds `field`; `school` is the school that holds
+    /// it, when it could be read (what the registrar needs to call them, and nothing else).
     #[error("duplicate identity: {field} is already held by student {student}")]
-    Duplicate { field: String, student: String },
+    Duplicate {
+        field: String,
+        student: String,
+        school: Option<HoldingSchool>,
+    },
     #[error("{code}: {message}")]
     Conflict { code: &'static str, message: String },
     #[error("{kind:?} is not possible from status {status:?}")]
@@ -64,7 +70,11 @@ pub enum ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Duplicate { field, student } => ServiceError::Duplicate { field, student },
+            StoreError::Duplicate { field, student } => ServiceError::Duplicate {
+                field,
+                student,
+                school: None,
+            },
             StoreError::VersionConflict { expected, current } => ServiceError::Conflict {
                 code: "version_conflict",
                 message: format!(
@@ -104,6 +114,22 @@ impl From<FieldError> for ServiceError {
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// The school holding a person's live enrolment, as a refused admission names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HoldingSchool {
+    pub id: String,
+    pub name: String,
+}
+
+/// One enrolment of a person, as `previous` and `GET /v1/persons/{national_id}/enrolments` list
+/// it: the record, its school's name, and the effective date of its newest event.
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    pub student: Student,
+    pub school_name: String,
+    pub last_event_date: Option<Date>,
+}
 
 /// What a transition (or a student creation) came to.
 #[derive(Debug, Clone, Serialize)]
@@ -196,26 +222,63 @@ fn derived_mismatch(student_id: &str, h: StudentHistory) -> Option<BadEvent> {
     })
 }
 
-/// Refuses a student whose ID numbers (or, without an ID card, name, gender and birth date)
-/// another student holds.
-fn check_identity_free(snapshot: &Snapshot<'_>, s: &Student) -> Result<()> {
-    let dup = |field: &str, holder: Option<String>| match holder {
-        Some(student) if student != s.id => Err(ServiceError::Duplicate {
-            field: field.into(),
-            student,
-        }),
-        _ => Ok(()),
+/// Finds the person a new enrolment belongs to, and refuses it while another enrolment of theirs
+/// is live (一人一号: one live 学籍 per person). An ID number's earlier enrolments name the person:
+/// the new enrolment keeps their national number, whatever number the ID number would give now
+/// (it may have changed since, `national_id_differs_from_id_card`); a number given in the form
+/// that is not the person's is refused. Returns the person's earlier (ended) enrolments, oldest
+/// first. The writer checks again when it stores the admission, so this is the friendly answer
+/// and the writer the guarantee.
+fn find_person(
+    snapshot: &Snapshot<'_>,
+    s: &mut Student,
+    national_given: bool,
+) -> Result<Vec<Student>> {
+    let load = |ids: Vec<String>| -> Result<Vec<Student>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(snapshot.student(&id)?);
+        }
+        Ok(out)
     };
-    dup(
-        "national_id",
-        snapshot.student_by_national_id(s.national_id.as_str())?,
-    )?;
-    if let Some(id) = &s.id_card {
-        dup("id_card", snapshot.student_by_id_card(id.as_str())?)?;
+    let live = |field: &str, enrolments: &[Student]| match enrolments
+        .iter()
+        .find(|e| e.id != s.id && e.status.is_live())
+    {
+        Some(e) => Err(ServiceError::Duplicate {
+            field: field.into(),
+            student: e.id.clone(),
+            school: None,
+        }),
+        None => Ok(()),
+    };
+    if let Some(card) = s.id_card.clone() {
+        let by_card = load(snapshot.enrolments_by_id_card(card.as_str())?)?;
+        live("id_card", &by_card)?;
+        if let Some(person) = by_card.last()
+            && person.national_id != s.national_id
+        {
+            if national_given {
+                return Err(FieldError::new(
+                    "national_id_not_the_person",
+                    "national_id",
+                    "该身份证号的学生已有全国学籍号(一人一号,终身不变),与填写的不同:请核对,或不填全国学籍号以沿用原号",
+                )
+                .into());
+            }
+            s.national_id = person.national_id.clone();
+        }
     } else {
-        dup("name_gender_birth_date", snapshot.student_by_person(s)?)?;
+        live(
+            "name_gender_birth_date",
+            &load(snapshot.enrolments_by_person(s)?)?,
+        )?;
     }
-    Ok(())
+    let earlier = load(snapshot.enrolments_of(s.national_id.as_str())?)?;
+    live("national_id", &earlier)?;
+    let mut earlier: Vec<Student> = earlier.into_iter().filter(|e| e.id != s.id).collect();
+    earlier.sort_by(|a, b| (a.entry_date, &a.id).cmp(&(b.entry_date, &b.id)));
+    Ok(earlier)
 }
 
 /// Why an admission cannot go through approvals, for single creations and imports alike.
@@ -592,9 +655,11 @@ impl Xueji {
                 format!("学校「{}」不存在", form.school),
             ))
         })?;
+        let national_given = form.national_id.is_some();
         let new = NewStudent::parse(form, &school, self.today())?;
         let mut student = provisional_student(&new, &school, student_id());
-        check_identity_free(&snapshot, &student)?;
+        let earlier = find_person(&snapshot, &mut student, national_given)
+            .map_err(|e| self.name_holder(e))?;
         let report_by = new.report_deadline.or_else(|| {
             school
                 .calendar
@@ -612,7 +677,17 @@ impl Xueji {
                 on_expiry: Deadline::default_expiry("report_by"),
             });
         }
-        let input = TransitionInput::new(TransitionKind::Admit, new.entry_date);
+        let mut input = TransitionInput::new(TransitionKind::Admit, new.entry_date);
+        if !earlier.is_empty() {
+            // The new enrolment's history links to the person's earlier ones: the event (and the
+            // context the policy saw) records each one's id and newest hash, so the link is
+            // covered by the new chain's hashes and an edit of either side shows in `verify`.
+            let links = earlier
+                .iter()
+                .map(|e| serde_json::json!({ "student": e.id, "head": e.head }))
+                .collect();
+            input.params.insert("previous".into(), Value::Array(links));
+        }
         let policy = self
             .policies
             .in_force(&school.jurisdiction, input.effective_date)?;
@@ -664,8 +739,73 @@ impl Xueji {
         applied
             .into_iter()
             .zip(answers)
-            .map(|(outcome, answer)| answer.map(|_| outcome).map_err(ServiceError::from))
+            .map(|(outcome, answer)| {
+                answer
+                    .map(|_| outcome)
+                    .map_err(|e| self.name_holder(ServiceError::from(e)))
+            })
             .collect()
+    }
+
+    /// Names the school of the enrolment a `Duplicate` refusal found (best effort: a record
+    /// that cannot be read leaves the refusal as it was).
+    fn name_holder(&self, e: ServiceError) -> ServiceError {
+        match e {
+            ServiceError::Duplicate {
+                field,
+                student,
+                school: None,
+            } => {
+                let school = self
+                    .store
+                    .student(&student)
+                    .ok()
+                    .flatten()
+                    .and_then(|s| self.store.school(&s.school).ok().flatten())
+                    .map(|sc| HoldingSchool {
+                        id: sc.id,
+                        name: sc.name,
+                    });
+                ServiceError::Duplicate {
+                    field,
+                    student,
+                    school,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Every enrolment of the person with this national number that `visible` lets through,
+    /// oldest first (by entry date), each with its school's name and last event date.
+    pub fn enrolments_of(
+        &self,
+        national_id: &str,
+        visible: impl Fn(&Student, &School) -> bool,
+    ) -> Result<Vec<Enrolment>> {
+        let snapshot = self.store.snapshot()?;
+        let mut out = Vec::new();
+        for id in snapshot.enrolments_of(national_id)? {
+            let Some(student) = snapshot.student(&id)? else {
+                continue;
+            };
+            let Some(school) = snapshot.school(&student.school)? else {
+                continue;
+            };
+            if !visible(&student, &school) {
+                continue;
+            }
+            let last_event_date = snapshot.last_event_date(&student)?;
+            out.push(Enrolment {
+                student,
+                school_name: school.name,
+                last_event_date,
+            });
+        }
+        out.sort_by(|a, b| {
+            (a.student.entry_date, &a.student.id).cmp(&(b.student.entry_date, &b.student.id))
+        });
+        Ok(out)
     }
 
     /// Files a transition: applies it, opens an approval request, or reports the denial.
@@ -882,10 +1022,11 @@ impl Xueji {
             && let Some(other) = self.store.student_by_id_card(id.as_str())?
             && other != student.id
         {
-            return Err(ServiceError::Duplicate {
+            return Err(self.name_holder(ServiceError::Duplicate {
                 field: "id_card".into(),
                 student: other,
-            });
+                school: None,
+            }));
         }
         Ok(())
     }

@@ -43,8 +43,9 @@ pub struct IndexMismatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub student: String,
-    /// `index_missing` (the record implies the entry, the index lacks it), `index_other_student`
-    /// (the entry names another student) or `index_extra` (no record implies the entry).
+    /// `index_missing` (the record implies the entry, the index lacks it), `index_extra` (no
+    /// record implies the entry) or `duplicate_live` (an identity value lists a second live
+    /// enrolment, this one, beside another: one person, one live 学籍).
     pub code: String,
 }
 

@@ -76,6 +76,13 @@ impl Status {
         )
     }
 
+    /// Whether this enrolment is live (在籍 or about to be): the person holds a place here, so no
+    /// other enrolment of theirs may be live at the same time (一人一号, one live 学籍 at a
+    /// time). The one definition: identity uniqueness, admissions and `allowed_from` use it.
+    pub fn is_live(self) -> bool {
+        LIVE.contains(&self)
+    }
+
     /// No transition leaves a terminal status: corrections are new records, not reversals.
     pub fn is_terminal(self) -> bool {
         use Status::*;
@@ -94,6 +101,17 @@ impl Status {
         )
     }
 }
+
+/// The live statuses (see [`Status::is_live`]): admitted, deferred, reserved, enrolled,
+/// suspended, dropped out. Every other status has ended the enrolment for good.
+pub const LIVE: &[Status] = &[
+    Status::Admitted,
+    Status::AdmissionDeferred,
+    Status::AdmissionReserved,
+    Status::Enrolled,
+    Status::Suspended,
+    Status::DroppedOut,
+];
 
 #[derive(
     Debug,
@@ -206,14 +224,6 @@ impl TransitionKind {
     pub fn allowed_from(self) -> &'static [Status] {
         use Status::*;
         use TransitionKind::*;
-        const LIVE: &[Status] = &[
-            Admitted,
-            AdmissionDeferred,
-            AdmissionReserved,
-            Enrolled,
-            Suspended,
-            DroppedOut,
-        ];
         match self {
             Admit => &[],
             Register => &[Admitted, AdmissionDeferred],
@@ -380,6 +390,18 @@ mod tests {
         for kind in TransitionKind::iter() {
             for from in kind.allowed_from() {
                 assert!(!from.is_terminal(), "{kind:?} leaves terminal {from:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_enrolment_is_live_until_it_ends_for_good() {
+        for s in Status::iter() {
+            assert_eq!(s.is_live(), !s.is_terminal(), "{s:?}");
+        }
+        for kind in TransitionKind::iter() {
+            for from in kind.allowed_from() {
+                assert!(from.is_live(), "{kind:?} starts from ended {from:?}");
             }
         }
     }

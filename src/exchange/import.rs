@@ -623,19 +623,22 @@ fn outcome_errors(outcome: &Outcome) -> Vec<RowError> {
 fn service_errors(e: ServiceError) -> Vec<RowError> {
     match e {
         ServiceError::Invalid(i) => i.errors.into_iter().map(field_error).collect(),
-        ServiceError::Duplicate { field, .. } => vec![RowError::new(
+        ServiceError::Duplicate { field, school, .. } => vec![RowError::new(
             "duplicate_identity",
             match field.as_str() {
                 "name_gender_birth_date" => "name",
                 f => f,
             },
             format!(
-                "重复学籍:该{}已有学籍记录,不能重复建档(请按问题学籍处理)",
+                "重复学籍:该{}在{}有在籍学籍,不能重复建档(请与该校核实,按问题学籍处理)",
                 match field.as_str() {
                     "national_id" => "全国学籍号",
                     "id_card" => "身份证号",
                     _ => "学生(姓名、性别、出生日期相同)",
-                }
+                },
+                school
+                    .as_ref()
+                    .map_or_else(|| "其他学校".to_owned(), |s| format!("「{}」", s.name)),
             ),
         )],
         ServiceError::Conflict { code, message } => vec![RowError::new(code, "", message)],

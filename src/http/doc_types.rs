@@ -162,6 +162,34 @@ pub struct Student {
     extra: Option<BTreeMap<String, Value>>,
     /// Hash of the newest event.
     head: String,
+    /// On admission only: the person's earlier enrolments the caller may see (一人一号).
+    previous: Option<Vec<PreviousEnrolment>>,
+    /// In a person's enrolment list only: the school's name.
+    school_name: Option<String>,
+    /// In a person's enrolment list only: the date of the enrolment's newest event.
+    #[schema(format = Date)]
+    last_event_date: Option<String>,
+}
+
+/// An earlier enrolment of the same person: where and when, no personal data.
+#[derive(ToSchema)]
+pub struct PreviousEnrolment {
+    id: String,
+    school: String,
+    school_name: String,
+    #[schema(schema_with = schema::status)]
+    status: String,
+    status_zh: String,
+    #[schema(format = Date)]
+    entry_date: String,
+    #[schema(format = Date)]
+    last_event_date: Option<String>,
+}
+
+/// A person's enrolments the caller may see, oldest first.
+#[derive(ToSchema)]
+pub struct Enrolments {
+    enrolments: Vec<Student>,
 }
 
 /// The package version that decided.

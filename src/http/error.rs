@@ -117,19 +117,24 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Invalid(i) => i.into(),
             ServiceError::NotFound { what, id } => ApiError::not_found(what, &id),
-            ServiceError::Duplicate { field, .. } => ApiError::new(
+            // The holding school is named (the registrar must know whom to call); nothing
+            // else of the person or of their other enrolment.
+            ServiceError::Duplicate { field, school, .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "duplicate_identity",
                 format!(
-                    "重复学籍:该{}已有学籍记录,不能重复建档(请按问题学籍处理)",
+                    "重复学籍:该{}在{}有在籍学籍,不能重复建档(请与该校核实,按问题学籍处理)",
                     match field.as_str() {
                         "national_id" => "全国学籍号",
                         "id_card" => "身份证号",
                         _ => "学生(姓名、性别、出生日期相同)",
-                    }
+                    },
+                    school
+                        .as_ref()
+                        .map_or_else(|| "其他学校".to_owned(), |s| format!("「{}」", s.name)),
                 ),
             )
-            .with_details(json!({ "field": field })),
+            .with_details(json!({ "field": field, "school": school })),
             ServiceError::Conflict { code, message } => {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }

@@ -19,7 +19,7 @@ use crate::domain::{
     Actor, ApprovalRequest, ApprovalStep, Date, Decision, Level, RequestStatus, School, Status,
     Student, Term, TransitionInput, TransitionKind,
 };
-use crate::service::{Outcome, ServiceError, TokenRequest, Xueji};
+use crate::service::{Enrolment, Outcome, ServiceError, TokenRequest, Xueji};
 
 /// The API document: generated from the handlers' annotations below.
 #[derive(utoipa::OpenApi)]
@@ -60,6 +60,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_school))
         .routes(routes!(create_student, list_students))
         .routes(routes!(get_student))
+        .routes(routes!(person_enrolments))
         .routes(routes!(transition))
         .routes(routes!(events))
         .routes(routes!(verify_student))
@@ -248,6 +249,17 @@ fn outcome_response(
     role: Role,
     decided_on: Option<&Student>,
 ) -> Response {
+    let (status, body) = outcome_body(state, outcome, role, decided_on);
+    (status, axum::Json(body)).into_response()
+}
+
+/// The status and body of [`outcome_response`].
+fn outcome_body(
+    state: &AppState,
+    outcome: Outcome,
+    role: Role,
+    decided_on: Option<&Student>,
+) -> (StatusCode, Value) {
     let mask = |decision: Decision, student: Option<&Student>| match student {
         Some(s) => decision_view(decision, s, role),
         None => decision,
@@ -283,7 +295,20 @@ fn outcome_response(
         .and_then(Value::as_str)
         .unwrap_or("dry_run");
     state.metrics.decision(outcome);
-    (status, axum::Json(body)).into_response()
+    (status, body)
+}
+
+/// An earlier enrolment as `student.previous` lists it: where and when, no personal data.
+fn previous_view(e: &Enrolment) -> Value {
+    json!({
+        "id": e.student.id,
+        "school": e.student.school,
+        "school_name": e.school_name,
+        "status": e.student.status,
+        "status_zh": e.student.status.zh(),
+        "entry_date": e.student.entry_date,
+        "last_event_date": e.last_event_date,
+    })
 }
 
 /// `?dry_run=true`; any other parameter is refused, so that a misspelt `dryrun` cannot apply
@@ -307,7 +332,7 @@ async fn create_student(
     require_role(&c, &[Role::Admin, Role::Registrar], "建立学籍")?;
     let role = c.role;
     let school_id = form.school.clone();
-    let outcome = blocking(&state, move |x| {
+    let (outcome, previous) = blocking(&state, move |x| {
         match x.store().school(&school_id).map_err(ServiceError::from)? {
             Some(s) if scope::school(&c, &s) => {}
             _ => {
@@ -318,10 +343,74 @@ async fn create_student(
                 ));
             }
         }
-        x.admit(form, &actor(&c), q.dry_run).map_err(ApiError::from)
+        let outcome = x
+            .admit(form, &actor(&c), q.dry_run)
+            .map_err(ApiError::from)?;
+        // The person's earlier enrolments the caller may see (一人一号: 升学, re-entry).
+        let previous = match &outcome {
+            Outcome::Applied { student, .. } => Some(
+                x.enrolments_of(student.national_id.as_str(), |st, sc| {
+                    st.id != student.id && scope::student(&c, st, sc)
+                })
+                .map_err(ApiError::from)?,
+            ),
+            _ => None,
+        };
+        Ok((outcome, previous))
     })
     .await?;
-    Ok(outcome_response(&state, outcome, role, None))
+    let (status, mut body) = outcome_body(&state, outcome, role, None);
+    if let (Some(previous), Some(student)) = (
+        previous,
+        body.get_mut("student").and_then(Value::as_object_mut),
+    ) {
+        student.insert(
+            "previous".into(),
+            Value::Array(previous.iter().map(previous_view).collect()),
+        );
+    }
+    Ok((status, axum::Json(body)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/persons/{national_id}/enrolments", tag = "students", summary = "一人一号:此人的全部学籍(在权限范围内,按入学先后)", params(("national_id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::Enrolments), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
+async fn person_enrolments(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiPath(national_id): ApiPath<String>,
+) -> ApiResult<impl IntoResponse> {
+    let role = c.role;
+    let enrolments = blocking(&state, move |x| -> ApiResult<Vec<Enrolment>> {
+        let number =
+            crate::domain::student::parse_national_id(&national_id, "national_id", x.today())
+                .map_err(|e| ApiError::from(crate::domain::InvalidInput::from(e)))?;
+        let found = x
+            .enrolments_of(number.as_str(), |st, sc| scope::student(&c, st, sc))
+            .map_err(ApiError::from)?;
+        // None visible and none at all answer alike: a number outside the caller's scope
+        // reveals nothing.
+        if found.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "没有在权限范围内的该学生学籍记录",
+            )
+            .with_details(json!({ "resource": "person" })));
+        }
+        Ok(found)
+    })
+    .await?;
+    let items: Vec<Value> = enrolments
+        .iter()
+        .map(|e| {
+            let mut v = student_view(&e.student, role);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("school_name".into(), json!(e.school_name));
+                o.insert("last_event_date".into(), json!(e.last_event_date));
+            }
+            v
+        })
+        .collect();
+    Ok(axum::Json(json!({ "enrolments": items })))
 }
 
 #[utoipa::path(get, path = "/v1/students/{id}", tag = "students", summary = "查看学生(按角色脱敏)", params(("id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::Student), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]

@@ -47,7 +47,8 @@ fn expects(e: &IndexEntries, table: Table, k: &str) -> bool {
 enum Found {
     Missing,
     Damaged,
-    Entries(Box<IndexEntries>),
+    /// The entries, and whether the enrolment is live.
+    Entries(Box<IndexEntries>, bool),
 }
 
 impl Store {
@@ -61,9 +62,9 @@ impl Store {
                 .open_table(table)?
                 .get(k)?
                 .map(|g| String::from_utf8_lossy(g.value()).into_owned());
+            // Identity entries name their student in the key (schema 9): present is right.
             let code = match holder {
                 None => "index_missing",
-                Some(h) if is_identity(table) && h != s.id => "index_other_student",
                 Some(_) => return Ok(()),
             };
             out.push(IndexMismatch {
@@ -116,7 +117,10 @@ impl Store {
                     match students.get(k.as_str())? {
                         None => Found::Missing,
                         Some(g) => match decode_at::<Student>(STUDENTS, &k, g.value()) {
-                            Ok(s) => Found::Entries(Box::new(index_entries(&s, &self.salt))),
+                            Ok(s) => Found::Entries(
+                                Box::new(index_entries(&s, &self.salt)),
+                                s.status.is_live(),
+                            ),
                             Err(_) => Found::Damaged,
                         },
                     }
@@ -127,7 +131,8 @@ impl Store {
             Ok(found)
         };
         let mut out = Vec::new();
-        // Where each index names its student: the key's last part, the third, or the value.
+        // Where each index names its student: the key's part at that place, or its last part
+        // (an ID number's key has a separator of its own).
         let tables: [(Table, Option<usize>); 6] = [
             (IDX_STATUS, Some(2)),
             (IDX_CLASS, Some(4)),
@@ -137,18 +142,36 @@ impl Store {
             (IDX_PERSON, None),
         ];
         for (table, part) in tables {
+            // The identity value of the last live enrolment seen: a second live one under the
+            // same value breaks 一人一号 (keys sort by value, so they follow each other).
+            let mut live_under: Option<String> = None;
             for item in txn.open_table(table)?.iter()? {
-                let (k, v) = item?;
+                let (k, _) = item?;
                 let k = k.value();
                 let student = match part {
                     Some(i) => k.split(SEP).nth(i).unwrap_or_default().to_owned(),
-                    None => String::from_utf8_lossy(v.value()).into_owned(),
+                    None => k.rsplit(SEP).next().unwrap_or_default().to_owned(),
                 };
-                let extra = match &*load(&student)? {
+                let found = load(&student)?;
+                let extra = match &*found {
                     Found::Damaged => false,
                     Found::Missing => true,
-                    Found::Entries(e) => !expects(e, table, k),
+                    Found::Entries(e, _) => !expects(e, table, k),
                 };
+                if part.is_none()
+                    && let Found::Entries(_, true) = &*found
+                {
+                    let value = k.rsplit_once(SEP).map_or(k, |(v, _)| v);
+                    if live_under.as_deref() == Some(value) {
+                        out.push(IndexMismatch {
+                            table: table.name().to_owned(),
+                            key: None,
+                            student: student.clone(),
+                            code: "duplicate_live".into(),
+                        });
+                    }
+                    live_under = Some(value.to_owned());
+                }
                 if extra {
                     out.push(IndexMismatch {
                         table: table.name().to_owned(),

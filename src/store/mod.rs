@@ -46,8 +46,9 @@ pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 /// the statistics counters, schema 5 the ID-number index keyed by place and birth date first,
 /// schema 6 the students' tally states, schema 7 one timeline record per step, schema 8 events and
 /// their contexts in the order of the log (`EVENT_RECORDS`) and each tally state beside the
-/// timeline's last step; opening an older file builds what it lacks once.
-pub const SCHEMA_VERSION: u64 = 8;
+/// timeline's last step, schema 9 identity indexes keyed by value and student (a person's
+/// enrolments, one live at a time); opening an older file builds what it lacks once.
+pub const SCHEMA_VERSION: u64 = 9;
 
 /// redb's page cache. Pages beyond it are read from the operating system's file cache, which
 /// is shared and not counted in the process's memory; redb's default (1 GiB) would make a
@@ -216,6 +217,30 @@ fn rekey_id_cards(txn: &redb::WriteTransaction, salt: &[u8; 32]) -> Result<(), S
     Ok(())
 }
 
+/// Moves the identity indexes of a store written before schema 9 (`value` → student, one
+/// student per value) to `value␟student` → empty, so a person's enrolments can share a value.
+/// The entries are moved as they are, without reading the students, so a damaged record does
+/// not stop the store from opening (`verify` names it).
+fn key_identities_by_student(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    for table in [IDX_NATIONAL, IDX_ID_CARD, IDX_PERSON] {
+        let entries = {
+            let t = txn.open_table(table)?;
+            let mut entries = Vec::new();
+            for item in t.iter()? {
+                let (k, v) = item?;
+                entries.push(key(&[k.value(), &String::from_utf8_lossy(v.value())]));
+            }
+            entries
+        };
+        txn.delete_table(table)?;
+        let mut t = txn.open_table(table)?;
+        for k in entries {
+            t.insert(k.as_str(), &[][..])?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the timelines and school members of a store written before they existed.
 fn backfill_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let events = txn.open_table(EVENT_RECORDS)?;
@@ -294,16 +319,64 @@ impl Snapshot<'_> {
         Ok(out)
     }
 
+    /// The students (enrolments) an identity index lists under `value`, in id order (the order
+    /// they were created in).
+    fn holders(&self, table: Table, value: &str) -> Result<Vec<String>, StoreError> {
+        let (start, end) = prefix_range(&[value]);
+        let t = self.txn.open_table(table)?;
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, _) = item?;
+            out.push(k.value().rsplit(SEP).next().unwrap_or_default().to_owned());
+        }
+        Ok(out)
+    }
+
+    /// Of the students listed, the first whose enrolment is live.
+    fn live_of(&self, ids: Vec<String>) -> Result<Option<String>, StoreError> {
+        for id in ids {
+            if self.student(&id)?.is_some_and(|s| s.status.is_live()) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The effective date of a student's newest step (their last event), from their timeline.
+    pub fn last_event_date(&self, s: &Student) -> Result<Option<crate::domain::Date>, StoreError> {
+        let timelines = self.txn.open_table(TIMELINES)?;
+        Ok(read_timeline(&timelines, &s.jurisdiction, &s.id)?
+            .and_then(|t| t.steps.iter().max_by_key(|st| st.seq).map(|st| st.date)))
+    }
+
+    /// Every enrolment of the person with this national number, live or ended, oldest first.
+    pub fn enrolments_of(&self, national_id: &str) -> Result<Vec<String>, StoreError> {
+        self.holders(IDX_NATIONAL, national_id)
+    }
+
+    /// Every enrolment under this ID number, oldest first.
+    pub fn enrolments_by_id_card(&self, id_card: &str) -> Result<Vec<String>, StoreError> {
+        self.holders(IDX_ID_CARD, &id_card_key(&self.store.salt, id_card))
+    }
+
+    /// Every enrolment without an ID number under this name, gender and birth date.
+    pub fn enrolments_by_person(&self, s: &Student) -> Result<Vec<String>, StoreError> {
+        self.holders(IDX_PERSON, &self.store.person_digest(s))
+    }
+
+    /// The live enrolment under this national number, if any.
     pub fn student_by_national_id(&self, national_id: &str) -> Result<Option<String>, StoreError> {
-        self.get_str(IDX_NATIONAL, national_id)
+        self.live_of(self.enrolments_of(national_id)?)
     }
 
+    /// The live enrolment under this ID number, if any.
     pub fn student_by_id_card(&self, id_card: &str) -> Result<Option<String>, StoreError> {
-        self.get_str(IDX_ID_CARD, &id_card_key(&self.store.salt, id_card))
+        self.live_of(self.enrolments_by_id_card(id_card)?)
     }
 
+    /// The live enrolment without an ID number under `s`'s name, gender and birth date.
     pub fn student_by_person(&self, s: &Student) -> Result<Option<String>, StoreError> {
-        self.get_str(IDX_PERSON, &self.store.person_digest(s))
+        self.live_of(self.enrolments_by_person(s)?)
     }
 }
 
@@ -475,6 +548,9 @@ impl Store {
                         }
                         if old.is_some_and(|v| v < 6) {
                             tally::backfill_tally_states(&txn)?;
+                        }
+                        if old.is_some_and(|v| v < 9) {
+                            key_identities_by_student(&txn)?;
                         }
                         meta.insert(
                             "schema_version",

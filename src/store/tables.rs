@@ -30,11 +30,15 @@ pub const EVENT_RECORDS: Table = TableDefinition::new("event_records");
 pub const TIMELINES: Table = TableDefinition::new("timeline_steps");
 /// `student` → jurisdiction: finds a student's key from its id alone.
 pub const STUDENT_LOCATOR: Table = TableDefinition::new("student_locator");
-/// `national_id` → student (unique across the store).
+/// `national_id␟student` → empty: every enrolment of a person (一人一号), live or ended, for
+/// life. At most one of them is live (`Status::is_live`); the writer checks it (schema 9; the
+/// key was the national number alone, one student per number, before).
 pub const IDX_NATIONAL: Table = TableDefinition::new("idx_national_id");
-/// salted digest of the ID number → student (unique across the store).
+/// `id_card_key␟student` → empty (the salted key of the ID number, see `store::id_card_key`):
+/// every enrolment under that ID number; at most one live, all of one national number.
 pub const IDX_ID_CARD: Table = TableDefinition::new("idx_id_card");
-/// salted digest of name, gender and birth date → student, for students without an ID number.
+/// `digest␟student` → empty (salted digest of name, gender and birth date), for enrolments
+/// without an ID number; at most one of them live.
 pub const IDX_PERSON: Table = TableDefinition::new("idx_person");
 /// `jur␟school␟grade(2 digits)␟class␟student` → empty.
 pub const IDX_CLASS: Table = TableDefinition::new("idx_class");

@@ -413,11 +413,19 @@ impl IndexEntries {
     }
 }
 
+/// The identity entries (`national`, `id_card`, `person`) end with the student's id: one value
+/// may list several enrolments of a person (schema 9).
 pub(super) fn index_entries(s: &Student, salt: &[u8; 32]) -> IndexEntries {
     IndexEntries {
-        national: s.national_id.as_str().to_owned(),
-        id_card: s.id_card.as_ref().map(|c| id_card_key(salt, c.as_str())),
-        person: s.id_card.is_none().then(|| person_digest(salt, s)),
+        national: key(&[s.national_id.as_str(), &s.id]),
+        id_card: s
+            .id_card
+            .as_ref()
+            .map(|c| key(&[&id_card_key(salt, c.as_str()), &s.id])),
+        person: s
+            .id_card
+            .is_none()
+            .then(|| key(&[&person_digest(salt, s), &s.id])),
         class: key(&[
             &s.jurisdiction,
             &s.school,
@@ -434,32 +442,80 @@ pub(super) fn index_entries(s: &Student, salt: &[u8; 32]) -> IndexEntries {
     }
 }
 
-/// Refuses when a unique index entry is held by another student.
+/// What the writer reads of another enrolment listed under an identity value.
+#[derive(serde::Deserialize)]
+struct Holder {
+    status: crate::domain::Status,
+    national_id: String,
+}
+
+/// The other enrolments listed under the identity value of `entry` (the entry without its
+/// student part), with what the check needs of each.
+fn holders(
+    t: &Tables<'_>,
+    tbl: &Tbl<'_>,
+    entry: &str,
+    own: &str,
+) -> Result<Vec<(String, Holder)>, Refusal> {
+    let value = entry.rsplit_once(SEP).map_or(entry, |(v, _)| v);
+    let (start, end) = prefix_range(&[value]);
+    let mut out = Vec::new();
+    for item in tbl.range(start.as_str()..end.as_str())? {
+        let (k, _) = item?;
+        let id = k.value().rsplit(SEP).next().unwrap_or_default().to_owned();
+        if id == own {
+            continue;
+        }
+        let Some(jur) = get_str(&t.locator, &id)? else {
+            continue;
+        };
+        let sk = key(&[&jur, &id]);
+        let Some(g) = t.students.get(sk.as_str())? else {
+            continue;
+        };
+        // A damaged record refuses this command alone; `verify` names the record.
+        let holder: Holder =
+            super::decode_at(STUDENTS, &sk, g.value()).map_err(Refusal::Refused)?;
+        out.push((id, holder));
+    }
+    Ok(out)
+}
+
+/// Refuses a live enrolment whose national number, ID number or (without one) name, gender and
+/// birth date another live enrolment holds (一人一号: one live 学籍 per person), and an ID number
+/// whose earlier enrolments are another national number's (a person keeps their number for
+/// life; another number under the same ID number is another person's claim to it). Ended
+/// enrolments stay listed and do not block. Runs in the writer, against what the transaction
+/// holds so far, so two admissions of one person, or an admission and an ending, cannot both
+/// see the person free.
 fn check_unique(t: &Tables<'_>, s: &Student, e: &IndexEntries) -> Result<(), Refusal> {
-    let holder = |tbl: &Tbl<'_>, k: &str| -> Result<Option<String>, Refusal> {
-        Ok(get_str(tbl, k)?.filter(|h| *h != s.id))
+    let duplicate = |field: &str, student: String| {
+        Err(Refusal::Refused(StoreError::Duplicate {
+            field: field.into(),
+            student,
+        }))
     };
-    if let Some(other) = holder(&t.national, &e.national)? {
-        return Err(Refusal::Refused(StoreError::Duplicate {
-            field: "national_id".into(),
-            student: other,
-        }));
+    if !s.status.is_live() {
+        return Ok(());
     }
-    if let Some(k) = &e.id_card
-        && let Some(other) = holder(&t.id_card, k)?
-    {
-        return Err(Refusal::Refused(StoreError::Duplicate {
-            field: "id_card".into(),
-            student: other,
-        }));
+    for (id, h) in holders(t, &t.national, &e.national, &s.id)? {
+        if h.status.is_live() {
+            return duplicate("national_id", id);
+        }
     }
-    if let Some(k) = &e.person
-        && let Some(other) = holder(&t.person, k)?
-    {
-        return Err(Refusal::Refused(StoreError::Duplicate {
-            field: "name_gender_birth_date".into(),
-            student: other,
-        }));
+    if let Some(k) = &e.id_card {
+        for (id, h) in holders(t, &t.id_card, k, &s.id)? {
+            if h.status.is_live() || h.national_id != s.national_id.as_str() {
+                return duplicate("id_card", id);
+            }
+        }
+    }
+    if let Some(k) = &e.person {
+        for (id, h) in holders(t, &t.person, k, &s.id)? {
+            if h.status.is_live() {
+                return duplicate("name_gender_birth_date", id);
+            }
+        }
     }
     Ok(())
 }
@@ -488,15 +544,15 @@ fn remove_index(t: &mut Tables<'_>, e: &IndexEntries) -> Result<(), Refusal> {
 }
 
 /// Inserts the entries named (empty keys stand for "unchanged" and are skipped).
-fn insert_index(t: &mut Tables<'_>, e: &IndexEntries, id: &str) -> Result<(), Refusal> {
+fn insert_index(t: &mut Tables<'_>, e: &IndexEntries) -> Result<(), Refusal> {
     if !e.national.is_empty() {
-        t.national.insert(e.national.as_str(), id.as_bytes())?;
+        t.national.insert(e.national.as_str(), &[][..])?;
     }
     if let Some(k) = &e.id_card {
-        t.id_card.insert(k.as_str(), id.as_bytes())?;
+        t.id_card.insert(k.as_str(), &[][..])?;
     }
     if let Some(k) = &e.person {
-        t.person.insert(k.as_str(), id.as_bytes())?;
+        t.person.insert(k.as_str(), &[][..])?;
     }
     if !e.class.is_empty() {
         t.class.insert(e.class.as_str(), &[][..])?;
@@ -679,7 +735,7 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 key(&[&student.jurisdiction, &student.id]).as_str(),
                 student_json.as_slice(),
             )?;
-            insert_index(t, entries, &student.id)?;
+            insert_index(t, entries)?;
             // A new student's tally state is their admission step alone: it is stored with
             // their second event, which reads their one-step timeline instead.
             record_event(
@@ -749,12 +805,14 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                         .into(),
                 ));
             };
-            if old_index.unique_keys_differ(new_index) {
+            if old_index.unique_keys_differ(new_index)
+                || (after.status.is_live() && !before.status.is_live())
+            {
                 check_unique(t, after, new_index)?;
             }
             let (stale, fresh) = old_index.minus(new_index);
             remove_index(t, &stale)?;
-            insert_index(t, &fresh, &after.id)?;
+            insert_index(t, &fresh)?;
             t.students.insert(k.as_str(), after_json.as_slice())?;
             record_event(
                 t,

@@ -820,7 +820,7 @@ fn a_stream_of_admissions_refuses_an_overtaken_identity_alone() {
         answers[0]
     );
     assert!(
-        matches!(&answers[1], Err(ServiceError::Duplicate { field, student }) if field == "national_id" && student == &ids[0]),
+        matches!(&answers[1], Err(ServiceError::Duplicate { field, student, .. }) if field == "national_id" && student == &ids[0]),
         "{:?}",
         answers[1]
     );

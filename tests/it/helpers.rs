@@ -461,6 +461,18 @@ pub fn as_schema_7(txn: &redb::WriteTransaction) {
                 .expect("insert");
         }
     }
+    // Schema 9 keyed the identity indexes by value and student; before, the value alone
+    // named its one student.
+    for name in ["idx_national_id", "idx_id_card", "idx_person"] {
+        let table: Raw = TableDefinition::new(name);
+        let rows = rows_of(table);
+        txn.delete_table(table).expect("drop index");
+        let mut t = txn.open_table(table).expect("index");
+        for (k, _) in rows {
+            let (value, student) = k.rsplit_once('\u{1f}').expect("student part");
+            t.insert(value, student.as_bytes()).expect("insert");
+        }
+    }
     let meta: Raw = TableDefinition::new("meta");
     txn.open_table(meta)
         .expect("meta")

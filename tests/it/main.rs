@@ -21,6 +21,7 @@ mod idempotency;
 mod import_job;
 mod lifecycle;
 mod model;
+mod persons;
 mod process;
 mod replays_and_connections;
 mod sandbox;

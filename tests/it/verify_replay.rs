@@ -226,7 +226,9 @@ fn a_missing_or_extra_index_entry_is_reported_by_table_and_key() {
     let (_dir, path, s) = closed_with_student("丙", 14);
     with_raw(&path, |txn| {
         let mut t = txn.open_table(IDX_NATIONAL).expect("idx");
-        t.remove(s.national_id.as_str()).expect("remove");
+        // Schema 9: a person's enrolments are listed under their number, each by its id.
+        t.remove(record_key(&[s.national_id.as_str(), &s.id]).as_str())
+            .expect("remove");
         let mut t = txn.open_table(IDX_STATUS).expect("idx");
         t.insert(
             record_key(&[&s.jurisdiction, "graduated", &s.id]).as_str(),
