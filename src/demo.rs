@@ -170,18 +170,9 @@ pub fn load(x: &Xueji, data: &Path) -> Result<Option<PathBuf>> {
         Ok(())
     };
     let blank = |role: Role| TokenRecord {
-        id: String::new(),
-        role,
-        jurisdiction: None,
-        area: None,
-        school: None,
-        class: None,
-        student: None,
         label: Some("demo".into()),
-        created_at: String::new(),
         created_by: Some("demo".into()),
-        revoked: false,
-        expires_at: None,
+        ..TokenRecord::new(role)
     };
     for s in SCHOOLS {
         if x.policies().latest(s.jurisdiction).is_none() {

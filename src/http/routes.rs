@@ -190,6 +190,15 @@ async fn create_school(
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
 
+/// Who reads schools: everyone but a guardian (whose scope holds no school, `scope::school`).
+pub(super) const SCHOOL_READERS: [Role; 5] = [
+    Role::Admin,
+    Role::DistrictOfficer,
+    Role::SchoolLeader,
+    Role::Registrar,
+    Role::HeadTeacher,
+];
+
 /// Loads a school the caller may see; otherwise 404, whether it exists or not.
 fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
     match x.store().school(id).map_err(ServiceError::from)? {
@@ -204,17 +213,7 @@ async fn get_school(
     Caller(c): Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
-    require_role(
-        &c,
-        &[
-            Role::Admin,
-            Role::DistrictOfficer,
-            Role::SchoolLeader,
-            Role::Registrar,
-            Role::HeadTeacher,
-        ],
-        "查看学校",
-    )?;
+    require_role(&c, &SCHOOL_READERS, "查看学校")?;
     let school = blocking(&state, move |x| visible_school(x, &c, &id)).await?;
     Ok(axum::Json(school))
 }

@@ -181,20 +181,7 @@ pub async fn spawn_server_with(packages: &PackageSet) -> TestServer {
     let backup_dir = t.dir.path().join("backups");
     let xueji = Arc::new(t.xueji);
     let (token, _) = xueji
-        .create_token(xueji::auth::TokenRecord {
-            id: String::new(),
-            role: xueji::auth::Role::Admin,
-            jurisdiction: None,
-            area: None,
-            school: None,
-            class: None,
-            student: None,
-            label: None,
-            created_at: String::new(),
-            created_by: None,
-            revoked: false,
-            expires_at: None,
-        })
+        .create_token(xueji::auth::TokenRecord::new(xueji::auth::Role::Admin))
         .expect("admin token");
     let state = xueji::http::AppState {
         xueji: xueji.clone(),
