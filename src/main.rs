@@ -130,6 +130,12 @@ enum Command {
         /// Roster date YYYY-MM-DD (default today, or the end of --year if earlier).
         #[arg(long, value_parser = |s: &str| xueji::domain::Date::parse(s))]
         as_of: Option<xueji::domain::Date>,
+        /// Only this grade (as placed on the roster's date).
+        #[arg(long)]
+        grade: Option<u8>,
+        /// Only this class (as placed on the roster's date).
+        #[arg(long)]
+        class: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -324,16 +330,22 @@ fn main() -> Result<()> {
             format,
             year,
             as_of,
+            grade,
+            class,
             out,
         } => {
             let n = xueji::exchange::cli::export(
                 &data,
                 policies.as_deref(),
                 &school,
-                kind,
                 format,
-                year,
-                as_of,
+                &xueji::exchange::roster::RosterQuery {
+                    kind,
+                    year,
+                    as_of,
+                    grade,
+                    class,
+                },
                 &out,
             )?;
             println!("{n} students written to {}", out.display());

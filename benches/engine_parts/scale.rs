@@ -312,6 +312,7 @@ pub fn run(
                 kind: RosterKind::Current,
                 year: None,
                 as_of: None,
+                ..RosterQuery::default()
             },
             Role::Registrar.visibility(),
         )

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::FileFormat;
 use super::import::{ImportOptions, ImportReport, import_files};
-use super::roster::{RosterKind, RosterQuery, roster};
+use super::roster::{RosterQuery, roster};
 use crate::auth::Role;
-use crate::domain::{Actor, Date, FieldError, InvalidInput};
+use crate::domain::{Actor, FieldError, InvalidInput};
 use crate::service::ServiceError;
 
 /// Imports students from CSV or XLSX files (format from the bytes unless given), one job in
@@ -54,15 +54,12 @@ pub fn import(
 
 /// Exports a school's roster to a file (CSV with BOM, or XLSX; JSON if the name ends `.json`).
 /// Returns the number of students written.
-#[allow(clippy::too_many_arguments)]
 pub fn export(
     data: &Path,
     policies: Option<&Path>,
     school: &str,
-    kind: RosterKind,
     format: Option<FileFormat>,
-    year: Option<i32>,
-    as_of: Option<Date>,
+    query: &RosterQuery,
     out: &Path,
 ) -> Result<usize> {
     if !data.join(crate::cli::STORE_FILE).is_file() {
@@ -70,13 +67,8 @@ pub fn export(
     }
     let x = crate::cli::open(data, policies)?;
     let school = super::roster::school(&x, school).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let r = roster(
-        &x,
-        &school,
-        &RosterQuery { kind, year, as_of },
-        Role::Admin.visibility(),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r =
+        roster(&x, &school, query, Role::Admin.visibility()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let is_json = out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));

@@ -74,11 +74,15 @@ impl std::str::FromStr for RosterKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RosterQuery {
     pub kind: RosterKind,
     pub year: Option<i32>,
     pub as_of: Option<Date>,
+    /// Only the students of this grade, as placed on the roster's date.
+    pub grade: Option<u8>,
+    /// Only the students of this class, as placed on the roster's date (a head teacher's list).
+    pub class: Option<String>,
 }
 
 impl RosterQuery {
@@ -128,6 +132,9 @@ pub struct RosterRow {
 pub struct Roster {
     pub school: String,
     pub school_name: String,
+    /// The grade and class the roster was narrowed to, if any.
+    pub grade: Option<u8>,
+    pub class: Option<String>,
     pub kind: RosterKind,
     pub kind_zh: &'static str,
     pub as_of: Date,
@@ -146,6 +153,13 @@ pub fn roster(x: &Xueji, school: &School, q: &RosterQuery, vis: Visibility) -> R
         let Some((facts, left_on)) = select(&t, school, q.kind, as_of, year) else {
             continue;
         };
+        if q.grade.is_some_and(|g| facts.grade != g)
+            || q.class
+                .as_ref()
+                .is_some_and(|c| facts.class.as_ref() != Some(c))
+        {
+            continue;
+        }
         let Some(s) = snapshot.student(&t.student)? else {
             continue;
         };
@@ -189,6 +203,8 @@ pub fn roster(x: &Xueji, school: &School, q: &RosterQuery, vis: Visibility) -> R
     Ok(Roster {
         school: school.id.clone(),
         school_name: school.name.clone(),
+        grade: q.grade,
+        class: q.class.clone(),
         kind: q.kind,
         kind_zh: q.kind.zh(),
         as_of,
@@ -277,18 +293,42 @@ impl Roster {
         }
     }
 
-    /// `s1-在校生名册-2026-05-01.csv` (graduates and new: the year instead of the date).
+    /// `沿河县第四完全小学-在校生名册-2026-05-01.csv`, with `-3年级4班` before the extension for a
+    /// class's list (graduates and new: the year instead of the date). Characters a file
+    /// system refuses in a name are replaced by `_`.
     pub fn file_name(&self, format: FileFormat) -> String {
+        let name: String = self
+            .school_name
+            .chars()
+            .map(|c| {
+                if c.is_control()
+                    || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
+                {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let mut placement = String::new();
+        if let Some(g) = self.grade {
+            placement.push_str(&format!("-{g}年级"));
+        }
+        if let Some(c) = &self.class {
+            placement.push_str(&format!(
+                "{}{c}班",
+                if self.grade.is_some() { "" } else { "-" }
+            ));
+        }
         format!(
-            "{}-{}-{}.{}",
-            self.school,
+            "{name}-{}-{}{placement}.{}",
             self.kind.zh(),
             self.period(),
             format.extension()
         )
     }
 
-    /// An ASCII file name for clients that do not read RFC 5987 names.
+    /// An ASCII file name for clients that do not read RFC 5987 names (the school's id).
     pub fn ascii_file_name(&self, format: FileFormat) -> String {
         format!(
             "roster-{}-{}-{}.{}",
@@ -356,6 +396,7 @@ mod tests {
             kind: RosterKind::Current,
             year,
             as_of,
+            ..RosterQuery::default()
         };
         let r = |q: RosterQuery| q.resolve(today).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r(q(None, None)), (today, 2026));

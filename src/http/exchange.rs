@@ -80,6 +80,10 @@ struct RosterParams {
     /// The roster's date: default today, or the end of `year` if earlier.
     #[param(value_type = Option<String>, format = Date)]
     as_of: Option<Date>,
+    /// Only this grade (as placed on the roster's date).
+    grade: Option<u8>,
+    /// Only this class (as placed on the roster's date).
+    class: Option<String>,
     /// Default `json`.
     #[serde(default)]
     #[param(schema_with = roster_format)]
@@ -121,6 +125,8 @@ async fn get_roster(
         kind: q.kind,
         year: q.year,
         as_of: q.as_of,
+        grade: q.grade,
+        class: q.class.clone(),
     };
     let r = blocking(&state, move |x| -> ApiResult<_> {
         let school = visible_school(x, &c, &id)?;

@@ -254,8 +254,9 @@ async fn roster_in_json_csv_and_xlsx_with_roles_and_scope() {
         disposition.starts_with("attachment; filename=\"roster-s1-current-"),
         "{disposition}"
     );
+    // The file carries the school's name (学校s1-在校生名册-…).
     assert!(
-        disposition.contains("filename*=UTF-8''s1-%E5%9C%A8%E6%A0%A1%E7%94%9F%E5%90%8D%E5%86%8C-"),
+        disposition.contains("filename*=UTF-8''%E5%AD%A6%E6%A0%A1s1-%E5%9C%A8%E6%A0%A1%E7%94%9F%E5%90%8D%E5%86%8C-"),
         "{disposition}"
     );
     let lines = csv_lines(&bytes);
@@ -270,6 +271,50 @@ async fn roster_in_json_csv_and_xlsx_with_roles_and_scope() {
         lines[2].contains(",在籍在校,2024-09-01,赵一家长,母亲,13800001234,"),
         "{}",
         lines[2]
+    );
+
+    // Narrowed to a class: only the students placed there on the roster's date, and the file
+    // says which class.
+    let (_, all) = s
+        .call("GET", "/v1/schools/s1/roster", Some(&registrar), None)
+        .await;
+    let in_class_4 = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|r| r["class"] == "4")
+        .count();
+    for (query, expected) in [
+        ("grade=3&class=4", in_class_4),
+        ("class=9", 0),
+        ("grade=5", 0),
+    ] {
+        let (st, v) = s
+            .call(
+                "GET",
+                &format!("/v1/schools/s1/roster?{query}"),
+                Some(&registrar),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (st, v["total"].as_u64()),
+            (200, Some(expected as u64)),
+            "{query}: {v}"
+        );
+    }
+    let (st, headers, bytes) = get_raw(
+        &s,
+        "/v1/schools/s1/roster?grade=3&class=4&format=csv",
+        &registrar,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(csv_lines(&bytes).len(), in_class_4 + 1);
+    let disposition = headers["content-disposition"].to_str().expect("ascii");
+    assert!(
+        disposition.contains("-3%E5%B9%B4%E7%BA%A74%E7%8F%AD.csv"),
+        "{disposition}"
     );
 
     // XLSX, read back.
@@ -1028,6 +1073,7 @@ fn cli_export_then_import_into_an_empty_store() {
             kind: RosterKind::New,
             year: Some(2024),
             as_of: None,
+            ..RosterQuery::default()
         },
         xueji::auth::Role::Admin.visibility(),
     )
