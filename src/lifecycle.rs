@@ -118,6 +118,22 @@ pub struct ImpactReport {
     pub by_outcome: BTreeMap<String, usize>,
 }
 
+/// The decision with its approvals in routing order. Decisions recorded before that order
+/// (`domain::in_routing_order`) list the same steps in the steps' declaration order; the order is
+/// the engine's, never the policy's, so a decision that names the same steps is the same decision.
+fn routed(d: &Decision) -> std::borrow::Cow<'_, Decision> {
+    let mut steps = d.approvals.clone();
+    crate::domain::in_routing_order(&mut steps);
+    if steps == d.approvals {
+        std::borrow::Cow::Borrowed(d)
+    } else {
+        std::borrow::Cow::Owned(Decision {
+            approvals: steps,
+            ..d.clone()
+        })
+    }
+}
+
 fn diff(
     event_like: (&str, u64, &str, &str),
     before: &Decision,
@@ -131,7 +147,10 @@ fn diff(
     };
     let (b, a) = (ids(before), ids(after));
     let (ob, oa) = (outcome_of(before), outcome_of(after));
-    if ob == oa && b == a && before.changes == after.changes && before.approvals == after.approvals
+    if ob == oa
+        && b == a
+        && before.changes == after.changes
+        && routed(before).approvals == routed(after).approvals
     {
         return None;
     }
@@ -354,7 +373,7 @@ impl Xueji {
                         sweep: ctx.sweep,
                     },
                 )?;
-                if again != event.decision {
+                if again != *routed(&event.decision) {
                     let d = diff(
                         (
                             &event.student,

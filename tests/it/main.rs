@@ -27,6 +27,7 @@ mod replays_and_connections;
 mod sandbox;
 mod security;
 mod seed_policies;
+mod step_order;
 mod timelines;
 mod tokens;
 mod verify_replay;
