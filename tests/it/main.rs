@@ -28,6 +28,7 @@ mod sandbox;
 mod security;
 mod seed_policies;
 mod step_order;
+mod time_conditions;
 mod timelines;
 mod tokens;
 mod verify_replay;
