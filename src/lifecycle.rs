@@ -564,3 +564,42 @@ impl FolderWatch {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ApprovalStep, PolicyRef, StudentChanges};
+
+    fn decision(approvals: Vec<ApprovalStep>) -> Decision {
+        Decision {
+            allowed: true,
+            policy: PolicyRef {
+                jurisdiction: "national-k12".into(),
+                version: "2013.1".into(),
+                content_hash: "h".into(),
+            },
+            rules: Vec::new(),
+            required_documents: Vec::new(),
+            missing_documents: Vec::new(),
+            approvals,
+            changes: StudentChanges::default(),
+            deadlines: Vec::new(),
+        }
+    }
+
+    /// A transfer recorded before the routing order listed the sending school first; the same
+    /// policy now gives the receiving school first. That is the same decision, for `verify` and
+    /// for `impact`; other steps are a different one.
+    #[test]
+    fn a_decision_recorded_in_the_old_step_order_is_the_same_decision() {
+        use ApprovalStep::{District, ReceivingSchool, School};
+        let recorded = decision(vec![School, ReceivingSchool, District]);
+        let again = decision(vec![ReceivingSchool, School, District]);
+        assert_ne!(recorded, again);
+        assert_eq!(again, *routed(&recorded));
+        assert!(diff(("s", 1, "transfer", "s1"), &recorded, &again).is_none());
+        let fewer = decision(vec![ReceivingSchool, School]);
+        assert_ne!(fewer, *routed(&recorded));
+        assert!(diff(("s", 1, "transfer", "s1"), &recorded, &fewer).is_some());
+    }
+}
