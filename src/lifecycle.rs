@@ -118,6 +118,22 @@ pub struct ImpactReport {
     pub by_outcome: BTreeMap<String, usize>,
 }
 
+/// The decision with its approvals in routing order. Decisions recorded before that order
+/// (`domain::in_routing_order`) list the same steps in the steps' declaration order; the order is
+/// the engine's, never the policy's, so a decision that names the same steps is the same decision.
+fn routed(d: &Decision) -> std::borrow::Cow<'_, Decision> {
+    let mut steps = d.approvals.clone();
+    crate::domain::in_routing_order(&mut steps);
+    if steps == d.approvals {
+        std::borrow::Cow::Borrowed(d)
+    } else {
+        std::borrow::Cow::Owned(Decision {
+            approvals: steps,
+            ..d.clone()
+        })
+    }
+}
+
 fn diff(
     event_like: (&str, u64, &str, &str),
     before: &Decision,
@@ -131,7 +147,10 @@ fn diff(
     };
     let (b, a) = (ids(before), ids(after));
     let (ob, oa) = (outcome_of(before), outcome_of(after));
-    if ob == oa && b == a && before.changes == after.changes && before.approvals == after.approvals
+    if ob == oa
+        && b == a
+        && before.changes == after.changes
+        && routed(before).approvals == routed(after).approvals
     {
         return None;
     }
@@ -354,7 +373,7 @@ impl Xueji {
                         sweep: ctx.sweep,
                     },
                 )?;
-                if again != event.decision {
+                if again != *routed(&event.decision) {
                     let d = diff(
                         (
                             &event.student,
@@ -543,5 +562,44 @@ impl FolderWatch {
             self.seen.insert(id, source);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ApprovalStep, PolicyRef, StudentChanges};
+
+    fn decision(approvals: Vec<ApprovalStep>) -> Decision {
+        Decision {
+            allowed: true,
+            policy: PolicyRef {
+                jurisdiction: "national-k12".into(),
+                version: "2013.1".into(),
+                content_hash: "h".into(),
+            },
+            rules: Vec::new(),
+            required_documents: Vec::new(),
+            missing_documents: Vec::new(),
+            approvals,
+            changes: StudentChanges::default(),
+            deadlines: Vec::new(),
+        }
+    }
+
+    /// A transfer recorded before the routing order listed the sending school first; the same
+    /// policy now gives the receiving school first. That is the same decision, for `verify` and
+    /// for `impact`; other steps are a different one.
+    #[test]
+    fn a_decision_recorded_in_the_old_step_order_is_the_same_decision() {
+        use ApprovalStep::{District, ReceivingSchool, School};
+        let recorded = decision(vec![School, ReceivingSchool, District]);
+        let again = decision(vec![ReceivingSchool, School, District]);
+        assert_ne!(recorded, again);
+        assert_eq!(again, *routed(&recorded));
+        assert!(diff(("s", 1, "transfer", "s1"), &recorded, &again).is_none());
+        let fewer = decision(vec![ReceivingSchool, School]);
+        assert_ne!(fewer, *routed(&recorded));
+        assert!(diff(("s", 1, "transfer", "s1"), &recorded, &fewer).is_some());
     }
 }

@@ -1247,8 +1247,9 @@ impl Xueji {
                 .collect();
             if !missing.is_empty() {
                 // The policy in force now asks for more steps than when the request was filed.
+                // Every filed step is approved by now: they keep their order, and the new ones
+                // follow, in routing order (`decision.approvals` is already in it).
                 next.steps.extend(missing);
-                next.steps.sort();
                 self.store.submit(Command::UpdateRequest {
                     request: Box::new(next.clone()),
                     expected_approvals,

@@ -22,7 +22,7 @@ pub use document::{Document, DocumentKind, HospitalGrade, IssuerLevel};
 pub use error::{FieldError, InvalidInput};
 pub use event::{Event, EventFacts};
 pub use identity::{CitizenId, Gender, NationalNumber};
-pub use request::{ApprovalRecord, ApprovalRequest, ApprovalStep, RequestStatus};
+pub use request::{ApprovalRecord, ApprovalRequest, ApprovalStep, RequestStatus, in_routing_order};
 pub use school::{Level, School, Term};
 pub use status::{Reason, Status, TransitionKind};
 pub use student::{Deadline, Guardian, NewStudent, Student, TransitionInput};

@@ -14,8 +14,6 @@ use super::student::TransitionInput;
     PartialEq,
     Eq,
     Hash,
-    PartialOrd,
-    Ord,
     Serialize,
     Deserialize,
     EnumString,
@@ -24,6 +22,8 @@ use super::student::TransitionInput;
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
+// No `Ord`: the declaration order is the order the codes are listed in (`/v1/codes`, the OpenAPI
+// enum), not the order steps are approved in; that is `in_routing_order`.
 pub enum ApprovalStep {
     /// 校长/分管校领导 (教务处 at a university).
     School,
@@ -47,6 +47,28 @@ impl ApprovalStep {
             ApprovalStep::City => "市教育局审核",
         }
     }
+
+    /// The step's place in the national routing of a change: the receiving school signs and
+    /// files first (教基一〔2013〕7号 第十四条; Yanhe 三.1), then the sending school, then its bureau
+    /// (district before city). api.md v1.1, "Transfers across jurisdictions".
+    fn routing_rank(self) -> u8 {
+        match self {
+            ApprovalStep::ReceivingSchool => 0,
+            ApprovalStep::School => 1,
+            ApprovalStep::District => 2,
+            ApprovalStep::City => 3,
+        }
+    }
+}
+
+/// Puts the steps a decision names in the order they are approved, each once. The one place that
+/// order is decided: a decision's `approvals` and a new request's `steps` both come from here.
+/// A request stored before this order keeps the order it was filed with (`steps` as stored):
+/// its approvers were asked in that order, and re-ordering would strand an approval already given.
+pub fn in_routing_order(steps: &mut Vec<ApprovalStep>) {
+    // Stable, so equal ranks (none today) keep the policy's order.
+    steps.sort_by_key(|s| s.routing_rank());
+    steps.dedup();
 }
 
 #[derive(

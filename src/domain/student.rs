@@ -579,9 +579,26 @@ impl TransitionInput {
                 continue;
             }
             let ok = match key.as_str() {
-                "until" | "discharge_date" => {
-                    value.as_str().is_some_and(|s| Date::parse(s).is_ok())
+                "until" => {
+                    match value.as_str().map(Date::parse) {
+                        Some(Ok(ends)) if ends <= self.effective_date => {
+                            // An end on or before the start records a period that never ran: a
+                            // resumption checked against it would be decided on nonsense.
+                            v.push(FieldError::new(
+                                "until_not_after_effective_date",
+                                &field,
+                                format!(
+                                    "期满日期({ends})须在生效日期({})之后",
+                                    self.effective_date
+                                ),
+                            ));
+                            continue;
+                        }
+                        Some(Ok(_)) => true,
+                        _ => false,
+                    }
                 }
+                "discharge_date" => value.as_str().is_some_and(|s| Date::parse(s).is_ok()),
                 "grade" | "to_grade" => value.as_u64().is_some_and(|g| (1..=9).contains(&g)),
                 "class" | "to_class" => value
                     .as_str()

@@ -8,7 +8,7 @@ use super::error::{PolicyError, ScriptPosition};
 use super::sandbox::{self, CaseData, CaseHandle, EVALUATION_BUDGET, RuleEffect, TIMEOUT_TOKEN};
 use crate::domain::{
     ApprovalStep, Decision, Effect, FiredRule, School, Student, StudentChanges, TransitionInput,
-    TransitionKind,
+    TransitionKind, in_routing_order,
 };
 
 /// What a policy is asked about: a student as they are, their school and the transition.
@@ -391,8 +391,7 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
         }
         Ok(())
     })?;
-    steps.sort();
-    steps.dedup();
+    in_routing_order(&mut steps);
     decision.approvals = steps;
     let provided: Vec<&str> = case
         .input

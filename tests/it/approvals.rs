@@ -114,7 +114,8 @@ fn suspension() -> TransitionInput {
 
 /// A pending request on a fresh student whose next step is `step`: a transfer s1 → s2 for
 /// `receiving_school`, a grade repetition at s1 for `city`, a suspension at s3 (no area) for
-/// `district`. Earlier steps are approved by the admin.
+/// `district`. Earlier steps are approved by the admin (a transfer starts at `receiving_school`;
+/// the other two at `school`, so each is reached only after an approval).
 async fn pending_at_step(s: &TestServer, step: &str, seq: u32) -> String {
     let id = match step {
         "receiving_school" => {

@@ -27,6 +27,8 @@ mod replays_and_connections;
 mod sandbox;
 mod security;
 mod seed_policies;
+mod step_order;
+mod time_conditions;
 mod timelines;
 mod tokens;
 mod verify_replay;
