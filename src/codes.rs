@@ -129,6 +129,7 @@ pub const ERRORS: &[Code] = &[
     Code::new("invalid_character", "含有非法字符"),
     Code::new("invalid_phone", "电话号码无效"),
     Code::new("invalid_param", "参数取值无效"),
+    Code::new("until_not_after_effective_date", "期满日期须晚于生效日期"),
     Code::new("unknown_param", "此类变动不接受该参数"),
     Code::new("conflicting_params", "参数相互矛盾"),
     Code::new("too_long", "内容过长"),

@@ -256,7 +256,9 @@ async fn roster_in_json_csv_and_xlsx_with_roles_and_scope() {
     );
     // The file carries the school's name (学校s1-在校生名册-…).
     assert!(
-        disposition.contains("filename*=UTF-8''%E5%AD%A6%E6%A0%A1s1-%E5%9C%A8%E6%A0%A1%E7%94%9F%E5%90%8D%E5%86%8C-"),
+        disposition.contains(
+            "filename*=UTF-8''%E5%AD%A6%E6%A0%A1s1-%E5%9C%A8%E6%A0%A1%E7%94%9F%E5%90%8D%E5%86%8C-"
+        ),
         "{disposition}"
     );
     let lines = csv_lines(&bytes);
