@@ -59,6 +59,12 @@ unless { context.documents.contains("household_register") };
 
 @rule("national_k12.key_info.proof")
 permit (principal, action == Action::"change_key_info", resource);
+
+// suspend.rhai — a suspension that names its end records it (a deadline, which Cedar cannot
+// return), so the rule is recorded as having fired.
+@rule("national_k12.suspend.until")
+permit (principal, action == Action::"suspend", resource)
+when { context has until };
 "#;
 
 /// The bench's own `bench-district` package (`BENCH_RULES` in engine.rs) in Cedar.
