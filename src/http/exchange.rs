@@ -297,7 +297,7 @@ async fn import_students(
                 ),
             )
         } else {
-            ApiError::bad_request("invalid_body", "", e.body_text())
+            ApiError::bad_request("invalid_body", "", "上传的文件无法读取")
         }
     })?;
     if body.is_empty() {

@@ -119,8 +119,109 @@ fn invalid_field(body_text: &str) -> ApiError {
     ApiError::bad_request(
         "invalid_field",
         &field_of(detail),
-        format!("字段无效:{detail}"),
+        format!("字段无效:{}", in_chinese(detail)),
     )
+}
+
+/// serde's English message, said in Chinese for a registrar: the field path stays as it is, the
+/// kind of mistake is translated, a message our own parsers wrote (already Chinese) passes as is.
+fn in_chinese(detail: &str) -> String {
+    let (path, message) = match detail.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => (Some(path), rest),
+        _ => (None, detail),
+    };
+    // " at line 1 column 23" closes serde_json's messages.
+    let (message, place) = match message.rsplit_once(" at line ") {
+        Some((m, at)) => match at.split_once(" column ") {
+            Some((line, column)) => (m, format!("(第 {line} 行第 {column} 列)")),
+            None => (message, String::new()),
+        },
+        None => (message, String::new()),
+    };
+    let quoted = |rest: &str| rest.split('`').nth(1).unwrap_or_default().to_owned();
+    let said = if let Some(rest) = message.strip_prefix("missing field ") {
+        format!("缺少字段「{}」", quoted(rest))
+    } else if let Some(rest) = message.strip_prefix("unknown field ") {
+        format!("不认识的字段「{}」", quoted(rest))
+    } else if let Some(rest) = message.strip_prefix("duplicate field ") {
+        format!("字段「{}」重复", quoted(rest))
+    } else if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let allowed: Vec<&str> = rest
+            .split_once("expected ")
+            .map(|(_, e)| e.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        format!("取值「{}」无效,可选:{}", quoted(rest), allowed.join("、"))
+    } else if let Some(rest) = message.strip_prefix("invalid type: ") {
+        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        format!(
+            "类型不对:应为{},收到的是{}",
+            kind_zh(expected),
+            kind_zh(found)
+        )
+    } else if let Some(rest) = message.strip_prefix("invalid value: ") {
+        let (_, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        format!("取值无效,应为{}", kind_zh(expected))
+    } else if message.starts_with("invalid length") {
+        "元素个数不对".to_owned()
+    } else if message.starts_with("EOF while parsing") {
+        "JSON 不完整".to_owned()
+    } else if message.starts_with("expected ")
+        || message.starts_with("trailing ")
+        || message.starts_with("key must be")
+        || message.starts_with("control character")
+        || message.starts_with("invalid escape")
+        || message.starts_with("invalid unicode")
+        || message.starts_with("invalid number")
+        || message.starts_with("number out of range")
+        || message.starts_with("recursion limit")
+        || message.starts_with("lone leading surrogate")
+    {
+        "JSON 语法错误".to_owned()
+    } else if message.is_ascii() {
+        // A serde message this table does not know: never English to the registrar.
+        "取值无效".to_owned()
+    } else {
+        message.to_owned()
+    };
+    match path {
+        Some(path) => format!("{path}: {said}{place}"),
+        None => format!("{said}{place}"),
+    }
+}
+
+/// A serde type description (`a string`, ``integer `5` ``, `u8`, `struct NewStudentForm`) in
+/// Chinese.
+fn kind_zh(kind: &str) -> &'static str {
+    let kind = kind.trim();
+    let starts = |p: &str| kind.starts_with(p);
+    if starts("a string") || starts("string") || starts("a borrowed string") || starts("a char") {
+        "文字"
+    } else if starts("integer")
+        || starts("u8")
+        || starts("u16")
+        || starts("u32")
+        || starts("u64")
+        || starts("i32")
+        || starts("i64")
+        || starts("usize")
+        || starts("an integer")
+    {
+        "整数"
+    } else if starts("floating point") || starts("a number") || starts("f64") {
+        "数字"
+    } else if starts("boolean") || starts("a boolean") {
+        "true 或 false"
+    } else if starts("a sequence") || starts("sequence") || starts("a list") {
+        "数组"
+    } else if starts("map") || starts("a map") || starts("struct") || starts("an object") {
+        "对象"
+    } else if starts("null") || starts("unit") {
+        "空值"
+    } else if starts("a date") || kind.contains("YYYY-MM-DD") {
+        "日期(YYYY-MM-DD)"
+    } else {
+        "正确的类型"
+    }
 }
 
 fn json_rejection(r: JsonRejection) -> ApiError {
@@ -129,7 +230,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
             "malformed_json",
             "",
-            format!("JSON 格式错误:{}", serde_detail(&e.body_text())),
+            format!("JSON 格式错误:{}", in_chinese(serde_detail(&e.body_text()))),
         ),
         JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
             "unsupported_media_type",
@@ -141,7 +242,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             "body_too_large",
             "请求体过大",
         ),
-        other => ApiError::bad_request("invalid_body", "", other.body_text()),
+        _ => ApiError::bad_request("invalid_body", "", "请求体无法读取"),
     }
 }
 
@@ -164,7 +265,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                 ApiError::bad_request(
                     "invalid_query",
                     &field_of(detail),
-                    format!("查询参数无效:{detail}"),
+                    format!("查询参数无效:{}", in_chinese(detail)),
                 )
             })
     }
@@ -245,7 +346,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
                 Err(ApiError::bad_request(
                     "invalid_path",
                     &field,
-                    format!("路径参数无效:{}", e.body_text()),
+                    format!("路径参数无效:{}", in_chinese(serde_detail(&e.body_text()))),
                 ))
             }
         }

@@ -370,6 +370,26 @@ fn check(c: &Case, status: u16, v: &Value) -> Result<(), String> {
             short(&v.to_string(), 300)
         ));
     }
+    // Messages are for registrars: serde's or axum's English never shows through.
+    let message = e["message"].as_str().unwrap_or_default();
+    if let Some(english) = [
+        "invalid type",
+        "invalid value",
+        "expected ",
+        "missing field",
+        "unknown field",
+        "unknown variant",
+        "duplicate field",
+        "Failed to",
+        "EOF while",
+        " at line ",
+        "invalid length",
+    ]
+    .iter()
+    .find(|phrase| message.contains(*phrase))
+    {
+        return Err(format!("English ({english:?}) in the message: {message}"));
+    }
     let got_field = e["details"]["field"].as_str();
     if status != c.status || e["code"] != c.code {
         return Err(format!(
