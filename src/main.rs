@@ -110,6 +110,10 @@ enum Command {
         /// Check only; store nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Write the full report (every row, as JSON) to this file (owner-only: it may name
+        /// students).
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Export a school's roster (new, current, graduates) as CSV, XLSX or JSON (stop the server first).
     Export {
@@ -290,32 +294,47 @@ fn main() -> Result<()> {
             school,
             partial,
             dry_run,
+            report,
         } => {
+            // Drawn on standard error, and only on a terminal.
+            let progress = indicatif::ProgressBar::new(files.len() as u64).with_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} 个文件 {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
             let reports = xueji::exchange::cli::import(
                 &data,
                 policies.as_deref(),
                 &files,
-                format,
-                school,
-                partial,
-                dry_run,
+                &xueji::exchange::import::ImportOptions {
+                    format,
+                    partial,
+                    dry_run,
+                    school,
+                },
+                |_| progress.inc(1),
             )?;
+            progress.finish_and_clear();
             let all_ok = reports.iter().all(|r| r.as_ref().is_ok_and(|r| r.ok));
-            // One file: its report. Several: one entry per file, in order.
-            let out = match reports.as_slice() {
-                [Ok(report)] => serde_json::to_value(report)?,
-                _ => serde_json::Value::Array(
-                    files
-                        .iter()
-                        .zip(&reports)
-                        .map(|(f, r)| match r {
-                            Ok(report) => serde_json::json!({"file": f, "report": report}),
-                            Err(e) => serde_json::json!({"file": f, "error": e}),
-                        })
-                        .collect(),
-                ),
-            };
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            if let Some(path) = &report {
+                // One file: its report. Several: one entry per file, in order.
+                let out = match reports.as_slice() {
+                    [Ok(report)] => serde_json::to_value(report)?,
+                    _ => serde_json::Value::Array(
+                        files
+                            .iter()
+                            .zip(&reports)
+                            .map(|(f, r)| match r {
+                                Ok(report) => serde_json::json!({"file": f, "report": report}),
+                                Err(e) => serde_json::json!({"file": f, "error": e}),
+                            })
+                            .collect(),
+                    ),
+                };
+                xueji::store::private::write(path, &serde_json::to_vec_pretty(&out)?)?;
+            }
+            for line in xueji::exchange::cli::import_summary(&files, &reports, dry_run, 20) {
+                println!("{line}");
+            }
             if all_ok {
                 Ok(())
             } else {

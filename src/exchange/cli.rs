@@ -18,18 +18,10 @@ pub fn import(
     data: &Path,
     policies: Option<&Path>,
     files: &[PathBuf],
-    format: Option<FileFormat>,
-    school: Option<String>,
-    partial: bool,
-    dry_run: bool,
+    opts: &ImportOptions,
+    mut on_file: impl FnMut(usize),
 ) -> Result<Vec<Result<ImportReport, String>>> {
     let x = crate::cli::open(data, policies)?;
-    let opts = ImportOptions {
-        format,
-        partial,
-        dry_run,
-        school,
-    };
     let read = files.iter().map(|f| {
         std::fs::read(f).map_err(|e| {
             ServiceError::from(InvalidInput::from(FieldError::new(
@@ -43,13 +35,79 @@ pub fn import(
     import_files(
         &x,
         read,
-        &opts,
+        opts,
         &Actor::system("cli_import"),
         &|_| true,
-        |_, r| reports.push(r.map_err(|e| e.to_string())),
+        |i, r| {
+            reports.push(r.map_err(|e| e.to_string()));
+            on_file(i);
+        },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(reports)
+}
+
+/// What a registrar reads after `xueji import`: the first rows that did not pass (at most
+/// `shown`, with their file, row and reason) and one closing line of counts, all in Chinese.
+pub fn import_summary(
+    files: &[PathBuf],
+    reports: &[Result<ImportReport, String>],
+    dry_run: bool,
+    shown: usize,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let (mut total, mut stored, mut failed, mut unread) = (0, 0, 0, 0);
+    for (file, report) in files.iter().zip(reports) {
+        let name = file.display();
+        match report {
+            Ok(r) => {
+                total += r.total;
+                stored += r.stored;
+                failed += r.failed;
+                for row in r.rows.iter().filter(|row| !row.ok) {
+                    if lines.len() < shown {
+                        let reasons: Vec<String> = row
+                            .errors
+                            .iter()
+                            .map(|e| match e.field.as_str() {
+                                "" => e.message.clone(),
+                                field => format!("{field}:{}", e.message),
+                            })
+                            .collect();
+                        lines.push(format!("{name} 第 {} 行:{}", row.row, reasons.join(";")));
+                    }
+                }
+            }
+            Err(e) => {
+                unread += 1;
+                lines.push(format!("{name}:{e}"));
+            }
+        }
+    }
+    if failed > lines.len() {
+        lines.push(format!(
+            "……另有 {} 行未通过,见 --report 文件",
+            failed - lines.len()
+        ));
+    }
+    let unread = if unread > 0 {
+        format!(",{unread} 个文件无法导入")
+    } else {
+        String::new()
+    };
+    lines.push(if dry_run {
+        format!(
+            "试导入完成(未保存):{} 个文件,共 {total} 行,{} 行有效,{failed} 行未通过{unread}",
+            files.len(),
+            total - failed
+        )
+    } else {
+        format!(
+            "导入完成:{} 个文件,共 {total} 行,已导入 {stored} 行,{failed} 行未通过{unread}",
+            files.len()
+        )
+    });
+    lines
 }
 
 /// Exports a school's roster to a file (CSV with BOM, or XLSX; JSON if the name ends `.json`).

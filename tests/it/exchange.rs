@@ -1020,40 +1020,59 @@ fn cli_export_then_import_into_an_empty_store() {
     let bytes = std::fs::read(&csv).expect("written");
     assert!(bytes.starts_with(BOM));
 
-    let out = Command::new(bin)
-        .args(["import", "--data"])
-        .arg(target_dir.path())
-        .arg(&csv)
-        .output()
-        .expect("import runs");
+    // The registrar reads one Chinese line of counts; the per-row report goes to `--report`.
+    let report_file = source_dir.path().join("report.json");
+    let import = |extra: &[&std::path::Path]| {
+        let mut command = Command::new(bin);
+        command
+            .args(["import", "--data"])
+            .arg(target_dir.path())
+            .arg("--report")
+            .arg(&report_file);
+        for f in extra {
+            command.arg(f);
+        }
+        let out = command.output().expect("import runs");
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(&report_file).expect("report written"))
+                .expect("report");
+        (out, report)
+    };
+    let (out, report) = import(&[&csv]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
     assert_eq!(report["stored"], 2, "{report}");
-    // Again: every row is now a duplicate, nothing stored, exit status 1.
-    let out = Command::new(bin)
-        .args(["import", "--data"])
-        .arg(target_dir.path())
-        .arg(&csv)
-        .output()
-        .expect("import runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        stdout.trim(),
+        "导入完成:1 个文件,共 2 行,已导入 2 行,0 行未通过",
+        "{stdout}"
+    );
+    // Again: every row is now a duplicate, nothing stored, exit status 1; the rows that did not
+    // pass are named before the counts.
+    let (out, report) = import(&[&csv]);
     assert_eq!(out.status.code(), Some(1));
-    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
     assert_eq!(report["rows"][0]["errors"][0]["code"], "duplicate_identity");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].contains("第 2 行") && lines[0].contains("重复学籍"),
+        "{stdout}"
+    );
+    assert_eq!(lines[2], "导入完成:1 个文件,共 2 行,已导入 0 行,2 行未通过");
     // Several files: one entry per file, in order; a missing file is reported, not fatal.
     let missing = source_dir.path().join("没有这个文件.csv");
-    let out = Command::new(bin)
-        .args(["import", "--data"])
-        .arg(target_dir.path())
-        .arg(&csv)
-        .arg(&missing)
-        .output()
-        .expect("import runs");
+    let (out, reports) = import(&[&csv, &missing]);
     assert_eq!(out.status.code(), Some(1));
-    let reports: Value = serde_json::from_slice(&out.stdout).expect("reports");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 个文件无法导入"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(
         reports[0]["report"]["rows"][1]["errors"][0]["code"], "duplicate_identity",
         "{reports}"
