@@ -26,7 +26,7 @@ use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, Instant};
 
 use xueji::domain::event::{DecisionContext, facts};
-use xueji::domain::{Actor, Deadline, Event, NationalNumber, School, Student, TransitionInput};
+use xueji::domain::{Actor, Event, NationalNumber, School, Student, TransitionInput};
 use xueji::policy::{Case, PackageSet, PolicyRegistry, evaluate};
 
 /// How the writer threads reach the database.
@@ -323,32 +323,8 @@ fn prepare(
         sweep: false,
     }
     .to_bytes();
-    let mut after = student.clone();
-    let c = &decision.changes;
-    if let Some(s) = c.status {
-        after.status = s;
-    }
-    if let Some(g) = c.grade {
-        after.grade = g;
-    }
-    if let Some(class) = &c.class {
-        after.class = Some(class.clone());
-    }
-    if let Some(school) = &c.school {
-        after.school.clone_from(school);
-    }
-    if after.status != student.status {
-        after.deadlines.clear();
-    }
-    for d in &decision.deadlines {
-        after.deadlines.retain(|x| x.kind != d.kind);
-        after.deadlines.push(Deadline {
-            kind: d.kind.clone(),
-            date: d.date,
-            on_expiry: d.on_expiry.or_else(|| Deadline::default_expiry(&d.kind)),
-        });
-    }
-    after.version = student.version + 1;
+    // What the event does to the record: the engine's own function, so the peer does the same work.
+    let mut after = student.after_decision(input, &decision, false);
     let event = Event {
         seq: after.version,
         student: student.id.clone(),
