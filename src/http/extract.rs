@@ -300,28 +300,7 @@ fn check_query_text(query: &str) -> Result<(), ApiError> {
 /// `application/x-www-form-urlencoded` decoding, as the query extractor does it: `+` is a space,
 /// `%XX` a byte, a `%` not followed by two hex digits itself.
 fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            ) {
-                (Some(hi), Some(lo)) => {
-                    out.push(((hi << 4) | lo) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
+    percent_encoding::percent_decode_str(&text.replace('+', " ")).collect()
 }
 
 /// Path parameters; one that is not valid UTF-8 once percent-decoded is 400 `invalid_path`.
@@ -361,6 +340,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Already authenticated for this request (by the `Idempotency-Key` layer).
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

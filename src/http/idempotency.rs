@@ -98,10 +98,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     // (401), and nothing is replayed or stored.
     let (mut parts, body) = req.into_parts();
     let caller = Caller::from_request_parts(&mut parts, &state).await;
-    let req = Request::from_parts(parts, body);
     let Ok(Caller(record)) = caller else {
-        return next.run(req).await;
+        return next.run(Request::from_parts(parts, body)).await;
     };
+    // The handler's `Caller` is this one: the token is checked once per request.
+    parts.extensions.insert(Caller(record.clone()));
+    let req = Request::from_parts(parts, body);
     let digest = digest(
         &record.id,
         req.method(),

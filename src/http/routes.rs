@@ -599,17 +599,17 @@ async fn transition(
     let role = c.role;
     let sees_everything = role.visibility().everything();
     let (outcome, decided_on) = blocking(&state, move |x| {
-        let decided_on = std::sync::Mutex::new(None);
+        let decided_on = std::cell::RefCell::new(None);
         let outcome = x
             .transition_in_scope(&id, input, &actor(&c), q.dry_run, |student, school| {
                 let in_scope = scope::student(&c, student, school);
                 if in_scope && !sees_everything {
-                    *decided_on.lock().unwrap_or_else(|p| p.into_inner()) = Some(student.clone());
+                    decided_on.replace(Some(student.clone()));
                 }
                 in_scope
             })
             .map_err(ApiError::from)?;
-        let decided_on = decided_on.into_inner().unwrap_or_else(|p| p.into_inner());
+        let decided_on = decided_on.into_inner();
         Ok::<_, ApiError>((outcome, decided_on))
     })
     .await?;
