@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const ROLES: [&str; 10] = [
+pub(crate) const ROLES: [&str; 10] = [
     "admin",
     "officer_east",
     "officer_west",
@@ -18,7 +18,8 @@ const ROLES: [&str; 10] = [
     "guardian",
 ];
 
-async fn tokens(s: &TestServer, student: &str) -> Vec<String> {
+/// A token per role of `ROLES`, the guardian's for `student`.
+pub(crate) async fn tokens(s: &TestServer, student: &str) -> Vec<String> {
     let mut out = vec![s.admin.clone()];
     for body in [
         json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}),

@@ -5,23 +5,11 @@
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+use crate::access::{ROLES, tokens};
 use crate::helpers::*;
 use xueji::domain::{Status, TransitionInput, TransitionKind};
 use xueji::policy::{PackageSet, PackageSource};
 use xueji::service::Outcome;
-
-const ROLES: [&str; 10] = [
-    "admin",
-    "officer_east",
-    "officer_west",
-    "officer_city",
-    "officer_other_jurisdiction",
-    "leader_s1",
-    "leader_s2",
-    "registrar_s1",
-    "teacher_s1_4",
-    "guardian",
-];
 
 /// The test district, plus: repeating a grade needs the school and the city bureau; graduation
 /// is done by the school directly.
@@ -56,20 +44,7 @@ async fn setup() -> (TestServer, Vec<String>) {
         s.xueji.create_school(school(id, area)).expect("school");
     }
     let guarded = enrolled(&s.xueji, "被监护人", 900);
-    let mut tokens = vec![s.admin.clone()];
-    for body in [
-        json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}),
-        json!({"role": "district_officer", "jurisdiction": "test-district", "area": "西区"}),
-        json!({"role": "district_officer", "jurisdiction": "test-district"}),
-        json!({"role": "district_officer", "jurisdiction": "national-k12"}),
-        json!({"role": "school_leader", "school": "s1"}),
-        json!({"role": "school_leader", "school": "s2"}),
-        json!({"role": "registrar", "school": "s1"}),
-        json!({"role": "head_teacher", "school": "s1", "class": "4"}),
-        json!({"role": "guardian", "student": guarded.id}),
-    ] {
-        tokens.push(s.token(body).await);
-    }
+    let tokens = tokens(&s, &guarded.id).await;
     (s, tokens)
 }
 

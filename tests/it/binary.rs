@@ -4,7 +4,7 @@
 
 use crate::helpers::{Ack, class_change_writers};
 use crate::process::{
-    CLI_LIMIT, EXIT_LIMIT, Reaped, exit_within, free_port, output_within, serve, wait_up,
+    CLI_LIMIT, EXIT_LIMIT, Reaped, exit_within, free_port, run_cli, serve, text, wait_up,
 };
 use serde_json::json;
 use std::io::Read;
@@ -165,13 +165,7 @@ fn backup_and_restore_round_trip() {
     ));
     assert_eq!(std::fs::metadata(&backup).expect("copy").len(), len);
     let data = t.dir.path().join("restored");
-    let run = |args: &[&str]| {
-        output_within(
-            Command::new(env!("CARGO_BIN_EXE_xueji")).args(args),
-            CLI_LIMIT,
-            &format!("xueji {}", args[0]),
-        )
-    };
+    let run = |args: &[&str]| run_cli(args);
     // The built-in packages do not hold the test package: restore with a folder that does.
     let policies = t.dir.path().join("policies");
     for (id, src) in &crate::helpers::test_packages().packages {
@@ -251,23 +245,9 @@ fn backup_and_restore_round_trip() {
 
 /// Runs the `xueji` binary to completion off the async workers.
 async fn xueji_cli(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        output_within(
-            Command::new(env!("CARGO_BIN_EXE_xueji")).args(&args),
-            CLI_LIMIT,
-            &format!("xueji {}", args[0]),
-        )
-    })
-    .await
-    .expect("join")
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    tokio::task::spawn_blocking(move || run_cli(&args))
+        .await
+        .expect("join")
 }
 
 /// `xueji backup` is its own process beside a serving `xueji serve` that keeps committing:

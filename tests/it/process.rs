@@ -161,3 +161,29 @@ pub(crate) fn stop(mut server: Reaped) {
     let exit = exit_within(&mut server, EXIT_LIMIT, "the server after SIGTERM");
     assert!(exit.success(), "{exit:?}");
 }
+
+/// `xueji ARGS…` run to its end within [`CLI_LIMIT`] (no admin token from the environment).
+pub(crate) fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    let what = format!(
+        "xueji {}",
+        args.first()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_xueji"))
+            .args(args)
+            .env_remove("XUEJI_ADMIN_TOKEN"),
+        CLI_LIMIT,
+        &what,
+    )
+}
+
+/// A process's standard output and error, for assertion messages and searches.
+pub(crate) fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -7,10 +7,9 @@ use crate::helpers::{
     EVENT_RECORDS, TestServer, engine, engine_with, enrolled, form, id_card, registrar,
     spawn_server, with_raw,
 };
-use crate::process::{Reaped, free_port, serve, stop, wait_up};
+use crate::process::{Reaped, free_port, run_cli, serve, stop, text, wait_up};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 use xueji::auth::{Role, TokenRecord};
 use xueji::domain::{Level, School};
 use xueji::service::{Outcome, Xueji};
@@ -513,22 +512,6 @@ fn a_new_xueji_admin_token_value_revokes_the_earlier_one() {
     assert!(valid(third) && valid(&registrar_secret));
 }
 
-fn xueji(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_xueji"))
-        .args(args)
-        .env_remove("XUEJI_ADMIN_TOKEN")
-        .output()
-        .expect("run xueji")
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// A data folder with a store of the built-in packages holding school `nk` (national, 东区).
 fn cli_data() -> (tempfile::TempDir, std::path::PathBuf) {
     let t = engine_with(&xueji::policy::builtin_packages());
@@ -570,11 +553,11 @@ fn xueji_token_creates_under_the_api_rules_lists_and_revokes() {
     ] {
         let mut all = vec!["token", "create", "--data", d];
         all.extend(&args);
-        let out = xueji(&all);
+        let out = run_cli(&all);
         assert!(!out.status.success(), "{args:?}: {}", text(&out));
         assert!(text(&out).contains(code), "{args:?}: {}", text(&out));
     }
-    let out = xueji(&[
+    let out = run_cli(&[
         "token",
         "create",
         "--data",
@@ -595,7 +578,7 @@ fn xueji_token_creates_under_the_api_rules_lists_and_revokes() {
         .find_map(|l| l.strip_prefix("token (shown once): "))
         .expect("secret printed")
         .to_owned();
-    let out = xueji(&["token", "list", "--data", d]);
+    let out = run_cli(&["token", "list", "--data", d]);
     assert!(out.status.success(), "{}", text(&out));
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     let header: Vec<&str> = table
@@ -616,25 +599,25 @@ fn xueji_token_creates_under_the_api_rules_lists_and_revokes() {
     );
     assert!(table.contains("2999-12-31T16:00:00Z"), "{table}");
     assert!(!table.contains(&secret) && !table.contains(&xueji::auth::token_hash(&secret)));
-    let out = xueji(&["token", "list", "--data", d, "--json"]);
+    let out = run_cli(&["token", "list", "--data", d, "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let listed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(listed.len(), 1);
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret));
     let id = listed[0]["id"].as_str().expect("id").to_owned();
     assert_eq!(listed[0]["created_by"], "cli");
-    let missing = xueji(&["token", "revoke", "tok_nobody", "--data", d]);
+    let missing = run_cli(&["token", "revoke", "tok_nobody", "--data", d]);
     assert!(!missing.status.success() && text(&missing).contains("not found"));
-    let out = xueji(&["token", "revoke", &id, "--data", d]);
+    let out = run_cli(&["token", "revoke", &id, "--data", d]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = xueji(&["token", "list", "--data", d, "--json"]);
+    let out = run_cli(&["token", "list", "--data", d, "--json"]);
     let listed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(listed[0]["revoked"], true);
     let x = crate::helpers::reopen(&data.join("xueji.redb"));
     assert!(x.authenticate(&secret).expect("auth").is_none());
     // Listing never creates a store.
     let empty = tempfile::tempdir().expect("dir");
-    let out = xueji(&[
+    let out = run_cli(&[
         "token",
         "list",
         "--data",
@@ -740,7 +723,7 @@ fn store_backups_exports_and_restores_are_the_owners_alone() {
 
     let d = data.to_str().expect("utf-8");
     let backup = dir.path().join("copy.redb");
-    let out = xueji(&["backup", "--data", d, backup.to_str().expect("utf-8")]);
+    let out = run_cli(&["backup", "--data", d, backup.to_str().expect("utf-8")]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(mode(&backup), 0o600, "xueji backup");
     std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -750,7 +733,7 @@ fn store_backups_exports_and_restores_are_the_owners_alone() {
         // An earlier export left readable by all is tightened when written again.
         std::fs::write(&file, b"old").expect("write");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let out = xueji(&[
+        let out = run_cli(&[
             "export",
             "--data",
             d,
@@ -764,7 +747,7 @@ fn store_backups_exports_and_restores_are_the_owners_alone() {
     }
 
     let restored = dir.path().join("restored");
-    let out = xueji(&[
+    let out = run_cli(&[
         "restore",
         backup.to_str().expect("utf-8"),
         "--data",
@@ -814,7 +797,7 @@ fn restore_refuses_a_backup_with_one_altered_event_and_creates_nothing() {
         }
     }
     let data = t.dir.path().join("restored");
-    let out = xueji(&[
+    let out = run_cli(&[
         "restore",
         backup.to_str().expect("utf-8"),
         "--data",
@@ -831,7 +814,7 @@ fn restore_refuses_a_backup_with_one_altered_event_and_creates_nothing() {
     assert!(!data.exists(), "restore created {}", data.display());
     // Into a folder that exists: it is left as it was, empty.
     std::fs::create_dir(&data).expect("mkdir");
-    let out = xueji(&[
+    let out = run_cli(&[
         "restore",
         backup.to_str().expect("utf-8"),
         "--data",
@@ -844,7 +827,7 @@ fn restore_refuses_a_backup_with_one_altered_event_and_creates_nothing() {
     // Not a store at all: its own code, nothing left either.
     let junk = t.dir.path().join("junk.redb");
     std::fs::write(&junk, b"not a store").expect("write");
-    let out = xueji(&[
+    let out = run_cli(&[
         "restore",
         junk.to_str().expect("utf-8"),
         "--data",

@@ -5,7 +5,6 @@
 use redb::{ReadableTable, TableDefinition};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 use xueji::domain::{Student, TransitionInput, TransitionKind};
 use xueji::service::{Outcome, ServiceError, Xueji};
 
@@ -407,10 +406,7 @@ async fn a_damaged_token_record_starts_the_server_authenticates_no_one_and_verif
         t.insert(hash.as_str(), &b"{\"role\":"[..]).expect("insert");
     });
     // `xueji verify` names it and fails.
-    let out = Command::new(env!("CARGO_BIN_EXE_xueji"))
-        .args(["verify", "--data", data.to_str().expect("utf-8")])
-        .output()
-        .expect("verify runs");
+    let out = crate::process::run_cli(&["verify", "--data", data.to_str().expect("utf-8")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
     assert!(
