@@ -387,6 +387,7 @@ impl NativeRule {
             approvals: Vec::new(),
             changes: case.input.default_changes(case.student),
             deadlines: Vec::new(),
+            receiving_policy: None,
         }
     }
 }

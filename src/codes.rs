@@ -182,7 +182,6 @@ pub const ERRORS: &[Code] = &[
     // Transitions and policies.
     Code::new("invalid_transition", "当前状态不能办理此项变动"),
     Code::new("admit_needs_approval", "录取建档不能设审批"),
-    Code::new("transfer_cross_jurisdiction", "不能跨辖区转学"),
     Code::new("denied_by_policy", "政策不允许"),
     Code::new("policy_not_found", "该日期没有生效的政策包"),
     Code::new("policy_rejected", "政策包未通过检查"),

@@ -10,7 +10,7 @@ use crate::domain::{Actor, Decision, Event};
 use crate::policy::testing::{TestLimits, outcome_of, run_package_tests_within, uncovered_rules};
 use crate::policy::{
     Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, compile_stored_package,
-    evaluate,
+    evaluate, evaluate_transfer,
 };
 use crate::service::{Result, ServiceError, Xueji};
 use crate::store::{Command, PolicyRecord};
@@ -363,16 +363,22 @@ impl Xueji {
                     unknown.insert(event.decision.policy.content_hash.clone());
                     return Ok(());
                 };
-                report.decisions += 1;
-                let again = evaluate(
-                    &policy,
-                    Case {
-                        student: &ctx.student,
-                        school: &ctx.school,
-                        input: &ctx.input,
-                        sweep: ctx.sweep,
+                let receiving = match &event.decision.receiving_policy {
+                    Some(r) => match self.policies().by_hash(&r.content_hash) {
+                        Some(p) => Some(p),
+                        None => {
+                            unknown.insert(r.content_hash.clone());
+                            return Ok(());
+                        }
                     },
-                )?;
+                    None => None,
+                };
+                report.decisions += 1;
+                let Some(again) = decide_again(&policy, receiving.as_deref(), &ctx).transpose()?
+                else {
+                    report.bad_contexts.push((event.student.clone(), event.seq));
+                    return Ok(());
+                };
                 if again != *routed(&event.decision) {
                     let d = diff(
                         (
@@ -445,18 +451,30 @@ impl Xueji {
                 event.kind.as_str(),
                 ctx.school.id.as_str(),
             );
-            let after = evaluate(
-                candidate,
-                Case {
-                    student: &ctx.student,
-                    school: &ctx.school,
-                    input: &ctx.input,
-                    sweep: ctx.sweep,
+            // A transfer between two jurisdictions is in both logs: the candidate takes the
+            // side of the jurisdiction it is for, the other side keeps its recorded version.
+            let recorded_side = match &event.decision.receiving_policy {
+                None => None,
+                Some(r) if r.jurisdiction == jurisdiction => {
+                    match self.policies().by_hash(&event.decision.policy.content_hash) {
+                        Some(p) => Some((p, true)),
+                        None => return Ok(()),
+                    }
+                }
+                Some(r) => match self.policies().by_hash(&r.content_hash) {
+                    Some(p) => Some((p, false)),
+                    None => return Ok(()),
                 },
-            );
-            match after {
-                Ok(after) => changed.extend(diff(at, &event.decision, &after)),
-                Err(e) => changed.push(DecisionDiff::failed(at, &event.decision, e)),
+            };
+            let (sending, receiving) = match &recorded_side {
+                None => (candidate, None),
+                Some((sending, true)) => (&**sending, Some(candidate)),
+                Some((receiving, false)) => (candidate, Some(&**receiving)),
+            };
+            match decide_again(sending, receiving, &ctx) {
+                Some(Ok(after)) => changed.extend(diff(at, &event.decision, &after)),
+                Some(Err(e)) => changed.push(DecisionDiff::failed(at, &event.decision, e)),
+                None => {}
             }
             Ok(())
         })?;
@@ -485,15 +503,28 @@ impl Xueji {
                     r.input.kind.as_str(),
                     r.school.as_str(),
                 );
-                let after = evaluate(
-                    candidate,
-                    Case {
-                        student: &student,
-                        school: &school,
-                        input: &r.input,
-                        sweep: false,
-                    },
-                );
+                let case = Case {
+                    student: &student,
+                    school: &school,
+                    input: &r.input,
+                    sweep: false,
+                };
+                let after = match (&r.receiving_jurisdiction, &r.receiving_school) {
+                    (Some(other), Some(to)) => {
+                        let Some(to) = self.store().school(to)? else {
+                            continue;
+                        };
+                        let date = r.input.effective_date;
+                        if other == jurisdiction {
+                            let sending = self.policies().in_force(&r.jurisdiction, date)?;
+                            evaluate_transfer(&sending, candidate, case, &to)
+                        } else {
+                            let receiving = self.policies().in_force(other, date)?;
+                            evaluate_transfer(candidate, &receiving, case, &to)
+                        }
+                    }
+                    _ => evaluate(candidate, case),
+                };
                 match after {
                     Ok(after) => changed.extend(diff(at, &r.decision, &after)),
                     Err(e) => changed.push(DecisionDiff::failed(at, &r.decision, e)),
@@ -511,6 +542,29 @@ impl Xueji {
         }
         report.changed = changed;
         Ok(report)
+    }
+}
+
+/// A recorded case decided again under `policy`, and for a transfer from another jurisdiction
+/// under `receiving` too, at the receiving school its context recorded (`None` when the context
+/// has none).
+fn decide_again(
+    policy: &CompiledPolicy,
+    receiving: Option<&CompiledPolicy>,
+    ctx: &DecisionContext,
+) -> Option<std::result::Result<Decision, crate::policy::PolicyError>> {
+    let case = Case {
+        student: &ctx.student,
+        school: &ctx.school,
+        input: &ctx.input,
+        sweep: ctx.sweep,
+    };
+    match receiving {
+        None => Some(evaluate(policy, case)),
+        Some(r) => {
+            let to = ctx.receiving_school.as_ref()?;
+            Some(evaluate_transfer(policy, r, case, to))
+        }
     }
 }
 
@@ -584,6 +638,7 @@ mod tests {
             approvals,
             changes: StudentChanges::default(),
             deadlines: Vec::new(),
+            receiving_policy: None,
         }
     }
 

@@ -26,9 +26,9 @@ use crate::domain::tally::{self, Counter, TallyState};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
     Event, FieldError, InvalidInput, NewStudent, RequestStatus, School, Status, Student, Timeline,
-    TransitionInput, TransitionKind,
+    TransferForm, TransitionInput, TransitionKind,
 };
-use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate};
+use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate, evaluate_transfer};
 use crate::store::{
     Command, DamagedRecord, Snapshot, Store, StoreError, StudentHistory, TallyCheck,
 };
@@ -808,6 +808,44 @@ impl Xueji {
         Ok(out)
     }
 
+    /// The receiving school files a transfer (api.md v1.1, `POST /v1/transfers`): the student
+    /// is the live enrolment of the national number whose name is the one given; anything else
+    /// (no such number, another name, a school the caller may not file for) is not found,
+    /// revealing nothing. Then it is the student's `transfer`, decided and routed as any.
+    pub fn transfer_into(
+        &self,
+        form: &TransferForm,
+        actor: &Actor,
+        dry_run: bool,
+        may_file_for: impl Fn(&School) -> bool,
+    ) -> Result<Outcome> {
+        let to = self.store.school(&form.to_school)?;
+        if !to.as_ref().is_some_and(&may_file_for) {
+            return Err(ServiceError::NotFound {
+                what: "school",
+                id: form.to_school.clone(),
+            });
+        }
+        let snapshot = self.store.snapshot()?;
+        let mut named = None;
+        for id in snapshot.enrolments_of(form.national_id.trim())? {
+            if let Some(s) = snapshot.student(&id)?
+                && s.status.is_live()
+                && s.name == form.name.trim()
+            {
+                named = Some(s.id);
+            }
+        }
+        drop(snapshot);
+        let Some(student) = named else {
+            return Err(ServiceError::NotFound {
+                what: "student",
+                id: form.national_id.clone(),
+            });
+        };
+        self.transition_in_scope(&student, form.input(), actor, dry_run, |_, _| true)
+    }
+
     /// Files a transition: applies it, opens an approval request, or reports the denial.
     pub fn transition(
         &self,
@@ -898,6 +936,10 @@ impl Xueji {
                     jurisdiction: student.jurisdiction.clone(),
                     school: student.school.clone(),
                     receiving_school: input.param_str("to_school").map(str::to_owned),
+                    receiving_jurisdiction: decision
+                        .receiving_policy
+                        .as_ref()
+                        .map(|p| p.jurisdiction.clone()),
                     input: self.redact_input(&input),
                     steps: decision.approvals.clone(),
                     approvals: Vec::new(),
@@ -965,14 +1007,6 @@ impl Xueji {
                     format!("转入学校「{to}」不存在"),
                 ))
             })?;
-            if target.jurisdiction != student.jurisdiction {
-                return Err(FieldError::new(
-                    "transfer_cross_jurisdiction",
-                    "params.to_school",
-                    "转入学校属于其他辖区:请办理转出(transfer_out),由转入地建档",
-                )
-                .into());
-            }
             if target.id == student.school {
                 return Err(FieldError::new(
                     "invalid_value",
@@ -983,6 +1017,21 @@ impl Xueji {
             }
             if let Some(g) = input.params.get("to_grade").and_then(Value::as_i64) {
                 parse_grade(g, target.level, "params.to_grade")?;
+            }
+            if target.jurisdiction != student.jurisdiction {
+                let sending = self
+                    .policies
+                    .in_force(&student.jurisdiction, input.effective_date)?;
+                let receiving = self
+                    .policies
+                    .in_force(&target.jurisdiction, input.effective_date)?;
+                let case = Case {
+                    student,
+                    school,
+                    input,
+                    sweep,
+                };
+                return Ok(evaluate_transfer(&sending, &receiving, case, &target)?);
             }
         }
         // The same grade range as a creation in a school of this level.
@@ -1080,11 +1129,16 @@ impl Xueji {
         creating: bool,
         sweep: bool,
     ) -> Result<(Student, Event, Vec<u8>)> {
+        let receiving_school = match (&decision.receiving_policy, input.param_str("to_school")) {
+            (Some(_), Some(to)) => self.store.school(to)?,
+            _ => None,
+        };
         let context = DecisionContext {
             student: policy_view(student),
             school: school.clone(),
             input: self.redact_input(input),
             sweep,
+            receiving_school,
         }
         .to_bytes();
         let mut after = student.after_decision(input, decision, creating);
@@ -1578,8 +1632,7 @@ impl Xueji {
         }
         report.index_failures.extend(self.store.index_extras()?);
         report.damaged.extend(self.store.damaged_records()?);
-        for (jurisdiction, _) in self.store.log_heads()? {
-            let check = self.store.tallies_to_check(&jurisdiction)?;
+        for (jurisdiction, check) in self.store.tallies_to_check()? {
             report
                 .stats_failures
                 .extend(tally_mismatches(&jurisdiction, check));
@@ -1934,6 +1987,7 @@ fn provisional_student(new: &NewStudent, school: &School, id: String) -> Student
         terms: Vec::new(),
         flags: Vec::new(),
         extra: new.extra.clone(),
+        former_jurisdictions: Vec::new(),
         head: GENESIS_HASH.to_owned(),
     }
 }

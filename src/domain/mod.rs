@@ -25,7 +25,7 @@ pub use identity::{CitizenId, Gender, NationalNumber};
 pub use request::{ApprovalRecord, ApprovalRequest, ApprovalStep, RequestStatus, in_routing_order};
 pub use school::{Level, School, Term};
 pub use status::{Reason, Status, TransitionKind};
-pub use student::{Deadline, Guardian, NewStudent, Student, TransitionInput};
+pub use student::{Deadline, Guardian, NewStudent, Student, TransferForm, TransitionInput};
 pub use timeline::{Step, Timeline};
 
 /// Who performed an action, as recorded in history. Never carries personal data: the token id and

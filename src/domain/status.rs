@@ -145,6 +145,10 @@ pub enum TransitionKind {
     DropOut,
     ReturnFromDropout,
     Transfer,
+    /// The receiving side of a transfer: what the receiving jurisdiction's package decides when a
+    /// student comes from another jurisdiction (its rules are `on: ["transfer_in"]`). Never filed
+    /// on its own: it is asked as part of a `transfer`.
+    TransferIn,
     TransferOut,
     ChangeClass,
     Promote,
@@ -182,6 +186,7 @@ impl TransitionKind {
             DropOut => "辍学",
             ReturnFromDropout => "辍学复学",
             Transfer => "转学",
+            TransferIn => "转入",
             TransferOut => "转出至系统外",
             ChangeClass => "调班",
             Promote => "升级",
@@ -205,6 +210,7 @@ impl TransitionKind {
         match self {
             Admit => Some("11"),
             Resume => Some("12"),
+            TransferIn => Some("13"),
             Graduate => Some("21"),
             Complete => Some("22"),
             Suspend => Some("23"),
@@ -225,7 +231,7 @@ impl TransitionKind {
         use Status::*;
         use TransitionKind::*;
         match self {
-            Admit => &[],
+            Admit | TransferIn => &[],
             Register => &[Admitted, AdmissionDeferred],
             DeferAdmission => &[Admitted],
             ReserveAdmission => &[Admitted, AdmissionDeferred, Enrolled],
@@ -273,6 +279,7 @@ impl TransitionKind {
             SemesterRegister
             | DeferSemesterRegister
             | Transfer
+            | TransferIn
             | ChangeClass
             | Promote
             | RepeatGrade
@@ -288,7 +295,7 @@ impl TransitionKind {
             Admit => &[],
             DeferAdmission | ReserveAdmission | Suspend => &["until", "discharge_date"],
             Resume | ReturnFromDropout | ChangeClass | Promote | RepeatGrade => &["grade", "class"],
-            Transfer => &["to_school", "to_grade", "to_class"],
+            Transfer | TransferIn => &["to_school", "to_grade", "to_class"],
             SemesterRegister | DeferSemesterRegister => &["term", "tuition_paid", "until"],
             Register => &["forms", "class"],
             ChangeKeyInfo | CorrectInfo => &["fields"],

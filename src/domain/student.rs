@@ -70,6 +70,10 @@ pub struct Student {
     pub flags: Vec<String>,
     #[serde(default)]
     pub extra: Map<String, Value>,
+    /// The jurisdictions this enrolment was transferred out of, oldest first: its earlier
+    /// history is in their logs, and its statistics count at the schools of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_jurisdictions: Vec<String>,
     /// Hash of the newest event in this student's chain (hex).
     pub head: String,
 }
@@ -548,6 +552,47 @@ pub struct TransitionInput {
     pub expected_version: Option<u64>,
 }
 
+/// The receiving school's side of a transfer (`POST /v1/transfers`): its registrar cannot see
+/// the student yet, and names them by national number and name together, as the national
+/// system does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferForm {
+    pub national_id: String,
+    pub name: String,
+    pub to_school: String,
+    #[serde(default)]
+    pub to_grade: Option<u8>,
+    #[serde(default)]
+    pub to_class: Option<String>,
+    #[serde(default)]
+    pub reason: Option<Reason>,
+    pub effective_date: Date,
+    #[serde(default)]
+    pub documents: Vec<Document>,
+}
+
+impl TransferForm {
+    /// The `transfer` this form files on the student it names.
+    pub fn input(&self) -> TransitionInput {
+        let mut input = TransitionInput::new(TransitionKind::Transfer, self.effective_date);
+        input.reason = self.reason;
+        input.documents.clone_from(&self.documents);
+        input
+            .params
+            .insert("to_school".into(), Value::String(self.to_school.clone()));
+        if let Some(g) = self.to_grade {
+            input.params.insert("to_grade".into(), Value::from(g));
+        }
+        if let Some(c) = &self.to_class {
+            input
+                .params
+                .insert("to_class".into(), Value::String(c.clone()));
+        }
+        input
+    }
+}
+
 impl TransitionInput {
     pub fn new(kind: TransitionKind, effective_date: Date) -> Self {
         TransitionInput {
@@ -752,6 +797,13 @@ impl Student {
         }
         if let Some(school) = &c.school {
             after.school.clone_from(school);
+        }
+        if let Some(receiving) = &decision.receiving_policy
+            && input.kind == TransitionKind::Transfer
+            && receiving.jurisdiction != self.jurisdiction
+        {
+            after.former_jurisdictions.push(self.jurisdiction.clone());
+            after.jurisdiction.clone_from(&receiving.jurisdiction);
         }
         if let Some(fields) = input.params.get("fields").and_then(Value::as_object) {
             apply_fields(&mut after, fields);

@@ -79,6 +79,23 @@ pub struct TransitionInput {
     expected_version: Option<u64>,
 }
 
+/// `POST /v1/transfers`: the receiving school files a transfer of a student it cannot see yet,
+/// named by national number and name together.
+#[derive(ToSchema)]
+pub struct TransferBody {
+    national_id: String,
+    name: String,
+    /// The receiving school (the caller's).
+    to_school: String,
+    to_grade: Option<u8>,
+    to_class: Option<String>,
+    #[schema(schema_with = schema::reason)]
+    reason: Option<String>,
+    #[schema(format = Date)]
+    effective_date: String,
+    documents: Option<Vec<Document>>,
+}
+
 /// An existing student, by id.
 #[derive(ToSchema)]
 pub struct StudentRef {
@@ -160,6 +177,8 @@ pub struct Student {
     flags: Vec<String>,
     /// Left out for roles that may not see it.
     extra: Option<BTreeMap<String, Value>>,
+    /// The jurisdictions the student was transferred out of, oldest first.
+    former_jurisdictions: Option<Vec<String>>,
     /// Hash of the newest event.
     head: String,
     /// On admission only: the person's earlier enrolments the caller may see (一人一号).
@@ -232,6 +251,9 @@ pub struct Decision {
     approvals: Vec<String>,
     changes: StudentChanges,
     deadlines: Vec<Deadline>,
+    /// A transfer to another jurisdiction: its package, which decided the receiving side
+    /// (`rules` holds both sides' rules).
+    receiving_policy: Option<PolicyRef>,
 }
 
 fn approval_steps() -> utoipa::openapi::schema::Array {
@@ -306,6 +328,8 @@ pub struct ApprovalRequest {
     jurisdiction: String,
     school: String,
     receiving_school: Option<String>,
+    /// The receiving school's jurisdiction, for a transfer from another one.
+    receiving_jurisdiction: Option<String>,
     input: TransitionInput,
     #[schema(schema_with = approval_steps)]
     steps: Vec<String>,

@@ -62,6 +62,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_student))
         .routes(routes!(person_enrolments))
         .routes(routes!(transition))
+        .routes(routes!(transfer_into))
         .routes(routes!(events))
         .routes(routes!(verify_student))
         .routes(routes!(verify_all))
@@ -614,6 +615,25 @@ async fn transition(
     })
     .await?;
     Ok(outcome_response(&state, outcome, role, decided_on.as_ref()))
+}
+
+#[utoipa::path(post, path = "/v1/transfers", tag = "students", summary = "转入学校发起转学(按全国学籍号和姓名找到学生)", params(DryRun), request_body = super::doc_types::TransferBody, responses((status = 202, description = "待审批 pending", body = super::doc_types::TransitionAnswer), (status = 200, description = "试算结果(dry_run)", body = super::doc_types::TransitionAnswer), (status = 422, description = "政策不允许", body = super::doc_types::TransitionAnswer), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "学校不在权限范围内,或没有此学籍号与姓名相符的在籍学生", body = ErrorBody), (status = 409, description = "冲突", body = ErrorBody)))]
+async fn transfer_into(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiQuery(q): ApiQuery<DryRun>,
+    ApiJson(form): ApiJson<crate::domain::TransferForm>,
+) -> ApiResult<Response> {
+    require_role(&c, &[Role::Admin, Role::Registrar], "办理转入")?;
+    let role = c.role;
+    let outcome = blocking(&state, move |x| {
+        x.transfer_into(&form, &actor(&c), q.dry_run, |school| {
+            scope::school(&c, school)
+        })
+        .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(outcome_response(&state, outcome, role, None))
 }
 
 #[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path), PageParams), responses((status = 200, description = "OK", body = super::doc_types::EventPage), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]

@@ -313,6 +313,7 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
         approvals: Vec::new(),
         changes: case.input.default_changes(case.student),
         deadlines: Vec::new(),
+        receiving_policy: None,
     };
     let engine = sandbox::engine();
     let kind = case.input.kind;
@@ -406,5 +407,56 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
         .cloned()
         .collect();
     decision.allowed = !denied && decision.missing_documents.is_empty();
+    Ok(decision)
+}
+
+/// A transfer to a school of another jurisdiction, decided by both packages in force: the
+/// sending one (`case`, kind `transfer`: may the student leave) and the receiving one (the same
+/// case at `to`, kind `transfer_in`: may they enter). Both sides' rules are in the decision, each
+/// with its own citation; the receiving side's `school`/`district`/`city` steps become
+/// `receiving_school`/`receiving_district`/`receiving_city`; its documents are asked too; the
+/// receiving side may place the student (grade, class) but not change their status or school.
+pub fn evaluate_transfer(
+    sending: &CompiledPolicy,
+    receiving: &CompiledPolicy,
+    case: Case<'_>,
+    to: &School,
+) -> Result<Decision, PolicyError> {
+    let mut decision = evaluate(sending, case)?;
+    let entering = TransitionInput {
+        kind: TransitionKind::TransferIn,
+        ..case.input.clone()
+    };
+    let other = evaluate(
+        receiving,
+        Case {
+            school: to,
+            input: &entering,
+            ..case
+        },
+    )?;
+    decision.rules.extend(other.rules);
+    for d in other.required_documents {
+        if !decision.required_documents.contains(&d) {
+            decision.required_documents.push(d);
+        }
+    }
+    for d in other.missing_documents {
+        if !decision.missing_documents.contains(&d) {
+            decision.missing_documents.push(d);
+        }
+    }
+    decision
+        .approvals
+        .extend(other.approvals.iter().map(|s| s.on_receiving_side()));
+    in_routing_order(&mut decision.approvals);
+    if other.changes.grade.is_some() {
+        decision.changes.grade = other.changes.grade;
+    }
+    if other.changes.class.is_some() {
+        decision.changes.class = other.changes.class;
+    }
+    decision.allowed = decision.allowed && other.allowed;
+    decision.receiving_policy = Some(receiving.policy_ref());
     Ok(decision)
 }

@@ -17,6 +17,6 @@ pub mod testing;
 
 pub use compile::{CompiledPolicy, RuleInfo, compile_package, compile_stored_package};
 pub use error::{PolicyError, PolicyLoadError, ScriptPosition};
-pub use evaluate::{Case, evaluate};
+pub use evaluate::{Case, evaluate, evaluate_transfer};
 pub use package::{DocumentRef, Manifest, PackageSet, PackageSource, builtin_packages};
 pub use registry::PolicyRegistry;

@@ -33,6 +33,8 @@ struct CaseFile {
 #[serde(deny_unknown_fields)]
 pub struct CaseStudent {
     pub status: Option<Status>,
+    /// The student's level, when it is not the school's (a transfer between levels).
+    pub level: Option<Level>,
     pub grade: Option<u8>,
     pub class: Option<String>,
     pub gender: Option<Gender>,
@@ -157,7 +159,7 @@ impl TestCase {
             birth_date: s.birth_date.unwrap_or(fallback),
             school: school.id.clone(),
             jurisdiction: school.jurisdiction.clone(),
-            level,
+            level: s.level.unwrap_or(level),
             grade: s.grade.unwrap_or(1),
             class: s.class.clone(),
             status: s.status.unwrap_or(Status::Enrolled),
@@ -168,6 +170,7 @@ impl TestCase {
             terms: s.terms.clone(),
             flags: s.flags.clone(),
             extra: s.extra.clone(),
+            former_jurisdictions: Vec::new(),
             head: String::new(),
         };
         (student, school)

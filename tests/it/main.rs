@@ -31,4 +31,5 @@ mod step_order;
 mod time_conditions;
 mod timelines;
 mod tokens;
+mod transfers;
 mod verify_replay;
