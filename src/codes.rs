@@ -179,6 +179,15 @@ pub const ERRORS: &[Code] = &[
     Code::new("step_already_approved", "该环节已审批"),
     Code::new("step_out_of_order", "须按顺序审批"),
     Code::new("student_changed", "申请提交后学生状态已变"),
+    // Transfer certificates between servers.
+    Code::new("not_transferred_out", "学生尚未转出,不能开具转学证明"),
+    Code::new("certificate_untrusted", "转学证明的签发密钥不受信任"),
+    Code::new("certificate_invalid", "转学证明签名无效或已被改动"),
+    Code::new("certificate_used", "转学证明已使用过"),
+    Code::new("certificate_person_live", "该学生在本服务器仍有在籍学籍"),
+    Code::new("certificate_keys_missing", "未配置转学证明密钥"),
+    Code::new("certificate_unproven", "凭转学证明建档的来源无法证明"),
+    Code::new("invalid_public_key", "公钥格式不正确"),
     // Transitions and policies.
     Code::new("invalid_transition", "当前状态不能办理此项变动"),
     Code::new("admit_needs_approval", "录取建档不能设审批"),

@@ -33,6 +33,8 @@ use crate::store::{
     Command, DamagedRecord, Snapshot, Store, StoreError, StudentHistory, TallyCheck,
 };
 
+mod certificates;
+
 /// Why an operation did not happen. Each variant maps to one HTTP status in `http::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -57,6 +59,9 @@ pub enum ServiceError {
     },
     #[error("policy failed: {0}")]
     Policy(#[from] PolicyError),
+    /// Refused for a reason of its own (422), e.g. a transfer certificate that does not verify.
+    #[error("{code}: {message}")]
+    Refused { code: &'static str, message: String },
     #[error("storage failed: {0}")]
     Storage(String),
     /// A stored record does not decode: that record alone is unavailable.
@@ -496,6 +501,8 @@ const PERSONAL_FIELDS: &[&str] = &[
 
 pub struct Xueji {
     store: Store,
+    /// Transfer-certificate keys: this server's signing key and the keys it trusts.
+    keys: Option<Arc<crate::domain::certificate::KeyRing>>,
     policies: Arc<PolicyRegistry>,
     tokens: TokenCache,
     /// The zone whose calendar says what "today" is (defaults, sweeps, rosters).
@@ -512,6 +519,7 @@ impl Xueji {
         }
         Xueji {
             store,
+            keys: None,
             policies,
             tokens: TokenCache::default(),
             time_zone: crate::domain::dates::DEFAULT_TIME_ZONE,
@@ -647,6 +655,17 @@ impl Xueji {
     /// `admit` is this then [`Xueji::store_admissions`]; a bulk import checks every row first
     /// and stores the plans after, so no row is decided twice.
     pub fn prepare_admission(&self, form: NewStudentForm, actor: &Actor) -> Result<Admission> {
+        self.prepare_admission_on(form, actor, None)
+    }
+
+    /// [`Xueji::prepare_admission`], for an admission on a transfer certificate when `proof` is
+    /// given: its proof is recorded in the admission's input (and so in its event and context).
+    fn prepare_admission_on(
+        &self,
+        form: NewStudentForm,
+        actor: &Actor,
+        proof: Option<&crate::domain::certificate::CertificateProof>,
+    ) -> Result<Admission> {
         let snapshot = self.store.snapshot()?;
         let school = snapshot.school(&form.school)?.ok_or_else(|| {
             InvalidInput::from(FieldError::new(
@@ -687,6 +706,12 @@ impl Xueji {
                 .map(|e| serde_json::json!({ "student": e.id, "head": e.head }))
                 .collect();
             input.params.insert("previous".into(), Value::Array(links));
+        }
+        if let Some(proof) = proof {
+            input.params.insert(
+                "certificate".into(),
+                serde_json::to_value(proof).map_err(|e| ServiceError::Storage(e.to_string()))?,
+            );
         }
         let policy = self
             .policies
@@ -862,6 +887,26 @@ impl Xueji {
     /// snapshot the transition is decided on) is reported not found, before anything about it
     /// is checked or decided.
     pub fn transition_in_scope(
+        &self,
+        student_id: &str,
+        input: TransitionInput,
+        actor: &Actor,
+        dry_run: bool,
+        in_scope: impl Fn(&Student, &School) -> bool,
+    ) -> Result<Outcome> {
+        if input.kind == TransitionKind::TransferIn {
+            return Err(FieldError::new(
+                "invalid_value",
+                "kind",
+                "转入由转学证明办理:请以 POST /v1/students 附转出学校开具的 transfer_certificate 建档",
+            )
+            .into());
+        }
+        self.file_in_scope(student_id, input, actor, dry_run, in_scope)
+    }
+
+    /// [`Xueji::transition_in_scope`] for every kind, `transfer_in` included (the engine's own).
+    fn file_in_scope(
         &self,
         student_id: &str,
         input: TransitionInput,
@@ -1503,6 +1548,20 @@ impl Xueji {
     /// Re-hashes one student's chain against the head recorded in the student record, replays
     /// the events to the record they make and compares every field with the stored record, and
     /// checks the index entries that record implies.
+    /// Why an admission on a transfer certificate no longer proves where the record came from:
+    /// its recorded proof does not verify with the keys this server knows (its own and those it
+    /// trusts). `None` for any other admission, or without keys to check with.
+    fn unproven_certificate(&self, admission: Option<&Event>) -> Option<String> {
+        let recorded = admission?.input.params.get("certificate")?;
+        let ring = self.keys()?;
+        match serde_json::from_value::<crate::domain::certificate::CertificateProof>(
+            recorded.clone(),
+        ) {
+            Ok(proof) => ring.verify_proof(&proof).err().map(|r| r.message),
+            Err(_) => Some("录取事件记录的转学证明无法读取".into()),
+        }
+    }
+
     pub fn verify_student(&self, student_id: &str) -> Result<ChainReport> {
         let h = self
             .store
@@ -1514,6 +1573,15 @@ impl Xueji {
         let mut report = verify_chain(&h.events, Some(&h.student.head));
         if !report.ok {
             // Events that do not hold cannot be replayed.
+            return Ok(report);
+        }
+        if let Some(unproven) = self.unproven_certificate(h.events.first()) {
+            report.ok = false;
+            report.first_bad = Some(BadEvent {
+                seq: 1,
+                code: "certificate_unproven".into(),
+                message: unproven,
+            });
             return Ok(report);
         }
         let stored = h.student.clone();

@@ -1,6 +1,7 @@
 //! The pure core: students, statuses, transitions, documents, decisions, approval requests and
 //! history events. Nothing here knows about HTTP, redb or tokio (see `tests/it/architecture.rs`).
 
+pub mod certificate;
 pub mod dates;
 pub mod decision;
 pub mod document;

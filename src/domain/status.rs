@@ -231,7 +231,10 @@ impl TransitionKind {
         use Status::*;
         use TransitionKind::*;
         match self {
-            Admit | TransferIn => &[],
+            Admit => &[],
+            // An enrolment admitted on a transfer certificate, until the receiving side accepts
+            // it (`Xueji::admit_by_certificate`); never filed by hand.
+            TransferIn => &[Admitted],
             Register => &[Admitted, AdmissionDeferred],
             DeferAdmission => &[Admitted],
             ReserveAdmission => &[Admitted, AdmissionDeferred, Enrolled],
@@ -260,7 +263,7 @@ impl TransitionKind {
         use TransitionKind::*;
         match self {
             Admit | ResumeAdmission => Some(Admitted),
-            Register => Some(Enrolled),
+            Register | TransferIn => Some(Enrolled),
             DeferAdmission => Some(AdmissionDeferred),
             ReserveAdmission => Some(AdmissionReserved),
             ForfeitAdmission => Some(AdmissionForfeited),
@@ -279,7 +282,6 @@ impl TransitionKind {
             SemesterRegister
             | DeferSemesterRegister
             | Transfer
-            | TransferIn
             | ChangeClass
             | Promote
             | RepeatGrade

@@ -641,7 +641,9 @@ fn service_errors(e: ServiceError) -> Vec<RowError> {
                     .map_or_else(|| "其他学校".to_owned(), |s| format!("「{}」", s.name)),
             ),
         )],
-        ServiceError::Conflict { code, message } => vec![RowError::new(code, "", message)],
+        ServiceError::Conflict { code, message } | ServiceError::Refused { code, message } => {
+            vec![RowError::new(code, "", message)]
+        }
         ServiceError::Policy(p) => vec![RowError::new(
             p.code(),
             "",

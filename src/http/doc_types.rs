@@ -47,6 +47,95 @@ pub struct NewStudentForm {
     guardians: Option<Vec<Guardian>>,
     /// Fields of the jurisdiction's own (`extra`), visible to the roles that see them.
     extra: Option<BTreeMap<String, Value>>,
+    /// An admission on another server's transfer certificate (as its
+    /// `GET /v1/students/{id}/transfer-certificate` answered): then the body is only `school`,
+    /// `grade`, `class`, `entry_date` and this; who the student is comes from the certificate.
+    transfer_certificate: Option<SignedCertificate>,
+}
+
+/// A transfer certificate and its Ed25519 signature (hex).
+#[derive(ToSchema)]
+pub struct SignedCertificate {
+    certificate: Certificate,
+    signature: String,
+}
+
+/// What the signature covers: `core`, and a digest of `person`.
+#[derive(ToSchema)]
+pub struct Certificate {
+    core: CertificateCore,
+    person: CertifiedPerson,
+}
+
+#[derive(ToSchema)]
+pub struct CertificateCore {
+    version: u32,
+    /// `cert_…`: the same for every copy of one enrolment's certificate; used once.
+    id: String,
+    key_id: String,
+    issuer: String,
+    issued_at: String,
+    enrolment: CertifiedEnrolment,
+    /// Hash of the enrolment's newest event, and the number of its events.
+    history_head: String,
+    history_length: u64,
+    checkpoint: LogCheckpoint,
+}
+
+/// The enrolment that ended by `transfer_out`.
+#[derive(ToSchema)]
+pub struct CertifiedEnrolment {
+    student: String,
+    school: String,
+    school_name: String,
+    jurisdiction: String,
+    #[schema(schema_with = schema::level)]
+    level: String,
+    grade: u8,
+    class: Option<String>,
+    #[schema(schema_with = schema::status)]
+    status: String,
+    #[schema(format = Date)]
+    entry_date: String,
+    #[schema(format = Date)]
+    left_on: String,
+}
+
+/// The sending jurisdiction's log when the certificate was issued.
+#[derive(ToSchema)]
+pub struct LogCheckpoint {
+    jurisdiction: String,
+    size: u64,
+    root: String,
+}
+
+#[derive(ToSchema)]
+pub struct CertifiedPerson {
+    /// Random: keeps the signed digest of the person from being guessed.
+    nonce: String,
+    national_id: String,
+    name: String,
+    #[schema(schema_with = schema::gender)]
+    gender: String,
+    #[schema(format = Date)]
+    birth_date: String,
+    id_card: Option<String>,
+    guardians: Vec<Guardian>,
+}
+
+/// `GET /v1/keys`: the keys this server signs transfer certificates with (the newest last).
+#[derive(ToSchema)]
+pub struct PublishedKeys {
+    issuer: String,
+    keys: Vec<PublicKey>,
+}
+
+#[derive(ToSchema)]
+pub struct PublicKey {
+    key_id: String,
+    issuer: String,
+    /// Ed25519 public key, hex.
+    public_key: String,
 }
 
 /// A supporting document (证明材料).

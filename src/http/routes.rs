@@ -14,7 +14,6 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
 use super::view::{Page, PageParams, decision_view, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
-use crate::domain::student::NewStudentForm;
 use crate::domain::{
     Actor, ApprovalRequest, ApprovalStep, Date, Decision, Level, RequestStatus, School, Status,
     Student, Term, TransitionInput, TransitionKind,
@@ -63,6 +62,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(person_enrolments))
         .routes(routes!(transition))
         .routes(routes!(transfer_into))
+        .routes(routes!(transfer_certificate))
+        .routes(routes!(public_keys))
         .routes(routes!(events))
         .routes(routes!(verify_student))
         .routes(routes!(verify_all))
@@ -327,11 +328,14 @@ async fn create_student(
     State(state): State<AppState>,
     Caller(c): Caller,
     ApiQuery(q): ApiQuery<DryRun>,
-    ApiJson(form): ApiJson<NewStudentForm>,
+    body: super::extract::AdmissionBody,
 ) -> ApiResult<Response> {
     require_role(&c, &[Role::Admin, Role::Registrar], "建立学籍")?;
     let role = c.role;
-    let school_id = form.school.clone();
+    let school_id = match &body {
+        super::extract::AdmissionBody::Form(form) => form.school.clone(),
+        super::extract::AdmissionBody::Certified(form) => form.school.clone(),
+    };
     let (outcome, previous) = blocking(&state, move |x| {
         match x.store().school(&school_id).map_err(ServiceError::from)? {
             Some(s) if scope::school(&c, &s) => {}
@@ -343,9 +347,13 @@ async fn create_student(
                 ));
             }
         }
-        let outcome = x
-            .admit(form, &actor(&c), q.dry_run)
-            .map_err(ApiError::from)?;
+        let outcome = match body {
+            super::extract::AdmissionBody::Form(form) => x.admit(*form, &actor(&c), q.dry_run),
+            super::extract::AdmissionBody::Certified(form) => {
+                x.admit_by_certificate(*form, &actor(&c), q.dry_run)
+            }
+        }
+        .map_err(ApiError::from)?;
         // The person's earlier enrolments the caller may see (一人一号: 升学, re-entry).
         let previous = match &outcome {
             Outcome::Applied { student, .. } => Some(
@@ -615,6 +623,39 @@ async fn transition(
     })
     .await?;
     Ok(outcome_response(&state, outcome, role, decided_on.as_ref()))
+}
+
+#[utoipa::path(get, path = "/v1/students/{id}/transfer-certificate", tag = "students", summary = "转学证明(已转出学生,Ed25519 签名)", params(("id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::SignedCertificate), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "学生尚未转出", body = ErrorBody)))]
+async fn transfer_certificate(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<impl IntoResponse> {
+    // The certificate carries the person's ID number and guardians: only roles that see them.
+    if !c.role.visibility().identity_numbers || c.role == Role::Guardian {
+        return Err(ApiError::forbidden("开具转学证明"));
+    }
+    let signed = blocking(&state, move |x| {
+        x.transfer_certificate(&id, |student, school| scope::student(&c, student, school))
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(axum::Json(signed))
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "audit", summary = "本服务器签发转学证明的公钥", security(()), responses((status = 200, description = "OK", body = super::doc_types::PublishedKeys)))]
+async fn public_keys(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let keys = state.xueji.keys().map(|ring| crate::keys::PublishedKeys {
+        issuer: ring.issuer().to_owned(),
+        keys: ring.published().to_vec(),
+    });
+    keys.map(axum::Json).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "本服务未配置转学证明密钥",
+        )
+    })
 }
 
 #[utoipa::path(post, path = "/v1/transfers", tag = "students", summary = "转入学校发起转学(按全国学籍号和姓名找到学生)", params(DryRun), request_body = super::doc_types::TransferBody, responses((status = 202, description = "待审批 pending", body = super::doc_types::TransitionAnswer), (status = 200, description = "试算结果(dry_run)", body = super::doc_types::TransitionAnswer), (status = 422, description = "政策不允许", body = super::doc_types::TransitionAnswer), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "学校不在权限范围内,或没有此学籍号与姓名相符的在籍学生", body = ErrorBody), (status = 409, description = "冲突", body = ErrorBody)))]

@@ -1137,6 +1137,11 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether a transfer certificate has been used for an admission here.
+    pub fn certificate_used(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.get_str(CERTIFICATES_USED, id)?.is_some())
+    }
+
     pub fn request(&self, id: &str) -> Result<Option<ApprovalRequest>, StoreError> {
         self.get(REQUESTS, id)
     }

@@ -85,6 +85,8 @@ pub const STAT_TOTALS: Table = TableDefinition::new("stat_totals");
 /// `jur␟date␟counter` → i64: the sum of the changes of a counter dated on that day; statistics as
 /// of a date are the totals minus the changes dated after it. Absent when zero.
 pub const STAT_CHANGES: Table = TableDefinition::new("stat_changes");
+/// transfer certificate id (`cert_…`) → the student admitted on it: each is used once.
+pub const CERTIFICATES_USED: Table = TableDefinition::new("certificates_used");
 /// idempotency key (scoped by caller) → stored response.
 pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 
@@ -113,6 +115,7 @@ pub const ALL: &[Table] = &[
     IDX_SCHOOL_MEMBERS,
     STAT_TOTALS,
     STAT_CHANGES,
+    CERTIFICATES_USED,
 ];
 
 pub const SEP: char = '\u{1f}';

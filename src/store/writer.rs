@@ -263,6 +263,7 @@ struct Tables<'t> {
     school_members: RedbTable<'t, &'static str, &'static [u8]>,
     stat_totals: RedbTable<'t, &'static str, &'static [u8]>,
     stat_changes: RedbTable<'t, &'static str, &'static [u8]>,
+    certificates_used: RedbTable<'t, &'static str, &'static [u8]>,
     /// The statistics changes of the batch's events by jurisdiction, added to the stored sums
     /// once, before the commit.
     pending_tallies: HashMap<String, DatedCounts>,
@@ -294,6 +295,7 @@ impl<'t> Tables<'t> {
             school_members: txn.open_table(IDX_SCHOOL_MEMBERS)?,
             stat_totals: txn.open_table(STAT_TOTALS)?,
             stat_changes: txn.open_table(STAT_CHANGES)?,
+            certificates_used: txn.open_table(CERTIFICATES_USED)?,
             pending_tallies: HashMap::new(),
         })
     }
@@ -565,6 +567,16 @@ fn insert_index(t: &mut Tables<'_>, e: &IndexEntries) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The id of the transfer certificate an admission was made on (`input.params.certificate`).
+fn certificate_of(e: &Event) -> Option<&str> {
+    e.input
+        .params
+        .get("certificate")?
+        .get("core")?
+        .get("id")?
+        .as_str()
+}
+
 /// What the writer stores of one event, besides the student.
 struct Recorded<'a> {
     event: &'a Event,
@@ -818,6 +830,17 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
                 });
             }
             check_unique(t, student, entries)?;
+            // An admission on a transfer certificate uses it up, in the same transaction.
+            if let Some(certificate) = certificate_of(event) {
+                if t.certificates_used.get(certificate)?.is_some() {
+                    return refused(StoreError::AlreadyExists {
+                        what: "certificate".into(),
+                        id: certificate.to_owned(),
+                    });
+                }
+                t.certificates_used
+                    .insert(certificate, student.id.as_bytes())?;
+            }
             // INVARIANT: every student has exactly the events 1..=version, written with it.
             debug_assert_eq!(event.seq, student.version);
             t.locator

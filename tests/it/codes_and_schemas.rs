@@ -144,6 +144,7 @@ const CODE_TAKERS: &[&str] = &[
     r"\bproblem\(",
     r"\blocated\(",
     r"\bbad\(\s*[^,]+?,",
+    r"\brefusal\(",
 ];
 
 /// Names of the functions and closures whose parameter `code` the scan knows (above).
@@ -156,6 +157,7 @@ const KNOWN_TAKERS: &[&str] = &[
     "bad",
     "err",
     "bad_request",
+    "refusal",
 ];
 
 /// `policy_*` literals that are not error codes.

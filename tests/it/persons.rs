@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
-use xueji::domain::{Status, Student, TransitionInput, TransitionKind};
+use xueji::domain::{School, Status, Student, TransitionInput, TransitionKind};
 use xueji::policy::builtin_packages;
 use xueji::service::{Admission, Outcome, ServiceError, Xueji};
 
@@ -252,13 +252,42 @@ enum Op {
     /// Move the person's live enrolment on: register an admitted one, end an enrolled one
     /// (graduate or withdraw), cancel an admitted one.
     Step(usize, u8),
+    /// Transfer the person's enrolled enrolment to another school: of its jurisdiction, or of
+    /// another one (`s3`, jurisdiction `national-k12`), or back.
+    Transfer(usize, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0..3usize, any::<bool>()).prop_map(|(p, s)| Op::Admit(p, s)),
         (0..3usize, 0..3u8).prop_map(|(p, k)| Op::Step(p, k)),
+        (0..3usize, any::<bool>()).prop_map(|(p, cross)| Op::Transfer(p, cross)),
     ]
+}
+
+/// Transfers `s` to `to` and approves every step (as an admin); `None` when denied.
+fn transfer(x: &Xueji, s: &Student, to: &str) -> Option<Student> {
+    let mut input = TransitionInput::new(TransitionKind::Transfer, d("2025-03-03"));
+    input
+        .params
+        .insert("to_school".into(), serde_json::json!(to));
+    match x
+        .transition(&s.id, input, &registrar(), false)
+        .expect("filed")
+    {
+        Outcome::Applied { student, .. } => Some(*student),
+        Outcome::Pending { request, .. } => {
+            let mut last = None;
+            for step in request.steps.clone() {
+                last = x
+                    .approve(&request.id, step, &admin(), None)
+                    .expect("approves")
+                    .student;
+            }
+            last
+        }
+        _ => None,
+    }
 }
 
 fn person_card(p: usize) -> String {
@@ -276,6 +305,11 @@ fn at_most_one_live_enrolment_per_person_and_numbers_never_change() {
         .run(&proptest::collection::vec(op(), 1..=12), |ops| {
             let t = engine();
             let x = &t.xueji;
+            x.create_school(School {
+                jurisdiction: "national-k12".into(),
+                ..crate::helpers::school("s3", Some("西区"))
+            })
+            .expect("school");
             // The number each person got first: every later enrolment must carry it.
             let mut numbers: [Option<String>; 3] = [None, None, None];
             for op in ops {
@@ -322,6 +356,29 @@ fn at_most_one_live_enrolment_per_person_and_numbers_never_change() {
                             _ => continue,
                         };
                         apply(x, &s.id, kind, "2025-07-01");
+                    }
+                    Op::Transfer(p, cross) => {
+                        let Some(s) = live_of(p).filter(|s| s.status == Status::Enrolled) else {
+                            continue;
+                        };
+                        let to = match (s.school.as_str(), cross) {
+                            ("s3", _) => "s1",
+                            (_, true) => "s3",
+                            ("s1", false) => "s2",
+                            _ => "s1",
+                        };
+                        let moved = transfer(x, &s, to);
+                        let moved = moved.ok_or_else(|| TestCaseError::fail("transfer denied"))?;
+                        prop_assert_eq!(moved.school.as_str(), to);
+                        prop_assert_eq!(&moved.id, &s.id);
+                        prop_assert_eq!(
+                            moved.jurisdiction.as_str(),
+                            if to == "s3" {
+                                "national-k12"
+                            } else {
+                                "test-district"
+                            }
+                        );
                     }
                 }
                 for (p, number) in numbers.iter().enumerate() {
