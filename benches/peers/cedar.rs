@@ -52,6 +52,16 @@ unless { context has to_school };
 permit (principal, action == Action::"transfer", resource)
 when { context has to_school };
 
+// transfer_in.rhai — a student from another jurisdiction enters a school of their own level;
+// the receiving school's and bureau's approvals are obligations Cedar cannot return.
+@rule("national_k12.transfer_in.approval")
+forbid (principal, action == Action::"transfer_in", resource)
+unless { principal.level == resource.level };
+
+@rule("national_k12.transfer_in.approval")
+permit (principal, action == Action::"transfer_in", resource)
+when { principal.level == resource.level };
+
 // key_info.rhai — requires the household register (and district review, not expressible).
 @rule("national_k12.key_info.proof")
 forbid (principal, action == Action::"change_key_info", resource)
