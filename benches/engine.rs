@@ -56,6 +56,8 @@ mod http_load;
 mod scale;
 #[path = "peers/sqlite.rs"]
 mod sqlite;
+#[path = "engine_parts/transfers.rs"]
+mod transfers;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -96,6 +98,8 @@ enum Part {
     Tps,
     /// redb alone committing the records of 16 to 128 transitions a commit (`floor.rs`).
     Floor,
+    /// Transfers within and across jurisdictions (`transfers.rs`).
+    Transfers,
 }
 
 impl Config {
@@ -107,7 +111,10 @@ impl Config {
                 Some("scale") => Part::Scale,
                 Some("tps") => Part::Tps,
                 Some("floor") => Part::Floor,
-                other => panic!("--only {other:?}: the parts are http, scale, tps and floor"),
+                Some("transfers") => Part::Transfers,
+                other => {
+                    panic!("--only {other:?}: the parts are http, scale, tps, floor and transfers")
+                }
             }
         });
         let env_quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -1004,6 +1011,7 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         Part::Scale => owned(scale::run(cfg, root.path(), &bench_set)?),
         Part::Tps => tps_alone(cfg, root.path(), &bench_set)?,
         Part::Floor => floor_alone(cfg, root.path(), &bench_set)?,
+        Part::Transfers => owned(transfers::run(cfg.smoke, cfg.quick, root.path())?),
     };
     for (name, v, digits) in &figures {
         println!("  {name:<40} {}", round_to(*v, *digits));
@@ -1787,6 +1795,11 @@ fn main() -> Result<(), String> {
             r.writer_cpu * 100.0,
             r.busy_retries
         );
+    }
+    // ---- Transfers within and across jurisdictions -------------------------------------------
+    let transfers_root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for (name, v, digits) in transfers::run(cfg.smoke, cfg.quick, transfers_root)? {
+        put(name, v, digits);
     }
     put("sqlite_tps_1_writer", sqlite_tps(false, 1), 0);
     put("sqlite_tps_16_writers", sqlite_tps(false, 16), 0);
