@@ -894,7 +894,15 @@ impl Xueji {
         dry_run: bool,
         in_scope: impl Fn(&Student, &School) -> bool,
     ) -> Result<Outcome> {
-        if input.kind == TransitionKind::TransferIn {
+        // `transfer_in` belongs to an admission on a transfer certificate; by hand only to
+        // finish one (an admission stored, its `transfer_in` not filed: a crash between them).
+        if input.kind == TransitionKind::TransferIn
+            && !self
+                .store
+                .events(student_id)?
+                .first()
+                .is_some_and(|e| e.input.params.contains_key("certificate"))
+        {
             return Err(FieldError::new(
                 "invalid_value",
                 "kind",

@@ -244,6 +244,21 @@ async fn a_pupil_moves_between_two_servers_on_a_signed_certificate() {
         "{}",
         answer.1
     );
+    // kill -9 while the receiving side's approvals are pending, then start again: the
+    // admission and its request are there, and the certificate is spent (admitted once).
+    server_b.kill().expect("kill -9");
+    server_b.wait().expect("reaped");
+    let mut server_b = serve(&data_b, port_b, ADMIN);
+    wait_up(&client, &b.base, &mut server_b).await;
+    let (status, v) = b
+        .call("POST", "/v1/students", Some(admission(&signed)))
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("certificate_used")),
+        "{v}"
+    );
+    assert_eq!(b.students().await, 1);
     let done = b.settle(answer).await;
     let admitted = done["request"]["student"].as_str().expect("id").to_owned();
     let (_, student) = b
@@ -310,6 +325,20 @@ async fn a_pupil_moves_between_two_servers_on_a_signed_certificate() {
         )
         .await;
     assert_eq!(status, 201, "{v}");
+    // transfer_in by hand: only to finish an admission on a certificate.
+    let ordinary = v["student"]["id"].as_str().expect("id").to_owned();
+    let (status, v) = b
+        .call(
+            "POST",
+            &format!("/v1/students/{ordinary}/transitions"),
+            Some(json!({"kind": "transfer_in", "effective_date": "2026-11-23"})),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_value")),
+        "{v}"
+    );
     let before = b.students().await;
     let (status, v) = b
         .call("POST", "/v1/students", Some(admission(&other_cert)))
