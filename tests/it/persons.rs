@@ -457,7 +457,11 @@ async fn settle(s: &TestServer, id: &str, body: Value) -> Value {
                 assert_eq!(st, 200, "{v}");
                 last = v;
             }
-            last["student"].clone()
+            assert_eq!(last["outcome"], "applied", "{last}");
+            // An approval answers with the request and event: the student as stored now.
+            s.call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+                .await
+                .1
         }
         _ => panic!("{st}: {v}"),
     }
@@ -590,6 +594,57 @@ async fn a_yanhe_graduate_enters_a_rencheng_junior_school_under_the_same_number(
         .call(
             "GET",
             &format!("/v1/students/{junior_id}/verify"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert!(st == 200 && v["ok"] == true, "{st}: {v}");
+
+    // Junior → senior in a third jurisdiction: Rencheng graduate, Zhuhai senior high.
+    school(&s, "zh-senior", "zhuhai-k12", "senior").await;
+    let finished = settle(
+        &s,
+        &junior_id,
+        json!({"kind": "register", "effective_date": "2025-09-01", "documents": [{"kind": "household_register"}]}),
+    )
+    .await;
+    assert_eq!(finished["status"], "enrolled", "{finished}");
+    let finished = settle(
+        &s,
+        &junior_id,
+        json!({"kind": "graduate", "effective_date": "2028-07-01"}),
+    )
+    .await;
+    assert_eq!(finished["status"], "graduated", "{finished}");
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/students",
+            Some(&s.admin),
+            Some(pupil("zh-senior", 1, "2028-09-01")),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["student"]["national_id"], json!(number));
+    assert_eq!(v["student"]["jurisdiction"], "zhuhai-k12");
+    let senior_id = v["student"]["id"].as_str().expect("id").to_owned();
+    let (st, v) = enrolments(&s, &s.admin, &number).await;
+    assert_eq!(st, 200, "{v}");
+    let schools: Vec<&str> = v["enrolments"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["school"].as_str().expect("school"))
+        .collect();
+    assert_eq!(
+        schools,
+        ["yh4", "rcsy", "zh-senior"],
+        "one number, three jurisdictions"
+    );
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/v1/students/{senior_id}/verify"),
             Some(&s.admin),
             None,
         )
