@@ -1,6 +1,7 @@
 //! The pure core: students, statuses, transitions, documents, decisions, approval requests and
 //! history events. Nothing here knows about HTTP, redb or tokio (see `tests/it/architecture.rs`).
 
+pub mod clock;
 pub mod dates;
 pub mod decision;
 pub mod document;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod merkle;
+pub mod problem;
 pub mod replay;
 pub mod request;
 pub mod school;
@@ -15,6 +17,7 @@ pub mod status;
 pub mod student;
 pub mod tally;
 pub mod timeline;
+pub mod workdays;
 
 pub use dates::Date;
 pub use decision::{Decision, DecisionDeadline, Effect, FiredRule, PolicyRef, StudentChanges};

@@ -158,6 +158,8 @@ pub enum TransitionKind {
     Complete,
     LeaveWithCertificate,
     RecordDeath,
+    /// 佐证: a problem record settled by keeping the enrolment as it is, with proof.
+    ConfirmRecord,
 }
 
 impl TransitionKind {
@@ -195,6 +197,7 @@ impl TransitionKind {
             Complete => "结业",
             LeaveWithCertificate => "肄业",
             RecordDeath => "死亡",
+            ConfirmRecord => "问题学籍佐证确认",
         }
     }
 
@@ -244,7 +247,7 @@ impl TransitionKind {
             Expel => &[Enrolled, Suspended],
             Revoke => &[Enrolled, Suspended, DroppedOut],
             Graduate | Complete | LeaveWithCertificate => &[Enrolled],
-            ChangeKeyInfo | CorrectInfo | RecordDeath => LIVE,
+            ChangeKeyInfo | CorrectInfo | RecordDeath | ConfirmRecord => LIVE,
         }
     }
 
@@ -277,7 +280,8 @@ impl TransitionKind {
             | Promote
             | RepeatGrade
             | ChangeKeyInfo
-            | CorrectInfo => None,
+            | CorrectInfo
+            | ConfirmRecord => None,
         }
     }
 
