@@ -955,6 +955,11 @@ impl Xueji {
                     })
                     .map_err(ServiceError::from)
             };
+            if let Ok(Outcome::Applied { student, event, .. }) = &result
+                && input.kind == TransitionKind::ChangeKeyInfo
+            {
+                self.settle_upgraded_number(student, &event.actor, event.seq, None);
+            }
             match result {
                 Err(ServiceError::Conflict {
                     code: "version_conflict",

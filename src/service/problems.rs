@@ -155,6 +155,57 @@ impl Xueji {
                 tracing::warn!(error = %e, "problem not settled after its request applied");
             }
         }
+        if request.input.kind == TransitionKind::ChangeKeyInfo
+            && let Ok(Some(after)) = self.store.student(&request.student)
+        {
+            let by = request
+                .approvals
+                .last()
+                .map_or_else(|| request.opened_by.clone(), |a| a.actor.clone());
+            self.settle_upgraded_number(&after, &by, seq, Some(&request.id));
+        }
+    }
+
+    /// After a key-information change applied: a student who no longer holds a temporary
+    /// number has their open `temporary_number` problem resolved, whoever filed the change (a
+    /// resolution or a direct `change_key_info`). Best effort.
+    pub(super) fn settle_upgraded_number(
+        &self,
+        after: &Student,
+        by: &Actor,
+        seq: u64,
+        request: Option<&str>,
+    ) {
+        if after.national_id.is_temporary() {
+            return;
+        }
+        let key = [ProblemKind::TemporaryNumber.as_str(), after.id.as_str()].join("\u{1f}");
+        let Ok(Some(id)) = self.store.open_problem(&key) else {
+            return;
+        };
+        let Ok(Some(mut p)) = self.store.problem(&id) else {
+            return;
+        };
+        if p.resolution.as_ref().is_none_or(|r| r.event.is_none()) {
+            p.resolution = Some(Resolution {
+                action: ResolveAction::Correct,
+                comment: p.resolution.as_ref().map_or_else(
+                    || "临时学籍号已升级为正式学籍号".into(),
+                    |r| r.comment.clone(),
+                ),
+                by: by.clone(),
+                at: now_rfc3339(),
+                outcome: "applied".into(),
+                event: Some(seq),
+                request: request.map(str::to_owned),
+            });
+        }
+        p.status = ProblemStatus::Resolved;
+        if let Err(e) = self.store.submit(Command::UpdateProblem {
+            problem: Box::new(p),
+        }) {
+            tracing::warn!(error = %e, "temporary number problem not settled");
+        }
     }
 
     pub fn problem(&self, id: &str) -> Result<Problem> {
@@ -250,17 +301,14 @@ impl Xueji {
         if outcome_name == "applied" {
             next.status = ProblemStatus::Resolved;
         }
-        self.store
-            .submit(Command::UpdateProblem {
-                problem: Box::new(next.clone()),
-            })
-            .map_err(|e| match e {
-                StoreError::RequestNotPending(_) => ServiceError::Conflict {
-                    code: "problem_resolved",
-                    message: "该问题学籍已处理完毕".into(),
-                },
-                other => other.into(),
-            })?;
-        Ok((next, outcome))
+        match self.store.submit(Command::UpdateProblem {
+            problem: Box::new(next.clone()),
+        }) {
+            Ok(_) => Ok((next, outcome)),
+            // The transition itself settled it (a temporary number's upgrade), or someone else
+            // did meanwhile: the problem as stored is the answer beside the outcome.
+            Err(StoreError::RequestNotPending(_)) => Ok((self.problem(id)?, outcome)),
+            Err(e) => Err(e.into()),
+        }
     }
 }

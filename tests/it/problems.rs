@@ -510,3 +510,58 @@ async fn the_sweep_never_forfeits_a_compulsory_pupil_and_opens_a_follow_up_inste
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["problem"]["status"], "resolved");
 }
+
+#[tokio::test]
+async fn a_direct_upgrade_of_the_number_settles_its_problem_too() {
+    let t = setup().await;
+    let card = id_card("2017-03-08", 8);
+    let mut body = student_body("s1", "钱小雷", &card);
+    body["national_id"] = json!("L11010520170308CD34");
+    body.as_object_mut().map(|o| o.remove("id_card"));
+    let (st, v) =
+        t.s.call("POST", "/v1/students", Some(&t.reg1), Some(body))
+            .await;
+    assert_eq!(st, 201, "{v}");
+    let student = v["student"]["id"].as_str().expect("id").to_owned();
+    let (st, v) =
+        t.s.call(
+            "POST",
+            &format!("/v1/students/{student}/transitions"),
+            Some(&t.reg1),
+            Some(
+                json!({"kind": "change_key_info", "effective_date": "2024-10-08",
+                "params": {"fields": {"national_id": format!("G{card}"), "id_card": card}},
+                "documents": [{"kind": "household_register"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    // Still open while the bureau has not approved.
+    assert_eq!(
+        problems(&t.s, &t.reg1, "kind=temporary_number&status=open")
+            .await
+            .len(),
+        1
+    );
+    let request = v["request"]["id"].as_str().expect("request").to_owned();
+    let officer = t
+        .s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}))
+        .await;
+    let (st, v) =
+        t.s.call(
+            "POST",
+            &format!("/v1/requests/{request}/approve"),
+            Some(&officer),
+            Some(json!({"step": "district"})),
+        )
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    let settled = problems(&t.s, &t.reg1, "kind=temporary_number&status=resolved").await;
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    let r = &settled[0]["resolution"];
+    assert_eq!(r["action"], "correct");
+    assert_eq!(r["request"], request.as_str());
+    assert_eq!(r["event"], 2, "{r}");
+    assert_eq!(r["by"]["role"], "district_officer");
+}
