@@ -18,7 +18,8 @@ impl Store {
     }
 
     /// Problems by id after `after` (exclusive) that `keep` lets through, at most `limit`.
-    /// A record that does not decode is reported damaged, like any other.
+    /// A record that does not decode is left out: that record alone is unavailable, and
+    /// `verify` names it (`damaged`).
     pub fn problems(
         &self,
         after: Option<&str>,
@@ -37,7 +38,9 @@ impl Store {
         for item in range {
             let (k, v) = item?;
             let id = k.value();
-            let p: Problem = decode_at(PROBLEMS, id, v.value())?;
+            let Ok(p) = decode_at::<Problem>(PROBLEMS, id, v.value()) else {
+                continue;
+            };
             if keep(&p) {
                 out.push((id.to_owned(), p));
                 if out.len() >= limit {

@@ -257,3 +257,62 @@ fn a_request_stored_before_clocks_still_reads_with_its_clock() {
     let clocks = t.xueji.step_clocks(&decoded);
     assert_eq!(clocks[0].due, Some(d("2024-10-16")));
 }
+
+#[test]
+fn a_package_sets_its_own_working_days_and_expiry() {
+    use crate::helpers::{TEST_MANIFEST, TEST_RULES, engine_with, registrar, school};
+    use xueji::policy::PackageSource;
+    let mut set = xueji::policy::builtin_packages();
+    set.packages.retain(|id, _| id == "national-k12");
+    let manifest =
+        format!("{TEST_MANIFEST}\n[params]\napproval_working_days = 3\nrequest_expiry_days = 30\n");
+    set.packages.insert(
+        "test-district".into(),
+        PackageSource {
+            files: [
+                ("policy.toml".to_owned(), manifest),
+                ("rules.rhai".to_owned(), TEST_RULES.to_owned()),
+            ]
+            .into(),
+        },
+    );
+    let t = engine_with(&set);
+    t.xueji
+        .create_school(school("s1", Some("东区")))
+        .expect("school");
+    let student = enrolled(&t.xueji, "吴小兰", 6);
+    let mut input = xueji::domain::TransitionInput::new(
+        xueji::domain::TransitionKind::Suspend,
+        d("2024-09-20"),
+    );
+    input.params = serde_json::from_value(json!({"until": "2025-09-01"})).expect("params");
+    input.documents =
+        vec![serde_json::from_value(json!({"kind": "hospital_diagnosis"})).expect("document")];
+    let mut request = match t
+        .xueji
+        .transition(&student.id, input, &registrar(), false)
+        .expect("files")
+    {
+        xueji::service::Outcome::Pending { request, .. } => *request,
+        other => panic!("{other:?}"),
+    };
+    request.opened_at = "2024-09-27T02:00:00Z".into();
+    t.xueji
+        .store()
+        .submit(Command::UpdateRequest {
+            request: Box::new(request.clone()),
+            expected_approvals: 0,
+        })
+        .expect("backdate");
+    // Three working days: 09-29 (调休), 09-30, then 10-08 after the holiday.
+    assert_eq!(t.xueji.step_clocks(&request)[0].due, Some(d("2024-10-08")));
+    // Thirty days: pending on day 30, expired on day 31.
+    let day30 = t.xueji.sweep(d("2024-10-27"), None).expect("sweep");
+    assert!(day30.expired_requests.is_empty(), "{day30:?}");
+    let day31 = t.xueji.sweep(d("2024-10-28"), None).expect("sweep");
+    assert_eq!(day31.expired_requests, vec![request.id.clone()]);
+    assert_eq!(
+        t.xueji.request(&request.id).expect("request").status,
+        xueji::domain::RequestStatus::Expired
+    );
+}
