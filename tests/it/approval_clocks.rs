@@ -316,3 +316,38 @@ fn a_package_sets_its_own_working_days_and_expiry() {
         xueji::domain::RequestStatus::Expired
     );
 }
+
+#[tokio::test]
+async fn an_area_officers_sweep_expires_only_its_own_areas_requests() {
+    let s = spawn_server().await;
+    let id = pending_suspension(&s, 7).await;
+    filed_at(&s, &id, "2024-01-02T02:00:00Z");
+    let west = s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "西区"}))
+        .await;
+    let east = s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}))
+        .await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/sweeps",
+            Some(&west),
+            Some(json!({"as_of": "2024-07-01"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["expired_requests"], json!([]), "{v}");
+    assert_eq!(v["problems"], json!([]), "{v}");
+    assert_eq!(get_request(&s, &id).await["status"], "pending");
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/sweeps",
+            Some(&east),
+            Some(json!({"as_of": "2024-07-01"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["expired_requests"], json!([id]), "{v}");
+}
