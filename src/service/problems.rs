@@ -65,8 +65,9 @@ impl Xueji {
 
     /// After an admission refused because `holder` (another live enrolment of the person) holds
     /// `field`: a `duplicate_enrolment` problem at the holding school, seen by the refused school
-    /// too. Best effort: the refusal is the answer whatever happens here.
-    pub(super) fn note_duplicate(&self, e: &ServiceError, refused_school: &str, actor: &Actor) {
+    /// too. Best effort: the refusal is the answer whatever happens here. Any other error is
+    /// ignored (an import passes every refusal of a row).
+    pub fn note_duplicate(&self, e: &ServiceError, refused_school: &str, actor: &Actor) {
         let ServiceError::Duplicate { field, student, .. } = e else {
             return;
         };

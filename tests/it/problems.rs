@@ -565,3 +565,60 @@ async fn a_direct_upgrade_of_the_number_settles_its_problem_too() {
     assert_eq!(r["event"], 2, "{r}");
     assert_eq!(r["by"]["role"], "district_officer");
 }
+
+#[tokio::test]
+async fn an_import_row_refused_as_a_duplicate_opens_a_problem_unless_dry_run() {
+    let t = setup().await;
+    let card = id_card("2016-05-01", 21);
+    let (st, v) =
+        t.s.call(
+            "POST",
+            "/v1/students",
+            Some(&t.reg1),
+            Some(student_body("s1", "冯小宁", &card)),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let gender = if (card.as_bytes()[16] - b'0') % 2 == 1 {
+        "男"
+    } else {
+        "女"
+    };
+    let file = format!(
+        "学校编号,姓名,性别,出生日期,身份证号,年级,班级,入学日期\ns2,冯小宁,{gender},2016-05-01,{card},3,4,2024-09-01\n"
+    );
+    let upload = |query: &'static str| {
+        let (s, token, body) = (&t.s, t.reg2.clone(), file.clone().into_bytes());
+        async move {
+            let resp = s
+                .client
+                .post(format!("{}/v1/students/import{query}", s.base))
+                .bearer_auth(token)
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .send()
+                .await
+                .expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.expect("json"))
+        }
+    };
+    let (_, v) = upload("?dry_run=true").await;
+    assert_eq!(
+        v["rows"][0]["errors"][0]["code"], "duplicate_identity",
+        "{v}"
+    );
+    assert!(
+        problems(&t.s, &t.reg2, "kind=duplicate_enrolment")
+            .await
+            .is_empty()
+    );
+    let (_, v) = upload("").await;
+    assert_eq!(
+        v["rows"][0]["errors"][0]["code"], "duplicate_identity",
+        "{v}"
+    );
+    let found = problems(&t.s, &t.reg2, "kind=duplicate_enrolment").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["details"]["refused_school"], "s2");
+}
