@@ -172,6 +172,16 @@ pub const ERRORS: &[Code] = &[
         "national_id_not_the_person",
         "全国学籍号与该身份证号的学籍记录不是同一人",
     ),
+    Code::new(
+        "national_id_not_temporary",
+        "全国学籍号终身不变,只有临时学籍号可以升级",
+    ),
+    Code::new(
+        "national_id_not_the_id_card",
+        "正式学籍号应为 G 加本人身份证号",
+    ),
+    Code::new("problem_resolved", "该问题学籍已处理完毕"),
+    Code::new("problem_without_student", "该问题学籍没有对应的学生记录"),
     Code::new("version_conflict", "学生记录已被他人修改"),
     Code::new("open_request_exists", "该生已有待审批的申请"),
     Code::new("request_not_pending", "申请已办结"),

@@ -7,6 +7,12 @@
 //! student state, its event (hash-chained) and index updates go to the writer as one command,
 //! committed with others in one durable transaction.
 
+mod clocks;
+mod problems;
+
+pub use clocks::{DEFAULT_APPROVAL_WORKING_DAYS, DEFAULT_REQUEST_EXPIRY_DAYS, clocks_json};
+pub use problems::ResolveRequest;
+
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -326,6 +332,10 @@ pub struct SweepReport {
     pub applied: Vec<SweepApplied>,
     /// Students whose deadline rule failed to evaluate (fails closed: nothing applied).
     pub failed: Vec<SweepFailure>,
+    /// Requests closed `expired`: pending longer than the policy's `request_expiry_days`.
+    pub expired_requests: Vec<String>,
+    /// Problem records this sweep opened (`not_reported`, `overdue_request`).
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -492,6 +502,7 @@ fn random_id(prefix: &str) -> String {
 /// only as salted digests.
 const PERSONAL_FIELDS: &[&str] = &[
     "name",
+    "national_id",
     "id_card",
     "birth_date",
     "gender",
@@ -630,7 +641,15 @@ impl Xueji {
 
     /// Creates a student through the `admit` transition.
     pub fn admit(&self, form: NewStudentForm, actor: &Actor, dry_run: bool) -> Result<Outcome> {
-        match self.prepare_admission(form, actor)? {
+        let admitting_school = form.school.clone();
+        let prepared = match self.prepare_admission(form, actor) {
+            Err(e @ ServiceError::Duplicate { .. }) if !dry_run => {
+                self.note_duplicate(&e, &admitting_school, actor);
+                return Err(e);
+            }
+            other => other?,
+        };
+        match prepared {
             Admission::Ready(plan) if dry_run => Ok(Outcome::DryRun {
                 decision: plan.decision,
             }),
@@ -744,6 +763,7 @@ impl Xueji {
     /// still free, so a plan overtaken by another creation is refused alone.
     pub fn store_admissions(&self, plans: Vec<AdmissionPlan>) -> Vec<Result<Outcome>> {
         let mut applied = Vec::with_capacity(plans.len());
+        let schools: Vec<String> = plans.iter().map(|p| p.student.school.clone()).collect();
         let commands = plans
             .into_iter()
             .map(|p| {
@@ -764,10 +784,21 @@ impl Xueji {
         applied
             .into_iter()
             .zip(answers)
-            .map(|(outcome, answer)| {
-                answer
-                    .map(|_| outcome)
-                    .map_err(|e| self.name_holder(ServiceError::from(e)))
+            .zip(schools)
+            .map(|((outcome, answer), school)| match answer {
+                Ok(_) => {
+                    if let Outcome::Applied { student, event, .. } = &outcome {
+                        self.note_temporary_number(student, &event.actor);
+                    }
+                    Ok(outcome)
+                }
+                Err(e) => {
+                    let e = self.name_holder(ServiceError::from(e));
+                    if let Outcome::Applied { event, .. } = &outcome {
+                        self.note_duplicate(&e, &school, &event.actor);
+                    }
+                    Err(e)
+                }
             })
             .collect()
     }
@@ -1019,6 +1050,11 @@ impl Xueji {
                     })
                     .map_err(ServiceError::from)
             };
+            if let Ok(Outcome::Applied { student, event, .. }) = &result
+                && input.kind == TransitionKind::ChangeKeyInfo
+            {
+                self.settle_upgraded_number(student, &event.actor, event.seq, None);
+            }
             match result {
                 Err(ServiceError::Conflict {
                     code: "version_conflict",
@@ -1119,6 +1155,9 @@ impl Xueji {
             return Err(FieldError::new("required", "params.fields", "请填写要变更的字段").into());
         };
         check_info_fields(input.kind, fields, Date::today())?;
+        if let Some(raw) = fields.get("national_id").and_then(Value::as_str) {
+            self.check_number_upgrade(student, fields, raw)?;
+        }
         if let Some(raw) = fields.get("id_card").and_then(Value::as_str)
             && let Ok(id) = CitizenId::parse(raw)
             && let Some(other) = self.store.student_by_id_card(id.as_str())?
@@ -1129,6 +1168,56 @@ impl Xueji {
                 student: other,
                 school: None,
             }));
+        }
+        Ok(())
+    }
+
+    /// A national number given in a key-information change: only a temporary `L` number is
+    /// upgraded (一人一号,终身不变), to `G` + the student's ID number (the one this change sets, or
+    /// the one on record), or to a `J` number; and not to a number another live enrolment holds.
+    fn check_number_upgrade(
+        &self,
+        student: &Student,
+        fields: &serde_json::Map<String, Value>,
+        raw: &str,
+    ) -> Result<()> {
+        let field = "params.fields.national_id";
+        if !student.national_id.is_temporary() {
+            return Err(FieldError::new(
+                "national_id_not_temporary",
+                field,
+                "全国学籍号一人一号、终身不变:只有临时学籍号(L 开头)可以升级为正式学籍号",
+            )
+            .into());
+        }
+        if let Some(body) = raw.strip_prefix('G') {
+            let card = fields
+                .get("id_card")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| student.id_card.as_ref().map(|c| c.as_str().to_owned()));
+            if card.as_deref() != Some(body) {
+                return Err(FieldError::new(
+                    "national_id_not_the_id_card",
+                    field,
+                    "正式学籍号应为 G 加学生本人的身份证号:请核对,或一并变更身份证号",
+                )
+                .into());
+            }
+        }
+        let snapshot = self.store.snapshot()?;
+        for other in snapshot.enrolments_of(raw)? {
+            if other != student.id
+                && snapshot
+                    .student(&other)?
+                    .is_some_and(|s| s.status.is_live())
+            {
+                return Err(self.name_holder(ServiceError::Duplicate {
+                    field: "national_id".into(),
+                    student: other,
+                    school: None,
+                }));
+            }
         }
         Ok(())
     }
@@ -1395,6 +1484,7 @@ impl Xueji {
             );
             match result.map_err(ServiceError::from) {
                 Ok(_) => {
+                    self.settle_problems_of(&closed, event.seq);
                     return Ok(ApprovalOutcome {
                         request: closed,
                         outcome: "applied",
@@ -1485,9 +1575,11 @@ impl Xueji {
             evaluated: 0,
             applied: Vec::new(),
             failed: Vec::new(),
+            expired_requests: Vec::new(),
+            problems: Vec::new(),
         };
-        for jur in jurisdictions {
-            for (student_id, kind, _) in self.store.due_deadlines(&jur, as_of)? {
+        for jur in &jurisdictions {
+            for (student_id, kind, _) in self.store.due_deadlines(jur, as_of)? {
                 let snapshot = self.store.snapshot()?;
                 let Some(student) = snapshot.student(&student_id)? else {
                     continue;
@@ -1519,7 +1611,43 @@ impl Xueji {
                     }
                     Err(e) => return Err(e),
                 };
-                if !decision.allowed || !decision.approvals.is_empty() {
+                // A default never takes a status away (#16): the sweep applies only what a rule
+                // of the policy decided (an `allow` or a `change` fired). A reporting deadline
+                // that no rule decides, or any in compulsory education (义务教育法 第五条、
+                // 第十一条: the child is followed up, 控辍保学), opens a `not_reported` problem.
+                use crate::domain::Effect;
+                let fired =
+                    |effects: &[Effect]| decision.rules.iter().any(|r| effects.contains(&r.effect));
+                let decided = fired(&[Effect::Allow, Effect::Change, Effect::Deny]);
+                let applies = decision.allowed
+                    && decision.approvals.is_empty()
+                    && fired(&[Effect::Allow, Effect::Change]);
+                if on_expiry == TransitionKind::ForfeitAdmission
+                    && (!decided || school.level.is_compulsory())
+                {
+                    let mut details = serde_json::Map::new();
+                    details.insert("deadline".into(), Value::String(kind.clone()));
+                    details.insert("date".into(), Value::String(deadline.date.to_string()));
+                    details.insert(
+                        "status".into(),
+                        Value::String(student.status.as_str().into()),
+                    );
+                    details.insert("forfeited_here".into(), Value::Bool(applies));
+                    let date = deadline.date.to_string();
+                    if let Some(p) = self.open_problem(
+                        crate::domain::problem::ProblemKind::NotReported,
+                        Some(&student),
+                        &school,
+                        Vec::new(),
+                        as_of,
+                        details,
+                        &[&student.id, &kind, &date],
+                        &actor,
+                    )? {
+                        report.problems.push(p.id);
+                    }
+                }
+                if !applies {
                     continue;
                 }
                 let (after, event, context) = self.apply_decision(
@@ -1543,6 +1671,7 @@ impl Xueji {
                 }
             }
         }
+        self.sweep_requests(as_of, &jurisdictions, &in_scope, &mut report)?;
         Ok(report)
     }
 

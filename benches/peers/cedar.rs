@@ -62,6 +62,15 @@ unless { principal.level == resource.level };
 permit (principal, action == Action::"transfer_in", resource)
 when { principal.level == resource.level };
 
+// problem.rhai — 佐证 keeps a problem record's enrolment only with proof (any document).
+@rule("national_k12.problem.confirm")
+forbid (principal, action == Action::"confirm_record", resource)
+unless { context.documents != [] };
+
+@rule("national_k12.problem.confirm")
+permit (principal, action == Action::"confirm_record", resource)
+when { context.documents != [] };
+
 // key_info.rhai — requires the household register (and district review, not expressible).
 @rule("national_k12.key_info.proof")
 forbid (principal, action == Action::"change_key_info", resource)

@@ -2,6 +2,7 @@
 //! history events. Nothing here knows about HTTP, redb or tokio (see `tests/it/architecture.rs`).
 
 pub mod certificate;
+pub mod clock;
 pub mod dates;
 pub mod decision;
 pub mod document;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod merkle;
+pub mod problem;
 pub mod replay;
 pub mod request;
 pub mod school;
@@ -16,6 +18,7 @@ pub mod status;
 pub mod student;
 pub mod tally;
 pub mod timeline;
+pub mod workdays;
 
 pub use dates::Date;
 pub use decision::{Decision, DecisionDeadline, Effect, FiredRule, PolicyRef, StudentChanges};

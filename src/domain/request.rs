@@ -113,6 +113,8 @@ pub enum RequestStatus {
     /// The policy in force at the last approval denied it.
     Denied,
     Rejected,
+    /// Left pending longer than the policy's `request_expiry_days`; closed by the daily sweep.
+    Expired,
 }
 
 impl RequestStatus {
@@ -126,6 +128,7 @@ impl RequestStatus {
             RequestStatus::Applied => "已办理",
             RequestStatus::Denied => "政策不允许",
             RequestStatus::Rejected => "已驳回",
+            RequestStatus::Expired => "超期未办结,已关闭",
         }
     }
 }

@@ -162,6 +162,8 @@ pub enum TransitionKind {
     Complete,
     LeaveWithCertificate,
     RecordDeath,
+    /// 佐证: a problem record settled by keeping the enrolment as it is, with proof.
+    ConfirmRecord,
 }
 
 impl TransitionKind {
@@ -200,6 +202,7 @@ impl TransitionKind {
             Complete => "结业",
             LeaveWithCertificate => "肄业",
             RecordDeath => "死亡",
+            ConfirmRecord => "问题学籍佐证确认",
         }
     }
 
@@ -253,7 +256,7 @@ impl TransitionKind {
             Expel => &[Enrolled, Suspended],
             Revoke => &[Enrolled, Suspended, DroppedOut],
             Graduate | Complete | LeaveWithCertificate => &[Enrolled],
-            ChangeKeyInfo | CorrectInfo | RecordDeath => LIVE,
+            ChangeKeyInfo | CorrectInfo | RecordDeath | ConfirmRecord => LIVE,
         }
     }
 
@@ -286,7 +289,8 @@ impl TransitionKind {
             | Promote
             | RepeatGrade
             | ChangeKeyInfo
-            | CorrectInfo => None,
+            | CorrectInfo
+            | ConfirmRecord => None,
         }
     }
 

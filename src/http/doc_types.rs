@@ -409,6 +409,76 @@ pub struct ApprovalRecord {
     at: String,
 }
 
+/// One step of a request and its clock: `opened` (the day the step was reached) and `due`
+/// (`opened` + the policy's `approval_working_days` working days of the national holiday table).
+#[derive(ToSchema)]
+pub struct StepClock {
+    #[schema(schema_with = schema::approval_step)]
+    step: String,
+    /// `approved`, `rejected`, `pending` (waited for), `waiting` (not reached), `expired`,
+    /// `closed` (never reached).
+    status: String,
+    #[schema(format = Date)]
+    opened: Option<String>,
+    #[schema(format = Date)]
+    due: Option<String>,
+    /// The count ran through a year the holiday table does not cover (weekdays counted).
+    due_estimated: Option<bool>,
+    by: Option<Actor>,
+    at: Option<String>,
+    comment: Option<String>,
+}
+
+/// A problem record's resolution.
+#[derive(ToSchema)]
+pub struct Resolution {
+    /// `delete`, `confirm` or `correct`.
+    action: String,
+    comment: String,
+    by: Actor,
+    at: String,
+    /// `applied` or `pending`.
+    outcome: String,
+    /// The student's history event (`seq`) that recorded it.
+    event: Option<u64>,
+    request: Option<String>,
+}
+
+/// A problem record (问题学籍).
+#[derive(ToSchema)]
+pub struct Problem {
+    id: String,
+    /// `duplicate_enrolment`, `temporary_number`, `not_reported`, `overdue_request`.
+    kind: String,
+    student: Option<String>,
+    school: String,
+    jurisdiction: String,
+    /// Other schools concerned, who see it too.
+    other_schools: Option<Vec<String>>,
+    #[schema(format = Date)]
+    opened: String,
+    opened_at: String,
+    opened_by: Actor,
+    #[schema(value_type = Object)]
+    details: serde_json::Value,
+    /// `open` or `resolved`.
+    status: String,
+    resolution: Option<Resolution>,
+}
+
+/// The answer to a resolution: the transition's answer and the problem as it now stands.
+#[derive(ToSchema)]
+pub struct ResolveAnswer {
+    #[schema(schema_with = outcome)]
+    outcome: Option<String>,
+    decision: Decision,
+    student: Option<Student>,
+    event: Option<Event>,
+    request: Option<ApprovalRequest>,
+    error: Option<super::error::ErrorDetail>,
+    problem: Problem,
+}
+
 /// A transition waiting for approval (申请). `input.params.fields` values are withheld.
 #[derive(ToSchema)]
 pub struct ApprovalRequest {
@@ -420,8 +490,8 @@ pub struct ApprovalRequest {
     /// The receiving school's jurisdiction, for a transfer from another one.
     receiving_jurisdiction: Option<String>,
     input: TransitionInput,
-    #[schema(schema_with = approval_steps)]
-    steps: Vec<String>,
+    /// The steps in approval order, each with its clock.
+    steps: Vec<StepClock>,
     approvals: Vec<ApprovalRecord>,
     #[schema(schema_with = schema::request_status)]
     status: String,
@@ -529,6 +599,10 @@ pub struct SweepReport {
     evaluated: u64,
     applied: Vec<SweepApplied>,
     failed: Vec<SweepFailure>,
+    /// Requests closed `expired` (pending longer than `request_expiry_days`).
+    expired_requests: Vec<String>,
+    /// Problem records opened (`not_reported`, `overdue_request`).
+    problems: Vec<String>,
 }
 
 // ---- responses: schools, tokens, policies, ops -----------------------------------------
@@ -656,6 +730,11 @@ page!(
     "A page of a student's history, oldest first."
 );
 page!(RequestPage, ApprovalRequest, "A page of approval requests.");
+page!(
+    ProblemPage,
+    Problem,
+    "A page of problem records (问题学籍)."
+);
 page!(SchoolPage, School, "A page of schools.");
 page!(TokenPage, TokenRecord, "A page of tokens.");
 page!(PolicyPage, PolicySummary, "Policy packages in force.");

@@ -11,6 +11,7 @@ mod exchange;
 pub mod extract;
 mod idempotency;
 mod metrics;
+mod problems;
 mod routes;
 mod schema;
 mod serve;

@@ -72,6 +72,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(sweep))
+        .routes(routes!(super::problems::list_problems))
+        .routes(routes!(super::problems::resolve_problem))
         .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(list_policies))
@@ -255,7 +257,7 @@ fn outcome_response(
 }
 
 /// The status and body of [`outcome_response`].
-fn outcome_body(
+pub(super) fn outcome_body(
     state: &AppState,
     outcome: Outcome,
     role: Role,
@@ -276,7 +278,7 @@ fn outcome_body(
         ),
         Outcome::Pending { decision, request } => (
             StatusCode::ACCEPTED,
-            json!({ "outcome": "pending", "decision": mask(decision, decided_on), "request": request_view(&request, role, decided_on) }),
+            json!({ "outcome": "pending", "decision": mask(decision, decided_on), "request": request_view(&state.xueji, &request, role, decided_on) }),
         ),
         Outcome::Denied { decision } => {
             let decision = mask(decision, decided_on);
@@ -762,7 +764,7 @@ async fn verify_all(
 
 /// A request as `role` sees it: its decisions' messages masked against the student when the
 /// role may not see all of them (`decided_on`; `None` for a role that sees everything).
-fn request_view(r: &ApprovalRequest, role: Role, decided_on: Option<&Student>) -> Value {
+fn request_view(x: &Xueji, r: &ApprovalRequest, role: Role, decided_on: Option<&Student>) -> Value {
     let masked;
     let r = match decided_on {
         Some(student) => {
@@ -781,6 +783,11 @@ fn request_view(r: &ApprovalRequest, role: Role, decided_on: Option<&Student>) -
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("next_step".into(), json!(r.next_step()));
+        // Each step with its clock (opened, due in working days, who acted when).
+        o.insert(
+            "steps".into(),
+            crate::service::clocks_json(&x.step_clocks(r)),
+        );
         // The filed input may carry new personal values (key-information changes) until applied.
         if let Some(fields) = o
             .get_mut("input")
@@ -803,7 +810,7 @@ fn request_view_for(x: &Xueji, r: &ApprovalRequest, role: Role) -> Value {
     } else {
         x.store().student(&r.student).ok().flatten()
     };
-    request_view(r, role, student.as_ref())
+    request_view(x, r, role, student.as_ref())
 }
 
 /// Loads a request the caller may see; otherwise 404.
@@ -846,6 +853,12 @@ struct RequestQuery {
     /// Only requests whose next step is this one.
     #[param(schema_with = super::schema::approval_step)]
     step: Option<ApprovalStep>,
+    /// `true`: only requests with a step past its due date as of `as_of`; `false`: only those
+    /// without.
+    overdue: Option<bool>,
+    /// The day `overdue` is judged on; default today (in the service's time zone).
+    #[param(value_type = Option<String>, format = Date)]
+    as_of: Option<Date>,
     /// Page size: default 100, at most 1000 (larger values are clamped).
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
@@ -899,6 +912,7 @@ async fn list_requests(
             }
         };
         let status = q.status.unwrap_or(RequestStatus::Pending);
+        let overdue_on = q.as_of.unwrap_or_else(|| x.today());
         let mut rows = Vec::new();
         let mut cursor = after;
         for _ in 0..50 {
@@ -914,7 +928,9 @@ async fn list_requests(
                     .school
                     .as_deref()
                     .is_none_or(|s| r.school == s || r.receiving_school.as_deref() == Some(s))
-                    && q.step.is_none_or(|st| r.next_step() == Some(st));
+                    && q.step.is_none_or(|st| r.next_step() == Some(st))
+                    && q.overdue
+                        .is_none_or(|want| x.overdue_step(&r, overdue_on).is_some() == want);
                 if visible && matches {
                     rows.push((k, r));
                 }

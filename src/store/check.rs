@@ -238,6 +238,7 @@ impl Store {
         scan::<School>(&txn, SCHOOLS, &mut out)?;
         scan::<ApprovalRequest>(&txn, REQUESTS, &mut out)?;
         scan::<TokenRecord>(&txn, TOKENS, &mut out)?;
+        scan::<crate::domain::problem::Problem>(&txn, PROBLEMS, &mut out)?;
         Ok(out)
     }
 }

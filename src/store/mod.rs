@@ -11,6 +11,7 @@ mod check;
 pub mod fault;
 pub mod idempotency;
 pub mod private;
+mod problems;
 mod records;
 mod tables;
 mod tally;

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
+use crate::domain::problem::{Problem, ProblemStatus};
 use crate::domain::tally::{DatedCounts, dated_changes};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Step, Student, Timeline};
 
@@ -73,6 +74,16 @@ pub enum Command {
         key: String,
         value: Vec<u8>,
         at: u64,
+    },
+    /// A new problem record; refused (`AlreadyExists`, naming the open one) while another open
+    /// problem has its key.
+    OpenProblem {
+        problem: Box<Problem>,
+    },
+    /// A problem's resolution: it must be open in the store; when it ends resolved, its key is
+    /// free again.
+    UpdateProblem {
+        problem: Box<Problem>,
     },
 }
 
@@ -264,6 +275,8 @@ struct Tables<'t> {
     stat_totals: RedbTable<'t, &'static str, &'static [u8]>,
     stat_changes: RedbTable<'t, &'static str, &'static [u8]>,
     certificates_used: RedbTable<'t, &'static str, &'static [u8]>,
+    problems: RedbTable<'t, &'static str, &'static [u8]>,
+    open_problems: RedbTable<'t, &'static str, &'static [u8]>,
     /// The statistics changes of the batch's events by jurisdiction, added to the stored sums
     /// once, before the commit.
     pending_tallies: HashMap<String, DatedCounts>,
@@ -296,6 +309,8 @@ impl<'t> Tables<'t> {
             stat_totals: txn.open_table(STAT_TOTALS)?,
             stat_changes: txn.open_table(STAT_CHANGES)?,
             certificates_used: txn.open_table(CERTIFICATES_USED)?,
+            problems: txn.open_table(PROBLEMS)?,
+            open_problems: txn.open_table(IDX_OPEN_PROBLEM)?,
             pending_tallies: HashMap::new(),
         })
     }
@@ -1039,6 +1054,41 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
         }
         (Command::PutIdempotent { key: k, value, at }, _) => {
             super::idempotency::put(&mut t.idempotency, k, value, *at)?;
+        }
+        (Command::OpenProblem { problem }, _) => {
+            if let Some(existing) = get_str(&t.open_problems, &problem.key)? {
+                return refused(StoreError::AlreadyExists {
+                    what: "problem".into(),
+                    id: existing,
+                });
+            }
+            if t.problems.get(problem.id.as_str())?.is_some() {
+                return refused(StoreError::AlreadyExists {
+                    what: "problem".into(),
+                    id: problem.id.clone(),
+                });
+            }
+            t.problems
+                .insert(problem.id.as_str(), json(problem)?.as_slice())?;
+            if problem.status == ProblemStatus::Open {
+                t.open_problems
+                    .insert(problem.key.as_str(), problem.id.as_bytes())?;
+            }
+        }
+        (Command::UpdateProblem { problem }, _) => {
+            let stored: Option<Problem> = match t.problems.get(problem.id.as_str())? {
+                Some(g) => Some(decode(g.value())?),
+                None => None,
+            };
+            match stored {
+                Some(old) if old.status == ProblemStatus::Open && old.key == problem.key => {}
+                _ => return refused(StoreError::RequestNotPending(problem.id.clone())),
+            }
+            t.problems
+                .insert(problem.id.as_str(), json(problem)?.as_slice())?;
+            if problem.status != ProblemStatus::Open {
+                t.open_problems.remove(problem.key.as_str())?;
+            }
         }
     }
     Ok(CommandOutput::Done)

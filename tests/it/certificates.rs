@@ -47,7 +47,7 @@ impl Server {
                         .call(
                             "POST",
                             &format!("/v1/requests/{id}/approve"),
-                            Some(json!({ "step": step })),
+                            Some(json!({ "step": step["step"] })),
                         )
                         .await;
                     assert_eq!(status, 200, "{answer}");

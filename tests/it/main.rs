@@ -3,6 +3,7 @@
 mod helpers;
 
 mod access;
+mod approval_clocks;
 mod approvals;
 mod architecture;
 mod audit;
@@ -23,6 +24,7 @@ mod import_job;
 mod lifecycle;
 mod model;
 mod persons;
+mod problems;
 mod process;
 mod replays_and_connections;
 mod sandbox;

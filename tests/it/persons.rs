@@ -442,7 +442,7 @@ async fn settle(s: &TestServer, id: &str, body: Value) -> Value {
                 .as_array()
                 .expect("steps")
                 .iter()
-                .map(|x| x.as_str().expect("step").to_owned())
+                .map(|x| x["step"].as_str().expect("step").to_owned())
                 .collect();
             let mut last = Value::Null;
             for step in steps {

@@ -178,7 +178,7 @@ async fn a_yanhe_pupil_moves_to_zhuhai_decided_and_approved_by_both_sides() {
         .as_array()
         .expect("steps")
         .iter()
-        .filter_map(Value::as_str)
+        .filter_map(|s| s["step"].as_str())
         .collect();
     assert_eq!(
         steps,
