@@ -277,10 +277,14 @@ impl Xueji {
     }
 
     /// At start: stores the versions loaded from the binary or folder (so every version that
-    /// decides is kept), then re-activates every version stored earlier, bases first.
+    /// decides is kept), then re-activates every version stored, bases first, in the order they
+    /// were first activated: of two versions with the same `effective_from`, the one activated
+    /// last decides new cases. A package loaded at this start that no earlier start stored is
+    /// activated now, so it replaces an older one of the same date (a corrected reading of the
+    /// same text); one stored earlier keeps its place, so a later upload still wins over it.
     pub fn restore_policies(&self) -> Result<()> {
         let startup = Actor::system("startup");
-        for p in self.policies().all_latest() {
+        for p in self.policies().all_versions() {
             self.record_version(&p, &startup)?;
         }
         let mut pending: Vec<PolicyRecord> = self.store().policy_versions()?;
@@ -289,7 +293,8 @@ impl Xueji {
             let before = pending.len();
             let mut later = Vec::new();
             for record in pending {
-                if self.policies().by_hash(&record.content_hash).is_some() {
+                if let Some(known) = self.policies().by_hash(&record.content_hash) {
+                    self.policies().activate(known);
                     continue;
                 }
                 let base = match &record.base_hash {

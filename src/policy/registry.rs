@@ -161,6 +161,11 @@ impl PolicyRegistry {
             .collect()
     }
 
+    /// Every version of every package, each package's oldest first.
+    pub fn all_versions(&self) -> Vec<Arc<CompiledPolicy>> {
+        self.snapshot().versions.values().flatten().cloned().collect()
+    }
+
     pub fn versions(&self, jurisdiction: &str) -> Vec<Arc<CompiledPolicy>> {
         self.snapshot()
             .versions
