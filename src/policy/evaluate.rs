@@ -389,8 +389,7 @@ fn evaluate_with(
                 .map_err(|e| script_error(&rule.info.id, file, &e))?;
             for effect in effects_of(&rule.info.id, file, out)? {
                 if let Some(sites) = sites.as_deref_mut()
-                    && let (Some(line), Some(column)) =
-                        (effect.site.line(), effect.site.position())
+                    && let (Some(line), Some(column)) = (effect.site.line(), effect.site.position())
                 {
                     sites.push(EffectSite {
                         rule: rule.info.id.clone(),

@@ -69,7 +69,9 @@ impl Lexer<'_> {
                 '/' if self.peek(1) == Some('*') => {
                     self.bump();
                     self.bump();
-                    while self.peek(0).is_some() && !(self.peek(0) == Some('*') && self.peek(1) == Some('/')) {
+                    while self.peek(0).is_some()
+                        && !(self.peek(0) == Some('*') && self.peek(1) == Some('/'))
+                    {
                         self.bump();
                     }
                     self.bump();
@@ -99,14 +101,19 @@ impl Lexer<'_> {
                 }
                 c if c.is_alphabetic() || c == '_' => {
                     let mut name = String::new();
-                    while let Some(ch) = self.peek(0).filter(|ch| ch.is_alphanumeric() || *ch == '_') {
+                    while let Some(ch) =
+                        self.peek(0).filter(|ch| ch.is_alphanumeric() || *ch == '_')
+                    {
                         name.push(ch);
                         self.bump();
                     }
                     self.out.push(Token::Name(name, line, col));
                 }
                 c if c.is_ascii_digit() => {
-                    while self.peek(0).is_some_and(|ch| ch.is_alphanumeric() || ch == '_') {
+                    while self
+                        .peek(0)
+                        .is_some_and(|ch| ch.is_alphanumeric() || ch == '_')
+                    {
                         self.bump();
                     }
                 }
@@ -208,7 +215,9 @@ pub fn unknown_names(file: &str, text: &str) -> Vec<PolicyLoadError> {
             continue;
         }
         // Methods of the case were checked with their chain.
-        let on_case = after_dot && i >= 2 && matches!(toks.get(i - 2), Some(Token::Name(n, _, _)) if n == "c")
+        let on_case = after_dot
+            && i >= 2
+            && matches!(toks.get(i - 2), Some(Token::Name(n, _, _)) if n == "c")
             && !(i >= 3 && is_punct(toks.get(i - 3), '.'));
         if on_case {
             continue;
@@ -317,7 +326,12 @@ mod tests {
     fn names(text: &str) -> Vec<String> {
         unknown_names("r.rhai", text)
             .into_iter()
-            .map(|e| format!("{}:{} {} {}", e.position.line, e.position.column, e.code, e.message))
+            .map(|e| {
+                format!(
+                    "{}:{} {} {}",
+                    e.position.line, e.position.column, e.code, e.message
+                )
+            })
             .collect()
     }
 
@@ -329,10 +343,10 @@ mod tests {
             got,
             vec![
                 "3:10 policy_unknown_function 案例 c 没有方法 `has_issud`,是否想写 `has_issued`?",
-                "3:62 policy_unknown_function 规则调用了不存在的函数 `alow`,是否想写 `allow`?",
+                "3:61 policy_unknown_function 规则调用了不存在的函数 `alow`,是否想写 `allow`?",
                 "4:15 policy_unknown_field 案例 c 没有属性 `studnet`,是否想写 `student`?",
                 "5:21 policy_unknown_field c.transition 没有字段 `reasn`,是否想写 `reason`?",
-                "6:21 policy_unknown_field c.school 没有字段 `areaa`,是否想写 `area`?",
+                "6:22 policy_unknown_field c.school 没有字段 `areaa`,是否想写 `area`?",
             ]
         );
     }
@@ -341,6 +355,9 @@ mod tests {
     fn what_the_sandbox_provides_passes() {
         let text = "fn due(c, kind) { let f = (); for d in c.student.deadlines { if d.kind == kind { f = d.date; } } f }\n// deny( in a comment, c.nothing\nrule(#{ id: \"x.a.b\", on: [\"*\"], cites: \"d 1\", check: |c| {\n  let e = c.param(\"until\");\n  if e == () || !c.has_setting(\"x\") { return; }\n  let t = \"c.fake(\"; let n = c.student.deadlines.len();\n  if c.student.entry_date.sub_string(0, 4) > \"2020\" && due(c, \"x\") != () {\n    return [approve([\"school\"], `至 ${add_years(c.date, 1)}`), deadline(\"k\", e, \"m\")];\n  }\n  if c.sweep || c.school.compulsory || c.transition.documents.len() > n { return allow(\"是\"); }\n  require([\"x\"], \"m\")\n}});";
         assert_eq!(names(text), Vec::<String>::new());
-        assert_eq!(effect_sites(text), vec![(8, 14), (8, 65), (10, 80), (11, 3)]);
+        assert_eq!(
+            effect_sites(text),
+            vec![(8, 13), (8, 63), (10, 82), (11, 3)]
+        );
     }
 }

@@ -22,6 +22,7 @@ mod import_job;
 mod lifecycle;
 mod model;
 mod persons;
+mod policy_readings;
 mod process;
 mod replays_and_connections;
 mod sandbox;

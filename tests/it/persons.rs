@@ -400,7 +400,16 @@ async fn settle(s: &TestServer, id: &str, body: Value) -> Value {
                 assert_eq!(st, 200, "{v}");
                 last = v;
             }
-            last["student"].clone()
+            assert!(
+                last["event"].is_object(),
+                "the last approval applies: {last}"
+            );
+            // The approval answers with the event; the student as it now is, read back.
+            let (st, student) = s
+                .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+                .await;
+            assert_eq!(st, 200, "{student}");
+            student
         }
         _ => panic!("{st}: {v}"),
     }
