@@ -185,3 +185,49 @@ async fn a_shenyang_suspension_waits_for_the_schools_review() {
         .await;
     assert_eq!(now["status"], "suspended", "{now}");
 }
+
+/// `xueji policy check` resolves names, both ways: the seed package as it is passes; the same
+/// package with one misspelt helper is refused, naming the file, line and column and the helper
+/// meant, before any case runs.
+#[test]
+fn policy_check_names_a_misspelt_helper_with_its_place() {
+    let root = tempfile::tempdir().expect("dir");
+    let dir = root.path().join("yanhe-primary");
+    let seed = &xueji::policy::builtin_packages().packages["yanhe-primary"];
+    let write = |files: &BTreeMap<String, String>| {
+        for (path, text) in files {
+            let p = dir.join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+    };
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xueji"))
+            .args(["policy", "check"])
+            .arg(&dir)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("run")
+    };
+    write(&seed.files);
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut files = seed.files.clone();
+    let suspend = files["suspend.rhai"].replace("c.has_issued(", "c.has_issud(");
+    assert_ne!(suspend, files["suspend.rhai"]);
+    files.insert("suspend.rhai".into(), suspend);
+    write(&files);
+    let out = check();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("suspend.rhai:7:26: policy_unknown_function"),
+        "{text}"
+    );
+    assert!(text.contains("是否想写 `has_issued`"), "{text}");
+}
