@@ -353,6 +353,7 @@ fn case_of(student: CaseStudent, school: CaseSchool, transition: TransitionInput
         school,
         transition,
         sweep: false,
+        settings: Default::default(),
         expect: Default::default(),
     }
 }
@@ -363,6 +364,8 @@ struct NativeRule {
     policy: PolicyRef,
     id: String,
     citation: String,
+    /// The base's review rule (`national_k12.review.school`) that fires beside it: id, citation.
+    review: Option<(String, String)>,
 }
 
 impl NativeRule {
@@ -372,7 +375,15 @@ impl NativeRule {
             policy: policy.policy_ref(),
             id: info.info.id.clone(),
             citation: info.info.citation.clone(),
+            review: None,
         })
+    }
+
+    /// The same, with the package's review rule `review` firing after it.
+    fn with_review(mut self, policy: &CompiledPolicy, review: &str) -> Option<NativeRule> {
+        let info = policy.rules.iter().find(|r| r.info.id == review)?;
+        self.review = Some((info.info.id.clone(), info.info.citation.clone()));
+        Some(self)
     }
 
     fn fired(&self, effect: Effect, message: &str) -> FiredRule {
@@ -399,7 +410,8 @@ impl NativeRule {
     }
 }
 
-/// `national_k12.expel.compulsory` in Rust: compulsory-education schools may not expel.
+/// `national_k12.expel.compulsory` in Rust: compulsory-education schools may not expel; then
+/// `national_k12.review.school`: the school reviews every expulsion.
 fn native_expel(rule: &NativeRule, case: Case<'_>) -> Decision {
     let mut decision = rule.empty_decision(&case);
     if case.school.level.is_compulsory() {
@@ -407,6 +419,15 @@ fn native_expel(rule: &NativeRule, case: Case<'_>) -> Decision {
             .rules
             .push(rule.fired(Effect::Deny, "义务教育阶段学校不得开除学生"));
         decision.allowed = false;
+    }
+    if let Some((id, citation)) = &rule.review {
+        decision.rules.push(FiredRule {
+            id: id.clone(),
+            effect: Effect::Approve,
+            citation: citation.clone(),
+            message: "学籍注册和学籍变动须经学校(校长或分管校领导)审核同意后办理".into(),
+        });
+        decision.approvals = vec![ApprovalStep::School];
     }
     decision
 }
@@ -1180,7 +1201,8 @@ fn main() -> Result<(), String> {
             input,
         )
     };
-    let expel_native = NativeRule::of(&national_policy, "national_k12.expel.compulsory");
+    let expel_native = NativeRule::of(&national_policy, "national_k12.expel.compulsory")
+        .and_then(|r| r.with_review(&national_policy, "national_k12.review.school"));
     if expel_native.is_none() {
         eprintln!("warning: rule national_k12.expel.compulsory is gone; no native baseline");
     }

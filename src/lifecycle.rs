@@ -277,10 +277,26 @@ impl Xueji {
     }
 
     /// At start: stores the versions loaded from the binary or folder (so every version that
-    /// decides is kept), then re-activates every version stored earlier, bases first.
+    /// decides is kept), then re-activates every version stored earlier, bases first, in the
+    /// order they were activated, so a version uploaded later wins over the one loaded of the same
+    /// date. One exception: a version an earlier start loaded (activated by `system:startup`)
+    /// whose date the versions loaded now also have, with other content, was superseded by the
+    /// binary or folder (a corrected reading of the same text): it stays reachable by its hash, so
+    /// the decisions taken under it still reproduce, but it decides nothing new.
     pub fn restore_policies(&self) -> Result<()> {
         let startup = Actor::system("startup");
-        for p in self.policies().all_latest() {
+        let loaded: BTreeMap<(String, crate::domain::Date), String> = self
+            .policies()
+            .all_versions()
+            .iter()
+            .map(|p| {
+                (
+                    (p.manifest.id.clone(), p.manifest.effective_from),
+                    p.content_hash.clone(),
+                )
+            })
+            .collect();
+        for p in self.policies().all_versions() {
             self.record_version(&p, &startup)?;
         }
         let mut pending: Vec<PolicyRecord> = self.store().policy_versions()?;
@@ -292,6 +308,10 @@ impl Xueji {
                 if self.policies().by_hash(&record.content_hash).is_some() {
                     continue;
                 }
+                let superseded = record.activated_by == startup.id
+                    && loaded
+                        .get(&(record.jurisdiction.clone(), record.effective_from))
+                        .is_some_and(|h| *h != record.content_hash);
                 let base = match &record.base_hash {
                     Some(h) => match self.policies().by_hash(h) {
                         Some(b) => Some(b),
@@ -308,6 +328,7 @@ impl Xueji {
                     },
                     base,
                 ) {
+                    Ok(p) if superseded => self.policies().remember(Arc::new(p)),
                     Ok(p) => self.policies().activate(Arc::new(p)),
                     Err(e) => {
                         tracing::error!(jurisdiction = %record.jurisdiction, hash = %record.content_hash, errors = ?e, "stored policy version no longer compiles")

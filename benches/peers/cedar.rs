@@ -84,6 +84,15 @@ permit (principal, action == Action::"change_key_info", resource);
 @rule("national_k12.suspend.until")
 permit (principal, action == Action::"suspend", resource)
 when { context has until };
+
+// review.rhai — registration and every change of status domain.md lists ask the school's
+// review (an approval step, which Cedar cannot return), so the rule is recorded as having fired.
+@rule("national_k12.review.school")
+permit (principal, action in [Action::"register", Action::"suspend", Action::"resume",
+    Action::"drop_out", Action::"return_from_dropout", Action::"withdraw",
+    Action::"transfer_out", Action::"expel", Action::"revoke", Action::"graduate",
+    Action::"complete", Action::"leave_with_certificate", Action::"record_death",
+    Action::"change_key_info"], resource);
 "#;
 
 /// The bench's own `bench-district` package (`BENCH_RULES` in engine.rs) in Cedar.

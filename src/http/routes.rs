@@ -1264,6 +1264,7 @@ async fn evaluate_policy(
                     school: b.school.unwrap_or_default(),
                     transition: b.transition.clone(),
                     sweep: b.sweep,
+                    settings: Default::default(),
                     expect: Default::default(),
                 };
                 case.build(&policy)

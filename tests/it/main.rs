@@ -24,6 +24,7 @@ mod import_job;
 mod lifecycle;
 mod model;
 mod persons;
+mod policy_readings;
 mod problems;
 mod process;
 mod replays_and_connections;

@@ -473,3 +473,108 @@ fn receiving_steps_route_before_the_sending_side() {
         ApprovalStep::ReceivingCity
     );
 }
+
+/// Each seed jurisdiction's packages decide both sides of a transfer: as the sending side (its
+/// `transfer` rules) and as the receiving side (its `transfer_in` rules, its base's when it has
+/// none of its own). The decisions are pinned by a snapshot, reviewed like the packages' own.
+#[test]
+fn every_seed_jurisdiction_decides_both_sides_of_a_transfer() {
+    use xueji::policy::{Case, PolicyRegistry, builtin_packages, evaluate_transfer};
+    let registry = PolicyRegistry::from_packages(&builtin_packages()).expect("packages compile");
+    use Level::{Junior, Primary, Undergraduate, Vocational};
+    const MOVED: &str = "household_move";
+    let pairs = [
+        ("yanhe-primary", "zhuhai-k12", Primary, MOVED),
+        ("zhuhai-k12", "yanhe-primary", Primary, MOVED),
+        ("rencheng-junior", "zhuhai-k12", Junior, MOVED),
+        ("zhuhai-k12", "rencheng-junior", Junior, MOVED),
+        (
+            "shenyang-vocational",
+            "national-vocational",
+            Vocational,
+            MOVED,
+        ),
+        (
+            "national-vocational",
+            "shenyang-vocational",
+            Vocational,
+            MOVED,
+        ),
+        (
+            "tsinghua-undergrad",
+            "szu-undergrad",
+            Undergraduate,
+            "illness",
+        ),
+        (
+            "szu-undergrad",
+            "tsinghua-undergrad",
+            Undergraduate,
+            "illness",
+        ),
+    ];
+    let mut pinned = Vec::new();
+    for (from, to, level, reason) in pairs {
+        let sending_school = School {
+            id: format!("{from}-school"),
+            ..seed_school("x", from, Some("一区"), level)
+        };
+        let receiving_school = School {
+            id: format!("{to}-school"),
+            ..seed_school("x", to, Some("二区"), level)
+        };
+        let student: Student = serde_json::from_value(json!({
+            "id": "stu_pair", "national_id": "G52222820170308002X", "id_card": null,
+            "name": "", "gender": "female", "birth_date": "2007-03-08",
+            "school": sending_school.id, "jurisdiction": from, "level": level, "grade": 2,
+            "class": "1", "status": "enrolled", "version": 3, "entry_date": "2024-09-01",
+            "terms": ["2024-fall", "2025-spring", "2025-fall"], "head": "",
+        }))
+        .expect("student");
+        let input: TransitionInput = serde_json::from_value(json!({
+            "kind": "transfer", "effective_date": "2026-03-02", "reason": reason,
+            "params": {"to_school": receiving_school.id, "to_grade": 2},
+            "documents": [{"kind": "transfer_form"}, {"kind": "household_register"}],
+        }))
+        .expect("input");
+        let date = input.effective_date;
+        let decision = evaluate_transfer(
+            &registry.in_force(from, date).expect("sending package"),
+            &registry.in_force(to, date).expect("receiving package"),
+            Case {
+                student: &student,
+                school: &sending_school,
+                input: &input,
+                sweep: false,
+            },
+            &receiving_school,
+        )
+        .expect("decides");
+        let ids: Vec<&str> = decision.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(decision.policy.jurisdiction, from);
+        assert_eq!(
+            decision
+                .receiving_policy
+                .as_ref()
+                .map(|p| p.jurisdiction.as_str()),
+            Some(to)
+        );
+        assert!(
+            ids.iter().any(|id| !id.contains(".transfer_in.")),
+            "{from} → {to}: the sending side's rules decide: {ids:?}"
+        );
+        assert!(
+            ids.iter().any(|id| id.contains(".transfer_in.")),
+            "{from} → {to}: the receiving side's transfer_in rules decide: {ids:?}"
+        );
+        assert!(
+            decision.rules.iter().all(|r| !r.citation.is_empty()),
+            "every rule cites its article"
+        );
+        pinned.push(json!({
+            "from": from, "to": to, "allowed": decision.allowed, "rules": ids,
+            "approvals": decision.approvals, "missing_documents": decision.missing_documents,
+        }));
+    }
+    insta::assert_json_snapshot!("seed_jurisdiction_transfers", pinned);
+}
