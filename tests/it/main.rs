@@ -9,6 +9,7 @@ mod audit;
 mod binary;
 mod chain;
 mod codes_and_schemas;
+mod console;
 mod crash;
 mod engine;
 mod exchange;
