@@ -54,8 +54,10 @@ pub fn local_time(rfc3339: &str, zone: chrono_tz::Tz) -> String {
 pub fn effect_zh(effect: &str) -> &'static str {
     match effect {
         "deny" => "不允许",
-        "require_approval" => "需审批",
-        "require_documents" => "需材料",
+        "require" => "需材料",
+        "approve" => "需审批",
+        "change" => "变更",
+        "deadline" => "期限",
         "allow" => "允许",
         _ => "说明",
     }
@@ -297,10 +299,7 @@ fn screens(role: Role) -> Vec<(&'static str, &'static str)> {
     if matches!(role, Admin | Registrar) {
         s.push(("/console/import", "批量导入"));
     }
-    if matches!(
-        role,
-        Admin | DistrictOfficer | SchoolLeader | Registrar | HeadTeacher
-    ) {
+    if matches!(role, Admin | DistrictOfficer | SchoolLeader | Registrar) {
         s.push(("/console/rosters", "名册"));
         s.push(("/console/stats", "统计"));
     }

@@ -65,6 +65,10 @@ const MAX_REREADS: usize = 64;
 /// stand-in are not the sender's and are not reported.
 fn every_field_error<T: DeserializeOwned>(mut body: Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    // A body that is not an object at all has one mistake, whatever serde would read into it.
+    if !body.is_object() {
+        return errors;
+    }
     let mut stand_ins: Vec<String> = Vec::new();
     let mut reads = 0;
     while errors.len() < MAX_FIELD_ERRORS && reads < MAX_REREADS {
@@ -612,10 +616,12 @@ mod tests {
 
     #[test]
     fn a_body_of_the_wrong_kind_is_one_error() {
-        let errors = every_field_error::<crate::domain::TransitionInput>(json!([1, 2]));
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        let answer = field_errors(errors[0].clone(), errors);
+        let first = FieldError::new("invalid_field", "", "字段无效:类型不对");
+        let more = every_field_error::<crate::domain::TransitionInput>(json!([1, 2]));
+        assert!(more.is_empty(), "{more:?}");
+        let answer = field_errors(first, more);
         assert_eq!(answer.details["errors"].as_array().map(Vec::len), Some(1));
+        assert_eq!(answer.message, "字段无效:类型不对");
     }
 
     #[test]

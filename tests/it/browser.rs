@@ -327,7 +327,7 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
     assert_eq!(story.text("#status").await, "休学");
     let timeline = story.text("#timeline").await;
     assert!(
-        timeline.contains("休学") && timeline.contains("入学注册") && timeline.contains("t 第一条"),
+        timeline.contains("休学") && timeline.contains("入学注册") && timeline.contains("第一条"),
         "{timeline}"
     );
     assert!(story.text("#chain").await.contains("校验通过"));
