@@ -732,6 +732,7 @@ pub async fn inbox(
             .map(|s| s.name)
             .unwrap_or_else(|_| r.student.clone());
         let next_step = r.next_step.clone().unwrap_or_default();
+        let may_decide = may_decide(&api, &user, &r, &next_step).await;
         let steps = r
             .steps
             .iter()
@@ -746,7 +747,7 @@ pub async fn inbox(
             opened_at: local_time(&r.opened_at, tz),
             steps,
             next_step_zh: labels.step(&next_step),
-            may_decide: may_decide(user.record.role, &next_step),
+            may_decide,
             next_step,
             r,
         });
@@ -767,14 +768,27 @@ pub async fn inbox(
     }))
 }
 
-/// Whether to offer the buttons: the step is one the role approves (the API checks the rest).
-fn may_decide(role: Role, step: &str) -> bool {
-    match role {
-        Role::Admin => true,
-        Role::SchoolLeader => matches!(step, "school" | "receiving_school"),
-        Role::DistrictOfficer => matches!(step, "district" | "city"),
-        _ => false,
-    }
+/// Whether to offer the buttons: `auth::scope::approve`, the API's own test, on the schools as
+/// the API shows them to the user.
+async fn may_decide(api: &Api<'_>, user: &User, r: &RequestView, step: &str) -> bool {
+    use crate::domain::{ApprovalStep, School};
+    let Ok(step) = serde_json::from_value::<ApprovalStep>(json!(step)) else {
+        return false;
+    };
+    let Ok(school) = api
+        .get_as::<School>(&format!("/v1/schools/{}", seg(&r.school)))
+        .await
+    else {
+        return false;
+    };
+    let receiving = match &r.receiving_school {
+        Some(id) => api
+            .get_as::<School>(&format!("/v1/schools/{}", seg(id)))
+            .await
+            .ok(),
+        None => None,
+    };
+    crate::auth::scope::approve(&user.record, step, &school, receiving.as_ref())
 }
 
 #[derive(Deserialize, Default)]

@@ -331,11 +331,23 @@ impl Layout {
                 active: href == current,
             })
             .collect();
-        let label = r.label.clone().unwrap_or_default();
+        let mut who = vec![r.role.zh().to_owned()];
+        who.extend(r.label.iter().map(|l| format!("({l})")));
+        for (name, value) in [
+            ("辖区", &r.jurisdiction),
+            ("区县", &r.area),
+            ("学校", &r.school),
+            ("班级", &r.class),
+            ("学生", &r.student),
+        ] {
+            if let Some(v) = value {
+                who.push(format!(" · {name} {v}"));
+            }
+        }
         Layout {
             title: title.into(),
             signed_in: true,
-            who: format!("{}{} · {}", r.role.zh(), if label.is_empty() { String::new() } else { format!("({label})") }, r.scope_text()),
+            who: who.concat(),
             csrf: user.csrf.clone(),
             nav,
             htmx: super::HTMX_PATH,

@@ -86,6 +86,9 @@ impl Driver {
             .port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            // Date fields and the browser's own words in Chinese, as a registrar sees them.
+            .env("LANGUAGE", "zh_CN")
+            .env("LANG", "zh_CN.UTF-8")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -254,7 +257,10 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
         .token(json!({"role": "registrar", "school": "s1", "label": "学籍管理员"}))
         .await;
     let leader = s.token(json!({"role": "school_leader", "school": "s1"})).await;
-    let officer = s
+    let county = s
+        .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}))
+        .await;
+    let city = s
         .token(json!({"role": "district_officer", "jurisdiction": "test-district"}))
         .await;
 
@@ -286,12 +292,12 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
     story.click("#submit-transition").await;
     assert_eq!(story.text("#done").await, "已办理,历史已记录。");
     assert_eq!(story.text("#status").await, "在籍在校");
+    let her_page = story.c.current_url().await.expect("url").path().to_owned();
     story.go("/console/students").await;
     story.shot("02-students.png").await;
 
     // A suspension: the dry run answers as the documents are chosen.
-    story.go("/console/students").await;
-    story.click("#students a").await;
+    story.go(&her_page).await;
     story.click("#do-suspend").await;
     story.set("effective_date", "2025-03-02").await;
     story.set("until", "2026-03-01").await;
@@ -314,15 +320,15 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
     assert_eq!(story.text("#done").await, "已审批通过。");
     story.sign_out().await;
 
-    // The bureau approves its step; the timeline shows the suspension.
-    story.sign_in(&officer).await;
+    // The county bureau approves its step; the timeline shows the suspension.
+    story.sign_in(&county).await;
     story.go("/console/inbox").await;
     story.type_in(".request [name=comment]", "同意").await;
     story.click(".request button.approve").await;
     assert_eq!(story.text("#done").await, "已审批通过。");
     story.go("/console/students").await;
     story.type_in("[name=q]", "田小梅").await;
-    story.click("form button[type=submit]").await;
+    story.click("#search").await;
     story.click("#students a").await;
     assert_eq!(story.text("#status").await, "休学");
     let timeline = story.text("#timeline").await;
@@ -335,8 +341,10 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
     story.go("/console/stats?school=s1").await;
     story.el("#chart svg").await;
     story.shot("06-stats.png").await;
+    story.sign_out().await;
 
-    // The officer's impact view of a candidate that refuses suspensions.
+    // The city bureau's impact view of a candidate that refuses suspensions.
+    story.sign_in(&city).await;
     let candidate = profile.path().join("candidate.json");
     std::fs::write(&candidate, crate::console::impact_candidate().to_string()).expect("candidate");
     story.go("/console/policies/test-district").await;

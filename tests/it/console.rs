@@ -330,9 +330,17 @@ async fn a_leader_approves_from_the_inbox_and_a_rejection_needs_a_reason() {
     assert_eq!(status, 303);
     let (_, v) = s.call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None).await;
     assert_eq!(v["status"], "enrolled", "the district step is still to come");
-    let officer = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "officer").expect("officer").1);
-    let (_, inbox) = officer.get("/console/inbox").await;
-    assert!(inbox.contains("同意"), "the officer may decide the district step: {inbox}");
+    // The district step is the county officer's (scope::approve), not the city officer's.
+    let city = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "officer").expect("officer").1);
+    let (_, inbox) = city.get("/console/inbox").await;
+    assert!(inbox.contains("不由本账号审批") && !inbox.contains("class=\"approve\""), "{inbox}");
+    let county = Console::new(
+        &s,
+        &s.token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}))
+            .await,
+    );
+    let (_, inbox) = county.get("/console/inbox").await;
+    assert!(inbox.contains("class=\"approve\""), "the county officer decides it: {inbox}");
 }
 
 #[tokio::test]

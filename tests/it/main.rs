@@ -7,6 +7,7 @@ mod approvals;
 mod architecture;
 mod audit;
 mod binary;
+mod browser;
 mod chain;
 mod codes_and_schemas;
 mod console;
