@@ -182,6 +182,7 @@ struct StudentPage {
     previous: Vec<StudentView>,
     actions: Vec<(String, String)>,
     done: String,
+    school_name: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -260,6 +261,10 @@ pub async fn student(
         .into_iter()
         .filter(|e| e.id != s.id)
         .collect();
+    let school_name = api
+        .get_as::<SchoolView>(&format!("/v1/schools/{}", seg(&s.school)))
+        .await
+        .map_or_else(|_| s.school.clone(), |sc| sc.name);
     let labels = Labels::new();
     let tz = zone(&state);
     let timeline = events
@@ -307,6 +312,7 @@ pub async fn student(
         previous,
         s,
         done,
+        school_name,
     }))
 }
 
@@ -1368,6 +1374,9 @@ struct ImpactView {
 }
 
 fn outcome_zh(o: &str) -> String {
+    if let Some((before, after)) = o.split_once('→') {
+        return format!("{}→{}", outcome_zh(before), outcome_zh(after));
+    }
     match o {
         "applied" => "直接生效".into(),
         "pending" => "须审批".into(),

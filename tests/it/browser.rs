@@ -1,7 +1,7 @@
 //! The console in a real browser: Debian's chromium, driven through chromedriver by fantoccini.
 //!
-//! The test sets up what it needs on a fresh machine: it installs chromium, chromium-driver and
-//! fonts-noto-cjk with apt-get when they are missing (once, under a file lock, so parallel test
+//! The test sets up what it needs on a fresh machine: it installs chromium, chromium-driver,
+//! chromium-l10n and fonts-noto-cjk with apt-get when they are missing (once, under a file lock, so parallel test
 //! processes do not race) and starts chromedriver on a free port itself. It never skips. One
 //! browser session walks the whole story, which keeps the time it adds to CI small.
 //!
@@ -23,10 +23,12 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Installed by fonts-noto-cjk: without it Chinese renders as boxes in the screenshots.
 const CJK_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
-const PACKAGES: [&str; 3] = ["chromium", "chromium-driver", "fonts-noto-cjk"];
+/// Installed by chromium-l10n: the browser's own words (date fields, file pickers) in Chinese.
+const ZH_LOCALE: &str = "/usr/lib/chromium/locales/zh-CN.pak";
+const PACKAGES: [&str; 4] = ["chromium", "chromium-driver", "chromium-l10n", "fonts-noto-cjk"];
 
 fn browser_missing() -> bool {
-    [CHROMEDRIVER, CHROMIUM, CJK_FONT]
+    [CHROMEDRIVER, CHROMIUM, CJK_FONT, ZH_LOCALE]
         .iter()
         .any(|p| !Path::new(p).exists())
 }
@@ -358,7 +360,7 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
     let impact = story.text("#impact").await;
     assert!(impact.contains("会改变的决定 1 条") && impact.contains("不允许"), "{impact}");
     story.shot("07-policy-impact.png").await;
-    story.go("/console/policies/test-district#rule-test.suspend.proof").await;
+    story.go("/console/policies/national-k12#rule-national_k12.suspend.until").await;
     story.shot("08-rulebook.png").await;
 
     story.c.close().await.expect("close the browser");
