@@ -108,11 +108,22 @@ mod tests {
     #[test]
     fn a_bar_is_as_tall_as_its_rate_and_labels_are_escaped() {
         let svg = consolidation_rates(&[
-            Bar { label: "2023 级".into(), value: Some(0.5), second: Some(1.0) },
-            Bar { label: "<b>".into(), value: None, second: None },
+            Bar {
+                label: "2023 级".into(),
+                value: Some(0.5),
+                second: Some(1.0),
+            },
+            Bar {
+                label: "<b>".into(),
+                value: None,
+                second: None,
+            },
         ]);
         let plot_h = HEIGHT - BOTTOM - TOP;
-        assert!(svg.contains(&format!("height=\"{:.1}\"", plot_h * 0.5)), "{svg}");
+        assert!(
+            svg.contains(&format!("height=\"{:.1}\"", plot_h * 0.5)),
+            "{svg}"
+        );
         assert!(svg.contains("50.0%"));
         assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"));
     }

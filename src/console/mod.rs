@@ -67,7 +67,10 @@ pub fn mount(api: Router, app: AppState) -> Router {
         )
         .route("/console/inbox", get(pages::inbox))
         .route("/console/requests/{id}/decide", post(pages::decide))
-        .route("/console/import", get(pages::import_form).post(pages::import))
+        .route(
+            "/console/import",
+            get(pages::import_form).post(pages::import),
+        )
         .route("/console/import/template.csv", get(pages::import_template))
         .route("/console/rosters", get(pages::rosters))
         .route("/console/rosters/download", get(pages::roster_download))

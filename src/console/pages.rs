@@ -3,12 +3,12 @@
 
 use askama::Template;
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::cookie::CookieJar;
-use axum::extract::Query;
 use axum_extra::extract::Form;
+use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -119,23 +119,23 @@ pub async fn students(
             ("limit", "50"),
         ])
     );
-    let (students, next, message) =
-        match api.get_as::<super::views::Page<StudentView>>(&uri).await {
-            Ok(p) => {
-                let next = p.next_cursor.map(|c| {
-                    query(&[
-                        ("q", &filter.q),
-                        ("school", &school),
-                        ("class", &filter.class),
-                        ("grade", &filter.grade),
-                        ("status", &filter.status),
-                        ("cursor", &c),
-                    ])
-                });
-                (p.items, next, String::new())
-            }
-            Err(f) => (Vec::new(), None, f.message),
-        };
+    let (students, next, message) = match api.get_as::<super::views::Page<StudentView>>(&uri).await
+    {
+        Ok(p) => {
+            let next = p.next_cursor.map(|c| {
+                query(&[
+                    ("q", &filter.q),
+                    ("school", &school),
+                    ("class", &filter.class),
+                    ("grade", &filter.grade),
+                    ("status", &filter.status),
+                    ("cursor", &c),
+                ])
+            });
+            (p.items, next, String::new())
+        }
+        Err(f) => (Vec::new(), None, f.message),
+    };
     let labels = Labels::new();
     Ok(render(&StudentsPage {
         layout: Layout::for_user(&user, "学生", "/console/students"),
@@ -250,10 +250,7 @@ pub async fn student(
         .unwrap_or_default();
     // Earlier enrolments of the person, where the role sees the number they are found by.
     let previous = api
-        .get_as::<Value>(&format!(
-            "/v1/persons/{}/enrolments",
-            seg(&s.national_id)
-        ))
+        .get_as::<Value>(&format!("/v1/persons/{}/enrolments", seg(&s.national_id)))
         .await
         .ok()
         .and_then(|v| serde_json::from_value::<Vec<StudentView>>(v["enrolments"].clone()).ok())
@@ -279,11 +276,18 @@ pub async fn student(
             actor_role: serde_json::from_value::<Role>(json!(e.actor.role))
                 .map_or_else(|_| e.actor.role.clone(), |r| r.zh().to_owned()),
             change: match &e.before {
-                Some(b) => format!("{} → {}", facts_text(b, &labels), facts_text(&e.after, &labels)),
+                Some(b) => format!(
+                    "{} → {}",
+                    facts_text(b, &labels),
+                    facts_text(&e.after, &labels)
+                ),
                 None => facts_text(&e.after, &labels),
             },
             rules: e.decision.rules.clone(),
-            policy: format!("{} {}", e.decision.policy.jurisdiction, e.decision.policy.version),
+            policy: format!(
+                "{} {}",
+                e.decision.policy.jurisdiction, e.decision.policy.version
+            ),
             request: e.request.clone(),
         })
         .collect();
@@ -293,7 +297,11 @@ pub async fn student(
         .map(|d| DeadlineRow {
             kind: deadline_kind_zh(&d.kind),
             date: d.date.clone(),
-            on_expiry: d.on_expiry.as_deref().map(|k| labels.kind(k)).unwrap_or_default(),
+            on_expiry: d
+                .on_expiry
+                .as_deref()
+                .map(|k| labels.kind(k))
+                .unwrap_or_default(),
         })
         .collect();
     let done = match done.done.as_str() {
@@ -416,7 +424,9 @@ pub async fn admit(
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        return Ok(Redirect::to(&format!("/console/students/{}?done=created", seg(&id))).into_response());
+        return Ok(
+            Redirect::to(&format!("/console/students/{}?done=created", seg(&id))).into_response(),
+        );
     }
     let visible = schools(&api).await;
     Ok((
@@ -558,7 +568,11 @@ impl DecisionPanel {
                     .flatten()
                     .map(|k| labels.document(k))
                     .collect(),
-                required: d.required_documents.iter().map(|k| labels.document(k)).collect(),
+                required: d
+                    .required_documents
+                    .iter()
+                    .map(|k| labels.document(k))
+                    .collect(),
                 route: d.approvals.iter().map(|s| labels.step(s)).collect(),
                 policy: format!("{} {}", d.policy.jurisdiction, d.policy.version),
                 rules: d.rules,
@@ -596,9 +610,17 @@ async fn transition_page(
     let labels = Labels::new();
     let c = labels.catalog();
     Ok(render(&TransitionPage {
-        layout: Layout::for_user(user, &format!("{} · {}", labels.kind(&form.kind), s.name), "/console/students"),
+        layout: Layout::for_user(
+            user,
+            &format!("{} · {}", labels.kind(&form.kind), s.name),
+            "/console/students",
+        ),
         kind_zh: labels.kind(&form.kind),
-        reasons: c.reasons.iter().map(|r| (r.code.into(), r.label.into())).collect(),
+        reasons: c
+            .reasons
+            .iter()
+            .map(|r| (r.code.into(), r.label.into()))
+            .collect(),
         documents: c
             .document_kinds
             .iter()
@@ -653,11 +675,19 @@ pub async fn transition(
     check_post(&state, &user, &headers, Some(&form.csrf))?;
     let api = Api::new(&state.api, &user);
     let answer = api
-        .post_json(&format!("/v1/students/{}/transitions", seg(&id)), &form.input())
+        .post_json(
+            &format!("/v1/students/{}/transitions", seg(&id)),
+            &form.input(),
+        )
         .await;
-    let outcome = answer.json()["outcome"].as_str().unwrap_or_default().to_owned();
+    let outcome = answer.json()["outcome"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     if answer.ok() && (outcome == "applied" || outcome == "pending") {
-        return Ok(Redirect::to(&format!("/console/students/{}?done={outcome}", seg(&id))).into_response());
+        return Ok(
+            Redirect::to(&format!("/console/students/{}?done={outcome}", seg(&id))).into_response(),
+        );
     }
     let panel = DecisionPanel::of(&answer);
     let page = transition_page(&state, &user, &id, form, panel).await?;
@@ -744,7 +774,10 @@ pub async fn inbox(
             .iter()
             .map(|s| {
                 let done = r.approvals.iter().any(|a| a.step == *s && a.approved);
-                (labels.step(s), if done { "已通过" } else { "待审批" }.to_owned())
+                (
+                    labels.step(s),
+                    if done { "已通过" } else { "待审批" }.to_owned(),
+                )
             })
             .collect();
         items.push(InboxItem {
@@ -815,7 +848,11 @@ pub async fn decide(
 ) -> Page {
     check_post(&state, &user, &headers, Some(&form.csrf))?;
     let api = Api::new(&state.api, &user);
-    let verb = if form.action == "reject" { "reject" } else { "approve" };
+    let verb = if form.action == "reject" {
+        "reject"
+    } else {
+        "approve"
+    };
     let mut body = json!({ "step": form.step });
     if !form.comment.trim().is_empty() {
         body["comment"] = json!(form.comment.trim());
@@ -832,7 +869,11 @@ pub async fn decide(
             },
         ));
     }
-    let done = if verb == "reject" { "rejected" } else { "approved" };
+    let done = if verb == "reject" {
+        "rejected"
+    } else {
+        "approved"
+    };
     Ok(Redirect::to(&format!("/console/inbox?done={done}")).into_response())
 }
 
@@ -935,7 +976,12 @@ pub async fn import(
         ])
     );
     let answer = api
-        .call(Method::POST, &uri, Some("application/octet-stream"), upload.file.clone())
+        .call(
+            Method::POST,
+            &uri,
+            Some("application/octet-stream"),
+            upload.file.clone(),
+        )
         .await;
     let report = answer.json();
     let rows: Vec<ImportRowView> = report["rows"]
@@ -970,7 +1016,11 @@ pub async fn import(
             report["valid"],
             report["failed"],
             report["stored"],
-            if report["dry_run"] == json!(true) { "(仅校验,未保存)" } else { "" }
+            if report["dry_run"] == json!(true) {
+                "(仅校验,未保存)"
+            } else {
+                ""
+            }
         )
     } else {
         String::new()
@@ -981,7 +1031,11 @@ pub async fn import(
         answer.error_message()
     };
     let visible = schools(&api).await;
-    let status = if answer.ok() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if answer.ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     Ok((
         status,
         render(&ImportPage {
@@ -1014,7 +1068,10 @@ pub async fn import_template(_user: User) -> Response {
         (Column::GuardianPhone, "13800000000"),
     ];
     let headers: Vec<&str> = columns.iter().map(|(c, _)| c.zh()).collect();
-    let row: Vec<Cell> = columns.iter().map(|(_, v)| Cell::Text((*v).into())).collect();
+    let row: Vec<Cell> = columns
+        .iter()
+        .map(|(_, v)| Cell::Text((*v).into()))
+        .collect();
     match write_csv(&headers, &[row]) {
         Ok(bytes) => (
             [
@@ -1121,7 +1178,12 @@ pub async fn rosters(
                             .collect()
                     })
                     .collect();
-                total = format!("{} 人({},截至 {})", page["total"], page["kind_zh"].as_str().unwrap_or_default(), page["as_of"].as_str().unwrap_or_default());
+                total = format!(
+                    "{} 人({},截至 {})",
+                    page["total"],
+                    page["kind_zh"].as_str().unwrap_or_default(),
+                    page["as_of"].as_str().unwrap_or_default()
+                );
             }
             Err(f) => message = f.message,
         }
@@ -1297,7 +1359,10 @@ struct PoliciesPage {
 
 pub async fn policies(State(state): State<ConsoleState>, user: User) -> Page {
     let api = Api::new(&state.api, &user);
-    let (items, message) = match api.get_as::<super::views::Page<Value>>("/v1/policies").await {
+    let (items, message) = match api
+        .get_as::<super::views::Page<Value>>("/v1/policies")
+        .await
+    {
         Ok(p) => (
             p.items
                 .iter()
@@ -1420,7 +1485,11 @@ async fn policy_page(
     }
     let rules = rulebook(state, id, &p).await;
     Ok(render(&PolicyPage {
-        layout: Layout::for_user(user, &format!("政策 · {}", s(&p, "name")), "/console/policies"),
+        layout: Layout::for_user(
+            user,
+            &format!("政策 · {}", s(&p, "name")),
+            "/console/policies",
+        ),
         id: id.to_owned(),
         name: s(&p, "name"),
         versions,
@@ -1437,10 +1506,12 @@ async fn rulebook(state: &ConsoleState, id: &str, p: &Value) -> Vec<RuleEntry> {
     let labels = Labels::new();
     let policy = state.app.xueji.policies().latest(id);
     let results = match policy {
-        Some(policy) => crate::http::blocking(&state.app, move |_| {
-            crate::policy::testing::run_package_tests(&policy).unwrap_or_default()
-        })
-        .await,
+        Some(policy) => {
+            crate::http::blocking(&state.app, move |_| {
+                crate::policy::testing::run_package_tests(&policy).unwrap_or_default()
+            })
+            .await
+        }
         None => Vec::new(),
     };
     p["rules"]
@@ -1465,9 +1536,16 @@ async fn rulebook(state: &ConsoleState, id: &str, p: &Value) -> Vec<RuleEntry> {
                 not_fired: Vec::new(),
                 id: rule_id.clone(),
             };
-            let on: Vec<&str> = r["on"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let on: Vec<&str> = r["on"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             for result in &results {
-                let Some(decision) = &result.decision else { continue };
+                let Some(decision) = &result.decision else {
+                    continue;
+                };
                 if !on.is_empty() && !on.contains(&result.kind.as_str()) {
                     continue;
                 }
@@ -1492,11 +1570,7 @@ async fn rulebook(state: &ConsoleState, id: &str, p: &Value) -> Vec<RuleEntry> {
         .collect()
 }
 
-pub async fn policy(
-    State(state): State<ConsoleState>,
-    user: User,
-    Path(id): Path<String>,
-) -> Page {
+pub async fn policy(State(state): State<ConsoleState>, user: User, Path(id): Path<String>) -> Page {
     policy_page(&state, &user, &id, None, String::new()).await
 }
 

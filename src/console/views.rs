@@ -13,10 +13,10 @@ use crate::codes::{Catalog, Code};
 
 // ---- labels ----------------------------------------------------------------------------
 
-fn label_in(list: &[Code], code: &str) -> String {
+fn label_in(list: &[Code], key: &str) -> String {
     list.iter()
-        .find(|c| c.code == code)
-        .map_or_else(|| code.to_owned(), |c| c.label.to_owned())
+        .find(|c| c.code == key)
+        .map_or_else(|| key.to_owned(), |c| c.label.to_owned())
 }
 
 /// The Chinese labels of codes (`GET /v1/codes`, from the same table).
@@ -26,17 +26,17 @@ impl Labels {
     pub fn new() -> Self {
         Labels(crate::codes::catalog())
     }
-    pub fn kind(&self, code: &str) -> String {
-        label_in(&self.0.transition_kinds, code)
+    pub fn kind(&self, key: &str) -> String {
+        label_in(&self.0.transition_kinds, key)
     }
-    pub fn status(&self, code: &str) -> String {
-        label_in(&self.0.statuses, code)
+    pub fn status(&self, key: &str) -> String {
+        label_in(&self.0.statuses, key)
     }
-    pub fn document(&self, code: &str) -> String {
-        label_in(&self.0.document_kinds, code)
+    pub fn document(&self, key: &str) -> String {
+        label_in(&self.0.document_kinds, key)
     }
-    pub fn step(&self, code: &str) -> String {
-        label_in(&self.0.approval_steps, code)
+    pub fn step(&self, key: &str) -> String {
+        label_in(&self.0.approval_steps, key)
     }
     pub fn catalog(&self) -> &Catalog {
         &self.0

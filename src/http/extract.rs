@@ -40,15 +40,15 @@ fn from_json_bytes<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
         Ok(axum::Json(v)) => Ok(v),
         // Valid JSON of the wrong shape is a field error (serde_json calls a number where an
         // enum is expected a syntax error): every field error of the body in one answer.
-        Err(
-            rejection @ (JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_)),
-        ) => match serde_json::from_slice::<Value>(bytes) {
-            Ok(body) => Err(field_errors(
-                field_error(serde_detail(&rejection.body_text())),
-                every_field_error::<T>(body),
-            )),
-            Err(_) => Err(json_rejection(rejection)),
-        },
+        Err(rejection @ (JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_))) => {
+            match serde_json::from_slice::<Value>(bytes) {
+                Ok(body) => Err(field_errors(
+                    field_error(serde_detail(&rejection.body_text())),
+                    every_field_error::<T>(body),
+                )),
+                Err(_) => Err(json_rejection(rejection)),
+            }
+        }
         Err(rejection) => Err(json_rejection(rejection)),
     }
 }
@@ -78,9 +78,11 @@ fn every_field_error<T: DeserializeOwned>(mut body: Value) -> Vec<FieldError> {
         };
         let detail = path_detail(&e);
         let error = field_error(&detail);
-        let inside_stand_in = stand_ins
-            .iter()
-            .any(|s| error.field == *s || error.field.starts_with(&format!("{s}.")) || error.field.starts_with(&format!("{s}[")));
+        let inside_stand_in = stand_ins.iter().any(|s| {
+            error.field == *s
+                || error.field.starts_with(&format!("{s}."))
+                || error.field.starts_with(&format!("{s}["))
+        });
         let inner = e.inner().to_string();
         let mut at: Vec<Segment> = e.path().iter().cloned().collect();
         let fixed = if inner.starts_with("unknown field `") {
@@ -591,10 +593,21 @@ mod tests {
         found.sort_unstable();
         assert_eq!(
             found,
-            ["gender", "grade", "guardians[0].phone", "guardians[0].relation", "name", "nickname"],
+            [
+                "gender",
+                "grade",
+                "guardians[0].phone",
+                "guardians[0].relation",
+                "name",
+                "nickname"
+            ],
             "{errors:?}"
         );
-        assert!(errors.iter().all(|e| e.code == "invalid_field" && !e.message.is_ascii()));
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.code == "invalid_field" && !e.message.is_ascii())
+        );
     }
 
     #[test]
@@ -603,7 +616,11 @@ mod tests {
         let errors = every_field_error::<crate::domain::TransitionInput>(body);
         let mut found = fields(&errors);
         found.sort_unstable();
-        assert_eq!(found, ["documents", "effective_date", "kind", "reason"], "{errors:?}");
+        assert_eq!(
+            found,
+            ["documents", "effective_date", "kind", "reason"],
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -25,7 +25,12 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CJK_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
 /// Installed by chromium-l10n: the browser's own words (date fields, file pickers) in Chinese.
 const ZH_LOCALE: &str = "/usr/lib/chromium/locales/zh-CN.pak";
-const PACKAGES: [&str; 4] = ["chromium", "chromium-driver", "chromium-l10n", "fonts-noto-cjk"];
+const PACKAGES: [&str; 4] = [
+    "chromium",
+    "chromium-driver",
+    "chromium-l10n",
+    "fonts-noto-cjk",
+];
 
 fn browser_missing() -> bool {
     [CHROMEDRIVER, CHROMIUM, CJK_FONT, ZH_LOCALE]
@@ -99,7 +104,10 @@ impl Driver {
         let driver = Driver { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         driver
@@ -258,7 +266,9 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
     let registrar = s
         .token(json!({"role": "registrar", "school": "s1", "label": "学籍管理员"}))
         .await;
-    let leader = s.token(json!({"role": "school_leader", "school": "s1"})).await;
+    let leader = s
+        .token(json!({"role": "school_leader", "school": "s1"}))
+        .await;
     let county = s
         .token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}))
         .await;
@@ -279,7 +289,9 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
     story.go("/console/students/new").await;
     story.type_in("[name=name]", "田小梅").await;
     story.set("birth_date", "2016-05-01").await;
-    story.type_in("[name=id_card]", &id_card("2016-05-01", 30)).await;
+    story
+        .type_in("[name=id_card]", &id_card("2016-05-01", 30))
+        .await;
     story.type_in("[name=grade]", "3").await;
     story.type_in("[name=class]", "4").await;
     story.set("entry_date", "2024-09-01").await;
@@ -358,9 +370,14 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
         .expect("choose the file");
     story.click("#run-impact").await;
     let impact = story.text("#impact").await;
-    assert!(impact.contains("会改变的决定 1 条") && impact.contains("不允许"), "{impact}");
+    assert!(
+        impact.contains("会改变的决定 1 条") && impact.contains("不允许"),
+        "{impact}"
+    );
     story.shot("07-policy-impact.png").await;
-    story.go("/console/policies/national-k12#rule-national_k12.suspend.until").await;
+    story
+        .go("/console/policies/national-k12#rule-national_k12.suspend.until")
+        .await;
     story.shot("08-rulebook.png").await;
 
     story.c.close().await.expect("close the browser");

@@ -36,7 +36,12 @@ impl Console {
         (r.status().as_u16(), r.text().await.expect("body"))
     }
 
-    pub async fn post(&self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> (u16, String) {
+    pub async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> (u16, String) {
         let mut req = self
             .client
             .post(format!("{}{path}", self.base))
@@ -57,8 +62,14 @@ impl Console {
     /// The session's form token, as the pages carry it.
     pub async fn csrf(&self) -> String {
         let (_, page) = self.get("/console/students").await;
-        let at = page.find("name=\"csrf\" value=\"").expect("a form token on the page");
-        page[at + 19..].split('"').next().unwrap_or_default().to_owned()
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("a form token on the page");
+        page[at + 19..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -70,8 +81,12 @@ const HEALTH_NOTE: &str = "先天性心脏病随访";
 /// guardian and a health note; a pending suspension; and a token per role.
 async fn setup() -> (TestServer, String, Vec<(&'static str, String)>) {
     let s = spawn_server().await;
-    s.xueji.create_school(school("s1", Some("东区"))).expect("s1");
-    s.xueji.create_school(school("s2", Some("西区"))).expect("s2");
+    s.xueji
+        .create_school(school("s1", Some("东区")))
+        .expect("s1");
+    s.xueji
+        .create_school(school("s2", Some("西区")))
+        .expect("s2");
     let (status, v) = s
         .call(
             "POST",
@@ -108,12 +123,21 @@ async fn setup() -> (TestServer, String, Vec<(&'static str, String)>) {
     assert_eq!(status, 202, "{v}");
     let mut tokens = vec![("admin", s.admin.clone())];
     for (role, body) in [
-        ("officer", json!({"role": "district_officer", "jurisdiction": "test-district"})),
+        (
+            "officer",
+            json!({"role": "district_officer", "jurisdiction": "test-district"}),
+        ),
         ("leader", json!({"role": "school_leader", "school": "s1"})),
         ("registrar", json!({"role": "registrar", "school": "s1"})),
-        ("head_teacher", json!({"role": "head_teacher", "school": "s1", "class": "4"})),
+        (
+            "head_teacher",
+            json!({"role": "head_teacher", "school": "s1", "class": "4"}),
+        ),
         ("guardian", json!({"role": "guardian", "student": id})),
-        ("leader_s2", json!({"role": "school_leader", "school": "s2"})),
+        (
+            "leader_s2",
+            json!({"role": "school_leader", "school": "s2"}),
+        ),
     ] {
         tokens.push((role, s.token(body).await));
     }
@@ -128,6 +152,7 @@ async fn every_screen_shows_each_role_only_what_the_api_shows_it() {
         "/console/students?q=%E7%94%B0".to_owned(),
         format!("/console/students/{id}"),
         format!("/console/students/{id}/transition?kind=suspend"),
+        "/console/students/new".to_owned(),
         "/console/inbox".to_owned(),
         "/console/import".to_owned(),
         "/console/rosters?school=s1".to_owned(),
@@ -187,10 +212,25 @@ async fn the_menu_offers_each_role_its_screens() {
     for (role, token) in &tokens {
         let (_, page) = Console::new(&s, token).get("/console/students").await;
         let has = |href: &str| page.contains(&format!("href=\"{href}\""));
-        let staff = matches!(*role, "admin" | "officer" | "leader" | "registrar" | "leader_s2");
-        assert_eq!(has("/console/students/new"), matches!(*role, "admin" | "registrar"), "{role}");
-        assert_eq!(has("/console/import"), matches!(*role, "admin" | "registrar"), "{role}");
-        assert_eq!(has("/console/policies"), matches!(*role, "admin" | "officer"), "{role}");
+        let staff = matches!(
+            *role,
+            "admin" | "officer" | "leader" | "registrar" | "leader_s2"
+        );
+        assert_eq!(
+            has("/console/students/new"),
+            matches!(*role, "admin" | "registrar"),
+            "{role}"
+        );
+        assert_eq!(
+            has("/console/import"),
+            matches!(*role, "admin" | "registrar"),
+            "{role}"
+        );
+        assert_eq!(
+            has("/console/policies"),
+            matches!(*role, "admin" | "officer"),
+            "{role}"
+        );
         assert_eq!(has("/console/stats"), staff, "{role}");
     }
 }
@@ -202,10 +242,17 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_told_in_ch
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let page = client.get(format!("{}/", s.base)).send().await.expect("get");
+    let page = client
+        .get(format!("{}/", s.base))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(page.status(), 200);
     let page = page.text().await.expect("text");
-    assert!(page.contains("访问令牌") && page.contains("/console/login"), "{page}");
+    assert!(
+        page.contains("访问令牌") && page.contains("/console/login"),
+        "{page}"
+    );
     assert!(!page.contains("cdn") && page.contains(xueji::console::HTMX_PATH));
 
     let r = client
@@ -224,12 +271,22 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_told_in_ch
         .await
         .expect("login");
     assert_eq!(r.status(), 303);
-    let cookie = r.headers()["set-cookie"].to_str().expect("cookie").to_owned();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
     assert!(cookie.starts_with("xueji_console="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 
     // A page without the cookie sends to the sign-in page; htmx is served, cached for a year.
-    let r = client.get(format!("{}/console/students", s.base)).send().await.expect("get");
+    let r = client
+        .get(format!("{}/console/students", s.base))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/");
     let r = client
@@ -237,18 +294,34 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_told_in_ch
         .send()
         .await
         .expect("htmx");
-    assert!(r.headers()["cache-control"].to_str().expect("cc").contains("max-age=31536000"));
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .expect("cc")
+            .contains("max-age=31536000")
+    );
     assert!(r.text().await.expect("js").contains("htmx"));
 }
 
 fn change_class(csrf: &str) -> [(&str, &str); 3] {
-    [("kind", "change_class"), ("effective_date", "2025-03-02"), ("csrf", csrf)]
+    [
+        ("kind", "change_class"),
+        ("effective_date", "2025-03-02"),
+        ("csrf", csrf),
+    ]
 }
 
 #[tokio::test]
 async fn a_post_needs_the_session_form_token_and_this_origin() {
     let (s, id, tokens) = setup().await;
-    let registrar = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "registrar").expect("registrar").1);
+    let registrar = Console::new(
+        &s,
+        &tokens
+            .iter()
+            .find(|(r, _)| *r == "registrar")
+            .expect("registrar")
+            .1,
+    );
     let csrf = registrar.csrf().await;
     let path = format!("/console/students/{id}/dry-run");
     let (status, _) = registrar.post(&path, &change_class(""), None).await;
@@ -260,10 +333,19 @@ async fn a_post_needs_the_session_form_token_and_this_origin() {
         .await;
     assert_eq!(status, 403, "another site: {page}");
     assert!(page.contains("其他网站"));
-    let (status, page) = registrar.post(&path, &change_class(&csrf), Some(&s.base)).await;
+    let (status, page) = registrar
+        .post(&path, &change_class(&csrf), Some(&s.base))
+        .await;
     assert_eq!(status, 200, "{page}");
     // The form token of one session is not another's.
-    let leader = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "leader").expect("leader").1);
+    let leader = Console::new(
+        &s,
+        &tokens
+            .iter()
+            .find(|(r, _)| *r == "leader")
+            .expect("leader")
+            .1,
+    );
     let (status, _) = leader.post(&path, &change_class(&csrf), None).await;
     assert_eq!(status, 403);
 }
@@ -271,9 +353,14 @@ async fn a_post_needs_the_session_form_token_and_this_origin() {
 #[tokio::test]
 async fn the_dry_run_changes_with_the_documents_and_submitting_files_the_request() {
     let s = spawn_server().await;
-    s.xueji.create_school(school("s1", Some("东区"))).expect("s1");
+    s.xueji
+        .create_school(school("s1", Some("东区")))
+        .expect("s1");
     let student = enrolled(&s.xueji, "王小明", 7);
-    let registrar = Console::new(&s, &s.token(json!({"role": "registrar", "school": "s1"})).await);
+    let registrar = Console::new(
+        &s,
+        &s.token(json!({"role": "registrar", "school": "s1"})).await,
+    );
     let csrf = registrar.csrf().await;
     let dry_run = format!("/console/students/{}/dry-run", student.id);
     let base = [
@@ -284,26 +371,47 @@ async fn the_dry_run_changes_with_the_documents_and_submitting_files_the_request
     ];
     let (status, without) = registrar.post(&dry_run, &base, None).await;
     assert_eq!(status, 200);
-    assert!(without.contains("不允许") && without.contains("医院诊断证明"), "{without}");
+    assert!(
+        without.contains("不允许") && without.contains("医院诊断证明"),
+        "{without}"
+    );
     assert!(
         without.contains("test.suspend.proof") && without.contains("第一条"),
         "the rule with its citation: {without}"
     );
-    assert!(without.contains("需材料") && without.contains("需审批"), "{without}");
+    assert!(
+        without.contains("需材料") && without.contains("需审批"),
+        "{without}"
+    );
     let mut with = base.to_vec();
     with.push(("documents", "hospital_diagnosis"));
     let (_, with_proof) = registrar.post(&dry_run, &with, None).await;
     assert!(with_proof.contains("允许,须经审批"), "{with_proof}");
-    assert!(with_proof.contains("学校审批") || with_proof.contains("学校"), "{with_proof}");
+    assert!(
+        with_proof.contains("学校审批") || with_proof.contains("学校"),
+        "{with_proof}"
+    );
     assert!(!with_proof.contains("缺少材料"), "{with_proof}");
     // Nothing was stored by the dry runs; the submission opens the request.
-    assert_eq!(s.xueji.student(&student.id).expect("student").version, student.version);
+    assert_eq!(
+        s.xueji.student(&student.id).expect("student").version,
+        student.version
+    );
     let (status, _) = registrar
-        .post(&format!("/console/students/{}/transition", student.id), &with, None)
+        .post(
+            &format!("/console/students/{}/transition", student.id),
+            &with,
+            None,
+        )
         .await;
     assert_eq!(status, 303);
     let (status, v) = s
-        .call("GET", "/v1/requests?jurisdiction=test-district", Some(&s.admin), None)
+        .call(
+            "GET",
+            "/v1/requests?jurisdiction=test-district",
+            Some(&s.admin),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
@@ -312,41 +420,91 @@ async fn the_dry_run_changes_with_the_documents_and_submitting_files_the_request
 #[tokio::test]
 async fn a_leader_approves_from_the_inbox_and_a_rejection_needs_a_reason() {
     let (s, id, tokens) = setup().await;
-    let leader = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "leader").expect("leader").1);
+    let leader = Console::new(
+        &s,
+        &tokens
+            .iter()
+            .find(|(r, _)| *r == "leader")
+            .expect("leader")
+            .1,
+    );
     let (status, inbox) = leader.get("/console/inbox").await;
     assert_eq!(status, 200);
-    assert!(inbox.contains("休学") && inbox.contains("田小梅"), "{inbox}");
+    assert!(
+        inbox.contains("休学") && inbox.contains("田小梅"),
+        "{inbox}"
+    );
     let at = inbox.find("/console/requests/").expect("a decide form");
     let path = inbox[at..].split('"').next().expect("path").to_owned();
     let csrf = leader.csrf().await;
     let (status, page) = leader
-        .post(&path, &[("csrf", &csrf), ("step", "school"), ("action", "reject"), ("comment", "")], None)
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("step", "school"),
+                ("action", "reject"),
+                ("comment", ""),
+            ],
+            None,
+        )
         .await;
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("驳回须填写理由"), "{page}");
     let (status, _) = leader
-        .post(&path, &[("csrf", &csrf), ("step", "school"), ("action", "approve"), ("comment", "同意")], None)
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("step", "school"),
+                ("action", "approve"),
+                ("comment", "同意"),
+            ],
+            None,
+        )
         .await;
     assert_eq!(status, 303);
-    let (_, v) = s.call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None).await;
-    assert_eq!(v["status"], "enrolled", "the district step is still to come");
+    let (_, v) = s
+        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+        .await;
+    assert_eq!(
+        v["status"], "enrolled",
+        "the district step is still to come"
+    );
     // The district step is the county officer's (scope::approve), not the city officer's.
-    let city = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "officer").expect("officer").1);
+    let city = Console::new(
+        &s,
+        &tokens
+            .iter()
+            .find(|(r, _)| *r == "officer")
+            .expect("officer")
+            .1,
+    );
     let (_, inbox) = city.get("/console/inbox").await;
-    assert!(inbox.contains("不由本账号审批") && !inbox.contains("class=\"approve\""), "{inbox}");
+    assert!(
+        inbox.contains("不由本账号审批") && !inbox.contains("class=\"approve\""),
+        "{inbox}"
+    );
     let county = Console::new(
         &s,
-        &s.token(json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}))
-            .await,
+        &s.token(
+            json!({"role": "district_officer", "jurisdiction": "test-district", "area": "东区"}),
+        )
+        .await,
     );
     let (_, inbox) = county.get("/console/inbox").await;
-    assert!(inbox.contains("class=\"approve\""), "the county officer decides it: {inbox}");
+    assert!(
+        inbox.contains("class=\"approve\""),
+        "the county officer decides it: {inbox}"
+    );
 }
 
 #[tokio::test]
 async fn an_import_shows_each_rows_errors_in_place_and_accepts_gbk() {
     let s = spawn_server().await;
-    s.xueji.create_school(school("s1", Some("东区"))).expect("s1");
+    s.xueji
+        .create_school(school("s1", Some("东区")))
+        .expect("s1");
     let token = s.token(json!({"role": "registrar", "school": "s1"})).await;
     let registrar = Console::new(&s, &token);
     let csrf = registrar.csrf().await;
@@ -359,7 +517,10 @@ async fn an_import_shows_each_rows_errors_in_place_and_accepts_gbk() {
         .text("csrf", csrf)
         .text("school", "s1")
         .text("mode", "dry_run")
-        .part("file", reqwest::multipart::Part::bytes(gbk.into_owned()).file_name("学生.csv"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(gbk.into_owned()).file_name("学生.csv"),
+        );
     let r = reqwest::Client::new()
         .post(format!("{}/console/import", s.base))
         .header("cookie", &registrar.cookie)
@@ -369,53 +530,108 @@ async fn an_import_shows_each_rows_errors_in_place_and_accepts_gbk() {
         .expect("upload");
     let page = r.text().await.expect("page");
     assert!(page.contains("共 2 行:校验通过 1 行,有误 1 行"), "{page}");
-    assert!(page.contains("<code>name</code>") && page.contains("有误"), "{page}");
+    assert!(
+        page.contains("<code>name</code>") && page.contains("有误"),
+        "{page}"
+    );
     let (status, template) = registrar.get("/console/import/template.csv").await;
     assert_eq!(status, 200);
-    assert!(template.contains("姓名") && template.contains("身份证号"), "{template}");
+    assert!(
+        template.contains("姓名") && template.contains("身份证号"),
+        "{template}"
+    );
 }
 
 #[tokio::test]
 async fn statistics_draw_the_consolidation_rate_and_rosters_download() {
     let (s, _, tokens) = setup().await;
-    let registrar = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "registrar").expect("registrar").1);
+    let registrar = Console::new(
+        &s,
+        &tokens
+            .iter()
+            .find(|(r, _)| *r == "registrar")
+            .expect("registrar")
+            .1,
+    );
     let (status, page) = registrar.get("/console/stats").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("<svg") && page.contains("巩固率"), "{page}");
     assert!(page.contains("2024"), "the cohort of 2024: {page}");
     let r = reqwest::Client::new()
-        .get(format!("{}/console/rosters/download?school=s1&kind=current&format=csv", s.base))
+        .get(format!(
+            "{}/console/rosters/download?school=s1&kind=current&format=csv",
+            s.base
+        ))
         .header("cookie", &registrar.cookie)
         .send()
         .await
         .expect("roster");
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-disposition"].to_str().expect("cd").contains("attachment"));
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .expect("cd")
+            .contains("attachment")
+    );
     let csv = r.text().await.expect("csv");
     assert!(csv.contains("田小梅") && csv.contains(ID_CARD), "{csv}");
     // A head teacher may not read rosters: the console says what the API says, and shows no row.
-    let teacher = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "head_teacher").expect("teacher").1);
+    let teacher = Console::new(
+        &s,
+        &tokens
+            .iter()
+            .find(|(r, _)| *r == "head_teacher")
+            .expect("teacher")
+            .1,
+    );
     let (_, page) = teacher.get("/console/rosters?school=s1").await;
-    assert!(page.contains("当前角色无权查看名册") && !page.contains("田小梅"), "{page}");
+    assert!(
+        page.contains("当前角色无权查看名册") && !page.contains("田小梅"),
+        "{page}"
+    );
     // An officer's roster preview shows the number (their role sees it) but no guardian.
-    let officer = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "officer").expect("officer").1);
+    let officer = Console::new(
+        &s,
+        &tokens
+            .iter()
+            .find(|(r, _)| *r == "officer")
+            .expect("officer")
+            .1,
+    );
     let (_, page) = officer.get("/console/rosters?school=s1").await;
-    assert!(page.contains(ID_CARD) && !page.contains(GUARDIAN_PHONE), "{page}");
+    assert!(
+        page.contains(ID_CARD) && !page.contains(GUARDIAN_PHONE),
+        "{page}"
+    );
 }
 
 #[tokio::test]
 async fn an_officer_reads_the_rulebook_and_a_candidates_impact() {
     let (s, _, tokens) = setup().await;
-    let officer = Console::new(&s, &tokens.iter().find(|(r, _)| *r == "officer").expect("officer").1);
+    let officer = Console::new(
+        &s,
+        &tokens
+            .iter()
+            .find(|(r, _)| *r == "officer")
+            .expect("officer")
+            .1,
+    );
     let (status, page) = officer.get("/console/policies/test-district").await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("test.suspend.proof") && page.contains("第一条"), "{page}");
-    assert!(page.contains("2020-01-01") && page.contains("现行"), "{page}");
+    assert!(
+        page.contains("test.suspend.proof") && page.contains("第一条"),
+        "{page}"
+    );
+    assert!(
+        page.contains("2020-01-01") && page.contains("现行"),
+        "{page}"
+    );
     let candidate = impact_candidate();
     let csrf = officer.csrf().await;
     let form = reqwest::multipart::Form::new().text("csrf", csrf).part(
         "file",
-        reqwest::multipart::Part::bytes(candidate.to_string().into_bytes()).file_name("candidate.json"),
+        reqwest::multipart::Part::bytes(candidate.to_string().into_bytes())
+            .file_name("candidate.json"),
     );
     let r = reqwest::Client::new()
         .post(format!("{}/console/policies/test-district/impact", s.base))
@@ -426,7 +642,10 @@ async fn an_officer_reads_the_rulebook_and_a_candidates_impact() {
         .expect("impact");
     let page = r.text().await.expect("page");
     assert!(page.contains("id=\"impact\""), "{page}");
-    assert!(page.contains("会改变的决定 1 条") && page.contains("不允许"), "{page}");
+    assert!(
+        page.contains("会改变的决定 1 条") && page.contains("不允许"),
+        "{page}"
+    );
 }
 
 /// The test district's package with suspensions refused outright: the pending request's
@@ -445,7 +664,9 @@ pub(crate) fn impact_candidate() -> Value {
 #[tokio::test]
 async fn a_students_field_errors_come_back_all_at_once() {
     let s = spawn_server().await;
-    s.xueji.create_school(school("s1", Some("东区"))).expect("s1");
+    s.xueji
+        .create_school(school("s1", Some("东区")))
+        .expect("s1");
     let (status, v) = s
         .call(
             "POST",
@@ -464,6 +685,16 @@ async fn a_students_field_errors_come_back_all_at_once() {
         .filter_map(|e| e["field"].as_str())
         .collect();
     fields.sort_unstable();
-    assert_eq!(fields, ["grade", "guardians[0].relation", "name", "nick"], "{v}");
-    assert!(v["error"]["message"].as_str().expect("message").starts_with("4 处字段无效"), "{v}");
+    assert_eq!(
+        fields,
+        ["grade", "guardians[0].relation", "name", "nick"],
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("4 处字段无效"),
+        "{v}"
+    );
 }
