@@ -30,15 +30,12 @@ impl Answer {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
-    /// The error's Chinese message, with each field error of `details.errors` (a form shows them
-    /// all at once).
+    /// The error's Chinese message (with several field errors, it names each).
     pub fn error_message(&self) -> String {
-        let v = self.json();
-        let message = v["error"]["message"]
+        self.json()["error"]["message"]
             .as_str()
             .unwrap_or("请求失败")
-            .to_owned();
-        message
+            .to_owned()
     }
 
     pub fn ok(&self) -> bool {

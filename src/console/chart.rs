@@ -57,27 +57,24 @@ pub fn consolidation_rates(bars: &[Bar]) -> String {
         .enumerate()
         {
             let x = x0 + bar_w * j as f64;
-            match value {
-                Some(v) => {
-                    let v = v.clamp(0.0, 1.0);
-                    let h = plot_h * v;
-                    let y = TOP + plot_h - h;
+            if let Some(v) = value {
+                let v = v.clamp(0.0, 1.0);
+                let h = plot_h * v;
+                let y = TOP + plot_h - h;
+                svg.push_str(&format!(
+                    r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{colour}"><title>{} {name} {:.1}%</title></rect>"##,
+                    bar_w - 2.0,
+                    escape(&bar.label),
+                    v * 100.0
+                ));
+                if j == 0 {
                     svg.push_str(&format!(
-                        r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{colour}"><title>{} {name} {:.1}%</title></rect>"##,
-                        bar_w - 2.0,
-                        escape(&bar.label),
+                        r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#222">{:.1}%</text>"##,
+                        x + bar_w / 2.0,
+                        y - 4.0,
                         v * 100.0
                     ));
-                    if j == 0 {
-                        svg.push_str(&format!(
-                            r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#222">{:.1}%</text>"##,
-                            x + bar_w / 2.0,
-                            y - 4.0,
-                            v * 100.0
-                        ));
-                    }
                 }
-                None => {}
             }
         }
         svg.push_str(&format!(

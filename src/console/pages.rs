@@ -1476,11 +1476,7 @@ async fn policy_page(
             in_force: false,
         })
         .collect();
-    if let Some(current) = versions
-        .iter_mut()
-        .filter(|v| v.effective_from <= today)
-        .next_back()
-    {
+    if let Some(current) = versions.iter_mut().rfind(|v| v.effective_from <= today) {
         current.in_force = true;
     }
     let rules = rulebook(state, id, &p).await;

@@ -80,6 +80,15 @@ impl FromRequestParts<ConsoleState> for User {
     }
 }
 
+/// A refused form: the error page, boxed (a `Response` is large to pass by value).
+pub struct Refused(Box<Response>);
+
+impl From<Refused> for Response {
+    fn from(r: Refused) -> Response {
+        *r.0
+    }
+}
+
 /// A POST from another site is refused: its `Origin`, when the browser sends one, must be this
 /// server, and the form token must be the session's (a hidden field or the htmx header).
 pub fn check_post(
@@ -87,7 +96,7 @@ pub fn check_post(
     user: &User,
     headers: &HeaderMap,
     form_token: Option<&str>,
-) -> Result<(), Response> {
+) -> Result<(), Refused> {
     check_origin(headers)?;
     let given = headers
         .get(CSRF_HEADER)
@@ -100,7 +109,7 @@ pub fn check_post(
         .map_err(|_| forbidden("表单已过期或来源不明,请刷新页面后重试"))
 }
 
-fn check_origin(headers: &HeaderMap) -> Result<(), Response> {
+fn check_origin(headers: &HeaderMap) -> Result<(), Refused> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
@@ -120,12 +129,14 @@ fn check_origin(headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-fn forbidden(message: &str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        super::views::error_page(None, message),
-    )
-        .into_response()
+fn forbidden(message: &str) -> Refused {
+    Refused(Box::new(
+        (
+            StatusCode::FORBIDDEN,
+            super::views::error_page(None, message),
+        )
+            .into_response(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -148,7 +159,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     if let Err(refused) = check_origin(&headers) {
-        return refused;
+        return refused.into();
     }
     let token = form.token.trim().to_owned();
     let cookie = Cookie::build((COOKIE, token))
@@ -180,7 +191,7 @@ pub async fn logout(
     Form(form): Form<LogoutForm>,
 ) -> Response {
     if let Err(refused) = check_post(&state, &user, &headers, Some(&form.csrf)) {
-        return refused;
+        return refused.into();
     }
     let jar = jar.remove(Cookie::build(COOKIE).path("/").build());
     (jar, Redirect::to("/")).into_response()
