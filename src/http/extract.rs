@@ -59,30 +59,63 @@ const MAX_FIELD_ERRORS: usize = 20;
 /// mistakes costs a bounded amount of work.
 const MAX_REREADS: usize = 64;
 
+/// What reading a body of the wrong shape found: every field error, and the body read as `T`
+/// once each faulty value was set aside (when it could be), with the fields set aside.
+pub struct Shape<T> {
+    pub errors: Vec<FieldError>,
+    pub read: Option<T>,
+    pub set_aside: Vec<String>,
+}
+
+impl<T> Shape<T> {
+    /// Whether `field` is one the shape errors are about (or inside one): its value was not the
+    /// sender's, so a later check of it would only repeat the mistake.
+    pub fn covers(&self, field: &str) -> bool {
+        self.set_aside
+            .iter()
+            .chain(self.errors.iter().map(|e| &e.field))
+            .any(|s| within(field, s))
+    }
+}
+
+/// `field` is `outer` or a part of it (`guardians[0].phone` is within `guardians`).
+fn within(field: &str, outer: &str) -> bool {
+    field == outer
+        || field.starts_with(&format!("{outer}."))
+        || field.starts_with(&format!("{outer}["))
+}
+
+fn every_field_error<T: DeserializeOwned>(body: Value) -> Vec<FieldError> {
+    read_shape::<T>(body).errors
+}
+
 /// Every field error of a JSON body that does not fit `T`, in the order they are found. Each
 /// error found, the value at fault is set aside (an unknown field removed, a missing or invalid
 /// one replaced by a stand-in of the right type) and the body read again. Errors inside a
 /// stand-in are not the sender's and are not reported.
-fn every_field_error<T: DeserializeOwned>(mut body: Value) -> Vec<FieldError> {
-    let mut errors = Vec::new();
+fn read_shape<T: DeserializeOwned>(mut body: Value) -> Shape<T> {
+    let mut shape = Shape {
+        errors: Vec::new(),
+        read: None,
+        set_aside: Vec::new(),
+    };
     // A body that is not an object at all has one mistake, whatever serde would read into it.
     if !body.is_object() {
-        return errors;
+        return shape;
     }
-    let mut stand_ins: Vec<String> = Vec::new();
     let mut reads = 0;
-    while errors.len() < MAX_FIELD_ERRORS && reads < MAX_REREADS {
+    while shape.errors.len() < MAX_FIELD_ERRORS && reads < MAX_REREADS {
         reads += 1;
-        let Err(e) = serde_path_to_error::deserialize::<_, T>(&body) else {
-            break;
+        let e = match serde_path_to_error::deserialize::<_, T>(&body) {
+            Ok(read) => {
+                shape.read = Some(read);
+                break;
+            }
+            Err(e) => e,
         };
         let detail = path_detail(&e);
         let error = field_error(&detail);
-        let inside_stand_in = stand_ins.iter().any(|s| {
-            error.field == *s
-                || error.field.starts_with(&format!("{s}."))
-                || error.field.starts_with(&format!("{s}["))
-        });
+        let inside_stand_in = shape.set_aside.iter().any(|s| within(&error.field, s));
         let inner = e.inner().to_string();
         let mut at: Vec<Segment> = e.path().iter().cloned().collect();
         let fixed = if inner.starts_with("unknown field `") {
@@ -98,16 +131,59 @@ fn every_field_error<T: DeserializeOwned>(mut body: Value) -> Vec<FieldError> {
             !at.is_empty() && stand_in::<T>(&mut body, &at, &inner, &mut reads)
         };
         if !inside_stand_in {
-            errors.push(error.clone());
+            shape.errors.push(error.clone());
         }
         if !fixed {
             break;
         }
         if !inner.starts_with("unknown field `") {
-            stand_ins.push(error.field.clone());
+            shape.set_aside.push(error.field.clone());
         }
     }
-    errors
+    shape
+}
+
+/// A JSON body read as [`ApiJson`] reads it, except that a body of the wrong shape is handed to
+/// the handler ([`Shape`]) instead of refused, so that it can check the values that were right
+/// and answer every field error at once. Other rejections are [`ApiJson`]'s.
+pub struct ApiJsonShape<T>(pub Result<T, Shape<T>>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJsonShape<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !json_content_type(req.headers()) {
+            return Err(json_rejection(MissingJsonContentType::default().into()));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| json_rejection(e.into()))?;
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => Ok(ApiJsonShape(Ok(v))),
+            Err(
+                rejection @ (JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_)),
+            ) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(body) => {
+                    let mut shape = read_shape::<T>(body);
+                    let first = field_error(serde_detail(&rejection.body_text()));
+                    shape.errors.retain(|e| e.field != first.field);
+                    shape.errors.insert(0, first);
+                    Ok(ApiJsonShape(Err(shape)))
+                }
+                Err(_) => Err(json_rejection(rejection)),
+            },
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// One 400 answer for a body's shape errors and the errors of the values that were right.
+pub fn shape_errors(errors: Vec<FieldError>) -> ApiError {
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        Some(first) => field_errors(first, errors.collect()),
+        None => ApiError::bad_request("invalid_body", "", "请求体无法读取"),
+    }
 }
 
 /// `path: message` as axum words a deserialization error (no path at the top level).

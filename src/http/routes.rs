@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, ErrorBody, policy_error};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
+use super::extract::{
+    ApiJson, ApiJsonShape, ApiPath, ApiQuery, Caller, Shape, require_role, shape_errors,
+};
 use super::view::{Page, PageParams, decision_view, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
@@ -326,8 +328,12 @@ async fn create_student(
     State(state): State<AppState>,
     Caller(c): Caller,
     ApiQuery(q): ApiQuery<DryRun>,
-    ApiJson(form): ApiJson<NewStudentForm>,
+    ApiJsonShape(form): ApiJsonShape<NewStudentForm>,
 ) -> ApiResult<Response> {
+    let form = match form {
+        Ok(form) => form,
+        Err(shape) => return Err(student_shape_errors(&state, c, shape).await),
+    };
     require_role(&c, &[Role::Admin, Role::Registrar], "建立学籍")?;
     let role = c.role;
     let school_id = form.school.clone();
@@ -369,6 +375,38 @@ async fn create_student(
         );
     }
     Ok((status, axum::Json(body)).into_response())
+}
+
+/// A creation body of the wrong shape: its shape errors and, when the caller may create
+/// students at its school, the errors of the values that were right (the checks of a creation,
+/// nothing stored), so that every field error comes back at once.
+async fn student_shape_errors(
+    state: &AppState,
+    c: TokenRecord,
+    mut shape: Shape<NewStudentForm>,
+) -> ApiError {
+    let may_create = [Role::Admin, Role::Registrar].contains(&c.role);
+    if let (Some(form), true) = (shape.read.take(), may_create) {
+        let values = blocking(state, move |x| {
+            let visible = x
+                .store()
+                .school(&form.school)
+                .ok()
+                .flatten()
+                .is_some_and(|s| scope::school(&c, &s));
+            match x.admit(form, &actor(&c), true) {
+                Err(ServiceError::Invalid(i)) if visible => i.errors,
+                _ => Vec::new(),
+            }
+        })
+        .await;
+        let values: Vec<_> = values
+            .into_iter()
+            .filter(|e| !shape.covers(&e.field))
+            .collect();
+        shape.errors.extend(values);
+    }
+    shape_errors(shape.errors)
 }
 
 #[utoipa::path(get, path = "/v1/persons/{national_id}/enrolments", tag = "students", summary = "一人一号:此人的全部学籍(在权限范围内,按入学先后)", params(("national_id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::Enrolments), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]

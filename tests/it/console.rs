@@ -687,14 +687,43 @@ async fn a_students_field_errors_come_back_all_at_once() {
     fields.sort_unstable();
     assert_eq!(
         fields,
-        ["grade", "guardians[0].relation", "name", "nick"],
+        [
+            "gender",
+            "grade",
+            "guardians[0].phone",
+            "guardians[0].relation",
+            "name",
+            "national_id",
+            "nick"
+        ],
+        "{v}"
+    );
+    // The shape's errors (a wrong type, a missing field, an unknown one) come first, then the
+    // values' own (gender, the guardian's phone, no identity number); none about a stand-in.
+    assert_eq!(
+        v["error"]["details"]["errors"][4]["code"], "invalid_value",
         "{v}"
     );
     assert!(
         v["error"]["message"]
             .as_str()
             .expect("message")
-            .starts_with("4 处字段无效"),
+            .starts_with("7 处字段无效"),
         "{v}"
     );
+    // A role that may not create students learns nothing about the values.
+    let teacher = s
+        .token(json!({"role": "head_teacher", "school": "s1", "class": "4"}))
+        .await;
+    let (status, v) = s
+        .call(
+            "POST",
+            "/v1/students",
+            Some(&teacher),
+            Some(json!({"school": "s1", "gender": "x"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let errors = v["error"]["details"]["errors"].as_array().expect("errors");
+    assert!(errors.iter().all(|e| e["code"] == "invalid_field"), "{v}");
 }
