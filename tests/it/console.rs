@@ -301,6 +301,28 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_told_in_ch
             .contains("max-age=31536000")
     );
     assert!(r.text().await.expect("js").contains("htmx"));
+
+    // Signing out needs the form token, and ends the cookie.
+    let console = Console::new(&s, &s.admin);
+    let (status, _) = console.post("/console/logout", &[("csrf", "")], None).await;
+    assert_eq!(status, 403);
+    let csrf = console.csrf().await;
+    let r = client
+        .post(format!("{}/console/logout", s.base))
+        .header("cookie", &console.cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        cookie.starts_with("xueji_console=;") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
 }
 
 fn change_class(csrf: &str) -> [(&str, &str); 3] {
