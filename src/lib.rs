@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod codes;
+pub mod console;
 pub mod demo;
 pub mod domain;
 pub mod exchange;

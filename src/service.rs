@@ -544,6 +544,11 @@ impl Xueji {
         self
     }
 
+    /// The zone the service's dates are in ("today", and recorded instants as the console shows them).
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.time_zone
+    }
+
     /// Today's date in the service's time zone.
     pub fn today(&self) -> Date {
         Date::today_in(self.time_zone)

@@ -101,7 +101,7 @@ impl Column {
         !matches!(self, Column::Status | Column::LeftOn | Column::Student)
     }
 
-    const ALL: [Column; 16] = [
+    pub const ALL: [Column; 16] = [
         Column::NationalId,
         Column::Name,
         Column::Gender,
@@ -272,15 +272,27 @@ pub fn read(bytes: &[u8], format: FileFormat) -> Result<Table> {
     Ok(table)
 }
 
-fn read_csv(bytes: &[u8]) -> Result<Table> {
+/// The text of a CSV file: UTF-8 (with or without BOM), or GBK as Excel saves "CSV" on a
+/// Chinese Windows (decoded as GB 18030, its superset). Bytes that are neither are refused
+/// rather than guessed at.
+fn csv_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(invalid(
+    if std::str::from_utf8(bytes).is_ok() {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
+        Some(text) => Ok(std::borrow::Cow::Owned(text.into_owned().into_bytes())),
+        None => Err(invalid(
             "invalid_encoding",
             "file",
-            "CSV 文件须为 UTF-8 编码(Excel 中另存为「CSV UTF-8」),或直接上传 XLSX 文件",
-        ));
+            "CSV 文件须为 UTF-8 或 GBK 编码(Excel 中另存为「CSV UTF-8」),或直接上传 XLSX 文件",
+        )),
     }
+}
+
+fn read_csv(bytes: &[u8]) -> Result<Table> {
+    let text = csv_text(bytes)?;
+    let bytes: &[u8] = &text;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -451,9 +463,18 @@ mod tests {
     }
 
     #[test]
-    fn not_utf8_is_refused_with_a_hint() {
-        let gbk_name = b"\xd0\xd5\xc3\xfb\n"; // 姓名 in GBK
-        let e = read(gbk_name, FileFormat::Csv).err().map(|e| e.to_string());
-        assert!(e.is_some_and(|m| m.contains("invalid_encoding")));
+    fn gbk_is_read_as_excel_saves_it_on_chinese_windows() {
+        let (gbk, _, _) = encoding_rs::GBK.encode("姓名,年级\n田小梅,3\n");
+        let t = read(&gbk, FileFormat::Csv).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.rows.len(), 1);
+        assert_eq!(t.rows[0].1, vec!["田小梅".to_owned(), "3".to_owned()]);
+    }
+
+    #[test]
+    fn neither_utf8_nor_gbk_is_refused_with_a_hint() {
+        let e = read(b"\xff\xfe\xff name\n", FileFormat::Csv)
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|m| m.contains("invalid_encoding") && m.contains("GBK")));
     }
 }

@@ -9,10 +9,13 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use serde_path_to_error::Segment;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::TokenRecord;
+use crate::domain::FieldError;
 use crate::service::TokenCheck;
 
 /// JSON body; malformed JSON, wrong types and unknown fields are 400, an oversized body 413.
@@ -35,15 +38,281 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 fn from_json_bytes<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     match axum::Json::<T>::from_bytes(bytes) {
         Ok(axum::Json(v)) => Ok(v),
-        // serde_json calls a number where an enum is expected a syntax error; valid JSON of
-        // the wrong shape is a field error.
-        Err(JsonRejection::JsonSyntaxError(e))
-            if serde_json::from_slice::<serde_json::Value>(bytes).is_ok() =>
-        {
-            Err(invalid_field(&e.body_text()))
+        // Valid JSON of the wrong shape is a field error (serde_json calls a number where an
+        // enum is expected a syntax error): every field error of the body in one answer.
+        Err(rejection @ (JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_))) => {
+            match serde_json::from_slice::<Value>(bytes) {
+                Ok(body) => Err(field_errors(
+                    field_error(serde_detail(&rejection.body_text())),
+                    every_field_error::<T>(body),
+                )),
+                Err(_) => Err(json_rejection(rejection)),
+            }
         }
         Err(rejection) => Err(json_rejection(rejection)),
     }
+}
+
+/// Most field errors one answer lists.
+const MAX_FIELD_ERRORS: usize = 20;
+/// Most times a body is read again while its further errors are looked for: a large body full of
+/// mistakes costs a bounded amount of work.
+const MAX_REREADS: usize = 64;
+
+/// What reading a body of the wrong shape found: every field error, and the body read as `T`
+/// once each faulty value was set aside (when it could be), with the fields set aside.
+pub struct Shape<T> {
+    pub errors: Vec<FieldError>,
+    pub read: Option<T>,
+    pub set_aside: Vec<String>,
+}
+
+impl<T> Shape<T> {
+    /// Whether `field` is one the shape errors are about (or inside one): its value was not the
+    /// sender's, so a later check of it would only repeat the mistake.
+    pub fn covers(&self, field: &str) -> bool {
+        self.set_aside
+            .iter()
+            .chain(self.errors.iter().map(|e| &e.field))
+            .any(|s| within(field, s))
+    }
+}
+
+/// `field` is `outer` or a part of it (`guardians[0].phone` is within `guardians`).
+fn within(field: &str, outer: &str) -> bool {
+    field == outer
+        || field.starts_with(&format!("{outer}."))
+        || field.starts_with(&format!("{outer}["))
+}
+
+fn every_field_error<T: DeserializeOwned>(body: Value) -> Vec<FieldError> {
+    read_shape::<T>(body).errors
+}
+
+/// Every field error of a JSON body that does not fit `T`, in the order they are found. Each
+/// error found, the value at fault is set aside (an unknown field removed, a missing or invalid
+/// one replaced by a stand-in of the right type) and the body read again. Errors inside a
+/// stand-in are not the sender's and are not reported.
+fn read_shape<T: DeserializeOwned>(mut body: Value) -> Shape<T> {
+    let mut shape = Shape {
+        errors: Vec::new(),
+        read: None,
+        set_aside: Vec::new(),
+    };
+    // A body that is not an object at all has one mistake, whatever serde would read into it.
+    if !body.is_object() {
+        return shape;
+    }
+    let mut reads = 0;
+    while shape.errors.len() < MAX_FIELD_ERRORS && reads < MAX_REREADS {
+        reads += 1;
+        let e = match serde_path_to_error::deserialize::<_, T>(&body) {
+            Ok(read) => {
+                shape.read = Some(read);
+                break;
+            }
+            Err(e) => e,
+        };
+        let detail = path_detail(&e);
+        let error = field_error(&detail);
+        let inside_stand_in = shape.set_aside.iter().any(|s| within(&error.field, s));
+        let inner = e.inner().to_string();
+        let mut at: Vec<Segment> = e.path().iter().cloned().collect();
+        let fixed = if inner.starts_with("unknown field `") {
+            remove_at(&mut body, &at)
+        } else {
+            if let Some(name) = inner
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(name, _)| name.to_owned())
+            {
+                at.push(Segment::Map { key: name });
+            }
+            !at.is_empty() && stand_in::<T>(&mut body, &at, &inner, &mut reads)
+        };
+        if !inside_stand_in {
+            shape.errors.push(error.clone());
+        }
+        if !fixed {
+            break;
+        }
+        if !inner.starts_with("unknown field `") {
+            shape.set_aside.push(error.field.clone());
+        }
+    }
+    shape
+}
+
+/// A JSON body read as [`ApiJson`] reads it, except that a body of the wrong shape is handed back
+/// ([`Shape`]) instead of refused, so that the handler can check the values that were right and
+/// answer every field error at once. Other rejections are [`ApiJson`]'s.
+fn shape_from_bytes<T: DeserializeOwned>(bytes: &Bytes) -> Result<Result<T, Shape<T>>, ApiError> {
+    match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(v)) => Ok(Ok(v)),
+        Err(rejection @ (JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_))) => {
+            match serde_json::from_slice::<Value>(bytes) {
+                Ok(body) => {
+                    let mut shape = read_shape::<T>(body);
+                    let first = field_error(serde_detail(&rejection.body_text()));
+                    shape.errors.retain(|e| e.field != first.field);
+                    shape.errors.insert(0, first);
+                    Ok(Err(shape))
+                }
+                Err(_) => Err(json_rejection(rejection)),
+            }
+        }
+        Err(rejection) => Err(json_rejection(rejection)),
+    }
+}
+
+/// One 400 answer for a body's shape errors and the errors of the values that were right.
+pub fn shape_errors(errors: Vec<FieldError>) -> ApiError {
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        Some(first) => field_errors(first, errors.collect()),
+        None => ApiError::bad_request("invalid_body", "", "请求体无法读取"),
+    }
+}
+
+/// `path: message` as axum words a deserialization error (no path at the top level).
+fn path_detail(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    if path == "." {
+        e.inner().to_string()
+    } else {
+        format!("{path}: {}", e.inner())
+    }
+}
+
+fn field_error(detail: &str) -> FieldError {
+    FieldError::new(
+        "invalid_field",
+        &field_of(detail),
+        format!("字段无效:{}", in_chinese(detail)),
+    )
+}
+
+/// One 400 `invalid_field` answer naming the first error's field and listing them all.
+fn field_errors(first: FieldError, more: Vec<FieldError>) -> ApiError {
+    let mut errors = vec![first];
+    for e in more {
+        if !errors.iter().any(|known| known.field == e.field) {
+            errors.push(e);
+        }
+    }
+    let message = if errors.len() == 1 {
+        errors[0].message.clone()
+    } else {
+        let each: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        format!("{} 处字段无效:{}", errors.len(), each.join(";"))
+    };
+    ApiError::bad_request("invalid_field", &errors[0].field, message)
+        .with_details(json!({ "field": errors[0].field, "errors": errors }))
+}
+
+fn value_at<'a>(mut v: &'a mut Value, at: &[Segment]) -> Option<&'a mut Value> {
+    for segment in at {
+        v = match segment {
+            Segment::Map { key } => v.as_object_mut()?.get_mut(key)?,
+            Segment::Seq { index } => v.as_array_mut()?.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+fn remove_at(body: &mut Value, at: &[Segment]) -> bool {
+    match at.split_last() {
+        Some((Segment::Map { key }, parent)) => value_at(body, parent)
+            .and_then(Value::as_object_mut)
+            .and_then(|o| o.remove(key))
+            .is_some(),
+        _ => false,
+    }
+}
+
+/// Puts at `at` the first stand-in that the type accepts there (the next error, if any, is
+/// elsewhere): the variants the error names, then a value of each JSON type, then a date.
+fn stand_in<T: DeserializeOwned>(
+    body: &mut Value,
+    at: &[Segment],
+    message: &str,
+    reads: &mut usize,
+) -> bool {
+    let (Some((last, parent)), field) = (at.split_last(), path_text(at)) else {
+        return false;
+    };
+    let mut candidates: std::collections::VecDeque<Value> = named_variants(message).collect();
+    candidates.extend([
+        json!(""),
+        json!(0),
+        json!(false),
+        json!([]),
+        json!({}),
+        json!("2000-01-01"),
+    ]);
+    let mut tried = 0;
+    while let Some(candidate) = candidates.pop_front() {
+        if *reads >= MAX_REREADS || tried > 16 {
+            return false;
+        }
+        let placed = match (value_at(body, parent), last) {
+            (Some(Value::Object(o)), Segment::Map { key }) => {
+                o.insert(key.clone(), candidate);
+                true
+            }
+            (Some(Value::Array(a)), Segment::Seq { index }) if *index < a.len() => {
+                a[*index] = candidate;
+                true
+            }
+            _ => false,
+        };
+        if !placed {
+            return false;
+        }
+        *reads += 1;
+        tried += 1;
+        match serde_path_to_error::deserialize::<_, T>(&*body) {
+            Ok(_) => return true,
+            Err(e) if e.path().to_string() != field => return true,
+            Err(e) => {
+                let inner = e.inner().to_string();
+                if inner.starts_with("missing field `") {
+                    // The stand-in has the right type; what it lacks is filled next.
+                    return true;
+                }
+                candidates.extend(named_variants(&inner));
+            }
+        }
+    }
+    false
+}
+
+/// serde_path_to_error's spelling of a path (`guardians[0].phone`).
+fn path_text(at: &[Segment]) -> String {
+    let mut text = String::new();
+    for (i, segment) in at.iter().enumerate() {
+        match segment {
+            Segment::Seq { index } => text.push_str(&format!("[{index}]")),
+            Segment::Map { key } if i == 0 => text.push_str(key),
+            Segment::Map { key } => text.push_str(&format!(".{key}")),
+            _ => {}
+        }
+    }
+    if text.is_empty() { ".".into() } else { text }
+}
+
+/// The values an "unknown variant …, expected one of `a`, `b`" error names.
+fn named_variants(message: &str) -> impl Iterator<Item = Value> + '_ {
+    message
+        .split_once("expected ")
+        .filter(|_| message.starts_with("unknown variant"))
+        .map(|(_, expected)| expected)
+        .unwrap_or("")
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|v| json!(v))
 }
 
 /// A JSON body that may be left out: an empty body (with or without a content type) or `null`
@@ -115,12 +384,7 @@ fn field_of(detail: &str) -> String {
 }
 
 fn invalid_field(body_text: &str) -> ApiError {
-    let detail = serde_detail(body_text);
-    ApiError::bad_request(
-        "invalid_field",
-        &field_of(detail),
-        format!("字段无效:{}", in_chinese(detail)),
-    )
+    field_errors(field_error(serde_detail(body_text)), Vec::new())
 }
 
 /// serde's English message, said in Chinese for a registrar: the field path stays as it is, the
@@ -373,12 +637,16 @@ pub fn require_role(
     }
 }
 
-/// The body of `POST /v1/students`: a new student's form, or an admission on a transfer
-/// certificate (a body with `transfer_certificate`); each read exactly as [`ApiJson`] reads it.
+/// The body of `POST /v1/students`: a new student's form (read by [`shape_from_bytes`], so that
+/// every field error comes back at once), or an admission on a transfer certificate (a body
+/// with `transfer_certificate`, read as [`ApiJson`] reads it).
 pub enum AdmissionBody {
-    Form(Box<crate::domain::student::NewStudentForm>),
+    Form(Box<FormOrShape<crate::domain::student::NewStudentForm>>),
     Certified(Box<crate::domain::certificate::CertifiedAdmission>),
 }
+
+/// A body read whole, or what could be read of it ([`shape_from_bytes`]).
+pub type FormOrShape<T> = Result<T, Shape<T>>;
 
 impl<S: Send + Sync> FromRequest<S> for AdmissionBody {
     type Rejection = ApiError;
@@ -395,7 +663,7 @@ impl<S: Send + Sync> FromRequest<S> for AdmissionBody {
         if certified {
             from_json_bytes(&bytes).map(AdmissionBody::Certified)
         } else {
-            from_json_bytes(&bytes).map(AdmissionBody::Form)
+            shape_from_bytes(&bytes).map(|f| AdmissionBody::Form(Box::new(f)))
         }
     }
 }
@@ -403,6 +671,70 @@ impl<S: Send + Sync> FromRequest<S> for AdmissionBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn every_field_error_of_a_student_body_is_found() {
+        let body = json!({
+            "school": "s1", "gender": 5, "birth_date": "2017-03-08", "grade": "三",
+            "entry_date": "2023-09-01", "nickname": "小梅",
+            "guardians": [{"name": "田大山", "relation": 7}],
+        });
+        let errors = every_field_error::<crate::domain::student::NewStudentForm>(body);
+        let mut found = fields(&errors);
+        found.sort_unstable();
+        assert_eq!(
+            found,
+            [
+                "gender",
+                "grade",
+                "guardians[0].phone",
+                "guardians[0].relation",
+                "name",
+                "nickname"
+            ],
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.code == "invalid_field" && !e.message.is_ascii())
+        );
+    }
+
+    #[test]
+    fn enums_and_dates_get_stand_ins_so_later_fields_are_still_checked() {
+        let body = json!({"kind": "holiday", "effective_date": "2026-13-01", "documents": "none", "reason": 3});
+        let errors = every_field_error::<crate::domain::TransitionInput>(body);
+        let mut found = fields(&errors);
+        found.sort_unstable();
+        assert_eq!(
+            found,
+            ["documents", "effective_date", "kind", "reason"],
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn each_missing_field_is_listed_once() {
+        let errors = every_field_error::<crate::domain::TransitionInput>(json!({}));
+        let mut found = fields(&errors);
+        found.sort_unstable();
+        assert_eq!(found, ["effective_date", "kind"], "{errors:?}");
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_kind_is_one_error() {
+        let first = FieldError::new("invalid_field", "", "字段无效:类型不对");
+        let more = every_field_error::<crate::domain::TransitionInput>(json!([1, 2]));
+        assert!(more.is_empty(), "{more:?}");
+        let answer = field_errors(first, more);
+        assert_eq!(answer.details["errors"].as_array().map(Vec::len), Some(1));
+        assert_eq!(answer.message, "字段无效:类型不对");
+    }
 
     #[test]
     fn query_text_is_decoded_as_a_form() {

@@ -89,7 +89,9 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
             metrics::layer,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state);
+        .with_state(state.clone());
+    // The console beside the API: its pages ask this same router (`console::api`).
+    app = crate::console::mount(app, state);
     if let Some(cors) = cors {
         app = app.layer(cors);
     }

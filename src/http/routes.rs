@@ -10,10 +10,11 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, ErrorBody, policy_error};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, Shape, require_role, shape_errors};
 use super::view::{Page, PageParams, decision_view, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
+use crate::domain::student::NewStudentForm;
 use crate::domain::{
     Actor, ApprovalRequest, ApprovalStep, Date, Decision, Level, RequestStatus, School, Status,
     Student, Term, TransitionInput, TransitionKind,
@@ -325,6 +326,12 @@ struct DryRun {
     dry_run: bool,
 }
 
+/// An admission as `create_student` handles it, once its body is read.
+enum Admission {
+    Form(Box<NewStudentForm>),
+    Certified(Box<crate::domain::certificate::CertifiedAdmission>),
+}
+
 #[utoipa::path(post, path = "/v1/students", tag = "students", summary = "录取建档(admit)", params(DryRun), request_body = super::doc_types::NewStudentForm, responses((status = 201, description = "已办理 applied / created", body = super::doc_types::TransitionAnswer), (status = 200, description = "OK", body = super::doc_types::TransitionAnswer), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 409, description = "冲突(重复学籍、版本冲突、申请已办结)", body = ErrorBody), (status = 422, description = "政策不允许或政策执行失败", body = ErrorBody), (status = 413, description = "请求体过大(上限 1 MiB)", body = ErrorBody)))]
 async fn create_student(
     State(state): State<AppState>,
@@ -332,11 +339,19 @@ async fn create_student(
     ApiQuery(q): ApiQuery<DryRun>,
     body: super::extract::AdmissionBody,
 ) -> ApiResult<Response> {
+    // A form of the wrong shape is answered with all its field errors first.
+    let body = match body {
+        super::extract::AdmissionBody::Form(form) => match *form {
+            Ok(form) => Admission::Form(Box::new(form)),
+            Err(shape) => return Err(student_shape_errors(&state, c, shape).await),
+        },
+        super::extract::AdmissionBody::Certified(form) => Admission::Certified(form),
+    };
     require_role(&c, &[Role::Admin, Role::Registrar], "建立学籍")?;
     let role = c.role;
     let school_id = match &body {
-        super::extract::AdmissionBody::Form(form) => form.school.clone(),
-        super::extract::AdmissionBody::Certified(form) => form.school.clone(),
+        Admission::Form(form) => form.school.clone(),
+        Admission::Certified(form) => form.school.clone(),
     };
     let (outcome, previous) = blocking(&state, move |x| {
         match x.store().school(&school_id).map_err(ServiceError::from)? {
@@ -350,10 +365,8 @@ async fn create_student(
             }
         }
         let outcome = match body {
-            super::extract::AdmissionBody::Form(form) => x.admit(*form, &actor(&c), q.dry_run),
-            super::extract::AdmissionBody::Certified(form) => {
-                x.admit_by_certificate(*form, &actor(&c), q.dry_run)
-            }
+            Admission::Form(form) => x.admit(*form, &actor(&c), q.dry_run),
+            Admission::Certified(form) => x.admit_by_certificate(*form, &actor(&c), q.dry_run),
         }
         .map_err(ApiError::from)?;
         // The person's earlier enrolments the caller may see (一人一号: 升学, re-entry).
@@ -380,6 +393,38 @@ async fn create_student(
         );
     }
     Ok((status, axum::Json(body)).into_response())
+}
+
+/// A creation body of the wrong shape: its shape errors and, when the caller may create
+/// students at its school, the errors of the values that were right (the checks of a creation,
+/// nothing stored), so that every field error comes back at once.
+async fn student_shape_errors(
+    state: &AppState,
+    c: TokenRecord,
+    mut shape: Shape<NewStudentForm>,
+) -> ApiError {
+    let may_create = [Role::Admin, Role::Registrar].contains(&c.role);
+    if let (Some(form), true) = (shape.read.take(), may_create) {
+        let values = blocking(state, move |x| {
+            let visible = x
+                .store()
+                .school(&form.school)
+                .ok()
+                .flatten()
+                .is_some_and(|s| scope::school(&c, &s));
+            match x.admit(form, &actor(&c), true) {
+                Err(ServiceError::Invalid(i)) if visible => i.errors,
+                _ => Vec::new(),
+            }
+        })
+        .await;
+        let values: Vec<_> = values
+            .into_iter()
+            .filter(|e| !shape.covers(&e.field))
+            .collect();
+        shape.errors.extend(values);
+    }
+    shape_errors(shape.errors)
 }
 
 #[utoipa::path(get, path = "/v1/persons/{national_id}/enrolments", tag = "students", summary = "一人一号:此人的全部学籍(在权限范围内,按入学先后)", params(("national_id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::Enrolments), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]

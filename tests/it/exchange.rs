@@ -893,7 +893,14 @@ async fn import_refuses_bad_files_roles_and_schools_out_of_scope() {
         (400, Some("missing_column")),
         "{v}"
     );
+    // GBK is read (姓名 alone: a column is missing); bytes that are neither UTF-8 nor GBK are not.
     let (st, v) = upload(&s, "", &s.admin, b"\xd0\xd5\xc3\xfb\n".to_vec()).await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (400, Some("missing_column")),
+        "{v}"
+    );
+    let (st, v) = upload(&s, "", &s.admin, b"\xff\xfe\xff\n".to_vec()).await;
     assert_eq!(
         (st, v["error"]["code"].as_str()),
         (400, Some("invalid_encoding")),
