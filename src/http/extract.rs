@@ -25,14 +25,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !json_content_type(req.headers()) {
-            return Err(json_rejection(MissingJsonContentType::default().into()));
-        }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| json_rejection(e.into()))?;
-        from_json_bytes(&bytes).map(ApiJson)
+        from_json_bytes(&json_body(req, state).await?).map(ApiJson)
     }
+}
+
+/// The bytes of a body that says it is JSON (else 415), within the body limit (else 413).
+async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !json_content_type(req.headers()) {
+        return Err(json_rejection(MissingJsonContentType::default().into()));
+    }
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e| json_rejection(e.into()))
 }
 
 fn from_json_bytes<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -652,12 +656,7 @@ impl<S: Send + Sync> FromRequest<S> for AdmissionBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !json_content_type(req.headers()) {
-            return Err(json_rejection(MissingJsonContentType::default().into()));
-        }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| json_rejection(e.into()))?;
+        let bytes = json_body(req, state).await?;
         let certified = serde_json::from_slice::<serde_json::Value>(&bytes)
             .is_ok_and(|v| v.get("transfer_certificate").is_some());
         if certified {

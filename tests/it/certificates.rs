@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::process::{free_port, run_cli, serve, stop, text, wait_up};
+use crate::process::{Reaped, free_port, run_cli, serve, stop, text, wait_up};
 
 const ADMIN: &str = "certificate-test-admin-token";
 
@@ -69,6 +69,24 @@ impl Server {
     }
 }
 
+/// `xueji serve` on `data` at `port`, answering.
+async fn start(data: &std::path::Path, port: u16, client: &reqwest::Client) -> (Reaped, Server) {
+    let mut process = serve(data, port, ADMIN);
+    let server = Server {
+        base: format!("http://127.0.0.1:{port}"),
+        client: client.clone(),
+    };
+    wait_up(client, &server.base, &mut process).await;
+    (process, server)
+}
+
+impl Server {
+    async fn school(&self, body: Value) {
+        let (status, v) = self.call("POST", "/v1/schools", Some(body)).await;
+        assert_eq!(status, 201, "{v}");
+    }
+}
+
 /// A Yanhe pupil enrolled, then transferred out of the system (transfer_out approved).
 async fn transferred_out(a: &Server, name: &str, id_card: &str) -> String {
     let (status, v) = a
@@ -110,20 +128,9 @@ async fn a_pupil_moves_between_two_servers_on_a_signed_certificate() {
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
     let client = reqwest::Client::new();
     let (port_a, port_b) = (free_port(), free_port());
-    let mut server_a = serve(&data_a, port_a, ADMIN);
-    let a = Server {
-        base: format!("http://127.0.0.1:{port_a}"),
-        client: client.clone(),
-    };
-    wait_up(&client, &a.base, &mut server_a).await;
-    let (status, v) = a
-        .call(
-            "POST",
-            "/v1/schools",
-            Some(json!({"id": "yanhe-no4", "name": "沿河县第四完全小学", "jurisdiction": "yanhe-primary", "area": "沿河县", "level": "primary"})),
-        )
+    let (server_a, a) = start(&data_a, port_a, &client).await;
+    a.school(json!({"id": "yanhe-no4", "name": "沿河县第四完全小学", "jurisdiction": "yanhe-primary", "area": "沿河县", "level": "primary"}))
         .await;
-    assert_eq!(status, 201, "{v}");
     let pupil = transferred_out(&a, "田小梅", "52222820170308002X").await;
     let (status, signed) = a
         .call(
@@ -171,20 +178,9 @@ async fn a_pupil_moves_between_two_servers_on_a_signed_certificate() {
     assert_eq!(keys["keys"][0]["key_id"], core["key_id"]);
 
     // The receiving server, first without trusting the sender.
-    let mut server_b = serve(&data_b, port_b, ADMIN);
-    let b = Server {
-        base: format!("http://127.0.0.1:{port_b}"),
-        client: client.clone(),
-    };
-    wait_up(&client, &b.base, &mut server_b).await;
-    let (status, v) = b
-        .call(
-            "POST",
-            "/v1/schools",
-            Some(json!({"id": "zh-xz1", "name": "珠海市香洲区第一小学", "jurisdiction": "zhuhai-k12", "area": "香洲区", "level": "primary"})),
-        )
+    let (server_b, b) = start(&data_b, port_b, &client).await;
+    b.school(json!({"id": "zh-xz1", "name": "珠海市香洲区第一小学", "jurisdiction": "zhuhai-k12", "area": "香洲区", "level": "primary"}))
         .await;
-    assert_eq!(status, 201, "{v}");
     let admission = |certificate: &Value| {
         json!({"school": "zh-xz1", "grade": 3, "class": "1", "entry_date": "2026-11-23",
             "transfer_certificate": certificate})
@@ -208,8 +204,7 @@ async fn a_pupil_moves_between_two_servers_on_a_signed_certificate() {
         data_b.to_str().expect("utf-8"),
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let mut server_b = serve(&data_b, port_b, ADMIN);
-    wait_up(&client, &b.base, &mut server_b).await;
+    let (mut server_b, _) = start(&data_b, port_b, &client).await;
 
     // One byte edited (a name, a grade, the signature): refused, nothing stored.
     for edit in [
@@ -248,8 +243,7 @@ async fn a_pupil_moves_between_two_servers_on_a_signed_certificate() {
     // admission and its request are there, and the certificate is spent (admitted once).
     server_b.kill().expect("kill -9");
     server_b.wait().expect("reaped");
-    let mut server_b = serve(&data_b, port_b, ADMIN);
-    wait_up(&client, &b.base, &mut server_b).await;
+    let (server_b, _) = start(&data_b, port_b, &client).await;
     let (status, v) = b
         .call("POST", "/v1/students", Some(admission(&signed)))
         .await;

@@ -115,6 +115,12 @@ fn transfer_body(t: &TwoCounties, to_school: &str, name: &str) -> Value {
     })
 }
 
+/// `POST /v1/transfers` as `token`.
+async fn file_transfer(s: &TestServer, token: &str, body: Value) -> (u16, Value) {
+    s.call("POST", "/v1/transfers", Some(token), Some(body))
+        .await
+}
+
 async fn in_school(s: &TestServer, token: &str, school: &str, as_of: &str) -> u64 {
     let (status, v) = s
         .call(
@@ -147,14 +153,12 @@ async fn a_yanhe_pupil_moves_to_zhuhai_decided_and_approved_by_both_sides() {
     let s = &t.s;
     // The receiving school's registrar files it: they cannot see the pupil, so they name them by
     // national number and name together.
-    let (status, v) = s
-        .call(
-            "POST",
-            "/v1/transfers",
-            Some(&t.zhuhai_registrar),
-            Some(transfer_body(&t, "zh-xz1", "田小梅")),
-        )
-        .await;
+    let (status, v) = file_transfer(
+        s,
+        &t.zhuhai_registrar,
+        transfer_body(&t, "zh-xz1", "田小梅"),
+    )
+    .await;
     assert_eq!(status, 202, "{v}");
     let decision = &v["decision"];
     assert_eq!(decision["policy"]["jurisdiction"], "yanhe-primary", "{v}");
@@ -369,14 +373,12 @@ async fn a_transfer_by_number_and_name_reveals_nothing_and_respects_levels() {
     let t = two_counties().await;
     let s = &t.s;
     // Another name with the right number, or an unknown school: 404, nothing stored.
-    let (status, v) = s
-        .call(
-            "POST",
-            "/v1/transfers",
-            Some(&t.zhuhai_registrar),
-            Some(transfer_body(&t, "zh-xz1", "田小兰")),
-        )
-        .await;
+    let (status, v) = file_transfer(
+        s,
+        &t.zhuhai_registrar,
+        transfer_body(&t, "zh-xz1", "田小兰"),
+    )
+    .await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (404, Some("not_found")),
@@ -386,34 +388,23 @@ async fn a_transfer_by_number_and_name_reveals_nothing_and_respects_levels() {
         !v.to_string().contains("yanhe"),
         "names nothing of the student: {v}"
     );
-    let (status, _) = s
-        .call(
-            "POST",
-            "/v1/transfers",
-            Some(&t.zhuhai_registrar),
-            Some(transfer_body(&t, "no-such-school", "田小梅")),
-        )
-        .await;
+    let (status, _) = file_transfer(
+        s,
+        &t.zhuhai_registrar,
+        transfer_body(&t, "no-such-school", "田小梅"),
+    )
+    .await;
     assert_eq!(status, 404);
     // A registrar files only for their own school.
-    let (status, _) = s
-        .call(
-            "POST",
-            "/v1/transfers",
-            Some(&t.zhuhai_registrar),
-            Some(transfer_body(&t, "zh-junior", "田小梅")),
-        )
-        .await;
+    let (status, _) = file_transfer(
+        s,
+        &t.zhuhai_registrar,
+        transfer_body(&t, "zh-junior", "田小梅"),
+    )
+    .await;
     assert_eq!(status, 404);
     // A school of another level: the receiving package refuses (422 from policy).
-    let (status, v) = s
-        .call(
-            "POST",
-            "/v1/transfers",
-            Some(&s.admin),
-            Some(transfer_body(&t, "zh-junior", "田小梅")),
-        )
-        .await;
+    let (status, v) = file_transfer(s, &s.admin, transfer_body(&t, "zh-junior", "田小梅")).await;
     assert_eq!(
         (status, v["outcome"].as_str()),
         (422, Some("denied")),
