@@ -179,6 +179,8 @@ pub const ERRORS: &[Code] = &[
     Code::new("step_already_approved", "该环节已审批"),
     Code::new("step_out_of_order", "须按顺序审批"),
     Code::new("student_changed", "申请提交后学生状态已变"),
+    Code::new("empty_selection", "所选范围内没有学生"),
+    Code::new("batch_students_held", "学生正由另一批次办理中"),
     // Transitions and policies.
     Code::new("invalid_transition", "当前状态不能办理此项变动"),
     Code::new("admit_needs_approval", "录取建档不能设审批"),
