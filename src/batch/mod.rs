@@ -10,6 +10,7 @@
 //! start, and no student is ever applied twice. A dry run decides every student the same way
 //! and stores nothing.
 
+pub mod cli;
 pub mod report;
 
 use serde::{Deserialize, Serialize};
@@ -341,7 +342,7 @@ fn skipped(student: &Student, reason: impl Into<String>) -> BatchItem {
 }
 
 /// A refusal of one student, in words for the registrar.
-fn reason_zh(e: &ServiceError) -> String {
+pub fn reason_zh(e: &ServiceError) -> String {
     match e {
         ServiceError::Invalid(i) => i
             .errors
