@@ -48,6 +48,8 @@ mod cedar;
 #[path = "engine_parts/metered.rs"]
 mod metered;
 use metered::{MeteredBackend, Meters};
+#[path = "engine_parts/batches.rs"]
+mod batches;
 #[path = "engine_parts/floor.rs"]
 mod floor;
 #[path = "engine_parts/http_load.rs"]
@@ -96,6 +98,8 @@ enum Part {
     Tps,
     /// redb alone committing the records of 16 to 128 transitions a commit (`floor.rs`).
     Floor,
+    /// Promoting a school by batch (`batches.rs`).
+    Batch,
 }
 
 impl Config {
@@ -107,7 +111,10 @@ impl Config {
                 Some("scale") => Part::Scale,
                 Some("tps") => Part::Tps,
                 Some("floor") => Part::Floor,
-                other => panic!("--only {other:?}: the parts are http, scale, tps and floor"),
+                Some("batch") => Part::Batch,
+                other => {
+                    panic!("--only {other:?}: the parts are http, scale, tps, floor and batch")
+                }
             }
         });
         let env_quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -1003,6 +1010,7 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         Part::Scale => owned(scale::run(cfg, root.path(), &bench_set)?),
         Part::Tps => tps_alone(cfg, root.path(), &bench_set)?,
         Part::Floor => floor_alone(cfg, root.path(), &bench_set)?,
+        Part::Batch => batches::run(cfg, root.path(), &bench_set)?,
     };
     for (name, v, digits) in &figures {
         println!("  {name:<40} {}", round_to(*v, *digits));
@@ -1829,6 +1837,10 @@ fn main() -> Result<(), String> {
         put(name, v, digits);
     }
     for (name, v, digits) in scale_in_own_process(&cfg)? {
+        put(&name, v, digits);
+    }
+    // ---- 5. Batches: a school promoted at once (issue #17) -----------------------------------
+    for (name, v, digits) in batches::run(&cfg, &root, &bench_set)? {
         put(&name, v, digits);
     }
 

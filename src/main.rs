@@ -114,6 +114,12 @@ enum Command {
         /// students).
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Then register the students stored (入学注册), one batch per school, effective on
+        /// --register-date (default today): one upload, an enrolled intake.
+        #[arg(long)]
+        register: bool,
+        #[arg(long, value_parser = |s: &str| xueji::domain::Date::parse(s))]
+        register_date: Option<xueji::domain::Date>,
     },
     /// Export a school's roster (new, current, graduates) as CSV, XLSX or JSON (stop the server first).
     Export {
@@ -388,6 +394,8 @@ fn main() -> Result<()> {
             partial,
             dry_run,
             report,
+            register,
+            register_date,
         } => {
             // Drawn on standard error, and only on a terminal.
             let progress = indicatif::ProgressBar::new(files.len() as u64).with_style(
@@ -427,6 +435,36 @@ fn main() -> Result<()> {
             }
             for line in xueji::exchange::cli::import_summary(&files, &reports, dry_run, 20) {
                 println!("{line}");
+            }
+            if register && !dry_run {
+                let stored: Vec<String> = reports
+                    .iter()
+                    .flatten()
+                    .filter(|r| r.stored > 0)
+                    .flat_map(|r| r.rows.iter().filter(|row| row.ok))
+                    .filter_map(|row| row.student.clone())
+                    .collect();
+                let date = register_date.unwrap_or_else(xueji::domain::Date::today);
+                let bar = indicatif::ProgressBar::new(0).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:30} {pos}/{len} 名学生 {elapsed}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                let lines = xueji::batch::cli::register_imported(
+                    &data,
+                    policies.as_deref(),
+                    &stored,
+                    date,
+                    &|done, total| {
+                        bar.set_length(total as u64);
+                        bar.set_position(done as u64);
+                    },
+                )?;
+                bar.finish_and_clear();
+                for line in lines {
+                    println!("{line}");
+                }
             }
             if all_ok {
                 Ok(())

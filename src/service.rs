@@ -876,9 +876,9 @@ impl Xueji {
                 }
                 .into());
             }
-            let result = match self.prepare_transition(
-                &snapshot, &student, &school, &input, actor, dry_run,
-            )? {
+            let result = match self
+                .prepare_transition(&snapshot, &student, &school, &input, actor, dry_run)?
+            {
                 PreparedTransition::Decided(outcome) => return Ok(outcome),
                 PreparedTransition::Write { command, outcome } => self
                     .store

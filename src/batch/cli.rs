@@ -82,3 +82,31 @@ pub fn summary(out: &CliOutcome, dry_run: bool) -> String {
         None => line,
     }
 }
+
+/// `xueji import --register`: the registration batches of the students the import stored,
+/// run to their end; one closing line per batch.
+pub fn register_imported(
+    data: &Path,
+    policies: Option<&Path>,
+    students: &[String],
+    effective_date: crate::domain::Date,
+    progress: &dyn Fn(usize, usize),
+) -> Result<Vec<String>> {
+    let x = crate::cli::open(data, policies)?;
+    let fail = |e: crate::service::ServiceError| anyhow::anyhow!("{}", crate::batch::reason_zh(&e));
+    let mut lines = Vec::new();
+    for record in x
+        .register_imported(students, effective_date, &Actor::system("cli_import"))
+        .map_err(fail)?
+    {
+        let record = x.run_batch(&record.id, progress).map_err(fail)?;
+        let counts = x.batch_counts(&record).map_err(fail)?;
+        lines.push(format!(
+            "{}:{}(批次 {})",
+            record.school,
+            counts.summary_zh(record.kind),
+            record.id
+        ));
+    }
+    Ok(lines)
+}

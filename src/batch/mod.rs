@@ -22,9 +22,9 @@ use crate::domain::{
     Actor, ApprovalRequest, ApprovalStep, Date, Decision, Document, Level, Reason, RequestStatus,
     School, Student, TransitionInput, TransitionKind,
 };
+use crate::domain::{FieldError, InvalidInput};
 use crate::service::{Outcome, PreparedTransition, Result, ServiceError, Xueji};
 use crate::store::{Command, Receipt, Snapshot, StoreError};
-use crate::domain::{FieldError, InvalidInput};
 
 /// The kinds a batch runs, in the order of the year's end (毕业, 升级, then the intake).
 pub const KINDS: [TransitionKind; 7] = [
@@ -371,7 +371,11 @@ fn stops_batch(e: &ServiceError) -> bool {
 
 impl BatchRecord {
     /// The transition of `student`, or why the batch leaves them out.
-    fn input_for(&self, student: &Student, school: &School) -> std::result::Result<TransitionInput, String> {
+    fn input_for(
+        &self,
+        student: &Student,
+        school: &School,
+    ) -> std::result::Result<TransitionInput, String> {
         let spec = &self.spec;
         let top = top_grade(school, spec.top_grade);
         let mut input = TransitionInput::new(self.kind, spec.effective_date);
@@ -395,7 +399,9 @@ impl BatchRecord {
                     && let Some(old) = &student.class
                 {
                     let new = spec.class_map.get(old).unwrap_or(old);
-                    input.params.insert("class".into(), Value::from(new.clone()));
+                    input
+                        .params
+                        .insert("class".into(), Value::from(new.clone()));
                 }
             }
             TransitionKind::Graduate | TransitionKind::Complete if student.grade < top => {
@@ -494,12 +500,24 @@ impl Xueji {
                 }
                 list.clone()
             }
-            None => snapshot.student_ids_of_school(
-                &school.jurisdiction,
-                &school.id,
-                spec.grade,
-                spec.class.as_deref(),
-            )?,
+            // The school's students as placed now, leaving out enrolments that have ended
+            // (graduates of earlier years, transfers out, …): they stay in the class index.
+            None => {
+                let mut live = Vec::new();
+                for id in snapshot.student_ids_of_school(
+                    &school.jurisdiction,
+                    &school.id,
+                    spec.grade,
+                    spec.class.as_deref(),
+                )? {
+                    if let Some(s) = snapshot.student(&id)?
+                        && s.status.is_live()
+                    {
+                        live.push(id);
+                    }
+                }
+                live
+            }
         };
         if students.is_empty() {
             return Err(invalid(
@@ -573,8 +591,14 @@ impl Xueji {
             Ok(i) => i,
             Err(reason) => return Ok(Step::Item(skipped(&student, reason))),
         };
-        let prepared =
-            self.prepare_transition(snapshot, &student, school, &input, &record.created_by, false);
+        let prepared = self.prepare_transition(
+            snapshot,
+            &student,
+            school,
+            &input,
+            &record.created_by,
+            false,
+        );
         match prepared {
             Ok(PreparedTransition::Decided(Outcome::Denied { decision })) => {
                 let item = BatchItem {
@@ -794,12 +818,13 @@ impl Xueji {
         let mut in_flight: VecDeque<Vec<(u64, Option<String>, Receipt)>> = VecDeque::new();
         for chunk in todo.chunks(CHUNK) {
             let snapshot = self.store().snapshot()?;
-            let school = snapshot.school(&record.school)?.ok_or_else(|| {
-                ServiceError::NotFound {
-                    what: "school",
-                    id: record.school.clone(),
-                }
-            })?;
+            let school =
+                snapshot
+                    .school(&record.school)?
+                    .ok_or_else(|| ServiceError::NotFound {
+                        what: "school",
+                        id: record.school.clone(),
+                    })?;
             let mut receipts = Vec::with_capacity(chunk.len() + 1);
             let mut plain = Vec::new();
             for (place, id) in chunk {
@@ -876,12 +901,13 @@ impl Xueji {
         let mut last = String::new();
         for _ in 0..RETRIES {
             let snapshot = self.store().snapshot()?;
-            let school = snapshot.school(&record.school)?.ok_or_else(|| {
-                ServiceError::NotFound {
-                    what: "school",
-                    id: record.school.clone(),
-                }
-            })?;
+            let school =
+                snapshot
+                    .school(&record.school)?
+                    .ok_or_else(|| ServiceError::NotFound {
+                        what: "school",
+                        id: record.school.clone(),
+                    })?;
             let command = match self.batch_step(&snapshot, &school, record, id)? {
                 Step::Item(item) => Command::PutBatch {
                     batch: record.id.clone(),
@@ -922,6 +948,42 @@ impl Xueji {
             items: vec![(place, encode(&item)?)],
         })?;
         Ok(())
+    }
+
+    /// The registration batches of the students an import stored (`xueji import --register`,
+    /// `POST /v1/students/import?register=true`): one `register` batch per school, created and
+    /// not yet run, so that one upload yields an enrolled intake (or, where the policy asks a
+    /// review, one request per student for the school to approve at once).
+    pub fn register_imported(
+        &self,
+        students: &[String],
+        effective_date: Date,
+        actor: &Actor,
+    ) -> Result<Vec<BatchRecord>> {
+        let mut by_school: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for id in students {
+            if let Some(s) = self.store().student(id)? {
+                by_school.entry(s.school).or_default().push(s.id);
+            }
+        }
+        let mut out = Vec::new();
+        for (school, ids) in by_school {
+            let spec = BatchSpec {
+                kind: TransitionKind::Register.as_str().into(),
+                school,
+                grade: None,
+                class: None,
+                students: Some(ids),
+                effective_date,
+                reason: None,
+                params: Map::new(),
+                documents: Vec::new(),
+                class_map: BTreeMap::new(),
+                top_grade: None,
+            };
+            out.push(self.create_batch(&spec, actor, &|_| true)?);
+        }
+        Ok(out)
     }
 
     /// Runs a batch on a thread of its own.
@@ -1013,9 +1075,25 @@ impl Xueji {
             }
         }
         if !changed.is_empty() {
+            // An ended batch's stored counts follow its items, in the same commit.
+            let record = record.counts.map(|mut c| {
+                c.pending -= counts.applied + counts.denied;
+                c.applied += counts.applied;
+                c.denied += counts.denied;
+                BatchRecord {
+                    counts: Some(c),
+                    ..record.clone()
+                }
+            });
             self.store().submit(Command::PutBatch {
-                batch: record.id.clone(),
-                record: None,
+                batch: record
+                    .as_ref()
+                    .map_or_else(|| id.to_owned(), |r| r.id.clone()),
+                record: record
+                    .as_ref()
+                    .map(serde_json::to_vec)
+                    .transpose()
+                    .map_err(StoreError::from)?,
                 items: changed,
             })?;
         }

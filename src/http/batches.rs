@@ -39,13 +39,19 @@ fn actor(c: &TokenRecord) -> Actor {
 fn visible_batch(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<BatchRecord> {
     let not_found = || ApiError::not_found("batch", id);
     let record = x.batch(id).map_err(|_| not_found())?;
-    match x.store().school(&record.school).map_err(ServiceError::from)? {
+    match x
+        .store()
+        .school(&record.school)
+        .map_err(ServiceError::from)?
+    {
         Some(s) if scope::school(c, &s) => Ok(record),
         _ => Err(not_found()),
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, strum::EnumIter, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, strum::EnumIter, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 enum ReportFormat {

@@ -646,6 +646,8 @@ pub struct ImportReport {
     stored: u64,
     failed: u64,
     rows: Vec<ImportRow>,
+    /// With `register=true`: the registration batches started (one per school).
+    batches: Option<Vec<String>>,
     /// On 422 (`import_rejected`): nothing was stored.
     error: Option<super::error::ErrorDetail>,
 }

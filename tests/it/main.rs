@@ -6,6 +6,7 @@ mod access;
 mod approvals;
 mod architecture;
 mod audit;
+mod batches;
 mod binary;
 mod chain;
 mod codes_and_schemas;
