@@ -139,7 +139,7 @@ fn dry_run_equals_the_real_run_on_the_same_store_state() {
         assert_eq!(x.student(&s.id).expect("student").grade, grade, "{}", s.id);
     }
     assert_eq!(x.events(&a.id).expect("events").len(), 3);
-    assert_eq!(x.verify_all().expect("verify").ok, true);
+    assert!(x.verify_all().expect("verify").ok);
 }
 
 #[test]

@@ -702,14 +702,20 @@ async fn real_answers_match_their_schemas() {
         "post",
         "/v1/batches",
         200,
-        s.call("POST", "/v1/batches?dry_run=true", Some(&s.admin), Some(batch.clone()))
-            .await,
+        s.call(
+            "POST",
+            "/v1/batches?dry_run=true",
+            Some(&s.admin),
+            Some(batch.clone()),
+        )
+        .await,
     );
     let started = expect(
         "post",
         "/v1/batches",
         202,
-        s.call("POST", "/v1/batches", Some(&s.admin), Some(batch)).await,
+        s.call("POST", "/v1/batches", Some(&s.admin), Some(batch))
+            .await,
     );
     let batch_path = format!("/v1/batches/{}", started["id"].as_str().expect("batch id"));
     let mut view = s.call("GET", &batch_path, Some(&s.admin), None).await;
