@@ -10,7 +10,9 @@
 //!   students; 50 in the smoke run), as a portal's script of single calls would;
 //! - `batch_promote_{N}_s`: `Xueji::create_batch` + `run_batch` of `promote` for the whole
 //!   school (the students promoted singly are promoted again: every student is applied);
-//!   `batch_promote_{N}_us_per_student` and its ratio to the single transition.
+//!   `batch_promote_{N}_us_per_student` and its ratio to the single transition;
+//! - `single_promote_dry_run_us`: the same single transition decided without storing
+//!   (`dry_run`), the part of its cost that is not the commit, and the batch's ratio to it.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -170,6 +172,20 @@ pub fn run(cfg: &Config, root: &Path, set: &PackageSet) -> Result<Vec<(String, f
             }
         }
         let single_us = started.elapsed().as_secs_f64() * 1e6 / singles.min(n) as f64;
+        // The same transition decided alone (`dry_run`: load, state machine, policy, no
+        // commit): what a student costs before any storage.
+        let started = Instant::now();
+        for id in ids.iter().take(singles) {
+            let input = TransitionInput::new(
+                TransitionKind::Promote,
+                Date::from_ymd(2025, 7, 2).ok_or("date")?,
+            );
+            match x.transition(id, input, &actor(), true) {
+                Ok(Outcome::DryRun { .. }) => {}
+                other => return Err(format!("dry-run promote of {id}: {other:?}")),
+            }
+        }
+        let decide_us = started.elapsed().as_secs_f64() * 1e6 / singles.min(n) as f64;
         let promote_s = run_batch(&x, &spec("promote", "2025-07-10")?, n)?;
         let per_student_us = promote_s * 1e6 / n as f64;
         figures.extend([
@@ -184,6 +200,16 @@ pub fn run(cfg: &Config, root: &Path, set: &PackageSet) -> Result<Vec<(String, f
             (
                 format!("batch_promote_{label}_vs_single_ratio"),
                 per_student_us / single_us,
+                3,
+            ),
+            (
+                format!("single_promote_dry_run_us_{label}_store"),
+                decide_us,
+                1,
+            ),
+            (
+                format!("batch_promote_{label}_vs_dry_run_ratio"),
+                per_student_us / decide_us,
                 3,
             ),
         ]);
