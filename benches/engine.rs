@@ -58,6 +58,8 @@ mod http_load;
 mod scale;
 #[path = "peers/sqlite.rs"]
 mod sqlite;
+#[path = "engine_parts/transfers.rs"]
+mod transfers;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -100,6 +102,8 @@ enum Part {
     Floor,
     /// Promoting a school by batch (`batches.rs`).
     Batch,
+    /// Transfers within and across jurisdictions (`transfers.rs`).
+    Transfers,
 }
 
 impl Config {
@@ -112,8 +116,11 @@ impl Config {
                 Some("tps") => Part::Tps,
                 Some("floor") => Part::Floor,
                 Some("batch") => Part::Batch,
+                Some("transfers") => Part::Transfers,
                 other => {
-                    panic!("--only {other:?}: the parts are http, scale, tps, floor and batch")
+                    panic!(
+                        "--only {other:?}: the parts are http, scale, tps, floor, batch and transfers"
+                    )
                 }
             }
         });
@@ -353,6 +360,7 @@ fn case_of(student: CaseStudent, school: CaseSchool, transition: TransitionInput
         school,
         transition,
         sweep: false,
+        settings: Default::default(),
         expect: Default::default(),
     }
 }
@@ -363,6 +371,8 @@ struct NativeRule {
     policy: PolicyRef,
     id: String,
     citation: String,
+    /// The base's review rule (`national_k12.review.school`) that fires beside it: id, citation.
+    review: Option<(String, String)>,
 }
 
 impl NativeRule {
@@ -372,7 +382,15 @@ impl NativeRule {
             policy: policy.policy_ref(),
             id: info.info.id.clone(),
             citation: info.info.citation.clone(),
+            review: None,
         })
+    }
+
+    /// The same, with the package's review rule `review` firing after it.
+    fn with_review(mut self, policy: &CompiledPolicy, review: &str) -> Option<NativeRule> {
+        let info = policy.rules.iter().find(|r| r.info.id == review)?;
+        self.review = Some((info.info.id.clone(), info.info.citation.clone()));
+        Some(self)
     }
 
     fn fired(&self, effect: Effect, message: &str) -> FiredRule {
@@ -394,11 +412,13 @@ impl NativeRule {
             approvals: Vec::new(),
             changes: case.input.default_changes(case.student),
             deadlines: Vec::new(),
+            receiving_policy: None,
         }
     }
 }
 
-/// `national_k12.expel.compulsory` in Rust: compulsory-education schools may not expel.
+/// `national_k12.expel.compulsory` in Rust: compulsory-education schools may not expel; then
+/// `national_k12.review.school`: the school reviews every expulsion.
 fn native_expel(rule: &NativeRule, case: Case<'_>) -> Decision {
     let mut decision = rule.empty_decision(&case);
     if case.school.level.is_compulsory() {
@@ -406,6 +426,15 @@ fn native_expel(rule: &NativeRule, case: Case<'_>) -> Decision {
             .rules
             .push(rule.fired(Effect::Deny, "义务教育阶段学校不得开除学生"));
         decision.allowed = false;
+    }
+    if let Some((id, citation)) = &rule.review {
+        decision.rules.push(FiredRule {
+            id: id.clone(),
+            effect: Effect::Approve,
+            citation: citation.clone(),
+            message: "学籍注册和学籍变动须经学校(校长或分管校领导)审核同意后办理".into(),
+        });
+        decision.approvals = vec![ApprovalStep::School];
     }
     decision
 }
@@ -1011,6 +1040,7 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         Part::Tps => tps_alone(cfg, root.path(), &bench_set)?,
         Part::Floor => floor_alone(cfg, root.path(), &bench_set)?,
         Part::Batch => batches::run(cfg, root.path(), &bench_set)?,
+        Part::Transfers => owned(transfers::run(cfg.smoke, cfg.quick, root.path())?),
     };
     for (name, v, digits) in &figures {
         println!("  {name:<40} {}", round_to(*v, *digits));
@@ -1179,7 +1209,8 @@ fn main() -> Result<(), String> {
             input,
         )
     };
-    let expel_native = NativeRule::of(&national_policy, "national_k12.expel.compulsory");
+    let expel_native = NativeRule::of(&national_policy, "national_k12.expel.compulsory")
+        .and_then(|r| r.with_review(&national_policy, "national_k12.review.school"));
     if expel_native.is_none() {
         eprintln!("warning: rule national_k12.expel.compulsory is gone; no native baseline");
     }
@@ -1794,6 +1825,11 @@ fn main() -> Result<(), String> {
             r.writer_cpu * 100.0,
             r.busy_retries
         );
+    }
+    // ---- Transfers within and across jurisdictions -------------------------------------------
+    let transfers_root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for (name, v, digits) in transfers::run(cfg.smoke, cfg.quick, transfers_root)? {
+        put(name, v, digits);
     }
     put("sqlite_tps_1_writer", sqlite_tps(false, 1), 0);
     put("sqlite_tps_16_writers", sqlite_tps(false, 16), 0);

@@ -271,7 +271,8 @@ pub mod scope {
     /// Who approves a step: `school` the student's school leader, `receiving_school` the
     /// leader of the school a transfer goes to, `district` an officer whose area is the school's
     /// (a jurisdiction-wide officer for a school without area), `city` a jurisdiction-wide
-    /// officer. Admins may act for any step.
+    /// officer; `receiving_district` and `receiving_city` the same of the receiving school's
+    /// jurisdiction. Admins may act for any step.
     pub fn approve(
         t: &TokenRecord,
         step: ApprovalStep,
@@ -292,6 +293,14 @@ pub mod scope {
             (Role::DistrictOfficer, ApprovalStep::City) => {
                 t.jurisdiction.as_deref() == Some(s.jurisdiction.as_str()) && t.area.is_none()
             }
+            (Role::DistrictOfficer, ApprovalStep::ReceivingDistrict) => {
+                receiving.is_some_and(|r| {
+                    t.jurisdiction.as_deref() == Some(r.jurisdiction.as_str()) && t.area == r.area
+                })
+            }
+            (Role::DistrictOfficer, ApprovalStep::ReceivingCity) => receiving.is_some_and(|r| {
+                t.jurisdiction.as_deref() == Some(r.jurisdiction.as_str()) && t.area.is_none()
+            }),
             _ => false,
         }
     }

@@ -42,7 +42,10 @@ pub fn open(data: &Path, policies: Option<&Path>) -> Result<Xueji> {
     let store = Store::open(&data.join(STORE_FILE))
         .with_context(|| format!("opening {}", data.join(STORE_FILE).display()))?;
     let registry = compile(&load_packages(policies)?)?;
-    let x = Xueji::new(store, Arc::new(registry));
+    // The data folder's transfer-certificate keys, so that `verify` checks admissions on
+    // certificates offline too (`serve` replaces them with its own trust list and name).
+    let keys = crate::keys::load(data, None, "xueji")?;
+    let x = Xueji::new(store, Arc::new(registry)).with_keys(keys);
     x.restore_policies()?;
     Ok(x)
 }

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod domain;
 pub mod exchange;
 pub mod http;
+pub mod keys;
 pub mod lifecycle;
 pub mod policy;
 pub mod service;

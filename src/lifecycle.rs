@@ -10,7 +10,7 @@ use crate::domain::{Actor, Decision, Event};
 use crate::policy::testing::{TestLimits, outcome_of, run_package_tests_within, uncovered_rules};
 use crate::policy::{
     Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, compile_stored_package,
-    evaluate,
+    evaluate, evaluate_transfer,
 };
 use crate::service::{Result, ServiceError, Xueji};
 use crate::store::{Command, PolicyRecord};
@@ -277,10 +277,26 @@ impl Xueji {
     }
 
     /// At start: stores the versions loaded from the binary or folder (so every version that
-    /// decides is kept), then re-activates every version stored earlier, bases first.
+    /// decides is kept), then re-activates every version stored earlier, bases first, in the
+    /// order they were activated, so a version uploaded later wins over the one loaded of the same
+    /// date. One exception: a version an earlier start loaded (activated by `system:startup`)
+    /// whose date the versions loaded now also have, with other content, was superseded by the
+    /// binary or folder (a corrected reading of the same text): it stays reachable by its hash, so
+    /// the decisions taken under it still reproduce, but it decides nothing new.
     pub fn restore_policies(&self) -> Result<()> {
         let startup = Actor::system("startup");
-        for p in self.policies().all_latest() {
+        let loaded: BTreeMap<(String, crate::domain::Date), String> = self
+            .policies()
+            .all_versions()
+            .iter()
+            .map(|p| {
+                (
+                    (p.manifest.id.clone(), p.manifest.effective_from),
+                    p.content_hash.clone(),
+                )
+            })
+            .collect();
+        for p in self.policies().all_versions() {
             self.record_version(&p, &startup)?;
         }
         let mut pending: Vec<PolicyRecord> = self.store().policy_versions()?;
@@ -292,6 +308,10 @@ impl Xueji {
                 if self.policies().by_hash(&record.content_hash).is_some() {
                     continue;
                 }
+                let superseded = record.activated_by == startup.id
+                    && loaded
+                        .get(&(record.jurisdiction.clone(), record.effective_from))
+                        .is_some_and(|h| *h != record.content_hash);
                 let base = match &record.base_hash {
                     Some(h) => match self.policies().by_hash(h) {
                         Some(b) => Some(b),
@@ -308,6 +328,7 @@ impl Xueji {
                     },
                     base,
                 ) {
+                    Ok(p) if superseded => self.policies().remember(Arc::new(p)),
                     Ok(p) => self.policies().activate(Arc::new(p)),
                     Err(e) => {
                         tracing::error!(jurisdiction = %record.jurisdiction, hash = %record.content_hash, errors = ?e, "stored policy version no longer compiles")
@@ -363,16 +384,22 @@ impl Xueji {
                     unknown.insert(event.decision.policy.content_hash.clone());
                     return Ok(());
                 };
-                report.decisions += 1;
-                let again = evaluate(
-                    &policy,
-                    Case {
-                        student: &ctx.student,
-                        school: &ctx.school,
-                        input: &ctx.input,
-                        sweep: ctx.sweep,
+                let receiving = match &event.decision.receiving_policy {
+                    Some(r) => match self.policies().by_hash(&r.content_hash) {
+                        Some(p) => Some(p),
+                        None => {
+                            unknown.insert(r.content_hash.clone());
+                            return Ok(());
+                        }
                     },
-                )?;
+                    None => None,
+                };
+                report.decisions += 1;
+                let Some(again) = decide_again(&policy, receiving.as_deref(), &ctx).transpose()?
+                else {
+                    report.bad_contexts.push((event.student.clone(), event.seq));
+                    return Ok(());
+                };
                 if again != *routed(&event.decision) {
                     let d = diff(
                         (
@@ -445,18 +472,30 @@ impl Xueji {
                 event.kind.as_str(),
                 ctx.school.id.as_str(),
             );
-            let after = evaluate(
-                candidate,
-                Case {
-                    student: &ctx.student,
-                    school: &ctx.school,
-                    input: &ctx.input,
-                    sweep: ctx.sweep,
+            // A transfer between two jurisdictions is in both logs: the candidate takes the
+            // side of the jurisdiction it is for, the other side keeps its recorded version.
+            let recorded_side = match &event.decision.receiving_policy {
+                None => None,
+                Some(r) if r.jurisdiction == jurisdiction => {
+                    match self.policies().by_hash(&event.decision.policy.content_hash) {
+                        Some(p) => Some((p, true)),
+                        None => return Ok(()),
+                    }
+                }
+                Some(r) => match self.policies().by_hash(&r.content_hash) {
+                    Some(p) => Some((p, false)),
+                    None => return Ok(()),
                 },
-            );
-            match after {
-                Ok(after) => changed.extend(diff(at, &event.decision, &after)),
-                Err(e) => changed.push(DecisionDiff::failed(at, &event.decision, e)),
+            };
+            let (sending, receiving) = match &recorded_side {
+                None => (candidate, None),
+                Some((sending, true)) => (&**sending, Some(candidate)),
+                Some((receiving, false)) => (candidate, Some(&**receiving)),
+            };
+            match decide_again(sending, receiving, &ctx) {
+                Some(Ok(after)) => changed.extend(diff(at, &event.decision, &after)),
+                Some(Err(e)) => changed.push(DecisionDiff::failed(at, &event.decision, e)),
+                None => {}
             }
             Ok(())
         })?;
@@ -485,15 +524,28 @@ impl Xueji {
                     r.input.kind.as_str(),
                     r.school.as_str(),
                 );
-                let after = evaluate(
-                    candidate,
-                    Case {
-                        student: &student,
-                        school: &school,
-                        input: &r.input,
-                        sweep: false,
-                    },
-                );
+                let case = Case {
+                    student: &student,
+                    school: &school,
+                    input: &r.input,
+                    sweep: false,
+                };
+                let after = match (&r.receiving_jurisdiction, &r.receiving_school) {
+                    (Some(other), Some(to)) => {
+                        let Some(to) = self.store().school(to)? else {
+                            continue;
+                        };
+                        let date = r.input.effective_date;
+                        if other == jurisdiction {
+                            let sending = self.policies().in_force(&r.jurisdiction, date)?;
+                            evaluate_transfer(&sending, candidate, case, &to)
+                        } else {
+                            let receiving = self.policies().in_force(other, date)?;
+                            evaluate_transfer(candidate, &receiving, case, &to)
+                        }
+                    }
+                    _ => evaluate(candidate, case),
+                };
                 match after {
                     Ok(after) => changed.extend(diff(at, &r.decision, &after)),
                     Err(e) => changed.push(DecisionDiff::failed(at, &r.decision, e)),
@@ -511,6 +563,29 @@ impl Xueji {
         }
         report.changed = changed;
         Ok(report)
+    }
+}
+
+/// A recorded case decided again under `policy`, and for a transfer from another jurisdiction
+/// under `receiving` too, at the receiving school its context recorded (`None` when the context
+/// has none).
+fn decide_again(
+    policy: &CompiledPolicy,
+    receiving: Option<&CompiledPolicy>,
+    ctx: &DecisionContext,
+) -> Option<std::result::Result<Decision, crate::policy::PolicyError>> {
+    let case = Case {
+        student: &ctx.student,
+        school: &ctx.school,
+        input: &ctx.input,
+        sweep: ctx.sweep,
+    };
+    match receiving {
+        None => Some(evaluate(policy, case)),
+        Some(r) => {
+            let to = ctx.receiving_school.as_ref()?;
+            Some(evaluate_transfer(policy, r, case, to))
+        }
     }
 }
 
@@ -584,6 +659,7 @@ mod tests {
             approvals,
             changes: StudentChanges::default(),
             deadlines: Vec::new(),
+            receiving_policy: None,
         }
     }
 

@@ -51,6 +51,18 @@ enum Command {
         /// Connections served at once; more wait in the listen backlog until one closes.
         #[arg(long, env = "XUEJI_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=xueji::http::MAX_CONNECTIONS_LIMIT as u64))]
         max_connections: u64,
+        /// Folder of the other servers' public keys whose transfer certificates this server
+        /// admits on (`xueji trust add` writes it); default DATA/trusted.
+        #[arg(long, env = "XUEJI_TRUST")]
+        trust: Option<PathBuf>,
+        /// This server's name in the transfer certificates it signs (e.g. the bureau's).
+        #[arg(long, env = "XUEJI_ISSUER", default_value = "xueji")]
+        issuer: String,
+    },
+    /// Trust another server's transfer-certificate keys.
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
     },
     /// Policy authoring: check, test.
     Policy {
@@ -263,6 +275,21 @@ enum PolicyCommand {
 }
 
 #[derive(Subcommand)]
+enum TrustCommand {
+    /// Add the keys of another server's `GET /v1/keys` answer (saved to FILE) to the trust list;
+    /// a running server reads the list at its next start.
+    Add {
+        /// The saved `GET /v1/keys` answer (or one key of it).
+        file: PathBuf,
+        /// The trust folder (default DATA/trusted, as `serve --trust`).
+        #[arg(long, env = "XUEJI_TRUST")]
+        trust: Option<PathBuf>,
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Create a token (the server must be stopped: the data file is opened exclusively).
     Create {
@@ -325,6 +352,8 @@ fn main() -> Result<()> {
             header_read_timeout,
             idle_timeout,
             max_connections,
+            trust,
+            issuer,
         } => {
             init_tracing();
             let limits = xueji::http::ServeConfig {
@@ -333,7 +362,23 @@ fn main() -> Result<()> {
                 max_connections: usize::try_from(max_connections)
                     .unwrap_or(xueji::http::MAX_CONNECTIONS_LIMIT),
             };
-            serve(data, addr, policies, cors_origins, demo, tz, limits)
+            let keys = Keys { trust, issuer };
+            serve(data, addr, policies, cors_origins, demo, tz, limits, keys)
+        }
+        Command::Trust {
+            command: TrustCommand::Add { file, trust, data },
+        } => {
+            let published = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            let dir = trust.unwrap_or_else(|| data.join("trusted"));
+            let added = xueji::keys::trust_add(&dir, &published)?;
+            println!(
+                "已信任 {} 个公钥({}):{}",
+                added.len(),
+                dir.display(),
+                added.join(", ")
+            );
+            Ok(())
         }
         Command::Policy {
             command: PolicyCommand::Check { dir },
@@ -585,6 +630,13 @@ fn main() -> Result<()> {
     }
 }
 
+/// Where `serve` finds the transfer-certificate keys it trusts, and the name it signs with.
+struct Keys {
+    trust: Option<PathBuf>,
+    issuer: String,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn serve(
     data: PathBuf,
     addr: SocketAddr,
@@ -593,8 +645,14 @@ fn serve(
     demo: bool,
     tz: chrono_tz::Tz,
     limits: xueji::http::ServeConfig,
+    keys: Keys,
 ) -> Result<()> {
-    let xueji = Arc::new(cli::open(&data, policies.as_deref())?.with_time_zone(tz));
+    let ring = xueji::keys::load(&data, keys.trust.as_deref(), &keys.issuer)?;
+    let xueji = Arc::new(
+        cli::open(&data, policies.as_deref())?
+            .with_time_zone(tz)
+            .with_keys(ring),
+    );
     match cli::bootstrap_admin(&xueji, &data)? {
         cli::Bootstrap::Written(path) => {
             tracing::info!(path = %path.display(), "first start: admin token written")

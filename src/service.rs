@@ -7,6 +7,12 @@
 //! student state, its event (hash-chained) and index updates go to the writer as one command,
 //! committed with others in one durable transaction.
 
+mod clocks;
+mod problems;
+
+pub use clocks::{DEFAULT_APPROVAL_WORKING_DAYS, DEFAULT_REQUEST_EXPIRY_DAYS, clocks_json};
+pub use problems::ResolveRequest;
+
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -26,12 +32,14 @@ use crate::domain::tally::{self, Counter, TallyState};
 use crate::domain::{
     Actor, ApprovalRecord, ApprovalRequest, ApprovalStep, CitizenId, Date, Deadline, Decision,
     Event, FieldError, InvalidInput, NewStudent, RequestStatus, School, Status, Student, Timeline,
-    TransitionInput, TransitionKind,
+    TransferForm, TransitionInput, TransitionKind,
 };
-use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate};
+use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate, evaluate_transfer};
 use crate::store::{
     Command, DamagedRecord, Snapshot, Store, StoreError, StudentHistory, TallyCheck,
 };
+
+mod certificates;
 
 /// Why an operation did not happen. Each variant maps to one HTTP status in `http::error`.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +65,9 @@ pub enum ServiceError {
     },
     #[error("policy failed: {0}")]
     Policy(#[from] PolicyError),
+    /// Refused for a reason of its own (422), e.g. a transfer certificate that does not verify.
+    #[error("{code}: {message}")]
+    Refused { code: &'static str, message: String },
     #[error("storage failed: {0}")]
     Storage(String),
     /// A stored record does not decode: that record alone is unavailable.
@@ -329,6 +340,10 @@ pub struct SweepReport {
     pub applied: Vec<SweepApplied>,
     /// Students whose deadline rule failed to evaluate (fails closed: nothing applied).
     pub failed: Vec<SweepFailure>,
+    /// Requests closed `expired`: pending longer than the policy's `request_expiry_days`.
+    pub expired_requests: Vec<String>,
+    /// Problem records this sweep opened (`not_reported`, `overdue_request`).
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -495,6 +510,7 @@ fn random_id(prefix: &str) -> String {
 /// only as salted digests.
 const PERSONAL_FIELDS: &[&str] = &[
     "name",
+    "national_id",
     "id_card",
     "birth_date",
     "gender",
@@ -504,6 +520,8 @@ const PERSONAL_FIELDS: &[&str] = &[
 
 pub struct Xueji {
     store: Store,
+    /// Transfer-certificate keys: this server's signing key and the keys it trusts.
+    keys: Option<Arc<crate::domain::certificate::KeyRing>>,
     policies: Arc<PolicyRegistry>,
     tokens: TokenCache,
     /// The zone whose calendar says what "today" is (defaults, sweeps, rosters).
@@ -522,6 +540,7 @@ impl Xueji {
         }
         Xueji {
             store,
+            keys: None,
             policies,
             tokens: TokenCache::default(),
             time_zone: crate::domain::dates::DEFAULT_TIME_ZONE,
@@ -633,7 +652,15 @@ impl Xueji {
 
     /// Creates a student through the `admit` transition.
     pub fn admit(&self, form: NewStudentForm, actor: &Actor, dry_run: bool) -> Result<Outcome> {
-        match self.prepare_admission(form, actor)? {
+        let admitting_school = form.school.clone();
+        let prepared = match self.prepare_admission(form, actor) {
+            Err(e @ ServiceError::Duplicate { .. }) if !dry_run => {
+                self.note_duplicate(&e, &admitting_school, actor);
+                return Err(e);
+            }
+            other => other?,
+        };
+        match prepared {
             Admission::Ready(plan) if dry_run => Ok(Outcome::DryRun {
                 decision: plan.decision,
             }),
@@ -658,6 +685,17 @@ impl Xueji {
     /// `admit` is this then [`Xueji::store_admissions`]; a bulk import checks every row first
     /// and stores the plans after, so no row is decided twice.
     pub fn prepare_admission(&self, form: NewStudentForm, actor: &Actor) -> Result<Admission> {
+        self.prepare_admission_on(form, actor, None)
+    }
+
+    /// [`Xueji::prepare_admission`], for an admission on a transfer certificate when `proof` is
+    /// given: its proof is recorded in the admission's input (and so in its event and context).
+    fn prepare_admission_on(
+        &self,
+        form: NewStudentForm,
+        actor: &Actor,
+        proof: Option<&crate::domain::certificate::CertificateProof>,
+    ) -> Result<Admission> {
         let snapshot = self.store.snapshot()?;
         let school = snapshot.school(&form.school)?.ok_or_else(|| {
             InvalidInput::from(FieldError::new(
@@ -699,6 +737,12 @@ impl Xueji {
                 .collect();
             input.params.insert("previous".into(), Value::Array(links));
         }
+        if let Some(proof) = proof {
+            input.params.insert(
+                "certificate".into(),
+                serde_json::to_value(proof).map_err(|e| ServiceError::Storage(e.to_string()))?,
+            );
+        }
         let policy = self
             .policies
             .in_force(&school.jurisdiction, input.effective_date)?;
@@ -730,6 +774,7 @@ impl Xueji {
     /// still free, so a plan overtaken by another creation is refused alone.
     pub fn store_admissions(&self, plans: Vec<AdmissionPlan>) -> Vec<Result<Outcome>> {
         let mut applied = Vec::with_capacity(plans.len());
+        let schools: Vec<String> = plans.iter().map(|p| p.student.school.clone()).collect();
         let commands = plans
             .into_iter()
             .map(|p| {
@@ -750,10 +795,21 @@ impl Xueji {
         applied
             .into_iter()
             .zip(answers)
-            .map(|(outcome, answer)| {
-                answer
-                    .map(|_| outcome)
-                    .map_err(|e| self.name_holder(ServiceError::from(e)))
+            .zip(schools)
+            .map(|((outcome, answer), school)| match answer {
+                Ok(_) => {
+                    if let Outcome::Applied { student, event, .. } = &outcome {
+                        self.note_temporary_number(student, &event.actor);
+                    }
+                    Ok(outcome)
+                }
+                Err(e) => {
+                    let e = self.name_holder(ServiceError::from(e));
+                    if let Outcome::Applied { event, .. } = &outcome {
+                        self.note_duplicate(&e, &school, &event.actor);
+                    }
+                    Err(e)
+                }
             })
             .collect()
     }
@@ -819,6 +875,44 @@ impl Xueji {
         Ok(out)
     }
 
+    /// The receiving school files a transfer (api.md v1.1, `POST /v1/transfers`): the student
+    /// is the live enrolment of the national number whose name is the one given; anything else
+    /// (no such number, another name, a school the caller may not file for) is not found,
+    /// revealing nothing. Then it is the student's `transfer`, decided and routed as any.
+    pub fn transfer_into(
+        &self,
+        form: &TransferForm,
+        actor: &Actor,
+        dry_run: bool,
+        may_file_for: impl Fn(&School) -> bool,
+    ) -> Result<Outcome> {
+        let to = self.store.school(&form.to_school)?;
+        if !to.as_ref().is_some_and(&may_file_for) {
+            return Err(ServiceError::NotFound {
+                what: "school",
+                id: form.to_school.clone(),
+            });
+        }
+        let snapshot = self.store.snapshot()?;
+        let mut named = None;
+        for id in snapshot.enrolments_of(form.national_id.trim())? {
+            if let Some(s) = snapshot.student(&id)?
+                && s.status.is_live()
+                && s.name == form.name.trim()
+            {
+                named = Some(s.id);
+            }
+        }
+        drop(snapshot);
+        let Some(student) = named else {
+            return Err(ServiceError::NotFound {
+                what: "student",
+                id: form.national_id.clone(),
+            });
+        };
+        self.transition_in_scope(&student, form.input(), actor, dry_run, |_, _| true)
+    }
+
     /// Files a transition: applies it, opens an approval request, or reports the denial.
     pub fn transition(
         &self,
@@ -835,6 +929,34 @@ impl Xueji {
     /// snapshot the transition is decided on) is reported not found, before anything about it
     /// is checked or decided.
     pub fn transition_in_scope(
+        &self,
+        student_id: &str,
+        input: TransitionInput,
+        actor: &Actor,
+        dry_run: bool,
+        in_scope: impl Fn(&Student, &School) -> bool,
+    ) -> Result<Outcome> {
+        // `transfer_in` belongs to an admission on a transfer certificate; by hand only to
+        // finish one (an admission stored, its `transfer_in` not filed: a crash between them).
+        if input.kind == TransitionKind::TransferIn
+            && !self
+                .store
+                .events(student_id)?
+                .first()
+                .is_some_and(|e| e.input.params.contains_key("certificate"))
+        {
+            return Err(FieldError::new(
+                "invalid_value",
+                "kind",
+                "转入由转学证明办理:请以 POST /v1/students 附转出学校开具的 transfer_certificate 建档",
+            )
+            .into());
+        }
+        self.file_in_scope(student_id, input, actor, dry_run, in_scope)
+    }
+
+    /// [`Xueji::transition_in_scope`] for every kind, `transfer_in` included (the engine's own).
+    fn file_in_scope(
         &self,
         student_id: &str,
         input: TransitionInput,
@@ -886,6 +1008,11 @@ impl Xueji {
                     .map(|_| outcome)
                     .map_err(ServiceError::from),
             };
+            if let Ok(Outcome::Applied { student, event, .. }) = &result
+                && input.kind == TransitionKind::ChangeKeyInfo
+            {
+                self.settle_upgraded_number(student, &event.actor, event.seq, None);
+            }
             match result {
                 Err(ServiceError::Conflict {
                     code: "version_conflict",
@@ -942,6 +1069,10 @@ impl Xueji {
             jurisdiction: student.jurisdiction.clone(),
             school: student.school.clone(),
             receiving_school: input.param_str("to_school").map(str::to_owned),
+            receiving_jurisdiction: decision
+                .receiving_policy
+                .as_ref()
+                .map(|p| p.jurisdiction.clone()),
             // The request keeps the unredacted input until it is applied: the last approval
             // must apply exactly what was filed. History only ever gets the redacted form.
             input: input.clone(),
@@ -996,14 +1127,6 @@ impl Xueji {
                     format!("转入学校「{to}」不存在"),
                 ))
             })?;
-            if target.jurisdiction != student.jurisdiction {
-                return Err(FieldError::new(
-                    "transfer_cross_jurisdiction",
-                    "params.to_school",
-                    "转入学校属于其他辖区:请办理转出(transfer_out),由转入地建档",
-                )
-                .into());
-            }
             if target.id == student.school {
                 return Err(FieldError::new(
                     "invalid_value",
@@ -1014,6 +1137,21 @@ impl Xueji {
             }
             if let Some(g) = input.params.get("to_grade").and_then(Value::as_i64) {
                 parse_grade(g, target.level, "params.to_grade")?;
+            }
+            if target.jurisdiction != student.jurisdiction {
+                let sending = self
+                    .policies
+                    .in_force(&student.jurisdiction, input.effective_date)?;
+                let receiving = self
+                    .policies
+                    .in_force(&target.jurisdiction, input.effective_date)?;
+                let case = Case {
+                    student,
+                    school,
+                    input,
+                    sweep,
+                };
+                return Ok(evaluate_transfer(&sending, &receiving, case, &target)?);
             }
         }
         // The same grade range as a creation in a school of this level.
@@ -1048,6 +1186,9 @@ impl Xueji {
             return Err(FieldError::new("required", "params.fields", "请填写要变更的字段").into());
         };
         check_info_fields(input.kind, fields, Date::today())?;
+        if let Some(raw) = fields.get("national_id").and_then(Value::as_str) {
+            self.check_number_upgrade(student, fields, raw)?;
+        }
         if let Some(raw) = fields.get("id_card").and_then(Value::as_str)
             && let Ok(id) = CitizenId::parse(raw)
             && let Some(other) = self.store.student_by_id_card(id.as_str())?
@@ -1058,6 +1199,56 @@ impl Xueji {
                 student: other,
                 school: None,
             }));
+        }
+        Ok(())
+    }
+
+    /// A national number given in a key-information change: only a temporary `L` number is
+    /// upgraded (一人一号,终身不变), to `G` + the student's ID number (the one this change sets, or
+    /// the one on record), or to a `J` number; and not to a number another live enrolment holds.
+    fn check_number_upgrade(
+        &self,
+        student: &Student,
+        fields: &serde_json::Map<String, Value>,
+        raw: &str,
+    ) -> Result<()> {
+        let field = "params.fields.national_id";
+        if !student.national_id.is_temporary() {
+            return Err(FieldError::new(
+                "national_id_not_temporary",
+                field,
+                "全国学籍号一人一号、终身不变:只有临时学籍号(L 开头)可以升级为正式学籍号",
+            )
+            .into());
+        }
+        if let Some(body) = raw.strip_prefix('G') {
+            let card = fields
+                .get("id_card")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| student.id_card.as_ref().map(|c| c.as_str().to_owned()));
+            if card.as_deref() != Some(body) {
+                return Err(FieldError::new(
+                    "national_id_not_the_id_card",
+                    field,
+                    "正式学籍号应为 G 加学生本人的身份证号:请核对,或一并变更身份证号",
+                )
+                .into());
+            }
+        }
+        let snapshot = self.store.snapshot()?;
+        for other in snapshot.enrolments_of(raw)? {
+            if other != student.id
+                && snapshot
+                    .student(&other)?
+                    .is_some_and(|s| s.status.is_live())
+            {
+                return Err(self.name_holder(ServiceError::Duplicate {
+                    field: "national_id".into(),
+                    student: other,
+                    school: None,
+                }));
+            }
         }
         Ok(())
     }
@@ -1111,11 +1302,16 @@ impl Xueji {
         creating: bool,
         sweep: bool,
     ) -> Result<(Student, Event, Vec<u8>)> {
+        let receiving_school = match (&decision.receiving_policy, input.param_str("to_school")) {
+            (Some(_), Some(to)) => self.store.school(to)?,
+            _ => None,
+        };
         let context = DecisionContext {
             student: policy_view(student),
             school: school.clone(),
             input: self.redact_input(input),
             sweep,
+            receiving_school,
         }
         .to_bytes();
         let mut after = student.after_decision(input, decision, creating);
@@ -1319,6 +1515,7 @@ impl Xueji {
             );
             match result.map_err(ServiceError::from) {
                 Ok(_) => {
+                    self.settle_problems_of(&closed, event.seq);
                     return Ok(ApprovalOutcome {
                         request: closed,
                         outcome: "applied",
@@ -1409,9 +1606,11 @@ impl Xueji {
             evaluated: 0,
             applied: Vec::new(),
             failed: Vec::new(),
+            expired_requests: Vec::new(),
+            problems: Vec::new(),
         };
-        for jur in jurisdictions {
-            for (student_id, kind, _) in self.store.due_deadlines(&jur, as_of)? {
+        for jur in &jurisdictions {
+            for (student_id, kind, _) in self.store.due_deadlines(jur, as_of)? {
                 let snapshot = self.store.snapshot()?;
                 let Some(student) = snapshot.student(&student_id)? else {
                     continue;
@@ -1443,7 +1642,43 @@ impl Xueji {
                     }
                     Err(e) => return Err(e),
                 };
-                if !decision.allowed || !decision.approvals.is_empty() {
+                // A default never takes a status away (#16): the sweep applies only what a rule
+                // of the policy decided (an `allow` or a `change` fired). A reporting deadline
+                // that no rule decides, or any in compulsory education (义务教育法 第五条、
+                // 第十一条: the child is followed up, 控辍保学), opens a `not_reported` problem.
+                use crate::domain::Effect;
+                let fired =
+                    |effects: &[Effect]| decision.rules.iter().any(|r| effects.contains(&r.effect));
+                let decided = fired(&[Effect::Allow, Effect::Change, Effect::Deny]);
+                let applies = decision.allowed
+                    && decision.approvals.is_empty()
+                    && fired(&[Effect::Allow, Effect::Change]);
+                if on_expiry == TransitionKind::ForfeitAdmission
+                    && (!decided || school.level.is_compulsory())
+                {
+                    let mut details = serde_json::Map::new();
+                    details.insert("deadline".into(), Value::String(kind.clone()));
+                    details.insert("date".into(), Value::String(deadline.date.to_string()));
+                    details.insert(
+                        "status".into(),
+                        Value::String(student.status.as_str().into()),
+                    );
+                    details.insert("forfeited_here".into(), Value::Bool(applies));
+                    let date = deadline.date.to_string();
+                    if let Some(p) = self.open_problem(
+                        crate::domain::problem::ProblemKind::NotReported,
+                        Some(&student),
+                        &school,
+                        Vec::new(),
+                        as_of,
+                        details,
+                        &[&student.id, &kind, &date],
+                        &actor,
+                    )? {
+                        report.problems.push(p.id);
+                    }
+                }
+                if !applies {
                     continue;
                 }
                 let (after, event, context) = self.apply_decision(
@@ -1467,6 +1702,7 @@ impl Xueji {
                 }
             }
         }
+        self.sweep_requests(as_of, &jurisdictions, &in_scope, &mut report)?;
         Ok(report)
     }
 
@@ -1480,6 +1716,20 @@ impl Xueji {
     /// Re-hashes one student's chain against the head recorded in the student record, replays
     /// the events to the record they make and compares every field with the stored record, and
     /// checks the index entries that record implies.
+    /// Why an admission on a transfer certificate no longer proves where the record came from:
+    /// its recorded proof does not verify with the keys this server knows (its own and those it
+    /// trusts). `None` for any other admission, or without keys to check with.
+    fn unproven_certificate(&self, admission: Option<&Event>) -> Option<String> {
+        let recorded = admission?.input.params.get("certificate")?;
+        let ring = self.keys()?;
+        match serde_json::from_value::<crate::domain::certificate::CertificateProof>(
+            recorded.clone(),
+        ) {
+            Ok(proof) => ring.verify_proof(&proof).err().map(|r| r.message),
+            Err(_) => Some("录取事件记录的转学证明无法读取".into()),
+        }
+    }
+
     pub fn verify_student(&self, student_id: &str) -> Result<ChainReport> {
         let h = self
             .store
@@ -1491,6 +1741,15 @@ impl Xueji {
         let mut report = verify_chain(&h.events, Some(&h.student.head));
         if !report.ok {
             // Events that do not hold cannot be replayed.
+            return Ok(report);
+        }
+        if let Some(unproven) = self.unproven_certificate(h.events.first()) {
+            report.ok = false;
+            report.first_bad = Some(BadEvent {
+                seq: 1,
+                code: "certificate_unproven".into(),
+                message: unproven,
+            });
             return Ok(report);
         }
         let stored = h.student.clone();
@@ -1609,8 +1868,7 @@ impl Xueji {
         }
         report.index_failures.extend(self.store.index_extras()?);
         report.damaged.extend(self.store.damaged_records()?);
-        for (jurisdiction, _) in self.store.log_heads()? {
-            let check = self.store.tallies_to_check(&jurisdiction)?;
+        for (jurisdiction, check) in self.store.tallies_to_check()? {
             report
                 .stats_failures
                 .extend(tally_mismatches(&jurisdiction, check));
@@ -1965,6 +2223,7 @@ fn provisional_student(new: &NewStudent, school: &School, id: String) -> Student
         terms: Vec::new(),
         flags: Vec::new(),
         extra: new.extra.clone(),
+        former_jurisdictions: Vec::new(),
         head: GENESIS_HASH.to_owned(),
     }
 }

@@ -1,6 +1,8 @@
-//! Every policy package under `policies/`: it compiles, its own test cases pass, every rule of
-//! its own is seen both firing and not firing, and each case's full decision is pinned by an
-//! insta snapshot (content hashes redacted, so a rule change shows as a reviewable diff).
+//! Every policy package under `policies/`: it compiles (names resolved), its own test cases pass,
+//! every rule of its own is seen both firing and not firing and every outcome it can give is
+//! reached, no case pins a policy error or a status change no rule decided, and each case's full
+//! decision is pinned by an insta snapshot (content hashes redacted, so a rule change shows as a
+//! reviewable diff).
 //!
 //! Packages are read from disk at run time, so editing a package needs no rebuild.
 
@@ -45,6 +47,16 @@ fn every_package_passes_its_own_cases_and_tests_each_rule_both_ways() {
             cases += 1;
             for f in &r.failures {
                 failures.push(format!("{id} {} «{}»: {f}", r.file, r.name));
+            }
+            // A seed package decides every case it tests: a case (and its snapshot) that pins a
+            // policy error is a package that refuses to decide, a defect to fix.
+            if r.outcome == "error" {
+                failures.push(format!(
+                    "{id} {} «{}»: pins a policy error ({}); the package must decide",
+                    r.file,
+                    r.name,
+                    r.error.as_deref().unwrap_or_default()
+                ));
             }
         }
         for u in uncovered_rules(&policy, &results) {

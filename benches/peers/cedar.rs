@@ -52,6 +52,25 @@ unless { context has to_school };
 permit (principal, action == Action::"transfer", resource)
 when { context has to_school };
 
+// transfer_in.rhai — a student from another jurisdiction enters a school of their own level;
+// the receiving school's and bureau's approvals are obligations Cedar cannot return.
+@rule("national_k12.transfer_in.approval")
+forbid (principal, action == Action::"transfer_in", resource)
+unless { principal.level == resource.level };
+
+@rule("national_k12.transfer_in.approval")
+permit (principal, action == Action::"transfer_in", resource)
+when { principal.level == resource.level };
+
+// problem.rhai — 佐证 keeps a problem record's enrolment only with proof (any document).
+@rule("national_k12.problem.confirm")
+forbid (principal, action == Action::"confirm_record", resource)
+unless { context.documents != [] };
+
+@rule("national_k12.problem.confirm")
+permit (principal, action == Action::"confirm_record", resource)
+when { context.documents != [] };
+
 // key_info.rhai — requires the household register (and district review, not expressible).
 @rule("national_k12.key_info.proof")
 forbid (principal, action == Action::"change_key_info", resource)
@@ -65,6 +84,15 @@ permit (principal, action == Action::"change_key_info", resource);
 @rule("national_k12.suspend.until")
 permit (principal, action == Action::"suspend", resource)
 when { context has until };
+
+// review.rhai — registration and every change of status domain.md lists ask the school's
+// review (an approval step, which Cedar cannot return), so the rule is recorded as having fired.
+@rule("national_k12.review.school")
+permit (principal, action in [Action::"register", Action::"suspend", Action::"resume",
+    Action::"drop_out", Action::"return_from_dropout", Action::"withdraw",
+    Action::"transfer_out", Action::"expel", Action::"revoke", Action::"graduate",
+    Action::"complete", Action::"leave_with_certificate", Action::"record_death",
+    Action::"change_key_info"], resource);
 "#;
 
 /// The bench's own `bench-district` package (`BENCH_RULES` in engine.rs) in Cedar.

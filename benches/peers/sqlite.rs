@@ -321,6 +321,7 @@ fn prepare(
         school: school.clone(),
         input: input.clone(),
         sweep: false,
+        receiving_school: None,
     }
     .to_bytes();
     // What the event does to the record: the engine's own function, so the peer does the same work.

@@ -350,7 +350,9 @@ pub fn reason_zh(e: &ServiceError) -> String {
             .map(|f| f.message.clone())
             .collect::<Vec<_>>()
             .join(";"),
-        ServiceError::Conflict { message, .. } => message.clone(),
+        ServiceError::Conflict { message, .. } | ServiceError::Refused { message, .. } => {
+            message.clone()
+        }
         ServiceError::InvalidTransition { kind, status } => {
             format!("学籍状态为「{}」,不能办理「{}」", status.zh(), kind.zh())
         }

@@ -89,6 +89,10 @@ pub struct Decision {
     pub approvals: Vec<ApprovalStep>,
     pub changes: StudentChanges,
     pub deadlines: Vec<DecisionDeadline>,
+    /// The receiving jurisdiction's package, for a transfer from another jurisdiction: `rules`
+    /// then holds both sides' rules, and the student moves to this jurisdiction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiving_policy: Option<PolicyRef>,
 }
 
 impl Decision {

@@ -28,6 +28,9 @@ pub struct DecisionContext {
     pub school: super::School,
     pub input: TransitionInput,
     pub sweep: bool,
+    /// The school a transfer from another jurisdiction goes to, as its package saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiving_school: Option<super::School>,
 }
 
 impl DecisionContext {
@@ -106,6 +109,15 @@ struct HashedEvent<'a> {
 }
 
 impl Event {
+    /// The jurisdiction the student is in after this event: the receiving one for a transfer
+    /// from another jurisdiction (the event is then in both logs), else the event's own.
+    pub fn placed_in(&self) -> &str {
+        match &self.decision.receiving_policy {
+            Some(p) if self.kind == super::TransitionKind::Transfer => &p.jurisdiction,
+            _ => &self.jurisdiction,
+        }
+    }
+
     /// The canonical bytes the hash covers.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let body = HashedEvent {

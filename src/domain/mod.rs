@@ -1,6 +1,8 @@
 //! The pure core: students, statuses, transitions, documents, decisions, approval requests and
 //! history events. Nothing here knows about HTTP, redb or tokio (see `tests/it/architecture.rs`).
 
+pub mod certificate;
+pub mod clock;
 pub mod dates;
 pub mod decision;
 pub mod document;
@@ -8,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod merkle;
+pub mod problem;
 pub mod replay;
 pub mod request;
 pub mod school;
@@ -15,6 +18,7 @@ pub mod status;
 pub mod student;
 pub mod tally;
 pub mod timeline;
+pub mod workdays;
 
 pub use dates::Date;
 pub use decision::{Decision, DecisionDeadline, Effect, FiredRule, PolicyRef, StudentChanges};
@@ -25,7 +29,7 @@ pub use identity::{CitizenId, Gender, NationalNumber};
 pub use request::{ApprovalRecord, ApprovalRequest, ApprovalStep, RequestStatus, in_routing_order};
 pub use school::{Level, School, Term};
 pub use status::{Reason, Status, TransitionKind};
-pub use student::{Deadline, Guardian, NewStudent, Student, TransitionInput};
+pub use student::{Deadline, Guardian, NewStudent, Student, TransferForm, TransitionInput};
 pub use timeline::{Step, Timeline};
 
 /// Who performed an action, as recorded in history. Never carries personal data: the token id and

@@ -33,6 +33,10 @@ pub enum ApprovalStep {
     District,
     /// 市教育局.
     City,
+    /// 转入地区/县教育局 (a transfer from another jurisdiction).
+    ReceivingDistrict,
+    /// 转入地市教育局 (a transfer from another jurisdiction).
+    ReceivingCity,
 }
 
 impl ApprovalStep {
@@ -45,18 +49,35 @@ impl ApprovalStep {
             ApprovalStep::ReceivingSchool => "转入学校审核",
             ApprovalStep::District => "区县教育局审核",
             ApprovalStep::City => "市教育局审核",
+            ApprovalStep::ReceivingDistrict => "转入地区县教育局审核",
+            ApprovalStep::ReceivingCity => "转入地市教育局审核",
         }
     }
 
     /// The step's place in the national routing of a change: the receiving school signs and
-    /// files first (教基一〔2013〕7号 第十四条; Yanhe 三.1), then the sending school, then its bureau
+    /// files first (教基一〔2013〕7号 第十四条; Yanhe 三.1), then the receiving bureau when the
+    /// student comes from another jurisdiction, then the sending school, then its bureau
     /// (district before city). api.md v1.1, "Transfers across jurisdictions".
     fn routing_rank(self) -> u8 {
         match self {
             ApprovalStep::ReceivingSchool => 0,
-            ApprovalStep::School => 1,
-            ApprovalStep::District => 2,
-            ApprovalStep::City => 3,
+            ApprovalStep::ReceivingDistrict => 1,
+            ApprovalStep::ReceivingCity => 2,
+            ApprovalStep::School => 3,
+            ApprovalStep::District => 4,
+            ApprovalStep::City => 5,
+        }
+    }
+
+    /// The step a receiving package's own step becomes in a transfer from another jurisdiction:
+    /// its `school` is the receiving school, its bureau the receiving bureau.
+    pub fn on_receiving_side(self) -> ApprovalStep {
+        match self {
+            ApprovalStep::School | ApprovalStep::ReceivingSchool => ApprovalStep::ReceivingSchool,
+            ApprovalStep::District | ApprovalStep::ReceivingDistrict => {
+                ApprovalStep::ReceivingDistrict
+            }
+            ApprovalStep::City | ApprovalStep::ReceivingCity => ApprovalStep::ReceivingCity,
         }
     }
 }
@@ -92,6 +113,8 @@ pub enum RequestStatus {
     /// The policy in force at the last approval denied it.
     Denied,
     Rejected,
+    /// Left pending longer than the policy's `request_expiry_days`; closed by the daily sweep.
+    Expired,
 }
 
 impl RequestStatus {
@@ -105,6 +128,7 @@ impl RequestStatus {
             RequestStatus::Applied => "已办理",
             RequestStatus::Denied => "政策不允许",
             RequestStatus::Rejected => "已驳回",
+            RequestStatus::Expired => "超期未办结,已关闭",
         }
     }
 }
@@ -128,6 +152,10 @@ pub struct ApprovalRequest {
     /// The school a transfer goes to, whose leader approves the `receiving_school` step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiving_school: Option<String>,
+    /// The receiving school's jurisdiction, when it is another one than `jurisdiction`: its
+    /// officers list the request and approve the `receiving_district`/`receiving_city` steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiving_jurisdiction: Option<String>,
     pub input: TransitionInput,
     /// Steps in the order they must be approved.
     pub steps: Vec<ApprovalStep>,

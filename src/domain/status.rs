@@ -145,6 +145,10 @@ pub enum TransitionKind {
     DropOut,
     ReturnFromDropout,
     Transfer,
+    /// The receiving side of a transfer: what the receiving jurisdiction's package decides when a
+    /// student comes from another jurisdiction (its rules are `on: ["transfer_in"]`). Never filed
+    /// on its own: it is asked as part of a `transfer`.
+    TransferIn,
     TransferOut,
     ChangeClass,
     Promote,
@@ -158,6 +162,8 @@ pub enum TransitionKind {
     Complete,
     LeaveWithCertificate,
     RecordDeath,
+    /// 佐证: a problem record settled by keeping the enrolment as it is, with proof.
+    ConfirmRecord,
 }
 
 impl TransitionKind {
@@ -182,6 +188,7 @@ impl TransitionKind {
             DropOut => "辍学",
             ReturnFromDropout => "辍学复学",
             Transfer => "转学",
+            TransferIn => "转入",
             TransferOut => "转出至系统外",
             ChangeClass => "调班",
             Promote => "升级",
@@ -195,6 +202,7 @@ impl TransitionKind {
             Complete => "结业",
             LeaveWithCertificate => "肄业",
             RecordDeath => "死亡",
+            ConfirmRecord => "问题学籍佐证确认",
         }
     }
 
@@ -205,6 +213,7 @@ impl TransitionKind {
         match self {
             Admit => Some("11"),
             Resume => Some("12"),
+            TransferIn => Some("13"),
             Graduate => Some("21"),
             Complete => Some("22"),
             Suspend => Some("23"),
@@ -226,6 +235,9 @@ impl TransitionKind {
         use TransitionKind::*;
         match self {
             Admit => &[],
+            // An enrolment admitted on a transfer certificate, until the receiving side accepts
+            // it (`Xueji::admit_by_certificate`); never filed by hand.
+            TransferIn => &[Admitted],
             Register => &[Admitted, AdmissionDeferred],
             DeferAdmission => &[Admitted],
             ReserveAdmission => &[Admitted, AdmissionDeferred, Enrolled],
@@ -244,7 +256,7 @@ impl TransitionKind {
             Expel => &[Enrolled, Suspended],
             Revoke => &[Enrolled, Suspended, DroppedOut],
             Graduate | Complete | LeaveWithCertificate => &[Enrolled],
-            ChangeKeyInfo | CorrectInfo | RecordDeath => LIVE,
+            ChangeKeyInfo | CorrectInfo | RecordDeath | ConfirmRecord => LIVE,
         }
     }
 
@@ -254,7 +266,7 @@ impl TransitionKind {
         use TransitionKind::*;
         match self {
             Admit | ResumeAdmission => Some(Admitted),
-            Register => Some(Enrolled),
+            Register | TransferIn => Some(Enrolled),
             DeferAdmission => Some(AdmissionDeferred),
             ReserveAdmission => Some(AdmissionReserved),
             ForfeitAdmission => Some(AdmissionForfeited),
@@ -277,7 +289,8 @@ impl TransitionKind {
             | Promote
             | RepeatGrade
             | ChangeKeyInfo
-            | CorrectInfo => None,
+            | CorrectInfo
+            | ConfirmRecord => None,
         }
     }
 
@@ -288,7 +301,7 @@ impl TransitionKind {
             Admit => &[],
             DeferAdmission | ReserveAdmission | Suspend => &["until", "discharge_date"],
             Resume | ReturnFromDropout | ChangeClass | Promote | RepeatGrade => &["grade", "class"],
-            Transfer => &["to_school", "to_grade", "to_class"],
+            Transfer | TransferIn => &["to_school", "to_grade", "to_class"],
             SemesterRegister | DeferSemesterRegister => &["term", "tuition_paid", "until"],
             Register => &["forms", "class"],
             ChangeKeyInfo | CorrectInfo => &["fields"],

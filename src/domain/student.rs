@@ -70,6 +70,10 @@ pub struct Student {
     pub flags: Vec<String>,
     #[serde(default)]
     pub extra: Map<String, Value>,
+    /// The jurisdictions this enrolment was transferred out of, oldest first: its earlier
+    /// history is in their logs, and its statistics count at the schools of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_jurisdictions: Vec<String>,
     /// Hash of the newest event in this student's chain (hex).
     pub head: String,
 }
@@ -338,9 +342,9 @@ impl InfoField {
             "entry_date" => Governed(
                 "入学日期在录取建档(admit)时确定,不能更正;录入有误请办理 cancel_admission(取消入学资格)后重新建档",
             ),
-            "national_id" => {
-                Governed("全国学籍号不能更正;身份证号有误请办理 change_key_info(关键信息变更)")
-            }
+            "national_id" => Governed(
+                "全国学籍号不能更正;身份证号有误或临时学籍号(L)升级请办理 change_key_info(关键信息变更)",
+            ),
             "terms" => Governed("学期注册记录不能更正:请办理 semester_register(学期注册)"),
             "deadlines" => Governed("期限由政策在办理学籍异动时确定,不能更正"),
             "id" | "version" | "head" | "flags" => Governed("此字段由系统维护,不能更正"),
@@ -367,6 +371,22 @@ pub fn check_info_fields(
     }
     for (k, value) in fields {
         let field = format!("params.fields.{k}");
+        // 一人一号: the one change a national number takes is a temporary `L` number's upgrade
+        // to the formal `G` (or `J`) number; whether the student holds an `L` number is the
+        // service's question.
+        if k == "national_id" && kind == TransitionKind::ChangeKeyInfo {
+            match value.as_str().map(|s| parse_national_id(s, &field, today)) {
+                Some(Ok(n)) if !n.is_temporary() => {}
+                Some(Ok(_)) => v.push(FieldError::new(
+                    "invalid_value",
+                    &field,
+                    "临时学籍号只能升级为正式学籍号(G 或 J 开头)",
+                )),
+                Some(Err(e)) => v.push(e),
+                None => v.push(FieldError::new("invalid_value", &field, "应为文字")),
+            }
+            continue;
+        }
         let is_key = match InfoField::of(k) {
             None => {
                 v.push(FieldError::new(
@@ -546,6 +566,47 @@ pub struct TransitionInput {
     pub documents: Vec<Document>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_version: Option<u64>,
+}
+
+/// The receiving school's side of a transfer (`POST /v1/transfers`): its registrar cannot see
+/// the student yet, and names them by national number and name together, as the national
+/// system does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferForm {
+    pub national_id: String,
+    pub name: String,
+    pub to_school: String,
+    #[serde(default)]
+    pub to_grade: Option<u8>,
+    #[serde(default)]
+    pub to_class: Option<String>,
+    #[serde(default)]
+    pub reason: Option<Reason>,
+    pub effective_date: Date,
+    #[serde(default)]
+    pub documents: Vec<Document>,
+}
+
+impl TransferForm {
+    /// The `transfer` this form files on the student it names.
+    pub fn input(&self) -> TransitionInput {
+        let mut input = TransitionInput::new(TransitionKind::Transfer, self.effective_date);
+        input.reason = self.reason;
+        input.documents.clone_from(&self.documents);
+        input
+            .params
+            .insert("to_school".into(), Value::String(self.to_school.clone()));
+        if let Some(g) = self.to_grade {
+            input.params.insert("to_grade".into(), Value::from(g));
+        }
+        if let Some(c) = &self.to_class {
+            input
+                .params
+                .insert("to_class".into(), Value::String(c.clone()));
+        }
+        input
+    }
 }
 
 impl TransitionInput {
@@ -753,6 +814,13 @@ impl Student {
         if let Some(school) = &c.school {
             after.school.clone_from(school);
         }
+        if let Some(receiving) = &decision.receiving_policy
+            && input.kind == TransitionKind::Transfer
+            && receiving.jurisdiction != self.jurisdiction
+        {
+            after.former_jurisdictions.push(self.jurisdiction.clone());
+            after.jurisdiction.clone_from(&receiving.jurisdiction);
+        }
         if let Some(fields) = input.params.get("fields").and_then(Value::as_object) {
             apply_fields(&mut after, fields);
         }
@@ -783,6 +851,14 @@ impl Student {
 /// them. `class` is still applied because events recorded before that rule set it this way, and
 /// `verify` replays them as the engine applied them then.
 fn apply_fields(s: &mut Student, fields: &Map<String, Value>) {
+    // A temporary number's upgrade first, so that an ID number set in the same change is
+    // compared with the number the student will hold (as `verify`'s replay, which restores the
+    // national number before it applies the other fields).
+    if let Some(Value::String(raw)) = fields.get("national_id")
+        && let Ok(n) = NationalNumber::parse(raw)
+    {
+        s.national_id = n;
+    }
     for (k, v) in fields {
         match (k.as_str(), v) {
             ("name", Value::String(n)) => s.name = n.trim().to_owned(),

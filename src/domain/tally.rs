@@ -47,6 +47,21 @@ pub enum Counter {
     DroppedOut { year_start: Date, school: String },
 }
 
+impl Counter {
+    /// The schools the counter concerns (two for a move).
+    pub fn schools(&self) -> impl Iterator<Item = &str> {
+        let (first, second) = match self {
+            Counter::Placed { school, .. }
+            | Counter::Gained { school, .. }
+            | Counter::LeftSystem { school, .. }
+            | Counter::NeverRegistered { school, .. }
+            | Counter::DroppedOut { school, .. } => (school.as_str(), None),
+            Counter::Moved { from, to, .. } => (from.as_str(), Some(to.as_str())),
+        };
+        std::iter::once(first).chain(second)
+    }
+}
+
 /// The school year (from 09-01) containing `date`.
 pub fn school_year_start(date: Date) -> Date {
     let y = date.year();

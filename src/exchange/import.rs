@@ -392,7 +392,7 @@ fn check_row(
         Some(school) => {
             // A cell that could not be read is reported once, by its own error.
             keys = identity_keys(&form, school);
-            let (admit_errors, ready) = check_admit(x, form, actor)?;
+            let (admit_errors, ready) = check_admit(x, form, actor, opts.dry_run)?;
             let more: Vec<RowError> = admit_errors
                 .into_iter()
                 .filter(|e| !errors.iter().any(|p| p.field == e.field))
@@ -584,12 +584,16 @@ fn normalize_date(s: &str) -> String {
     s.to_owned()
 }
 
-/// The errors of an admission (none, and its plan, if the row can be stored).
+/// The errors of an admission (none, and its plan, if the row can be stored). A row refused
+/// because the person is live at another school opens a `duplicate_enrolment` problem, as a
+/// single admission does, unless the import is a dry run.
 fn check_admit(
     x: &Xueji,
     form: NewStudentForm,
     actor: &Actor,
+    dry_run: bool,
 ) -> Result<(Vec<RowError>, Option<Box<AdmissionPlan>>)> {
+    let school = form.school.clone();
     match x.prepare_admission(form, actor) {
         Ok(Admission::Ready(plan)) => Ok((Vec::new(), Some(plan))),
         Ok(Admission::Refused(decision)) if !decision.allowed => Ok((
@@ -607,7 +611,12 @@ fn check_admit(
             None,
         )),
         Err(ServiceError::Storage(m)) => Err(ServiceError::Storage(m)),
-        Err(e) => Ok((service_errors(e), None)),
+        Err(e) => {
+            if !dry_run {
+                x.note_duplicate(&e, &school, actor);
+            }
+            Ok((service_errors(e), None))
+        }
     }
 }
 
@@ -641,7 +650,9 @@ fn service_errors(e: ServiceError) -> Vec<RowError> {
                     .map_or_else(|| "其他学校".to_owned(), |s| format!("「{}」", s.name)),
             ),
         )],
-        ServiceError::Conflict { code, message } => vec![RowError::new(code, "", message)],
+        ServiceError::Conflict { code, message } | ServiceError::Refused { code, message } => {
+            vec![RowError::new(code, "", message)]
+        }
         ServiceError::Policy(p) => vec![RowError::new(
             p.code(),
             "",

@@ -47,6 +47,95 @@ pub struct NewStudentForm {
     guardians: Option<Vec<Guardian>>,
     /// Fields of the jurisdiction's own (`extra`), visible to the roles that see them.
     extra: Option<BTreeMap<String, Value>>,
+    /// An admission on another server's transfer certificate (as its
+    /// `GET /v1/students/{id}/transfer-certificate` answered): then the body is only `school`,
+    /// `grade`, `class`, `entry_date` and this; who the student is comes from the certificate.
+    transfer_certificate: Option<SignedCertificate>,
+}
+
+/// A transfer certificate and its Ed25519 signature (hex).
+#[derive(ToSchema)]
+pub struct SignedCertificate {
+    certificate: Certificate,
+    signature: String,
+}
+
+/// What the signature covers: `core`, and a digest of `person`.
+#[derive(ToSchema)]
+pub struct Certificate {
+    core: CertificateCore,
+    person: CertifiedPerson,
+}
+
+#[derive(ToSchema)]
+pub struct CertificateCore {
+    version: u32,
+    /// `cert_…`: the same for every copy of one enrolment's certificate; used once.
+    id: String,
+    key_id: String,
+    issuer: String,
+    issued_at: String,
+    enrolment: CertifiedEnrolment,
+    /// Hash of the enrolment's newest event, and the number of its events.
+    history_head: String,
+    history_length: u64,
+    checkpoint: LogCheckpoint,
+}
+
+/// The enrolment that ended by `transfer_out`.
+#[derive(ToSchema)]
+pub struct CertifiedEnrolment {
+    student: String,
+    school: String,
+    school_name: String,
+    jurisdiction: String,
+    #[schema(schema_with = schema::level)]
+    level: String,
+    grade: u8,
+    class: Option<String>,
+    #[schema(schema_with = schema::status)]
+    status: String,
+    #[schema(format = Date)]
+    entry_date: String,
+    #[schema(format = Date)]
+    left_on: String,
+}
+
+/// The sending jurisdiction's log when the certificate was issued.
+#[derive(ToSchema)]
+pub struct LogCheckpoint {
+    jurisdiction: String,
+    size: u64,
+    root: String,
+}
+
+#[derive(ToSchema)]
+pub struct CertifiedPerson {
+    /// Random: keeps the signed digest of the person from being guessed.
+    nonce: String,
+    national_id: String,
+    name: String,
+    #[schema(schema_with = schema::gender)]
+    gender: String,
+    #[schema(format = Date)]
+    birth_date: String,
+    id_card: Option<String>,
+    guardians: Vec<Guardian>,
+}
+
+/// `GET /v1/keys`: the keys this server signs transfer certificates with (the newest last).
+#[derive(ToSchema)]
+pub struct PublishedKeys {
+    issuer: String,
+    keys: Vec<PublicKey>,
+}
+
+#[derive(ToSchema)]
+pub struct PublicKey {
+    key_id: String,
+    issuer: String,
+    /// Ed25519 public key, hex.
+    public_key: String,
 }
 
 /// A supporting document (证明材料).
@@ -77,6 +166,23 @@ pub struct TransitionInput {
     documents: Option<Vec<Document>>,
     /// Refuse (409 `version_conflict`) instead of re-deciding when the student changed.
     expected_version: Option<u64>,
+}
+
+/// `POST /v1/transfers`: the receiving school files a transfer of a student it cannot see yet,
+/// named by national number and name together.
+#[derive(ToSchema)]
+pub struct TransferBody {
+    national_id: String,
+    name: String,
+    /// The receiving school (the caller's).
+    to_school: String,
+    to_grade: Option<u8>,
+    to_class: Option<String>,
+    #[schema(schema_with = schema::reason)]
+    reason: Option<String>,
+    #[schema(format = Date)]
+    effective_date: String,
+    documents: Option<Vec<Document>>,
 }
 
 /// An existing student, by id.
@@ -160,6 +266,8 @@ pub struct Student {
     flags: Vec<String>,
     /// Left out for roles that may not see it.
     extra: Option<BTreeMap<String, Value>>,
+    /// The jurisdictions the student was transferred out of, oldest first.
+    former_jurisdictions: Option<Vec<String>>,
     /// Hash of the newest event.
     head: String,
     /// On admission only: the person's earlier enrolments the caller may see (一人一号).
@@ -232,6 +340,9 @@ pub struct Decision {
     approvals: Vec<String>,
     changes: StudentChanges,
     deadlines: Vec<Deadline>,
+    /// A transfer to another jurisdiction: its package, which decided the receiving side
+    /// (`rules` holds both sides' rules).
+    receiving_policy: Option<PolicyRef>,
 }
 
 fn approval_steps() -> utoipa::openapi::schema::Array {
@@ -298,6 +409,76 @@ pub struct ApprovalRecord {
     at: String,
 }
 
+/// One step of a request and its clock: `opened` (the day the step was reached) and `due`
+/// (`opened` + the policy's `approval_working_days` working days of the national holiday table).
+#[derive(ToSchema)]
+pub struct StepClock {
+    #[schema(schema_with = schema::approval_step)]
+    step: String,
+    /// `approved`, `rejected`, `pending` (waited for), `waiting` (not reached), `expired`,
+    /// `closed` (never reached).
+    status: String,
+    #[schema(format = Date)]
+    opened: Option<String>,
+    #[schema(format = Date)]
+    due: Option<String>,
+    /// The count ran through a year the holiday table does not cover (weekdays counted).
+    due_estimated: Option<bool>,
+    by: Option<Actor>,
+    at: Option<String>,
+    comment: Option<String>,
+}
+
+/// A problem record's resolution.
+#[derive(ToSchema)]
+pub struct Resolution {
+    /// `delete`, `confirm` or `correct`.
+    action: String,
+    comment: String,
+    by: Actor,
+    at: String,
+    /// `applied` or `pending`.
+    outcome: String,
+    /// The student's history event (`seq`) that recorded it.
+    event: Option<u64>,
+    request: Option<String>,
+}
+
+/// A problem record (问题学籍).
+#[derive(ToSchema)]
+pub struct Problem {
+    id: String,
+    /// `duplicate_enrolment`, `temporary_number`, `not_reported`, `overdue_request`.
+    kind: String,
+    student: Option<String>,
+    school: String,
+    jurisdiction: String,
+    /// Other schools concerned, who see it too.
+    other_schools: Option<Vec<String>>,
+    #[schema(format = Date)]
+    opened: String,
+    opened_at: String,
+    opened_by: Actor,
+    #[schema(value_type = Object)]
+    details: serde_json::Value,
+    /// `open` or `resolved`.
+    status: String,
+    resolution: Option<Resolution>,
+}
+
+/// The answer to a resolution: the transition's answer and the problem as it now stands.
+#[derive(ToSchema)]
+pub struct ResolveAnswer {
+    #[schema(schema_with = outcome)]
+    outcome: Option<String>,
+    decision: Decision,
+    student: Option<Student>,
+    event: Option<Event>,
+    request: Option<ApprovalRequest>,
+    error: Option<super::error::ErrorDetail>,
+    problem: Problem,
+}
+
 /// A transition waiting for approval (申请). `input.params.fields` values are withheld.
 #[derive(ToSchema)]
 pub struct ApprovalRequest {
@@ -306,9 +487,11 @@ pub struct ApprovalRequest {
     jurisdiction: String,
     school: String,
     receiving_school: Option<String>,
+    /// The receiving school's jurisdiction, for a transfer from another one.
+    receiving_jurisdiction: Option<String>,
     input: TransitionInput,
-    #[schema(schema_with = approval_steps)]
-    steps: Vec<String>,
+    /// The steps in approval order, each with its clock.
+    steps: Vec<StepClock>,
     approvals: Vec<ApprovalRecord>,
     #[schema(schema_with = schema::request_status)]
     status: String,
@@ -416,6 +599,10 @@ pub struct SweepReport {
     evaluated: u64,
     applied: Vec<SweepApplied>,
     failed: Vec<SweepFailure>,
+    /// Requests closed `expired` (pending longer than `request_expiry_days`).
+    expired_requests: Vec<String>,
+    /// Problem records opened (`not_reported`, `overdue_request`).
+    problems: Vec<String>,
 }
 
 // ---- responses: schools, tokens, policies, ops -----------------------------------------
@@ -543,6 +730,11 @@ page!(
     "A page of a student's history, oldest first."
 );
 page!(RequestPage, ApprovalRequest, "A page of approval requests.");
+page!(
+    ProblemPage,
+    Problem,
+    "A page of problem records (问题学籍)."
+);
 page!(SchoolPage, School, "A page of schools.");
 page!(TokenPage, TokenRecord, "A page of tokens.");
 page!(PolicyPage, PolicySummary, "Policy packages in force.");

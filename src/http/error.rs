@@ -138,6 +138,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict { code, message } => {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }
+            ServiceError::Refused { code, message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
             ServiceError::InvalidTransition { kind, status } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_transition",

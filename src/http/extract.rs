@@ -373,6 +373,33 @@ pub fn require_role(
     }
 }
 
+/// The body of `POST /v1/students`: a new student's form, or an admission on a transfer
+/// certificate (a body with `transfer_certificate`); each read exactly as [`ApiJson`] reads it.
+pub enum AdmissionBody {
+    Form(Box<crate::domain::student::NewStudentForm>),
+    Certified(Box<crate::domain::certificate::CertifiedAdmission>),
+}
+
+impl<S: Send + Sync> FromRequest<S> for AdmissionBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !json_content_type(req.headers()) {
+            return Err(json_rejection(MissingJsonContentType::default().into()));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| json_rejection(e.into()))?;
+        let certified = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .is_ok_and(|v| v.get("transfer_certificate").is_some());
+        if certified {
+            from_json_bytes(&bytes).map(AdmissionBody::Certified)
+        } else {
+            from_json_bytes(&bytes).map(AdmissionBody::Form)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

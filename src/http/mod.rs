@@ -12,6 +12,7 @@ mod exchange;
 pub mod extract;
 mod idempotency;
 mod metrics;
+mod problems;
 mod routes;
 mod schema;
 mod serve;

@@ -14,7 +14,6 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
 use super::view::{Page, PageParams, decision_view, student_view};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
-use crate::domain::student::NewStudentForm;
 use crate::domain::{
     Actor, ApprovalRequest, ApprovalStep, Date, Decision, Level, RequestStatus, School, Status,
     Student, Term, TransitionInput, TransitionKind,
@@ -62,6 +61,9 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_student))
         .routes(routes!(person_enrolments))
         .routes(routes!(transition))
+        .routes(routes!(transfer_into))
+        .routes(routes!(transfer_certificate))
+        .routes(routes!(public_keys))
         .routes(routes!(events))
         .routes(routes!(verify_student))
         .routes(routes!(verify_all))
@@ -70,6 +72,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(sweep))
+        .routes(routes!(super::problems::list_problems))
+        .routes(routes!(super::problems::resolve_problem))
         .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(list_policies))
@@ -253,7 +257,7 @@ fn outcome_response(
 }
 
 /// The status and body of [`outcome_response`].
-fn outcome_body(
+pub(super) fn outcome_body(
     state: &AppState,
     outcome: Outcome,
     role: Role,
@@ -274,7 +278,7 @@ fn outcome_body(
         ),
         Outcome::Pending { decision, request } => (
             StatusCode::ACCEPTED,
-            json!({ "outcome": "pending", "decision": mask(decision, decided_on), "request": request_view(&request, role, decided_on) }),
+            json!({ "outcome": "pending", "decision": mask(decision, decided_on), "request": request_view(&state.xueji, &request, role, decided_on) }),
         ),
         Outcome::Denied { decision } => {
             let decision = mask(decision, decided_on);
@@ -326,11 +330,14 @@ async fn create_student(
     State(state): State<AppState>,
     Caller(c): Caller,
     ApiQuery(q): ApiQuery<DryRun>,
-    ApiJson(form): ApiJson<NewStudentForm>,
+    body: super::extract::AdmissionBody,
 ) -> ApiResult<Response> {
     require_role(&c, &[Role::Admin, Role::Registrar], "建立学籍")?;
     let role = c.role;
-    let school_id = form.school.clone();
+    let school_id = match &body {
+        super::extract::AdmissionBody::Form(form) => form.school.clone(),
+        super::extract::AdmissionBody::Certified(form) => form.school.clone(),
+    };
     let (outcome, previous) = blocking(&state, move |x| {
         match x.store().school(&school_id).map_err(ServiceError::from)? {
             Some(s) if scope::school(&c, &s) => {}
@@ -342,9 +349,13 @@ async fn create_student(
                 ));
             }
         }
-        let outcome = x
-            .admit(form, &actor(&c), q.dry_run)
-            .map_err(ApiError::from)?;
+        let outcome = match body {
+            super::extract::AdmissionBody::Form(form) => x.admit(*form, &actor(&c), q.dry_run),
+            super::extract::AdmissionBody::Certified(form) => {
+                x.admit_by_certificate(*form, &actor(&c), q.dry_run)
+            }
+        }
+        .map_err(ApiError::from)?;
         // The person's earlier enrolments the caller may see (一人一号: 升学, re-entry).
         let previous = match &outcome {
             Outcome::Applied { student, .. } => Some(
@@ -616,6 +627,58 @@ async fn transition(
     Ok(outcome_response(&state, outcome, role, decided_on.as_ref()))
 }
 
+#[utoipa::path(get, path = "/v1/students/{id}/transfer-certificate", tag = "students", summary = "转学证明(已转出学生,Ed25519 签名)", params(("id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::SignedCertificate), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 409, description = "学生尚未转出", body = ErrorBody)))]
+async fn transfer_certificate(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<impl IntoResponse> {
+    // The certificate carries the person's ID number and guardians: only roles that see them.
+    if !c.role.visibility().identity_numbers || c.role == Role::Guardian {
+        return Err(ApiError::forbidden("开具转学证明"));
+    }
+    let signed = blocking(&state, move |x| {
+        x.transfer_certificate(&id, |student, school| scope::student(&c, student, school))
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(axum::Json(signed))
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "audit", summary = "本服务器签发转学证明的公钥", security(()), responses((status = 200, description = "OK", body = super::doc_types::PublishedKeys)))]
+async fn public_keys(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let keys = state.xueji.keys().map(|ring| crate::keys::PublishedKeys {
+        issuer: ring.issuer().to_owned(),
+        keys: ring.published().to_vec(),
+    });
+    keys.map(axum::Json).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "本服务未配置转学证明密钥",
+        )
+    })
+}
+
+#[utoipa::path(post, path = "/v1/transfers", tag = "students", summary = "转入学校发起转学(按全国学籍号和姓名找到学生)", params(DryRun), request_body = super::doc_types::TransferBody, responses((status = 202, description = "待审批 pending", body = super::doc_types::TransitionAnswer), (status = 200, description = "试算结果(dry_run)", body = super::doc_types::TransitionAnswer), (status = 422, description = "政策不允许", body = super::doc_types::TransitionAnswer), (status = 400, description = "请求或字段无效", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "学校不在权限范围内,或没有此学籍号与姓名相符的在籍学生", body = ErrorBody), (status = 409, description = "冲突", body = ErrorBody)))]
+async fn transfer_into(
+    State(state): State<AppState>,
+    Caller(c): Caller,
+    ApiQuery(q): ApiQuery<DryRun>,
+    ApiJson(form): ApiJson<crate::domain::TransferForm>,
+) -> ApiResult<Response> {
+    require_role(&c, &[Role::Admin, Role::Registrar], "办理转入")?;
+    let role = c.role;
+    let outcome = blocking(&state, move |x| {
+        x.transfer_into(&form, &actor(&c), q.dry_run, |school| {
+            scope::school(&c, school)
+        })
+        .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(outcome_response(&state, outcome, role, None))
+}
+
 #[utoipa::path(get, path = "/v1/students/{id}/events", tag = "history", summary = "学籍历史(分页)", params(("id" = String, Path), PageParams), responses((status = 200, description = "OK", body = super::doc_types::EventPage), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]
 async fn events(
     State(state): State<AppState>,
@@ -701,7 +764,7 @@ async fn verify_all(
 
 /// A request as `role` sees it: its decisions' messages masked against the student when the
 /// role may not see all of them (`decided_on`; `None` for a role that sees everything).
-fn request_view(r: &ApprovalRequest, role: Role, decided_on: Option<&Student>) -> Value {
+fn request_view(x: &Xueji, r: &ApprovalRequest, role: Role, decided_on: Option<&Student>) -> Value {
     let masked;
     let r = match decided_on {
         Some(student) => {
@@ -720,6 +783,11 @@ fn request_view(r: &ApprovalRequest, role: Role, decided_on: Option<&Student>) -
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("next_step".into(), json!(r.next_step()));
+        // Each step with its clock (opened, due in working days, who acted when).
+        o.insert(
+            "steps".into(),
+            crate::service::clocks_json(&x.step_clocks(r)),
+        );
         // The filed input may carry new personal values (key-information changes) until applied.
         if let Some(fields) = o
             .get_mut("input")
@@ -742,7 +810,7 @@ fn request_view_for(x: &Xueji, r: &ApprovalRequest, role: Role) -> Value {
     } else {
         x.store().student(&r.student).ok().flatten()
     };
-    request_view(r, role, student.as_ref())
+    request_view(x, r, role, student.as_ref())
 }
 
 /// Loads a request the caller may see; otherwise 404.
@@ -785,6 +853,12 @@ struct RequestQuery {
     /// Only requests whose next step is this one.
     #[param(schema_with = super::schema::approval_step)]
     step: Option<ApprovalStep>,
+    /// `true`: only requests with a step past its due date as of `as_of`; `false`: only those
+    /// without.
+    overdue: Option<bool>,
+    /// The day `overdue` is judged on; default today (in the service's time zone).
+    #[param(value_type = Option<String>, format = Date)]
+    as_of: Option<Date>,
     /// Page size: default 100, at most 1000 (larger values are clamped).
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
@@ -838,6 +912,7 @@ async fn list_requests(
             }
         };
         let status = q.status.unwrap_or(RequestStatus::Pending);
+        let overdue_on = q.as_of.unwrap_or_else(|| x.today());
         let mut rows = Vec::new();
         let mut cursor = after;
         for _ in 0..50 {
@@ -853,7 +928,9 @@ async fn list_requests(
                     .school
                     .as_deref()
                     .is_none_or(|s| r.school == s || r.receiving_school.as_deref() == Some(s))
-                    && q.step.is_none_or(|st| r.next_step() == Some(st));
+                    && q.step.is_none_or(|st| r.next_step() == Some(st))
+                    && q.overdue
+                        .is_none_or(|want| x.overdue_step(&r, overdue_on).is_some() == want);
                 if visible && matches {
                     rows.push((k, r));
                 }
@@ -1187,6 +1264,7 @@ async fn evaluate_policy(
                     school: b.school.unwrap_or_default(),
                     transition: b.transition.clone(),
                     sweep: b.sweep,
+                    settings: Default::default(),
                     expect: Default::default(),
                 };
                 case.build(&policy)

@@ -84,12 +84,24 @@ pub fn compile_package(
     base: Option<Arc<CompiledPolicy>>,
 ) -> Result<CompiledPolicy, Vec<PolicyLoadError>> {
     source.check_shape().map_err(|e| vec![e])?;
-    compile_named(source, base)
+    let unknown: Vec<PolicyLoadError> = source
+        .scripts()
+        .flat_map(|(file, text)| super::names::unknown_names(file, text))
+        .collect();
+    match compile_named(source, base) {
+        Ok(p) if unknown.is_empty() => Ok(p),
+        Ok(_) => Err(unknown),
+        Err(mut errors) => {
+            errors.extend(unknown);
+            Err(errors)
+        }
+    }
 }
 
 /// Compiles a version stored at an earlier activation. It passed the size limits in force then,
 /// which may have been wider than today's; it must still compile, or the decisions taken under
-/// it could no longer be reproduced.
+/// it could no longer be reproduced. (Its names were checked when it was activated, against the
+/// sandbox of that day; they are not checked again.)
 pub fn compile_stored_package(
     source: &PackageSource,
     base: Option<Arc<CompiledPolicy>>,

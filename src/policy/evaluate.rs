@@ -146,6 +146,34 @@ fn transition_map(t: &TransitionInput) -> Map {
     m
 }
 
+/// The fields of `c.student`, `c.school` and `c.transition` (the maps built above), for the
+/// name check of `xueji policy check`.
+pub const STUDENT_FIELDS: &[&str] = &[
+    "id",
+    "status",
+    "grade",
+    "class",
+    "level",
+    "gender",
+    "birth_date",
+    "entry_date",
+    "national_id_kind",
+    "deadlines",
+    "terms",
+    "flags",
+    "extra",
+];
+pub const SCHOOL_FIELDS: &[&str] = &[
+    "id",
+    "jurisdiction",
+    "area",
+    "level",
+    "kind",
+    "compulsory",
+    "calendar",
+];
+pub const TRANSITION_FIELDS: &[&str] = &["kind", "effective_date", "reason", "params", "documents"];
+
 /// The field names a script can read, for "did you mean" hints.
 const KNOWN_FIELDS: &[&str] = &[
     "id",
@@ -295,6 +323,37 @@ fn effects_of(rule: &str, file: &str, out: Dynamic) -> Result<Vec<RuleEffect>, P
 /// (base rules first), and assembles the decision. Any script failure fails the whole
 /// evaluation: the caller refuses the transition.
 pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, PolicyError> {
+    evaluate_with(policy, case, policy.settings.clone(), None)
+}
+
+/// Where a rule made one of its effects during an evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EffectSite {
+    pub rule: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// [`evaluate`] for a package's own test cases: with the settings the case gives (a base
+/// package's rule that reads a setting its school packages set), and the places in the scripts
+/// where each effect was made, for the rule-coverage gate.
+pub fn evaluate_traced(
+    policy: &CompiledPolicy,
+    case: Case<'_>,
+    settings: Arc<Map>,
+) -> (Result<Decision, PolicyError>, Vec<EffectSite>) {
+    let mut sites = Vec::new();
+    let out = evaluate_with(policy, case, settings, Some(&mut sites));
+    (out, sites)
+}
+
+fn evaluate_with(
+    policy: &CompiledPolicy,
+    case: Case<'_>,
+    settings: Arc<Map>,
+    mut sites: Option<&mut Vec<EffectSite>>,
+) -> Result<Decision, PolicyError> {
     let handle = CaseHandle(Arc::new(CaseData {
         student: Dynamic::from_map(student_map(case.student)).into_shared(),
         school: Dynamic::from_map(school_map(case.school)).into_shared(),
@@ -302,7 +361,7 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
         date: case.input.effective_date.to_string().into(),
         sweep: case.sweep,
         documents: case.input.documents.clone(),
-        settings: policy.settings.clone(),
+        settings,
     }));
     let mut decision = Decision {
         allowed: true,
@@ -313,6 +372,7 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
         approvals: Vec::new(),
         changes: case.input.default_changes(case.student),
         deadlines: Vec::new(),
+        receiving_policy: None,
     };
     let engine = sandbox::engine();
     let kind = case.input.kind;
@@ -329,6 +389,16 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
                 .call(engine, &rule.ast, (handle.clone(),))
                 .map_err(|e| script_error(&rule.info.id, file, &e))?;
             for effect in effects_of(&rule.info.id, file, out)? {
+                if let Some(sites) = sites.as_deref_mut()
+                    && let (Some(line), Some(column)) = (effect.site.line(), effect.site.position())
+                {
+                    sites.push(EffectSite {
+                        rule: rule.info.id.clone(),
+                        file: file.to_owned(),
+                        line,
+                        column,
+                    });
+                }
                 match effect.effect {
                     Effect::Deny => denied = true,
                     Effect::Require => {
@@ -407,4 +477,88 @@ pub fn evaluate(policy: &CompiledPolicy, case: Case<'_>) -> Result<Decision, Pol
         .collect();
     decision.allowed = !denied && decision.missing_documents.is_empty();
     Ok(decision)
+}
+
+/// A transfer to a school of another jurisdiction, decided by both packages in force: the
+/// sending one (`case`, kind `transfer`: may the student leave) and the receiving one (the same
+/// case at `to`, kind `transfer_in`: may they enter). Both sides' rules are in the decision, each
+/// with its own citation; the receiving side's `school`/`district`/`city` steps become
+/// `receiving_school`/`receiving_district`/`receiving_city`; its documents are asked too; the
+/// receiving side may place the student (grade, class) but not change their status or school.
+pub fn evaluate_transfer(
+    sending: &CompiledPolicy,
+    receiving: &CompiledPolicy,
+    case: Case<'_>,
+    to: &School,
+) -> Result<Decision, PolicyError> {
+    let mut decision = evaluate(sending, case)?;
+    let entering = TransitionInput {
+        kind: TransitionKind::TransferIn,
+        ..case.input.clone()
+    };
+    let other = evaluate(
+        receiving,
+        Case {
+            school: to,
+            input: &entering,
+            ..case
+        },
+    )?;
+    decision.rules.extend(other.rules);
+    for d in other.required_documents {
+        if !decision.required_documents.contains(&d) {
+            decision.required_documents.push(d);
+        }
+    }
+    for d in other.missing_documents {
+        if !decision.missing_documents.contains(&d) {
+            decision.missing_documents.push(d);
+        }
+    }
+    decision
+        .approvals
+        .extend(other.approvals.iter().map(|s| s.on_receiving_side()));
+    in_routing_order(&mut decision.approvals);
+    if other.changes.grade.is_some() {
+        decision.changes.grade = other.changes.grade;
+    }
+    if other.changes.class.is_some() {
+        decision.changes.class = other.changes.class;
+    }
+    decision.allowed = decision.allowed && other.allowed;
+    decision.receiving_policy = Some(receiving.policy_ref());
+    Ok(decision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The name check of `xueji policy check` reads these lists: they must be the maps' keys.
+    #[test]
+    fn the_field_lists_are_the_fields_a_script_sees() {
+        let keys = |m: Map| {
+            let mut k: Vec<String> = m.keys().map(|k| k.to_string()).collect();
+            k.sort();
+            k
+        };
+        let sorted = |l: &[&str]| {
+            let mut v: Vec<String> = l.iter().map(|s| (*s).to_owned()).collect();
+            v.sort();
+            v
+        };
+        let t: TransitionInput = serde_json::from_value(serde_json::json!({
+            "kind": "suspend", "effective_date": "2026-03-02"
+        }))
+        .expect("input");
+        assert_eq!(keys(transition_map(&t)), sorted(TRANSITION_FIELDS));
+        let school: School = serde_json::from_value(serde_json::json!({
+            "id": "s", "name": "校", "jurisdiction": "j", "level": "primary"
+        }))
+        .expect("school");
+        assert_eq!(keys(school_map(&school)), sorted(SCHOOL_FIELDS));
+        for f in STUDENT_FIELDS {
+            assert!(KNOWN_FIELDS.contains(f), "{f}");
+        }
+    }
 }

@@ -10,6 +10,7 @@
 mod compile;
 mod error;
 mod evaluate;
+mod names;
 mod package;
 mod registry;
 mod sandbox;
@@ -17,6 +18,6 @@ pub mod testing;
 
 pub use compile::{CompiledPolicy, RuleInfo, compile_package, compile_stored_package};
 pub use error::{PolicyError, PolicyLoadError, ScriptPosition};
-pub use evaluate::{Case, evaluate};
+pub use evaluate::{Case, EffectSite, evaluate, evaluate_traced, evaluate_transfer};
 pub use package::{DocumentRef, Manifest, PackageSet, PackageSource, builtin_packages};
 pub use registry::PolicyRegistry;

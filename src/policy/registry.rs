@@ -120,6 +120,21 @@ impl PolicyRegistry {
         *guard = Arc::new(next);
     }
 
+    /// Keeps a version reachable by its hash (to reproduce the decisions taken under it) without
+    /// putting it in force.
+    pub fn remember(&self, policy: Arc<CompiledPolicy>) {
+        let mut guard = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = Snapshot {
+            versions: guard.versions.clone(),
+            by_hash: guard.by_hash.clone(),
+        };
+        next.by_hash.insert(policy.content_hash.clone(), policy);
+        *guard = Arc::new(next);
+    }
+
     /// The version in force on `date`: the latest `effective_from` on or before it.
     pub fn in_force(
         &self,
@@ -158,6 +173,16 @@ impl PolicyRegistry {
             .versions
             .values()
             .filter_map(|v| v.last().cloned())
+            .collect()
+    }
+
+    /// Every version of every package, each package's oldest first.
+    pub fn all_versions(&self) -> Vec<Arc<CompiledPolicy>> {
+        self.snapshot()
+            .versions
+            .values()
+            .flatten()
+            .cloned()
             .collect()
     }
 

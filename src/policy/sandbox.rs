@@ -34,6 +34,130 @@ pub const MAX_MESSAGE_CHARS: usize = 300;
 /// Wall-clock budget for one whole evaluation (all rules of one decision).
 pub const EVALUATION_BUDGET: Duration = Duration::from_millis(50);
 
+/// The functions a rule makes its effects with.
+pub const EFFECTS: &[&str] = &["deny", "allow", "require", "approve", "change", "deadline"];
+
+/// Every free function the sandbox registers for scripts (effects, `rule`, dates).
+pub const HELPERS: &[&str] = &[
+    "rule",
+    "deny",
+    "allow",
+    "require",
+    "approve",
+    "change",
+    "deadline",
+    "add_days",
+    "add_weeks",
+    "add_months",
+    "add_years",
+    "days_between",
+    "is_date",
+];
+
+/// What the case `c` has: properties and methods (`c.has(...)`).
+pub const CASE_PROPERTIES: &[&str] = &["student", "school", "transition", "date", "sweep"];
+pub const CASE_METHODS: &[&str] = &[
+    "has",
+    "has_issued",
+    "has_hospital",
+    "setting",
+    "has_setting",
+    "param",
+];
+
+/// Functions of the language packages `build_engine` loads (strings, arrays, maps, arithmetic,
+/// logic, iterators, function pointers) and of the core language, callable as `f(x)` or `x.f()`.
+pub const LANGUAGE_FUNCTIONS: &[&str] = &[
+    // core
+    "type_of",
+    "is_def_fn",
+    "is_def_var",
+    "is_shared",
+    "Fn",
+    "call",
+    "curry",
+    "to_string",
+    "to_debug",
+    "debug",
+    "print",
+    "range",
+    "name",
+    "is_anonymous",
+    // arithmetic and logic
+    "abs",
+    "sign",
+    "is_zero",
+    "is_odd",
+    "is_even",
+    "min",
+    "max",
+    "to_int",
+    "parse_int",
+    "to_binary",
+    "to_octal",
+    "to_hex",
+    // strings
+    "len",
+    "is_empty",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "index_of",
+    "sub_string",
+    "crop",
+    "truncate",
+    "trim",
+    "to_upper",
+    "to_lower",
+    "make_upper",
+    "make_lower",
+    "pad",
+    "replace",
+    "remove",
+    "split",
+    "split_rev",
+    "get",
+    "set",
+    "chars",
+    "to_chars",
+    "bytes",
+    "append",
+    "clear",
+    "pop",
+    "shift",
+    "insert",
+    "to_blob",
+    // arrays
+    "push",
+    "chop",
+    "reverse",
+    "splice",
+    "extract",
+    "filter",
+    "map",
+    "reduce",
+    "reduce_rev",
+    "some",
+    "all",
+    "find",
+    "find_map",
+    "sort",
+    "sort_by",
+    "sort_desc",
+    "dedup",
+    "retain",
+    "drain",
+    "zip",
+    "for_each",
+    "includes",
+    // maps
+    "keys",
+    "values",
+    "mixin",
+    "fill_with",
+    "to_json",
+];
+
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 thread_local! {
@@ -82,9 +206,18 @@ pub struct RuleEffect {
     pub steps: Vec<ApprovalStep>,
     pub changes: StudentChanges,
     pub deadline: Option<DecisionDeadline>,
+    /// Where in the script this effect was made (`deny(`, `approve(`, ...): the rule-coverage
+    /// gate asks that every such place be reached by some case.
+    pub site: Position,
 }
 
 impl RuleEffect {
+    fn at(ctx: &NativeCallContext, effect: Effect, message: &str) -> RhaiResult<Self> {
+        let mut e = Self::new(effect, message)?;
+        e.site = ctx.call_position();
+        Ok(e)
+    }
+
     fn new(effect: Effect, message: &str) -> RhaiResult<Self> {
         let n = message.chars().count();
         if n == 0 || n > MAX_MESSAGE_CHARS {
@@ -99,6 +232,7 @@ impl RuleEffect {
             steps: Vec::new(),
             changes: StudentChanges::default(),
             deadline: None,
+            site: Position::NONE,
         })
     }
 }
@@ -303,12 +437,16 @@ fn build_engine() -> Engine {
 
     // Effects a rule returns.
     engine.register_type_with_name::<RuleEffect>("Effect");
-    engine.register_fn("deny", |m: &str| RuleEffect::new(Effect::Deny, m));
-    engine.register_fn("allow", |m: &str| RuleEffect::new(Effect::Allow, m));
+    engine.register_fn("deny", |ctx: NativeCallContext, m: &str| {
+        RuleEffect::at(&ctx, Effect::Deny, m)
+    });
+    engine.register_fn("allow", |ctx: NativeCallContext, m: &str| {
+        RuleEffect::at(&ctx, Effect::Allow, m)
+    });
     engine.register_fn(
         "require",
-        |docs: Array, m: &str| -> RhaiResult<RuleEffect> {
-            let mut e = RuleEffect::new(Effect::Require, m)?;
+        |ctx: NativeCallContext, docs: Array, m: &str| -> RhaiResult<RuleEffect> {
+            let mut e = RuleEffect::at(&ctx, Effect::Require, m)?;
             for d in strings_of(&docs, "documents")? {
                 e.documents.push(parse_enum(&d, "document kind")?);
             }
@@ -317,8 +455,8 @@ fn build_engine() -> Engine {
     );
     engine.register_fn(
         "approve",
-        |steps: Array, m: &str| -> RhaiResult<RuleEffect> {
-            let mut e = RuleEffect::new(Effect::Approve, m)?;
+        |ctx: NativeCallContext, steps: Array, m: &str| -> RhaiResult<RuleEffect> {
+            let mut e = RuleEffect::at(&ctx, Effect::Approve, m)?;
             for s in strings_of(&steps, "approval steps")? {
                 e.steps.push(parse_enum(&s, "approval step")?);
             }
@@ -330,19 +468,20 @@ fn build_engine() -> Engine {
     );
     engine.register_fn(
         "change",
-        |changes: Map, m: &str| -> RhaiResult<RuleEffect> {
-            let mut e = RuleEffect::new(Effect::Change, m)?;
+        |ctx: NativeCallContext, changes: Map, m: &str| -> RhaiResult<RuleEffect> {
+            let mut e = RuleEffect::at(&ctx, Effect::Change, m)?;
             e.changes = changes_from_map(&changes)?;
             Ok(e)
         },
     );
     fn deadline_effect(
+        ctx: &NativeCallContext,
         kind: &str,
         date: &str,
         on_expiry: Option<&str>,
         m: &str,
     ) -> RhaiResult<RuleEffect> {
-        let mut e = RuleEffect::new(Effect::Deadline, m)?;
+        let mut e = RuleEffect::at(ctx, Effect::Deadline, m)?;
         if kind.is_empty()
             || kind.len() > 40
             || !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
@@ -362,12 +501,16 @@ fn build_engine() -> Engine {
         });
         Ok(e)
     }
-    engine.register_fn("deadline", |k: &str, d: &str, m: &str| {
-        deadline_effect(k, d, None, m)
-    });
-    engine.register_fn("deadline", |k: &str, d: &str, t: &str, m: &str| {
-        deadline_effect(k, d, Some(t), m)
-    });
+    engine.register_fn(
+        "deadline",
+        |ctx: NativeCallContext, k: &str, d: &str, m: &str| deadline_effect(&ctx, k, d, None, m),
+    );
+    engine.register_fn(
+        "deadline",
+        |ctx: NativeCallContext, k: &str, d: &str, t: &str, m: &str| {
+            deadline_effect(&ctx, k, d, Some(t), m)
+        },
+    );
 
     // Dates are `YYYY-MM-DD` strings; they compare correctly as strings.
     engine.register_fn("add_days", |s: &str, n: i64| date_op(s, n, Date::add_days));
@@ -413,6 +556,11 @@ fn build_engine() -> Engine {
         c.0.settings.get(name).cloned().ok_or_else(|| {
             format!("policy_setting_missing: 本政策包未设置「{name}」(policy.toml [params]),无法作出决定").into()
         })
+    });
+    // A setting the school may leave unset (41号令 第二十五条: the school's suspension limit):
+    // the rule decides without it instead of refusing to decide.
+    engine.register_fn("has_setting", |c: &mut CaseHandle, name: &str| {
+        c.0.settings.contains_key(name)
     });
     engine.register_fn("param", |c: &mut CaseHandle, name: &str| -> Dynamic {
         let t = c.0.transition.read_lock::<Map>().and_then(|m| {

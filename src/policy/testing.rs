@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::compile::CompiledPolicy;
 use super::error::PolicyLoadError;
-use super::evaluate::{Case, evaluate};
+use super::evaluate::{Case, EffectSite, evaluate_traced};
 use crate::domain::{
     Date, Decision, Gender, Level, NationalNumber, School, Status, Student, Term, TransitionInput,
 };
@@ -33,6 +33,8 @@ struct CaseFile {
 #[serde(deny_unknown_fields)]
 pub struct CaseStudent {
     pub status: Option<Status>,
+    /// The student's level, when it is not the school's (a transfer between levels).
+    pub level: Option<Level>,
     pub grade: Option<u8>,
     pub class: Option<String>,
     pub gender: Option<Gender>,
@@ -89,6 +91,10 @@ pub struct TestCase {
     pub transition: TransitionInput,
     #[serde(default)]
     pub sweep: bool,
+    /// Settings as a school package would set them (`[params]`), over the package's own: how a
+    /// base package tests a rule that reads a limit the school sets.
+    #[serde(default)]
+    pub settings: Map<String, Value>,
     pub expect: Expectation,
 }
 
@@ -107,6 +113,9 @@ pub struct CaseResult {
     /// Transition kind of the case, for rule coverage.
     #[serde(skip)]
     pub kind: String,
+    /// Where the rules made the effects of this decision, for rule coverage.
+    #[serde(skip)]
+    pub sites: Vec<EffectSite>,
 }
 
 /// The outcome word of a decision.
@@ -157,7 +166,7 @@ impl TestCase {
             birth_date: s.birth_date.unwrap_or(fallback),
             school: school.id.clone(),
             jurisdiction: school.jurisdiction.clone(),
-            level,
+            level: s.level.unwrap_or(level),
             grade: s.grade.unwrap_or(1),
             class: s.class.clone(),
             status: s.status.unwrap_or(Status::Enrolled),
@@ -168,6 +177,7 @@ impl TestCase {
             terms: s.terms.clone(),
             flags: s.flags.clone(),
             extra: s.extra.clone(),
+            former_jurisdictions: Vec::new(),
             head: String::new(),
         };
         (student, school)
@@ -175,7 +185,14 @@ impl TestCase {
 
     pub fn run(&self, file: &str, policy: &CompiledPolicy) -> CaseResult {
         let (student, school) = self.build(policy);
-        let result = evaluate(
+        let mut settings = (*policy.settings).clone();
+        for (k, v) in &self.settings {
+            settings.insert(
+                k.as_str().into(),
+                rhai::serde::to_dynamic(v).unwrap_or(rhai::Dynamic::UNIT),
+            );
+        }
+        let (result, sites) = evaluate_traced(
             policy,
             Case {
                 student: &student,
@@ -183,6 +200,7 @@ impl TestCase {
                 input: &self.transition,
                 sweep: self.sweep,
             },
+            std::sync::Arc::new(settings),
         );
         let mut failures = Vec::new();
         let e = &self.expect;
@@ -208,6 +226,18 @@ impl TestCase {
             ));
         }
         if let Some(d) = &decision {
+            // A status the student would move to must be some rule's decision, not the engine's
+            // default: a transition no rule speaks about is a gap in the package.
+            if d.allowed
+                && d.rules.is_empty()
+                && d.changes.status.is_some_and(|s| s != student.status)
+            {
+                failures.push(format!(
+                    "status change to {} decided by no rule: a rule of the package must speak about {}",
+                    d.changes.status.map(|s| s.as_str()).unwrap_or_default(),
+                    self.transition.kind.as_str()
+                ));
+            }
             let fired: BTreeSet<&str> = d.rules.iter().map(|r| r.id.as_str()).collect();
             for r in &e.rules {
                 if !fired.contains(r.as_str()) {
@@ -264,6 +294,7 @@ impl TestCase {
             decision,
             error,
             kind: self.transition.kind.as_str().into(),
+            sites,
         }
     }
 }
@@ -411,5 +442,40 @@ pub fn uncovered_rules(policy: &CompiledPolicy, results: &[CaseResult]) -> Vec<S
             _ => None,
         }
     })
+    .chain(unreached_effects(policy, results))
     .collect()
+}
+
+/// Every outcome a rule can give must be seen: each place in its `check` where it makes an
+/// effect (`deny(`, `allow(`, `approve(`, ...) must be reached by some case. A rule whose
+/// approval path runs in no case is not tested, however many of its denials are.
+fn unreached_effects(policy: &CompiledPolicy, results: &[CaseResult]) -> Vec<String> {
+    let reached: BTreeSet<(&str, usize, usize)> = results
+        .iter()
+        .flat_map(|r| &r.sites)
+        .map(|s| (s.file.as_str(), s.line, s.column))
+        .collect();
+    let mut out = Vec::new();
+    for (file, text) in policy.source.scripts() {
+        // The rules of this file by the line they start on; a place belongs to the last rule
+        // starting before it (places in helper functions above the first rule belong to none).
+        let mut starts: Vec<(usize, &str)> = policy
+            .rules
+            .iter()
+            .filter(|r| r.info.package == policy.manifest.id && r.info.position.file == file)
+            .map(|r| (r.info.position.line, r.info.id.as_str()))
+            .collect();
+        starts.sort();
+        for (line, column) in super::names::effect_sites(text) {
+            let Some((_, id)) = starts.iter().rev().find(|(l, _)| *l <= line) else {
+                continue;
+            };
+            if !reached.contains(&(file, line, column)) {
+                out.push(format!(
+                    "{id}: the outcome at {file}:{line}:{column} is reached by no case; add a case where the rule decides that way"
+                ));
+            }
+        }
+    }
+    out
 }

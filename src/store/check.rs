@@ -191,7 +191,13 @@ impl Store {
                 parts.next().unwrap_or_default(),
                 parts.next().unwrap_or_default(),
             );
-            let placed = match read_steps(&timelines, jur, student) {
+            // A student transferred to another jurisdiction keeps their memberships of its
+            // schools; their steps moved with them.
+            let home = match locator.get(student)? {
+                Some(g) => String::from_utf8_lossy(g.value()).into_owned(),
+                None => jur.to_owned(),
+            };
+            let placed = match read_steps(&timelines, &home, student) {
                 Ok(steps) => steps.iter().any(|(s, _)| s.facts.school == school),
                 // A damaged step is its student's report.
                 Err(StoreError::Damaged { .. }) => true,
@@ -232,6 +238,7 @@ impl Store {
         scan::<School>(&txn, SCHOOLS, &mut out)?;
         scan::<ApprovalRequest>(&txn, REQUESTS, &mut out)?;
         scan::<TokenRecord>(&txn, TOKENS, &mut out)?;
+        scan::<crate::domain::problem::Problem>(&txn, PROBLEMS, &mut out)?;
         Ok(out)
     }
 }

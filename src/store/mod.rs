@@ -12,6 +12,7 @@ mod check;
 pub mod fault;
 pub mod idempotency;
 pub mod private;
+mod problems;
 mod records;
 mod tables;
 mod tally;
@@ -315,6 +316,12 @@ impl Snapshot<'_> {
             let (k, _) = item?;
             let student = k.value().rsplit(SEP).next().unwrap_or_default();
             if let Some(t) = read_timeline(&timelines, jurisdiction, student)? {
+                out.push(t);
+            } else if let Some(home) = self.get_str(STUDENT_LOCATOR, student)?
+                && home != jurisdiction
+                && let Some(t) = read_timeline(&timelines, &home, student)?
+            {
+                // Transferred to another jurisdiction since: their timeline moved with them.
                 out.push(t);
             }
         }
@@ -852,20 +859,21 @@ impl Store {
             return Ok(None);
         };
         let timelines = txn.open_table(TIMELINES)?;
-        let (steps, indices): (Vec<Step>, Vec<u64>) = records::read_steps(&timelines, &jur, id)?
-            .into_iter()
-            .unzip();
+        let (steps, places): (Vec<Step>, Vec<records::LogPlace>) =
+            records::read_steps(&timelines, &jur, id)?
+                .into_iter()
+                .unzip();
         let event_records = txn.open_table(EVENT_RECORDS)?;
-        let admission_context = match indices.first() {
-            Some(&index) => {
-                let k = records::context_key(&jur, index);
+        let admission_context = match places.first() {
+            Some(place) => {
+                let k = records::context_key(place.log(&jur), place.index);
                 event_records
                     .get(k.as_str())?
                     .map(|g| (k.clone(), g.value().to_vec()))
             }
             None => None,
         };
-        let events = records::events_at(&event_records, &jur, indices)?;
+        let events = records::events_at(&event_records, &jur, &places)?;
         let state_key = records::tally_state_key(&jur, id);
         let tally_state = timelines
             .get(state_key.as_str())?
@@ -876,7 +884,7 @@ impl Store {
         let mut listed_at = std::collections::BTreeSet::new();
         for e in &events {
             if members
-                .get(key(&[&jur, &e.after.school, id]).as_str())?
+                .get(key(&[e.placed_in(), &e.after.school, id]).as_str())?
                 .is_some()
             {
                 listed_at.insert(e.after.school.clone());
@@ -1018,7 +1026,7 @@ impl Store {
         records::events_at(
             &txn.open_table(EVENT_RECORDS)?,
             &jur,
-            steps.into_iter().map(|(_, index)| index),
+            steps.iter().map(|(_, place)| place),
         )
     }
 
@@ -1028,14 +1036,19 @@ impl Store {
         event: &Event,
     ) -> Result<Option<crate::domain::event::DecisionContext>, StoreError> {
         let snapshot = self.snapshot()?;
-        let step_key = records::step_key(&event.jurisdiction, &event.student, event.seq);
+        // The student's steps are kept under their jurisdiction now (the event's, unless they
+        // have moved since).
+        let home = snapshot
+            .get_str(STUDENT_LOCATOR, &event.student)?
+            .unwrap_or_else(|| event.jurisdiction.clone());
+        let step_key = records::step_key(&home, &event.student, event.seq);
         let Some(step) = snapshot.txn.open_table(TIMELINES)?.get(step_key.as_str())? else {
             return Ok(None);
         };
-        let (_, index) = records::decode_step(step.value())?;
+        let (_, place) = records::decode_step(step.value())?;
         snapshot.get(
             EVENT_RECORDS,
-            &records::context_key(&event.jurisdiction, index),
+            &records::context_key(place.log(&home), place.index),
         )
     }
 
@@ -1125,6 +1138,11 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Whether a transfer certificate has been used for an admission here.
+    pub fn certificate_used(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.get_str(CERTIFICATES_USED, id)?.is_some())
     }
 
     pub fn request(&self, id: &str) -> Result<Option<ApprovalRequest>, StoreError> {

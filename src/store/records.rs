@@ -140,9 +140,60 @@ type StoredStep = (
     u64,
 );
 
-/// A stored step and the log index of its event.
-pub(crate) fn decode_step(bytes: &[u8]) -> Result<(Step, u64), StoreError> {
-    let (seq, kind, date, status, school, grade, class, index): StoredStep = decode(bytes)?;
+/// A step of a student transferred from another jurisdiction, recorded while they were there:
+/// its event is in that jurisdiction's log, named last.
+type StoredStepElsewhere = (
+    u64,
+    TransitionKind,
+    Date,
+    Status,
+    String,
+    u8,
+    Option<String>,
+    u64,
+    String,
+);
+
+/// Where a step's event is: its index in a jurisdiction's log, that of the student's own
+/// jurisdiction unless `jurisdiction` names another (a step recorded before a transfer from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogPlace {
+    pub jurisdiction: Option<String>,
+    pub index: u64,
+}
+
+impl LogPlace {
+    /// The jurisdiction whose log holds the event, for a student stored under `home`.
+    pub(crate) fn log<'a>(&'a self, home: &'a str) -> &'a str {
+        self.jurisdiction.as_deref().unwrap_or(home)
+    }
+}
+
+/// A stored step and the place of its event.
+pub(crate) fn decode_step(bytes: &[u8]) -> Result<(Step, LogPlace), StoreError> {
+    let (seq, kind, date, status, school, grade, class, index, jurisdiction) = match decode::<
+        StoredStep,
+    >(bytes)
+    {
+        Ok((seq, kind, date, status, school, grade, class, index)) => {
+            (seq, kind, date, status, school, grade, class, index, None)
+        }
+        Err(_) => {
+            let (seq, kind, date, status, school, grade, class, index, jur): StoredStepElsewhere =
+                decode(bytes)?;
+            (
+                seq,
+                kind,
+                date,
+                status,
+                school,
+                grade,
+                class,
+                index,
+                Some(jur),
+            )
+        }
+    };
     Ok((
         Step {
             seq,
@@ -155,16 +206,37 @@ pub(crate) fn decode_step(bytes: &[u8]) -> Result<(Step, u64), StoreError> {
                 class,
             },
         },
-        index,
+        LogPlace {
+            jurisdiction,
+            index,
+        },
     ))
 }
 
-/// A student's steps with their events' log indices, in sequence order.
+/// A stored step (`TIMELINES` value) as it is kept once its student has moved out of `home`:
+/// naming `home`'s log unless it already names another.
+pub(crate) fn step_moved_from(bytes: &[u8], home: &str) -> Result<Vec<u8>, StoreError> {
+    let (step, place) = decode_step(bytes)?;
+    let f = &step.facts;
+    Ok(serde_json::to_vec(&(
+        step.seq,
+        step.kind,
+        step.date,
+        f.status,
+        f.school.as_str(),
+        f.grade,
+        f.class.as_deref(),
+        place.index,
+        place.log(home),
+    ))?)
+}
+
+/// A student's steps with their events' places, in sequence order.
 pub(crate) fn read_steps(
     timelines: &impl ReadableTable<&'static str, &'static [u8]>,
     jurisdiction: &str,
     student: &str,
-) -> Result<Vec<(Step, u64)>, StoreError> {
+) -> Result<Vec<(Step, LogPlace)>, StoreError> {
     let (start, end) = prefix_range(&[jurisdiction, student]);
     let mut out = Vec::new();
     for item in timelines.range(start.as_str()..end.as_str())? {
@@ -180,16 +252,17 @@ pub(crate) fn read_steps(
     Ok(out)
 }
 
-/// The events at the given places of a jurisdiction's log, in that order; a place holding no
-/// event is skipped (the chain check then reports the gap).
-pub(crate) fn events_at(
+/// The events at the given places of the logs (of `jurisdiction`'s unless a place names
+/// another), in that order; a place holding no event is skipped (the chain check then reports
+/// the gap).
+pub(crate) fn events_at<'p>(
     event_records: &impl ReadableTable<&'static str, &'static [u8]>,
     jurisdiction: &str,
-    indices: impl IntoIterator<Item = u64>,
+    places: impl IntoIterator<Item = &'p LogPlace>,
 ) -> Result<Vec<Event>, StoreError> {
     let mut out = Vec::new();
-    for index in indices {
-        let k = event_key(jurisdiction, index);
+    for place in places {
+        let k = event_key(place.log(jurisdiction), place.index);
         if let Some(g) = event_records.get(k.as_str())? {
             out.push(decode_at(EVENT_RECORDS, &k, g.value())?);
         }
@@ -391,9 +464,26 @@ mod tests {
     fn a_prepared_step_takes_its_log_index_last() {
         let step = br#"[3,"change_class","2025-03-02","enrolled","s1",3,"5"]"#;
         let stored = with_log_index(step, 41).expect("array");
-        let (step, index) = decode_step(&stored).expect("decodes");
-        assert_eq!((step.seq, index), (3, 41));
+        let (step, place) = decode_step(&stored).expect("decodes");
+        assert_eq!((step.seq, place.index, place.log("j")), (3, 41, "j"));
         assert_eq!(step.facts.class.as_deref(), Some("5"));
         assert!(with_log_index(b"{}", 1).is_err());
+    }
+
+    #[test]
+    fn a_step_of_a_moved_student_names_the_log_it_was_recorded_in() {
+        let step = br#"[3,"change_class","2025-03-02","enrolled","s1",3,"5"]"#;
+        let stored = with_log_index(step, 41).expect("array");
+        let moved = step_moved_from(&stored, "yanhe").expect("moves");
+        let (again, place) = decode_step(&moved).expect("decodes");
+        assert_eq!(place.log("zhuhai"), "yanhe");
+        assert_eq!(place.index, 41);
+        assert_eq!(again.facts.school, "s1");
+        // A second move keeps the log the step was recorded in.
+        let twice = step_moved_from(&moved, "zhuhai").expect("moves");
+        assert_eq!(
+            decode_step(&twice).expect("decodes").1.log("rencheng"),
+            "yanhe"
+        );
     }
 }

@@ -85,6 +85,13 @@ pub const STAT_TOTALS: Table = TableDefinition::new("stat_totals");
 /// `jur␟date␟counter` → i64: the sum of the changes of a counter dated on that day; statistics as
 /// of a date are the totals minus the changes dated after it. Absent when zero.
 pub const STAT_CHANGES: Table = TableDefinition::new("stat_changes");
+/// transfer certificate id (`cert_…`) → the student admitted on it: each is used once.
+pub const CERTIFICATES_USED: Table = TableDefinition::new("certificates_used");
+/// `problem` → Problem (问题学籍), open or resolved; kept for ever.
+pub const PROBLEMS: Table = TableDefinition::new("problems");
+/// a problem's `key` (kind and what it is about) → its id, while it is open: at most one open
+/// problem per key, so a daily sweep does not open the same one twice.
+pub const IDX_OPEN_PROBLEM: Table = TableDefinition::new("idx_open_problem");
 /// idempotency key (scoped by caller) → stored response.
 pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 
@@ -127,6 +134,9 @@ pub const ALL: &[Table] = &[
     STAT_CHANGES,
     BATCHES,
     BATCH_ITEMS,
+    CERTIFICATES_USED,
+    PROBLEMS,
+    IDX_OPEN_PROBLEM,
 ];
 
 pub const SEP: char = '\u{1f}';

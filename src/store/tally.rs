@@ -2,13 +2,13 @@
 //! batch's changes are added, and reading them as of dates.
 
 use redb::{ReadableDatabase, ReadableTable, Table as RedbTable};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::records::{each_timeline, tally_state_key};
-use super::tables::{SEP, STAT_CHANGES, STAT_TOTALS, TIMELINES, key, prefix_range};
+use super::tables::{SCHOOLS, SEP, STAT_CHANGES, STAT_TOTALS, TIMELINES, key, prefix_range};
 use super::{Store, StoreError};
 use crate::domain::tally::{Counter, Counts, DatedCounts, TallyState, dated_changes};
-use crate::domain::{Date, Status};
+use crate::domain::{Date, School, Status};
 
 type Tbl<'t> = RedbTable<'t, &'static str, &'static [u8]>;
 
@@ -209,36 +209,64 @@ impl Store {
         Ok(out)
     }
 
-    /// A jurisdiction's counters as stored and as its timelines say they should be, from one
-    /// snapshot: what `verify` compares.
-    pub fn tallies_to_check(&self, jurisdiction: &str) -> Result<TallyCheck, StoreError> {
+    /// Every jurisdiction's counters as stored and as the timelines say they should be, from one
+    /// snapshot: what `verify` compares. One pass over every timeline; each counter is owed to
+    /// the jurisdiction of the school it names (both, for a move between two jurisdictions),
+    /// which is the student's own unless they were transferred from another jurisdiction.
+    pub fn tallies_to_check(&self) -> Result<BTreeMap<String, TallyCheck>, StoreError> {
         let txn = self.db.begin_read()?;
-        let (start, end) = prefix_range(&[jurisdiction]);
-        let mut check = TallyCheck::default();
-        for item in txn
-            .open_table(STAT_TOTALS)?
-            .range(start.as_str()..end.as_str())?
-        {
+        let mut checks: BTreeMap<String, TallyCheck> = BTreeMap::new();
+        for item in txn.open_table(STAT_TOTALS)?.iter()? {
             let (k, v) = item?;
+            let (jur, _) = k.value().split_once(SEP).unwrap_or_default();
             let (c, n) = decode_total(k.value(), v.value())?;
-            check.stored_totals.insert(c, n);
+            checks
+                .entry(jur.to_owned())
+                .or_default()
+                .stored_totals
+                .insert(c, n);
         }
-        for item in txn
-            .open_table(STAT_CHANGES)?
-            .range(start.as_str()..end.as_str())?
-        {
+        for item in txn.open_table(STAT_CHANGES)?.iter()? {
             let (k, v) = item?;
+            let (jur, _) = k.value().split_once(SEP).unwrap_or_default();
             let (d, c, n) = decode_change(k.value(), v.value())?;
-            check.stored_changes.insert((d, c), n);
+            checks
+                .entry(jur.to_owned())
+                .or_default()
+                .stored_changes
+                .insert((d, c), n);
         }
-        each_timeline(&txn.open_table(TIMELINES)?, Some(jurisdiction), |_, t| {
+        let mut school_jurisdiction: HashMap<String, String> = HashMap::new();
+        for item in txn.open_table(SCHOOLS)?.iter()? {
+            let (k, v) = item?;
+            if let Ok(school) = super::decode::<School>(v.value()) {
+                school_jurisdiction.insert(k.value().to_owned(), school.jurisdiction);
+            }
+        }
+        each_timeline(&txn.open_table(TIMELINES)?, None, |home, t| {
             for (k, n) in dated_changes(&t) {
-                *check.replayed_changes.entry(k).or_default() += n;
+                let mut owners: Vec<&str> = Vec::with_capacity(2);
+                for school in k.1.schools() {
+                    let jur = school_jurisdiction.get(school).map_or(home, String::as_str);
+                    if !owners.contains(&jur) {
+                        owners.push(jur);
+                    }
+                }
+                for jur in owners {
+                    *checks
+                        .entry(jur.to_owned())
+                        .or_default()
+                        .replayed_changes
+                        .entry(k.clone())
+                        .or_default() += n;
+                }
             }
             Ok(())
         })?;
-        check.replayed_changes.retain(|_, n| *n != 0);
-        Ok(check)
+        for check in checks.values_mut() {
+            check.replayed_changes.retain(|_, n| *n != 0);
+        }
+        Ok(checks)
     }
 }
 

@@ -10,11 +10,11 @@ use std::time::Instant;
 use super::records::{self, encode_step};
 use super::tables::*;
 use super::{
-    CommandOutput, Job, PolicyRecord, Store, StoreError, decode, id_card_key, person_digest,
-    step_key, tally,
+    CommandOutput, Job, PolicyRecord, Store, StoreError, decode, id_card_key, person_digest, tally,
 };
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
+use crate::domain::problem::{Problem, ProblemStatus};
 use crate::domain::tally::{DatedCounts, dated_changes};
 use crate::domain::{ApprovalRequest, Event, RequestStatus, School, Step, Student, Timeline};
 
@@ -90,6 +90,16 @@ pub enum Command {
         batch: String,
         index: u64,
         item: Vec<u8>,
+    },
+    /// A new problem record; refused (`AlreadyExists`, naming the open one) while another open
+    /// problem has its key.
+    OpenProblem {
+        problem: Box<Problem>,
+    },
+    /// A problem's resolution: it must be open in the store; when it ends resolved, its key is
+    /// free again.
+    UpdateProblem {
+        problem: Box<Problem>,
     },
 }
 
@@ -294,6 +304,9 @@ struct Tables<'t> {
     stat_changes: RedbTable<'t, &'static str, &'static [u8]>,
     batches: RedbTable<'t, &'static str, &'static [u8]>,
     batch_items: RedbTable<'t, &'static str, &'static [u8]>,
+    certificates_used: RedbTable<'t, &'static str, &'static [u8]>,
+    problems: RedbTable<'t, &'static str, &'static [u8]>,
+    open_problems: RedbTable<'t, &'static str, &'static [u8]>,
     /// The statistics changes of the batch's events by jurisdiction, added to the stored sums
     /// once, before the commit.
     pending_tallies: HashMap<String, DatedCounts>,
@@ -327,6 +340,9 @@ impl<'t> Tables<'t> {
             stat_changes: txn.open_table(STAT_CHANGES)?,
             batches: txn.open_table(BATCHES)?,
             batch_items: txn.open_table(BATCH_ITEMS)?,
+            certificates_used: txn.open_table(CERTIFICATES_USED)?,
+            problems: txn.open_table(PROBLEMS)?,
+            open_problems: txn.open_table(IDX_OPEN_PROBLEM)?,
             pending_tallies: HashMap::new(),
         })
     }
@@ -598,6 +614,16 @@ fn insert_index(t: &mut Tables<'_>, e: &IndexEntries) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The id of the transfer certificate an admission was made on (`input.params.certificate`).
+fn certificate_of(e: &Event) -> Option<&str> {
+    e.input
+        .params
+        .get("certificate")?
+        .get("core")?
+        .get("id")?
+        .as_str()
+}
+
 /// What the writer stores of one event, besides the student.
 struct Recorded<'a> {
     event: &'a Event,
@@ -607,13 +633,18 @@ struct Recorded<'a> {
     tallies: &'a DatedCounts,
     /// `None` for a new student (see `TIMELINES`).
     tally_state: Option<&'a [u8]>,
+    /// The student has been in more than one jurisdiction: each statistics counter goes to the
+    /// jurisdiction of the school it names, not all to the student's.
+    tallies_by_school: bool,
 }
 
-/// Appends an event to its jurisdiction's Merkle log and stores it with its context at that
+/// Appends an event to a jurisdiction's Merkle log and stores it with its context at that
 /// place of the log, so that a batch's events fill the same few leaves; returns the place.
-fn append_to_log(t: &mut Tables<'_>, r: &Recorded<'_>) -> Result<u64, Refusal> {
+/// An event is in its own jurisdiction's log; a transfer from another jurisdiction is also in
+/// the receiving one's, as the same leaf, with a copy of the event and context at that place.
+fn append_to_log(t: &mut Tables<'_>, r: &Recorded<'_>, log: &str) -> Result<u64, Refusal> {
     let e = r.event;
-    let mut frontier = match t.log_heads.get(e.jurisdiction.as_str())? {
+    let mut frontier = match t.log_heads.get(log)? {
         Some(g) => Frontier::from_bytes(g.value())
             .ok_or_else(|| StoreError::Storage("undecodable log head".into()))?,
         None => Frontier::default(),
@@ -622,46 +653,126 @@ fn append_to_log(t: &mut Tables<'_>, r: &Recorded<'_>) -> Result<u64, Refusal> {
     let mut leaf = r.sealed.hash.to_vec();
     leaf.extend_from_slice(records::event_name(e).as_bytes());
     t.log_leaves.insert(
-        key(&[&e.jurisdiction, &log_index_part(index)]).as_str(),
+        key(&[log, &log_index_part(index)]).as_str(),
         leaf.as_slice(),
     )?;
     frontier.push(merkle::leaf_hash(&r.sealed.hash));
-    t.log_heads
-        .insert(e.jurisdiction.as_str(), frontier.to_bytes().as_slice())?;
-    t.events.insert(
-        records::event_key(&e.jurisdiction, index).as_str(),
-        r.event_json,
-    )?;
+    t.log_heads.insert(log, frontier.to_bytes().as_slice())?;
+    t.events
+        .insert(records::event_key(log, index).as_str(), r.event_json)?;
     if let Some(c) = r.context {
         t.events
-            .insert(records::context_key(&e.jurisdiction, index).as_str(), c)?;
+            .insert(records::context_key(log, index).as_str(), c)?;
     }
     Ok(index)
 }
 
 /// Stores an event (see [`append_to_log`]) and what derives from it, in its transaction.
 fn record_event(t: &mut Tables<'_>, r: &Recorded<'_>) -> Result<(), Refusal> {
-    let index = append_to_log(t, r)?;
-    record_step(t, r, index)
+    let e = r.event;
+    let mut index = append_to_log(t, r, &e.jurisdiction)?;
+    let home = e.placed_in();
+    if home != e.jurisdiction {
+        index = append_to_log(t, r, home)?;
+    }
+    record_step(t, r, home, index)
 }
 
-/// Appends an event's step to its student's timeline, records the school it places the student
-/// at, and adds how the student's statistics change to the batch's, in the transaction that
-/// stores the event.
-fn record_step(t: &mut Tables<'_>, r: &Recorded<'_>, log_index: u64) -> Result<(), Refusal> {
+/// Appends an event's step to its student's timeline (kept under `home`, the student's
+/// jurisdiction after the event), records the school it places the student at, and adds how
+/// the student's statistics change to the batch's, in the transaction that stores the event.
+fn record_step(
+    t: &mut Tables<'_>,
+    r: &Recorded<'_>,
+    home: &str,
+    log_index: u64,
+) -> Result<(), Refusal> {
     let e = r.event;
     if let Some(state) = r.tally_state {
-        t.timelines.insert(
-            records::tally_state_key(&e.jurisdiction, &e.student).as_str(),
-            state,
-        )?;
+        t.timelines
+            .insert(records::tally_state_key(home, &e.student).as_str(), state)?;
     }
     let step = records::with_log_index(&r.sealed.step, log_index)?;
-    t.timelines.insert(step_key(e).as_str(), step.as_slice())?;
-    tally::merge_into(&mut t.pending_tallies, &e.jurisdiction, r.tallies);
-    let member = key(&[&e.jurisdiction, &e.after.school, &e.student]);
+    t.timelines.insert(
+        records::step_key(home, &e.student, e.seq).as_str(),
+        step.as_slice(),
+    )?;
+    if r.tallies_by_school {
+        merge_by_school(t, home, r.tallies)?;
+    } else {
+        tally::merge_into(&mut t.pending_tallies, home, r.tallies);
+    }
+    let member = key(&[home, &e.after.school, &e.student]);
     if t.school_members.get(member.as_str())?.is_none() {
         t.school_members.insert(member.as_str(), &[][..])?;
+    }
+    Ok(())
+}
+
+/// Adds each counter of a student who has been in several jurisdictions to the sums of the
+/// jurisdiction of the school it names (both, for a move between two); a school no longer
+/// stored counts in `home`.
+fn merge_by_school(t: &mut Tables<'_>, home: &str, dated: &DatedCounts) -> Result<(), Refusal> {
+    let mut jurisdiction_of: HashMap<String, String> = HashMap::new();
+    let mut split: HashMap<String, DatedCounts> = HashMap::new();
+    for ((date, counter), n) in dated {
+        let mut owners: Vec<String> = Vec::with_capacity(2);
+        for school in counter.schools() {
+            if !jurisdiction_of.contains_key(school) {
+                let jur = match t.schools.get(school)? {
+                    Some(g) => decode::<School>(g.value())?.jurisdiction,
+                    None => home.to_owned(),
+                };
+                jurisdiction_of.insert(school.to_owned(), jur);
+            }
+            let jur = &jurisdiction_of[school];
+            if !owners.contains(jur) {
+                owners.push(jur.clone());
+            }
+        }
+        for jur in owners {
+            *split
+                .entry(jur)
+                .or_default()
+                .entry((*date, counter.clone()))
+                .or_default() += n;
+        }
+    }
+    for (jur, counts) in &split {
+        tally::merge_into(&mut t.pending_tallies, jur, counts);
+    }
+    Ok(())
+}
+
+/// Moves a student's timeline (steps and tally state) from `from` to `to`, each step naming
+/// the log of `from` its event is in (or the one it named already), in a transfer's
+/// transaction.
+fn move_timeline(t: &mut Tables<'_>, from: &str, to: &str, student: &str) -> Result<(), Refusal> {
+    let (start, end) = prefix_range(&[from, student]);
+    let mut records = Vec::new();
+    for item in t.timelines.range(start.as_str()..end.as_str())? {
+        let (k, v) = item?;
+        records.push((k.value().to_owned(), v.value().to_vec()));
+    }
+    for (k, v) in records {
+        t.timelines.remove(k.as_str())?;
+        match records::parse_timeline_key(&k) {
+            Some((_, _, records::TimelineRecord::Step(seq))) => {
+                let moved = records::step_moved_from(&v, from)?;
+                t.timelines.insert(
+                    records::step_key(to, student, seq).as_str(),
+                    moved.as_slice(),
+                )?;
+            }
+            // The state after the transfer is written with the transfer's step.
+            Some((_, _, records::TimelineRecord::TallyState)) => {}
+            None => {
+                return refused(StoreError::Storage(format!(
+                    "undecodable record key {}",
+                    k.replace(SEP, "/")
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -672,8 +783,10 @@ fn put_request(
     r: &ApprovalRequest,
 ) -> Result<(), Refusal> {
     if let Some(o) = old {
-        t.request_status
-            .remove(key(&[&o.jurisdiction, o.status.as_str(), &o.id]).as_str())?;
+        for jur in request_jurisdictions(o) {
+            t.request_status
+                .remove(key(&[jur, o.status.as_str(), &o.id]).as_str())?;
+        }
     }
     let open_key = key(&[&r.student, r.input.kind.as_str()]);
     if r.status == RequestStatus::Pending {
@@ -681,12 +794,17 @@ fn put_request(
     } else {
         t.open_request.remove(open_key.as_str())?;
     }
-    t.request_status.insert(
-        key(&[&r.jurisdiction, r.status.as_str(), &r.id]).as_str(),
-        &[][..],
-    )?;
+    for jur in request_jurisdictions(r) {
+        t.request_status
+            .insert(key(&[jur, r.status.as_str(), &r.id]).as_str(), &[][..])?;
+    }
     t.requests.insert(r.id.as_str(), json(r)?.as_slice())?;
     Ok(())
+}
+
+/// The jurisdictions that list a request: its own, and the receiving one of a transfer from it.
+fn request_jurisdictions(r: &ApprovalRequest) -> impl Iterator<Item = &str> {
+    std::iter::once(r.jurisdiction.as_str()).chain(r.receiving_jurisdiction.as_deref())
 }
 
 fn stored_request(t: &Tables<'_>, id: &str) -> Result<Option<ApprovalRequest>, Refusal> {
@@ -767,6 +885,17 @@ fn apply_command(
                 });
             }
             check_unique(t, student, entries)?;
+            // An admission on a transfer certificate uses it up, in the same transaction.
+            if let Some(certificate) = certificate_of(event) {
+                if t.certificates_used.get(certificate)?.is_some() {
+                    return refused(StoreError::AlreadyExists {
+                        what: "certificate".into(),
+                        id: certificate.to_owned(),
+                    });
+                }
+                t.certificates_used
+                    .insert(certificate, student.id.as_bytes())?;
+            }
             // INVARIANT: every student has exactly the events 1..=version, written with it.
             debug_assert_eq!(event.seq, student.version);
             t.locator
@@ -787,6 +916,7 @@ fn apply_command(
                     sealed,
                     tallies,
                     tally_state: None,
+                    tallies_by_school: false,
                 },
             )?;
         }
@@ -824,9 +954,12 @@ fn apply_command(
                     current: current_version,
                 });
             }
+            // A student changes jurisdiction only by a transfer the receiving package decided.
+            let moves = after.jurisdiction != before.jurisdiction;
             if event.seq != before.version + 1
                 || after.version != event.seq
-                || after.jurisdiction != before.jurisdiction
+                || event.jurisdiction != before.jurisdiction
+                || event.placed_in() != after.jurisdiction
             {
                 return refused(StoreError::Storage(
                     "internal: event does not follow the student's chain".into(),
@@ -853,7 +986,16 @@ fn apply_command(
             let (stale, fresh) = old_index.minus(new_index);
             remove_index(t, &stale)?;
             insert_index(t, &fresh)?;
-            t.students.insert(k.as_str(), after_json.as_slice())?;
+            if moves {
+                t.students.remove(k.as_str())?;
+                t.locator
+                    .insert(after.id.as_str(), after.jurisdiction.as_bytes())?;
+                move_timeline(t, &before.jurisdiction, &after.jurisdiction, &before.id)?;
+            }
+            t.students.insert(
+                key(&[&after.jurisdiction, &after.id]).as_str(),
+                after_json.as_slice(),
+            )?;
             record_event(
                 t,
                 &Recorded {
@@ -863,6 +1005,7 @@ fn apply_command(
                     sealed,
                     tallies,
                     tally_state: Some(tally_state),
+                    tallies_by_school: !after.former_jurisdictions.is_empty(),
                 },
             )?;
             if let (Some(r), Some(o)) = (close_request, old_request) {
@@ -986,6 +1129,41 @@ fn apply_command(
             apply_command(t, inner, encoded)?;
             t.batch_items
                 .insert(batch_item_key(batch, *index).as_str(), item.as_slice())?;
+        }
+        (Command::OpenProblem { problem }, _) => {
+            if let Some(existing) = get_str(&t.open_problems, &problem.key)? {
+                return refused(StoreError::AlreadyExists {
+                    what: "problem".into(),
+                    id: existing,
+                });
+            }
+            if t.problems.get(problem.id.as_str())?.is_some() {
+                return refused(StoreError::AlreadyExists {
+                    what: "problem".into(),
+                    id: problem.id.clone(),
+                });
+            }
+            t.problems
+                .insert(problem.id.as_str(), json(problem)?.as_slice())?;
+            if problem.status == ProblemStatus::Open {
+                t.open_problems
+                    .insert(problem.key.as_str(), problem.id.as_bytes())?;
+            }
+        }
+        (Command::UpdateProblem { problem }, _) => {
+            let stored: Option<Problem> = match t.problems.get(problem.id.as_str())? {
+                Some(g) => Some(decode(g.value())?),
+                None => None,
+            };
+            match stored {
+                Some(old) if old.status == ProblemStatus::Open && old.key == problem.key => {}
+                _ => return refused(StoreError::RequestNotPending(problem.id.clone())),
+            }
+            t.problems
+                .insert(problem.id.as_str(), json(problem)?.as_slice())?;
+            if problem.status != ProblemStatus::Open {
+                t.open_problems.remove(problem.key.as_str())?;
+            }
         }
     }
     Ok(CommandOutput::Done)

@@ -299,7 +299,17 @@ async fn backup_beside_a_serving_server_holds_every_write_acknowledged_before_it
         )
         .await
         .expect("register");
-        assert_eq!(r.status().as_u16(), 201);
+        // national-k12 asks the school's review of a registration: the request, then the step.
+        assert_eq!(r.status().as_u16(), 202);
+        let v: serde_json::Value = r.json().await.expect("json");
+        let req = v["request"]["id"].as_str().expect("request id").to_owned();
+        let r = post(
+            format!("/v1/requests/{req}/approve"),
+            json!({"step": "school", "comment": "同意注册"}),
+        )
+        .await
+        .expect("approve");
+        assert_eq!(r.status().as_u16(), 200);
         ids.push(id);
     }
 

@@ -144,6 +144,7 @@ const CODE_TAKERS: &[&str] = &[
     r"\bproblem\(",
     r"\blocated\(",
     r"\bbad\(\s*[^,]+?,",
+    r"\brefusal\(",
 ];
 
 /// Names of the functions and closures whose parameter `code` the scan knows (above).
@@ -156,6 +157,7 @@ const KNOWN_TAKERS: &[&str] = &[
     "bad",
     "err",
     "bad_request",
+    "refusal",
 ];
 
 /// `policy_*` literals that are not error codes.
@@ -695,6 +697,80 @@ async fn real_answers_match_their_schemas() {
         "/healthz",
         200,
         s.call("GET", "/healthz", None, None).await,
+    );
+    // Approval clocks, problem records, the sweep's report.
+    let suspend = json!({"kind": "suspend", "effective_date": "2026-10-08",
+        "params": {"until": "2027-09-01"}, "documents": [{"kind": "hospital_diagnosis"}]});
+    let pending = expect(
+        "post",
+        "/v1/students/{id}/transitions",
+        202,
+        s.call("POST", &transitions, Some(&s.admin), Some(suspend))
+            .await,
+    );
+    let request = pending["request"]["id"].as_str().expect("request");
+    expect(
+        "get",
+        "/v1/requests/{id}",
+        200,
+        s.call(
+            "GET",
+            &format!("/v1/requests/{request}"),
+            Some(&s.admin),
+            None,
+        )
+        .await,
+    );
+    expect(
+        "get",
+        "/v1/requests",
+        200,
+        s.call(
+            "GET",
+            &format!("/v1/requests?jurisdiction={J}&overdue=false&as_of=2026-10-09"),
+            Some(&s.admin),
+            None,
+        )
+        .await,
+    );
+    let mut twice = serde_json::to_value(form("学生", &id_card("2016-05-01", 1))).expect("form");
+    twice["school"] = json!("we");
+    twice["grade"] = json!(1);
+    let (st, _) = s
+        .call("POST", "/v1/students", Some(&s.admin), Some(twice))
+        .await;
+    assert_eq!(st, 409);
+    let listed = expect(
+        "get",
+        "/v1/problems",
+        200,
+        s.call("GET", "/v1/problems", Some(&s.admin), None).await,
+    );
+    let problem = listed["items"][0]["id"].as_str().expect("problem");
+    expect(
+        "post",
+        "/v1/problems/{id}/resolve",
+        201,
+        s.call(
+            "POST",
+            &format!("/v1/problems/{problem}/resolve"),
+            Some(&s.admin),
+            Some(json!({"action": "confirm", "comment": "核实无误",
+                "documents": [{"kind": "household_register"}]})),
+        )
+        .await,
+    );
+    expect(
+        "post",
+        "/v1/sweeps",
+        200,
+        s.call(
+            "POST",
+            "/v1/sweeps",
+            Some(&s.admin),
+            Some(json!({"as_of": "2024-10-30"})),
+        )
+        .await,
     );
     // Batches: a dry run's report, a job, its page of items, a batch approval.
     let batch = json!({"kind": "promote", "school": "ea", "students": [id], "effective_date": "2027-07-10"});

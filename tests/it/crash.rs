@@ -85,7 +85,17 @@ async fn acknowledged_writes_survive_sigkill() {
         )
         .await
         .expect("register");
-        assert_eq!(r.status().as_u16(), 201);
+        // national-k12 asks the school's review of a registration: the request, then the step.
+        assert_eq!(r.status().as_u16(), 202);
+        let v: serde_json::Value = r.json().await.expect("json");
+        let req = v["request"]["id"].as_str().expect("request id").to_owned();
+        let r = post(
+            format!("/v1/requests/{req}/approve"),
+            json!({"step": "school", "comment": "同意注册"}),
+        )
+        .await
+        .expect("approve");
+        assert_eq!(r.status().as_u16(), 200);
         ids.push(id);
     }
 

@@ -19,7 +19,9 @@ fn one_rule_package(check_body: &str) -> PackageSource {
     let files: BTreeMap<String, String> = [
         (
             "policy.toml".to_owned(),
-            TEST_MANIFEST.replace("extends = \"national-k12\"\n", ""),
+            TEST_MANIFEST
+                .replace("extends = \"national-k12\"\n", "")
+                .replace("overrides = [\"national_k12.review.school\"]\n", ""),
         ),
         ("fuzz.rhai".to_owned(), rules),
     ]

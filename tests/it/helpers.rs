@@ -15,6 +15,7 @@ extends = "national-k12"
 version = "1"
 effective_from = "2020-01-01"
 rule_prefix = "test"
+overrides = ["national_k12.review.school"]
 [documents.t]
 title = "测试区学籍管理办法"
 "#;
@@ -30,6 +31,11 @@ rule(#{ id: "test.suspend.proof", on: ["suspend"], cites: "t 第一条", check: 
 rule(#{ id: "test.change_class.direct", on: ["change_class"], cites: "t 第二条", check: |c| {
     if c.param("class") == () { return deny("调班须填写新班级"); }
     allow("调班由学校办理")
+}});
+// 第四条 学籍注册和休学、复学、退学等变动由学籍管理员直接办理,不另经学校审核
+// (本区明示不要国家规则的学校审核一步:替换 national_k12.review.school)
+rule(#{ id: "test.review.registrar", on: ["register", "suspend", "resume", "drop_out", "return_from_dropout", "withdraw", "transfer_out", "expel", "revoke", "graduate", "complete", "leave_with_certificate", "record_death", "change_key_info"], cites: "t 第四条", replaces: "national_k12.review.school", check: |c| {
+    allow("本区学籍注册和变动由学籍管理员直接办理")
 }});
 // 第三条 报到截止两周后未报到,视为放弃入学资格
 rule(#{ id: "test.report.grace", on: ["forfeit_admission"], cites: "t 第三条", check: |c| {
@@ -156,6 +162,18 @@ pub fn enrolled(x: &Xueji, name: &str, seq: u32) -> Student {
         .expect("register")
     {
         Outcome::Applied { student, .. } => *student,
+        // A package that asks the school's review (national-k12 itself): each step approved.
+        Outcome::Pending { request, .. } => {
+            let leader = Actor {
+                id: "tok_leader".into(),
+                role: "school_leader".into(),
+            };
+            for step in &request.steps {
+                x.approve(&request.id, *step, &leader, Some("同意".into()))
+                    .expect("approve");
+            }
+            x.student(&s.id).expect("student")
+        }
         other => panic!("register not applied: {other:?}"),
     }
 }
@@ -265,6 +283,19 @@ expect = { outcome = "applied", rules = ["test.change_class.direct"] }
 name = "调班未填班级"
 transition = { kind = "change_class", effective_date = "2025-03-02" }
 expect = { outcome = "denied", rules = ["test.change_class.direct"] }
+
+[[case]]
+name = "没有报到期限:不作放弃处理"
+student = { status = "admitted" }
+transition = { kind = "forfeit_admission", effective_date = "2024-09-20" }
+sweep = true
+expect = { outcome = "denied", rules = ["test.report.grace"] }
+
+[[case]]
+name = "注册由学籍管理员直接办理"
+student = { status = "admitted" }
+transition = { kind = "register", effective_date = "2024-09-02" }
+expect = { outcome = "applied", rules = ["test.review.registrar"], approvals = [] }
 
 [[case]]
 name = "报到截止两周内"

@@ -1789,7 +1789,14 @@ async fn hostile_input_is_a_coded_4xx_the_server_stays_up_and_nothing_is_stored(
     );
     assert_eq!(
         param("/v1/requests", "get", "step")["schema"]["enum"],
-        json!(["school", "receiving_school", "district", "city"])
+        json!([
+            "school",
+            "receiving_school",
+            "district",
+            "city",
+            "receiving_district",
+            "receiving_city"
+        ])
     );
     assert_eq!(
         param("/v1/schools/{id}/roster", "get", "as_of")["schema"]["format"],

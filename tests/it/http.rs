@@ -758,7 +758,7 @@ async fn requests_policies_and_jurisdictions_read_back() {
             .iter()
             .filter(|r| r["package"] == "test-district")
             .count(),
-        3
+        4
     );
     assert!(
         v["files"]["rules.rhai"]

@@ -191,6 +191,11 @@ async fn two_dated_versions_each_decide_on_their_own_dates() {
             .replace("allow(\"调班由学校办理\")", grade_rule)
             .into(),
     );
+    // The new outcome has its case, or the gate refuses the version (every outcome reached).
+    upload.insert(
+        "tests/grade.toml".into(),
+        "[[case]]\nname = \"三年级学期中调班\"\nstudent = { grade = 3 }\ntransition = { kind = \"change_class\", effective_date = \"2026-03-02\", params = { class = \"5\" } }\nexpect = { outcome = \"denied\", rules = [\"test.change_class.direct\"] }\n".into(),
+    );
     let (st, v) = s
         .call(
             "PUT",
@@ -612,5 +617,5 @@ fn policy_diff_reports_rules_params_and_decisions() {
     );
     assert!(text.contains("1 → 2"), "{text}");
     assert!(text.contains("«调班»: applied → pending"), "{text}");
-    assert!(text.contains("1 of 6 cases decide differently"), "{text}");
+    assert!(text.contains("1 of 8 cases decide differently"), "{text}");
 }

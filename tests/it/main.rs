@@ -3,11 +3,13 @@
 mod helpers;
 
 mod access;
+mod approval_clocks;
 mod approvals;
 mod architecture;
 mod audit;
 mod batches;
 mod binary;
+mod certificates;
 mod chain;
 mod codes_and_schemas;
 mod crash;
@@ -23,6 +25,8 @@ mod import_job;
 mod lifecycle;
 mod model;
 mod persons;
+mod policy_readings;
+mod problems;
 mod process;
 mod replays_and_connections;
 mod sandbox;
@@ -32,4 +36,5 @@ mod step_order;
 mod time_conditions;
 mod timelines;
 mod tokens;
+mod transfers;
 mod verify_replay;

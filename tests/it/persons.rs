@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
-use xueji::domain::{Status, Student, TransitionInput, TransitionKind};
+use xueji::domain::{School, Status, Student, TransitionInput, TransitionKind};
 use xueji::policy::builtin_packages;
 use xueji::service::{Admission, Outcome, ServiceError, Xueji};
 
@@ -252,13 +252,42 @@ enum Op {
     /// Move the person's live enrolment on: register an admitted one, end an enrolled one
     /// (graduate or withdraw), cancel an admitted one.
     Step(usize, u8),
+    /// Transfer the person's enrolled enrolment to another school: of its jurisdiction, or of
+    /// another one (`s3`, jurisdiction `national-k12`), or back.
+    Transfer(usize, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0..3usize, any::<bool>()).prop_map(|(p, s)| Op::Admit(p, s)),
         (0..3usize, 0..3u8).prop_map(|(p, k)| Op::Step(p, k)),
+        (0..3usize, any::<bool>()).prop_map(|(p, cross)| Op::Transfer(p, cross)),
     ]
+}
+
+/// Transfers `s` to `to` and approves every step (as an admin); `None` when denied.
+fn transfer(x: &Xueji, s: &Student, to: &str) -> Option<Student> {
+    let mut input = TransitionInput::new(TransitionKind::Transfer, d("2025-03-03"));
+    input
+        .params
+        .insert("to_school".into(), serde_json::json!(to));
+    match x
+        .transition(&s.id, input, &registrar(), false)
+        .expect("filed")
+    {
+        Outcome::Applied { student, .. } => Some(*student),
+        Outcome::Pending { request, .. } => {
+            let mut last = None;
+            for step in request.steps.clone() {
+                last = x
+                    .approve(&request.id, step, &admin(), None)
+                    .expect("approves")
+                    .student;
+            }
+            last
+        }
+        _ => None,
+    }
 }
 
 fn person_card(p: usize) -> String {
@@ -276,6 +305,11 @@ fn at_most_one_live_enrolment_per_person_and_numbers_never_change() {
         .run(&proptest::collection::vec(op(), 1..=12), |ops| {
             let t = engine();
             let x = &t.xueji;
+            x.create_school(School {
+                jurisdiction: "national-k12".into(),
+                ..crate::helpers::school("s3", Some("西区"))
+            })
+            .expect("school");
             // The number each person got first: every later enrolment must carry it.
             let mut numbers: [Option<String>; 3] = [None, None, None];
             for op in ops {
@@ -322,6 +356,29 @@ fn at_most_one_live_enrolment_per_person_and_numbers_never_change() {
                             _ => continue,
                         };
                         apply(x, &s.id, kind, "2025-07-01");
+                    }
+                    Op::Transfer(p, cross) => {
+                        let Some(s) = live_of(p).filter(|s| s.status == Status::Enrolled) else {
+                            continue;
+                        };
+                        let to = match (s.school.as_str(), cross) {
+                            ("s3", _) => "s1",
+                            (_, true) => "s3",
+                            ("s1", false) => "s2",
+                            _ => "s1",
+                        };
+                        let moved = transfer(x, &s, to);
+                        let moved = moved.ok_or_else(|| TestCaseError::fail("transfer denied"))?;
+                        prop_assert_eq!(moved.school.as_str(), to);
+                        prop_assert_eq!(&moved.id, &s.id);
+                        prop_assert_eq!(
+                            moved.jurisdiction.as_str(),
+                            if to == "s3" {
+                                "national-k12"
+                            } else {
+                                "test-district"
+                            }
+                        );
                     }
                 }
                 for (p, number) in numbers.iter().enumerate() {
@@ -385,7 +442,7 @@ async fn settle(s: &TestServer, id: &str, body: Value) -> Value {
                 .as_array()
                 .expect("steps")
                 .iter()
-                .map(|x| x.as_str().expect("step").to_owned())
+                .map(|x| x["step"].as_str().expect("step").to_owned())
                 .collect();
             let mut last = Value::Null;
             for step in steps {
@@ -400,7 +457,16 @@ async fn settle(s: &TestServer, id: &str, body: Value) -> Value {
                 assert_eq!(st, 200, "{v}");
                 last = v;
             }
-            last["student"].clone()
+            assert!(
+                last["event"].is_object(),
+                "the last approval applies: {last}"
+            );
+            // The approval answers with the event; the student as it now is, read back.
+            let (st, student) = s
+                .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+                .await;
+            assert_eq!(st, 200, "{student}");
+            student
         }
         _ => panic!("{st}: {v}"),
     }
@@ -533,6 +599,57 @@ async fn a_yanhe_graduate_enters_a_rencheng_junior_school_under_the_same_number(
         .call(
             "GET",
             &format!("/v1/students/{junior_id}/verify"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert!(st == 200 && v["ok"] == true, "{st}: {v}");
+
+    // Junior → senior in a third jurisdiction: Rencheng graduate, Zhuhai senior high.
+    school(&s, "zh-senior", "zhuhai-k12", "senior").await;
+    let finished = settle(
+        &s,
+        &junior_id,
+        json!({"kind": "register", "effective_date": "2025-09-01", "documents": [{"kind": "household_register"}]}),
+    )
+    .await;
+    assert_eq!(finished["status"], "enrolled", "{finished}");
+    let finished = settle(
+        &s,
+        &junior_id,
+        json!({"kind": "graduate", "effective_date": "2028-07-01"}),
+    )
+    .await;
+    assert_eq!(finished["status"], "graduated", "{finished}");
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/students",
+            Some(&s.admin),
+            Some(pupil("zh-senior", 1, "2028-09-01")),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["student"]["national_id"], json!(number));
+    assert_eq!(v["student"]["jurisdiction"], "zhuhai-k12");
+    let senior_id = v["student"]["id"].as_str().expect("id").to_owned();
+    let (st, v) = enrolments(&s, &s.admin, &number).await;
+    assert_eq!(st, 200, "{v}");
+    let schools: Vec<&str> = v["enrolments"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["school"].as_str().expect("school"))
+        .collect();
+    assert_eq!(
+        schools,
+        ["yh4", "rcsy", "zh-senior"],
+        "one number, three jurisdictions"
+    );
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/v1/students/{senior_id}/verify"),
             Some(&s.admin),
             None,
         )

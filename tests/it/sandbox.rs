@@ -13,7 +13,9 @@ fn package(rules: &str) -> PackageSource {
     let files: BTreeMap<String, String> = [
         (
             "policy.toml".to_owned(),
-            TEST_MANIFEST.replace("extends = \"national-k12\"\n", ""),
+            TEST_MANIFEST
+                .replace("extends = \"national-k12\"\n", "")
+                .replace("overrides = [\"national_k12.review.school\"]\n", ""),
         ),
         ("rules.rhai".to_owned(), rules.to_owned()),
     ]
@@ -123,9 +125,36 @@ fn a_huge_map_is_stopped() {
     assert!(took < STOPPED_WITHIN, "took {took:?}");
 }
 
+/// `xueji policy check` (every compile of a new package) resolves the names a script reads: a
+/// misspelt field of the case is refused at load, with its position and the field meant.
 #[test]
-fn a_misspelt_field_is_an_error_with_position_and_hint() {
-    let (code, err, _) = failing(&rule("if c.student.grdae > 3 { deny(\"x\") }"));
+fn a_misspelt_field_is_refused_at_load_with_position_and_hint() {
+    let errs = load_error(&rule("if c.student.grdae > 3 { deny(\"x\") }"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].code, "policy_unknown_field");
+    assert_eq!(
+        (
+            errs[0].position.file.as_str(),
+            errs[0].position.line,
+            errs[0].position.column
+        ),
+        ("rules.rhai", 2, 14),
+        "{errs:?}"
+    );
+    assert!(errs[0].message.contains("是否想写 `grade`"), "{errs:?}");
+    // Spelt right, the same rule loads.
+    compile_package(
+        &package(&rule("if c.student.grade > 3 { deny(\"x\") }")),
+        None,
+    )
+    .expect("a field the case has loads");
+}
+
+/// What the load check cannot see (a field read through a variable) still fails closed when it
+/// runs, with its position and hint.
+#[test]
+fn a_misspelt_field_behind_a_variable_is_an_error_at_run_time() {
+    let (code, err, _) = failing(&rule("let s = c.student; if s.grdae > 3 { deny(\"x\") }"));
     assert_eq!(code, "policy_unknown_field");
     assert_eq!(position(&err).0, 2, "{err}");
     assert!(err.to_string().contains("did you mean `grade`"), "{err}");
@@ -150,11 +179,21 @@ fn a_result_that_is_not_an_effect_is_refused() {
 }
 
 #[test]
-fn missing_functions_are_errors() {
-    let (code, err, _) = failing(&rule("timestamp()"));
+fn missing_functions_are_refused_at_load_and_fail_closed_when_called_indirectly() {
+    let errs = load_error(&rule("timestamp()"));
+    assert_eq!(errs[0].code, "policy_unknown_function", "{errs:?}");
+    assert_eq!((errs[0].position.line, errs[0].position.column), (2, 1));
+    let errs = load_error(&rule(
+        "if c.has_issud(\"hospital_diagnosis\", \"county\") { allow(\"x\") }",
+    ));
+    assert_eq!(errs[0].code, "policy_unknown_function", "{errs:?}");
+    assert!(
+        errs[0].message.contains("是否想写 `has_issued`"),
+        "{errs:?}"
+    );
+    // A name built at run time is not seen by the load check; calling it fails closed.
+    let (code, err, _) = failing(&rule("Fn(\"sleep\").call(10)"));
     assert_eq!(code, "policy_unknown_function", "{err}");
-    let (code, _, _) = failing(&rule("sleep(10)"));
-    assert_eq!(code, "policy_unknown_function");
 }
 
 fn load_error(rules: &str) -> Vec<xueji::policy::PolicyLoadError> {
@@ -209,8 +248,8 @@ fn an_undeclared_override_is_refused() {
     // Declared, it is accepted and the base rule no longer runs.
     let pkg = set.packages.get_mut("test-district").expect("pkg");
     let manifest = pkg.files["policy.toml"].replace(
-        "rule_prefix = \"test\"",
-        "rule_prefix = \"test\"\noverrides = [\"national_k12.expel.compulsory\"]",
+        "overrides = [\"national_k12.review.school\"]",
+        "overrides = [\"national_k12.review.school\", \"national_k12.expel.compulsory\"]",
     );
     pkg.files.insert("policy.toml".into(), manifest);
     let registry = PolicyRegistry::from_packages(&set).expect("accepted");

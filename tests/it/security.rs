@@ -115,7 +115,7 @@ async fn an_impact_replay_never_carries_a_students_personal_values() {
     // note and guardian: the script's message must not reach the caller.
     let leaking = TEST_RULES.replace(
         r#"if c.param("class") == () { return deny("调班须填写新班级"); }"#,
-        r#"throw "泄露:" + c.student.name + c.student.extra.health + c.student.guardians[0].name;"#,
+        r#"let s = c.student; throw "泄露:" + s.name + s.extra.health + s.guardians[0].name;"#,
     );
     assert_ne!(leaking, TEST_RULES, "the candidate changes the rule");
     let mut files = test_upload();
