@@ -48,6 +48,8 @@ mod cedar;
 #[path = "engine_parts/metered.rs"]
 mod metered;
 use metered::{MeteredBackend, Meters};
+#[path = "engine_parts/batches.rs"]
+mod batches;
 #[path = "engine_parts/floor.rs"]
 mod floor;
 #[path = "engine_parts/http_load.rs"]
@@ -98,6 +100,8 @@ enum Part {
     Tps,
     /// redb alone committing the records of 16 to 128 transitions a commit (`floor.rs`).
     Floor,
+    /// Promoting a school by batch (`batches.rs`).
+    Batch,
     /// Transfers within and across jurisdictions (`transfers.rs`).
     Transfers,
 }
@@ -111,9 +115,12 @@ impl Config {
                 Some("scale") => Part::Scale,
                 Some("tps") => Part::Tps,
                 Some("floor") => Part::Floor,
+                Some("batch") => Part::Batch,
                 Some("transfers") => Part::Transfers,
                 other => {
-                    panic!("--only {other:?}: the parts are http, scale, tps, floor and transfers")
+                    panic!(
+                        "--only {other:?}: the parts are http, scale, tps, floor, batch and transfers"
+                    )
                 }
             }
         });
@@ -1032,6 +1039,7 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         Part::Scale => owned(scale::run(cfg, root.path(), &bench_set)?),
         Part::Tps => tps_alone(cfg, root.path(), &bench_set)?,
         Part::Floor => floor_alone(cfg, root.path(), &bench_set)?,
+        Part::Batch => batches::run(cfg, root.path(), &bench_set)?,
         Part::Transfers => owned(transfers::run(cfg.smoke, cfg.quick, root.path())?),
     };
     for (name, v, digits) in &figures {
@@ -1865,6 +1873,10 @@ fn main() -> Result<(), String> {
         put(name, v, digits);
     }
     for (name, v, digits) in scale_in_own_process(&cfg)? {
+        put(&name, v, digits);
+    }
+    // ---- 5. Batches: a school promoted at once (issue #17) -----------------------------------
+    for (name, v, digits) in batches::run(&cfg, &root, &bench_set)? {
         put(&name, v, digits);
     }
 

@@ -189,6 +189,8 @@ pub const ERRORS: &[Code] = &[
     Code::new("step_already_approved", "该环节已审批"),
     Code::new("step_out_of_order", "须按顺序审批"),
     Code::new("student_changed", "申请提交后学生状态已变"),
+    Code::new("empty_selection", "所选范围内没有学生"),
+    Code::new("batch_students_held", "学生正由另一批次办理中"),
     // Transfer certificates between servers.
     Code::new("not_transferred_out", "学生尚未转出,不能开具转学证明"),
     Code::new("certificate_untrusted", "转学证明的签发密钥不受信任"),

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod cli;
 pub mod codes;
 pub mod console;

@@ -126,6 +126,12 @@ enum Command {
         /// students).
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Then register the students stored (入学注册), one batch per school, effective on
+        /// --register-date (default today): one upload, an enrolled intake.
+        #[arg(long)]
+        register: bool,
+        #[arg(long, value_parser = |s: &str| xueji::domain::Date::parse(s))]
+        register_date: Option<xueji::domain::Date>,
     },
     /// Export a school's roster (new, current, graduates) as CSV, XLSX or JSON (stop the server first).
     Export {
@@ -160,6 +166,99 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// One kind of transition for many students of a school (the registrar's year: graduate,
+    /// promote, register, …), each through the policy as a single one; a progress bar, then a
+    /// one-line summary (stop the server first).
+    Batch(BatchArgs),
+}
+
+#[derive(clap::Args)]
+struct BatchArgs {
+    /// register, promote, graduate, complete, repeat_grade, change_class or semester_register.
+    kind: String,
+    #[arg(long, default_value = "./xueji-data")]
+    data: PathBuf,
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    #[arg(long)]
+    school: String,
+    /// Only this grade (and --class).
+    #[arg(long)]
+    grade: Option<u8>,
+    #[arg(long)]
+    class: Option<String>,
+    /// Only these students (ids, comma-separated), instead of --grade/--class.
+    #[arg(long, value_delimiter = ',')]
+    students: Option<Vec<String>>,
+    /// Effective date YYYY-MM-DD.
+    #[arg(long, value_parser = |s: &str| xueji::domain::Date::parse(s))]
+    date: xueji::domain::Date,
+    #[arg(long)]
+    reason: Option<String>,
+    /// A shared param KEY=VALUE (repeatable; a JSON value, or else text), e.g. term=2026-fall.
+    #[arg(long = "param")]
+    params: Vec<String>,
+    /// A supporting document every student has (its kind; repeatable).
+    #[arg(long = "document")]
+    documents: Vec<String>,
+    /// promote: OLD=NEW class (repeatable).
+    #[arg(long = "class-map")]
+    class_map: Vec<String>,
+    /// The school's last grade, when not the level's usual one (a 五四学制 junior school: 4).
+    #[arg(long)]
+    top_grade: Option<u8>,
+    /// Decide every student; store nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the report (every student) to this file, CSV or XLSX by its extension.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+impl BatchArgs {
+    fn spec(&self) -> Result<xueji::batch::BatchSpec> {
+        let pair = |s: &str| -> Result<(String, String)> {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("应为 KEY=VALUE:{s}"))
+        };
+        let mut params = serde_json::Map::new();
+        for p in &self.params {
+            let (k, v) = pair(p)?;
+            let value = serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v));
+            params.insert(k, value);
+        }
+        let mut class_map = std::collections::BTreeMap::new();
+        for p in &self.class_map {
+            let (k, v) = pair(p)?;
+            class_map.insert(k, v);
+        }
+        let documents = self
+            .documents
+            .iter()
+            .map(|d| serde_json::from_value(serde_json::json!({ "kind": d })))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("--document: {e}"))?;
+        let reason = self
+            .reason
+            .as_deref()
+            .map(|r| serde_json::from_value(serde_json::Value::String(r.to_owned())))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--reason: {e}"))?;
+        Ok(xueji::batch::BatchSpec {
+            kind: self.kind.clone(),
+            school: self.school.clone(),
+            grade: self.grade,
+            class: self.class.clone(),
+            students: self.students.clone(),
+            effective_date: self.date,
+            reason,
+            params,
+            documents,
+            class_map,
+            top_grade: self.top_grade,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -340,6 +439,8 @@ fn main() -> Result<()> {
             partial,
             dry_run,
             report,
+            register,
+            register_date,
         } => {
             // Drawn on standard error, and only on a terminal.
             let progress = indicatif::ProgressBar::new(files.len() as u64).with_style(
@@ -380,11 +481,73 @@ fn main() -> Result<()> {
             for line in xueji::exchange::cli::import_summary(&files, &reports, dry_run, 20) {
                 println!("{line}");
             }
+            if register && !dry_run {
+                let stored: Vec<String> = reports
+                    .iter()
+                    .flatten()
+                    .filter(|r| r.stored > 0)
+                    .flat_map(|r| r.rows.iter().filter(|row| row.ok))
+                    .filter_map(|row| row.student.clone())
+                    .collect();
+                let date = register_date.unwrap_or_else(xueji::domain::Date::today);
+                let bar = indicatif::ProgressBar::new(0).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:30} {pos}/{len} 名学生 {elapsed}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                let lines = xueji::batch::cli::register_imported(
+                    &data,
+                    policies.as_deref(),
+                    &stored,
+                    date,
+                    &|done, total| {
+                        bar.set_length(total as u64);
+                        bar.set_position(done as u64);
+                    },
+                )?;
+                bar.finish_and_clear();
+                for line in lines {
+                    println!("{line}");
+                }
+            }
             if all_ok {
                 Ok(())
             } else {
                 std::process::exit(1)
             }
+        }
+        Command::Batch(args) => {
+            let spec = args.spec()?;
+            // Drawn on standard error, and only on a terminal.
+            let progress = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} 名学生 {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let out = xueji::batch::cli::run(
+                &args.data,
+                args.policies.as_deref(),
+                &spec,
+                args.dry_run,
+                args.report.as_deref(),
+                &|done, total| {
+                    progress.set_length(total as u64);
+                    progress.set_position(done as u64);
+                },
+            )?;
+            progress.finish_and_clear();
+            for b in &out.resumed {
+                println!("已续办上次中断的批次 {}", b.id);
+            }
+            println!("{}", xueji::batch::cli::summary(&out, args.dry_run));
+            if out
+                .batch
+                .as_ref()
+                .is_some_and(|b| b.status == xueji::batch::BatchStatus::Failed)
+            {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Export {
             data,
@@ -506,6 +669,8 @@ fn serve(
             None => tracing::info!("store not empty: demo data not loaded"),
         }
     }
+    // A batch a crash (or a stop) interrupted goes on with the students it had not done.
+    xueji.resume_batches()?;
     let cors = (!cors_origins.is_empty()).then(|| {
         let origins: Vec<_> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
         tower_http::cors::CorsLayer::new()

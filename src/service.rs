@@ -163,6 +163,14 @@ pub enum Outcome {
     },
 }
 
+/// What [`Xueji::prepare_transition`] came to.
+pub(crate) enum PreparedTransition {
+    /// Nothing to store: denied, or a dry run.
+    Decided(Outcome),
+    /// Store `command`; once stored, the transition came to `outcome`.
+    Write { command: Command, outcome: Outcome },
+}
+
 /// What [`Xueji::prepare_admission`] came to.
 #[derive(Debug, Clone)]
 pub enum Admission {
@@ -520,6 +528,8 @@ pub struct Xueji {
     time_zone: chrono_tz::Tz,
     /// Bounds on a candidate package's own test run (`lifecycle`).
     pub(crate) policy_test_limits: std::sync::RwLock<crate::policy::testing::TestLimits>,
+    /// Batches of this process (`crate::batch`).
+    pub(crate) batches: crate::batch::Running,
 }
 
 impl Xueji {
@@ -535,6 +545,7 @@ impl Xueji {
             tokens: TokenCache::default(),
             time_zone: crate::domain::dates::DEFAULT_TIME_ZONE,
             policy_test_limits: Default::default(),
+            batches: Default::default(),
         }
     }
 
@@ -992,68 +1003,15 @@ impl Xueji {
                 }
                 .into());
             }
-            let decision = self.decide(&snapshot, &student, &school, &input, false)?;
-            if dry_run {
-                return Ok(Outcome::DryRun { decision });
-            }
-            if !decision.allowed {
-                return Ok(Outcome::Denied { decision });
-            }
-            let result = if decision.approvals.is_empty() {
-                self.apply_decision(
-                    &student, &school, &input, &decision, actor, None, false, false,
-                )
-                .and_then(|(after, event, context)| {
-                    let command = Command::RecordEvent {
-                        before: Box::new(student.clone()),
-                        after: Box::new(after.clone()),
-                        event: Box::new(event.clone()),
-                        context: Some(context),
-                        close_request: None,
-                    };
-                    self.store.submit_in(&snapshot, command)?;
-                    Ok(Outcome::Applied {
-                        decision: decision.clone(),
-                        student: Box::new(after),
-                        event: Box::new(event),
-                    })
-                })
-            } else {
-                let request = ApprovalRequest {
-                    id: random_id("req"),
-                    student: student.id.clone(),
-                    jurisdiction: student.jurisdiction.clone(),
-                    school: student.school.clone(),
-                    receiving_school: input.param_str("to_school").map(str::to_owned),
-                    receiving_jurisdiction: decision
-                        .receiving_policy
-                        .as_ref()
-                        .map(|p| p.jurisdiction.clone()),
-                    input: self.redact_input(&input),
-                    steps: decision.approvals.clone(),
-                    approvals: Vec::new(),
-                    status: RequestStatus::Pending,
-                    opened_by: actor.clone(),
-                    opened_at: now_rfc3339(),
-                    decision: decision.clone(),
-                    final_decision: None,
-                    student_version: student.version,
-                };
-                // The request keeps the unredacted input until it is applied: the last approval
-                // must apply exactly what was filed. History only ever gets the redacted form.
-                let stored = ApprovalRequest {
-                    input: input.clone(),
-                    ..request
-                };
-                self.store
-                    .submit(Command::OpenRequest {
-                        request: Box::new(stored.clone()),
-                    })
-                    .map(|_| Outcome::Pending {
-                        decision: decision.clone(),
-                        request: Box::new(stored),
-                    })
-                    .map_err(ServiceError::from)
+            let result = match self
+                .prepare_transition(&snapshot, &student, &school, &input, actor, dry_run)?
+            {
+                PreparedTransition::Decided(outcome) => return Ok(outcome),
+                PreparedTransition::Write { command, outcome } => self
+                    .store
+                    .submit_in(&snapshot, command)
+                    .map(|_| outcome)
+                    .map_err(ServiceError::from),
             };
             if let Ok(Outcome::Applied { student, event, .. }) = &result
                 && input.kind == TransitionKind::ChangeKeyInfo
@@ -1068,6 +1026,79 @@ impl Xueji {
                 other => return other,
             }
         }
+    }
+
+    /// Decides a transition of `student` (as read in `snapshot`, in the caller's scope) and
+    /// builds what recording it writes, without writing: the path of every single transition
+    /// and of each student of a batch (`crate::batch`). Denied and dry runs are decided
+    /// outcomes; otherwise the command to submit (the event, or the approval request) and the
+    /// outcome it stands for once stored.
+    pub(crate) fn prepare_transition(
+        &self,
+        snapshot: &Snapshot<'_>,
+        student: &Student,
+        school: &School,
+        input: &TransitionInput,
+        actor: &Actor,
+        dry_run: bool,
+    ) -> Result<PreparedTransition> {
+        let decision = self.decide(snapshot, student, school, input, false)?;
+        if dry_run {
+            return Ok(PreparedTransition::Decided(Outcome::DryRun { decision }));
+        }
+        if !decision.allowed {
+            return Ok(PreparedTransition::Decided(Outcome::Denied { decision }));
+        }
+        if decision.approvals.is_empty() {
+            let (after, event, context) =
+                self.apply_decision(student, school, input, &decision, actor, None, false, false)?;
+            let command = Command::RecordEvent {
+                before: Box::new(student.clone()),
+                after: Box::new(after.clone()),
+                event: Box::new(event.clone()),
+                context: Some(context),
+                close_request: None,
+            };
+            return Ok(PreparedTransition::Write {
+                command,
+                outcome: Outcome::Applied {
+                    decision,
+                    student: Box::new(after),
+                    event: Box::new(event),
+                },
+            });
+        }
+        let request = ApprovalRequest {
+            id: random_id("req"),
+            student: student.id.clone(),
+            jurisdiction: student.jurisdiction.clone(),
+            school: student.school.clone(),
+            receiving_school: input.param_str("to_school").map(str::to_owned),
+            receiving_jurisdiction: decision
+                .receiving_policy
+                .as_ref()
+                .map(|p| p.jurisdiction.clone()),
+            // The request keeps the unredacted input until it is applied: the last approval
+            // must apply exactly what was filed. History only ever gets the redacted form.
+            input: input.clone(),
+            steps: decision.approvals.clone(),
+            approvals: Vec::new(),
+            status: RequestStatus::Pending,
+            opened_by: actor.clone(),
+            opened_at: now_rfc3339(),
+            decision: decision.clone(),
+            final_decision: None,
+            student_version: student.version,
+        };
+        Ok(PreparedTransition::Write {
+            command: Command::OpenRequest {
+                request: Box::new(request.clone()),
+            },
+            outcome: Outcome::Pending {
+                decision,
+                request: Box::new(request),
+            },
+        })
     }
 
     /// Checks the state machine and the inputs that need the store, then evaluates the policy in

@@ -838,6 +838,8 @@ pub struct ImportReport {
     stored: u64,
     failed: u64,
     rows: Vec<ImportRow>,
+    /// With `register=true`: the registration batches started (one per school).
+    batches: Option<Vec<String>>,
     /// On 422 (`import_rejected`): nothing was stored.
     error: Option<super::error::ErrorDetail>,
 }
@@ -904,4 +906,125 @@ pub struct Backup {
     file: String,
     records: u64,
     checkpoints: Vec<Checkpoint>,
+}
+
+// ---- batches (`/v1/batches`) -------------------------------------------------------------
+
+/// `POST /v1/batches`: one kind of transition for many students of one school.
+#[derive(ToSchema)]
+pub struct BatchSpec {
+    /// `register`, `promote`, `graduate`, `complete`, `repeat_grade`, `change_class`,
+    /// `semester_register`.
+    kind: String,
+    school: String,
+    /// Select this grade (and `class`) of the school; or list `students`; neither: the whole school.
+    grade: Option<u8>,
+    class: Option<String>,
+    students: Option<Vec<String>>,
+    #[schema(format = Date)]
+    effective_date: String,
+    #[schema(schema_with = schema::reason)]
+    reason: Option<String>,
+    /// Shared by every student, as in a single transition of the kind.
+    params: Option<BTreeMap<String, Value>>,
+    documents: Option<Vec<Document>>,
+    /// `promote`: old class → new class; a class not listed keeps its name.
+    class_map: Option<BTreeMap<String, String>>,
+    /// The school's last grade where its system differs from the level's usual one (五四学制
+    /// junior: 4): `promote` skips it ("graduate instead"), `graduate`/`complete` take only it.
+    top_grade: Option<u8>,
+}
+
+/// `POST /v1/batches` (not a dry run): the batch runs in the background.
+#[derive(ToSchema)]
+pub struct BatchStarted {
+    id: String,
+    /// `running`.
+    status: String,
+    #[schema(schema_with = schema::transition_kind)]
+    kind: String,
+    school: String,
+    /// Students selected.
+    total: u64,
+}
+
+/// A batch's counts of students by outcome.
+#[derive(ToSchema)]
+pub struct BatchCounts {
+    applied: u64,
+    pending: u64,
+    denied: u64,
+    skipped: u64,
+}
+
+/// A rule that decided a student of a batch.
+#[derive(ToSchema)]
+pub struct BatchItemRule {
+    id: String,
+    citation: String,
+    message: String,
+}
+
+/// One student's line of a batch report.
+#[derive(ToSchema)]
+pub struct BatchItem {
+    student: String,
+    name: String,
+    grade: u8,
+    class: Option<String>,
+    /// `applied`, `pending`, `denied`, `skipped`.
+    outcome: String,
+    rules: Vec<BatchItemRule>,
+    missing_documents: Vec<String>,
+    /// The approval request opened (`pending`).
+    request: Option<String>,
+    /// The event's sequence number in the student's history (`applied`).
+    event: Option<u64>,
+    /// Why skipped or denied (Chinese).
+    reason: Option<String>,
+}
+
+/// `POST /v1/batches?dry_run=true`: every student's item; nothing stored.
+#[derive(ToSchema)]
+pub struct BatchDryRun {
+    #[schema(schema_with = schema::transition_kind)]
+    kind: String,
+    school: String,
+    dry_run: bool,
+    counts: BatchCounts,
+    items: Vec<BatchItem>,
+}
+
+/// `GET /v1/batches/{id}`: status, counts, a page of items.
+#[derive(ToSchema)]
+pub struct BatchView {
+    id: String,
+    #[schema(schema_with = schema::transition_kind)]
+    kind: String,
+    school: String,
+    /// `running`, `done`, `failed`.
+    status: String,
+    #[schema(format = Date)]
+    effective_date: String,
+    created_at: String,
+    finished_at: Option<String>,
+    total: u64,
+    counts: BatchCounts,
+    /// Why a `failed` batch stopped; its items say which students were done.
+    error: Option<String>,
+    items: Vec<BatchItem>,
+    next_cursor: Option<String>,
+}
+
+/// `POST /v1/batches/{id}/approve`.
+#[derive(ToSchema)]
+pub struct BatchApproveCounts {
+    /// Approved; the request waits for a later step.
+    approved: u64,
+    /// Approved at the last step: applied.
+    applied: u64,
+    /// Approved, but the policy in force now refuses.
+    denied: u64,
+    /// Not this caller's step now, or no longer pending.
+    skipped: u64,
 }

@@ -272,10 +272,17 @@ struct ImportParams {
     dry_run: bool,
     /// The school of rows without a school column.
     school: Option<String>,
+    /// `true`: start the registration batch (`register`) of the students stored, one per
+    /// school; the answer lists the batches (`GET /v1/batches/{id}`).
+    #[serde(default)]
+    register: bool,
+    /// The registration's effective date (default today).
+    #[param(value_type = Option<String>, format = Date)]
+    register_date: Option<Date>,
 }
 
 #[utoipa::path(post, path = "/v1/students/import", tag = "students", summary = "批量导入学生(CSV / XLSX)",
-    description = "请求体为文件本身(最大 20 MiB)。每行按单个建档(POST /v1/students)同样校验;partial=false(默认)时任何一行有误则全部不保存。format=csv|xlsx(默认按内容判断);school 为缺少学校列时的默认学校;dry_run=true 只校验。返回逐行报告 {row, ok, student?, errors:[{code, field, message}]}。",
+    description = "请求体为文件本身(最大 20 MiB)。每行按单个建档(POST /v1/students)同样校验;partial=false(默认)时任何一行有误则全部不保存。format=csv|xlsx(默认按内容判断);school 为缺少学校列时的默认学校;dry_run=true 只校验;register=true 导入后即启动所导入学生的入学注册批次(每校一个,register_date 为注册日期,默认今天),答复的 batches 列出批次编号。返回逐行报告 {row, ok, student?, errors:[{code, field, message}]}。",
     params(ImportParams),
     request_body(content = String, content_type = "text/csv", description = "CSV(UTF-8)或 XLSX 文件"),
     responses((status = 201, description = "全部导入", body = super::doc_types::ImportReport), (status = 200, description = "dry_run,或 partial=true 时部分导入", body = super::doc_types::ImportReport), (status = 400, description = "文件无法读取、缺少或不认识的列", body = ErrorBody), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 413, description = "文件过大", body = ErrorBody), (status = 422, description = "有错误行,全部未保存(import_rejected)", body = ErrorBody)))]
@@ -317,10 +324,30 @@ async fn import_students(
         id: c.id.clone(),
         role: c.role.as_str().into(),
     };
-    let report = blocking(&state, move |x| {
-        import(x, &body, &opts, &actor, &|s: &School| scope::school(&c, s))
+    let register =
+        (q.register && !q.dry_run).then(|| q.register_date.unwrap_or_else(|| state.xueji.today()));
+    let (report, batches) = blocking(&state, move |x| -> ApiResult<_> {
+        let report = import(x, &body, &opts, &actor, &|s: &School| scope::school(&c, s))?;
+        let mut batches = Vec::new();
+        if let Some(date) = register
+            && report.stored > 0
+        {
+            let stored: Vec<String> = report
+                .rows
+                .iter()
+                .filter(|r| r.ok)
+                .filter_map(|r| r.student.clone())
+                .collect();
+            if !stored.is_empty() {
+                batches = x.register_imported(&stored, date, &actor)?;
+            }
+        }
+        Ok((report, batches))
     })
     .await?;
+    for b in &batches {
+        state.xueji.spawn_batch(b.id.clone());
+    }
     let status = if report.dry_run {
         StatusCode::OK
     } else if report.ok {
@@ -331,6 +358,9 @@ async fn import_students(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let mut body = json!(report);
+    if register.is_some() {
+        body["batches"] = json!(batches.iter().map(|b| &b.id).collect::<Vec<_>>());
+    }
     if status == StatusCode::UNPROCESSABLE_ENTITY {
         body["error"] = json!({
             "code": "import_rejected",

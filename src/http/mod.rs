@@ -4,6 +4,7 @@
 //! run the engine off the async runtime ([`blocking`]) and map every error in [`error`].
 
 mod audit;
+mod batches;
 mod catalog;
 mod doc_types;
 pub mod error;
@@ -43,6 +44,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(exchange::routes().1);
     doc.merge(audit::routes().1);
     doc.merge(catalog::routes().1);
+    doc.merge(batches::routes().1);
     doc
 }
 
@@ -65,13 +67,16 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
     let (exchange_routes, exchange_openapi) = exchange::routes();
     let (audit_routes, audit_openapi) = audit::routes();
     let (catalog_routes, catalog_openapi) = catalog::routes();
+    let (batch_routes, batch_openapi) = batches::routes();
+    openapi.merge(batch_openapi);
     openapi.merge(exchange_openapi);
     openapi.merge(audit_openapi);
     openapi.merge(catalog_openapi);
     let routes = routes
         .merge(exchange_routes)
         .merge(audit_routes)
-        .merge(catalog_routes);
+        .merge(catalog_routes)
+        .merge(batch_routes);
     let openapi = Arc::new(openapi);
     let mut app = routes
         .route(

@@ -7,6 +7,7 @@
 //! only after that commit returned. See `docs/design.md`.
 
 mod backup;
+mod batches;
 mod check;
 pub mod fault;
 pub mod idempotency;
@@ -36,6 +37,7 @@ use crate::domain::{
     TransitionKind,
 };
 pub use backup::{BackupSource, ReadOnlyStore, write_copy};
+pub use batches::Receipt;
 pub use check::DamagedRecord;
 use records::{Logged, each_timeline, encode_step, read_timeline};
 use tables::*;

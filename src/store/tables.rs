@@ -95,6 +95,18 @@ pub const IDX_OPEN_PROBLEM: Table = TableDefinition::new("idx_open_problem");
 /// idempotency key (scoped by caller) → stored response.
 pub const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 
+/// `batch` → a batch job (`crate::batch::BatchRecord`, JSON): what was asked, the students it
+/// selected, its status.
+pub const BATCHES: Table = TableDefinition::new("batches");
+/// `batch␟place(8)` → the report item of the batch's student at that place (JSON), written in
+/// the transaction that records the student's event or request (`Command::ForBatch`).
+pub const BATCH_ITEMS: Table = TableDefinition::new("batch_items");
+
+/// The key of a batch's report item.
+pub fn batch_item_key(batch: &str, index: u64) -> String {
+    key(&[batch, &format!("{index:08}")])
+}
+
 pub const ALL: &[Table] = &[
     META,
     SCHOOLS,
@@ -120,6 +132,8 @@ pub const ALL: &[Table] = &[
     IDX_SCHOOL_MEMBERS,
     STAT_TOTALS,
     STAT_CHANGES,
+    BATCHES,
+    BATCH_ITEMS,
     CERTIFICATES_USED,
     PROBLEMS,
     IDX_OPEN_PROBLEM,

@@ -75,6 +75,22 @@ pub enum Command {
         value: Vec<u8>,
         at: u64,
     },
+    /// A batch job's record (`BATCHES`) and report items (`BATCH_ITEMS`, by place in the
+    /// batch) that record no change of a student (denied, skipped), or a job's new status.
+    PutBatch {
+        batch: String,
+        record: Option<Vec<u8>>,
+        items: Vec<(u64, Vec<u8>)>,
+    },
+    /// `inner` (a `RecordEvent` or `OpenRequest` of one student of a batch) and that student's
+    /// report item, in one transaction: an item is stored exactly when its change is, so a
+    /// batch resumed after a crash knows every student it has done and never does one twice.
+    ForBatch {
+        inner: Box<Command>,
+        batch: String,
+        index: u64,
+        item: Vec<u8>,
+    },
     /// A new problem record; refused (`AlreadyExists`, naming the open one) while another open
     /// problem has its key.
     OpenProblem {
@@ -145,8 +161,23 @@ impl Command {
         store: &Store,
         snapshot: Option<&super::Snapshot<'_>>,
     ) -> Result<Prepared, StoreError> {
-        let salt = &store.salt;
-        let encoded = match &self {
+        let encoded = encode(&self, store, snapshot)?;
+        Ok(Prepared {
+            command: self,
+            encoded,
+        })
+    }
+}
+
+/// What the submitting thread computes for a command (see [`Command::prepare`]).
+fn encode(
+    command: &Command,
+    store: &Store,
+    snapshot: Option<&super::Snapshot<'_>>,
+) -> Result<Encoded, StoreError> {
+    let salt = &store.salt;
+    Ok({
+        match command {
             Command::CreateStudent { student, event, .. } => {
                 let first = Timeline::new(student.id.clone(), vec![Step::of(event)]);
                 Encoded::NewStudent {
@@ -185,13 +216,10 @@ impl Command {
                         .transpose()?,
                 }
             }
+            Command::ForBatch { inner, .. } => encode(inner, store, snapshot)?,
             _ => Encoded::Nothing,
-        };
-        Ok(Prepared {
-            command: self,
-            encoded,
-        })
-    }
+        }
+    })
 }
 
 /// Commit counters, read by the metrics endpoint and the benchmarks.
@@ -274,6 +302,8 @@ struct Tables<'t> {
     school_members: RedbTable<'t, &'static str, &'static [u8]>,
     stat_totals: RedbTable<'t, &'static str, &'static [u8]>,
     stat_changes: RedbTable<'t, &'static str, &'static [u8]>,
+    batches: RedbTable<'t, &'static str, &'static [u8]>,
+    batch_items: RedbTable<'t, &'static str, &'static [u8]>,
     certificates_used: RedbTable<'t, &'static str, &'static [u8]>,
     problems: RedbTable<'t, &'static str, &'static [u8]>,
     open_problems: RedbTable<'t, &'static str, &'static [u8]>,
@@ -308,6 +338,8 @@ impl<'t> Tables<'t> {
             school_members: txn.open_table(IDX_SCHOOL_MEMBERS)?,
             stat_totals: txn.open_table(STAT_TOTALS)?,
             stat_changes: txn.open_table(STAT_CHANGES)?,
+            batches: txn.open_table(BATCHES)?,
+            batch_items: txn.open_table(BATCH_ITEMS)?,
             certificates_used: txn.open_table(CERTIFICATES_USED)?,
             problems: txn.open_table(PROBLEMS)?,
             open_problems: txn.open_table(IDX_OPEN_PROBLEM)?,
@@ -807,7 +839,15 @@ pub(super) fn stored_version(
 }
 
 fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refusal> {
-    match (&prepared.command, &prepared.encoded) {
+    apply_command(t, &prepared.command, &prepared.encoded)
+}
+
+fn apply_command(
+    t: &mut Tables<'_>,
+    command: &Command,
+    encoded: &Encoded,
+) -> Result<CommandOutput, Refusal> {
+    match (command, encoded) {
         (
             Command::PutSchool {
                 school,
@@ -1054,6 +1094,41 @@ fn apply(t: &mut Tables<'_>, prepared: &Prepared) -> Result<CommandOutput, Refus
         }
         (Command::PutIdempotent { key: k, value, at }, _) => {
             super::idempotency::put(&mut t.idempotency, k, value, *at)?;
+        }
+        (
+            Command::PutBatch {
+                batch,
+                record,
+                items,
+            },
+            _,
+        ) => {
+            if let Some(r) = record {
+                t.batches.insert(batch.as_str(), r.as_slice())?;
+            }
+            for (index, item) in items {
+                t.batch_items
+                    .insert(batch_item_key(batch, *index).as_str(), item.as_slice())?;
+            }
+        }
+        (
+            Command::ForBatch {
+                inner,
+                batch,
+                index,
+                item,
+            },
+            encoded,
+        ) => {
+            if matches!(**inner, Command::ForBatch { .. }) {
+                return refused(StoreError::Storage(
+                    "internal: a batch item inside a batch item".into(),
+                ));
+            }
+            // The student's change checks all its preconditions first: refused, no item.
+            apply_command(t, inner, encoded)?;
+            t.batch_items
+                .insert(batch_item_key(batch, *index).as_str(), item.as_slice())?;
         }
         (Command::OpenProblem { problem }, _) => {
             if let Some(existing) = get_str(&t.open_problems, &problem.key)? {

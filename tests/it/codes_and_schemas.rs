@@ -772,5 +772,45 @@ async fn real_answers_match_their_schemas() {
         )
         .await,
     );
+    // Batches: a dry run's report, a job, its page of items, a batch approval.
+    let batch = json!({"kind": "promote", "school": "ea", "students": [id], "effective_date": "2027-07-10"});
+    expect(
+        "post",
+        "/v1/batches",
+        200,
+        s.call(
+            "POST",
+            "/v1/batches?dry_run=true",
+            Some(&s.admin),
+            Some(batch.clone()),
+        )
+        .await,
+    );
+    let started = expect(
+        "post",
+        "/v1/batches",
+        202,
+        s.call("POST", "/v1/batches", Some(&s.admin), Some(batch))
+            .await,
+    );
+    let batch_path = format!("/v1/batches/{}", started["id"].as_str().expect("batch id"));
+    let mut view = s.call("GET", &batch_path, Some(&s.admin), None).await;
+    while view.1["status"] == "running" {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        view = s.call("GET", &batch_path, Some(&s.admin), None).await;
+    }
+    expect("get", "/v1/batches/{id}", 200, view);
+    expect(
+        "post",
+        "/v1/batches/{id}/approve",
+        200,
+        s.call(
+            "POST",
+            &format!("{batch_path}/approve"),
+            Some(&s.admin),
+            Some(json!({"step": "school"})),
+        )
+        .await,
+    );
     assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -7,6 +7,7 @@ mod approval_clocks;
 mod approvals;
 mod architecture;
 mod audit;
+mod batches;
 mod binary;
 mod browser;
 mod certificates;
