@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum_extra::extract::Form;
 use serde::Deserialize;
@@ -283,6 +283,11 @@ pub async fn resolve(
     let answer = api
         .post_json(&format!("/v1/problems/{}/resolve", seg(&id)), &form.body())
         .await;
-    let status = answer.status;
+    // htmx swaps only a 2xx answer in; a plain form post keeps the API's status.
+    let status = if headers.contains_key("hx-request") {
+        StatusCode::OK
+    } else {
+        answer.status
+    };
     Ok((status, render(&ResolvePanel::of(&answer))).into_response())
 }

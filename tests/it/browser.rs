@@ -341,11 +341,23 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
     assert_eq!(status, 201, "{v}");
     story.go("/console/problems?status=open").await;
     assert!(story.text(".problem .kind").await.contains("临时学籍号"));
+    story
+        .type_in(".problem [name=comment]", "户籍核实无误")
+        .await;
+    story.click(".problem button[type=submit]").await;
+    story
+        .wait_text(".problem .resolve-outcome", "政策不允许")
+        .await;
+    assert!(
+        story
+            .text(".problem .resolve-result")
+            .await
+            .contains("national_k12.problem.confirm")
+    );
     story.click(".problem details summary").await;
     story
         .click(".problem [name=documents][value=household_register]")
         .await;
-    story.type_in(".problem [name=comment]", "户籍核实无误").await;
     story.click(".problem button[type=submit]").await;
     story
         .wait_text(".problem .resolve-outcome", "已办理,问题学籍已处理")

@@ -821,21 +821,33 @@ async fn the_problems_screen_lists_each_roles_problems_with_chinese_kinds() {
         .await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(&format!("id=\"{duplicate}\"")), "{page}");
-    assert!(page.contains("重复学籍") || page.contains("学籍重复"), "{page}");
+    assert!(
+        page.contains("重复学籍") || page.contains("学籍重复"),
+        "{page}"
+    );
     assert!(page.contains("田小梅") && page.contains("/console/students/stu_"));
     assert!(page.contains(&format!("/console/problems/{duplicate}/resolve")));
-    assert!(!page.contains(&temporary) && !page.contains("孙小雨"), "{page}");
+    assert!(
+        !page.contains(&temporary) && !page.contains("孙小雨"),
+        "{page}"
+    );
     // The kind filter is the API's: no temporary numbers at s1.
     let (_, only) = Console::new(&s, &token("registrar"))
         .get("/console/problems?kind=temporary_number")
         .await;
-    assert!(only.contains("id=\"empty\"") && !only.contains(&duplicate), "{only}");
+    assert!(
+        only.contains("id=\"empty\"") && !only.contains(&duplicate),
+        "{only}"
+    );
     // The officer: the whole area's, and no resolve form (the API lets only registrars settle).
     let (status, page) = Console::new(&s, &token("officer"))
         .get("/console/problems")
         .await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains(&duplicate) && page.contains(&temporary), "{page}");
+    assert!(
+        page.contains(&duplicate) && page.contains(&temporary),
+        "{page}"
+    );
     assert!(page.contains("孙小雨"), "{page}");
     assert!(!page.contains("/resolve\""), "{page}");
     // Head teachers and guardians: no menu entry, and the URL is refused as the API refuses it.
@@ -843,7 +855,10 @@ async fn the_problems_screen_lists_each_roles_problems_with_chinese_kinds() {
         let console = Console::new(&s, &token(role));
         let (status, page) = console.get("/console/problems").await;
         assert!(status == 403 || status == 404, "{role}: {status}");
-        assert!(!page.contains(&duplicate) && !page.contains("孙小雨"), "{role}");
+        assert!(
+            !page.contains(&duplicate) && !page.contains("孙小雨"),
+            "{role}"
+        );
         assert!(!page.contains("href=\"/console/problems\""), "{role}");
     }
 }
@@ -883,7 +898,10 @@ async fn resolving_a_problem_shows_the_policys_answer_in_place() {
     let (_, open) = registrar.get("/console/problems?status=open").await;
     assert!(!open.contains(&duplicate), "{open}");
     let (_, resolved) = registrar.get("/console/problems?status=resolved").await;
-    assert!(resolved.contains(&duplicate) && resolved.contains("已佐证"), "{resolved}");
+    assert!(
+        resolved.contains(&duplicate) && resolved.contains("已佐证"),
+        "{resolved}"
+    );
     assert!(!resolved.contains(&path), "no form for a resolved record");
 }
 
@@ -908,7 +926,10 @@ async fn the_inbox_lists_only_overdue_requests_when_asked() {
     let (_, all) = officer.get("/console/inbox").await;
     assert!(all.contains(&request), "{all}");
     let (_, overdue) = officer.get("/console/inbox?overdue=true").await;
-    assert!(!overdue.contains(&request) && overdue.contains("id=\"empty\""), "{overdue}");
+    assert!(
+        !overdue.contains(&request) && overdue.contains("id=\"empty\""),
+        "{overdue}"
+    );
     assert!(overdue.contains("name=\"overdue\"") && overdue.contains(" checked"));
     // Filed long ago: now past its due date, listed and marked.
     let mut r = s.xueji.request(&request).expect("request");
@@ -921,5 +942,8 @@ async fn the_inbox_lists_only_overdue_requests_when_asked() {
         })
         .expect("backdate");
     let (_, overdue) = officer.get("/console/inbox?overdue=true").await;
-    assert!(overdue.contains(&request) && overdue.contains("已超期"), "{overdue}");
+    assert!(
+        overdue.contains(&request) && overdue.contains("已超期"),
+        "{overdue}"
+    );
 }
