@@ -947,3 +947,44 @@ async fn the_inbox_lists_only_overdue_requests_when_asked() {
         "{overdue}"
     );
 }
+
+#[tokio::test]
+async fn a_correction_from_the_console_carries_its_fields_and_waits_for_the_bureau() {
+    let (s, _, _) = setup().await;
+    let (_, temporary) = with_problems(&s).await;
+    let registrar = Console::new(
+        &s,
+        &s.token(json!({"role": "registrar", "school": "s2"})).await,
+    );
+    let csrf = registrar.csrf().await;
+    let path = format!("/console/problems/{temporary}/resolve");
+    let card = id_card("2017-03-08", 7);
+    let upgrade = format!("G{card}");
+    let form = |national_id: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("action", "correct".into()),
+            ("comment", "取得身份证,升级为正式学籍号".into()),
+            ("documents", "household_register".into()),
+            ("id_card", card.clone()),
+            ("national_id", national_id.to_owned()),
+        ]
+    };
+    // A G number that is not the pupil's ID number: the API's field error, in Chinese.
+    let wrong = form(&format!("G{}", id_card("2017-03-08", 9)));
+    let pairs: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = registrar.post(&path, &pairs, None).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("未能处理"), "{page}");
+    // The right one: the bureau reviews key information, so the problem waits on a request.
+    let right = form(&upgrade);
+    let pairs: Vec<(&str, &str)> = right.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = registrar.post(&path, &pairs, None).await;
+    assert_eq!(status, 202, "{page}");
+    assert!(page.contains("待审批") && page.contains("req_"), "{page}");
+    let (_, open) = registrar.get("/console/problems?status=open").await;
+    assert!(
+        open.contains(&temporary) && open.contains("变更已提交,待审批"),
+        "{open}"
+    );
+}
