@@ -9,6 +9,7 @@
 mod api;
 mod chart;
 mod pages;
+mod problems;
 mod session;
 mod views;
 
@@ -67,6 +68,8 @@ pub fn mount(api: Router, app: AppState) -> Router {
         )
         .route("/console/inbox", get(pages::inbox))
         .route("/console/requests/{id}/decide", post(pages::decide))
+        .route("/console/problems", get(problems::problems))
+        .route("/console/problems/{id}/resolve", post(problems::resolve))
         .route(
             "/console/import",
             get(pages::import_form).post(pages::import),

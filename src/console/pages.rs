@@ -19,9 +19,9 @@ use super::session::{User, check_post, current_user, login_page};
 use super::views::*;
 use crate::auth::Role;
 
-type Page = Result<Response, Response>;
+pub(super) type Page = Result<Response, Response>;
 
-fn failed(user: &User, f: Failed) -> Response {
+pub(super) fn failed(user: &User, f: Failed) -> Response {
     let status = if f.status.is_success() {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
@@ -30,7 +30,7 @@ fn failed(user: &User, f: Failed) -> Response {
     (status, error_page(Some(user), &f.message)).into_response()
 }
 
-fn zone(state: &ConsoleState) -> chrono_tz::Tz {
+pub(super) fn zone(state: &ConsoleState) -> chrono_tz::Tz {
     state.app.xueji.time_zone()
 }
 
@@ -717,6 +717,7 @@ struct InboxPage {
     items: Vec<InboxItem>,
     jurisdictions: Vec<String>,
     jurisdiction: String,
+    overdue_only: bool,
     message: String,
     done: String,
 }
@@ -726,6 +727,8 @@ struct InboxPage {
 pub struct InboxQuery {
     jurisdiction: String,
     done: String,
+    /// `true`: only the requests whose waiting step is past its due date.
+    overdue: String,
 }
 
 pub async fn inbox(
@@ -755,7 +758,11 @@ pub async fn inbox(
     };
     let uri = format!(
         "/v1/requests?{}",
-        query(&[("status", "pending"), ("jurisdiction", &jurisdiction)])
+        query(&[
+            ("status", "pending"),
+            ("jurisdiction", &jurisdiction),
+            ("overdue", if q.overdue == "true" { "true" } else { "" }),
+        ])
     );
     let labels = Labels::new();
     let tz = zone(&state);
@@ -825,6 +832,7 @@ pub async fn inbox(
         items,
         jurisdictions,
         jurisdiction,
+        overdue_only: q.overdue == "true",
         message,
         done,
     }))

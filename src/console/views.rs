@@ -307,6 +307,7 @@ fn screens(role: Role) -> Vec<(&'static str, &'static str)> {
     }
     if matches!(role, Admin | DistrictOfficer | SchoolLeader | Registrar) {
         s.push(("/console/inbox", "审批"));
+        s.push(("/console/problems", "问题学籍"));
     }
     if matches!(role, Admin | Registrar) {
         s.push(("/console/import", "批量导入"));

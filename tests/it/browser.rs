@@ -323,6 +323,46 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
     story.shot("03-transition-dry-run.png").await;
     story.click("#submit-transition").await;
     assert_eq!(story.text("#done").await, "已提交审批,审批通过后生效。");
+
+    // A pupil admitted under a temporary number is a problem record; the registrar confirms it
+    // with a document, and the policy's answer appears beside the record.
+    let (status, v) = s
+        .call(
+            "POST",
+            "/v1/students",
+            Some(&s.admin),
+            Some(json!({
+                "school": "s1", "name": "孙小雨", "gender": "female", "birth_date": "2017-03-08",
+                "national_id": "L11010520170308AB12", "grade": 3, "class": "4",
+                "entry_date": "2024-09-01",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    story.go("/console/problems?status=open").await;
+    assert!(story.text(".problem .kind").await.contains("临时学籍号"));
+    story
+        .type_in(".problem [name=comment]", "户籍核实无误")
+        .await;
+    story.click(".problem button[type=submit]").await;
+    story
+        .wait_text(".problem .resolve-outcome", "政策不允许")
+        .await;
+    assert!(
+        story
+            .text(".problem .resolve-result")
+            .await
+            .contains("national_k12.problem.confirm")
+    );
+    story.click(".problem details summary").await;
+    story
+        .click(".problem [name=documents][value=household_register]")
+        .await;
+    story.click(".problem button[type=submit]").await;
+    story
+        .wait_text(".problem .resolve-outcome", "已办理,问题学籍已处理")
+        .await;
+    story.shot("09-problems.png").await;
     story.sign_out().await;
 
     // The principal approves the school's step from the inbox.

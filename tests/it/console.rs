@@ -154,6 +154,8 @@ async fn every_screen_shows_each_role_only_what_the_api_shows_it() {
         format!("/console/students/{id}/transition?kind=suspend"),
         "/console/students/new".to_owned(),
         "/console/inbox".to_owned(),
+        "/console/inbox?overdue=true".to_owned(),
+        "/console/problems".to_owned(),
         "/console/import".to_owned(),
         "/console/rosters?school=s1".to_owned(),
         "/console/stats".to_owned(),
@@ -232,6 +234,7 @@ async fn the_menu_offers_each_role_its_screens() {
             "{role}"
         );
         assert_eq!(has("/console/stats"), staff, "{role}");
+        assert_eq!(has("/console/problems"), staff, "{role}");
     }
 }
 
@@ -750,4 +753,238 @@ async fn a_students_field_errors_come_back_all_at_once() {
     assert_eq!(status, 400, "{v}");
     let errors = v["error"]["details"]["errors"].as_array().expect("errors");
     assert!(errors.iter().all(|e| e["code"] == "invalid_field"), "{v}");
+}
+
+/// The setup's pupil admitted again at s2 (refused: a `duplicate_enrolment` problem of s1 naming
+/// s2) and a pupil of s2 under a temporary number (a `temporary_number` problem of s2 only).
+async fn with_problems(s: &TestServer) -> (String, String) {
+    let (status, v) = s
+        .call(
+            "POST",
+            "/v1/students",
+            Some(&s.admin),
+            Some(json!({
+                "school": "s2", "name": "田小梅", "gender": "female", "birth_date": "2016-05-01",
+                "id_card": ID_CARD, "grade": 3, "class": "4", "entry_date": "2024-09-01",
+            })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("duplicate_identity")),
+        "{v}"
+    );
+    let (status, v) = s
+        .call(
+            "POST",
+            "/v1/students",
+            Some(&s.admin),
+            Some(json!({
+                "school": "s2", "name": "孙小雨", "gender": "female", "birth_date": "2017-03-08",
+                "national_id": "L11010520170308AB12", "grade": 3, "class": "1",
+                "entry_date": "2024-09-01",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = s
+        .call("GET", "/v1/problems?status=open", Some(&s.admin), None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let id_of = |kind: &str| {
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|p| p["kind"] == kind)
+            .and_then(|p| p["id"].as_str())
+            .unwrap_or_else(|| panic!("a {kind} problem: {v}"))
+            .to_owned()
+    };
+    (id_of("duplicate_enrolment"), id_of("temporary_number"))
+}
+
+#[tokio::test]
+async fn the_problems_screen_lists_each_roles_problems_with_chinese_kinds() {
+    let (s, _, tokens) = setup().await;
+    let (duplicate, temporary) = with_problems(&s).await;
+    let token = |role: &str| {
+        tokens
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, t)| t.clone())
+            .expect("token")
+    };
+    // A registrar of s1: their school's record, with its label, student link and a resolve form.
+    let (status, page) = Console::new(&s, &token("registrar"))
+        .get("/console/problems")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&format!("id=\"{duplicate}\"")), "{page}");
+    assert!(
+        page.contains("重复学籍") || page.contains("学籍重复"),
+        "{page}"
+    );
+    assert!(page.contains("田小梅") && page.contains("/console/students/stu_"));
+    assert!(page.contains(&format!("/console/problems/{duplicate}/resolve")));
+    assert!(
+        !page.contains(&temporary) && !page.contains("孙小雨"),
+        "{page}"
+    );
+    // The kind filter is the API's: no temporary numbers at s1.
+    let (_, only) = Console::new(&s, &token("registrar"))
+        .get("/console/problems?kind=temporary_number")
+        .await;
+    assert!(
+        only.contains("id=\"empty\"") && !only.contains(&duplicate),
+        "{only}"
+    );
+    // The officer: the whole area's, and no resolve form (the API lets only registrars settle).
+    let (status, page) = Console::new(&s, &token("officer"))
+        .get("/console/problems")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&duplicate) && page.contains(&temporary),
+        "{page}"
+    );
+    assert!(page.contains("孙小雨"), "{page}");
+    assert!(!page.contains("/resolve\""), "{page}");
+    // Head teachers and guardians: no menu entry, and the URL is refused as the API refuses it.
+    for role in ["head_teacher", "guardian"] {
+        let console = Console::new(&s, &token(role));
+        let (status, page) = console.get("/console/problems").await;
+        assert!(status == 403 || status == 404, "{role}: {status}");
+        assert!(
+            !page.contains(&duplicate) && !page.contains("孙小雨"),
+            "{role}"
+        );
+        assert!(!page.contains("href=\"/console/problems\""), "{role}");
+    }
+}
+
+#[tokio::test]
+async fn resolving_a_problem_shows_the_policys_answer_in_place() {
+    let (s, _, tokens) = setup().await;
+    let (duplicate, _) = with_problems(&s).await;
+    let registrar = tokens
+        .iter()
+        .find(|(r, _)| *r == "registrar")
+        .map(|(_, t)| Console::new(&s, t))
+        .expect("registrar");
+    let csrf = registrar.csrf().await;
+    let path = format!("/console/problems/{duplicate}/resolve");
+    let base = [
+        ("csrf", csrf.as_str()),
+        ("action", "confirm"),
+        ("comment", "核实无误"),
+    ];
+    // Without the form token: refused before the API is asked.
+    let (status, _) = registrar.post(&path, &base[1..], None).await;
+    assert_eq!(status, 403);
+    // Confirmed without proof: denied by the policy, the rule shown, nothing resolved.
+    let (status, denied) = registrar.post(&path, &base, None).await;
+    assert_eq!(status, 422, "{denied}");
+    assert!(denied.contains("政策不允许"), "{denied}");
+    assert!(denied.contains("national_k12.problem.confirm"), "{denied}");
+    let (_, open) = registrar.get("/console/problems?status=open").await;
+    assert!(open.contains(&format!("id=\"{duplicate}\"")), "{open}");
+    // With a document: applied, and the record moves to the resolved list.
+    let mut with = base.to_vec();
+    with.push(("documents", "household_register"));
+    let (status, applied) = registrar.post(&path, &with, None).await;
+    assert_eq!(status, 201, "{applied}");
+    assert!(applied.contains("已办理"), "{applied}");
+    let (_, open) = registrar.get("/console/problems?status=open").await;
+    assert!(!open.contains(&duplicate), "{open}");
+    let (_, resolved) = registrar.get("/console/problems?status=resolved").await;
+    assert!(
+        resolved.contains(&duplicate) && resolved.contains("已佐证"),
+        "{resolved}"
+    );
+    assert!(!resolved.contains(&path), "no form for a resolved record");
+}
+
+#[tokio::test]
+async fn the_inbox_lists_only_overdue_requests_when_asked() {
+    let (s, _, tokens) = setup().await;
+    let officer = tokens
+        .iter()
+        .find(|(r, _)| *r == "officer")
+        .map(|(_, t)| Console::new(&s, t))
+        .expect("officer");
+    let (status, v) = s
+        .call(
+            "GET",
+            "/v1/requests?jurisdiction=test-district&status=pending",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let request = v["items"][0]["id"].as_str().expect("request").to_owned();
+    let (_, all) = officer.get("/console/inbox").await;
+    assert!(all.contains(&request), "{all}");
+    let (_, overdue) = officer.get("/console/inbox?overdue=true").await;
+    assert!(
+        !overdue.contains(&request) && overdue.contains("id=\"empty\""),
+        "{overdue}"
+    );
+    assert!(overdue.contains("name=\"overdue\"") && overdue.contains(" checked"));
+    // Filed long ago: now past its due date, listed and marked.
+    let mut r = s.xueji.request(&request).expect("request");
+    r.opened_at = "2024-01-02T08:00:00+08:00".into();
+    s.xueji
+        .store()
+        .submit(xueji::store::Command::UpdateRequest {
+            request: Box::new(r),
+            expected_approvals: 0,
+        })
+        .expect("backdate");
+    let (_, overdue) = officer.get("/console/inbox?overdue=true").await;
+    assert!(
+        overdue.contains(&request) && overdue.contains("已超期"),
+        "{overdue}"
+    );
+}
+
+#[tokio::test]
+async fn a_correction_from_the_console_carries_its_fields_and_waits_for_the_bureau() {
+    let (s, _, _) = setup().await;
+    let (_, temporary) = with_problems(&s).await;
+    let registrar = Console::new(
+        &s,
+        &s.token(json!({"role": "registrar", "school": "s2"})).await,
+    );
+    let csrf = registrar.csrf().await;
+    let path = format!("/console/problems/{temporary}/resolve");
+    let card = id_card("2017-03-08", 7);
+    let upgrade = format!("G{card}");
+    let form = |national_id: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("action", "correct".into()),
+            ("comment", "取得身份证,升级为正式学籍号".into()),
+            ("documents", "household_register".into()),
+            ("id_card", card.clone()),
+            ("national_id", national_id.to_owned()),
+        ]
+    };
+    // A G number that is not the pupil's ID number: the API's field error, in Chinese.
+    let wrong = form(&format!("G{}", id_card("2017-03-08", 9)));
+    let pairs: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = registrar.post(&path, &pairs, None).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("未能处理"), "{page}");
+    // The right one: the bureau reviews key information, so the problem waits on a request.
+    let right = form(&upgrade);
+    let pairs: Vec<(&str, &str)> = right.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = registrar.post(&path, &pairs, None).await;
+    assert_eq!(status, 202, "{page}");
+    assert!(page.contains("待审批") && page.contains("req_"), "{page}");
+    let (_, open) = registrar.get("/console/problems?status=open").await;
+    assert!(
+        open.contains(&temporary) && open.contains("变更已提交,待审批"),
+        "{open}"
+    );
 }
