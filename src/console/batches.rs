@@ -203,7 +203,9 @@ impl BatchForm {
         });
         let grade = self.grade.trim();
         if !grade.is_empty() {
-            body["grade"] = grade.parse::<u64>().map_or_else(|_| json!(grade), |g| json!(g));
+            body["grade"] = grade
+                .parse::<u64>()
+                .map_or_else(|_| json!(grade), |g| json!(g));
         }
         for (key, value) in [("class", &self.class), ("reason", &self.reason)] {
             if !value.trim().is_empty() {
@@ -357,7 +359,13 @@ async fn batch_page(
         next: b
             .next_cursor
             .as_deref()
-            .map(|c| format!("/console/batches/{}?{}", seg(&b.id), query(&[("cursor", c)])))
+            .map(|c| {
+                format!(
+                    "/console/batches/{}?{}",
+                    seg(&b.id),
+                    query(&[("cursor", c)])
+                )
+            })
             .unwrap_or_default(),
         may_approve: may_approve(user.record.role),
         steps: labels
@@ -448,7 +456,15 @@ pub async fn approve(
         .post_json(&format!("/v1/batches/{}/approve", seg(&id)), &body)
         .await;
     if !answer.ok() {
-        let page = batch_page(&state, &user, &id, "", String::new(), answer.error_message()).await;
+        let page = batch_page(
+            &state,
+            &user,
+            &id,
+            "",
+            String::new(),
+            answer.error_message(),
+        )
+        .await;
         let page = page.unwrap_or_else(|e| e);
         return Ok((answer.status, page).into_response());
     }
