@@ -37,6 +37,11 @@ pub(super) fn may_start(role: Role) -> bool {
     matches!(role, Role::Admin | Role::Registrar)
 }
 
+/// Who reads a batch (the API's rule for `GET /v1/batches/{id}`): the screen is in their menu.
+pub(super) fn may_open(role: Role) -> bool {
+    may_start(role) || may_approve(role)
+}
+
 /// Who approves a step for a whole batch (the API's rule for `…/approve`).
 fn may_approve(role: Role) -> bool {
     matches!(
@@ -148,16 +153,18 @@ struct BatchesPage {
     schools: Vec<SchoolView>,
     school: String,
     documents: Vec<(String, String)>,
+    may_start: bool,
     message: String,
 }
 
+/// The form for those who start batches; for everyone who reads them, a batch opened by its number.
 pub async fn batches_form(State(state): State<ConsoleState>, user: User) -> Page {
-    if !may_start(user.record.role) {
+    if !may_open(user.record.role) {
         return Err(failed(
             &user,
             Failed {
                 status: StatusCode::FORBIDDEN,
-                message: "本账号无权批量办理".into(),
+                message: "本账号无权查看批量办理".into(),
             },
         ));
     }
@@ -178,8 +185,23 @@ pub async fn batches_form(State(state): State<ConsoleState>, user: User) -> Page
             .iter()
             .map(|k| (k.code.into(), k.label.into()))
             .collect(),
+        may_start: may_start(user.record.role),
         message: String::new(),
     }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct OpenQuery {
+    id: String,
+}
+
+/// A batch by the number its registrar passed on (the API lists no batches).
+pub async fn open(Query(q): Query<OpenQuery>) -> Redirect {
+    match q.id.trim() {
+        "" => Redirect::to("/console/batches"),
+        id => Redirect::to(&format!("/console/batches/{}", seg(id))),
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -81,6 +81,7 @@ pub fn mount(api: Router, app: AppState) -> Router {
             get(batches::batches_form).post(batches::start),
         )
         .route("/console/batches/dry-run", post(batches::dry_run))
+        .route("/console/batches/open", get(batches::open))
         .route("/console/batches/{id}", get(batches::batch))
         .route("/console/batches/{id}/approve", post(batches::approve))
         .route("/console/batches/{id}/{file}", get(batches::report))

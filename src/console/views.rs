@@ -312,7 +312,7 @@ fn screens(role: Role) -> Vec<(&'static str, &'static str)> {
     if matches!(role, Admin | Registrar) {
         s.push(("/console/import", "批量导入"));
     }
-    if super::batches::may_start(role) {
+    if super::batches::may_open(role) {
         s.push(("/console/batches", "批量办理"));
     }
     if matches!(role, Admin | DistrictOfficer | SchoolLeader | Registrar) {
