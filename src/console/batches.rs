@@ -107,8 +107,10 @@ pub struct ItemRow {
     pub missing: Vec<String>,
 }
 
-fn outcome_zh(outcome: &str) -> &'static str {
+/// A dry run's `applied` is what would be done: nothing is.
+fn outcome_zh(outcome: &str, dry_run: bool) -> &'static str {
     match outcome {
+        "applied" if dry_run => "可办理",
         "applied" => "已办理",
         "pending" => "待审批",
         "denied" => "不予办理",
@@ -126,11 +128,11 @@ fn status_zh(status: &str) -> &'static str {
     }
 }
 
-fn rows(items: Vec<BatchItemView>, labels: &Labels) -> Vec<ItemRow> {
+fn rows(items: Vec<BatchItemView>, labels: &Labels, dry_run: bool) -> Vec<ItemRow> {
     items
         .into_iter()
         .map(|i| ItemRow {
-            outcome_zh: outcome_zh(&i.outcome),
+            outcome_zh: outcome_zh(&i.outcome, dry_run),
             ok: matches!(i.outcome.as_str(), "applied" | "pending"),
             class: i.class.clone().unwrap_or_else(|| "—".into()),
             missing: i
@@ -270,7 +272,7 @@ pub async fn dry_run(
         let report: BatchView = serde_json::from_slice(&answer.body).unwrap_or_default();
         ReportPanel {
             counts: report.counts,
-            rows: rows(report.items, &Labels::new()),
+            rows: rows(report.items, &Labels::new(), true),
             message: String::new(),
         }
     } else {
@@ -377,7 +379,7 @@ async fn batch_page(
             .as_deref()
             .map(|t| local_time(t, tz))
             .unwrap_or_default(),
-        rows: rows(items, &labels),
+        rows: rows(items, &labels, false),
         next: b
             .next_cursor
             .as_deref()
