@@ -7,6 +7,7 @@
 //! (problem records, approval clocks, batches) is one more API call and one more template.
 
 mod api;
+mod batches;
 mod chart;
 mod pages;
 mod problems;
@@ -75,6 +76,15 @@ pub fn mount(api: Router, app: AppState) -> Router {
             get(pages::import_form).post(pages::import),
         )
         .route("/console/import/template.csv", get(pages::import_template))
+        .route(
+            "/console/batches",
+            get(batches::batches_form).post(batches::start),
+        )
+        .route("/console/batches/dry-run", post(batches::dry_run))
+        .route("/console/batches/open", get(batches::open))
+        .route("/console/batches/{id}", get(batches::batch))
+        .route("/console/batches/{id}/approve", post(batches::approve))
+        .route("/console/batches/{id}/{file}", get(batches::report))
         .route("/console/rosters", get(pages::rosters))
         .route("/console/rosters/download", get(pages::roster_download))
         .route("/console/stats", get(pages::stats))

@@ -51,7 +51,7 @@ pub async fn home(user: User) -> Response {
 }
 
 /// The schools the user may see (`GET /v1/schools`), for the school pickers.
-async fn schools(api: &Api<'_>) -> Vec<SchoolView> {
+pub(super) async fn schools(api: &Api<'_>) -> Vec<SchoolView> {
     api.get_as::<super::views::Page<SchoolView>>("/v1/schools?limit=1000")
         .await
         .map(|p| p.items)
@@ -59,7 +59,7 @@ async fn schools(api: &Api<'_>) -> Vec<SchoolView> {
 }
 
 /// The school a page is about: the one asked for, else the user's own, else the first visible.
-fn pick_school(asked: &str, user: &User, visible: &[SchoolView]) -> String {
+pub(super) fn pick_school(asked: &str, user: &User, visible: &[SchoolView]) -> String {
     if !asked.is_empty() {
         return asked.to_owned();
     }

@@ -312,6 +312,9 @@ fn screens(role: Role) -> Vec<(&'static str, &'static str)> {
     if matches!(role, Admin | Registrar) {
         s.push(("/console/import", "批量导入"));
     }
+    if super::batches::may_open(role) {
+        s.push(("/console/batches", "批量办理"));
+    }
     if matches!(role, Admin | DistrictOfficer | SchoolLeader | Registrar) {
         s.push(("/console/rosters", "名册"));
         s.push(("/console/stats", "统计"));

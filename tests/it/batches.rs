@@ -297,7 +297,7 @@ fn the_year_end_order_leaves_rosters_and_retention_right() {
 }
 
 /// test-district with registration reviewed by the school (as Yanhe 四.3 asks).
-fn reviewed_registration() -> xueji::policy::PackageSet {
+pub(crate) fn reviewed_registration() -> xueji::policy::PackageSet {
     let mut set = test_packages();
     let rules = format!(
         "{TEST_RULES}\n// 第四条 注册须经学校审核\nrule(#{{ id: \"test.register.review\", on: [\"register\"], cites: \"t 第四条\", check: |c| approve([\"school\"], \"注册须经学校审核\") }});\n"
@@ -314,7 +314,7 @@ fn reviewed_registration() -> xueji::policy::PackageSet {
     set
 }
 
-async fn wait_done(srv: &crate::helpers::TestServer, token: &str, id: &str) -> Value {
+pub(crate) async fn wait_done(srv: &crate::helpers::TestServer, token: &str, id: &str) -> Value {
     for _ in 0..600 {
         let (status, v) = srv
             .call("GET", &format!("/v1/batches/{id}"), Some(token), None)
@@ -349,7 +349,7 @@ async fn school_and_tokens(srv: &crate::helpers::TestServer) -> (String, String)
     (reg, lead)
 }
 
-fn admit_at(x: &Xueji, school: &str, seq: u32) -> String {
+pub(crate) fn admit_at(x: &Xueji, school: &str, seq: u32) -> String {
     let mut f = form(&format!("学生{seq}"), &id_card("2017-02-01", seq));
     f.school = school.into();
     match x.admit(f, &registrar(), false).expect("admit") {

@@ -363,6 +363,20 @@ async fn a_suspension_from_the_registrars_form_to_the_approved_timeline() {
         .wait_text(".problem .resolve-outcome", "已办理,问题学籍已处理")
         .await;
     story.shot("09-problems.png").await;
+    // The year's promotion tried first: each student's outcome in place, nothing stored.
+    story.go("/console/batches").await;
+    story.set("kind", "promote").await;
+    story.set("effective_date", "2025-07-01").await;
+    story.click("#dry-run").await;
+    let report = story.text("#dry-run-report").await;
+    assert!(
+        report.contains("试算结果")
+            && report.contains("可办理")
+            && report.contains("田小梅")
+            && report.contains("跳过"),
+        "{report}"
+    );
+    story.shot("10-batch-dry-run.png").await;
     story.sign_out().await;
 
     // The principal approves the school's step from the inbox.

@@ -59,6 +59,30 @@ impl Console {
         (r.status().as_u16(), r.text().await.expect("body"))
     }
 
+    /// A form POST answered by a redirect: its status and where it sends the browser.
+    pub async fn post_redirect(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            )
+            .send()
+            .await
+            .expect("post");
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (r.status().as_u16(), location)
+    }
+
     /// The session's form token, as the pages carry it.
     pub async fn csrf(&self) -> String {
         let (_, page) = self.get("/console/students").await;
@@ -147,6 +171,18 @@ async fn setup() -> (TestServer, String, Vec<(&'static str, String)>) {
 #[tokio::test]
 async fn every_screen_shows_each_role_only_what_the_api_shows_it() {
     let (s, id, tokens) = setup().await;
+    // A batch of the student's school (the student is skipped: a suspension is pending).
+    let (status, v) = s
+        .call(
+            "POST",
+            "/v1/batches",
+            Some(&s.admin),
+            Some(json!({"kind": "promote", "school": "s1", "effective_date": "2025-07-01"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let batch = v["id"].as_str().expect("batch id").to_owned();
+    crate::batches::wait_done(&s, &s.admin, &batch).await;
     let screens = [
         "/console/students".to_owned(),
         "/console/students?q=%E7%94%B0".to_owned(),
@@ -157,6 +193,8 @@ async fn every_screen_shows_each_role_only_what_the_api_shows_it() {
         "/console/inbox?overdue=true".to_owned(),
         "/console/problems".to_owned(),
         "/console/import".to_owned(),
+        "/console/batches".to_owned(),
+        format!("/console/batches/{batch}"),
         "/console/rosters?school=s1".to_owned(),
         "/console/stats".to_owned(),
         "/console/policies".to_owned(),
@@ -233,6 +271,7 @@ async fn the_menu_offers_each_role_its_screens() {
             matches!(*role, "admin" | "officer"),
             "{role}"
         );
+        assert_eq!(has("/console/batches"), staff, "{role}");
         assert_eq!(has("/console/stats"), staff, "{role}");
         assert_eq!(has("/console/problems"), staff, "{role}");
     }
@@ -987,4 +1026,230 @@ async fn a_correction_from_the_console_carries_its_fields_and_waits_for_the_bure
         open.contains(&temporary) && open.contains("变更已提交,待审批"),
         "{open}"
     );
+}
+
+/// A school s1 whose package asks the school's review for registration, three admitted
+/// students, and the registrar's and the leader's consoles.
+async fn with_intake() -> (TestServer, Vec<String>, Console, Console) {
+    let s = spawn_server_with(&crate::batches::reviewed_registration()).await;
+    s.xueji
+        .create_school(school("s1", Some("东区")))
+        .expect("s1");
+    let ids = (1..=3)
+        .map(|i| crate::batches::admit_at(&s.xueji, "s1", i))
+        .collect();
+    let registrar = Console::new(
+        &s,
+        &s.token(json!({"role": "registrar", "school": "s1"})).await,
+    );
+    let leader = Console::new(
+        &s,
+        &s.token(json!({"role": "school_leader", "school": "s1"}))
+            .await,
+    );
+    (s, ids, registrar, leader)
+}
+
+#[tokio::test]
+async fn a_batch_dry_run_shows_each_students_report_in_place_and_stores_nothing() {
+    let (s, ids, registrar, _) = with_intake().await;
+    // The first student's registration already waits for the school: skipped, with the reason.
+    let (status, v) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{}/transitions", ids[0]),
+            Some(&s.admin),
+            Some(json!({"kind": "register", "effective_date": "2024-09-01"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let (status, page) = registrar.get("/console/batches").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("id=\"batch-form\"")
+            && page.contains("入学注册")
+            && page.contains("升级")
+            && page.contains("测试学校s1"),
+        "{page}"
+    );
+    let csrf = registrar.csrf().await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("kind", "register"),
+        ("school", "s1"),
+        ("effective_date", "2024-09-02"),
+    ];
+    let (status, report) = registrar
+        .post("/console/batches/dry-run", &form, None)
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert!(report.contains("试算结果"), "{report}");
+    assert!(
+        report.contains("待审批 2 名") && report.contains("跳过 1 名"),
+        "{report}"
+    );
+    // Each student's row: outcome, the rule with its citation, the reason of a skip.
+    for name in ["学生1", "学生2", "学生3"] {
+        assert!(report.contains(name), "{name}: {report}");
+    }
+    assert_eq!(report.matches("注册须经学校审核").count(), 2, "{report}");
+    assert!(
+        report.contains("test.register.review · 测试区学籍管理办法 第四条"),
+        "{report}"
+    );
+    assert!(report.contains("有待审批的「入学注册」申请"), "{report}");
+    // Nothing stored: no event, no request.
+    for id in &ids {
+        let (_, v) = s
+            .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+            .await;
+        assert_eq!(v["status"], "admitted", "{v}");
+    }
+    // A form mistake (no effective date) comes back as the API's Chinese message, in place.
+    let (status, report) = registrar
+        .post(
+            "/console/batches/dry-run",
+            &[("csrf", &csrf), ("kind", "register"), ("school", "s1")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{report}");
+    assert!(report.contains("class=\"error\""), "{report}");
+    // Without the session's form token, refused before the API is asked.
+    let (status, _) = registrar
+        .post("/console/batches/dry-run", &form[1..], None)
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_runs_and_the_leader_approves_its_step_for_the_whole_batch() {
+    let (s, ids, registrar, leader) = with_intake().await;
+    let csrf = registrar.csrf().await;
+    let (status, location) = registrar
+        .post_redirect(
+            "/console/batches",
+            &[
+                ("csrf", &csrf),
+                ("kind", "register"),
+                ("school", "s1"),
+                ("effective_date", "2024-09-02"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{location}");
+    let batch = location
+        .strip_prefix("/console/batches/")
+        .expect("the batch's page")
+        .to_owned();
+    crate::batches::wait_done(&s, &s.admin, &batch).await;
+    let (status, page) = registrar.get(&location).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("已完成") && page.contains("共 3 名"),
+        "{page}"
+    );
+    assert!(page.contains("待审批 3 名"), "{page}");
+    assert!(
+        !page.contains("approve-batch"),
+        "a registrar approves no step: {page}"
+    );
+    // The report files come through the console, signed in by the cookie.
+    let (status, csv) = registrar
+        .get(&format!("/console/batches/{batch}/report.csv"))
+        .await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(csv.contains("序号") && csv.contains("学生2"), "{csv}");
+    let (status, _) = registrar
+        .get(&format!("/console/batches/{batch}/report.xlsx"))
+        .await;
+    assert_eq!(status, 200);
+    // The registrar's approval is the API's to refuse.
+    let path = format!("/console/batches/{batch}/approve");
+    let (status, _) = registrar
+        .post(
+            &path,
+            &[("csrf", &csrf), ("step", "school"), ("comment", "")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    // The leader has no batch form, and opens the batch by its number.
+    let (status, page) = leader.get("/console/batches").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("id=\"open-batch\"") && !page.contains("id=\"batch-form\""),
+        "{page}"
+    );
+    let (status, _) = leader
+        .get(&format!("/console/batches/open?id={batch}"))
+        .await;
+    assert_eq!(status, 303);
+    // The leader signs off the school's step for all three at once.
+    let (_, page) = leader.get(&location).await;
+    assert!(page.contains("id=\"approve-batch\""), "{page}");
+    let lcsrf = leader.csrf().await;
+    let approve = [
+        ("csrf", lcsrf.as_str()),
+        ("step", "school"),
+        ("comment", "同意注册"),
+    ];
+    let (status, _) = leader
+        .post(&path, &approve, Some("https://evil.example"))
+        .await;
+    assert_eq!(status, 403, "another site's form is refused");
+    let (status, page) = leader.post(&path, &approve, None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("办结 3 名"), "{page}");
+    assert!(page.contains("待审批 0 名"), "{page}");
+    for id in &ids {
+        let (_, v) = s
+            .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+            .await;
+        assert_eq!(v["status"], "enrolled", "{v}");
+    }
+}
+
+#[tokio::test]
+async fn head_teachers_and_guardians_have_no_batches() {
+    let (s, _, tokens) = setup().await;
+    let (status, v) = s
+        .call(
+            "POST",
+            "/v1/batches",
+            Some(&s.admin),
+            Some(json!({"kind": "promote", "school": "s1", "effective_date": "2025-07-01"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let batch = v["id"].as_str().expect("batch id").to_owned();
+    for role in ["head_teacher", "guardian"] {
+        let token = &tokens.iter().find(|(r, _)| *r == role).expect("role").1;
+        let console = Console::new(&s, token);
+        let (_, page) = console.get("/console/students").await;
+        assert!(!page.contains("href=\"/console/batches\""), "{role}");
+        let (status, _) = console.get("/console/batches").await;
+        assert_eq!(status, 403, "{role}");
+        let (status, page) = console.get(&format!("/console/batches/{batch}")).await;
+        assert!(matches!(status, 403 | 404), "{role}: {status}");
+        assert!(!page.contains("田小梅"), "{role}");
+        let (status, _) = console
+            .get(&format!("/console/batches/{batch}/report.csv"))
+            .await;
+        assert!(matches!(status, 403 | 404), "{role}: {status}");
+        let csrf = console.csrf().await;
+        let (status, _) = console
+            .post(
+                "/console/batches/dry-run",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("kind", "promote"),
+                    ("school", "s1"),
+                    ("effective_date", "2025-07-01"),
+                ],
+                None,
+            )
+            .await;
+        assert!(matches!(status, 403 | 404), "{role}: {status}");
+    }
 }
