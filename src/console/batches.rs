@@ -5,7 +5,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum_extra::extract::Form;
 use serde::Deserialize;
@@ -436,22 +436,7 @@ pub async fn report(
     let answer = api
         .get(&format!("/v1/batches/{}?format={format}", seg(&id)))
         .await;
-    if !answer.ok() {
-        return Err(failed(
-            &user,
-            Failed {
-                status: answer.status,
-                message: answer.error_message(),
-            },
-        ));
-    }
-    let mut response = answer.body.into_response();
-    for name in [header::CONTENT_TYPE, header::CONTENT_DISPOSITION] {
-        if let Some(v) = answer.headers.get(&name) {
-            response.headers_mut().insert(name, v.clone());
-        }
-    }
-    Ok(response)
+    super::pages::download(&user, answer).await
 }
 
 #[derive(Deserialize, Default)]

@@ -1249,9 +1249,15 @@ pub async fn roster_download(
     let api = Api::new(&state.api, &user);
     let format = if form.format == "csv" { "csv" } else { "xlsx" };
     let answer = api.get(&form.api_uri(format)).await;
+    download(&user, answer).await
+}
+
+/// A file the API answered (a roster, a batch report), passed on with its type and name; the
+/// API's refusal as the console's error page.
+pub(super) async fn download(user: &User, answer: super::api::Answer) -> Page {
     if !answer.ok() {
         return Err(failed(
-            &user,
+            user,
             Failed {
                 status: answer.status,
                 message: answer.error_message(),

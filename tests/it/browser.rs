@@ -19,6 +19,10 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// How long an element may take to appear or change: a bound on a hang, far above what a page
+/// takes even on a loaded 2-core machine (another test's build or server beside it).
+const ELEMENT_LIMIT: Duration = Duration::from_secs(60);
+
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Installed by fonts-noto-cjk: without it Chinese renders as boxes in the screenshots.
@@ -171,7 +175,7 @@ impl Story {
         match self
             .c
             .wait()
-            .at_most(Duration::from_secs(20))
+            .at_most(ELEMENT_LIMIT)
             .for_element(Locator::Css(css))
             .await
         {
@@ -205,7 +209,7 @@ impl Story {
 
     /// Waits until an element's text is `want` (htmx swaps it in after the dry run).
     async fn wait_text(&self, css: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + ELEMENT_LIMIT;
         loop {
             let got = match self.c.find(Locator::Css(css)).await {
                 Ok(e) => e.text().await.unwrap_or_default(),
