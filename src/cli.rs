@@ -43,9 +43,11 @@ pub fn open(data: &Path, policies: Option<&Path>) -> Result<Xueji> {
         .with_context(|| format!("opening {}", data.join(STORE_FILE).display()))?;
     let registry = compile(&load_packages(policies)?)?;
     // The data folder's transfer-certificate keys, so that `verify` checks admissions on
-    // certificates offline too (`serve` replaces them with its own trust list and name).
-    let keys = crate::keys::load(data, None, "xueji")?;
-    let x = Xueji::new(store, Arc::new(registry)).with_keys(keys);
+    // certificates offline too; only `serve` makes them (with its own trust list and name).
+    let mut x = Xueji::new(store, Arc::new(registry));
+    if let Some(keys) = crate::keys::load_existing(data)? {
+        x = x.with_keys(keys);
+    }
     x.restore_policies()?;
     Ok(x)
 }

@@ -67,6 +67,16 @@ pub fn load(data: &Path, trust_dir: Option<&Path>, issuer: &str) -> Result<KeyRi
         .map_err(|r| anyhow::anyhow!("{}: {}", r.code, r.message))
 }
 
+/// The key ring of a data folder that a server has already run on (its signing key exists), for
+/// the commands that read the store with the server stopped (`verify` checks admissions on
+/// certificates with it); `None` for a folder no server has made keys in. Writes nothing.
+pub fn load_existing(data: &Path) -> Result<Option<KeyRing>> {
+    if !data.join("keys").join("signing.key").is_file() {
+        return Ok(None);
+    }
+    load(data, None, "xueji").map(Some)
+}
+
 /// The files of a folder with an extension, sorted; none when the folder does not exist.
 fn key_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     if !dir.is_dir() {
