@@ -11,6 +11,7 @@ mod batches;
 mod check;
 pub mod fault;
 pub mod idempotency;
+pub mod kv;
 pub mod private;
 mod problems;
 mod records;
@@ -63,6 +64,10 @@ pub enum StoreError {
     /// The storage failed (disk full, I/O error, corruption). Nothing of the batch was committed.
     #[error("storage error: {0}")]
     Storage(String),
+    /// Another writer changed what the transaction read (PostgreSQL's serialization failure or
+    /// deadlock): nothing was committed, and the writer runs the batch again.
+    #[error("storage contention: {0}")]
+    Contended(String),
     #[error("duplicate identity: {field} already belongs to student {student}")]
     Duplicate { field: String, student: String },
     #[error("version conflict: the record is at version {current}, not {expected}")]
