@@ -29,12 +29,12 @@ use xueji::domain::{
     FiredRule, Guardian, IssuerLevel, Level, PolicyRef, Reason, School, Status, TransitionInput,
     TransitionKind,
 };
+use xueji::engine::{Outcome, Xueji};
 use xueji::policy::testing::{CaseSchool, CaseStudent, TestCase};
 use xueji::policy::{
     Case, CompiledPolicy, PackageSet, PackageSource, PolicyRegistry, builtin_packages,
     compile_package, evaluate,
 };
-use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
 
 /// The allocator of the `xueji` binary, so the figures are the service's.

@@ -9,8 +9,8 @@ use serde_json::json;
 use std::sync::Arc;
 use xueji::domain::student::NewStudentForm;
 use xueji::domain::{Actor, ApprovalStep, Guardian, Level, School, TransitionInput};
+use xueji::engine::{Outcome, Xueji};
 use xueji::policy::{PolicyRegistry, builtin_packages};
-use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
 
 fn main() -> Result<()> {

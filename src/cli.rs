@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::auth::{Role, TokenRecord};
+use crate::engine::{TokenRequest, Xueji};
 use crate::policy::testing::{run_package_tests, uncovered_rules};
 use crate::policy::{PackageSet, PackageSource, PolicyRegistry, builtin_packages};
-use crate::service::{TokenRequest, Xueji};
 use crate::store::{ReadOnlyStore, Store};
 
 pub const STORE_FILE: &str = "xueji.redb";
@@ -171,7 +171,7 @@ pub fn verify(data: &Path, policies: Option<&Path>, checkpoints: Option<&Path>) 
 
 /// What `verify` found of the records and indexes beyond the chains: fields named, values of
 /// personal fields never printed.
-fn print_store_failures(report: &crate::service::VerifyReport) {
+fn print_store_failures(report: &crate::engine::VerifyReport) {
     for (student, r) in &report.failures {
         for m in &r.record {
             let values = match (&m.stored, &m.replayed) {
@@ -203,7 +203,7 @@ fn print_store_failures(report: &crate::service::VerifyReport) {
     }
 }
 
-fn print_tally_mismatches(mismatches: &[crate::service::TallyMismatch]) {
+fn print_tally_mismatches(mismatches: &[crate::engine::TallyMismatch]) {
     for m in mismatches {
         let counter = serde_json::to_string(&m.counter).unwrap_or_default();
         let when = m.date.map(|d| format!(" on {d}")).unwrap_or_default();
@@ -302,7 +302,7 @@ pub fn bootstrap_admin(x: &Xueji, data: &Path) -> Result<Bootstrap> {
         let revoked = match x.env_admin_token(&token) {
             // The server still starts: that token authenticates no one, `xueji verify` names
             // the record.
-            Err(crate::service::ServiceError::Damaged { table, key }) => {
+            Err(crate::engine::ServiceError::Damaged { table, key }) => {
                 tracing::error!(%table, %key, "XUEJI_ADMIN_TOKEN's stored record is damaged");
                 Vec::new()
             }
@@ -492,15 +492,15 @@ pub fn policy_bundle(dir: &Path) -> Result<String> {
 /// opened read-only (no writer, no migration), the copy is made from one read transaction,
 /// which sees every commit the server acknowledged before it began, and the checkpoints are
 /// written beside it (`OUT.checkpoints.json`), as `POST /v1/backups` does.
-pub fn backup(data: &Path, out: &Path) -> Result<crate::audit::Backup> {
+pub fn backup(data: &Path, out: &Path) -> Result<crate::engine::audit::Backup> {
     let store = ReadOnlyStore::open(&data.join(STORE_FILE))?;
-    Ok(crate::audit::write_backup(&store, out)?)
+    Ok(crate::engine::audit::write_backup(&store, out)?)
 }
 
-pub use crate::audit::{checkpoints_path, read_checkpoints, write_checkpoints};
+pub use crate::engine::audit::{checkpoints_path, read_checkpoints, write_checkpoints};
 
 /// Prints each jurisdiction log's check; true when all hold.
-fn print_log_reports(reports: &[crate::audit::LogReport]) -> bool {
+fn print_log_reports(reports: &[crate::engine::audit::LogReport]) -> bool {
     for r in reports {
         let against = r
             .checkpoint

@@ -12,7 +12,7 @@ use crate::domain::student::NewStudentForm;
 use crate::domain::{
     Actor, ApprovalStep, Guardian, Level, School, Student, TransitionInput, TransitionKind,
 };
-use crate::service::{Outcome, Xueji};
+use crate::engine::{Outcome, Xueji};
 
 struct DemoSchool {
     id: &'static str,
@@ -123,7 +123,7 @@ fn drive(
         Ok(o) => o,
         // A package that leaves a setting to the school refuses (fails closed): the sample
         // simply shows fewer changes there.
-        Err(crate::service::ServiceError::Policy(e)) => {
+        Err(crate::engine::ServiceError::Policy(e)) => {
             tracing::warn!(
                 student,
                 code = e.code(),

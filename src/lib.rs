@@ -4,7 +4,6 @@
 //! transition is decided by the jurisdiction's policy package (Rhai scripts); the HTTP service
 //! serves school portals. See `ARCHITECTURE.md` for the map.
 
-pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod cli;
@@ -12,10 +11,9 @@ pub mod codes;
 pub mod console;
 pub mod demo;
 pub mod domain;
+pub mod engine;
 pub mod exchange;
 pub mod http;
 pub mod keys;
-pub mod lifecycle;
 pub mod policy;
-pub mod service;
 pub mod store;

@@ -143,7 +143,7 @@ enum Command {
         school: String,
         /// new, current or graduates.
         #[arg(long, default_value = "current")]
-        kind: xueji::exchange::roster::RosterKind,
+        kind: xueji::engine::roster::RosterKind,
         /// csv or xlsx (default: from the --out extension; .json writes JSON).
         #[arg(long)]
         format: Option<xueji::exchange::FileFormat>,
@@ -216,7 +216,7 @@ struct BatchArgs {
 }
 
 impl BatchArgs {
-    fn spec(&self) -> Result<xueji::batch::BatchSpec> {
+    fn spec(&self) -> Result<xueji::engine::batch::BatchSpec> {
         let pair = |s: &str| -> Result<(String, String)> {
             s.split_once('=')
                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -245,7 +245,7 @@ impl BatchArgs {
             .map(|r| serde_json::from_value(serde_json::Value::String(r.to_owned())))
             .transpose()
             .map_err(|e| anyhow::anyhow!("--reason: {e}"))?;
-        Ok(xueji::batch::BatchSpec {
+        Ok(xueji::engine::batch::BatchSpec {
             kind: self.kind.clone(),
             school: self.school.clone(),
             grade: self.grade,
@@ -451,7 +451,7 @@ fn main() -> Result<()> {
                 &data,
                 policies.as_deref(),
                 &files,
-                &xueji::exchange::import::ImportOptions {
+                &xueji::engine::import::ImportOptions {
                     format,
                     partial,
                     dry_run,
@@ -543,7 +543,7 @@ fn main() -> Result<()> {
             if out
                 .batch
                 .as_ref()
-                .is_some_and(|b| b.status == xueji::batch::BatchStatus::Failed)
+                .is_some_and(|b| b.status == xueji::engine::batch::BatchStatus::Failed)
             {
                 std::process::exit(1);
             }
@@ -566,7 +566,7 @@ fn main() -> Result<()> {
                 policies.as_deref(),
                 &school,
                 format,
-                &xueji::exchange::roster::RosterQuery {
+                &xueji::engine::roster::RosterQuery {
                     kind,
                     year,
                     as_of,
@@ -594,7 +594,7 @@ fn main() -> Result<()> {
         } => {
             let (token, record) = cli::token_create(
                 &data,
-                xueji::service::TokenRequest {
+                xueji::engine::TokenRequest {
                     role,
                     jurisdiction,
                     area,
@@ -713,7 +713,7 @@ fn serve(
 }
 
 /// Looks at the policy folder every two seconds; edited packages go through the activation gate.
-async fn watch_policies(x: Arc<xueji::service::Xueji>, dir: PathBuf) {
+async fn watch_policies(x: Arc<xueji::engine::Xueji>, dir: PathBuf) {
     let initial = match cli::load_packages(Some(&dir)) {
         Ok(set) => set,
         Err(e) => {
@@ -721,9 +721,9 @@ async fn watch_policies(x: Arc<xueji::service::Xueji>, dir: PathBuf) {
             return;
         }
     };
-    let watch = Arc::new(std::sync::Mutex::new(xueji::lifecycle::FolderWatch::new(
-        &initial,
-    )));
+    let watch = Arc::new(std::sync::Mutex::new(
+        xueji::engine::lifecycle::FolderWatch::new(&initial),
+    ));
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         interval.tick().await;
@@ -747,7 +747,7 @@ async fn watch_policies(x: Arc<xueji::service::Xueji>, dir: PathBuf) {
 }
 
 /// Runs the deadline sweep for today once a day (and once at start).
-async fn daily_sweep(x: Arc<xueji::service::Xueji>) {
+async fn daily_sweep(x: Arc<xueji::engine::Xueji>) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
     loop {
         interval.tick().await;

@@ -19,13 +19,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use xueji::batch::{BatchSpec, BatchStatus};
 use xueji::domain::{Date, Level, School, TransitionInput, TransitionKind};
+use xueji::engine::batch::{BatchSpec, BatchStatus};
+use xueji::engine::import::{ImportOptions, import_files};
+use xueji::engine::{Outcome, Xueji};
 use xueji::exchange::FileFormat;
-use xueji::exchange::import::{ImportOptions, import_files};
 use xueji::exchange::table::MAX_ROWS;
 use xueji::policy::{PackageSet, PolicyRegistry};
-use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
 
 use super::metered::{MeteredBackend, Meters};

@@ -23,7 +23,7 @@ use redb::{ConcurrencyMode, Database, Durability, ReadableTable, TableDefinition
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use xueji::service::Xueji;
+use xueji::engine::Xueji;
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 const STUDENTS: Table = TableDefinition::new("students");

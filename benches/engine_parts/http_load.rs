@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use xueji::auth::{Role, TokenRecord};
+use xueji::engine::Xueji;
 use xueji::policy::{Case, PackageSet, evaluate};
-use xueji::service::Xueji;
 
 use super::{Config, change_class, enrol, fsync_rate, open_engine, pct_us, sample};
 

@@ -1,7 +1,7 @@
 //! Figure 4 of issue #6: a district-sized store.
 //!
 //! `N` students (`Config::scale_students`; `BENCH_SCALE_STUDENTS` overrides it) are imported
-//! through the real bulk import (`xueji::exchange::import::import`: CSV parsing, a dry-run admit
+//! through the real bulk import (`xueji::engine::import::import`: CSV parsing, a dry-run admit
 //! per row with the policy, duplicate checks, then the stores), in files of at most
 //! `table::MAX_ROWS` rows, into schools of 3,000 students (6 grades × 10 classes × 50) of one
 //! jurisdiction (`bench-district`). Each student has a valid GB 11643 ID number (address code per
@@ -20,13 +20,13 @@ use std::time::Instant;
 
 use xueji::auth::Role;
 use xueji::domain::{Date, Level, School, TransitionInput, TransitionKind};
+use xueji::engine::import::{ImportOptions, import_files};
+use xueji::engine::roster::{RosterKind, RosterQuery, roster};
+use xueji::engine::stats::{StatsScope, stats};
+use xueji::engine::{Outcome, Xueji};
 use xueji::exchange::FileFormat;
-use xueji::exchange::import::{ImportOptions, import_files};
-use xueji::exchange::roster::{RosterKind, RosterQuery, roster};
-use xueji::exchange::stats::{StatsScope, stats};
 use xueji::exchange::table::MAX_ROWS;
 use xueji::policy::{PackageSet, PolicyRegistry};
-use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
 
 use super::metered::{MeteredBackend, Meters};

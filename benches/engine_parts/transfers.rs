@@ -12,8 +12,8 @@ use std::time::Instant;
 use serde_json::json;
 use xueji::domain::student::NewStudentForm;
 use xueji::domain::{Actor, Guardian, Level, School, TransitionInput, TransitionKind};
+use xueji::engine::{Outcome, Xueji};
 use xueji::policy::{PolicyRegistry, builtin_packages};
-use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
 
 pub struct TransferFigures {

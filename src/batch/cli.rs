@@ -4,8 +4,9 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 
-use super::{BatchRecord, BatchSpec, Counts, report};
+use super::report;
 use crate::domain::{Actor, TransitionKind};
+use crate::engine::batch::{BatchRecord, BatchSpec, BatchStatus, Counts};
 use crate::exchange::FileFormat;
 
 /// What a batch on the command line came to.
@@ -31,10 +32,11 @@ pub fn run(
 ) -> Result<CliOutcome> {
     let x = crate::cli::open(data, policies)?;
     let actor = Actor::system("cli_batch");
-    let fail = |e: crate::service::ServiceError| anyhow::anyhow!("{}", crate::batch::reason_zh(&e));
+    let fail =
+        |e: crate::engine::ServiceError| anyhow::anyhow!("{}", crate::engine::batch::reason_zh(&e));
     let mut resumed = Vec::new();
     for left in x.store().batches::<BatchRecord>()? {
-        if left.status == super::BatchStatus::Running {
+        if left.status == BatchStatus::Running {
             resumed.push(x.run_batch(&left.id, &|_, _| {}).map_err(fail)?);
         }
     }
@@ -73,7 +75,7 @@ pub fn summary(out: &CliOutcome, dry_run: bool) -> String {
     let line = out.counts.summary_zh(out.kind);
     match &out.batch {
         None if dry_run => format!("试办理(未保存)— {line}"),
-        Some(b) if b.status == super::BatchStatus::Failed => format!(
+        Some(b) if b.status == BatchStatus::Failed => format!(
             "{line};批次 {} 中断:{}",
             b.id,
             b.error.as_deref().unwrap_or("")
@@ -93,7 +95,8 @@ pub fn register_imported(
     progress: &dyn Fn(usize, usize),
 ) -> Result<Vec<String>> {
     let x = crate::cli::open(data, policies)?;
-    let fail = |e: crate::service::ServiceError| anyhow::anyhow!("{}", crate::batch::reason_zh(&e));
+    let fail =
+        |e: crate::engine::ServiceError| anyhow::anyhow!("{}", crate::engine::batch::reason_zh(&e));
     let mut lines = Vec::new();
     for record in x
         .register_imported(students, effective_date, &Actor::system("cli_import"))

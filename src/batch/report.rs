@@ -1,11 +1,11 @@
 //! A batch's report as a file: CSV (UTF-8 with BOM) or XLSX, Chinese headers, one row per
 //! student, through the writers rosters use (`exchange::table`).
 
-use super::BatchItem;
 use crate::domain::TransitionKind;
+use crate::engine::Result;
+use crate::engine::batch::BatchItem;
 use crate::exchange::FileFormat;
 use crate::exchange::table::{Cell, write_csv, write_xlsx};
-use crate::service::Result;
 
 /// The report's columns.
 pub const HEADERS: [&str; 11] = [

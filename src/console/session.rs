@@ -14,7 +14,7 @@ use sha2::Sha256;
 use super::ConsoleState;
 use super::views::{Layout, LoginPage, render};
 use crate::auth::TokenRecord;
-use crate::service::TokenCheck;
+use crate::engine::TokenCheck;
 
 /// The cookie that holds the signed-in token.
 pub const COOKIE: &str = "xueji_console";

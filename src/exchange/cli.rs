@@ -5,11 +5,11 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
 use super::FileFormat;
-use super::import::{ImportOptions, ImportReport, import_files};
-use super::roster::{RosterQuery, roster};
 use crate::auth::Role;
 use crate::domain::{Actor, FieldError, InvalidInput};
-use crate::service::ServiceError;
+use crate::engine::ServiceError;
+use crate::engine::import::{ImportOptions, ImportReport, import_files};
+use crate::engine::roster::{RosterQuery, roster};
 
 /// Imports students from CSV or XLSX files (format from the bytes unless given), one job in
 /// order (`import::import_files`), as the operator (`system:cli_import` in history). Returns
@@ -124,7 +124,7 @@ pub fn export(
         bail!("no store in {}", data.display());
     }
     let x = crate::cli::open(data, policies)?;
-    let school = super::roster::school(&x, school).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let school = crate::engine::roster::school(&x, school).map_err(|e| anyhow::anyhow!("{e}"))?;
     let r =
         roster(&x, &school, query, Role::Admin.visibility()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let is_json = out

@@ -1,7 +1,7 @@
 //! Data exchange: rosters (新生名册, 在校生名册, 毕(结、肄)业生名册), statistics (counts, 巩固率,
 //! 辍学率) and bulk import of students from CSV / XLSX. See `docs/exchange.md`.
 //!
-//! Everything here is a function over [`Xueji`](crate::service::Xueji) or
+//! Everything here is a function over [`Xueji`](crate::engine::Xueji) or
 //! [`Store`](crate::store::Store); the HTTP adapter (`http::exchange`) and the command line
 //! (`xueji import`, `xueji export`) are thin wrappers.
 //!
@@ -11,15 +11,12 @@
 //! salted digests.
 
 pub mod cli;
-pub mod import;
-pub mod roster;
-pub mod stats;
 pub mod table;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{FieldError, InvalidInput};
-use crate::service::ServiceError;
+use crate::engine::ServiceError;
 
 /// A spreadsheet file format.
 #[derive(

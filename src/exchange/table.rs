@@ -3,7 +3,7 @@
 use std::io::Cursor;
 
 use super::{FileFormat, invalid};
-use crate::service::{Result, ServiceError};
+use crate::engine::{Result, ServiceError};
 
 /// The byte-order mark Excel needs to open a UTF-8 CSV with Chinese text correctly.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";

@@ -15,7 +15,7 @@ use super::view::{Page, PageParams};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord};
 use crate::domain::merkle::Checkpoint;
-use crate::service::ServiceError;
+use crate::engine::ServiceError;
 use crate::store::StoreError;
 
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -137,7 +137,7 @@ async fn verify_checkpoints(
             taken_at: cp.taken_at,
         });
     }
-    let reports = blocking(&state, move |x| -> crate::service::Result<Vec<_>> {
+    let reports = blocking(&state, move |x| -> crate::engine::Result<Vec<_>> {
         given
             .iter()
             .map(|cp| x.verify_log(&cp.jurisdiction, Some(cp)))
@@ -230,7 +230,7 @@ async fn create_backup(
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let file = dir.join(format!("xueji-{stamp}.redb"));
         // The same copy `xueji backup` makes beside the server: one snapshot, then checkpoints.
-        crate::audit::write_backup(x.store(), &file).map_err(|e| match e {
+        crate::engine::audit::write_backup(x.store(), &file).map_err(|e| match e {
             StoreError::AlreadyExists { .. } => ApiError::from(ServiceError::from(e)),
             other => failed(other.to_string()),
         })

@@ -1,4 +1,4 @@
-//! Batches (`/v1/batches`, issue #17): thin handlers over `crate::batch`. A dry run answers the
+//! Batches (`/v1/batches`, issue #17): thin handlers over `engine::batch`. A dry run answers the
 //! whole report (JSON, or a CSV/XLSX file); a real batch is stored and run on a thread of its
 //! own, answered 202 with its id; its report is read page by page or as a file.
 
@@ -15,10 +15,11 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
 use super::view::PageParams;
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
-use crate::batch::{BatchItem, BatchRecord, BatchSpec, report};
+use crate::batch::report;
 use crate::domain::{Actor, ApprovalStep};
+use crate::engine::batch::{BatchItem, BatchRecord, BatchSpec};
+use crate::engine::{ServiceError, Xueji};
 use crate::exchange::FileFormat;
-use crate::service::{ServiceError, Xueji};
 
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::new()

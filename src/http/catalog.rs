@@ -18,7 +18,7 @@ use super::view::{Page, PageParams};
 use super::{AppState, blocking};
 use crate::auth::{Role, scope};
 use crate::domain::{Level, School};
-use crate::service::ServiceError;
+use crate::engine::ServiceError;
 
 /// Schemas the document names only through a `$ref` built by hand (no `body =` reaches them).
 #[derive(utoipa::OpenApi)]

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::domain::InvalidInput;
+use crate::engine::ServiceError;
 use crate::policy::PolicyError;
-use crate::service::ServiceError;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -17,11 +17,11 @@ use super::view::{Page, PageParams};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
 use crate::domain::{Actor, Date, School};
+use crate::engine::import::{ImportOptions, import};
+use crate::engine::roster::{RosterKind, RosterQuery, roster};
+use crate::engine::stats::{StatsScope, stats};
+use crate::engine::{ServiceError, Xueji};
 use crate::exchange::FileFormat;
-use crate::exchange::import::{ImportOptions, import};
-use crate::exchange::roster::{RosterKind, RosterQuery, roster};
-use crate::exchange::stats::{StatsScope, stats};
-use crate::service::{ServiceError, Xueji};
 
 /// Largest import file (413 above). Other routes keep the global limit.
 pub const IMPORT_BODY_LIMIT: usize = 20 * 1024 * 1024;

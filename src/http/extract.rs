@@ -16,7 +16,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::auth::TokenRecord;
 use crate::domain::FieldError;
-use crate::service::TokenCheck;
+use crate::engine::TokenCheck;
 
 /// JSON body; malformed JSON, wrong types and unknown fields are 400, an oversized body 413.
 pub struct ApiJson<T>(pub T);

@@ -130,7 +130,7 @@ async fn answer_once(state: &AppState, digest: String, req: Request, next: Next)
             }
         }
         Ok(None) => {}
-        Err(e) => return ApiError::from(crate::service::ServiceError::from(e)).into_response(),
+        Err(e) => return ApiError::from(crate::engine::ServiceError::from(e)).into_response(),
     }
     let mut response = next.run(req).await;
     let stored_as = response.extensions_mut().remove::<StoredAs>();

@@ -23,7 +23,7 @@ use axum::extract::DefaultBodyLimit;
 use std::sync::Arc;
 use tower_http::cors::CorsLayer;
 
-use crate::service::Xueji;
+use crate::engine::Xueji;
 pub use metrics::Metrics;
 pub use serve::{MAX_CONNECTIONS_LIMIT, ServeConfig, serve_with};
 

@@ -14,7 +14,7 @@ use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
 use crate::domain::problem::{Problem, ProblemKind, ProblemStatus, ResolveAction};
 use crate::domain::{Actor, Document, School};
-use crate::service::{ResolveRequest, ServiceError, Xueji};
+use crate::engine::{ResolveRequest, ServiceError, Xueji};
 
 /// Whether the caller has any school the problem concerns (its own, or one it names).
 fn visible(

@@ -19,7 +19,7 @@ use crate::domain::{
     Actor, ApprovalRequest, ApprovalStep, Date, Decision, Level, RequestStatus, School, Status,
     Student, Term, TransitionInput, TransitionKind,
 };
-use crate::service::{Enrolment, Outcome, ServiceError, TokenRequest, Xueji};
+use crate::engine::{Enrolment, Outcome, ServiceError, TokenRequest, Xueji};
 
 /// The API document: generated from the handlers' annotations below.
 #[derive(utoipa::OpenApi)]
@@ -783,7 +783,7 @@ async fn verify_all(
     Caller(c): Caller,
 ) -> ApiResult<impl IntoResponse> {
     require_role(&c, &[Role::Admin], "校验全部历史")?;
-    let (chains, decisions, logs) = blocking(&state, |x| -> crate::service::Result<_> {
+    let (chains, decisions, logs) = blocking(&state, |x| -> crate::engine::Result<_> {
         Ok((
             x.verify_all()?,
             x.reproduce_decisions(None)?,
@@ -831,7 +831,7 @@ fn request_view(x: &Xueji, r: &ApprovalRequest, role: Role, decided_on: Option<&
         // Each step with its clock (opened, due in working days, who acted when).
         o.insert(
             "steps".into(),
-            crate::service::clocks_json(&x.step_clocks(r)),
+            crate::engine::clocks_json(&x.step_clocks(r)),
         );
         // The filed input may carry new personal values (key-information changes) until applied.
         if let Some(fields) = o
@@ -1354,7 +1354,7 @@ fn may_change_policy(c: &TokenRecord, jurisdiction: &str) -> ApiResult<()> {
     }
 }
 
-fn rejection(r: crate::lifecycle::Rejection) -> ApiError {
+fn rejection(r: crate::engine::lifecycle::Rejection) -> ApiError {
     let first = r
         .errors
         .first()
@@ -1411,7 +1411,7 @@ async fn impact(
             return Err(ApiError::not_found("jurisdiction", &j));
         }
         let manifest = source.manifest().map_err(|e| {
-            rejection(crate::lifecycle::Rejection {
+            rejection(crate::engine::lifecycle::Rejection {
                 errors: vec![e],
                 failing_tests: vec![],
                 untested_rules: vec![],
@@ -1422,7 +1422,7 @@ async fn impact(
             .as_deref()
             .and_then(|b| x.policies().latest(b));
         let candidate = crate::policy::compile_package(&source, base).map_err(|errors| {
-            rejection(crate::lifecycle::Rejection {
+            rejection(crate::engine::lifecycle::Rejection {
                 errors,
                 failing_tests: vec![],
                 untested_rules: vec![],

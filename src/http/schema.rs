@@ -10,8 +10,8 @@ use crate::domain::{
     ApprovalStep, DocumentKind, Effect, HospitalGrade, IssuerLevel, Level, Reason, RequestStatus,
     Status, TransitionKind,
 };
+use crate::engine::roster::RosterKind;
 use crate::exchange::FileFormat;
-use crate::exchange::roster::RosterKind;
 
 /// A string schema listing every variant of `E`.
 pub fn enum_of<E: IntoEnumIterator + Into<&'static str>>() -> Object {

@@ -57,7 +57,7 @@ fn pending_suspension(s: &TestServer, seq: u32) -> String {
         .transition(&student.id, input, &registrar(), false)
         .expect("suspend")
     {
-        xueji::service::Outcome::Pending { request, .. } => request.id,
+        xueji::engine::Outcome::Pending { request, .. } => request.id,
         other => panic!("expected a pending request: {other:?}"),
     }
 }

@@ -247,7 +247,7 @@ fn a_request_stored_before_clocks_still_reads_with_its_clock() {
         .transition(&student.id, input, &crate::helpers::registrar(), false)
         .expect("files")
     {
-        xueji::service::Outcome::Pending { request, .. } => request,
+        xueji::engine::Outcome::Pending { request, .. } => request,
         other => panic!("{other:?}"),
     };
     let mut old = serde_json::to_value(&*request).expect("json");
@@ -293,7 +293,7 @@ fn a_package_sets_its_own_working_days_and_expiry() {
         .transition(&student.id, input, &registrar(), false)
         .expect("files")
     {
-        xueji::service::Outcome::Pending { request, .. } => *request,
+        xueji::engine::Outcome::Pending { request, .. } => *request,
         other => panic!("{other:?}"),
     };
     request.opened_at = "2024-09-27T02:00:00Z".into();

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use crate::access::{ROLES, tokens};
 use crate::helpers::*;
 use xueji::domain::{Status, TransitionInput, TransitionKind};
+use xueji::engine::Outcome;
 use xueji::policy::{PackageSet, PackageSource};
-use xueji::service::Outcome;
 
 /// The test district, plus: repeating a grade needs the school and the city bureau; graduation
 /// is done by the school directly.

@@ -30,7 +30,7 @@ fn domain_and_policy_do_not_depend_on_io_layers() {
             "tokio::",
             "crate::store",
             "crate::http",
-            "crate::service",
+            "crate::engine",
         ] {
             assert!(!text.contains(banned), "{path} mentions {banned}");
         }

@@ -5,7 +5,7 @@
 use redb::{Database, ReadableTable, TableDefinition};
 use serde_json::{Value, json};
 use xueji::domain::merkle::{self, Checkpoint, Frontier, Hash};
-use xueji::service::Xueji;
+use xueji::engine::Xueji;
 use xueji::store::Store;
 
 use crate::helpers::*;
@@ -268,7 +268,7 @@ fn restoring_an_older_backup_is_detected_by_a_later_checkpoint() {
     let t = engine();
     let a = enrolled(&t.xueji, "甲", 1);
     let older = t.dir.path().join("older.redb");
-    let at_backup = xueji::audit::write_backup(t.xueji.store(), &older)
+    let at_backup = xueji::engine::audit::write_backup(t.xueji.store(), &older)
         .expect("backup")
         .checkpoints;
     change_class(&t.xueji, &a.id, "5");
@@ -320,7 +320,7 @@ fn a_read_only_store_follows_the_writer_and_refuses_what_it_cannot_read() {
     }
     // A backup from it is the store at one commit, as the writer's own is.
     let copy = t.dir.path().join("copy.redb");
-    let backup = xueji::audit::write_backup(&reader, &copy).expect("backup");
+    let backup = xueji::engine::audit::write_backup(&reader, &copy).expect("backup");
     assert_eq!(backup.checkpoints, {
         let mut cps = t.xueji.checkpoints().expect("checkpoints");
         cps[0].taken_at.clone_from(&backup.checkpoints[0].taken_at);

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use xueji::batch::{BatchItem, BatchSpec, BatchStatus, ItemOutcome};
 use xueji::domain::{ApprovalStep, Status, Student, TransitionInput, TransitionKind};
-use xueji::exchange::roster::{RosterKind, RosterQuery, roster};
-use xueji::exchange::stats::{StatsScope, stats};
-use xueji::service::{Outcome, Xueji};
+use xueji::engine::batch::{BatchItem, BatchSpec, BatchStatus, ItemOutcome};
+use xueji::engine::roster::{RosterKind, RosterQuery, roster};
+use xueji::engine::stats::{StatsScope, stats};
+use xueji::engine::{Outcome, Xueji};
 
 use crate::helpers::{
     TEST_MANIFEST, TEST_RULES, d, engine, form, id_card, registrar, spawn_server,
@@ -46,7 +46,7 @@ fn spec(kind: &str, date: &str) -> BatchSpec {
         .expect("spec")
 }
 
-fn run(x: &Xueji, spec: &BatchSpec) -> (xueji::batch::BatchRecord, Vec<BatchItem>) {
+fn run(x: &Xueji, spec: &BatchSpec) -> (xueji::engine::batch::BatchRecord, Vec<BatchItem>) {
     let record = x
         .create_batch(spec, &registrar(), &|_| true)
         .expect("batch created");

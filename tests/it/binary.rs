@@ -146,7 +146,8 @@ fn backup_and_restore_round_trip() {
     let t = crate::helpers::engine();
     let s = crate::helpers::enrolled(&t.xueji, "备份", 2);
     let backup = t.dir.path().join("backup.redb");
-    let written = xueji::audit::write_backup(t.xueji.store(), &backup).expect("backup while open");
+    let written =
+        xueji::engine::audit::write_backup(t.xueji.store(), &backup).expect("backup while open");
     assert!(written.records > 10);
     assert_eq!(written.checkpoints.len(), 1);
     assert_eq!(
@@ -160,7 +161,7 @@ fn backup_and_restore_round_trip() {
     // A second backup to the same file is refused, never overwritten.
     let len = std::fs::metadata(&backup).expect("copy").len();
     assert!(matches!(
-        xueji::audit::write_backup(t.xueji.store(), &backup),
+        xueji::engine::audit::write_backup(t.xueji.store(), &backup),
         Err(xueji::store::StoreError::AlreadyExists { .. })
     ));
     assert_eq!(std::fs::metadata(&backup).expect("copy").len(), len);

@@ -6,7 +6,7 @@ use crate::helpers::{TestServer, form, id_card, registrar, spawn_server};
 use serde_json::{Value, json};
 use strum::IntoEnumIterator;
 use xueji::domain::{Level, School, Status, TransitionKind};
-use xueji::service::Outcome;
+use xueji::engine::Outcome;
 
 const J: &str = "test-district";
 const OTHER_J: &str = "national-k12";

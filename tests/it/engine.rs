@@ -2,7 +2,7 @@ use serde_json::json;
 use xueji::domain::{
     ApprovalStep, DocumentKind, RequestStatus, Status, TransitionInput, TransitionKind,
 };
-use xueji::service::{Outcome, ServiceError};
+use xueji::engine::{Outcome, ServiceError};
 
 use crate::helpers::*;
 
@@ -768,7 +768,7 @@ fn a_record_stored_in_another_encoding_still_transitions_by_its_version() {
         txn.commit().expect("commit");
     }
     let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
-    let x = xueji::service::Xueji::new(
+    let x = xueji::engine::Xueji::new(
         xueji::store::Store::open(&path).expect("reopen"),
         std::sync::Arc::new(registry),
     );
@@ -794,7 +794,7 @@ fn a_record_stored_in_another_encoding_still_transitions_by_its_version() {
 /// the first holder is stored, the later one is refused alone and leaves no trace.
 #[test]
 fn a_stream_of_admissions_refuses_an_overtaken_identity_alone() {
-    use xueji::service::Admission;
+    use xueji::engine::Admission;
     let t = engine();
     let card = id_card("2016-05-01", 7);
     let plan = |name: &str| match t

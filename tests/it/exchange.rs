@@ -984,7 +984,7 @@ async fn the_openapi_document_lists_the_exchange_routes() {
 /// `xueji export` and `xueji import` on data folders (the real binary).
 #[test]
 fn cli_export_then_import_into_an_empty_store() {
-    use xueji::exchange::roster::{RosterKind, RosterQuery, roster};
+    use xueji::engine::roster::{RosterKind, RosterQuery, roster};
     let set = xueji::policy::builtin_packages();
     let national = |id: &str| xueji::domain::School {
         jurisdiction: "national-k12".into(),

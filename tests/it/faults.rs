@@ -9,8 +9,8 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use xueji::domain::{TransitionInput, TransitionKind};
+use xueji::engine::{Outcome, ServiceError, Xueji};
 use xueji::policy::PolicyRegistry;
-use xueji::service::{Outcome, ServiceError, Xueji};
 use xueji::store::Store;
 use xueji::store::fault::{FaultPlan, FaultyBackend};
 

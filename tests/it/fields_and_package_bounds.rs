@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::helpers::*;
-use xueji::lifecycle::FolderWatch;
+use xueji::engine::lifecycle::FolderWatch;
 use xueji::policy::testing::{TestLimits, run_package_tests};
 use xueji::policy::{PackageSet, PackageSource, builtin_packages, compile_package};
 

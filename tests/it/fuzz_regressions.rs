@@ -304,7 +304,7 @@ fn an_admission_with_a_drifting_float_reproduces() {
     f.extra = Some(serde_json::from_str(&format!("{{\"score\":{}}}", DRIFTING[0])).expect("extra"));
     let want = f.extra.clone().expect("extra");
     let student = match x.admit(f, &registrar(), false).expect("admit") {
-        xueji::service::Outcome::Applied { student, .. } => student,
+        xueji::engine::Outcome::Applied { student, .. } => student,
         other => panic!("not applied: {other:?}"),
     };
     assert_eq!(x.student(&student.id).expect("reads").extra, want);

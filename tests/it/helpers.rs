@@ -3,8 +3,8 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use xueji::domain::student::NewStudentForm;
 use xueji::domain::{Actor, Date, Guardian, Level, School, Student};
+use xueji::engine::{Outcome, Xueji};
 use xueji::policy::{PackageSet, PackageSource, PolicyRegistry, builtin_packages};
-use xueji::service::{Outcome, Xueji};
 use xueji::store::Store;
 
 /// A test district package: small, so engine tests do not depend on the seed packages' details.

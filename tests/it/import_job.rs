@@ -3,8 +3,8 @@
 //! refused.
 
 use xueji::domain::{FieldError, InvalidInput};
-use xueji::exchange::import::{ImportOptions, ImportReport, import_files};
-use xueji::service::{Result, ServiceError};
+use xueji::engine::import::{ImportOptions, ImportReport, import_files};
+use xueji::engine::{Result, ServiceError};
 
 use crate::helpers::*;
 
@@ -28,7 +28,7 @@ fn csv(seqs: impl IntoIterator<Item = u32>) -> Vec<u8> {
 }
 
 fn run(
-    x: &xueji::service::Xueji,
+    x: &xueji::engine::Xueji,
     files: Vec<Result<Vec<u8>>>,
 ) -> Vec<(usize, Result<ImportReport>)> {
     let mut reports = Vec::new();

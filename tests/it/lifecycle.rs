@@ -310,7 +310,7 @@ fn stored_versions_come_back_after_a_restart() {
     drop(xueji);
     let store = xueji::store::Store::open(&path).expect("reopen");
     let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
-    let again = xueji::service::Xueji::new(store, std::sync::Arc::new(registry));
+    let again = xueji::engine::Xueji::new(store, std::sync::Arc::new(registry));
     again.restore_policies().expect("restore");
     assert_eq!(
         again
@@ -353,7 +353,7 @@ fn an_edit_in_the_watched_folder_activates_and_a_broken_one_does_not() {
     let pkg = folder.path().join("test-district");
     write_package(&pkg, &upload_files());
     let initial = xueji::policy::PackageSet::read_dir(folder.path()).expect("read");
-    let mut watch = xueji::lifecycle::FolderWatch::new(&initial);
+    let mut watch = xueji::engine::lifecycle::FolderWatch::new(&initial);
     assert!(
         watch
             .sync(&t.xueji, folder.path())
@@ -413,7 +413,7 @@ fn an_edit_in_the_watched_folder_activates_and_a_broken_one_does_not() {
 fn transitions_during_a_swap_each_run_under_one_whole_version() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use xueji::domain::{Decision, TransitionInput, TransitionKind};
-    use xueji::service::Outcome;
+    use xueji::engine::Outcome;
     const BEFORE: usize = 2;
     const AFTER: usize = 3;
     const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);

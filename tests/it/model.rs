@@ -15,7 +15,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::json;
 use std::cell::RefCell;
 use xueji::domain::{ApprovalStep, Date, Status, TransitionInput, TransitionKind};
-use xueji::service::{Outcome, ServiceError};
+use xueji::engine::{Outcome, ServiceError};
 
 use crate::helpers::*;
 
@@ -473,7 +473,7 @@ fn run(ops: Vec<Op>, tally: &mut Tally) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn event_hashes(x: &xueji::service::Xueji, id: &str) -> Result<Vec<String>, TestCaseError> {
+fn event_hashes(x: &xueji::engine::Xueji, id: &str) -> Result<Vec<String>, TestCaseError> {
     Ok(x.events(id)
         .map_err(|e| TestCaseError::fail(format!("{e:?}")))?
         .into_iter()

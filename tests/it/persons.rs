@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use xueji::domain::{School, Status, Student, TransitionInput, TransitionKind};
+use xueji::engine::{Admission, Outcome, ServiceError, Xueji};
 use xueji::policy::builtin_packages;
-use xueji::service::{Admission, Outcome, ServiceError, Xueji};
 
 use crate::helpers::*;
 
@@ -203,7 +203,7 @@ fn two_plans_for_one_ended_person_store_one_enrolment() {
 
 #[test]
 fn an_import_admits_an_ended_person_as_a_new_enrolment_and_refuses_a_live_one() {
-    use xueji::exchange::import::{ImportOptions, import};
+    use xueji::engine::import::{ImportOptions, import};
     let t = engine();
     let ended = graduated(&t.xueji, "戊", 5);
     let live = enrolled(&t.xueji, "己", 6);

@@ -6,8 +6,8 @@ use crate::helpers::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use xueji::domain::{TransitionInput, TransitionKind};
+use xueji::engine::{Outcome, Xueji};
 use xueji::policy::{PackageSource, PolicyRegistry};
-use xueji::service::{Outcome, Xueji};
 
 /// The test packages with the district's class change corrected in place (same version date):
 /// it now asks the school's approval.

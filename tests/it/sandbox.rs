@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use xueji::domain::{Status, TransitionInput, TransitionKind};
+use xueji::engine::ServiceError;
 use xueji::policy::{PackageSource, PolicyError, PolicyRegistry, compile_package};
-use xueji::service::ServiceError;
 
 use crate::helpers::*;
 

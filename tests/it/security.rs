@@ -10,15 +10,15 @@ use crate::helpers::{
     test_packages, test_upload,
 };
 use xueji::domain::Status;
+use xueji::engine::Outcome;
 use xueji::policy::PackageSource;
-use xueji::service::Outcome;
 
 /// The personal values the tests plant and then look for in every answer.
 const HEALTH: &str = "先天性心脏病术后复查";
 const GUARDIAN: &str = "欧阳监护";
 
 /// Admits and registers a student at `school` with a health note and a named guardian.
-fn enrolled_with_personal_data(x: &xueji::service::Xueji, school: &str, seq: u32) -> String {
+fn enrolled_with_personal_data(x: &xueji::engine::Xueji, school: &str, seq: u32) -> String {
     let mut f = form("秘密学生", &id_card("2016-05-01", seq));
     f.school = school.into();
     f.extra = Some(serde_json::from_value(json!({ "health": HEALTH })).expect("map"));
@@ -299,7 +299,7 @@ async fn a_decision_message_spelling_out_a_hidden_value_is_withheld_from_that_ro
 }
 
 /// Admits a student whose report deadline (2024-09-05) lapsed long ago, at `school`.
-fn admitted_past_deadline(x: &xueji::service::Xueji, school: &str, seq: u32) -> String {
+fn admitted_past_deadline(x: &xueji::engine::Xueji, school: &str, seq: u32) -> String {
     let mut f = form("未报到", &id_card("2016-06-01", seq));
     f.school = school.into();
     match x.admit(f, &registrar(), false).expect("admit") {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 use xueji::domain::{Actor, ApprovalStep, RequestStatus, TransitionInput, TransitionKind};
-use xueji::service::Outcome;
+use xueji::engine::Outcome;
 
 fn transfer() -> TransitionInput {
     let mut input = TransitionInput::new(TransitionKind::Transfer, d("2025-03-02"));
@@ -122,7 +122,7 @@ fn a_request_filed_in_the_old_order_keeps_it() {
     assert!(
         matches!(
             err,
-            xueji::service::ServiceError::Conflict {
+            xueji::engine::ServiceError::Conflict {
                 code: "step_out_of_order",
                 ..
             }

@@ -8,8 +8,8 @@ use xueji::domain::{
     Actor, Document, DocumentKind, IssuerLevel, Level, School, Status, TransitionInput,
     TransitionKind,
 };
+use xueji::engine::{Outcome, ServiceError};
 use xueji::policy::builtin_packages;
-use xueji::service::{Outcome, ServiceError};
 
 fn admin() -> Actor {
     Actor {
@@ -29,7 +29,7 @@ fn doc(kind: DocumentKind) -> Document {
 }
 
 /// Files a transition and approves every step it needs, in order.
-fn drive(x: &xueji::service::Xueji, student: &str, input: TransitionInput) -> Outcome {
+fn drive(x: &xueji::engine::Xueji, student: &str, input: TransitionInput) -> Outcome {
     let out = x
         .transition(student, input, &registrar(), false)
         .expect("decides");

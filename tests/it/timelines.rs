@@ -7,7 +7,7 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use xueji::domain::tally::{Counter, Counts, contribution};
 use xueji::domain::{Actor, ApprovalStep, Date, Timeline, TransitionInput};
-use xueji::service::{Outcome, Xueji};
+use xueji::engine::{Outcome, Xueji};
 
 use crate::helpers::*;
 
@@ -354,7 +354,7 @@ fn a_store_written_before_schema_5_gets_its_id_number_index_rebuilt() {
     same_person.national_id = Some(format!("G{}", id_card_of("2016-05-01", 2)));
     let again = x.admit(same_person, &registrar(), false);
     match again {
-        Err(xueji::service::ServiceError::Duplicate { field, student, .. }) => {
+        Err(xueji::engine::ServiceError::Duplicate { field, student, .. }) => {
             assert_eq!((field.as_str(), student), ("id_card", kept.id));
         }
         other => panic!("{other:?}"),

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use xueji::auth::{Role, TokenRecord};
 use xueji::domain::{Level, School};
-use xueji::service::{Outcome, Xueji};
+use xueji::engine::{Outcome, Xueji};
 
 const J: &str = "test-district";
 const OTHER_J: &str = "national-k12";
@@ -502,7 +502,7 @@ fn a_new_xueji_admin_token_value_revokes_the_earlier_one() {
     assert!(
         matches!(
             &refused,
-            Err(xueji::service::ServiceError::Conflict {
+            Err(xueji::engine::ServiceError::Conflict {
                 code: "admin_token_taken",
                 ..
             })
@@ -767,7 +767,7 @@ fn restore_refuses_a_backup_with_one_altered_event_and_creates_nothing() {
     let t = engine();
     enrolled(&t.xueji, "篡改", 3);
     let backup = t.dir.path().join("backup.redb");
-    xueji::audit::write_backup(t.xueji.store(), &backup).expect("backup");
+    xueji::engine::audit::write_backup(t.xueji.store(), &backup).expect("backup");
     drop(t.xueji);
     // One byte of one event's stored record: the grade in the admission event.
     with_raw(&backup, |txn| {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 use xueji::domain::{Actor, ApprovalStep, Level, School, Student, TransitionInput, TransitionKind};
-use xueji::service::{Outcome, Xueji};
+use xueji::engine::{Outcome, Xueji};
 
 fn admin() -> Actor {
     Actor {

@@ -6,7 +6,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde_json::{Value, json};
 use std::path::Path;
 use xueji::domain::{Student, TransitionInput, TransitionKind};
-use xueji::service::{Outcome, ServiceError, Xueji};
+use xueji::engine::{Outcome, ServiceError, Xueji};
 
 use crate::helpers::*;
 use crate::process::{free_port, wait_up};

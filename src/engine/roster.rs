@@ -14,12 +14,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::table::{Cell, Column};
-use super::{FileFormat, invalid};
 use crate::auth::Visibility;
 use crate::domain::identity::mask;
 use crate::domain::{Date, Gender, School, Status, Timeline};
-use crate::service::{Result, ServiceError, Xueji};
+use crate::engine::{Result, ServiceError, Xueji};
+use crate::exchange::table::{Cell, Column};
+use crate::exchange::{FileFormat, invalid};
 
 #[derive(
     Debug,
@@ -288,8 +288,10 @@ impl Roster {
     pub fn to_file(&self, format: FileFormat) -> Result<Vec<u8>> {
         let headers: Vec<&str> = self.columns().iter().map(|c| c.zh()).collect();
         match format {
-            FileFormat::Csv => super::table::write_csv(&headers, &self.cells()),
-            FileFormat::Xlsx => super::table::write_xlsx(self.kind.zh(), &headers, &self.cells()),
+            FileFormat::Csv => crate::exchange::table::write_csv(&headers, &self.cells()),
+            FileFormat::Xlsx => {
+                crate::exchange::table::write_xlsx(self.kind.zh(), &headers, &self.cells())
+            }
         }
     }
 

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::domain::tally::{Counter, Counts as Tallies, school_year_start};
 use crate::domain::{Date, Level, School, Status};
-use crate::service::{Result, Xueji};
+use crate::engine::{Result, Xueji};
 
 /// What the statistics cover.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,13 +19,13 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::table::{self, Column, Table};
-use super::{FileFormat, invalid};
 use crate::domain::student::NewStudentForm;
 use crate::domain::{Actor, Date, FieldError, Guardian, NewStudent, School};
-use crate::service::{
+use crate::engine::{
     ADMIT_NEEDS_APPROVAL, Admission, AdmissionPlan, Outcome, Result, ServiceError, Xueji,
 };
+use crate::exchange::table::{self, Column, Table};
+use crate::exchange::{FileFormat, invalid};
 
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::FieldError;
 use crate::domain::merkle::{self, Checkpoint, Hash};
-use crate::service::{Result, ServiceError, Xueji};
+use crate::engine::{Result, ServiceError, Xueji};
 
 /// Leaves read per store call while checking a log.
 const LEAF_PAGE: usize = 4096;

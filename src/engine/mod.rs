@@ -7,8 +7,14 @@
 //! student state, its event (hash-chained) and index updates go to the writer as one command,
 //! committed with others in one durable transaction.
 
+pub mod audit;
+pub mod batch;
 mod clocks;
+pub mod import;
+pub mod lifecycle;
 mod problems;
+pub mod roster;
+pub mod stats;
 
 pub use clocks::{DEFAULT_APPROVAL_WORKING_DAYS, DEFAULT_REQUEST_EXPIRY_DAYS, clocks_json};
 pub use problems::ResolveRequest;
@@ -528,8 +534,8 @@ pub struct Xueji {
     time_zone: chrono_tz::Tz,
     /// Bounds on a candidate package's own test run (`lifecycle`).
     pub(crate) policy_test_limits: std::sync::RwLock<crate::policy::testing::TestLimits>,
-    /// Batches of this process (`crate::batch`).
-    pub(crate) batches: crate::batch::Running,
+    /// Batches of this process (`engine::batch`).
+    pub(crate) batches: crate::engine::batch::Running,
 }
 
 impl Xueji {
@@ -1030,7 +1036,7 @@ impl Xueji {
 
     /// Decides a transition of `student` (as read in `snapshot`, in the caller's scope) and
     /// builds what recording it writes, without writing: the path of every single transition
-    /// and of each student of a batch (`crate::batch`). Denied and dry runs are decided
+    /// and of each student of a batch (`engine::batch`). Denied and dry runs are decided
     /// outcomes; otherwise the command to submit (the event, or the approval request) and the
     /// outcome it stands for once stored.
     pub(crate) fn prepare_transition(

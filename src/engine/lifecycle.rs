@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use crate::domain::event::DecisionContext;
 use crate::domain::{Actor, Decision, Event};
+use crate::engine::{Result, ServiceError, Xueji};
 use crate::policy::testing::{TestLimits, outcome_of, run_package_tests_within, uncovered_rules};
 use crate::policy::{
     Case, CompiledPolicy, PackageSource, PolicyLoadError, compile_package, compile_stored_package,
     evaluate, evaluate_transfer,
 };
-use crate::service::{Result, ServiceError, Xueji};
 use crate::store::{Command, PolicyRecord};
 
 /// Why a candidate package was refused; the active version stays in force.
