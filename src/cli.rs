@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::auth::{Role, TokenRecord};
+use crate::engine::{ReadOnlyStore, Store};
 use crate::engine::{TokenRequest, Xueji};
 use crate::policy::testing::{run_package_tests, uncovered_rules};
 use crate::policy::{PackageSet, PackageSource, PolicyRegistry, builtin_packages};
-use crate::store::{ReadOnlyStore, Store};
 
 pub const STORE_FILE: &str = "xueji.redb";
 
@@ -37,7 +37,7 @@ pub fn compile(set: &PackageSet) -> Result<PolicyRegistry> {
 }
 
 pub fn open(data: &Path, policies: Option<&Path>) -> Result<Xueji> {
-    crate::store::private::create_dir_all(data)
+    crate::engine::private::create_dir_all(data)
         .with_context(|| format!("creating data folder {}", data.display()))?;
     let store = Store::open(&data.join(STORE_FILE))
         .with_context(|| format!("opening {}", data.join(STORE_FILE).display()))?;
@@ -312,7 +312,7 @@ pub fn bootstrap_admin(x: &Xueji, data: &Path) -> Result<Bootstrap> {
             revoked: revoked.into_iter().map(|r| r.id).collect(),
         });
     }
-    if x.store().has_tokens()? {
+    if x.has_tokens()? {
         return Ok(Bootstrap::Kept);
     }
     let (token, _) = x.create_token(TokenRecord {
@@ -338,7 +338,7 @@ pub enum Bootstrap {
 
 /// Writes a secret readable by the owner only.
 pub fn write_secret(path: &Path, secret: &str) -> Result<()> {
-    crate::store::private::write(path, format!("{secret}\n").as_bytes())
+    crate::engine::private::write(path, format!("{secret}\n").as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 
@@ -544,7 +544,7 @@ pub fn restore(backup: &Path, data: &Path, policies: Option<&Path>) -> Result<()
         );
     }
     let made_folder = !data.exists();
-    crate::store::private::create_dir_all(data)
+    crate::engine::private::create_dir_all(data)
         .with_context(|| format!("creating data folder {}", data.display()))?;
     let staging = data.join("xueji.redb.restoring");
     let checked = copy_and_verify(backup, &staging, policies);
@@ -573,7 +573,7 @@ pub fn restore(backup: &Path, data: &Path, policies: Option<&Path>) -> Result<()
 /// Copies the backup to `staging` (0600) and checks it as `xueji verify` does; true when
 /// every chain, decision and log holds.
 fn copy_and_verify(backup: &Path, staging: &Path, policies: Option<&Path>) -> Result<bool> {
-    crate::store::private::copy(backup, staging)
+    crate::engine::private::copy(backup, staging)
         .with_context(|| format!("copying {}", backup.display()))?;
     let store = Store::open(staging).context("the backup does not open as a xueji store")?;
     let x = Xueji::new(store, Arc::new(compile(&load_packages(policies)?)?));

@@ -159,7 +159,7 @@ fn transition(kind: TransitionKind, date: &str, extra: Value) -> Result<Transiti
 
 /// Loads the sample when the store has no school yet. Returns the path of the tokens file.
 pub fn load(x: &Xueji, data: &Path) -> Result<Option<PathBuf>> {
-    if !x.store().schools()?.is_empty() {
+    if !x.schools()?.is_empty() {
         return Ok(None);
     }
     let actor = Actor::system("demo");

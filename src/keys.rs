@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use crate::domain::certificate::{KeyRing, PublicKey, parse_public_key};
-use crate::store::private;
+use crate::engine::private;
 
 /// What `GET /v1/keys` answers: the issuer and every public key it has signed with.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -476,7 +476,7 @@ fn main() -> Result<()> {
                             .collect(),
                     ),
                 };
-                xueji::store::private::write(path, &serde_json::to_vec_pretty(&out)?)?;
+                xueji::engine::private::write(path, &serde_json::to_vec_pretty(&out)?)?;
             }
             for line in xueji::exchange::cli::import_summary(&files, &reports, dry_run, 20) {
                 println!("{line}");

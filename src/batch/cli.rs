@@ -35,7 +35,7 @@ pub fn run(
     let fail =
         |e: crate::engine::ServiceError| anyhow::anyhow!("{}", crate::engine::batch::reason_zh(&e));
     let mut resumed = Vec::new();
-    for left in x.store().batches::<BatchRecord>()? {
+    for left in x.batches()? {
         if left.status == BatchStatus::Running {
             resumed.push(x.run_batch(&left.id, &|_, _| {}).map_err(fail)?);
         }
@@ -59,7 +59,7 @@ pub fn run(
     if let Some(path) = report_to {
         let bytes = report::to_file(kind, items.iter().enumerate(), FileFormat::from_path(path))
             .map_err(fail)?;
-        crate::store::private::write(path, &bytes)
+        crate::engine::private::write(path, &bytes)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(CliOutcome {

@@ -376,7 +376,7 @@ fn check_row(
     let school = match schools.get(&form.school) {
         Some(s) => s.clone(),
         None => {
-            let s = x.store().school(&form.school)?.filter(|s| may_use(s));
+            let s = x.find_school(&form.school)?.filter(|s| may_use(s));
             schools.insert(form.school.clone(), s.clone());
             s
         }

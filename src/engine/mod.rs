@@ -13,9 +13,16 @@ mod clocks;
 pub mod import;
 pub mod lifecycle;
 mod problems;
+mod queries;
 pub mod roster;
 pub mod stats;
 
+/// Files 0600 and folders 0700, for everything that holds personal data or secrets.
+pub use crate::store::private;
+/// What opens a store, for `cli`, tests, benches and embedders: [`Store::open`] (or
+/// `open_with_backend` for the metering and fault-injecting backends), [`ReadOnlyStore`] beside a
+/// running server for backups. Once open, the store is the engine's alone.
+pub use crate::store::{COMMIT_BUCKETS_MICROS, CommitStats, ReadOnlyStore, Store};
 pub use clocks::{DEFAULT_APPROVAL_WORKING_DAYS, DEFAULT_REQUEST_EXPIRY_DAYS, clocks_json};
 pub use problems::ResolveRequest;
 
@@ -41,9 +48,7 @@ use crate::domain::{
     TransferForm, TransitionInput, TransitionKind,
 };
 use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate, evaluate_transfer};
-use crate::store::{
-    Command, DamagedRecord, Snapshot, Store, StoreError, StudentHistory, TallyCheck,
-};
+use crate::store::{Command, DamagedRecord, Snapshot, StoreError, StudentHistory, TallyCheck};
 
 mod certificates;
 
@@ -571,6 +576,9 @@ impl Xueji {
         Date::today_in(self.time_zone)
     }
 
+    /// The store itself, for tests and benches that look at what was written. Nothing in the
+    /// crate outside `engine/` calls it: adapters read through the engine's methods
+    /// (`queries`), which `tests/it/architecture.rs` holds them to.
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -374,13 +374,10 @@ fn cell(r: &RosterRow, c: Column) -> Cell {
 
 /// The school of a roster, or 404.
 pub fn school(x: &Xueji, id: &str) -> Result<School> {
-    x.store()
-        .school(id)
-        .map_err(ServiceError::from)?
-        .ok_or_else(|| ServiceError::NotFound {
-            what: "school",
-            id: id.into(),
-        })
+    x.find_school(id)?.ok_or_else(|| ServiceError::NotFound {
+        what: "school",
+        id: id.into(),
+    })
 }
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ pub fn export(
         r.to_file(format.unwrap_or_else(|| FileFormat::from_path(out)))
             .map_err(|e| anyhow::anyhow!("{e}"))?
     };
-    crate::store::private::write(out, &bytes)
+    crate::engine::private::write(out, &bytes)
         .with_context(|| format!("writing {}", out.display()))?;
     Ok(r.rows.len())
 }

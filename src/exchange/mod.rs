@@ -1,9 +1,9 @@
 //! Data exchange: rosters (新生名册, 在校生名册, 毕(结、肄)业生名册), statistics (counts, 巩固率,
 //! 辍学率) and bulk import of students from CSV / XLSX. See `docs/exchange.md`.
 //!
-//! Everything here is a function over [`Xueji`](crate::engine::Xueji) or
-//! [`Store`](crate::store::Store); the HTTP adapter (`http::exchange`) and the command line
-//! (`xueji import`, `xueji export`) are thin wrappers.
+//! The rosters, statistics and imports themselves are the engine's (`engine::roster`,
+//! `engine::stats`, `engine::import`); here are the file formats (`table`, [`FileFormat`]) and
+//! the command line (`xueji import`, `xueji export`). The HTTP adapter is `http::exchange`.
 //!
 //! "As of a date" always comes from the history: every student's steps are replayed up to the
 //! date ([`Timeline`](crate::domain::Timeline)), never read from the current snapshot alone. Identity columns (name, ID

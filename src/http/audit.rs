@@ -16,7 +16,6 @@ use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord};
 use crate::domain::merkle::Checkpoint;
 use crate::engine::ServiceError;
-use crate::store::StoreError;
 
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::new()
@@ -226,13 +225,13 @@ async fn create_backup(
                 format!("备份失败:{e}"),
             )
         };
-        crate::store::private::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
+        crate::engine::private::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let file = dir.join(format!("xueji-{stamp}.redb"));
         // The same copy `xueji backup` makes beside the server: one snapshot, then checkpoints.
-        crate::engine::audit::write_backup(x.store(), &file).map_err(|e| match e {
-            StoreError::AlreadyExists { .. } => ApiError::from(ServiceError::from(e)),
-            other => failed(other.to_string()),
+        x.backup_to(&file).map_err(|e| match e {
+            ServiceError::Storage(message) => failed(message),
+            refused => ApiError::from(refused),
         })
     })
     .await?;

@@ -17,8 +17,8 @@ use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
 use crate::batch::report;
 use crate::domain::{Actor, ApprovalStep};
+use crate::engine::Xueji;
 use crate::engine::batch::{BatchItem, BatchRecord, BatchSpec};
-use crate::engine::{ServiceError, Xueji};
 use crate::exchange::FileFormat;
 
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -40,11 +40,7 @@ fn actor(c: &TokenRecord) -> Actor {
 fn visible_batch(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<BatchRecord> {
     let not_found = || ApiError::not_found("batch", id);
     let record = x.batch(id).map_err(|_| not_found())?;
-    match x
-        .store()
-        .school(&record.school)
-        .map_err(ServiceError::from)?
-    {
+    match x.find_school(&record.school)? {
         Some(s) if scope::school(c, &s) => Ok(record),
         _ => Err(not_found()),
     }
@@ -276,15 +272,13 @@ async fn approve_batch(
     let counts = blocking(&state, move |x| -> ApiResult<_> {
         let record = visible_batch(x, &c, &id)?;
         let school = x
-            .store()
-            .school(&record.school)
-            .map_err(ServiceError::from)?
+            .find_school(&record.school)?
             .ok_or_else(|| ApiError::not_found("batch", &id))?;
         let may_approve = |r: &crate::domain::ApprovalRequest| {
             let receiving = r
                 .receiving_school
                 .as_deref()
-                .and_then(|rs| x.store().school(rs).ok().flatten());
+                .and_then(|rs| x.find_school(rs).ok().flatten());
             r.school == school.id && scope::approve(&c, b.step, &school, receiving.as_ref())
         };
         if !scope::approve(&c, b.step, &school, None) {

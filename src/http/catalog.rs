@@ -18,7 +18,6 @@ use super::view::{Page, PageParams};
 use super::{AppState, blocking};
 use crate::auth::{Role, scope};
 use crate::domain::{Level, School};
-use crate::engine::ServiceError;
 
 /// Schemas the document names only through a `$ref` built by hand (no `body =` reaches them).
 #[derive(utoipa::OpenApi)]
@@ -119,15 +118,12 @@ async fn list_schools(
             (Role::SchoolLeader | Role::Registrar | Role::HeadTeacher, own) => {
                 let own = own.clone().unwrap_or_default();
                 let past_cursor = after.as_deref().is_some_and(|a| own.as_str() <= a);
-                match x.store().school(&own).map_err(ServiceError::from)? {
+                match x.find_school(&own)? {
                     Some(s) if !past_cursor && keep(&s) => vec![(own, s)],
                     _ => Vec::new(),
                 }
             }
-            _ => x
-                .store()
-                .schools_page(after.as_deref(), limit + 1, keep)
-                .map_err(ServiceError::from)?,
+            _ => x.schools_page(after.as_deref(), limit + 1, keep)?,
         };
         Ok(Page::from_rows(rows, limit, |s| s))
     })

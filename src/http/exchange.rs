@@ -17,10 +17,10 @@ use super::view::{Page, PageParams};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
 use crate::domain::{Actor, Date, School};
+use crate::engine::Xueji;
 use crate::engine::import::{ImportOptions, import};
 use crate::engine::roster::{RosterKind, RosterQuery, roster};
 use crate::engine::stats::{StatsScope, stats};
-use crate::engine::{ServiceError, Xueji};
 use crate::exchange::FileFormat;
 
 /// Largest import file (413 above). Other routes keep the global limit.
@@ -41,7 +41,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
-    match x.store().school(id).map_err(ServiceError::from)? {
+    match x.find_school(id)? {
         Some(s) if scope::school(c, &s) => Ok(s),
         _ => Err(ApiError::not_found("school", id)),
     }

@@ -8,10 +8,10 @@
 //! - only for a valid token (checked before anything is looked up, so a revoked token gets its
 //!   401, never a replay) and a request a handler answered (not the 404 of an unknown path nor a
 //!   405), never a server error;
-//! - under a SHA-256 digest of token id, method, path, query and key (`store::idempotency`), so
+//! - under a SHA-256 digest of token id, method, path, query and key (the store's idempotency table), so
 //!   the key is 64 characters whatever the path or key;
 //! - an answer of at most [`MAX_STORED_ANSWER`] bytes (a larger one is answered, not stored);
-//! - for [`crate::store::idempotency::TTL_SECS`] (a day); a retry after that runs anew;
+//! - for the store's `TTL_SECS` (a day); a retry after that runs anew;
 //! - without secrets: a handler whose answer holds one attaches [`StoredAs`], what a replay
 //!   returns instead (a created token's replay has `"token": null, "token_withheld": true`).
 
@@ -27,8 +27,6 @@ use std::sync::{Arc, LazyLock, Mutex};
 use super::error::ApiError;
 use super::extract::Caller;
 use super::{AppState, blocking};
-use crate::store::Command;
-use crate::store::idempotency::unix_now;
 
 /// The largest answer stored for a replay. Answers are a few KiB (a student, a decision, an
 /// event); a larger one (an import's full report) is answered but not stored, so its retry runs
@@ -123,14 +121,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 /// Replays the stored answer of `digest`, or runs the request and stores its answer.
 async fn answer_once(state: &AppState, digest: String, req: Request, next: Next) -> Response {
     let lookup = digest.clone();
-    match blocking(state, move |x| x.store().idempotent(&lookup, unix_now())).await {
+    match blocking(state, move |x| x.stored_answer(&lookup)).await {
         Ok(Some(bytes)) => {
             if let Some(stored) = Stored::decode(&bytes) {
                 return stored.replay();
             }
         }
         Ok(None) => {}
-        Err(e) => return ApiError::from(crate::engine::ServiceError::from(e)).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     }
     let mut response = next.run(req).await;
     let stored_as = response.extensions_mut().remove::<StoredAs>();
@@ -169,15 +167,7 @@ async fn answer_once(state: &AppState, digest: String, req: Request, next: Next)
         body: stored_body,
     };
     let value = stored.encode();
-    let at = unix_now();
-    let _ = blocking(state, move |x| {
-        x.store().submit(Command::PutIdempotent {
-            key: digest,
-            value,
-            at,
-        })
-    })
-    .await;
+    let _ = blocking(state, move |x| x.store_answer(digest, value)).await;
     Response::from_parts(parts, body)
 }
 

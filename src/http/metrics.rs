@@ -54,11 +54,11 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, commits: &crate::store::CommitStats) -> String {
+    pub fn render(&self, commits: &crate::engine::CommitStats) -> String {
         use std::sync::atomic::Ordering::Relaxed;
         let mut out = String::new();
         out.push_str("# HELP xueji_commit_duration_seconds Durable commits of the group-commit writer.\n# TYPE xueji_commit_duration_seconds histogram\n");
-        for (i, bound) in crate::store::COMMIT_BUCKETS_MICROS.iter().enumerate() {
+        for (i, bound) in crate::engine::COMMIT_BUCKETS_MICROS.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "xueji_commit_duration_seconds_bucket{{le=\"{}\"}} {}",

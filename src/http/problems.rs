@@ -14,7 +14,7 @@ use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
 use crate::domain::problem::{Problem, ProblemKind, ProblemStatus, ResolveAction};
 use crate::domain::{Actor, Document, School};
-use crate::engine::{ResolveRequest, ServiceError, Xueji};
+use crate::engine::{ResolveRequest, Xueji};
 
 /// Whether the caller has any school the problem concerns (its own, or one it names).
 fn visible(
@@ -28,7 +28,7 @@ fn visible(
         .any(|id| {
             let school = schools
                 .entry(id.clone())
-                .or_insert_with(|| x.store().school(id).ok().flatten());
+                .or_insert_with(|| x.find_school(id).ok().flatten());
             school.as_ref().is_some_and(|s| scope::school(c, s))
         })
 }
@@ -80,20 +80,17 @@ pub(super) async fn list_problems(
     let (limit, after) = (page.limit(), page.after()?);
     let page = blocking(&state, move |x| -> ApiResult<Page<Value>> {
         let mut schools = HashMap::new();
-        let rows = x
-            .store()
-            .problems(after.as_deref(), limit + 1, |p| {
-                q.kind.is_none_or(|k| p.kind == k)
-                    && q.status.is_none_or(|s| p.status == s)
-                    && q.jurisdiction
-                        .as_deref()
-                        .is_none_or(|j| p.jurisdiction == j)
-                    && q.school
-                        .as_deref()
-                        .is_none_or(|s| p.school == s || p.other_schools.iter().any(|o| o == s))
-                    && visible(x, &c, p, &mut schools)
-            })
-            .map_err(ServiceError::from)?;
+        let rows = x.problems(after.as_deref(), limit + 1, |p| {
+            q.kind.is_none_or(|k| p.kind == k)
+                && q.status.is_none_or(|s| p.status == s)
+                && q.jurisdiction
+                    .as_deref()
+                    .is_none_or(|j| p.jurisdiction == j)
+                && q.school
+                    .as_deref()
+                    .is_none_or(|s| p.school == s || p.other_schools.iter().any(|o| o == s))
+                && visible(x, &c, p, &mut schools)
+        })?;
         Ok(Page::from_rows(rows, limit, |p| problem_view(&p)))
     })
     .await?;
@@ -130,7 +127,7 @@ pub(super) async fn resolve_problem(
     let st = state.clone();
     let (status, body) = blocking(&state, move |x| -> ApiResult<_> {
         let not_found = || ApiError::not_found("problem", &id);
-        let problem = x.store().problem(&id).map_err(ServiceError::from)?;
+        let problem = x.find_problem(&id)?;
         match &problem {
             Some(p) if visible(x, &c, p, &mut HashMap::new()) => {}
             _ => return Err(not_found()),

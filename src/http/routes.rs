@@ -109,7 +109,7 @@ fn actor(c: &TokenRecord) -> Actor {
 async fn healthz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     // After an I/O error redb refuses every later read and write on the handle until the file
     // is reopened: only a restart recovers, so the liveness probe fails.
-    blocking(&state, |x| x.store().probe()).await.map_err(|e| {
+    blocking(&state, |x| x.probe()).await.map_err(|e| {
         tracing::error!(error = %e, "store unusable, restart required");
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -127,7 +127,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(state.xueji.store().commit_stats()),
+        state.metrics.render(state.xueji.commit_stats()),
     )
 }
 
@@ -206,7 +206,7 @@ pub(super) const SCHOOL_READERS: [Role; 5] = [
 
 /// Loads a school the caller may see; otherwise 404, whether it exists or not.
 fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
-    match x.store().school(id).map_err(ServiceError::from)? {
+    match x.find_school(id)? {
         Some(s) if scope::school(c, &s) => Ok(s),
         _ => Err(ApiError::not_found("school", id)),
     }
@@ -228,16 +228,8 @@ async fn get_school(
 /// Loads a student the caller may see, with its school; otherwise 404.
 fn visible_student(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<(Student, School)> {
     let not_found = || ApiError::not_found("student", id);
-    let student = x
-        .store()
-        .student(id)
-        .map_err(ServiceError::from)?
-        .ok_or_else(not_found)?;
-    let school = x
-        .store()
-        .school(&student.school)
-        .map_err(ServiceError::from)?
-        .ok_or_else(not_found)?;
+    let student = x.find_student(id)?.ok_or_else(not_found)?;
+    let school = x.find_school(&student.school)?.ok_or_else(not_found)?;
     if scope::student(c, &student, &school) {
         Ok((student, school))
     } else {
@@ -354,7 +346,7 @@ async fn create_student(
         Admission::Certified(form) => form.school.clone(),
     };
     let (outcome, previous) = blocking(&state, move |x| {
-        match x.store().school(&school_id).map_err(ServiceError::from)? {
+        match x.find_school(&school_id)? {
             Some(s) if scope::school(&c, &s) => {}
             _ => {
                 return Err(ApiError::bad_request(
@@ -407,8 +399,7 @@ async fn student_shape_errors(
     if let (Some(form), true) = (shape.read.take(), may_create) {
         let values = blocking(state, move |x| {
             let visible = x
-                .store()
-                .school(&form.school)
+                .find_school(&form.school)
                 .ok()
                 .flatten()
                 .is_some_and(|s| scope::school(&c, &s));
@@ -512,7 +503,6 @@ async fn list_students(
     };
     let (limit, after) = (page.limit(), page.after()?);
     let page = blocking(&state, move |x| -> ApiResult<Page<Value>> {
-        let store = x.store();
         // A filter never widens or silently changes what is asked: one naming another school,
         // class or jurisdiction than the caller's own matches nothing.
         let empty = || Page {
@@ -584,7 +574,7 @@ async fn list_students(
                     } else {
                         q.grade
                     };
-                    store.students_of_school(
+                    x.students_of_school(
                         &school.jurisdiction,
                         &school.id,
                         grade,
@@ -606,19 +596,16 @@ async fn list_students(
                         ApiError::bad_request("required", "school", "请指定 school 或 jurisdiction")
                     })?;
                     match q.status {
-                        Some(st) => {
-                            store.students_with_status(&jur, st, cursor.as_deref(), limit + 1)
-                        }
-                        None => store.students_of_jurisdiction(&jur, cursor.as_deref(), limit + 1),
+                        Some(st) => x.students_with_status(&jur, st, cursor.as_deref(), limit + 1),
+                        None => x.students_of_jurisdiction(&jur, cursor.as_deref(), limit + 1),
                     }
                 }
-            }
-            .map_err(ServiceError::from)?;
+            }?;
             let exhausted = batch.len() <= limit;
             cursor = batch.last().map(|(k, _)| k.clone());
             for (k, s) in batch {
-                let in_scope = store
-                    .school(&s.school)
+                let in_scope = x
+                    .find_school(&s.school)
                     .ok()
                     .flatten()
                     .is_some_and(|sc| scope::student(&c, &s, &sc));
@@ -853,7 +840,7 @@ fn request_view_for(x: &Xueji, r: &ApprovalRequest, role: Role) -> Value {
     let student = if role.visibility().everything() {
         None
     } else {
-        x.store().student(&r.student).ok().flatten()
+        x.find_student(&r.student).ok().flatten()
     };
     request_view(x, r, role, student.as_ref())
 }
@@ -865,18 +852,10 @@ fn visible_request(
     id: &str,
 ) -> ApiResult<(ApprovalRequest, School, Option<School>)> {
     let not_found = || ApiError::not_found("request", id);
-    let r = x
-        .store()
-        .request(id)
-        .map_err(ServiceError::from)?
-        .ok_or_else(not_found)?;
-    let school = x
-        .store()
-        .school(&r.school)
-        .map_err(ServiceError::from)?
-        .ok_or_else(not_found)?;
+    let r = x.find_request(id)?.ok_or_else(not_found)?;
+    let school = x.find_school(&r.school)?.ok_or_else(not_found)?;
     let receiving = match &r.receiving_school {
-        Some(rs) => x.store().school(rs).map_err(ServiceError::from)?,
+        Some(rs) => x.find_school(rs)?,
         None => None,
     };
     if scope::request(c, &school, receiving.as_ref()) {
@@ -943,9 +922,7 @@ async fn list_requests(
             (Some(j), _, _) => j.clone(),
             (None, Some(j), _) => j.clone(),
             (None, None, Some(s)) => x
-                .store()
-                .school(s)
-                .map_err(ServiceError::from)?
+                .find_school(s)?
                 .map(|s| s.jurisdiction)
                 .unwrap_or_default(),
             _ => {
@@ -961,10 +938,7 @@ async fn list_requests(
         let mut rows = Vec::new();
         let mut cursor = after;
         for _ in 0..50 {
-            let batch = x
-                .store()
-                .requests_with_status(&jur, status, cursor.as_deref(), limit + 1)
-                .map_err(ServiceError::from)?;
+            let batch = x.requests_with_status(&jur, status, cursor.as_deref(), limit + 1)?;
             let exhausted = batch.len() <= limit;
             cursor = batch.last().map(|(k, _)| k.clone());
             for (k, r) in batch {
