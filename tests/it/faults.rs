@@ -12,7 +12,7 @@ use xueji::domain::{TransitionInput, TransitionKind};
 use xueji::policy::PolicyRegistry;
 use xueji::service::{Outcome, ServiceError, Xueji};
 use xueji::store::Store;
-use xueji::store::fault::{FaultPlan, FaultyBackend};
+use xueji::store::redb::fault::{FaultPlan, FaultyBackend};
 
 use crate::helpers::*;
 
