@@ -1,4 +1,5 @@
-//! Storage on redb: one file, one writer thread with group commit, readers on snapshots.
+//! Storage: one writer thread with group commit, readers on snapshots, over a [`kv::Backend`]
+//! (the redb file by default, `store::redb`).
 //!
 //! The engine talks to storage only through [`Store`]: typed reads, and [`Command`]s submitted
 //! to the writer. Each command checks its preconditions (versions, uniqueness, request status)
