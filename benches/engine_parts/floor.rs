@@ -131,7 +131,7 @@ fn measure(
     let mut builder = Database::builder();
     builder
         .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-        .set_cache_size(xueji::store::CACHE_BYTES);
+        .set_cache_size(xueji::store::redb::CACHE_BYTES);
     let db = builder.create(dir.path().join("floor.redb"))?;
     let student = vec![b's'; sizes.student];
     let event = vec![b'e'; sizes.event];

@@ -2,8 +2,8 @@
 //! a school's students by placement, a student's open requests; and the writer's receipts, so
 //! that a batch keeps commands in flight while it decides the next students.
 
-use redb::{ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
+use std::ops::Bound::{Excluded, Included};
 use std::sync::mpsc;
 
 use super::tables::*;
@@ -35,20 +35,20 @@ impl Store {
 
     /// A batch job's record.
     pub fn batch<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(BATCHES)?;
         let v = t.get(id)?;
-        v.map(|g| decode_at(BATCHES, id, g.value())).transpose()
+        v.map(|g| decode_at(BATCHES, id, g.as_slice())).transpose()
     }
 
     /// Every batch job's record, by id.
     pub fn batches<T: DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(BATCHES)?;
         let mut out = Vec::new();
         for item in t.iter()? {
             let (k, v) = item?;
-            out.push(decode_at(BATCHES, k.value(), v.value())?);
+            out.push(decode_at(BATCHES, k.as_str(), v.as_slice())?);
         }
         Ok(out)
     }
@@ -60,23 +60,22 @@ impl Store {
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, T)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(BATCH_ITEMS)?;
         let start = batch_item_key(batch, from);
         let (_, end) = prefix_range(&[batch]);
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
+        for item in t.range(Included(start.as_str()), Excluded(end.as_str()))? {
             if out.len() >= limit {
                 break;
             }
             let (k, v) = item?;
             let place = k
-                .value()
                 .rsplit(SEP)
                 .next()
                 .and_then(|p| p.parse().ok())
-                .ok_or_else(|| super::damaged(BATCH_ITEMS, k.value()))?;
-            out.push((place, decode_at(BATCH_ITEMS, k.value(), v.value())?));
+                .ok_or_else(|| super::damaged(BATCH_ITEMS, k.as_str()))?;
+            out.push((place, decode_at(BATCH_ITEMS, k.as_str(), v.as_slice())?));
         }
         Ok(out)
     }
@@ -103,9 +102,9 @@ impl Snapshot<'_> {
         }
         let (start, end) = prefix_range(&prefix);
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
+        for item in t.range(Included(start.as_str()), Excluded(end.as_str()))? {
             let (k, _) = item?;
-            let parts: Vec<&str> = k.value().split(SEP).collect();
+            let parts: Vec<&str> = k.as_str().split(SEP).collect();
             // jur␟school␟grade␟class␟student
             if let [_, _, _, c, id] = parts.as_slice()
                 && class.is_none_or(|want| want == *c)
@@ -121,10 +120,10 @@ impl Snapshot<'_> {
         let t = self.txn.open_table(IDX_OPEN_REQUEST)?;
         let (start, end) = prefix_range(&[&student.id]);
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
+        for item in t.range(Included(start.as_str()), Excluded(end.as_str()))? {
             let (k, v) = item?;
-            let kind = k.value().rsplit(SEP).next().unwrap_or_default().to_owned();
-            out.push((kind, String::from_utf8_lossy(v.value()).into_owned()));
+            let kind = k.as_str().rsplit(SEP).next().unwrap_or_default().to_owned();
+            out.push((kind, String::from_utf8_lossy(v.as_slice()).into_owned()));
         }
         Ok(out)
     }

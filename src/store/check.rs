@@ -1,7 +1,6 @@
 //! What `verify` checks of the store beyond the histories: the indexes against the records they
 //! are derived from, and the records whose bytes do not decode.
 
-use redb::{ReadableDatabase, ReadableTable, TableHandle};
 use serde::Serialize;
 
 use super::records::read_steps;
@@ -55,13 +54,13 @@ impl Store {
     /// The index entries the record `s` implies that are absent, or that name another student.
     pub fn index_mismatches(&self, s: &Student) -> Result<Vec<IndexMismatch>, StoreError> {
         let e = index_entries(s, &self.salt);
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let mut out = Vec::new();
         let mut check = |table: Table, k: &str| -> Result<(), StoreError> {
             let holder = txn
                 .open_table(table)?
                 .get(k)?
-                .map(|g| String::from_utf8_lossy(g.value()).into_owned());
+                .map(|g| String::from_utf8_lossy(g.as_slice()).into_owned());
             // Identity entries name their student in the key (schema 9): present is right.
             let code = match holder {
                 None => "index_missing",
@@ -95,7 +94,7 @@ impl Store {
     /// number they no longer hold), and a school membership no step of their timeline gives.
     /// Entries of a student whose record is damaged are left to the damaged record's report.
     pub fn index_extras(&self) -> Result<Vec<IndexMismatch>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let locator = txn.open_table(STUDENT_LOCATOR)?;
         let students = txn.open_table(STUDENTS)?;
         let timelines = txn.open_table(TIMELINES)?;
@@ -109,14 +108,14 @@ impl Store {
             }
             let jur = locator
                 .get(id)?
-                .map(|g| String::from_utf8_lossy(g.value()).into_owned());
+                .map(|g| String::from_utf8_lossy(g.as_slice()).into_owned());
             let found = match jur {
                 None => Found::Missing,
                 Some(jur) => {
                     let k = key(&[&jur, id]);
                     match students.get(k.as_str())? {
                         None => Found::Missing,
-                        Some(g) => match decode_at::<Student>(STUDENTS, &k, g.value()) {
+                        Some(g) => match decode_at::<Student>(STUDENTS, &k, g.as_slice()) {
                             Ok(s) => Found::Entries(
                                 Box::new(index_entries(&s, &self.salt)),
                                 s.status.is_live(),
@@ -147,7 +146,7 @@ impl Store {
             let mut live_under: Option<String> = None;
             for item in txn.open_table(table)?.iter()? {
                 let (k, _) = item?;
-                let k = k.value();
+                let k = k.as_str();
                 let student = match part {
                     Some(i) => k.split(SEP).nth(i).unwrap_or_default().to_owned(),
                     None => k.rsplit(SEP).next().unwrap_or_default().to_owned(),
@@ -184,7 +183,7 @@ impl Store {
         }
         for item in txn.open_table(IDX_SCHOOL_MEMBERS)?.iter()? {
             let (k, _) = item?;
-            let k = k.value();
+            let k = k.as_str();
             let mut parts = k.split(SEP);
             let (jur, school, student) = (
                 parts.next().unwrap_or_default(),
@@ -194,10 +193,10 @@ impl Store {
             // A student transferred to another jurisdiction keeps their memberships of its
             // schools; their steps moved with them.
             let home = match locator.get(student)? {
-                Some(g) => String::from_utf8_lossy(g.value()).into_owned(),
+                Some(g) => String::from_utf8_lossy(g.as_slice()).into_owned(),
                 None => jur.to_owned(),
             };
-            let placed = match read_steps(&timelines, &home, student) {
+            let placed = match read_steps(&*timelines, &home, student) {
                 Ok(steps) => steps.iter().any(|(s, _)| s.facts.school == school),
                 // A damaged step is its student's report.
                 Err(StoreError::Damaged { .. }) => true,
@@ -219,26 +218,26 @@ impl Store {
     /// their histories are read, and reported, student by student).
     pub fn damaged_records(&self) -> Result<Vec<DamagedRecord>, StoreError> {
         fn scan<T: serde::de::DeserializeOwned>(
-            txn: &redb::ReadTransaction,
+            txn: &dyn super::kv::ReadTxn,
             table: Table,
             out: &mut Vec<DamagedRecord>,
         ) -> Result<(), StoreError> {
             for item in txn.open_table(table)?.iter()? {
                 let (k, v) = item?;
                 if let Err(StoreError::Damaged { table, key }) =
-                    decode_at::<T>(table, k.value(), v.value())
+                    decode_at::<T>(table, k.as_str(), v.as_slice())
                 {
                     out.push(DamagedRecord { table, key });
                 }
             }
             Ok(())
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let mut out = Vec::new();
-        scan::<School>(&txn, SCHOOLS, &mut out)?;
-        scan::<ApprovalRequest>(&txn, REQUESTS, &mut out)?;
-        scan::<TokenRecord>(&txn, TOKENS, &mut out)?;
-        scan::<crate::domain::problem::Problem>(&txn, PROBLEMS, &mut out)?;
+        scan::<School>(&*txn, SCHOOLS, &mut out)?;
+        scan::<ApprovalRequest>(&*txn, REQUESTS, &mut out)?;
+        scan::<TokenRecord>(&*txn, TOKENS, &mut out)?;
+        scan::<crate::domain::problem::Problem>(&*txn, PROBLEMS, &mut out)?;
         Ok(out)
     }
 }

@@ -10,7 +10,10 @@
 //! Anything else in the table was written by an earlier version (keys holding the raw path and
 //! key, answers holding the secret of a created token) and is removed when the store opens.
 
-use redb::{ReadableTable, StorageError, Table as RedbTable};
+use std::ops::Bound::{Excluded, Included, Unbounded};
+
+use super::StoreError;
+use super::kv::{ReadTable, WriteTable};
 
 use super::tables::{SEP, key};
 
@@ -21,8 +24,6 @@ pub const TTL_SECS: u64 = 24 * 60 * 60;
 const PURGE_PER_PUT: usize = 8;
 const FORMAT: u8 = 1;
 const HEADER: usize = 9;
-
-type Table<'t> = RedbTable<'t, &'static str, &'static [u8]>;
 
 fn answer_key(digest: &str) -> String {
     key(&["a", digest])
@@ -65,14 +66,14 @@ pub fn is_live(at: u64, now: u64) -> bool {
 
 /// The answer stored under `digest`, unless it has expired by `now`.
 pub(super) fn get(
-    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    t: &(impl ReadTable + ?Sized),
     digest: &str,
     now: u64,
-) -> Result<Option<Vec<u8>>, StorageError> {
+) -> Result<Option<Vec<u8>>, StoreError> {
     let Some(v) = t.get(answer_key(digest).as_str())? else {
         return Ok(None);
     };
-    Ok(decode(v.value())
+    Ok(decode(v.as_slice())
         .filter(|(at, _)| is_live(*at, now))
         .map(|(_, answer)| answer.to_vec()))
 }
@@ -80,16 +81,16 @@ pub(super) fn get(
 /// Stores the first answer under `digest`; a live one is kept (the first answer wins), an
 /// expired one replaced. Removes a few expired answers on the way.
 pub(super) fn put(
-    t: &mut Table<'_>,
+    t: &mut (impl WriteTable + ?Sized),
     digest: &str,
     answer: &[u8],
     at: u64,
-) -> Result<(), StorageError> {
+) -> Result<(), StoreError> {
     purge(t, at, Some(PURGE_PER_PUT))?;
     let k = answer_key(digest);
     let old = t
         .get(k.as_str())?
-        .map(|v| decode(v.value()).map(|(a, _)| a));
+        .map(|v| decode(v.as_slice()).map(|(a, _)| a));
     match old {
         Some(Some(old_at)) if is_live(old_at, at) => return Ok(()),
         Some(Some(old_at)) => {
@@ -104,10 +105,10 @@ pub(super) fn put(
 
 /// Removes the answers expired by `now`, oldest first, at most `limit` of them.
 pub(super) fn purge(
-    t: &mut Table<'_>,
+    t: &mut (impl WriteTable + ?Sized),
     now: u64,
     limit: Option<usize>,
-) -> Result<usize, StorageError> {
+) -> Result<usize, StoreError> {
     let Some(cutoff) = now.checked_sub(TTL_SECS) else {
         return Ok(0);
     };
@@ -115,11 +116,11 @@ pub(super) fn purge(
     let start = key(&["e", ""]);
     let end = key(&["e", &format!("{:020}", cutoff.saturating_add(1))]);
     let mut expired = Vec::new();
-    for item in t.range::<&str>(start.as_str()..end.as_str())? {
+    for item in t.range(Included(start.as_str()), Excluded(end.as_str()))? {
         if limit.is_some_and(|l| expired.len() >= l) {
             break;
         }
-        expired.push(item?.0.value().to_owned());
+        expired.push(item?.0);
     }
     for k in &expired {
         t.remove(k.as_str())?;
@@ -132,7 +133,7 @@ pub(super) fn purge(
         // The answer may have been replaced since by a newer one, which stays.
         let stale = t
             .get(answer.as_str())?
-            .is_some_and(|v| decode(v.value()).is_none_or(|(a, _)| Some(a) == at));
+            .is_some_and(|v| decode(v.as_slice()).is_none_or(|(a, _)| Some(a) == at));
         if stale {
             t.remove(answer.as_str())?;
         }
@@ -141,20 +142,20 @@ pub(super) fn purge(
 }
 
 /// Removes every record not in this module's layout: what earlier versions stored.
-pub(super) fn purge_legacy(t: &mut Table<'_>) -> Result<usize, StorageError> {
+pub(super) fn purge_legacy(t: &mut (impl WriteTable + ?Sized)) -> Result<usize, StoreError> {
     let a = key(&["a", ""]);
     let a_end = "a\u{20}".to_owned();
     let e = key(&["e", ""]);
     let e_end = "e\u{20}".to_owned();
     let mut legacy = Vec::new();
-    for item in t.range::<&str>(..a.as_str())? {
-        legacy.push(item?.0.value().to_owned());
+    for item in t.range(Unbounded, Excluded(a.as_str()))? {
+        legacy.push(item?.0);
     }
-    for item in t.range::<&str>(a_end.as_str()..e.as_str())? {
-        legacy.push(item?.0.value().to_owned());
+    for item in t.range(Included(a_end.as_str()), Excluded(e.as_str()))? {
+        legacy.push(item?.0);
     }
-    for item in t.range::<&str>(e_end.as_str()..)? {
-        legacy.push(item?.0.value().to_owned());
+    for item in t.range(Included(e_end.as_str()), Unbounded)? {
+        legacy.push(item?.0);
     }
     for k in &legacy {
         t.remove(k.as_str())?;
@@ -163,17 +164,15 @@ pub(super) fn purge_legacy(t: &mut Table<'_>) -> Result<usize, StorageError> {
 }
 
 /// How many answers are stored, and the bytes of the whole table (keys and values).
-pub(super) fn usage(
-    t: &impl ReadableTable<&'static str, &'static [u8]>,
-) -> Result<(u64, u64), StorageError> {
+pub(super) fn usage(t: &(impl ReadTable + ?Sized)) -> Result<(u64, u64), StoreError> {
     let mut answers = 0;
     let mut bytes = 0;
     for item in t.iter()? {
         let (k, v) = item?;
-        if k.value().starts_with("a\u{1f}") {
+        if k.as_str().starts_with("a\u{1f}") {
             answers += 1;
         }
-        bytes += (k.value().len() + v.value().len()) as u64;
+        bytes += (k.as_str().len() + v.as_slice().len()) as u64;
     }
     Ok((answers, bytes))
 }

@@ -1,4 +1,5 @@
-//! Storage on redb: one file, one writer thread with group commit, readers on snapshots.
+//! Storage: one writer thread with group commit, readers on snapshots, over a [`kv::Backend`]
+//! (the redb file by default, `store::redb`).
 //!
 //! The engine talks to storage only through [`Store`]: typed reads, and [`Command`]s submitted
 //! to the writer. Each command checks its preconditions (versions, uniqueness, request status)
@@ -9,27 +10,24 @@
 mod backup;
 mod batches;
 mod check;
-pub mod fault;
 pub mod idempotency;
 pub mod kv;
+mod migrate;
 pub mod private;
 mod problems;
 mod records;
+pub mod redb;
 mod tables;
 mod tally;
 mod writer;
 
 use hmac::{Hmac, Mac};
-use redb::{
-    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    StorageBackend, TableHandle,
-};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::Sha256;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
+pub use self::redb::ReadOnlyStore;
 use crate::auth::TokenRecord;
 use crate::domain::merkle::{self, Frontier};
 use crate::domain::tally::{DatedCounts, TallyState, change_between};
@@ -37,10 +35,12 @@ use crate::domain::{
     ApprovalRequest, Date, Event, RequestStatus, School, Status, Step, Student, Timeline,
     TransitionKind,
 };
-pub use backup::{BackupSource, ReadOnlyStore, write_copy};
+pub use backup::{BackupSource, write_copy};
 pub use batches::Receipt;
 pub use check::DamagedRecord;
-use records::{Logged, each_timeline, encode_step, read_timeline};
+use kv::{Backend, ReadTxn};
+use records::{Logged, each_timeline, read_timeline};
+use std::ops::Bound::{Excluded, Included, Unbounded};
 use tables::*;
 pub use tally::TallyCheck;
 pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
@@ -53,11 +53,6 @@ pub use writer::{COMMIT_BUCKETS_MICROS, Command, CommitStats};
 /// timeline's last step, schema 9 identity indexes keyed by value and student (a person's
 /// enrolments, one live at a time); opening an older file builds what it lacks once.
 pub const SCHEMA_VERSION: u64 = 9;
-
-/// redb's page cache. Pages beyond it are read from the operating system's file cache, which
-/// is shared and not counted in the process's memory; redb's default (1 GiB) would make a
-/// district-sized store hold a gigabyte for pages it rarely reads again.
-pub const CACHE_BYTES: usize = 128 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -114,26 +109,11 @@ pub enum StoreError {
     NeedsRecovery(String),
 }
 
-impl From<redb::Error> for StoreError {
-    fn from(e: redb::Error) -> Self {
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
         StoreError::Storage(e.to_string())
     }
 }
-
-macro_rules! storage_from {
-    ($($t:ty),*) => {$(impl From<$t> for StoreError {
-        fn from(e: $t) -> Self { StoreError::Storage(e.to_string()) }
-    })*};
-}
-storage_from!(
-    redb::StorageError,
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError,
-    redb::DatabaseError,
-    redb::SetDurabilityError,
-    serde_json::Error
-);
 
 /// A policy version as stored: its files, and who activated it when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,7 +142,7 @@ type Job = (
 );
 
 pub struct Store {
-    db: Arc<Database>,
+    backend: Arc<dyn Backend>,
     jobs: Option<mpsc::SyncSender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
     salt: [u8; 32],
@@ -201,99 +181,25 @@ pub(crate) fn person_digest(salt: &[u8; 32], s: &Student) -> String {
     )
 }
 
-/// How every process opens the store file: one writer, any number of read-only processes.
-fn shared_builder() -> redb::Builder {
-    let mut builder = Database::builder();
-    builder
-        .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-        .set_cache_size(CACHE_BYTES);
-    builder
-}
-
-/// Keys the ID-number index of a store written before schema 5 as [`id_card_key`] does: its old
-/// keys were the digest alone, so the index is rebuilt from the students.
-fn rekey_id_cards(txn: &redb::WriteTransaction, salt: &[u8; 32]) -> Result<(), StoreError> {
-    txn.delete_table(IDX_ID_CARD)?;
-    let mut index = txn.open_table(IDX_ID_CARD)?;
-    for item in txn.open_table(STUDENTS)?.iter()? {
-        let (_, v) = item?;
-        let s: Student = decode(v.value())?;
-        if let Some(id) = &s.id_card {
-            index.insert(id_card_key(salt, id.as_str()).as_str(), s.id.as_bytes())?;
-        }
-    }
-    Ok(())
-}
-
-/// Moves the identity indexes of a store written before schema 9 (`value` → student, one
-/// student per value) to `value␟student` → empty, so a person's enrolments can share a value.
-/// The entries are moved as they are, without reading the students, so a damaged record does
-/// not stop the store from opening (`verify` names it).
-fn key_identities_by_student(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    for table in [IDX_NATIONAL, IDX_ID_CARD, IDX_PERSON] {
-        let entries = {
-            let t = txn.open_table(table)?;
-            let mut entries = Vec::new();
-            for item in t.iter()? {
-                let (k, v) = item?;
-                entries.push(key(&[k.value(), &String::from_utf8_lossy(v.value())]));
-            }
-            entries
-        };
-        txn.delete_table(table)?;
-        let mut t = txn.open_table(table)?;
-        for k in entries {
-            t.insert(k.as_str(), &[][..])?;
-        }
-    }
-    Ok(())
-}
-
-/// Builds the timelines and school members of a store written before they existed.
-fn backfill_timelines(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let events = txn.open_table(EVENT_RECORDS)?;
-    let mut timelines = txn.open_table(TIMELINES)?;
-    let mut members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
-    for item in events.iter()? {
-        let (k, v) = item?;
-        let Some((_, index, Logged::Event)) = records::parse_event_key(k.value()) else {
-            continue;
-        };
-        let event: Event = decode(v.value())?;
-        let step = records::with_log_index(&encode_step(&event)?, index)?;
-        timelines.insert(step_key(&event).as_str(), step.as_slice())?;
-        members.insert(
-            key(&[&event.jurisdiction, &event.after.school, &event.student]).as_str(),
-            &[][..],
-        )?;
-    }
-    Ok(())
-}
-
-/// The timeline record of an event's step.
-fn step_key(e: &Event) -> String {
-    records::step_key(&e.jurisdiction, &e.student, e.seq)
-}
-
 /// Reads from one read transaction. In the served mode each read transaction takes and releases
 /// byte-range file locks (so that `xueji backup` can read beside the server), so lookups that
 /// belong together, like an admission's school and identity checks, share one.
 pub struct Snapshot<'s> {
     store: &'s Store,
-    txn: redb::ReadTransaction,
+    txn: Box<dyn ReadTxn + 's>,
 }
 
 impl Snapshot<'_> {
     fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
         let t = self.txn.open_table(table)?;
         let v = t.get(key)?;
-        v.map(|g| decode_at(table, key, g.value())).transpose()
+        v.map(|g| decode_at(table, key, g.as_slice())).transpose()
     }
 
     fn get_str(&self, table: Table, key: &str) -> Result<Option<String>, StoreError> {
         let t = self.txn.open_table(table)?;
         let v = t.get(key)?;
-        Ok(v.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+        Ok(v.map(|g| String::from_utf8_lossy(g.as_slice()).into_owned()))
     }
 
     pub fn school(&self, id: &str) -> Result<Option<School>, StoreError> {
@@ -317,14 +223,14 @@ impl Snapshot<'_> {
         let members = self.txn.open_table(IDX_SCHOOL_MEMBERS)?;
         let timelines = self.txn.open_table(TIMELINES)?;
         let mut out = Vec::new();
-        for item in members.range(start.as_str()..end.as_str())? {
+        for item in members.range(Included(start.as_str()), Excluded(end.as_str()))? {
             let (k, _) = item?;
-            let student = k.value().rsplit(SEP).next().unwrap_or_default();
-            if let Some(t) = read_timeline(&timelines, jurisdiction, student)? {
+            let student = k.as_str().rsplit(SEP).next().unwrap_or_default();
+            if let Some(t) = read_timeline(&*timelines, jurisdiction, student)? {
                 out.push(t);
             } else if let Some(home) = self.get_str(STUDENT_LOCATOR, student)?
                 && home != jurisdiction
-                && let Some(t) = read_timeline(&timelines, &home, student)?
+                && let Some(t) = read_timeline(&*timelines, &home, student)?
             {
                 // Transferred to another jurisdiction since: their timeline moved with them.
                 out.push(t);
@@ -339,9 +245,9 @@ impl Snapshot<'_> {
         let (start, end) = prefix_range(&[value]);
         let t = self.txn.open_table(table)?;
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
+        for item in t.range(Included(start.as_str()), Excluded(end.as_str()))? {
             let (k, _) = item?;
-            out.push(k.value().rsplit(SEP).next().unwrap_or_default().to_owned());
+            out.push(k.as_str().rsplit(SEP).next().unwrap_or_default().to_owned());
         }
         Ok(out)
     }
@@ -359,7 +265,7 @@ impl Snapshot<'_> {
     /// The effective date of a student's newest step (their last event), from their timeline.
     pub fn last_event_date(&self, s: &Student) -> Result<Option<crate::domain::Date>, StoreError> {
         let timelines = self.txn.open_table(TIMELINES)?;
-        Ok(read_timeline(&timelines, &s.jurisdiction, &s.id)?
+        Ok(read_timeline(&*timelines, &s.jurisdiction, &s.id)?
             .and_then(|t| t.steps.iter().max_by_key(|st| st.seq).map(|st| st.date)))
     }
 
@@ -434,14 +340,14 @@ fn decode_leaf(key: &str, value: &[u8]) -> Result<LogLeaf, StoreError> {
     })
 }
 
-fn heads_in(txn: &redb::ReadTransaction) -> Result<Vec<(String, Frontier)>, StoreError> {
+fn heads_in(txn: &dyn ReadTxn) -> Result<Vec<(String, Frontier)>, StoreError> {
     let t = txn.open_table(LOG_HEADS)?;
     let mut out = Vec::new();
     for item in t.iter()? {
         let (k, v) = item?;
-        let f = Frontier::from_bytes(v.value())
-            .ok_or_else(|| StoreError::Storage(format!("undecodable log head {}", k.value())))?;
-        out.push((k.value().to_owned(), f));
+        let f = Frontier::from_bytes(v.as_slice())
+            .ok_or_else(|| StoreError::Storage(format!("undecodable log head {}", k.as_str())))?;
+        out.push((k.as_str().to_owned(), f));
     }
     Ok(out)
 }
@@ -488,109 +394,20 @@ fn skip_damaged<T>(item: Result<T, StoreError>) -> Result<Option<T>, StoreError>
 }
 
 impl Store {
-    /// Opens (or creates) the store file, as its one writer. Other processes may open it
-    /// read-only meanwhile ([`ReadOnlyStore`], what `xueji backup` uses) and follow its commits:
-    /// redb's [`ConcurrencyMode::SingleWriter`], which needs byte-range file locks (Linux, the
-    /// Apple platforms, Windows).
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        // redb creates a missing file with the umask's mode (0644 as a rule) and initializes an
-        // empty one: claim the file first as 0600, and tighten one an older version left open.
-        private::options()
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .and_then(|_| private::restrict(path))
-            .map_err(|e| StoreError::Storage(format!("{}: {e}", path.display())))?;
-        let db = shared_builder().create(path)?;
-        Store::init(db)
-    }
-
-    /// Opens a store on a custom backend (in-memory fuzzing), alone: redb's default
-    /// [`ConcurrencyMode::ExclusiveWriter`], which needs no locks from the backend.
-    pub fn open_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create_with_backend(backend)?;
-        Store::init(db)
-    }
-
-    /// Opens a store on a custom backend in the mode [`Store::open`] uses, so that a test sees
-    /// the commits a served store does. The backend must implement redb's byte-range locks.
-    pub fn open_shared_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
-        let db = shared_builder().create_with_backend(backend)?;
-        Store::init(db)
-    }
-
-    fn init(db: Database) -> Result<Store, StoreError> {
-        let mut salt = [0u8; 32];
-        {
-            let txn = db.begin_write()?;
-            {
-                for t in ALL {
-                    txn.open_table(*t)?;
-                }
-                let mut meta = txn.open_table(META)?;
-                let existing = meta.get("salt")?.map(|v| v.value().to_vec());
-                match existing {
-                    Some(s) if s.len() == 32 => salt.copy_from_slice(&s),
-                    _ => {
-                        use rand::RngCore;
-                        rand::rngs::OsRng.fill_bytes(&mut salt);
-                        meta.insert("salt", salt.as_slice())?;
-                    }
-                }
-                let schema = meta
-                    .get("schema_version")?
-                    .map(|v| decode::<u64>(v.value()))
-                    .transpose()?;
-                match schema {
-                    Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
-                    Some(SCHEMA_VERSION) => {}
-                    old => {
-                        // First, so that the older migrations work on the current layout.
-                        if let Some(v) = old.filter(|v| *v < 8) {
-                            records::migrate_to_schema_8(&txn, v)?;
-                        }
-                        if old.is_some_and(|v| v < 3) {
-                            backfill_timelines(&txn)?;
-                        }
-                        if old.is_some_and(|v| v < 4) {
-                            tally::backfill_tallies(&txn)?;
-                        }
-                        if old.is_some_and(|v| v < 5) {
-                            rekey_id_cards(&txn, &salt)?;
-                        }
-                        if old.is_some_and(|v| v < 6) {
-                            tally::backfill_tally_states(&txn)?;
-                        }
-                        if old.is_some_and(|v| v < 9) {
-                            key_identities_by_student(&txn)?;
-                        }
-                        meta.insert(
-                            "schema_version",
-                            serde_json::to_vec(&SCHEMA_VERSION)?.as_slice(),
-                        )?;
-                    }
-                }
-                // Stored answers of earlier versions (unbounded keys, created tokens' secrets)
-                // and expired ones go at every start; the writer purges the rest as it goes.
-                let mut answers = txn.open_table(IDEMPOTENCY)?;
-                idempotency::purge_legacy(&mut answers)?;
-                idempotency::purge(&mut answers, idempotency::unix_now(), None)?;
-            }
-            txn.commit()?;
-        }
-        let db = Arc::new(db);
+    /// Opens a store on a backend: migrates what it holds to this build's schema, then starts
+    /// the writer.
+    pub fn open_backend(backend: Arc<dyn Backend>) -> Result<Store, StoreError> {
+        let salt = migrate::prepare(&*backend)?;
         let (tx, rx) = mpsc::sync_channel::<Job>(writer::QUEUE_DEPTH);
-        let writer_db = db.clone();
+        let writer_backend = backend.clone();
         let stats = Arc::new(CommitStats::default());
         let writer_stats = stats.clone();
         let writer = std::thread::Builder::new()
             .name("xueji-writer".into())
-            .spawn(move || writer::run(&writer_db, &rx, &writer_stats))
+            .spawn(move || writer::run(&*writer_backend, &rx, &writer_stats))
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         Ok(Store {
-            db,
+            backend,
             jobs: Some(tx),
             writer: Some(writer),
             salt,
@@ -601,7 +418,7 @@ impl Store {
     /// Whether the store can still be read. After an I/O error redb latches the handle and
     /// refuses every later read and write (`Previous I/O error`) until the file is reopened.
     pub fn probe(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         txn.open_table(META)?;
         Ok(())
     }
@@ -656,7 +473,7 @@ impl Store {
     /// or after all the student's others, else from their whole timeline (a back-dated event).
     /// `None` when the stored student is no longer `before` (the writer refuses the event).
     fn tally_change(
-        txn: &redb::ReadTransaction,
+        txn: &dyn ReadTxn,
         before: &Student,
         before_json: &[u8],
         step: &Step,
@@ -666,18 +483,19 @@ impl Store {
         let Some(stored) = txn.open_table(STUDENTS)?.get(key(&[jur, id]).as_str())? else {
             return Ok(None);
         };
-        if writer::stored_version(stored.value(), before_json, before.version)? != before.version {
+        if writer::stored_version(stored.as_slice(), before_json, before.version)? != before.version
+        {
             return Ok(None);
         }
         let state: Option<TallyState> =
             match records.get(records::tally_state_key(jur, id).as_str())? {
-                Some(g) => Some(decode(g.value())?),
+                Some(g) => Some(decode(g.as_slice())?),
                 None => None,
             };
         if let Some(appended) = state.and_then(|s| s.append(step)) {
             return Ok(Some(appended));
         }
-        let old = read_timeline(&records, jur, id)?
+        let old = read_timeline(&*records, jur, id)?
             .unwrap_or_else(|| Timeline::new(before.id.clone(), Vec::new()));
         let mut steps = old.steps.clone();
         steps.push(step.clone());
@@ -720,7 +538,7 @@ impl Store {
     pub fn snapshot(&self) -> Result<Snapshot<'_>, StoreError> {
         Ok(Snapshot {
             store: self,
-            txn: self.db.begin_read()?,
+            txn: self.backend.begin_read()?,
         })
     }
 
@@ -741,15 +559,15 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, Event)>, StoreError> {
         let (start, end) = page_bounds(&[jurisdiction], after);
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(EVENT_RECORDS)?;
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
+        for item in t.range(Included(start.as_str()), Excluded(end.as_str()))? {
             let (k, v) = item?;
-            if let Some((_, _, Logged::Event)) = records::parse_event_key(k.value()) {
+            if let Some((_, _, Logged::Event)) = records::parse_event_key(k.as_str()) {
                 out.push((
-                    k.value().to_owned(),
-                    decode_at(EVENT_RECORDS, k.value(), v.value())?,
+                    k.as_str().to_owned(),
+                    decode_at(EVENT_RECORDS, k.as_str(), v.as_slice())?,
                 ));
                 if out.len() >= limit {
                     break;
@@ -768,12 +586,12 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let (start, end) = page_bounds(prefix, after);
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(table)?;
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
+        for item in t.range(Included(start.as_str()), Excluded(end.as_str()))? {
             let (k, _) = item?;
-            out.push(k.value().to_owned());
+            out.push(k.as_str().to_owned());
             if out.len() >= limit {
                 break;
             }
@@ -786,12 +604,12 @@ impl Store {
     }
 
     pub fn schools(&self) -> Result<Vec<School>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(SCHOOLS)?;
         let mut out = Vec::new();
         for item in t.iter()? {
             let (k, v) = item?;
-            if let Some(school) = skip_damaged(decode_at(SCHOOLS, k.value(), v.value()))? {
+            if let Some(school) = skip_damaged(decode_at(SCHOOLS, k.as_str(), v.as_slice()))? {
                 out.push(school);
             }
         }
@@ -806,13 +624,11 @@ impl Store {
         limit: usize,
         mut keep: impl FnMut(&School) -> bool,
     ) -> Result<Vec<(String, School)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(SCHOOLS)?;
         let range = match after {
-            Some(a) => {
-                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
-            }
-            None => t.range::<&str>(..)?,
+            Some(a) => t.range(Excluded(a), Unbounded)?,
+            None => t.iter()?,
         };
         let mut out = Vec::new();
         for item in range {
@@ -820,9 +636,9 @@ impl Store {
                 break;
             }
             let (id, v) = item?;
-            let school: School = decode(v.value())?;
+            let school: School = decode(v.as_slice())?;
             if keep(&school) {
-                out.push((id.value().to_owned(), school));
+                out.push((id.as_str().to_owned(), school));
             }
         }
         Ok(out)
@@ -834,9 +650,9 @@ impl Store {
 
     /// The largest student id in the store (ids grow with time, see `service`).
     pub fn last_student_id(&self) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(STUDENT_LOCATOR)?;
-        Ok(t.last()?.map(|(k, _)| k.value().to_owned()))
+        Ok(t.last()?.map(|(k, _)| k.as_str().to_owned()))
     }
 
     pub fn student(&self, id: &str) -> Result<Option<Student>, StoreError> {
@@ -846,11 +662,11 @@ impl Store {
     /// A student's record, events and stored timeline, and which of the schools its events
     /// place it at list it as a member: all from one snapshot, for `verify` to compare.
     pub fn history_of(&self, id: &str) -> Result<Option<StudentHistory>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let loc = txn.open_table(STUDENT_LOCATOR)?;
         let Some(jur) = loc
             .get(id)?
-            .map(|g| String::from_utf8_lossy(g.value()).into_owned())
+            .map(|g| String::from_utf8_lossy(g.as_slice()).into_owned())
         else {
             return Ok(None);
         };
@@ -858,14 +674,14 @@ impl Store {
         let Some(student) = txn
             .open_table(STUDENTS)?
             .get(student_key.as_str())?
-            .map(|g| decode_at::<Student>(STUDENTS, &student_key, g.value()))
+            .map(|g| decode_at::<Student>(STUDENTS, &student_key, g.as_slice()))
             .transpose()?
         else {
             return Ok(None);
         };
         let timelines = txn.open_table(TIMELINES)?;
         let (steps, places): (Vec<Step>, Vec<records::LogPlace>) =
-            records::read_steps(&timelines, &jur, id)?
+            records::read_steps(&*timelines, &jur, id)?
                 .into_iter()
                 .unzip();
         let event_records = txn.open_table(EVENT_RECORDS)?;
@@ -874,15 +690,15 @@ impl Store {
                 let k = records::context_key(place.log(&jur), place.index);
                 event_records
                     .get(k.as_str())?
-                    .map(|g| (k.clone(), g.value().to_vec()))
+                    .map(|g| (k.clone(), g.as_slice().to_vec()))
             }
             None => None,
         };
-        let events = records::events_at(&event_records, &jur, &places)?;
+        let events = records::events_at(&*event_records, &jur, &places)?;
         let state_key = records::tally_state_key(&jur, id);
         let tally_state = timelines
             .get(state_key.as_str())?
-            .map(|g| decode_at::<TallyState>(TIMELINES, &state_key, g.value()))
+            .map(|g| decode_at::<TallyState>(TIMELINES, &state_key, g.as_slice()))
             .transpose()?;
         let timeline = (!steps.is_empty()).then(|| Timeline::new(id.to_owned(), steps));
         let members = txn.open_table(IDX_SCHOOL_MEMBERS)?;
@@ -960,13 +776,16 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, Student)>, StoreError> {
         let (start, end) = page_bounds(&[jurisdiction], after);
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(STUDENTS)?;
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())?.take(limit) {
+        for item in t
+            .range(Included(start.as_str()), Excluded(end.as_str()))?
+            .take(limit)
+        {
             let (k, v) = item?;
-            if let Some(s) = skip_damaged(decode_at(STUDENTS, k.value(), v.value()))? {
-                out.push((k.value().to_owned(), s));
+            if let Some(s) = skip_damaged(decode_at(STUDENTS, k.as_str(), v.as_slice()))? {
+                out.push((k.as_str().to_owned(), s));
             }
         }
         Ok(out)
@@ -976,7 +795,7 @@ impl Store {
         &self,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Student)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(STUDENTS)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
@@ -987,7 +806,7 @@ impl Store {
             };
             let student_key = key(&[jur, student]);
             if let Some(v) = t.get(student_key.as_str())?
-                && let Some(s) = skip_damaged(decode_at(STUDENTS, &student_key, v.value()))?
+                && let Some(s) = skip_damaged(decode_at(STUDENTS, &student_key, v.as_slice()))?
             {
                 out.push((k.clone(), s));
             }
@@ -1004,12 +823,12 @@ impl Store {
         let (start, _) = prefix_range(&[jurisdiction]);
         let mut end = key(&[jurisdiction, &as_of.to_string()]);
         end.push('\u{20}');
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(IDX_DEADLINE)?;
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
+        for item in t.range(Included(start.as_str()), Excluded(end.as_str()))? {
             let (k, _) = item?;
-            let parts: Vec<&str> = k.value().split(SEP).collect();
+            let parts: Vec<&str> = k.as_str().split(SEP).collect();
             if let [_, date, student, kind] = parts.as_slice()
                 && let Ok(d) = Date::parse(date)
             {
@@ -1027,9 +846,9 @@ impl Store {
             return Ok(Vec::new());
         };
         let txn = &snapshot.txn;
-        let steps = records::read_steps(&txn.open_table(TIMELINES)?, &jur, student)?;
+        let steps = records::read_steps(&*txn.open_table(TIMELINES)?, &jur, student)?;
         records::events_at(
-            &txn.open_table(EVENT_RECORDS)?,
+            &*txn.open_table(EVENT_RECORDS)?,
             &jur,
             steps.iter().map(|(_, place)| place),
         )
@@ -1050,7 +869,7 @@ impl Store {
         let Some(step) = snapshot.txn.open_table(TIMELINES)?.get(step_key.as_str())? else {
             return Ok(None);
         };
-        let (_, place) = records::decode_step(step.value())?;
+        let (_, place) = records::decode_step(step.as_slice())?;
         snapshot.get(
             EVENT_RECORDS,
             &records::context_key(place.log(&home), place.index),
@@ -1074,8 +893,8 @@ impl Store {
         jurisdiction: &str,
         mut visit: impl FnMut(Timeline),
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read()?;
-        each_timeline(&txn.open_table(TIMELINES)?, Some(jurisdiction), |_, t| {
+        let txn = self.backend.begin_read()?;
+        each_timeline(&*txn.open_table(TIMELINES)?, Some(jurisdiction), |_, t| {
             visit(t);
             Ok(())
         })
@@ -1092,15 +911,15 @@ impl Store {
 
     /// The frontier of every jurisdiction's log.
     pub fn log_heads(&self) -> Result<Vec<(String, Frontier)>, StoreError> {
-        heads_in(&self.db.begin_read()?)
+        heads_in(&*self.backend.begin_read()?)
     }
 
     /// The frontier of one jurisdiction's log (empty when it has no event).
     pub fn log_head(&self, jurisdiction: &str) -> Result<Frontier, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(LOG_HEADS)?;
         match t.get(jurisdiction)? {
-            Some(g) => Frontier::from_bytes(g.value())
+            Some(g) => Frontier::from_bytes(g.as_slice())
                 .ok_or_else(|| StoreError::Storage(format!("undecodable log head {jurisdiction}"))),
             None => Ok(Frontier::default()),
         }
@@ -1115,12 +934,12 @@ impl Store {
     ) -> Result<Vec<LogLeaf>, StoreError> {
         let (_, end) = prefix_range(&[jurisdiction]);
         let start = key(&[jurisdiction, &log_index_part(from)]);
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(LOG_LEAVES)?;
         let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
+        for item in t.range(Included(start.as_str()), Excluded(end.as_str()))? {
             let (k, v) = item?;
-            out.push(decode_leaf(k.value(), v.value())?);
+            out.push(decode_leaf(k.as_str(), v.as_slice())?);
             if out.len() >= limit {
                 break;
             }
@@ -1130,15 +949,15 @@ impl Store {
 
     /// The log index of every event stored for a jurisdiction (what the log must account for).
     pub fn logged_event_indices(&self, jurisdiction: &str) -> Result<Vec<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let (start, end) = prefix_range(&[jurisdiction]);
         let mut out = Vec::new();
         for item in txn
             .open_table(EVENT_RECORDS)?
-            .range(start.as_str()..end.as_str())?
+            .range(Included(start.as_str()), Excluded(end.as_str()))?
         {
             let (k, _) = item?;
-            if let Some((_, index, Logged::Event)) = records::parse_event_key(k.value()) {
+            if let Some((_, index, Logged::Event)) = records::parse_event_key(k.as_str()) {
                 out.push(index);
             }
         }
@@ -1206,14 +1025,12 @@ impl Store {
         limit: usize,
         mut keep: impl FnMut(&TokenRecord) -> bool,
     ) -> Result<Vec<(String, TokenRecord)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let ids = txn.open_table(TOKEN_IDS)?;
         let records = txn.open_table(TOKENS)?;
         let range = match after {
-            Some(a) => {
-                ids.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
-            }
-            None => ids.range::<&str>(..)?,
+            Some(a) => ids.range(Excluded(a), Unbounded)?,
+            None => ids.iter()?,
         };
         let mut out = Vec::new();
         for item in range {
@@ -1221,34 +1038,34 @@ impl Store {
                 break;
             }
             let (id, hash) = item?;
-            let hash = String::from_utf8_lossy(hash.value()).into_owned();
+            let hash = String::from_utf8_lossy(hash.as_slice()).into_owned();
             let Some(v) = records.get(hash.as_str())? else {
                 continue;
             };
             // A damaged record is left out; `verify` names it.
-            let Some(record) = skip_damaged(decode_at::<TokenRecord>(TOKENS, &hash, v.value()))?
+            let Some(record) = skip_damaged(decode_at::<TokenRecord>(TOKENS, &hash, v.as_slice()))?
             else {
                 continue;
             };
             if keep(&record) {
-                out.push((id.value().to_owned(), record));
+                out.push((id.as_str().to_owned(), record));
             }
         }
         Ok(out)
     }
 
     pub fn has_tokens(&self) -> Result<bool, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         Ok(!txn.open_table(TOKENS)?.is_empty()?)
     }
 
     pub fn policy_versions(&self) -> Result<Vec<PolicyRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(POLICIES)?;
         let mut out = Vec::new();
         for item in t.iter()? {
             let (_, v) = item?;
-            out.push(decode(v.value())?);
+            out.push(decode(v.as_slice())?);
         }
         Ok(out)
     }
@@ -1256,31 +1073,31 @@ impl Store {
     /// The answer stored under an idempotency digest, unless it expired by `now` (seconds since
     /// 1970).
     pub fn idempotent(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(IDEMPOTENCY)?;
-        Ok(idempotency::get(&t, key, now)?)
+        idempotency::get(&*t, key, now)
     }
 
     /// How many idempotent answers are stored (live or not yet purged).
     pub fn idempotent_answers(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
-        Ok(idempotency::usage(&txn.open_table(IDEMPOTENCY)?)?.0)
+        let txn = self.backend.begin_read()?;
+        Ok(idempotency::usage(&*txn.open_table(IDEMPOTENCY)?)?.0)
     }
 
     /// The bytes the idempotent answers take: keys and values of their table.
     pub fn idempotent_bytes(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
-        Ok(idempotency::usage(&txn.open_table(IDEMPOTENCY)?)?.1)
+        let txn = self.backend.begin_read()?;
+        Ok(idempotency::usage(&*txn.open_table(IDEMPOTENCY)?)?.1)
     }
 
     /// Ids of every student, by jurisdiction then id (for whole-store verification).
     pub fn all_student_ids(&self) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(STUDENT_LOCATOR)?;
         let mut out = Vec::new();
         for item in t.iter()? {
             let (k, _) = item?;
-            out.push(k.value().to_owned());
+            out.push(k.as_str().to_owned());
         }
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! Reading problem records (问题学籍). They are few beside students (a handful per school at a
 //! time), so a list reads the table through and the caller filters by scope.
 
-use redb::ReadableDatabase;
+use std::ops::Bound::{Excluded, Unbounded};
 
 use super::tables::{IDX_OPEN_PROBLEM, PROBLEMS};
 use super::{Store, StoreError, decode_at};
@@ -26,19 +26,17 @@ impl Store {
         limit: usize,
         mut keep: impl FnMut(&Problem) -> bool,
     ) -> Result<Vec<(String, Problem)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let t = txn.open_table(PROBLEMS)?;
         let mut out = Vec::new();
         let range = match after {
-            Some(a) => {
-                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
-            }
-            None => t.range::<&str>(..)?,
+            Some(a) => t.range(Excluded(a), Unbounded)?,
+            None => t.iter()?,
         };
         for item in range {
             let (k, v) = item?;
-            let id = k.value();
-            let Ok(p) = decode_at::<Problem>(PROBLEMS, id, v.value()) else {
+            let id = k.as_str();
+            let Ok(p) = decode_at::<Problem>(PROBLEMS, id, v.as_slice()) else {
                 continue;
             };
             if keep(&p) {

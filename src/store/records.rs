@@ -1,15 +1,11 @@
 //! The layout of the history (`EVENT_RECORDS` and `TIMELINES`, see the tables' documentation):
-//! the key builders and parsers, the step encoding, the readers of timelines, and the migration
-//! of the tables of schemas 7 and older.
+//! the key builders and parsers, the step encoding, and the readers of timelines.
 
-use redb::{ReadableTable, WriteTransaction};
+use std::ops::Bound::{Excluded, Included, Unbounded};
 
-use super::tables::{
-    EVENT_RECORDS, LOG_HEADS, LOG_LEAVES, SEP, TIMELINES, key, legacy, log_index_part,
-    prefix_range, seq_part,
-};
+use super::kv::ReadTable;
+use super::tables::{EVENT_RECORDS, SEP, TIMELINES, key, log_index_part, prefix_range, seq_part};
 use super::{StoreError, decode, decode_at};
-use crate::domain::merkle::{self, Frontier};
 use crate::domain::{Date, Event, EventFacts, Status, Step, Timeline, TransitionKind};
 
 /// What an `EVENT_RECORDS` key holds: the event at a place in its jurisdiction's log, or the
@@ -233,20 +229,20 @@ pub(crate) fn step_moved_from(bytes: &[u8], home: &str) -> Result<Vec<u8>, Store
 
 /// A student's steps with their events' places, in sequence order.
 pub(crate) fn read_steps(
-    timelines: &impl ReadableTable<&'static str, &'static [u8]>,
+    timelines: &(impl ReadTable + ?Sized),
     jurisdiction: &str,
     student: &str,
 ) -> Result<Vec<(Step, LogPlace)>, StoreError> {
     let (start, end) = prefix_range(&[jurisdiction, student]);
     let mut out = Vec::new();
-    for item in timelines.range(start.as_str()..end.as_str())? {
+    for item in timelines.range(Included(start.as_str()), Excluded(end.as_str()))? {
         let (k, v) = item?;
-        match parse_timeline_key(k.value()) {
-            Some((_, _, TimelineRecord::Step(_))) => {
-                out.push(decode_step(v.value()).map_err(|_| super::damaged(TIMELINES, k.value()))?)
-            }
+        match parse_timeline_key(k.as_str()) {
+            Some((_, _, TimelineRecord::Step(_))) => out.push(
+                decode_step(v.as_slice()).map_err(|_| super::damaged(TIMELINES, k.as_str()))?,
+            ),
             Some((_, _, TimelineRecord::TallyState)) => {}
-            None => return Err(undecodable(k.value())),
+            None => return Err(undecodable(k.as_str())),
         }
     }
     Ok(out)
@@ -256,7 +252,7 @@ pub(crate) fn read_steps(
 /// another), in that order; a place holding no event is skipped (the chain check then reports
 /// the gap).
 pub(crate) fn events_at<'p>(
-    event_records: &impl ReadableTable<&'static str, &'static [u8]>,
+    event_records: &(impl ReadTable + ?Sized),
     jurisdiction: &str,
     places: impl IntoIterator<Item = &'p LogPlace>,
 ) -> Result<Vec<Event>, StoreError> {
@@ -264,7 +260,7 @@ pub(crate) fn events_at<'p>(
     for place in places {
         let k = event_key(place.log(jurisdiction), place.index);
         if let Some(g) = event_records.get(k.as_str())? {
-            out.push(decode_at(EVENT_RECORDS, &k, g.value())?);
+            out.push(decode_at(EVENT_RECORDS, &k, g.as_slice())?);
         }
     }
     Ok(out)
@@ -272,7 +268,7 @@ pub(crate) fn events_at<'p>(
 
 /// A student's timeline from their step records (`None` when they have none).
 pub(crate) fn read_timeline(
-    timelines: &impl ReadableTable<&'static str, &'static [u8]>,
+    timelines: &(impl ReadTable + ?Sized),
     jurisdiction: &str,
     student: &str,
 ) -> Result<Option<Timeline>, StoreError> {
@@ -286,27 +282,27 @@ pub(crate) fn read_timeline(
 /// Calls `visit` with the jurisdiction and timeline of every student under `prefix` (a
 /// jurisdiction, or none for all), in key order, one timeline in memory at a time.
 pub(crate) fn each_timeline(
-    timelines: &impl ReadableTable<&'static str, &'static [u8]>,
+    timelines: &(impl ReadTable + ?Sized),
     prefix: Option<&str>,
     mut visit: impl FnMut(&str, Timeline) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let range = match prefix {
         Some(jur) => {
             let (start, end) = prefix_range(&[jur]);
-            timelines.range(start.as_str()..end.as_str())?
+            timelines.range(Included(start.as_str()), Excluded(end.as_str()))?
         }
-        None => timelines.range::<&str>(..)?,
+        None => timelines.range(Unbounded, Unbounded)?,
     };
     // (jurisdiction, student, steps) of the student being read.
     let mut current: Option<(String, String, Vec<Step>)> = None;
     for item in range {
         let (k, v) = item?;
         let (jur, student, record) =
-            parse_timeline_key(k.value()).ok_or_else(|| undecodable(k.value()))?;
+            parse_timeline_key(k.as_str()).ok_or_else(|| undecodable(k.as_str()))?;
         if record == TimelineRecord::TallyState {
             continue;
         }
-        let (step, _) = decode_step(v.value())?;
+        let (step, _) = decode_step(v.as_slice())?;
         match current.as_mut() {
             Some((j, s, steps)) if j == jur && s == student => steps.push(step),
             _ => {
@@ -319,112 +315,6 @@ pub(crate) fn each_timeline(
     }
     if let Some((j, s, steps)) = current {
         visit(&j, Timeline::new(s, steps))?;
-    }
-    Ok(())
-}
-
-/// Builds the Merkle log of a store written before it existed (schema 1): every event, in key
-/// order, each leaf naming its event.
-fn backfill_log(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let events = txn.open_table(legacy::EVENTS)?;
-    let mut leaves = txn.open_table(LOG_LEAVES)?;
-    let mut heads = txn.open_table(LOG_HEADS)?;
-    let mut frontiers: std::collections::BTreeMap<String, Frontier> = Default::default();
-    for item in events.iter()? {
-        let (k, v) = item?;
-        let event: Event = decode(v.value())?;
-        let hash = merkle::from_hex(&event.hash)
-            .ok_or_else(|| StoreError::Storage(format!("event {} has no hash", k.value())))?;
-        let frontier = frontiers.entry(event.jurisdiction.clone()).or_default();
-        let mut leaf = hash.to_vec();
-        leaf.extend_from_slice(k.value().as_bytes());
-        leaves.insert(
-            key(&[&event.jurisdiction, &log_index_part(frontier.size)]).as_str(),
-            leaf.as_slice(),
-        )?;
-        frontier.push(merkle::leaf_hash(&hash));
-    }
-    for (jur, f) in frontiers {
-        heads.insert(jur.as_str(), f.to_bytes().as_slice())?;
-    }
-    Ok(())
-}
-
-/// Moves a store written before schema 8 to its layout: each event and its context to its place
-/// in the jurisdiction's log (`EVENT_RECORDS`), each step given its event's log index, tally
-/// states into `TIMELINES`, and the one-array timelines of schemas 3 to 6 (`legacy::TIMELINES`)
-/// into one record per step. A schema-1 store gets its log first, in key order. An event that no
-/// log leaf names (inserted behind the log's back) has no place to go: the move is refused and
-/// the file left as it was. The older migrations run after this one, on the new layout.
-pub(super) fn migrate_to_schema_8(
-    txn: &WriteTransaction,
-    old_schema: u64,
-) -> Result<(), StoreError> {
-    if old_schema < 2 {
-        backfill_log(txn)?;
-    }
-    {
-        let mut timelines = txn.open_table(TIMELINES)?;
-        let two_parts = |k: &str| -> Result<(String, String), StoreError> {
-            let mut parts = k.split(SEP);
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some(j), Some(s), None) => Ok((j.to_owned(), s.to_owned())),
-                _ => Err(undecodable(k)),
-            }
-        };
-        for item in txn.open_table(legacy::TALLY_STATES)?.iter()? {
-            let (k, v) = item?;
-            let (j, s) = two_parts(k.value())?;
-            timelines.insert(tally_state_key(&j, &s).as_str(), v.value())?;
-        }
-        for item in txn.open_table(legacy::TIMELINES)?.iter()? {
-            let (k, v) = item?;
-            let (j, s) = two_parts(k.value())?;
-            for step in decode::<Vec<StoredStepV7>>(v.value())? {
-                let bytes = serde_json::to_vec(&step)?;
-                timelines.insert(step_key(&j, &s, step.0).as_str(), bytes.as_slice())?;
-            }
-        }
-        let mut events = txn.open_table(EVENT_RECORDS)?;
-        let mut old_events = txn.open_table(legacy::EVENTS)?;
-        let mut old_contexts = txn.open_table(legacy::CONTEXTS)?;
-        for item in txn.open_table(LOG_LEAVES)?.iter()? {
-            let (k, v) = item?;
-            let leaf = super::decode_leaf(k.value(), v.value())?;
-            let jur = k.value().split(SEP).next().unwrap_or_default();
-            let name = leaf.event_name.as_str();
-            if let Some(event) = old_events.remove(name)? {
-                events.insert(event_key(jur, leaf.index).as_str(), event.value())?;
-            }
-            if let Some(context) = old_contexts.remove(name)? {
-                events.insert(context_key(jur, leaf.index).as_str(), context.value())?;
-            }
-            let step = timelines
-                .get(name)?
-                .map(|g| decode::<StoredStepV7>(g.value()))
-                .transpose()?;
-            if let Some(step) = step {
-                let bytes = with_log_index(&serde_json::to_vec(&step)?, leaf.index)?;
-                timelines.insert(name, bytes.as_slice())?;
-            }
-        }
-        if let Some(item) = old_events.first()? {
-            return Err(StoreError::Storage(format!(
-                "the store cannot be moved to schema {}: event {} is in no jurisdiction log \
-                 (added behind the log's back); check it with `xueji verify` of the release \
-                 that wrote it",
-                super::SCHEMA_VERSION,
-                item.0.value().replace(SEP, "/")
-            )));
-        }
-    }
-    for t in [
-        legacy::EVENTS,
-        legacy::CONTEXTS,
-        legacy::TALLY_STATES,
-        legacy::TIMELINES,
-    ] {
-        txn.delete_table(t)?;
     }
     Ok(())
 }

@@ -1,16 +1,15 @@
 //! The statistics counters kept at write time (see `domain::tally`): their key layout, how a
 //! batch's changes are added, and reading them as of dates.
 
-use redb::{ReadableDatabase, ReadableTable, Table as RedbTable};
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound::{Excluded, Included};
 
-use super::records::{each_timeline, tally_state_key};
+use super::kv::WriteTable;
+use super::records::each_timeline;
 use super::tables::{SCHOOLS, SEP, STAT_CHANGES, STAT_TOTALS, TIMELINES, key, prefix_range};
 use super::{Store, StoreError};
-use crate::domain::tally::{Counter, Counts, DatedCounts, TallyState, dated_changes};
+use crate::domain::tally::{Counter, Counts, DatedCounts, dated_changes};
 use crate::domain::{Date, School, Status};
-
-type Tbl<'t> = RedbTable<'t, &'static str, &'static [u8]>;
 
 /// A counter as the last parts of a key: a one-letter kind, then its fields. An absent class or
 /// cohort is an empty part (a class is never empty text).
@@ -113,9 +112,9 @@ pub(super) fn decode_change(k: &str, v: &[u8]) -> Result<(Date, Counter, i64), S
 }
 
 /// Adds `delta` to a stored sum, removing it when it comes to zero.
-fn add(table: &mut Tbl<'_>, k: &str, delta: i64) -> Result<(), StoreError> {
+fn add(table: &mut (impl WriteTable + ?Sized), k: &str, delta: i64) -> Result<(), StoreError> {
     let current = match table.get(k)? {
-        Some(g) => value(g.value(), k)?,
+        Some(g) => value(g.as_slice(), k)?,
         None => 0,
     };
     let sum = current.saturating_add(delta);
@@ -130,8 +129,8 @@ fn add(table: &mut Tbl<'_>, k: &str, delta: i64) -> Result<(), StoreError> {
 /// Adds the changes of every student of a batch (by jurisdiction) to the stored sums, one
 /// update per counter and date however many students share it.
 pub(super) fn add_changes(
-    totals: &mut Tbl<'_>,
-    changes: &mut Tbl<'_>,
+    totals: &mut (impl WriteTable + ?Sized),
+    changes: &mut (impl WriteTable + ?Sized),
     pending: &HashMap<String, DatedCounts>,
 ) -> Result<(), StoreError> {
     for (jur, dated) in pending {
@@ -177,14 +176,14 @@ impl Store {
         jurisdiction: &str,
         dates: &[Date],
     ) -> Result<Vec<Counts>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let totals = txn.open_table(STAT_TOTALS)?;
         let changes = txn.open_table(STAT_CHANGES)?;
         let (start, end) = prefix_range(&[jurisdiction]);
         let mut now = Counts::new();
-        for item in totals.range(start.as_str()..end.as_str())? {
+        for item in totals.range(Included(start.as_str()), Excluded(end.as_str()))? {
             let (k, v) = item?;
-            let (c, n) = decode_total(k.value(), v.value())?;
+            let (c, n) = decode_total(k.as_str(), v.as_slice())?;
             now.insert(c, n);
         }
         let mut out = vec![now; dates.len()];
@@ -193,9 +192,9 @@ impl Store {
         };
         // Everything dated after the earliest date: the key after `jur␟date␟…`.
         let after = format!("{}{SEP}{earliest}\u{20}", jurisdiction);
-        for item in changes.range(after.as_str()..end.as_str())? {
+        for item in changes.range(Included(after.as_str()), Excluded(end.as_str()))? {
             let (k, v) = item?;
-            let (date, c, n) = decode_change(k.value(), v.value())?;
+            let (date, c, n) = decode_change(k.as_str(), v.as_slice())?;
             for (counts, as_of) in out.iter_mut().zip(dates) {
                 if date > *as_of {
                     let e = counts.entry(c.clone()).or_default();
@@ -214,12 +213,12 @@ impl Store {
     /// the jurisdiction of the school it names (both, for a move between two jurisdictions),
     /// which is the student's own unless they were transferred from another jurisdiction.
     pub fn tallies_to_check(&self) -> Result<BTreeMap<String, TallyCheck>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.backend.begin_read()?;
         let mut checks: BTreeMap<String, TallyCheck> = BTreeMap::new();
         for item in txn.open_table(STAT_TOTALS)?.iter()? {
             let (k, v) = item?;
-            let (jur, _) = k.value().split_once(SEP).unwrap_or_default();
-            let (c, n) = decode_total(k.value(), v.value())?;
+            let (jur, _) = k.as_str().split_once(SEP).unwrap_or_default();
+            let (c, n) = decode_total(k.as_str(), v.as_slice())?;
             checks
                 .entry(jur.to_owned())
                 .or_default()
@@ -228,8 +227,8 @@ impl Store {
         }
         for item in txn.open_table(STAT_CHANGES)?.iter()? {
             let (k, v) = item?;
-            let (jur, _) = k.value().split_once(SEP).unwrap_or_default();
-            let (d, c, n) = decode_change(k.value(), v.value())?;
+            let (jur, _) = k.as_str().split_once(SEP).unwrap_or_default();
+            let (d, c, n) = decode_change(k.as_str(), v.as_slice())?;
             checks
                 .entry(jur.to_owned())
                 .or_default()
@@ -239,11 +238,11 @@ impl Store {
         let mut school_jurisdiction: HashMap<String, String> = HashMap::new();
         for item in txn.open_table(SCHOOLS)?.iter()? {
             let (k, v) = item?;
-            if let Ok(school) = super::decode::<School>(v.value()) {
-                school_jurisdiction.insert(k.value().to_owned(), school.jurisdiction);
+            if let Ok(school) = super::decode::<School>(v.as_slice()) {
+                school_jurisdiction.insert(k.as_str().to_owned(), school.jurisdiction);
             }
         }
-        each_timeline(&txn.open_table(TIMELINES)?, None, |home, t| {
+        each_timeline(&*txn.open_table(TIMELINES)?, None, |home, t| {
             for (k, n) in dated_changes(&t) {
                 let mut owners: Vec<&str> = Vec::with_capacity(2);
                 for school in k.1.schools() {
@@ -277,38 +276,4 @@ pub struct TallyCheck {
     pub stored_changes: DatedCounts,
     /// Every student's dated changes, summed.
     pub replayed_changes: DatedCounts,
-}
-
-/// Builds the statistics counters of a store written before they existed, from its timelines.
-pub(super) fn backfill_tallies(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let mut pending: HashMap<String, DatedCounts> = HashMap::new();
-    each_timeline(&txn.open_table(TIMELINES)?, None, |jur, t| {
-        merge_into(&mut pending, jur, &dated_changes(&t));
-        Ok(())
-    })?;
-    add_changes(
-        &mut txn.open_table(STAT_TOTALS)?,
-        &mut txn.open_table(STAT_CHANGES)?,
-        &pending,
-    )
-}
-
-/// Builds the tally state of every student with more than one step from their timeline, for a
-/// store written before schema 6. (A student with one step has none: see `TIMELINES`.)
-pub(super) fn backfill_tally_states(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let mut timelines = txn.open_table(TIMELINES)?;
-    let mut states = Vec::new();
-    each_timeline(&timelines, None, |jur, t| {
-        if t.steps.len() > 1 {
-            states.push((
-                tally_state_key(jur, &t.student),
-                serde_json::to_vec(&TallyState::of(&t))?,
-            ));
-        }
-        Ok(())
-    })?;
-    for (k, state) in states {
-        timelines.insert(k.as_str(), state.as_slice())?;
-    }
-    Ok(())
 }

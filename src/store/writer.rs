@@ -1,11 +1,13 @@
 //! The single writer: drains queued commands into one write transaction per batch (group
 //! commit), commits it durably, then answers every caller of the batch.
 
-use redb::{Database, Durability, ReadableTable, Table as RedbTable, WriteTransaction};
 use std::collections::HashMap;
+use std::ops::Bound::{Excluded, Included};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use super::kv::{Backend, WriteTable, WriteTxn};
 
 use super::records::{self, encode_step};
 use super::tables::*;
@@ -197,9 +199,9 @@ fn encode(
                 let before_json = serde_json::to_vec(before)?;
                 let step = Step::of(event);
                 let tallies = match snapshot {
-                    Some(s) => Store::tally_change(&s.txn, before, &before_json, &step)?,
+                    Some(s) => Store::tally_change(&*s.txn, before, &before_json, &step)?,
                     None => {
-                        Store::tally_change(&store.snapshot()?.txn, before, &before_json, &step)?
+                        Store::tally_change(&*store.snapshot()?.txn, before, &before_json, &step)?
                     }
                 };
                 Encoded::Record {
@@ -237,7 +239,7 @@ pub struct CommitStats {
 pub const COMMIT_BUCKETS_MICROS: [u64; 8] =
     [250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000];
 
-pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &CommitStats) {
+pub(super) fn run(backend: &dyn Backend, jobs: &mpsc::Receiver<Job>, stats: &CommitStats) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -247,7 +249,7 @@ pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &CommitStats
             }
         }
         let started = Instant::now();
-        let outcome = commit_batch(db, &batch);
+        let outcome = commit_batch(backend, &batch);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
@@ -279,41 +281,41 @@ pub(super) fn run(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &CommitStats
 }
 
 struct Tables<'t> {
-    schools: RedbTable<'t, &'static str, &'static [u8]>,
-    students: RedbTable<'t, &'static str, &'static [u8]>,
-    events: RedbTable<'t, &'static str, &'static [u8]>,
-    timelines: RedbTable<'t, &'static str, &'static [u8]>,
-    locator: RedbTable<'t, &'static str, &'static [u8]>,
-    national: RedbTable<'t, &'static str, &'static [u8]>,
-    id_card: RedbTable<'t, &'static str, &'static [u8]>,
-    person: RedbTable<'t, &'static str, &'static [u8]>,
-    class: RedbTable<'t, &'static str, &'static [u8]>,
-    status: RedbTable<'t, &'static str, &'static [u8]>,
-    deadline: RedbTable<'t, &'static str, &'static [u8]>,
-    requests: RedbTable<'t, &'static str, &'static [u8]>,
-    open_request: RedbTable<'t, &'static str, &'static [u8]>,
-    request_status: RedbTable<'t, &'static str, &'static [u8]>,
-    tokens: RedbTable<'t, &'static str, &'static [u8]>,
-    token_ids: RedbTable<'t, &'static str, &'static [u8]>,
-    policies: RedbTable<'t, &'static str, &'static [u8]>,
-    idempotency: RedbTable<'t, &'static str, &'static [u8]>,
-    log_leaves: RedbTable<'t, &'static str, &'static [u8]>,
-    log_heads: RedbTable<'t, &'static str, &'static [u8]>,
-    school_members: RedbTable<'t, &'static str, &'static [u8]>,
-    stat_totals: RedbTable<'t, &'static str, &'static [u8]>,
-    stat_changes: RedbTable<'t, &'static str, &'static [u8]>,
-    batches: RedbTable<'t, &'static str, &'static [u8]>,
-    batch_items: RedbTable<'t, &'static str, &'static [u8]>,
-    certificates_used: RedbTable<'t, &'static str, &'static [u8]>,
-    problems: RedbTable<'t, &'static str, &'static [u8]>,
-    open_problems: RedbTable<'t, &'static str, &'static [u8]>,
+    schools: Tbl<'t>,
+    students: Tbl<'t>,
+    events: Tbl<'t>,
+    timelines: Tbl<'t>,
+    locator: Tbl<'t>,
+    national: Tbl<'t>,
+    id_card: Tbl<'t>,
+    person: Tbl<'t>,
+    class: Tbl<'t>,
+    status: Tbl<'t>,
+    deadline: Tbl<'t>,
+    requests: Tbl<'t>,
+    open_request: Tbl<'t>,
+    request_status: Tbl<'t>,
+    tokens: Tbl<'t>,
+    token_ids: Tbl<'t>,
+    policies: Tbl<'t>,
+    idempotency: Tbl<'t>,
+    log_leaves: Tbl<'t>,
+    log_heads: Tbl<'t>,
+    school_members: Tbl<'t>,
+    stat_totals: Tbl<'t>,
+    stat_changes: Tbl<'t>,
+    batches: Tbl<'t>,
+    batch_items: Tbl<'t>,
+    certificates_used: Tbl<'t>,
+    problems: Tbl<'t>,
+    open_problems: Tbl<'t>,
     /// The statistics changes of the batch's events by jurisdiction, added to the stored sums
     /// once, before the commit.
     pending_tallies: HashMap<String, DatedCounts>,
 }
 
 impl<'t> Tables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+    fn open(txn: &'t dyn WriteTxn) -> Result<Self, StoreError> {
         Ok(Tables {
             schools: txn.open_table(SCHOOLS)?,
             students: txn.open_table(STUDENTS)?,
@@ -348,17 +350,44 @@ impl<'t> Tables<'t> {
     }
 }
 
-/// One write transaction for the whole batch. The outer error aborts the batch (a storage
-/// failure); the inner results are each command's own answer.
+/// How many times a batch is run before contention fails it.
+const COMMIT_TRIES: u32 = 10;
+
+/// One write transaction for the whole batch, run again from the start on a fresh transaction
+/// while the backend reports contention (another writer changed what it read): every command's
+/// preconditions are checked anew each time, so the batch applies once, on what is then stored.
 fn commit_batch(
-    db: &Database,
+    backend: &dyn Backend,
     batch: &[Job],
 ) -> Result<Vec<Result<CommandOutput, StoreError>>, StoreError> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
+    let mut tries = 1;
+    loop {
+        match try_batch(backend, batch) {
+            Err(StoreError::Contended(why)) if tries < COMMIT_TRIES => {
+                tracing::warn!(tries, reason = %why, "batch contended; running it again");
+                std::thread::sleep(Duration::from_millis(1 << tries.min(6)));
+                tries += 1;
+            }
+            Err(StoreError::Contended(why)) => {
+                return Err(StoreError::Storage(format!(
+                    "still contended after {COMMIT_TRIES} tries: {why}"
+                )));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// The outer error aborts the batch (a storage failure); the inner results are each command's
+/// own answer.
+fn try_batch(
+    backend: &dyn Backend,
+    batch: &[Job],
+) -> Result<Vec<Result<CommandOutput, StoreError>>, StoreError> {
+    let txn = backend.begin_write()?;
     let mut results = Vec::with_capacity(batch.len());
     {
-        let mut t = Tables::open(&txn)?;
+        let mut t = Tables::open(&*txn)?;
         for (prepared, _) in batch {
             match apply(&mut t, prepared) {
                 Ok(out) => results.push(Ok(out)),
@@ -372,7 +401,7 @@ fn commit_batch(
             pending_tallies,
             ..
         } = &mut t;
-        tally::add_changes(stat_totals, stat_changes, pending_tallies)?;
+        tally::add_changes(&mut **stat_totals, &mut **stat_changes, pending_tallies)?;
     }
     txn.commit()?;
     Ok(results)
@@ -391,11 +420,11 @@ impl<E: Into<StoreError>> From<E> for Refusal {
     }
 }
 
-type Tbl<'t> = RedbTable<'t, &'static str, &'static [u8]>;
+type Tbl<'t> = Box<dyn WriteTable + 't>;
 
 fn get_str(t: &Tbl<'_>, k: &str) -> Result<Option<String>, Refusal> {
     Ok(t.get(k)?
-        .map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+        .map(|g| String::from_utf8_lossy(g.as_slice()).into_owned()))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Refusal> {
@@ -508,9 +537,9 @@ fn holders(
     let value = entry.rsplit_once(SEP).map_or(entry, |(v, _)| v);
     let (start, end) = prefix_range(&[value]);
     let mut out = Vec::new();
-    for item in tbl.range(start.as_str()..end.as_str())? {
+    for item in tbl.range(Included(start.as_str()), Excluded(end.as_str()))? {
         let (k, _) = item?;
-        let id = k.value().rsplit(SEP).next().unwrap_or_default().to_owned();
+        let id = k.as_str().rsplit(SEP).next().unwrap_or_default().to_owned();
         if id == own {
             continue;
         }
@@ -523,7 +552,7 @@ fn holders(
         };
         // A damaged record refuses this command alone; `verify` names the record.
         let holder: Holder =
-            super::decode_at(STUDENTS, &sk, g.value()).map_err(Refusal::Refused)?;
+            super::decode_at(STUDENTS, &sk, g.as_slice()).map_err(Refusal::Refused)?;
         out.push((id, holder));
     }
     Ok(out)
@@ -645,7 +674,7 @@ struct Recorded<'a> {
 fn append_to_log(t: &mut Tables<'_>, r: &Recorded<'_>, log: &str) -> Result<u64, Refusal> {
     let e = r.event;
     let mut frontier = match t.log_heads.get(log)? {
-        Some(g) => Frontier::from_bytes(g.value())
+        Some(g) => Frontier::from_bytes(g.as_slice())
             .ok_or_else(|| StoreError::Storage("undecodable log head".into()))?,
         None => Frontier::default(),
     };
@@ -720,7 +749,7 @@ fn merge_by_school(t: &mut Tables<'_>, home: &str, dated: &DatedCounts) -> Resul
         for school in counter.schools() {
             if !jurisdiction_of.contains_key(school) {
                 let jur = match t.schools.get(school)? {
-                    Some(g) => decode::<School>(g.value())?.jurisdiction,
+                    Some(g) => decode::<School>(g.as_slice())?.jurisdiction,
                     None => home.to_owned(),
                 };
                 jurisdiction_of.insert(school.to_owned(), jur);
@@ -750,9 +779,12 @@ fn merge_by_school(t: &mut Tables<'_>, home: &str, dated: &DatedCounts) -> Resul
 fn move_timeline(t: &mut Tables<'_>, from: &str, to: &str, student: &str) -> Result<(), Refusal> {
     let (start, end) = prefix_range(&[from, student]);
     let mut records = Vec::new();
-    for item in t.timelines.range(start.as_str()..end.as_str())? {
+    for item in t
+        .timelines
+        .range(Included(start.as_str()), Excluded(end.as_str()))?
+    {
         let (k, v) = item?;
-        records.push((k.value().to_owned(), v.value().to_vec()));
+        records.push((k.as_str().to_owned(), v.as_slice().to_vec()));
     }
     for (k, v) in records {
         t.timelines.remove(k.as_str())?;
@@ -809,7 +841,7 @@ fn request_jurisdictions(r: &ApprovalRequest) -> impl Iterator<Item = &str> {
 
 fn stored_request(t: &Tables<'_>, id: &str) -> Result<Option<ApprovalRequest>, Refusal> {
     match t.requests.get(id)? {
-        Some(g) => Ok(Some(decode(g.value())?)),
+        Some(g) => Ok(Some(decode(g.as_slice())?)),
         None => Ok(None),
     }
 }
@@ -940,7 +972,7 @@ fn apply_command(
         ) => {
             let k = key(&[&before.jurisdiction, &before.id]);
             let current_version = match t.students.get(k.as_str())? {
-                Some(g) => stored_version(g.value(), before_json, before.version)?,
+                Some(g) => stored_version(g.as_slice(), before_json, before.version)?,
                 None => {
                     return refused(StoreError::NotFound {
                         what: "student".into(),
@@ -1025,7 +1057,7 @@ fn apply_command(
                 .students
                 .get(key(&[&request.jurisdiction, &request.student]).as_str())?
             {
-                Some(g) => decode(g.value())?,
+                Some(g) => decode(g.as_slice())?,
                 None => {
                     return refused(StoreError::NotFound {
                         what: "student".into(),
@@ -1093,7 +1125,7 @@ fn apply_command(
             ));
         }
         (Command::PutIdempotent { key: k, value, at }, _) => {
-            super::idempotency::put(&mut t.idempotency, k, value, *at)?;
+            super::idempotency::put(&mut *t.idempotency, k, value, *at)?;
         }
         (
             Command::PutBatch {
@@ -1152,7 +1184,7 @@ fn apply_command(
         }
         (Command::UpdateProblem { problem }, _) => {
             let stored: Option<Problem> = match t.problems.get(problem.id.as_str())? {
-                Some(g) => Some(decode(g.value())?),
+                Some(g) => Some(decode(g.as_slice())?),
                 None => None,
             };
             match stored {
@@ -1167,4 +1199,113 @@ fn apply_command(
         }
     }
     Ok(CommandOutput::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+    use crate::store::kv::{ReadTxn, Table};
+    use crate::store::redb::RedbBackend;
+
+    /// A redb store whose commits report contention, as PostgreSQL's serialization failures
+    /// would, the next `contentions` times (the transaction is dropped: nothing of it lands).
+    struct Contending {
+        inner: RedbBackend,
+        contentions: AtomicU32,
+    }
+
+    struct ContendingTxn<'a> {
+        inner: Box<dyn WriteTxn + 'a>,
+        contentions: &'a AtomicU32,
+    }
+
+    impl Backend for Contending {
+        fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
+            self.inner.begin_read()
+        }
+        fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
+            Ok(Box::new(ContendingTxn {
+                inner: self.inner.begin_write()?,
+                contentions: &self.contentions,
+            }))
+        }
+        fn kind(&self) -> &'static str {
+            "contending"
+        }
+    }
+
+    impl WriteTxn for ContendingTxn<'_> {
+        fn open_table(&self, table: Table) -> Result<Box<dyn WriteTable + '_>, StoreError> {
+            self.inner.open_table(table)
+        }
+        fn clear_table(&self, table: Table) -> Result<(), StoreError> {
+            self.inner.clear_table(table)
+        }
+        fn commit(self: Box<Self>) -> Result<(), StoreError> {
+            let contended = self
+                .contentions
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if contended {
+                return Err(StoreError::Contended("injected".into()));
+            }
+            self.inner.commit()
+        }
+    }
+
+    fn school(id: &str) -> Command {
+        Command::PutSchool {
+            school: Box::new(
+                serde_json::from_value(serde_json::json!({
+                    "id": id, "name": "一中", "jurisdiction": "j", "area": null,
+                    "level": "junior", "kind": null,
+                }))
+                .expect("school"),
+            ),
+            must_be_new: true,
+        }
+    }
+
+    fn contending_store(dir: &tempfile::TempDir) -> (Store, Arc<Contending>) {
+        let backend = Arc::new(Contending {
+            inner: RedbBackend::create_file(&dir.path().join("xueji.redb")).expect("file"),
+            contentions: AtomicU32::new(0),
+        });
+        let store = Store::open_backend(backend.clone()).expect("opens");
+        (store, backend)
+    }
+
+    #[test]
+    fn a_contended_batch_runs_again_and_applies_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, backend) = contending_store(&dir);
+        backend.contentions.store(1, Ordering::SeqCst);
+        // The first run wrote the school, then lost its commit: were any of it left, the second
+        // run would find the school there and refuse a new one.
+        assert_eq!(store.submit(school("s1")), Ok(CommandOutput::Done));
+        assert_eq!(backend.contentions.load(Ordering::SeqCst), 0);
+        assert_eq!(store.schools().expect("schools").len(), 1);
+        assert_eq!(store.commit_stats().commits.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            store.submit(school("s1")),
+            Err(StoreError::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn a_batch_contended_every_time_fails_as_storage_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, backend) = contending_store(&dir);
+        backend.contentions.store(COMMIT_TRIES, Ordering::SeqCst);
+        let e = store.submit(school("s1")).expect_err("fails");
+        assert!(
+            matches!(&e, StoreError::Storage(m) if m.contains("contended")),
+            "{e}"
+        );
+        assert!(store.schools().expect("schools").is_empty());
+        assert_eq!(store.submit(school("s1")), Ok(CommandOutput::Done));
+    }
 }

@@ -12,7 +12,7 @@ use xueji::domain::{TransitionInput, TransitionKind};
 use xueji::engine::{Outcome, ServiceError, Xueji};
 use xueji::policy::PolicyRegistry;
 use xueji::store::Store;
-use xueji::store::fault::{FaultPlan, FaultyBackend};
+use xueji::store::redb::fault::{FaultPlan, FaultyBackend};
 
 use crate::helpers::*;
 

@@ -1,8 +1,8 @@
 //! A storage backend that fails on purpose: the N-th write or sync returns an I/O error. Used by
 //! the atomicity and fault tests to prove a failed commit leaves the store as it was.
 
-use redb::backends::FileBackend;
-use redb::{BackendError, StorageBackend};
+use ::redb::backends::FileBackend;
+use ::redb::{BackendError, StorageBackend};
 use std::io;
 use std::ops::Bound;
 use std::sync::Arc;
