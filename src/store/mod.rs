@@ -12,6 +12,7 @@ mod check;
 pub mod fault;
 pub mod idempotency;
 pub mod kv;
+pub mod postgres;
 pub mod private;
 mod problems;
 mod records;
