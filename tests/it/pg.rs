@@ -181,7 +181,7 @@ fn a_scan_of_100k_pairs_holds_one_page_at_a_time() {
         count += 1;
         assert_eq!(k, format!("gd\u{1f}{count:08}"));
         assert_eq!(v.len(), 2000);
-        if count % 5000 == 0 {
+        if count.is_multiple_of(5000) {
             peak = peak.max(resident_bytes());
         }
     }

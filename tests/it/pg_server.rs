@@ -184,13 +184,16 @@ fn start_server() -> String {
         pid = std::process::id(),
         dir = dir.display()
     );
-    Command::new("setsid")
-        .args(["sh", "-c", &watchdog])
+    // `setsid -f` forks the watchdog into a session of its own and returns at once: a Ctrl-C
+    // to the test's process group does not reach it.
+    let started = Command::new("setsid")
+        .args(["-f", "sh", "-c", &watchdog])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .status()
         .expect("the server's watchdog starts");
+    assert!(started.success(), "setsid: {started}");
     let options = format!(
         "-c listen_addresses=127.0.0.1 -p {port} -k '{}' -c fsync=on -c max_connections=300",
         dir.display()
