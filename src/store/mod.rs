@@ -13,6 +13,7 @@ mod check;
 pub mod idempotency;
 pub mod kv;
 mod migrate;
+pub mod postgres;
 pub mod private;
 mod problems;
 mod records;

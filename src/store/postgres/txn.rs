@@ -1,0 +1,543 @@
+//! Transactions: a read is one snapshot on one connection; a write is one serializable
+//! transaction whose writes wait in an overlay per table (what its own reads merge with the
+//! database) and reach the server at the commit, one multi-row statement per table and kind.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use deadpool_postgres::Object;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::super::StoreError;
+use super::super::kv::{Entries, ReadTable, ReadTxn, Table, WriteTable, WriteTxn};
+use super::keys::{jurisdiction, only_jurisdiction};
+use super::{storage_error, wait};
+
+/// Rows of the first page of a range; each next page is `PAGE_GROWTH` times larger, up to
+/// `PAGE_ROWS`. A range read for its first pair or two (the most common use) costs little, and a
+/// scan of a million pairs holds at most one page at a time.
+const FIRST_PAGE_ROWS: i64 = 32;
+const PAGE_GROWTH: i64 = 4;
+const PAGE_ROWS: i64 = 1000;
+/// Pairs per statement when a commit writes its overlay: bounds one message (a migration that
+/// rewrites a whole table), far above what a batch of commands writes.
+const FLUSH_ROWS: usize = 10_000;
+
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// One pooled connection inside one transaction, rolled back when dropped unless it finished:
+/// the connection goes back to the pool clean, or, if even the ROLLBACK failed, not at all.
+pub(super) struct Session {
+    /// `None` only while dropping.
+    client: Option<Object>,
+    in_transaction: Cell<bool>,
+}
+
+impl Session {
+    /// Starts a transaction with `begin` (one or more statements, sent in one round trip).
+    pub(super) fn begin(client: Object, begin: &str) -> Result<Session, StoreError> {
+        let session = Session {
+            client: Some(client),
+            in_transaction: Cell::new(true),
+        };
+        session.batch(begin)?;
+        Ok(session)
+    }
+
+    fn client(&self) -> &Object {
+        self.client
+            .as_ref()
+            .expect("the connection is taken only when the session is dropped")
+    }
+
+    pub(super) fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, StoreError> {
+        let client = self.client();
+        let statement =
+            wait(client.prepare_cached(sql)).map_err(|e| storage_error("prepare", &e))?;
+        wait(client.query(&statement, params)).map_err(|e| storage_error("query", &e))
+    }
+
+    pub(super) fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, StoreError> {
+        let client = self.client();
+        let statement =
+            wait(client.prepare_cached(sql)).map_err(|e| storage_error("prepare", &e))?;
+        wait(client.execute(&statement, params)).map_err(|e| storage_error("execute", &e))
+    }
+
+    /// Statements without parameters, in one round trip.
+    pub(super) fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        wait(self.client().batch_execute(sql)).map_err(|e| storage_error("statement", &e))
+    }
+
+    /// Ends the transaction with `end` (COMMIT): whatever it answers, the transaction is over.
+    pub(super) fn finish(&self, end: &str) -> Result<(), StoreError> {
+        self.in_transaction.set(false);
+        wait(self.client().batch_execute(end)).map_err(|e| storage_error("commit", &e))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if self.in_transaction.get() && wait(client.batch_execute("ROLLBACK")).is_err() {
+            // Its state is unknown: closed rather than handed to the next transaction.
+            drop(Object::take(client));
+        }
+    }
+}
+
+/// A snapshot: `REPEATABLE READ READ ONLY`.
+pub(super) struct PgRead {
+    session: Session,
+}
+
+impl PgRead {
+    pub(super) fn new(session: Session) -> PgRead {
+        PgRead { session }
+    }
+}
+
+impl ReadTxn for PgRead {
+    fn open_table(&self, table: Table) -> Result<Box<dyn ReadTable + '_>, StoreError> {
+        Ok(Box::new(Committed {
+            session: &self.session,
+            table,
+        }))
+    }
+}
+
+/// A table as the transaction's snapshot has it, without the transaction's own writes.
+#[derive(Clone, Copy)]
+struct Committed<'s> {
+    session: &'s Session,
+    table: Table,
+}
+
+impl<'s> Committed<'s> {
+    /// `lock`: `FOR UPDATE`, a write transaction's point read (the row stays as read until the
+    /// commit, and a concurrent writer of it waits, then fails as contended).
+    fn read(&self, key: &str, lock: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        let sql = format!(
+            "SELECT v FROM kv_{} WHERE jurisdiction = $1 AND k = $2{}",
+            self.table.name(),
+            if lock { " FOR UPDATE" } else { "" }
+        );
+        let rows = self
+            .session
+            .query(&sql, &[&jurisdiction(self.table, key), &key])?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        let sql = format!("SELECT count(*) FROM kv_{}", self.table.name());
+        let count: i64 = self.session.query(&sql, &[])?[0].get(0);
+        Ok(count.unsigned_abs())
+    }
+
+    /// Up to `limit` pairs within the bounds, nearest `lower` first (or nearest `upper` when
+    /// `descending`). A range within one jurisdiction reads that jurisdiction's part of the
+    /// primary key; any other compares `(jurisdiction, k)` as a row, the same order (`keys`).
+    fn page(
+        &self,
+        lower: Bound<&str>,
+        upper: Bound<&str>,
+        descending: bool,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let only = only_jurisdiction(self.table, lower, upper);
+        let mut values: Vec<&str> = Vec::with_capacity(5);
+        let mut conditions = Vec::with_capacity(3);
+        if let Some(only) = only {
+            values.push(only);
+            conditions.push("jurisdiction = $1".to_owned());
+        }
+        for (bound, inclusive, exclusive) in [(lower, ">=", ">"), (upper, "<=", "<")] {
+            let (op, key) = match bound {
+                Bound::Included(key) => (inclusive, key),
+                Bound::Excluded(key) => (exclusive, key),
+                Bound::Unbounded => continue,
+            };
+            if only.is_some() {
+                values.push(key);
+                conditions.push(format!("k {op} ${}", values.len()));
+            } else {
+                values.push(jurisdiction(self.table, key));
+                values.push(key);
+                let n = values.len();
+                conditions.push(format!("(jurisdiction, k) {op} (${}, ${n})", n - 1));
+            }
+        }
+        let direction = if descending { "DESC" } else { "ASC" };
+        let order = if only.is_some() {
+            format!("k {direction}")
+        } else {
+            format!("jurisdiction {direction}, k {direction}")
+        };
+        let sql = format!(
+            "SELECT k, v FROM kv_{} WHERE {} ORDER BY {order} LIMIT ${}",
+            self.table.name(),
+            if conditions.is_empty() {
+                "TRUE".to_owned()
+            } else {
+                conditions.join(" AND ")
+            },
+            values.len() + 1
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        params.push(&limit);
+        let rows = self.session.query(&sql, &params)?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    fn scan(&self, start: Bound<&str>, end: Bound<&str>, descending: bool) -> Scan<'s> {
+        Scan {
+            committed: *self,
+            lower: start.map(str::to_owned),
+            upper: end.map(str::to_owned),
+            descending,
+            page_rows: FIRST_PAGE_ROWS,
+            buffered: Vec::new().into_iter(),
+            exhausted: is_empty_range(start, end),
+        }
+    }
+
+    fn end_pair(&self, descending: bool) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .page(Bound::Unbounded, Bound::Unbounded, descending, 1)?
+            .into_iter()
+            .next())
+    }
+}
+
+impl ReadTable for Committed<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(key, false)
+    }
+
+    fn range(&self, start: Bound<&str>, end: Bound<&str>) -> Result<Entries<'_>, StoreError> {
+        Ok(Box::new(self.scan(start, end, false)))
+    }
+
+    fn first(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.end_pair(false)
+    }
+
+    fn last(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.end_pair(true)
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        self.count()
+    }
+}
+
+/// Whether no key can be within the bounds (`BTreeMap::range` panics on some of these).
+fn is_empty_range(start: Bound<&str>, end: Bound<&str>) -> bool {
+    match (start, end) {
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => {
+            s >= e
+        }
+        _ => false,
+    }
+}
+
+/// A range of committed pairs, read a page at a time (keyset pagination: each page starts past
+/// the last key of the one before).
+struct Scan<'s> {
+    committed: Committed<'s>,
+    lower: Bound<String>,
+    upper: Bound<String>,
+    descending: bool,
+    page_rows: i64,
+    buffered: std::vec::IntoIter<(String, Vec<u8>)>,
+    exhausted: bool,
+}
+
+impl Scan<'_> {
+    fn next_page(&mut self) -> Result<(), StoreError> {
+        let page = self.committed.page(
+            self.lower.as_ref().map(String::as_str),
+            self.upper.as_ref().map(String::as_str),
+            self.descending,
+            self.page_rows,
+        )?;
+        self.exhausted = (page.len() as i64) < self.page_rows;
+        if let Some((last, _)) = page.last() {
+            let past = Bound::Excluded(last.clone());
+            if self.descending {
+                self.upper = past;
+            } else {
+                self.lower = past;
+            }
+        }
+        self.page_rows = (self.page_rows * PAGE_GROWTH).min(PAGE_ROWS);
+        self.buffered = page.into_iter();
+        Ok(())
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<(String, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(pair) = self.buffered.next() {
+                return Some(Ok(pair));
+            }
+            if self.exhausted {
+                return None;
+            }
+            if let Err(e) = self.next_page() {
+                self.exhausted = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+/// A table's writes waiting for the commit: `None` is a removal.
+type Overlay = BTreeMap<String, Option<Vec<u8>>>;
+
+/// A write transaction: `SERIALIZABLE`.
+pub(super) struct PgWrite {
+    session: Session,
+    overlays: RefCell<BTreeMap<Table, Overlay>>,
+}
+
+impl PgWrite {
+    pub(super) fn new(session: Session) -> PgWrite {
+        PgWrite {
+            session,
+            overlays: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Writes one table's overlay: removals, then insertions and replacements.
+    fn flush(&self, table: Table, overlay: &Overlay) -> Result<(), StoreError> {
+        let (written, removed): (Vec<_>, Vec<_>) =
+            overlay.iter().partition(|(_, value)| value.is_some());
+        let remove = format!(
+            "DELETE FROM kv_{} WHERE (jurisdiction, k) IN \
+             (SELECT * FROM unnest($1::text[], $2::text[]))",
+            table.name()
+        );
+        for chunk in removed.chunks(FLUSH_ROWS) {
+            let jurisdictions: Vec<&str> =
+                chunk.iter().map(|(k, _)| jurisdiction(table, k)).collect();
+            let keys: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
+            self.session.execute(&remove, &[&jurisdictions, &keys])?;
+        }
+        let write = format!(
+            "INSERT INTO kv_{} (jurisdiction, k, v) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) \
+             ON CONFLICT (jurisdiction, k) DO UPDATE SET v = excluded.v",
+            table.name()
+        );
+        for chunk in written.chunks(FLUSH_ROWS) {
+            let jurisdictions: Vec<&str> =
+                chunk.iter().map(|(k, _)| jurisdiction(table, k)).collect();
+            let keys: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
+            let values: Vec<&[u8]> = chunk.iter().filter_map(|(_, v)| v.as_deref()).collect();
+            self.session
+                .execute(&write, &[&jurisdictions, &keys, &values])?;
+        }
+        Ok(())
+    }
+}
+
+impl WriteTxn for PgWrite {
+    fn open_table(&self, table: Table) -> Result<Box<dyn WriteTable + '_>, StoreError> {
+        Ok(Box::new(PgWriteTable { txn: self, table }))
+    }
+
+    fn clear_table(&self, table: Table) -> Result<(), StoreError> {
+        self.session
+            .execute(&format!("DELETE FROM kv_{}", table.name()), &[])?;
+        self.overlays.borrow_mut().remove(&table);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        let overlays = self.overlays.take();
+        for (table, overlay) in &overlays {
+            self.flush(*table, overlay)?;
+        }
+        self.session.finish("COMMIT")
+    }
+}
+
+/// One table of a write transaction: its overlay over the committed rows.
+struct PgWriteTable<'t> {
+    txn: &'t PgWrite,
+    table: Table,
+}
+
+impl<'t> PgWriteTable<'t> {
+    fn committed(&self) -> Committed<'t> {
+        Committed {
+            session: &self.txn.session,
+            table: self.table,
+        }
+    }
+
+    /// The overlay's entries within the bounds, copied: the table may be written while a range
+    /// read from it is still being consumed through another handle.
+    fn overlay_range(
+        &self,
+        start: Bound<&str>,
+        end: Bound<&str>,
+    ) -> Vec<(String, Option<Vec<u8>>)> {
+        if is_empty_range(start, end) {
+            return Vec::new();
+        }
+        self.txn
+            .overlays
+            .borrow()
+            .get(&self.table)
+            .map(|overlay| {
+                overlay
+                    .range::<str, _>((start, end))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn merged(&self, start: Bound<&str>, end: Bound<&str>, descending: bool) -> Merged<'t> {
+        let mut overlay = self.overlay_range(start, end);
+        if descending {
+            overlay.reverse();
+        }
+        Merged {
+            committed: self.committed().scan(start, end, descending),
+            next_committed: None,
+            overlay: overlay.into_iter().peekable(),
+            descending,
+        }
+    }
+}
+
+impl ReadTable for PgWriteTable<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let written = self
+            .txn
+            .overlays
+            .borrow()
+            .get(&self.table)
+            .and_then(|overlay| overlay.get(key).cloned());
+        match written {
+            Some(value) => Ok(value),
+            None => self.committed().read(key, true),
+        }
+    }
+
+    fn range(&self, start: Bound<&str>, end: Bound<&str>) -> Result<Entries<'_>, StoreError> {
+        Ok(Box::new(self.merged(start, end, false)))
+    }
+
+    fn first(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.merged(Bound::Unbounded, Bound::Unbounded, false)
+            .next()
+            .transpose()
+    }
+
+    fn last(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.merged(Bound::Unbounded, Bound::Unbounded, true)
+            .next()
+            .transpose()
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        let committed = self.committed().count()?;
+        let overlays = self.txn.overlays.borrow();
+        let Some(overlay) = overlays.get(&self.table).filter(|o| !o.is_empty()) else {
+            return Ok(committed);
+        };
+        let jurisdictions: Vec<&str> = overlay
+            .keys()
+            .map(|k| jurisdiction(self.table, k))
+            .collect();
+        let keys: Vec<&str> = overlay.keys().map(String::as_str).collect();
+        let sql = format!(
+            "SELECT count(*) FROM kv_{} WHERE (jurisdiction, k) IN \
+             (SELECT * FROM unnest($1::text[], $2::text[]))",
+            self.table.name()
+        );
+        let replaced: i64 = self.txn.session.query(&sql, &[&jurisdictions, &keys])?[0].get(0);
+        let present = overlay.values().filter(|v| v.is_some()).count() as u64;
+        Ok(committed - replaced.unsigned_abs() + present)
+    }
+}
+
+impl WriteTable for PgWriteTable<'_> {
+    fn insert(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.txn
+            .overlays
+            .borrow_mut()
+            .entry(self.table)
+            .or_default()
+            .insert(key.to_owned(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let old = self.get(key)?;
+        self.txn
+            .overlays
+            .borrow_mut()
+            .entry(self.table)
+            .or_default()
+            .insert(key.to_owned(), None);
+        Ok(old)
+    }
+}
+
+/// The committed pairs of a range merged with the transaction's own writes, which win.
+struct Merged<'s> {
+    committed: Scan<'s>,
+    next_committed: Option<(String, Vec<u8>)>,
+    overlay: std::iter::Peekable<std::vec::IntoIter<(String, Option<Vec<u8>>)>>,
+    descending: bool,
+}
+
+impl Iterator for Merged<'_> {
+    type Item = Result<(String, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.next_committed.is_none() {
+                match self.committed.next() {
+                    Some(Ok(pair)) => self.next_committed = Some(pair),
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => {}
+                }
+            }
+            let overlay_first = match (&self.next_committed, self.overlay.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((committed, _)), Some((written, _))) => {
+                    if committed == written {
+                        // Replaced or removed by the transaction.
+                        self.next_committed = None;
+                        true
+                    } else {
+                        (written < committed) != self.descending
+                    }
+                }
+            };
+            if !overlay_first {
+                return self.next_committed.take().map(Ok);
+            }
+            if let Some((key, Some(value))) = self.overlay.next() {
+                return Some(Ok((key, value)));
+            }
+        }
+    }
+}
