@@ -8,7 +8,6 @@
 //! `XUEJI_SCREENSHOTS=docs/console cargo test --test it browser::` writes the screenshots of the
 //! main screens committed under `docs/console/` (they go to a temp folder otherwise).
 
-use std::fs::File;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,41 +41,9 @@ fn browser_missing() -> bool {
         .any(|p| !Path::new(p).exists())
 }
 
-fn apt_get(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("apt-get could not start: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "apt-get {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// Installs the browser, its driver and the CJK fonts when one is missing. The lock makes a
-/// second test process wait for the first one's install instead of running apt-get beside it.
+/// Installs the browser, its driver and the CJK fonts when one is missing.
 fn install_browser() {
-    if !browser_missing() {
-        return;
-    }
-    let lock = File::create(std::env::temp_dir().join("xueji-browser-install.lock"))
-        .expect("the install lock file");
-    lock.lock().expect("the install lock");
-    if browser_missing() {
-        let mut install = vec!["install", "-y", "--no-install-recommends"];
-        install.extend(PACKAGES);
-        if apt_get(&install).is_err() {
-            // A fresh machine has no package lists yet.
-            apt_get(&["update"]).unwrap_or_else(|e| panic!("{e}"));
-            apt_get(&install).unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
+    install_debian_packages("xueji-browser-install.lock", &PACKAGES, browser_missing);
     assert!(
         !browser_missing(),
         "chromium, chromedriver or the CJK fonts are still missing after apt-get install"

@@ -9,7 +9,6 @@
 //! removes the folder once the test process is gone, however it ended. It never skips: a server
 //! that cannot be had fails the test.
 
-use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -80,40 +79,11 @@ fn bin_dir() -> Option<PathBuf> {
     found.pop()
 }
 
-fn apt_get(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("apt-get could not start: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "apt-get {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// Debian's PostgreSQL binaries, installed when missing. The lock makes a second test process
-/// wait for the first one's install instead of running apt-get beside it.
+/// Debian's PostgreSQL binaries, installed when missing.
 fn install_postgres() -> PathBuf {
-    if let Some(bin) = bin_dir() {
-        return bin;
-    }
-    let lock = File::create(std::env::temp_dir().join("xueji-postgres-install.lock"))
-        .expect("the install lock file");
-    lock.lock().expect("the install lock");
-    if bin_dir().is_none() {
-        let install = ["install", "-y", "--no-install-recommends", "postgresql"];
-        if apt_get(&install).is_err() {
-            // A fresh machine has no package lists yet.
-            apt_get(&["update"]).unwrap_or_else(|e| panic!("{e}"));
-            apt_get(&install).unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
+    crate::helpers::install_debian_packages("xueji-postgres-install.lock", &["postgresql"], || {
+        bin_dir().is_none()
+    });
     bin_dir().expect("PostgreSQL's binaries are still missing after apt-get install postgresql")
 }
 
