@@ -5,12 +5,41 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::auth::{Role, TokenRecord};
-use crate::engine::{ReadOnlyStore, Store};
+use crate::engine::{Location, ReadOnlyStore, STORE_FILE, Store};
 use crate::engine::{TokenRequest, Xueji};
 use crate::policy::testing::{run_package_tests, uncovered_rules};
 use crate::policy::{PackageSet, PackageSource, PolicyRegistry, builtin_packages};
 
-pub const STORE_FILE: &str = "xueji.redb";
+/// Where a command finds its data: the folder (transfer-certificate keys, the admin token,
+/// backups) and the store (the folder's redb file, unless `--store` names a database).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Place {
+    /// Data folder: signing keys, the first admin token, backups, and the store file unless
+    /// --store says otherwise.
+    #[arg(long, default_value = "./xueji-data")]
+    pub data: PathBuf,
+    /// The store somewhere else than the data folder's file: a PostgreSQL database,
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (or another folder).
+    #[arg(long, env = "XUEJI_STORE")]
+    pub store: Option<Location>,
+}
+
+impl Place {
+    /// A data folder holding its own store.
+    pub fn folder(data: &Path) -> Place {
+        Place {
+            data: data.to_owned(),
+            store: None,
+        }
+    }
+
+    /// Where the store is.
+    pub fn store(&self) -> Location {
+        self.store
+            .clone()
+            .unwrap_or_else(|| Location::Folder(self.data.clone()))
+    }
+}
 
 /// The packages to run on: a folder of packages, or the built-in seed packages.
 pub fn load_packages(dir: Option<&Path>) -> Result<PackageSet> {
@@ -36,11 +65,28 @@ pub fn compile(set: &PackageSet) -> Result<PolicyRegistry> {
     })
 }
 
-pub fn open(data: &Path, policies: Option<&Path>) -> Result<Xueji> {
-    crate::engine::private::create_dir_all(data)
-        .with_context(|| format!("creating data folder {}", data.display()))?;
-    let store = Store::open(&data.join(STORE_FILE))
-        .with_context(|| format!("opening {}", data.join(STORE_FILE).display()))?;
+/// Opens the engine on the place's store, creating the data folder and the store if missing.
+pub fn open(place: &Place, policies: Option<&Path>) -> Result<Xueji> {
+    crate::engine::private::create_dir_all(&place.data)
+        .with_context(|| format!("creating data folder {}", place.data.display()))?;
+    let at = place.store();
+    let store = at
+        .open()
+        .with_context(|| format!("opening the store {at}"))?;
+    engine_on(store, &place.data, policies)
+}
+
+/// Opens the engine on the place's store, which must exist (`store_missing`): for commands
+/// that read or amend a store and never create one.
+pub fn open_existing(place: &Place, policies: Option<&Path>) -> Result<Xueji> {
+    let at = place.store();
+    let store = at
+        .open_existing()
+        .with_context(|| format!("opening the store {at}"))?;
+    engine_on(store, &place.data, policies)
+}
+
+fn engine_on(store: Store, data: &Path, policies: Option<&Path>) -> Result<Xueji> {
     let registry = compile(&load_packages(policies)?)?;
     // The data folder's transfer-certificate keys, so that `verify` checks admissions on
     // certificates offline too; only `serve` makes them (with its own trust list and name).
@@ -127,9 +173,53 @@ pub fn policy_test(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn verify(data: &Path, policies: Option<&Path>, checkpoints: Option<&Path>) -> Result<bool> {
+pub fn verify(place: &Place, policies: Option<&Path>, checkpoints: Option<&Path>) -> Result<bool> {
     let checkpoints = checkpoints.map(read_checkpoints).transpose()?;
-    let x = open(data, policies)?;
+    let x = open_existing(place, policies)?;
+    verify_engine(&x, checkpoints.as_deref().unwrap_or_default())
+}
+
+/// `xueji migrate`: copies the store at `from` into `to`, which must hold none
+/// (`store_not_empty`), then opens the copy and checks it as `xueji verify` does, its logs
+/// against the checkpoints of the snapshot copied. True when the copy verifies; a copy that does
+/// not is left in place for inspection, and said so.
+pub fn migrate(
+    from: &Location,
+    to: &Location,
+    data: &Path,
+    policies: Option<&Path>,
+    progress: &dyn Fn(u64),
+) -> Result<bool> {
+    let source = from
+        .open_existing()
+        .with_context(|| format!("opening the store {from}"))?;
+    let copied = source
+        .copy_to(to, progress)
+        .with_context(|| format!("copying {from} to {to}"))?;
+    drop(source);
+    for (table, pairs) in &copied.tables {
+        println!("{table}: {pairs}");
+    }
+    println!(
+        "{} records copied from {from} to {to}; verifying the copy",
+        copied.pairs()
+    );
+    let copy = to
+        .open_existing()
+        .with_context(|| format!("opening the copy {to}"))?;
+    let x = engine_on(copy, data, policies)?;
+    let ok = verify_engine(&x, &copied.checkpoints)?;
+    if !ok {
+        println!(
+            "the copy at {to} does not verify: it is left there for inspection; do not serve it"
+        );
+    }
+    Ok(ok)
+}
+
+/// Re-hashes every chain, re-evaluates every decision and checks every log (against
+/// `checkpoints`), printing what fails; true when all hold.
+fn verify_engine(x: &Xueji, checkpoints: &[crate::domain::merkle::Checkpoint]) -> Result<bool> {
     let report = x.verify_all()?;
     println!(
         "{} students, {} events checked",
@@ -162,7 +252,7 @@ pub fn verify(data: &Path, policies: Option<&Path>, checkpoints: Option<&Path>) 
     for v in &reproduced.unknown_versions {
         println!("✗ policy version {v} is not stored");
     }
-    let logs = x.verify_logs(checkpoints.as_deref().unwrap_or_default())?;
+    let logs = x.verify_logs(checkpoints)?;
     let logs_ok = print_log_reports(&logs);
     let ok = report.ok && reproduced.ok && logs_ok;
     println!("{}", if ok { "ok" } else { "FAILED" });
@@ -223,23 +313,15 @@ fn operator() -> TokenRecord {
     }
 }
 
-/// Opens an existing data folder for `xueji token`: never creates a store.
-fn open_existing(data: &Path) -> Result<Xueji> {
-    if !data.join(STORE_FILE).is_file() {
-        bail!("no store in {}", data.display());
-    }
-    open(data, None)
-}
-
 /// `xueji token create`: [`Xueji::issue_token`] as the operator.
-pub fn token_create(data: &Path, request: TokenRequest) -> Result<(String, TokenRecord)> {
-    let x = open_existing(data)?;
+pub fn token_create(place: &Place, request: TokenRequest) -> Result<(String, TokenRecord)> {
+    let x = open_existing(place, None)?;
     Ok(x.issue_token(&operator(), request)?)
 }
 
 /// `xueji token list`: every token, never a secret (only hashes are stored).
-pub fn token_list(data: &Path) -> Result<Vec<TokenRecord>> {
-    let x = open_existing(data)?;
+pub fn token_list(place: &Place) -> Result<Vec<TokenRecord>> {
+    let x = open_existing(place, None)?;
     Ok(x.list_tokens(&operator(), None, usize::MAX)?
         .into_iter()
         .map(|(_, r)| r)
@@ -286,8 +368,8 @@ pub fn token_table(tokens: &[TokenRecord]) -> String {
 }
 
 /// `xueji token revoke ID`.
-pub fn token_revoke(data: &Path, id: &str) -> Result<TokenRecord> {
-    let x = open_existing(data)?;
+pub fn token_revoke(place: &Place, id: &str) -> Result<TokenRecord> {
+    let x = open_existing(place, None)?;
     Ok(x.revoke_token(&operator(), id)?)
 }
 

@@ -22,9 +22,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API.
     Serve {
-        /// Data folder (created if missing); the redb file lives inside.
-        #[arg(long, default_value = "./xueji-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: cli::Place,
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
         /// Load policy packages from this folder instead of the built-in ones.
@@ -59,6 +58,23 @@ enum Command {
         #[arg(long, env = "XUEJI_ISSUER", default_value = "xueji")]
         issuer: String,
     },
+    /// Copy a store to another place, a data folder to a PostgreSQL database or back, then verify
+    /// every chain, decision and log of the copy against the original (stop the server first).
+    /// The destination must hold no store; the data folder's keys and admin token stay where
+    /// they are (serve the copy with the same --data).
+    Migrate {
+        /// The store to copy: a data folder, or postgres://….
+        #[arg(long)]
+        from: xueji::engine::Location,
+        /// Where to: an empty data folder, or an empty PostgreSQL database.
+        #[arg(long)]
+        to: xueji::engine::Location,
+        /// The data folder whose transfer-certificate keys the check uses.
+        #[arg(long, default_value = "./xueji-data")]
+        data: PathBuf,
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
     /// Trust another server's transfer-certificate keys.
     Trust {
         #[command(subcommand)]
@@ -72,8 +88,8 @@ enum Command {
     /// Re-hash every history chain, re-evaluate every recorded decision and check every
     /// jurisdiction's Merkle log (against checkpoints kept earlier, if given).
     Verify {
-        #[arg(long, default_value = "./xueji-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: cli::Place,
         #[arg(long)]
         policies: Option<PathBuf>,
         /// A checkpoint file (from `xueji backup` or GET /v1/checkpoints): proves that no event
@@ -103,8 +119,8 @@ enum Command {
     /// creation and, unless --partial, nothing of a file is stored when any of its rows fails
     /// (stop the server first).
     Import {
-        #[arg(long, default_value = "./xueji-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: cli::Place,
         #[arg(long)]
         policies: Option<PathBuf>,
         /// The files (each at most 20,000 rows). While one is stored the next is checked.
@@ -135,8 +151,8 @@ enum Command {
     },
     /// Export a school's roster (new, current, graduates) as CSV, XLSX or JSON (stop the server first).
     Export {
-        #[arg(long, default_value = "./xueji-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: cli::Place,
         #[arg(long)]
         policies: Option<PathBuf>,
         #[arg(long)]
@@ -176,8 +192,8 @@ enum Command {
 struct BatchArgs {
     /// register, promote, graduate, complete, repeat_grade, change_class or semester_register.
     kind: String,
-    #[arg(long, default_value = "./xueji-data")]
-    data: PathBuf,
+    #[command(flatten)]
+    place: cli::Place,
     #[arg(long)]
     policies: Option<PathBuf>,
     #[arg(long)]
@@ -293,8 +309,8 @@ enum TrustCommand {
 enum TokenCommand {
     /// Create a token (the server must be stopped: the data file is opened exclusively).
     Create {
-        #[arg(long, default_value = "./xueji-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: cli::Place,
         #[arg(long)]
         role: Role,
         #[arg(long)]
@@ -316,8 +332,8 @@ enum TokenCommand {
     /// List every token: id, role, scope, label, created, expires, revoked (never a secret:
     /// only hashes are stored). The server must be stopped.
     List {
-        #[arg(long, default_value = "./xueji-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: cli::Place,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -325,8 +341,8 @@ enum TokenCommand {
     /// Revoke a token by id; it is refused from then on. The server must be stopped.
     Revoke {
         id: String,
-        #[arg(long, default_value = "./xueji-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        place: cli::Place,
     },
 }
 
@@ -343,7 +359,7 @@ fn main() -> Result<()> {
     let args = Cli::parse();
     match args.command {
         Command::Serve {
-            data,
+            place,
             addr,
             policies,
             cors_origins,
@@ -363,7 +379,7 @@ fn main() -> Result<()> {
                     .unwrap_or(xueji::http::MAX_CONNECTIONS_LIMIT),
             };
             let keys = Keys { trust, issuer };
-            serve(data, addr, policies, cors_origins, demo, tz, limits, keys)
+            serve(place, addr, policies, cors_origins, demo, tz, limits, keys)
         }
         Command::Trust {
             command: TrustCommand::Add { file, trust, data },
@@ -419,19 +435,36 @@ fn main() -> Result<()> {
             data,
             policies,
         } => cli::restore(&backup, &data, policies.as_deref()),
-        Command::Verify {
+        Command::Migrate {
+            from,
+            to,
             data,
+            policies,
+        } => {
+            // Drawn on standard error, and only on a terminal.
+            let progress = indicatif::ProgressBar::new_spinner().with_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos} 条记录已复制 {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let ok = cli::migrate(&from, &to, &data, policies.as_deref(), &|n| {
+                progress.set_position(n)
+            });
+            progress.finish_and_clear();
+            if ok? { Ok(()) } else { std::process::exit(1) }
+        }
+        Command::Verify {
+            place,
             policies,
             checkpoints,
         } => {
-            if cli::verify(&data, policies.as_deref(), checkpoints.as_deref())? {
+            if cli::verify(&place, policies.as_deref(), checkpoints.as_deref())? {
                 Ok(())
             } else {
                 std::process::exit(1)
             }
         }
         Command::Import {
-            data,
+            place,
             policies,
             files,
             format,
@@ -448,7 +481,7 @@ fn main() -> Result<()> {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let reports = xueji::exchange::cli::import(
-                &data,
+                &place,
                 policies.as_deref(),
                 &files,
                 &xueji::engine::import::ImportOptions {
@@ -497,7 +530,7 @@ fn main() -> Result<()> {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
                 let lines = xueji::batch::cli::register_imported(
-                    &data,
+                    &place,
                     policies.as_deref(),
                     &stored,
                     date,
@@ -525,7 +558,7 @@ fn main() -> Result<()> {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let out = xueji::batch::cli::run(
-                &args.data,
+                &args.place,
                 args.policies.as_deref(),
                 &spec,
                 args.dry_run,
@@ -550,7 +583,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Export {
-            data,
+            place,
             policies,
             school,
             kind,
@@ -562,7 +595,7 @@ fn main() -> Result<()> {
             out,
         } => {
             let n = xueji::exchange::cli::export(
-                &data,
+                &place,
                 policies.as_deref(),
                 &school,
                 format,
@@ -581,7 +614,7 @@ fn main() -> Result<()> {
         Command::Token {
             command:
                 TokenCommand::Create {
-                    data,
+                    place,
                     role,
                     jurisdiction,
                     area,
@@ -593,7 +626,7 @@ fn main() -> Result<()> {
                 },
         } => {
             let (token, record) = cli::token_create(
-                &data,
+                &place,
                 xueji::engine::TokenRequest {
                     role,
                     jurisdiction,
@@ -610,9 +643,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Token {
-            command: TokenCommand::List { data, json },
+            command: TokenCommand::List { place, json },
         } => {
-            let tokens = cli::token_list(&data)?;
+            let tokens = cli::token_list(&place)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&tokens)?);
             } else {
@@ -621,9 +654,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Token {
-            command: TokenCommand::Revoke { id, data },
+            command: TokenCommand::Revoke { id, place },
         } => {
-            let record = cli::token_revoke(&data, &id)?;
+            let record = cli::token_revoke(&place, &id)?;
             println!("{}", serde_json::to_string_pretty(&record)?);
             Ok(())
         }
@@ -638,7 +671,7 @@ struct Keys {
 
 #[allow(clippy::too_many_arguments)]
 fn serve(
-    data: PathBuf,
+    place: cli::Place,
     addr: SocketAddr,
     policies: Option<PathBuf>,
     cors_origins: Vec<String>,
@@ -647,9 +680,10 @@ fn serve(
     limits: xueji::http::ServeConfig,
     keys: Keys,
 ) -> Result<()> {
+    let data = place.data.clone();
     let ring = xueji::keys::load(&data, keys.trust.as_deref(), &keys.issuer)?;
     let xueji = Arc::new(
-        cli::open(&data, policies.as_deref())?
+        cli::open(&place, policies.as_deref())?
             .with_time_zone(tz)
             .with_keys(ring),
     );
@@ -690,7 +724,7 @@ fn serve(
     let for_sweeps = xueji.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, data = %data.display(), header_read_timeout_s = limits.header_read_timeout.as_secs(), idle_timeout_s = limits.idle_timeout.as_secs(), max_connections = limits.max_connections, "xueji serving");
+        tracing::info!(%addr, data = %data.display(), store = %place.store(), header_read_timeout_s = limits.header_read_timeout.as_secs(), idle_timeout_s = limits.idle_timeout.as_secs(), max_connections = limits.max_connections, "xueji serving");
         let watcher = policies
             .clone()
             .map(|dir| tokio::spawn(watch_policies(for_sweeps.clone(), dir)));

@@ -23,14 +23,14 @@ pub struct CliOutcome {
 /// Batches an interrupted run left `running` are finished first. With `report`, the report is
 /// written there (CSV or XLSX by its extension; owner-only: it names students).
 pub fn run(
-    data: &Path,
+    place: &crate::cli::Place,
     policies: Option<&Path>,
     spec: &BatchSpec,
     dry_run: bool,
     report_to: Option<&Path>,
     progress: &dyn Fn(usize, usize),
 ) -> Result<CliOutcome> {
-    let x = crate::cli::open(data, policies)?;
+    let x = crate::cli::open(place, policies)?;
     let actor = Actor::system("cli_batch");
     let fail =
         |e: crate::engine::ServiceError| anyhow::anyhow!("{}", crate::engine::batch::reason_zh(&e));
@@ -88,13 +88,13 @@ pub fn summary(out: &CliOutcome, dry_run: bool) -> String {
 /// `xueji import --register`: the registration batches of the students the import stored,
 /// run to their end; one closing line per batch.
 pub fn register_imported(
-    data: &Path,
+    place: &crate::cli::Place,
     policies: Option<&Path>,
     students: &[String],
     effective_date: crate::domain::Date,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Vec<String>> {
-    let x = crate::cli::open(data, policies)?;
+    let x = crate::cli::open(place, policies)?;
     let fail =
         |e: crate::engine::ServiceError| anyhow::anyhow!("{}", crate::engine::batch::reason_zh(&e));
     let mut lines = Vec::new();

@@ -22,7 +22,9 @@ pub use crate::store::private;
 /// What opens a store, for `cli`, tests, benches and embedders: [`Store::open`] (or
 /// `open_with_backend` for the metering and fault-injecting backends), [`ReadOnlyStore`] beside a
 /// running server for backups. Once open, the store is the engine's alone.
-pub use crate::store::{COMMIT_BUCKETS_MICROS, CommitStats, ReadOnlyStore, Store};
+pub use crate::store::{
+    COMMIT_BUCKETS_MICROS, CommitStats, CopyReport, Location, ReadOnlyStore, STORE_FILE, Store,
+};
 pub use clocks::{DEFAULT_APPROVAL_WORKING_DAYS, DEFAULT_REQUEST_EXPIRY_DAYS, clocks_json};
 pub use problems::ResolveRequest;
 

@@ -1,7 +1,7 @@
 //! `xueji import` and `xueji export`: the same functions as the HTTP routes, on a data folder
 //! opened directly (the server must be stopped: redb locks the file).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 use super::FileFormat;
@@ -15,13 +15,13 @@ use crate::engine::roster::{RosterQuery, roster};
 /// order (`import::import_files`), as the operator (`system:cli_import` in history). Returns
 /// each file's report, or why it could not be read.
 pub fn import(
-    data: &Path,
+    place: &crate::cli::Place,
     policies: Option<&Path>,
     files: &[PathBuf],
     opts: &ImportOptions,
     mut on_file: impl FnMut(usize),
 ) -> Result<Vec<Result<ImportReport, String>>> {
-    let x = crate::cli::open(data, policies)?;
+    let x = crate::cli::open(place, policies)?;
     let read = files.iter().map(|f| {
         std::fs::read(f).map_err(|e| {
             ServiceError::from(InvalidInput::from(FieldError::new(
@@ -113,17 +113,14 @@ pub fn import_summary(
 /// Exports a school's roster to a file (CSV with BOM, or XLSX; JSON if the name ends `.json`).
 /// Returns the number of students written.
 pub fn export(
-    data: &Path,
+    place: &crate::cli::Place,
     policies: Option<&Path>,
     school: &str,
     format: Option<FileFormat>,
     query: &RosterQuery,
     out: &Path,
 ) -> Result<usize> {
-    if !data.join(crate::cli::STORE_FILE).is_file() {
-        bail!("no store in {}", data.display());
-    }
-    let x = crate::cli::open(data, policies)?;
+    let x = crate::cli::open_existing(place, policies)?;
     let school = crate::engine::roster::school(&x, school).map_err(|e| anyhow::anyhow!("{e}"))?;
     let r =
         roster(&x, &school, query, Role::Admin.visibility()).map_err(|e| anyhow::anyhow!("{e}"))?;

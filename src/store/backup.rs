@@ -52,8 +52,14 @@ pub fn write_copy(
         std::fs::remove_file(dest).ok();
     }
     let rows = copied?;
+    let checkpoints = checkpoints_in(&*snapshot)?;
+    Ok((rows, checkpoints))
+}
+
+/// Every jurisdiction's log as `snapshot` holds it, as checkpoints taken now.
+pub(super) fn checkpoints_in(snapshot: &dyn kv::ReadTxn) -> Result<Vec<Checkpoint>, StoreError> {
     let taken_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let checkpoints = heads_in(&*snapshot)?
+    Ok(heads_in(snapshot)?
         .into_iter()
         .map(|(jurisdiction, f)| Checkpoint {
             jurisdiction,
@@ -61,8 +67,7 @@ pub fn write_copy(
             root: merkle::to_hex(&f.root()),
             taken_at: taken_at.clone(),
         })
-        .collect();
-    Ok((rows, checkpoints))
+        .collect())
 }
 
 /// Every table of `snapshot` into a new store file at `dest` (an empty file), in one durable

@@ -26,6 +26,9 @@ pub(super) fn prepare(backend: &dyn Backend) -> Result<[u8; 32], StoreError> {
             txn.open_table(*t)?;
         }
         let mut meta = txn.open_table(META)?;
+        if meta.get(super::copy::COPY_INCOMPLETE)?.is_some() {
+            return Err(StoreError::CopyIncomplete);
+        }
         match meta.get("salt")? {
             Some(s) if s.len() == 32 => salt.copy_from_slice(&s),
             _ => {

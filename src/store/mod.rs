@@ -10,8 +10,10 @@
 mod backup;
 mod batches;
 mod check;
+mod copy;
 pub mod idempotency;
 pub mod kv;
+mod location;
 mod migrate;
 pub mod postgres;
 pub mod private;
@@ -39,7 +41,9 @@ use crate::domain::{
 pub use backup::{BackupSource, write_copy};
 pub use batches::Receipt;
 pub use check::DamagedRecord;
+pub use copy::CopyReport;
 use kv::{Backend, ReadTxn};
+pub use location::{Location, STORE_FILE};
 use records::{Logged, each_timeline, read_timeline};
 use std::ops::Bound::{Excluded, Included, Unbounded};
 use tables::*;
@@ -108,6 +112,14 @@ pub enum StoreError {
         "store_needs_recovery: 学籍库 {0} 上次未正常关闭,只读打开无法修复;请先启动一次 xueji serve(启动即修复),再备份"
     )]
     NeedsRecovery(String),
+    /// `xueji migrate` copies only into a place that holds no store and no table rows.
+    #[error("store_not_empty: 目标 {0} 已有数据;迁移只写入空的数据目录或空数据库,不会覆盖")]
+    NotEmpty(String),
+    /// A copy (`xueji migrate`) was cut short: what it wrote is not a whole store.
+    #[error(
+        "store_copy_incomplete: 该学籍库是一次中断了的迁移(xueji migrate),不完整,不能打开;请清空后重新迁移"
+    )]
+    CopyIncomplete,
 }
 
 impl From<serde_json::Error> for StoreError {

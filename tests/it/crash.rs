@@ -4,8 +4,11 @@
 //! `XUEJI_CRASH_SECONDS`, if set, stops starting new cycles once that much time has passed
 //! (`scripts/crash-loop.sh` uses both). Each cycle also checks the jurisdiction log against the
 //! checkpoint taken after the previous cycle: nothing acknowledged is ever rolled back.
+//! The same loop runs on each backend: the data folder's redb file, and a PostgreSQL database
+//! (`serve --store`) on a server with `fsync` and `synchronous_commit` on.
 
-use crate::process::{exit_within, output_within, serve, wait_up};
+use crate::process::{exit_within, output_within, serve_on, wait_up};
+use xueji::engine::Location;
 
 const ADMIN: &str = "crash-test-admin-token-0123456789";
 use crate::helpers::{Ack, class_change_writers};
@@ -33,6 +36,16 @@ fn kill(server: &mut Child, when: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill() {
+    crash_loop(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_sigkill_on_postgres() {
+    crash_loop(Some(crate::pg_server::postgres_url())).await;
+}
+
+/// The loop, on the data folder's store or on the database `store` names.
+async fn crash_loop(store: Option<String>) {
     let cycles: usize = std::env::var("XUEJI_CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -52,7 +65,16 @@ async fn acknowledged_writes_survive_sigkill() {
         .expect("client");
 
     // Set up one school and eight enrolled students.
-    let mut child = serve(&data, port, ADMIN);
+    let at = match &store {
+        Some(url) => Location::Postgres(url.clone()),
+        None => Location::Folder(data.clone()),
+    };
+    let place = xueji::cli::Place {
+        data: data.clone(),
+        store: Some(at.clone()),
+    };
+    let serve = || serve_on(&data, store.as_deref(), port, ADMIN);
+    let mut child = serve();
     wait_up(&client, &base, &mut child).await;
     let post = |path: String, body: serde_json::Value| {
         client
@@ -129,8 +151,7 @@ async fn acknowledged_writes_survive_sigkill() {
 
         // Offline check of the store the killed process left.
         {
-            let store = xueji::store::Store::open(&data.join("xueji.redb"))
-                .expect("store reopens after SIGKILL");
+            let store = at.open_existing().expect("store reopens after SIGKILL");
             for (student, seq, hash, _) in acknowledged.lock().expect("lock").iter() {
                 let events = store.events(student).expect("events");
                 let e = events.get((*seq - 1) as usize);
@@ -154,7 +175,7 @@ async fn acknowledged_writes_survive_sigkill() {
             }
         }
         {
-            let x = xueji::cli::open(&data, None).expect("engine reopens");
+            let x = xueji::cli::open_existing(&place, None).expect("engine reopens");
             let logs = x.verify_logs(&checkpoints).expect("verify logs");
             assert!(
                 logs.iter().all(|l| l.ok),
@@ -163,29 +184,25 @@ async fn acknowledged_writes_survive_sigkill() {
             checkpoints = x.checkpoints().expect("checkpoints");
         }
         survived += 1;
-        child = serve(&data, port, ADMIN);
+        child = serve();
         wait_up(&client, &base, &mut child).await;
     }
     let n = acknowledged.lock().expect("lock").len();
     assert!(n > 0, "no write was acknowledged");
     println!(
-        "crash loop: {survived} SIGKILL cycles survived, {n} acknowledged transitions all present, \
+        "crash loop on {}: {survived} SIGKILL cycles survived, {n} acknowledged transitions all present, \
          every chain and log verified, in {:.0} s",
+        if store.is_some() { "postgres" } else { "redb" },
         started.elapsed().as_secs_f64()
     );
     kill(&mut child, "after the last cycle");
     let out = output_within(
-        Command::new(env!("CARGO_BIN_EXE_xueji")).args([
-            "verify",
-            "--data",
-            data.to_str().expect("utf-8"),
-        ]),
+        Command::new(env!("CARGO_BIN_EXE_xueji"))
+            .args(["verify", "--data", data.to_str().expect("utf-8")])
+            .args(store.iter().flat_map(|url| ["--store", url.as_str()]))
+            .env_remove("XUEJI_STORE"),
         Duration::from_secs(120),
         "xueji verify",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{}", crate::process::text(&out));
 }

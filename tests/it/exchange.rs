@@ -1092,7 +1092,7 @@ fn cli_export_then_import_into_an_empty_store() {
         "{reports}"
     );
 
-    let x = xueji::cli::open(target_dir.path(), None).expect("opens");
+    let x = xueji::cli::open(&xueji::cli::Place::folder(target_dir.path()), None).expect("opens");
     let s1 = x.school("s1").expect("s1");
     let new = roster(
         &x,

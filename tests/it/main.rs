@@ -26,6 +26,7 @@ mod idempotency;
 mod import_job;
 mod kv_contract;
 mod lifecycle;
+mod migrate;
 mod model;
 mod persons;
 mod pg;

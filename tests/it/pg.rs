@@ -204,6 +204,30 @@ async fn the_backend_works_inside_a_current_thread_runtime() {
     drop(backend);
 }
 
+/// Many calls from one task that never yields: tokio's cooperative budget (128 polls of its
+/// resources per turn of a task) must not make the backend's waits spin once it is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_calls_inside_one_async_task_all_answer() {
+    let backend = connect(&postgres_url());
+    put(&backend, STUDENTS, &[("gd\u{1f}s1", b"1")]);
+    // A spinning wait never returns to fail the test: a watcher on its own thread ends the
+    // whole test process instead, saying why.
+    let (done, finished) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .is_err()
+        {
+            eprintln!("many_calls_inside_one_async_task_all_answer: a wait spins (2 min)");
+            std::process::exit(101);
+        }
+    });
+    for _ in 0..600 {
+        assert_eq!(get(&backend, STUDENTS, "gd\u{1f}s1"), Some(b"1".to_vec()));
+    }
+    done.send(()).expect("the watcher");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backend_works_on_a_runtimes_blocking_pool() {
     let backend = std::sync::Arc::new(connect(&postgres_url()));

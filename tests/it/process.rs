@@ -133,21 +133,28 @@ pub(crate) fn free_port() -> u16 {
 /// `xueji serve --data DATA` on 127.0.0.1:`port` with `XUEJI_ADMIN_TOKEN` = `admin`, output
 /// discarded; not yet awaited (see [`wait_up`]).
 pub(crate) fn serve(data: &Path, port: u16, admin: &str) -> Reaped {
-    Reaped(
-        Command::new(env!("CARGO_BIN_EXE_xueji"))
-            .args([
-                "serve",
-                "--data",
-                data.to_str().expect("utf-8"),
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env("XUEJI_ADMIN_TOKEN", admin)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn xueji serve"),
-    )
+    serve_on(data, None, port, admin)
+}
+
+/// [`serve`], with the store in `store` (`--store`: a PostgreSQL database) when given.
+pub(crate) fn serve_on(data: &Path, store: Option<&str>, port: u16, admin: &str) -> Reaped {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xueji"));
+    command
+        .args([
+            "serve",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("XUEJI_ADMIN_TOKEN", admin)
+        .env_remove("XUEJI_STORE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(store) = store {
+        command.args(["--store", store]);
+    }
+    Reaped(command.spawn().expect("spawn xueji serve"))
 }
 
 /// SIGTERM, then the exit within [`EXIT_LIMIT`], which must be a success.
@@ -173,7 +180,8 @@ pub(crate) fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Ou
     output_within(
         Command::new(env!("CARGO_BIN_EXE_xueji"))
             .args(args)
-            .env_remove("XUEJI_ADMIN_TOKEN"),
+            .env_remove("XUEJI_ADMIN_TOKEN")
+            .env_remove("XUEJI_STORE"),
         CLI_LIMIT,
         &what,
     )

@@ -717,7 +717,7 @@ fn store_backups_exports_and_restores_are_the_owners_alone() {
     drop(crate::helpers::reopen(&store));
     assert_eq!(mode(&store), 0o600, "an old store, opened");
     let fresh = dir.path().join("new").join("data");
-    drop(xueji::cli::open(&fresh, None).expect("open"));
+    drop(xueji::cli::open(&xueji::cli::Place::folder(&fresh), None).expect("open"));
     assert_eq!(mode(&fresh), 0o700);
     assert_eq!(mode(&fresh.join("xueji.redb")), 0o600);
 

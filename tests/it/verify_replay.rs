@@ -395,7 +395,7 @@ async fn a_damaged_token_record_starts_the_server_authenticates_no_one_and_verif
     let data = dir.path().join("data");
     let admin = "damaged-admin-token-0123456789";
     let (other, _) = {
-        let x = xueji::cli::open(&data, None).expect("open");
+        let x = xueji::cli::open(&xueji::cli::Place::folder(&data), None).expect("open");
         x.env_admin_token(admin).expect("admin");
         x.create_token(xueji::auth::TokenRecord::new(xueji::auth::Role::Admin))
             .expect("token")

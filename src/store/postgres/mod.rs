@@ -142,8 +142,13 @@ impl Backend for PostgresBackend {
 
 /// Waits on the calling thread for a future driven by the backend's runtime (the module comment
 /// says why this never needs, nor conflicts with, a runtime of the caller's).
+///
+/// Unconstrained by tokio's cooperative budget: on a thread inside a tokio task (a test's async
+/// body, a handler that reads in place) a `JoinHandle` or channel polled after the task spent its
+/// budget answers `Pending` and wakes itself at once, to make the task yield; a task blocked here
+/// never yields, so the budget would never refill and the wait would spin for ever.
 fn wait<F: Future>(future: F) -> F::Output {
-    futures_executor::block_on(future)
+    futures_executor::block_on(tokio::task::unconstrained(future))
 }
 
 /// A PostgreSQL error as a store error: a serialization failure or a deadlock is `Contended` (the
