@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -50,10 +50,17 @@ mod metered;
 use metered::{MeteredBackend, Meters};
 #[path = "engine_parts/batches.rs"]
 mod batches;
+/// The tests' throwaway PostgreSQL server, for the PostgreSQL part.
+#[path = "../tests/it/debian.rs"]
+mod debian;
 #[path = "engine_parts/floor.rs"]
 mod floor;
 #[path = "engine_parts/http_load.rs"]
 mod http_load;
+#[path = "../tests/it/pg_server.rs"]
+mod pg_server;
+#[path = "engine_parts/postgres.rs"]
+mod postgres;
 #[path = "engine_parts/scale.rs"]
 mod scale;
 #[path = "peers/sqlite.rs"]
@@ -85,8 +92,8 @@ struct Config {
     students_per_writer: usize,
     /// Students bulk-imported by the scale part (`engine_parts/scale.rs`).
     scale_students: usize,
-    /// `--only http|scale|tps|floor`: run that part alone (while working on it); writes no
-    /// summary.
+    /// `--only http|scale|tps|floor|batch|transfers|postgres`: run that part alone (while
+    /// working on it); writes no summary.
     only: Option<Part>,
 }
 
@@ -104,6 +111,9 @@ enum Part {
     Batch,
     /// Transfers within and across jurisdictions (`transfers.rs`).
     Transfers,
+    /// The engine on PostgreSQL, PostgreSQL's floor, the scale part on it (`postgres.rs`), with
+    /// redb at 64 writers and the fsync rate measured first for the ratios.
+    Postgres,
 }
 
 impl Config {
@@ -117,9 +127,11 @@ impl Config {
                 Some("floor") => Part::Floor,
                 Some("batch") => Part::Batch,
                 Some("transfers") => Part::Transfers,
+                Some("postgres") => Part::Postgres,
                 other => {
                     panic!(
-                        "--only {other:?}: the parts are http, scale, tps, floor, batch and transfers"
+                        "--only {other:?}: the parts are http, scale, tps, floor, batch, transfers \
+                         and postgres"
                     )
                 }
             }
@@ -681,10 +693,10 @@ fn form(n: usize) -> NewStudentForm {
 
 struct Engine {
     xueji: Arc<Xueji>,
-    syncs: Arc<AtomicU64>,
-    bytes: Arc<AtomicU64>,
-    sync_ns: Arc<AtomicU64>,
-    _dir: tempfile::TempDir,
+    /// The redb file's meters (`metered.rs`); `None` on PostgreSQL, whose syncs are the server's.
+    meters: Option<Meters>,
+    /// The redb file's folder (backups go beside it); `None` on PostgreSQL.
+    dir: Option<tempfile::TempDir>,
 }
 
 fn open_engine(root: &Path, set: &PackageSet) -> Result<Engine, String> {
@@ -697,13 +709,16 @@ fn open_engine(root: &Path, set: &PackageSet) -> Result<Engine, String> {
         .open(dir.path().join("xueji.redb"))
         .map_err(|e| e.to_string())?;
     let meters = Meters::default();
-    let (syncs, bytes, sync_ns) = (
-        meters.syncs.clone(),
-        meters.bytes.clone(),
-        meters.sync_ns.clone(),
-    );
-    let backend = MeteredBackend::new(file, meters)?;
+    let backend = MeteredBackend::new(file, meters.clone())?;
     let store = Store::open_shared_with_backend(backend).map_err(|e| e.to_string())?;
+    let mut engine = engine_on(store, set)?;
+    engine.meters = Some(meters);
+    engine.dir = Some(dir);
+    Ok(engine)
+}
+
+/// The engine over `store`, with the bench's package and school.
+fn engine_on(store: Store, set: &PackageSet) -> Result<Engine, String> {
     let registry = PolicyRegistry::from_packages(set).map_err(|e| format!("{e:?}"))?;
     let xueji = Xueji::new(store, Arc::new(registry));
     xueji
@@ -719,10 +734,8 @@ fn open_engine(root: &Path, set: &PackageSet) -> Result<Engine, String> {
         .map_err(|e| e.to_string())?;
     Ok(Engine {
         xueji: Arc::new(xueji),
-        syncs,
-        bytes,
-        sync_ns,
-        _dir: dir,
+        meters: None,
+        dir: None,
     })
 }
 
@@ -770,13 +783,18 @@ fn change_class(class: &str) -> TransitionInput {
 struct TpsRun {
     writers: usize,
     tps: f64,
-    /// Durable commits per second during the window, and transitions per commit.
+    /// Durable commits per second during the window, and transitions per commit (redb's file
+    /// syncs; NaN on PostgreSQL).
     syncs_per_s: f64,
     per_sync: f64,
-    /// Bytes redb wrote per commit, in KiB.
+    /// Bytes redb wrote per commit, in KiB (NaN on PostgreSQL).
     kib_per_sync: f64,
-    /// Share of the window the writer thread spent inside `sync_data`.
+    /// Share of the window the writer thread spent inside `sync_data` (NaN on PostgreSQL).
     sync_share: f64,
+    /// Transitions per commit of the store's writer (`CommitStats`, any backend), and the share
+    /// of the window the writer spent committing batches.
+    per_commit: f64,
+    commit_share: f64,
     lat_p50_us: f64,
     lat_p99_us: f64,
     /// CPU cores busy (process) and the writer thread's share of one core.
@@ -786,9 +804,19 @@ struct TpsRun {
     adjacent_fsync: f64,
 }
 
-/// Runs `writers` threads doing `change_class` on their own students for the window.
-fn tps_run(cfg: &Config, root: &Path, set: &PackageSet, writers: usize) -> Result<TpsRun, String> {
-    let engine = open_engine(root, set)?;
+/// Syncs, bytes written and nanoseconds in `sync_data` so far.
+fn meter_readings(meters: &Meters) -> [u64; 3] {
+    [&meters.syncs, &meters.bytes, &meters.sync_ns].map(|m| m.load(Ordering::Relaxed))
+}
+
+/// Commits, commands and microseconds committing so far.
+fn commit_readings(x: &Xueji) -> [u64; 3] {
+    let stats = x.commit_stats();
+    [&stats.commits, &stats.commands, &stats.micros_total].map(|m| m.load(Ordering::Relaxed))
+}
+
+/// Runs `writers` threads doing `change_class` on their own students of `engine` for the window.
+fn tps_run(cfg: &Config, engine: &Engine, writers: usize) -> Result<TpsRun, String> {
     let per = cfg.students_per_writer;
     let ids = enrol(&engine.xueji, writers * per, writers.min(16))?;
 
@@ -835,18 +863,16 @@ fn tps_run(cfg: &Config, root: &Path, set: &PackageSet, writers: usize) -> Resul
 
     barrier.wait();
     std::thread::sleep(cfg.tps_warmup);
-    let syncs0 = engine.syncs.load(Ordering::Relaxed);
-    let bytes0 = engine.bytes.load(Ordering::Relaxed);
-    let sync_ns0 = engine.sync_ns.load(Ordering::Relaxed);
+    let metered0 = engine.meters.as_ref().map(meter_readings);
+    let commits0 = commit_readings(&engine.xueji);
     let (cpu0, wcpu0) = (cpu_seconds(None), cpu_seconds(Some("xueji-writer")));
     let start = Instant::now();
     measuring.store(true, Ordering::Release);
     std::thread::sleep(cfg.tps_window);
     stop.store(true, Ordering::Release);
     let window = start.elapsed().as_secs_f64();
-    let syncs = engine.syncs.load(Ordering::Relaxed) - syncs0;
-    let bytes = engine.bytes.load(Ordering::Relaxed) - bytes0;
-    let sync_ns = engine.sync_ns.load(Ordering::Relaxed) - sync_ns0;
+    let metered1 = engine.meters.as_ref().map(meter_readings);
+    let commits1 = commit_readings(&engine.xueji);
     let (cpu1, wcpu1) = (cpu_seconds(None), cpu_seconds(Some("xueji-writer")));
 
     let mut total = 0u64;
@@ -859,22 +885,27 @@ fn tps_run(cfg: &Config, root: &Path, set: &PackageSet, writers: usize) -> Resul
         lat.extend(l);
     }
     lat.sort_unstable();
-    let syncs_per_s = syncs as f64 / window;
+    let [syncs, bytes, sync_ns] = match (metered0, metered1) {
+        (Some(a), Some(b)) => [0, 1, 2].map(|i| (b[i] - a[i]) as f64),
+        _ => [f64::NAN; 3],
+    };
+    let [commits, commands, commit_us] = [0, 1, 2].map(|i| (commits1[i] - commits0[i]) as f64);
+    let ratio = |of: f64, commits: f64| {
+        if commits > 0.0 {
+            of / commits
+        } else {
+            f64::NAN
+        }
+    };
     Ok(TpsRun {
         writers,
         tps: total as f64 / window,
-        syncs_per_s,
-        per_sync: if syncs == 0 {
-            f64::NAN
-        } else {
-            total as f64 / syncs as f64
-        },
-        kib_per_sync: if syncs == 0 {
-            f64::NAN
-        } else {
-            bytes as f64 / 1024.0 / syncs as f64
-        },
-        sync_share: sync_ns as f64 / 1e9 / window,
+        syncs_per_s: syncs / window,
+        per_sync: ratio(total as f64, syncs),
+        kib_per_sync: ratio(bytes / 1024.0, syncs),
+        sync_share: sync_ns / 1e9 / window,
+        per_commit: ratio(commands, commits),
+        commit_share: commit_us / 1e6 / window,
         lat_p50_us: pct_us(&lat, 50.0),
         lat_p99_us: pct_us(&lat, 99.0),
         cpu_cores: (cpu1 - cpu0) / window,
@@ -1017,7 +1048,7 @@ fn target_dir() -> PathBuf {
         .map_or_else(|| tmp.to_path_buf(), Path::to_path_buf)
 }
 
-/// `--only http|scale|tps|floor`: one part alone, its figures printed, no summary written.
+/// `--only PART`: one part alone, its figures printed, no summary written.
 fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
     let mut bench_set = PackageSet {
         packages: BTreeMap::new(),
@@ -1041,6 +1072,16 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         Part::Floor => floor_alone(cfg, root.path(), &bench_set)?,
         Part::Batch => batches::run(cfg, root.path(), &bench_set)?,
         Part::Transfers => owned(transfers::run(cfg.smoke, cfg.quick, root.path())?),
+        Part::Postgres => {
+            let (fsync, redb_tps_64) = postgres::redb_side(cfg, root.path(), &bench_set)?;
+            let sizes = floor_sizes(root.path(), &bench_set)?;
+            let mut figures = vec![
+                ("fsync_per_s_before".to_owned(), fsync, 0),
+                ("redb_tps_64_writers".to_owned(), redb_tps_64, 0),
+            ];
+            figures.extend(postgres::run(cfg, &bench_set, sizes, redb_tps_64, fsync)?);
+            figures
+        }
     };
     for (name, v, digits) in &figures {
         println!("  {name:<40} {}", round_to(*v, *digits));
@@ -1080,7 +1121,7 @@ fn tps_alone(
     for w in counts {
         let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
         let (fsync, _) = fsync_rate(dir.path(), cfg.fsync_window / 2).map_err(|e| e.to_string())?;
-        let r = tps_run(cfg, root, set, w)?;
+        let r = tps_run(cfg, &open_engine(root, set)?, w)?;
         let name = |what: &str| format!("{what}_{w}_writers");
         figures.extend([
             (name("fsync_per_s_before"), fsync, 0),
@@ -1584,7 +1625,7 @@ fn main() -> Result<(), String> {
     for round in 0..cfg.tps_rounds {
         for &w in &WRITER_COUNTS {
             let adjacent = measure_fsync(cfg.fsync_window / 2)?;
-            let mut r = tps_run(&cfg, &root, &bench_set, w)?;
+            let mut r = tps_run(&cfg, &open_engine(&root, &bench_set)?, w)?;
             r.adjacent_fsync = adjacent;
             eprintln!(
                 "  round {} {:>2} writers: {:>7.0} tps, {:>5.1} per commit, fsync before: {:>6.0}/s",
@@ -1825,6 +1866,11 @@ fn main() -> Result<(), String> {
             r.writer_cpu * 100.0,
             r.busy_retries
         );
+    }
+    // ---- The engine on PostgreSQL (issue #19) ------------------------------------------------
+    let sizes = floor_sizes(&root, &bench_set)?;
+    for (name, v, digits) in postgres::run(&cfg, &bench_set, sizes, tps_of(64), fsync)? {
+        put(&name, v, digits);
     }
     // ---- Transfers within and across jurisdictions -------------------------------------------
     let transfers_root = Path::new(env!("CARGO_TARGET_TMPDIR"));

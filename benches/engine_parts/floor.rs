@@ -17,7 +17,8 @@
 //! - once per commit, the statistics totals and the day's changes.
 //!
 //! The student, event, context and step sizes are those of a real transition of the tps run
-//! ([`RecordSizes::of`]); keep this model in step with the writer when it changes.
+//! ([`RecordSizes::of`]); keep this model in step with the writer when it changes. PostgreSQL's
+//! floor (`postgres.rs`) writes the same rows with these keys and sizes.
 
 use redb::{ConcurrencyMode, Database, Durability, ReadableTable, TableDefinition};
 use std::path::Path;
@@ -36,14 +37,14 @@ const MEMBERS: Table = TableDefinition::new("idx_school_members");
 const TOTALS: Table = TableDefinition::new("stat_totals");
 const CHANGES: Table = TableDefinition::new("stat_changes");
 
-const JUR: &str = "bench-district";
-const SCHOOL: &str = "bench-school";
+pub(super) const JUR: &str = "bench-district";
+pub(super) const SCHOOL: &str = "bench-school";
 /// A tally state and a log leaf's event name are tens of bytes; a frontier one 32-byte peak per
 /// set bit of the log size (about 20 for a million events).
-const TALLY_STATE_BYTES: usize = 64;
-const LEAF_BYTES: usize = 32 + 40;
-const FRONTIER_BYTES: usize = 8 + 32 * 20;
-const STAT_BYTES: usize = 256;
+pub(super) const TALLY_STATE_BYTES: usize = 64;
+pub(super) const LEAF_BYTES: usize = 32 + 40;
+pub(super) const FRONTIER_BYTES: usize = 8 + 32 * 20;
+pub(super) const STAT_BYTES: usize = 256;
 
 /// Bytes of the records one transition writes, taken from the store of a real run.
 #[derive(Debug, Clone, Copy)]
@@ -96,15 +97,15 @@ impl RecordSizes {
     }
 }
 
-fn key(parts: &[&str]) -> String {
+pub(super) fn key(parts: &[&str]) -> String {
     parts.join("\u{1f}")
 }
 
-fn student_id(n: usize) -> String {
+pub(super) fn student_id(n: usize) -> String {
     format!("S{n:09}")
 }
 
-fn class_key(id: &str, class: u8) -> String {
+pub(super) fn class_key(id: &str, class: u8) -> String {
     key(&[JUR, SCHOOL, "03", &class.to_string(), id])
 }
 

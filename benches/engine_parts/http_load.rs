@@ -91,7 +91,12 @@ fn start_server(root: &std::path::Path, set: &PackageSet) -> Result<Server, Stri
             expires_at: None,
         })
         .map_err(|e| e.to_string())?;
-    let backup_dir = engine._dir.path().join("backups");
+    let backup_dir = engine
+        .dir
+        .as_ref()
+        .ok_or("the HTTP part runs on a redb file")?
+        .path()
+        .join("backups");
     let state = xueji::http::AppState {
         xueji: xueji.clone(),
         metrics: Arc::new(xueji::http::Metrics::default()),

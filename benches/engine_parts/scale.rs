@@ -137,17 +137,34 @@ fn each_student(
     })
 }
 
-/// Runs the scale part; returns the figures (name, value, digits).
+/// Students to import: `Config::scale_students`, or `BENCH_SCALE_STUDENTS`.
+fn students(cfg: &Config) -> usize {
+    std::env::var("BENCH_SCALE_STUDENTS")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse::<usize>().ok())
+        .unwrap_or(cfg.scale_students)
+        .max(1)
+}
+
+/// The redb file whose bytes the part reports: the pages ever written and its length.
+struct RedbFile<'a> {
+    meters: &'a Meters,
+    path: &'a Path,
+}
+
+impl RedbFile<'_> {
+    /// Bytes in use and the file's length.
+    fn sizes(&self) -> Result<(u64, u64), String> {
+        Ok((self.meters.used_bytes(), file_len(self.path)?))
+    }
+}
+
+/// Runs the scale part on a redb file; returns the figures (name, value, digits).
 pub fn run(
     cfg: &Config,
     root: &Path,
     set: &PackageSet,
 ) -> Result<Vec<(&'static str, f64, i32)>, String> {
-    let n = std::env::var("BENCH_SCALE_STUDENTS")
-        .ok()
-        .and_then(|v| v.replace('_', "").parse::<usize>().ok())
-        .unwrap_or(cfg.scale_students)
-        .max(1);
     let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
     let path = dir.path().join("xueji.redb");
     let file = OpenOptions::new()
@@ -160,7 +177,31 @@ pub fn run(
     let meters = Meters::default();
     let backend = MeteredBackend::new(file, meters.clone())?;
     let store = Store::open_shared_with_backend(backend).map_err(|e| e.to_string())?;
-    let used = || meters.used_bytes();
+    let file = RedbFile {
+        meters: &meters,
+        path: &path,
+    };
+    measure(cfg, store, set, Some(&file))
+}
+
+/// Runs the scale part on `store` of another backend (PostgreSQL): the same figures but the
+/// store's bytes, which are the server's.
+pub fn run_on(
+    cfg: &Config,
+    store: Store,
+    set: &PackageSet,
+) -> Result<Vec<(&'static str, f64, i32)>, String> {
+    measure(cfg, store, set, None)
+}
+
+fn measure(
+    cfg: &Config,
+    store: Store,
+    set: &PackageSet,
+    file: Option<&RedbFile<'_>>,
+) -> Result<Vec<(&'static str, f64, i32)>, String> {
+    let n = students(cfg);
+    let sizes = || file.map(RedbFile::sizes).transpose();
     let registry = PolicyRegistry::from_packages(set).map_err(|e| format!("{e:?}"))?;
     let x = Arc::new(Xueji::new(store, Arc::new(registry)));
     let schools = n.div_ceil(PER_SCHOOL);
@@ -252,8 +293,7 @@ pub fn run(
     if ids.len() != n {
         return Err(format!("{} student ids for {n} rows", ids.len()));
     }
-    let size_imported = used();
-    let file_imported = file_len(&path)?;
+    let imported = sizes()?;
 
     // ---- Single reads of random students (library call, no HTTP) ----
     let samples = if cfg.smoke { 500 } else { 20_000 };
@@ -285,7 +325,7 @@ pub fn run(
     })?;
     let register_s = t.elapsed().as_secs_f64();
     let rounds = if cfg.smoke { 1 } else { 2 };
-    let before_events = used();
+    let before_events = sizes()?;
     for round in 0..rounds {
         each_student(&x, &first_school, |_| {
             let mut input = TransitionInput::new(TransitionKind::ChangeClass, d(2026, 3, 2));
@@ -295,7 +335,7 @@ pub fn run(
         })?;
     }
     let measured_events = rounds * registered;
-    let after_events = used();
+    let after_events = sizes()?;
 
     // ---- The first school's current roster, as JSON, and the jurisdiction's statistics ----
     // Each is timed five times: the first call (its pages may still be out of redb's cache) and
@@ -356,10 +396,8 @@ pub fn run(
     let (roster_first_ms, roster_ms) = first_and_median(&roster_samples);
     let (stats_first_ms, stats_ms) = first_and_median(&stats_samples);
     let rss = rss_mb();
-    let size_end = used();
-    let file_end = file_len(&path)?;
+    let end = sizes()?;
     let events = n + registered + measured_events;
-    let growth_per_event = (after_events as f64 - before_events as f64) / measured_events as f64;
 
     println!(
         "  import: {n} students in {import_s:.1} s ({:.0} rows/s, validation and policy included; \
@@ -381,21 +419,7 @@ pub fn run(
         school.id,
         json_len / 1024
     );
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    println!(
-        "  store in use: {:.1} MiB after the import ({:.0} B/student), {:.1} MiB at the end \
-         ({events} events, {:.0} B/event overall); growth over {measured_events} class changes: \
-         {growth_per_event:.0} B/event; file length {:.0} → {:.0} MiB; RSS {rss:.0} MiB",
-        mib(size_imported),
-        size_imported as f64 / n as f64,
-        mib(size_end),
-        size_end as f64 / events as f64,
-        mib(file_imported),
-        mib(file_end),
-    );
-    drop(x);
-    drop(dir);
-    Ok(vec![
+    let mut figures = vec![
         ("import_students", n as f64, 0),
         ("import_s", import_s, 1),
         ("import_rows_per_s", n as f64 / import_s, 0),
@@ -414,15 +438,37 @@ pub fn run(
         ("stats_ms", stats_ms, 1),
         ("stats_first_ms", stats_first_ms, 1),
         ("rss_mb", rss, 0),
-        ("store_mib", mib(size_end), 1),
-        ("store_file_mib", mib(file_end), 1),
-        ("bytes_per_student", size_imported as f64 / n as f64, 0),
-        ("bytes_per_student_file", file_imported as f64 / n as f64, 0),
-        ("bytes_per_event", growth_per_event, 0),
-        (
-            "bytes_per_event_overall",
-            size_end as f64 / events as f64,
-            0,
-        ),
-    ])
+    ];
+    if let (Some(imported), Some(before), Some(after), Some(end)) =
+        (imported, before_events, after_events, end)
+    {
+        let ((used_imported, file_imported), (used_end, file_end)) = (imported, end);
+        let growth_per_event = (after.0 as f64 - before.0 as f64) / measured_events as f64;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        println!(
+            "  store in use: {:.1} MiB after the import ({:.0} B/student), {:.1} MiB at the end \
+             ({events} events, {:.0} B/event overall); growth over {measured_events} class changes: \
+             {growth_per_event:.0} B/event; file length {:.0} → {:.0} MiB; RSS {rss:.0} MiB",
+            mib(used_imported),
+            used_imported as f64 / n as f64,
+            mib(used_end),
+            used_end as f64 / events as f64,
+            mib(file_imported),
+            mib(file_end),
+        );
+        figures.extend([
+            ("store_mib", mib(used_end), 1),
+            ("store_file_mib", mib(file_end), 1),
+            ("bytes_per_student", used_imported as f64 / n as f64, 0),
+            ("bytes_per_student_file", file_imported as f64 / n as f64, 0),
+            ("bytes_per_event", growth_per_event, 0),
+            (
+                "bytes_per_event_overall",
+                used_end as f64 / events as f64,
+                0,
+            ),
+        ]);
+    }
+    drop(x);
+    Ok(figures)
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use crate::debian::install_debian_packages;
 use crate::helpers::*;
 
 /// How long an element may take to appear or change: a bound on a hang, far above what a page

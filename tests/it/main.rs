@@ -15,6 +15,7 @@ mod chain;
 mod codes_and_schemas;
 mod console;
 mod crash;
+mod debian;
 mod engine;
 mod exchange;
 mod faults;

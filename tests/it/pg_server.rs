@@ -1,5 +1,6 @@
-//! A real PostgreSQL server for the tests, started on first use and shared by the whole test
-//! process; each caller gets a schema of its own, so tests run in parallel.
+//! A real PostgreSQL server for the tests (and the bench's PostgreSQL part, which compiles this
+//! file in), started on first use and shared by the whole process; each caller gets a schema of
+//! its own, so tests run in parallel.
 //!
 //! `XUEJI_TEST_POSTGRES=postgres://…` names a server to use. Otherwise the tests start their own
 //! from Debian's binaries (`/usr/lib/postgresql/*/bin`), installing the `postgresql` package with
@@ -81,7 +82,7 @@ fn bin_dir() -> Option<PathBuf> {
 
 /// Debian's PostgreSQL binaries, installed when missing.
 fn install_postgres() -> PathBuf {
-    crate::helpers::install_debian_packages("xueji-postgres-install.lock", &["postgresql"], || {
+    crate::debian::install_debian_packages("xueji-postgres-install.lock", &["postgresql"], || {
         bin_dir().is_none()
     });
     bin_dir().expect("PostgreSQL's binaries are still missing after apt-get install postgresql")

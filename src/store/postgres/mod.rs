@@ -35,8 +35,14 @@ use super::StoreError;
 use super::kv::{Backend, ReadTxn, WriteTxn};
 use txn::{PgRead, PgWrite, Session};
 
-/// Connections kept: the writer's one and the snapshots of concurrent reads.
-const POOL_SIZE: usize = 16;
+/// Connections kept for snapshots of concurrent reads.
+const READ_POOL_SIZE: usize = 16;
+/// Connections kept for write transactions, apart from the reads': a caller holds its snapshot
+/// while it waits for the writer to commit its command (`Store::submit_in`), so with one pool
+/// as many waiting callers as connections would leave the writer none, and nobody would move.
+/// The store writes from one thread; the rest are for callers of the seam that write side by
+/// side (the contention tests).
+const WRITE_POOL_SIZE: usize = 4;
 /// How long a transaction waits for a free connection before it fails: a bound on a hang (every
 /// connection held by a stuck reader), far above a normal wait.
 const POOL_WAIT: Duration = Duration::from_secs(30);
@@ -45,7 +51,8 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 
 /// A PostgreSQL database as a storage backend. Every transaction holds one pooled connection.
 pub struct PostgresBackend {
-    pool: Pool,
+    reads: Pool,
+    writes: Pool,
     /// `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -64,44 +71,50 @@ impl PostgresBackend {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Storage(format!("postgres runtime: {e}")))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            // Every transaction ends with COMMIT or ROLLBACK before its connection comes back,
-            // and one whose ROLLBACK failed is discarded (`Session`): a closed connection is all
-            // there is left to find.
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_LIMIT))
-            .build()
-            .map_err(|e| StoreError::Storage(format!("postgres pool: {e}")))?;
+        let manager = || {
+            Manager::from_config(
+                config.clone(),
+                NoTls,
+                // Every transaction ends with COMMIT or ROLLBACK before its connection comes
+                // back, and one whose ROLLBACK failed is discarded (`Session`): a closed
+                // connection is all there is left to find.
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            )
+        };
+        let pool = |size: usize| {
+            Pool::builder(manager())
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(POOL_WAIT))
+                .create_timeout(Some(CONNECT_LIMIT))
+                .build()
+                .map_err(|e| StoreError::Storage(format!("postgres pool: {e}")))
+        };
         let backend = PostgresBackend {
-            pool,
+            reads: pool(READ_POOL_SIZE)?,
+            writes: pool(WRITE_POOL_SIZE)?,
             runtime: Some(runtime),
         };
         schema::open(&backend)?;
         Ok(backend)
     }
 
-    /// A connection of the pool, waited for on the backend's runtime (which creates it when none
+    /// A connection of `pool`, waited for on the backend's runtime (which creates it when none
     /// is free).
-    fn pooled(&self) -> Result<Object, StoreError> {
+    fn pooled(&self, pool: &Pool) -> Result<Object, StoreError> {
         let runtime = self
             .runtime
             .as_ref()
             .ok_or_else(|| StoreError::Storage("postgres backend closed".into()))?;
-        let pool = self.pool.clone();
+        let size = pool.status().max_size;
+        let pool = pool.clone();
         let waiting = runtime.spawn(async move { pool.get().await });
         match wait(waiting) {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(PoolError::Timeout(_))) => Err(StoreError::Storage(format!(
-                "postgres: no connection free within {POOL_WAIT:?} (pool of {POOL_SIZE})"
+                "postgres: no connection free within {POOL_WAIT:?} (pool of {size})"
             ))),
             Ok(Err(PoolError::Backend(e))) => Err(storage_error("connect", &e)),
             Ok(Err(e)) => Err(StoreError::Storage(format!("postgres pool: {e}"))),
@@ -112,7 +125,8 @@ impl PostgresBackend {
 
 impl Drop for PostgresBackend {
     fn drop(&mut self) {
-        self.pool.close();
+        self.reads.close();
+        self.writes.close();
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
@@ -124,14 +138,17 @@ impl Backend for PostgresBackend {
         // A repeatable-read transaction takes its snapshot at its first statement, not at BEGIN:
         // the SELECT takes it now, so that the snapshot is that of `begin_read` as with redb.
         let session = Session::begin(
-            self.pooled()?,
+            self.pooled(&self.reads)?,
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1",
         )?;
         Ok(Box::new(PgRead::new(session)))
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
-        let session = Session::begin(self.pooled()?, "BEGIN ISOLATION LEVEL SERIALIZABLE")?;
+        let session = Session::begin(
+            self.pooled(&self.writes)?,
+            "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        )?;
         Ok(Box::new(PgWrite::new(session)))
     }
 

@@ -66,7 +66,7 @@ impl Step {
 
 /// Checks that the server's commits are durable, then brings the schema up to date.
 pub(super) fn open(backend: &PostgresBackend) -> Result<(), StoreError> {
-    let session = Session::begin(backend.pooled()?, "BEGIN")?;
+    let session = Session::begin(backend.pooled(&backend.writes)?, "BEGIN")?;
     let settings = session.query(
         "SELECT current_setting('fsync'), current_setting('synchronous_commit')",
         &[],

@@ -1,0 +1,397 @@
+//! The engine on PostgreSQL (issue #19): the same durable `change_class` transitions as the redb
+//! tps part, through `Store::open_backend` over `store::postgres`, at 1, 16 and 64 writers;
+//! PostgreSQL's own floor for the same rows; and the scale part (import, reads, roster,
+//! statistics) on it.
+//!
+//! The server is the tests' throwaway cluster (`tests/it/pg_server.rs`: Debian's binaries,
+//! `fsync=on`, `synchronous_commit` at its default `on`; the backend refuses a server whose
+//! commits are not durable), or `XUEJI_TEST_POSTGRES`. Every store gets a fresh schema.
+//!
+//! The floor: the rows one `change_class` writes (`floor.rs`'s model of the writer: keys and
+//! record sizes of a real transition) written by 64 connections, each request one transaction
+//! sent as one simple-query message (`BEGIN; …; COMMIT`, one round trip), no application work.
+//! That is how a service doing one transaction per request would use the same server at best;
+//! every such transaction also updates the jurisdiction's log head and statistics rows, so a
+//! second floor without those shared rows shows what their row locks cost.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+use xueji::policy::PackageSet;
+use xueji::store::Store;
+use xueji::store::postgres::PostgresBackend;
+
+use super::floor::{
+    FRONTIER_BYTES, JUR, LEAF_BYTES, RecordSizes, SCHOOL, STAT_BYTES, TALLY_STATE_BYTES, class_key,
+    key, student_id,
+};
+use super::pg_server::postgres_url;
+use super::{Config, TpsRun, WRITER_COUNTS, engine_on, scale, tps_run};
+
+/// Connections of the floor: one per request in flight, as 64 writers would hold.
+const FLOOR_CONNECTIONS: usize = 64;
+
+/// A store on a fresh schema of the server.
+fn store() -> Result<Store, String> {
+    let backend = PostgresBackend::connect(&postgres_url()).map_err(|e| e.to_string())?;
+    Store::open_backend(Arc::new(backend)).map_err(|e| e.to_string())
+}
+
+/// Runs the part; `redb_tps_64` and `fsync` are the redb figures and the disk's fsync rate of the
+/// same run, for the ratios.
+pub fn run(
+    cfg: &Config,
+    set: &PackageSet,
+    sizes: RecordSizes,
+    redb_tps_64: f64,
+    fsync: f64,
+) -> Result<Vec<(String, f64, i32)>, String> {
+    let mut figures = Vec::new();
+    let mut runs: Vec<TpsRun> = Vec::new();
+    for &w in &WRITER_COUNTS {
+        let engine = engine_on(store()?, set)?;
+        let r = tps_run(cfg, &engine, w)?;
+        eprintln!(
+            "  postgres {:>2} writers: {:>7.0} tps, {:>5.1} per commit, writer committing {:>3.0}% of the time",
+            w,
+            r.tps,
+            r.per_commit,
+            r.commit_share * 100.0
+        );
+        runs.push(r);
+    }
+    let students = FLOOR_CONNECTIONS * cfg.students_per_writer;
+    let floor_64 = floor(sizes, students, true, cfg.tps_warmup, cfg.tps_window)?;
+    let floor_64_unshared = floor(sizes, students, false, cfg.tps_warmup, cfg.tps_window)?;
+
+    println!(
+        "\nPostgreSQL backend (the same change_class transitions through Store::open_backend; \
+         fsync=on, synchronous_commit=on)"
+    );
+    println!(
+        "  {:>7} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9} {:>8} {:>11}",
+        "writers",
+        "tps",
+        "tx/commit",
+        "committing",
+        "lat p50µs",
+        "lat p99µs",
+        "cpu cores",
+        "writer%",
+        "tps/fsync"
+    );
+    for r in &runs {
+        println!(
+            "  {:>7} {:>9.0} {:>9.1} {:>9.0}% {:>10.0} {:>10.0} {:>9.2} {:>7.0}% {:>11.3}",
+            r.writers,
+            r.tps,
+            r.per_commit,
+            r.commit_share * 100.0,
+            r.lat_p50_us,
+            r.lat_p99_us,
+            r.cpu_cores,
+            r.writer_cpu * 100.0,
+            r.tps / fsync
+        );
+    }
+    let tps_64 = runs
+        .iter()
+        .find(|r| r.writers == 64)
+        .map_or(f64::NAN, |r| r.tps);
+    println!(
+        "  PostgreSQL alone, one transaction per request from {FLOOR_CONNECTIONS} connections, \
+         same rows (student {} B, event {} B, context {} B, step {} B): {floor_64:.0} tps \
+         ({floor_64_unshared:.0} without the log head and statistics rows every request shares); \
+         xueji's group commit at 64 writers: {:.2}× that; {:.2}× redb's {redb_tps_64:.0} tps",
+        sizes.student,
+        sizes.event,
+        sizes.context,
+        sizes.step,
+        tps_64 / floor_64,
+        tps_64 / redb_tps_64
+    );
+    for r in &runs {
+        let sfx = if r.writers == 1 {
+            "1_writer".to_owned()
+        } else {
+            format!("{}_writers", r.writers)
+        };
+        figures.extend([
+            (format!("pg_tps_{sfx}"), r.tps, 0),
+            (format!("pg_tps_over_fsync_{sfx}"), r.tps / fsync, 3),
+            (format!("pg_transitions_per_commit_{sfx}"), r.per_commit, 2),
+            (
+                format!("pg_writer_committing_share_{sfx}"),
+                r.commit_share,
+                2,
+            ),
+            (format!("pg_latency_p50_us_{sfx}"), r.lat_p50_us, 0),
+            (format!("pg_latency_p99_us_{sfx}"), r.lat_p99_us, 0),
+            (format!("pg_cpu_cores_{sfx}"), r.cpu_cores, 2),
+            (format!("pg_writer_thread_cpu_{sfx}"), r.writer_cpu, 2),
+        ]);
+    }
+    figures.extend([
+        ("pg_tps_64_vs_redb".to_owned(), tps_64 / redb_tps_64, 2),
+        ("pg_floor_tps_64".to_owned(), floor_64, 0),
+        ("pg_floor_tps_64_over_fsync".to_owned(), floor_64 / fsync, 3),
+        (
+            "pg_floor_tps_64_without_shared_rows".to_owned(),
+            floor_64_unshared,
+            0,
+        ),
+        ("pg_group_vs_floor_64".to_owned(), tps_64 / floor_64, 2),
+    ]);
+    for (name, v, digits) in scale::run_on(cfg, store()?, set)? {
+        figures.push((format!("pg_{name}"), v, digits));
+    }
+    Ok(figures)
+}
+
+/// `'\x…'`: bytes as a bytea literal.
+fn bytea(len: usize, byte: u8) -> String {
+    let mut out = String::with_capacity(2 * len + 4);
+    out.push_str("'\\x");
+    for _ in 0..len {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out.push('\'');
+    out
+}
+
+/// The records' values as bytea literals, made once.
+struct Values {
+    student: String,
+    event: String,
+    context: String,
+    step: String,
+    state: String,
+    leaf: String,
+    frontier: String,
+    stat: String,
+    empty: String,
+}
+
+impl Values {
+    fn of(sizes: RecordSizes) -> Values {
+        Values {
+            student: bytea(sizes.student, b's'),
+            event: bytea(sizes.event, b'e'),
+            context: bytea(sizes.context, b'c'),
+            step: bytea(sizes.step, b't'),
+            state: bytea(TALLY_STATE_BYTES, b'a'),
+            leaf: bytea(LEAF_BYTES, b'l'),
+            frontier: bytea(FRONTIER_BYTES, b'f'),
+            stat: bytea(STAT_BYTES, b'n'),
+            empty: bytea(0, 0),
+        }
+    }
+}
+
+/// `INSERT … ON CONFLICT DO UPDATE` of one pair.
+fn upsert(out: &mut String, table: &str, k: &str, v: &str) {
+    let _ = write!(
+        out,
+        "INSERT INTO kv_{table} VALUES ('{JUR}', '{k}', {v}) \
+         ON CONFLICT (jurisdiction, k) DO UPDATE SET v = excluded.v;"
+    );
+}
+
+/// One request's transaction: the student read (locked, its version check) and rewritten, the
+/// timeline step and tally state, the class index entry moved, the event and its context at
+/// their place in the log, the log leaf, the school-membership lookup; with `shared`, also the
+/// log head and the day's statistics rows, which every request of the jurisdiction writes.
+fn transition_sql(
+    values: &Values,
+    n: usize,
+    seq: u64,
+    class: (u8, u8),
+    log_index: &str,
+    shared: bool,
+) -> String {
+    let id = student_id(n);
+    let student = key(&[JUR, &id]);
+    let mut sql = String::with_capacity(8192);
+    let _ = write!(
+        sql,
+        "BEGIN; SELECT 1 FROM kv_students WHERE jurisdiction = '{JUR}' AND k = '{student}' FOR UPDATE; \
+         UPDATE kv_students SET v = {} WHERE jurisdiction = '{JUR}' AND k = '{student}';",
+        values.student
+    );
+    upsert(
+        &mut sql,
+        "timeline_steps",
+        &key(&[JUR, &id, "~t"]),
+        &values.state,
+    );
+    upsert(
+        &mut sql,
+        "timeline_steps",
+        &key(&[JUR, &id, &format!("{seq:012}")]),
+        &values.step,
+    );
+    let _ = write!(
+        sql,
+        "DELETE FROM kv_idx_class WHERE jurisdiction = '{JUR}' AND k = '{}';",
+        class_key(&id, class.0)
+    );
+    upsert(
+        &mut sql,
+        "idx_class",
+        &class_key(&id, class.1),
+        &values.empty,
+    );
+    upsert(
+        &mut sql,
+        "log_leaves",
+        &key(&[JUR, log_index]),
+        &values.leaf,
+    );
+    upsert(
+        &mut sql,
+        "event_records",
+        &key(&[JUR, log_index, "e"]),
+        &values.event,
+    );
+    upsert(
+        &mut sql,
+        "event_records",
+        &key(&[JUR, log_index, "c"]),
+        &values.context,
+    );
+    let _ = write!(
+        sql,
+        "SELECT 1 FROM kv_idx_school_members WHERE jurisdiction = '{JUR}' AND k = '{}';",
+        key(&[JUR, SCHOOL, &id])
+    );
+    if shared {
+        upsert(&mut sql, "log_heads", JUR, &values.frontier);
+        upsert(&mut sql, "stat_totals", JUR, &values.stat);
+        upsert(
+            &mut sql,
+            "stat_changes",
+            &key(&[JUR, "2025-03-02"]),
+            &values.stat,
+        );
+    }
+    sql.push_str("COMMIT;");
+    sql
+}
+
+/// Transitions per second PostgreSQL commits from `FLOOR_CONNECTIONS` connections, each owning
+/// `students / FLOOR_CONNECTIONS` students, one transaction per request, measured over `window`
+/// after `warmup`.
+fn floor(
+    sizes: RecordSizes,
+    students: usize,
+    shared: bool,
+    warmup: Duration,
+    window: Duration,
+) -> Result<f64, String> {
+    let url = postgres_url();
+    // The backend creates the tables, as the engine's store would have them.
+    drop(PostgresBackend::connect(&url).map_err(|e| e.to_string())?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-pg-floor")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let values = Arc::new(Values::of(sizes));
+    runtime.block_on(async move {
+        let mut clients = Vec::with_capacity(FLOOR_CONNECTIONS);
+        for _ in 0..FLOOR_CONNECTIONS {
+            let (client, connection) = tokio_postgres::connect(&url, NoTls)
+                .await
+                .map_err(|e| format!("floor connection: {e}"))?;
+            tokio::spawn(connection);
+            clients.push(client);
+        }
+        let mut seed = String::new();
+        for n in 0..students {
+            let id = student_id(n);
+            let _ = write!(
+                seed,
+                "INSERT INTO kv_students VALUES ('{JUR}', '{}', {});\
+                 INSERT INTO kv_idx_class VALUES ('{JUR}', '{}', {});\
+                 INSERT INTO kv_idx_school_members VALUES ('{JUR}', '{}', {});",
+                key(&[JUR, &id]),
+                values.student,
+                class_key(&id, 4),
+                values.empty,
+                key(&[JUR, SCHOOL, &id]),
+                values.empty
+            );
+        }
+        clients[0]
+            .batch_execute(&seed)
+            .await
+            .map_err(|e| format!("floor seed: {e}"))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let per = students.div_ceil(FLOOR_CONNECTIONS);
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(c, client)| {
+                let (stop, done, values) = (stop.clone(), done.clone(), values.clone());
+                tokio::spawn(async move {
+                    let mine: Vec<usize> = (c * per..((c + 1) * per).min(students)).collect();
+                    let mut seq = vec![2u64; mine.len()];
+                    let mut class = vec![4u8; mine.len()];
+                    let mut i = 0usize;
+                    while !stop.load(Ordering::Acquire) {
+                        let j = i % mine.len();
+                        seq[j] += 1;
+                        let moved = (class[j], 9 - class[j]);
+                        class[j] = moved.1;
+                        let log_index = format!("{c:03}{i:09}");
+                        i += 1;
+                        let sql =
+                            transition_sql(&values, mine[j], seq[j], moved, &log_index, shared);
+                        let answer = client
+                            .simple_query(&sql)
+                            .await
+                            .map_err(|e| format!("floor transaction: {e}"))?;
+                        let rows = answer
+                            .iter()
+                            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+                            .count();
+                        // The student and their school membership were both there.
+                        if rows != 2 {
+                            return Err(format!("floor: {rows} of the 2 rows read were found"));
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        tokio::time::sleep(warmup).await;
+        let start_count = done.load(Ordering::Relaxed);
+        let start = Instant::now();
+        tokio::time::sleep(window).await;
+        let tps =
+            (done.load(Ordering::Relaxed) - start_count) as f64 / start.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Release);
+        for task in tasks {
+            task.await.map_err(|e| format!("floor task: {e}"))??;
+        }
+        Ok(tps)
+    })
+}
+
+/// The redb side of the ratios when this part runs alone (`--only postgres`): the disk's fsync
+/// rate and redb's tps at 64 writers, measured just before.
+pub fn redb_side(cfg: &Config, root: &Path, set: &PackageSet) -> Result<(f64, f64), String> {
+    let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
+    let (fsync, _) =
+        super::fsync_rate(dir.path(), cfg.fsync_window / 2).map_err(|e| e.to_string())?;
+    let redb = tps_run(cfg, &super::open_engine(root, set)?, 64)?;
+    Ok((fsync, redb.tps))
+}
