@@ -72,6 +72,20 @@ pub(super) fn only_jurisdiction<'k>(
     within.then_some(first)
 }
 
+/// A bound PostgreSQL can compare: text there holds no NUL, so no stored key does, and a bound
+/// `p␀…` (the store starts a page past its cursor key `p` at `p␀`) falls between `p` and the
+/// keys that extend it. As a lower bound it is `> p`, as an upper one `<= p`.
+pub(super) fn without_nul(bound: Bound<&str>, lower: bool) -> Bound<String> {
+    let (Bound::Included(key) | Bound::Excluded(key)) = bound else {
+        return Bound::Unbounded;
+    };
+    match key.find('\0') {
+        None => bound.map(str::to_owned),
+        Some(nul) if lower => Bound::Excluded(key[..nul].to_owned()),
+        Some(nul) => Bound::Included(key[..nul].to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +151,26 @@ mod tests {
     }
 
     proptest! {
+        /// A bound with a NUL holds, of the keys PostgreSQL can store, exactly those it held.
+        #[test]
+        fn a_bound_without_its_nul_holds_the_same_keys(
+            keys in proptest::collection::vec("[ab\u{1}]{0,4}", 1..12),
+            start in "[ab\u{0}\u{1}]{0,4}",
+            end in "[ab\u{0}\u{1}]{0,4}",
+            kinds in (0u8..3, 0u8..3),
+        ) {
+            let (start, end) = (bound(kinds.0, &start), bound(kinds.1, &end));
+            let lower = without_nul(start, true);
+            let upper = without_nul(end, false);
+            for key in &keys {
+                prop_assert_eq!(
+                    within(key, start, end),
+                    within(key, lower.as_ref().map(String::as_str), upper.as_ref().map(String::as_str)),
+                    "{:?} in {:?}..{:?}", key, start, end
+                );
+            }
+        }
+
         /// The two facts the queries rest on, for any strings: a range given one jurisdiction
         /// holds no key of another, and the order of `(jurisdiction, k)` is the order of `k`.
         #[test]

@@ -12,7 +12,7 @@ use tokio_postgres::types::ToSql;
 
 use super::super::StoreError;
 use super::super::kv::{Entries, ReadTable, ReadTxn, Table, WriteTable, WriteTxn};
-use super::keys::{jurisdiction, only_jurisdiction};
+use super::keys::{jurisdiction, only_jurisdiction, without_nul};
 use super::{storage_error, wait};
 
 /// Rows of the first page of a range; each next page is `PAGE_GROWTH` times larger, up to
@@ -121,6 +121,10 @@ impl<'s> Committed<'s> {
     /// `lock`: `FOR UPDATE`, a write transaction's point read (the row stays as read until the
     /// commit, and a concurrent writer of it waits, then fails as contended).
     fn read(&self, key: &str, lock: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        // Text holds no NUL: no such key is stored, and the server would refuse the parameter.
+        if key.contains('\0') {
+            return Ok(None);
+        }
         let sql = format!(
             "SELECT v FROM kv_{} WHERE jurisdiction = $1 AND k = $2{}",
             self.table.name(),
@@ -197,8 +201,8 @@ impl<'s> Committed<'s> {
     fn scan(&self, start: Bound<&str>, end: Bound<&str>, descending: bool) -> Scan<'s> {
         Scan {
             committed: *self,
-            lower: start.map(str::to_owned),
-            upper: end.map(str::to_owned),
+            lower: without_nul(start, true),
+            upper: without_nul(end, false),
             descending,
             page_rows: FIRST_PAGE_ROWS,
             buffered: Vec::new().into_iter(),
