@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::helpers::*;
 
 pub(crate) const ROLES: [&str; 10] = [
     "admin",

@@ -5,12 +5,12 @@ use serde_json::{Value, json};
 use xueji::domain::workdays::WorkCalendar;
 use xueji::store::Command;
 
-use crate::helpers::{TestServer, d, enrolled, spawn_server};
+use super::helpers::{TestServer, d, enrolled, spawn_server};
 
 /// A suspension of an enrolled pupil at `s1`: the test package asks `school` then `district`.
 async fn pending_suspension(s: &TestServer, seq: u32) -> String {
     s.xueji
-        .create_school(crate::helpers::school("s1", Some("东区")))
+        .create_school(super::helpers::school("s1", Some("东区")))
         .ok();
     let student = enrolled(&s.xueji, "李小华", seq);
     let (st, v) = s
@@ -230,7 +230,7 @@ async fn the_sweep_expires_a_request_pending_past_180_days_and_flags_it_overdue_
 #[test]
 fn a_request_stored_before_clocks_still_reads_with_its_clock() {
     // A request as schema 9 stored it: no clock fields at all; they are derived on read.
-    let t = crate::helpers::engine();
+    let t = super::helpers::engine();
     let student = enrolled(&t.xueji, "王小红", 5);
     let input = xueji::domain::TransitionInput {
         params: serde_json::from_value(json!({"until": "2025-09-01"})).expect("params"),
@@ -244,7 +244,7 @@ fn a_request_stored_before_clocks_still_reads_with_its_clock() {
     };
     let request = match t
         .xueji
-        .transition(&student.id, input, &crate::helpers::registrar(), false)
+        .transition(&student.id, input, &super::helpers::registrar(), false)
         .expect("files")
     {
         xueji::engine::Outcome::Pending { request, .. } => request,
@@ -260,7 +260,7 @@ fn a_request_stored_before_clocks_still_reads_with_its_clock() {
 
 #[test]
 fn a_package_sets_its_own_working_days_and_expiry() {
-    use crate::helpers::{TEST_MANIFEST, TEST_RULES, engine_with, registrar, school};
+    use super::helpers::{TEST_MANIFEST, TEST_RULES, engine_with, registrar, school};
     use xueji::policy::PackageSource;
     let mut set = xueji::policy::builtin_packages();
     set.packages.retain(|id, _| id == "national-k12");

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-use crate::access::{ROLES, tokens};
-use crate::helpers::*;
+use super::access::{ROLES, tokens};
+use super::helpers::*;
 use xueji::domain::{Status, TransitionInput, TransitionKind};
 use xueji::engine::Outcome;
 use xueji::policy::{PackageSet, PackageSource};

@@ -2,7 +2,7 @@
 //! label, one table that a new error code cannot miss), `GET /v1/schools` in scope, and an
 //! OpenAPI document with a typed schema for every body, which real answers match.
 
-use crate::helpers::{TestServer, form, id_card, registrar, spawn_server};
+use super::helpers::{TestServer, form, id_card, registrar, spawn_server};
 use serde_json::{Value, json};
 use strum::IntoEnumIterator;
 use xueji::domain::{Level, School, Status, TransitionKind};

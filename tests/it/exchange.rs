@@ -997,6 +997,7 @@ fn cli_export_then_import_into_an_empty_store() {
     let TestEngine {
         xueji,
         dir: source_dir,
+        ..
     } = source;
     drop(xueji); // the CLI needs the file to itself
     let target = engine_with(&set);
@@ -1004,6 +1005,7 @@ fn cli_export_then_import_into_an_empty_store() {
     let TestEngine {
         xueji,
         dir: target_dir,
+        ..
     } = target;
     drop(xueji);
 

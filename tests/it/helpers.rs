@@ -59,31 +59,122 @@ pub fn test_packages() -> PackageSet {
     set
 }
 
-pub struct TestEngine {
-    pub xueji: Xueji,
-    pub dir: TempDir,
+/// The backend a test module tree keeps its stores on. The modules at the root of this binary
+/// run on redb; `on_postgres` includes the same files again with every store on PostgreSQL
+/// (issue #19: one test matrix, the same answers from both). Each tree's `helpers` names its
+/// backend once, in the four functions that open a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Redb,
+    Postgres,
 }
 
-pub fn engine_with(set: &PackageSet) -> TestEngine {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("xueji.redb")).expect("store opens");
-    let registry =
-        PolicyRegistry::from_packages(set).unwrap_or_else(|e| panic!("packages compile: {e:?}"));
-    TestEngine {
-        xueji: Xueji::new(store, Arc::new(registry)),
-        dir,
+/// Where a test's store is kept: what opens it, and opens it again after a restart.
+pub enum StoreAt {
+    File(std::path::PathBuf),
+    /// A schema of its own on the test server (`pg_server`).
+    Postgres(String),
+}
+
+impl StoreAt {
+    pub fn open(&self) -> Store {
+        match self {
+            StoreAt::File(path) => Store::open(path).expect("store opens"),
+            StoreAt::Postgres(url) => {
+                let backend = xueji::store::postgres::PostgresBackend::connect(url)
+                    .unwrap_or_else(|e| panic!("the PostgreSQL store opens: {e}"));
+                Store::open_backend(Arc::new(backend)).expect("store opens")
+            }
+        }
     }
 }
 
+pub struct TestEngine {
+    pub xueji: Xueji,
+    /// A temp folder of the test's own (backups, token files; the store file on redb).
+    pub dir: TempDir,
+    pub store_at: StoreAt,
+}
+
+impl Backend {
+    pub fn engine_with(self, set: &PackageSet) -> TestEngine {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store_at = match self {
+            Backend::Redb => StoreAt::File(dir.path().join("xueji.redb")),
+            Backend::Postgres => StoreAt::Postgres(crate::pg_server::postgres_url()),
+        };
+        let registry = PolicyRegistry::from_packages(set)
+            .unwrap_or_else(|e| panic!("packages compile: {e:?}"));
+        TestEngine {
+            xueji: Xueji::new(store_at.open(), Arc::new(registry)),
+            dir,
+            store_at,
+        }
+    }
+
+    /// An engine with the test packages and two schools of the test district, `s1` and `s2`.
+    pub fn engine(self) -> TestEngine {
+        let t = self.engine_with(&test_packages());
+        t.xueji
+            .create_school(school("s1", Some("东区")))
+            .expect("school");
+        t.xueji
+            .create_school(school("s2", Some("东区")))
+            .expect("school");
+        t
+    }
+
+    pub async fn spawn_server(self) -> TestServer {
+        self.spawn_server_with(&test_packages()).await
+    }
+
+    pub async fn spawn_server_with(self, packages: &PackageSet) -> TestServer {
+        let t = self.engine_with(packages);
+        let backup_dir = t.dir.path().join("backups");
+        let xueji = Arc::new(t.xueji);
+        let (token, _) = xueji
+            .create_token(xueji::auth::TokenRecord::new(xueji::auth::Role::Admin))
+            .expect("admin token");
+        let state = xueji::http::AppState {
+            xueji: xueji.clone(),
+            metrics: Arc::new(xueji::http::Metrics::default()),
+            backup_dir: backup_dir.clone(),
+        };
+        let app = xueji::http::router(state, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(xueji::http::serve(listener, app, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base,
+            admin: token,
+            client: reqwest::Client::new(),
+            xueji,
+            backup_dir,
+            _dir: t.dir,
+            _shutdown: tx,
+        }
+    }
+}
+
+pub fn engine_with(set: &PackageSet) -> TestEngine {
+    Backend::Redb.engine_with(set)
+}
+
 pub fn engine() -> TestEngine {
-    let t = engine_with(&test_packages());
-    t.xueji
-        .create_school(school("s1", Some("东区")))
-        .expect("school");
-    t.xueji
-        .create_school(school("s2", Some("东区")))
-        .expect("school");
-    t
+    Backend::Redb.engine()
+}
+
+pub async fn spawn_server() -> TestServer {
+    Backend::Redb.spawn_server().await
+}
+
+pub async fn spawn_server_with(packages: &PackageSet) -> TestServer {
+    Backend::Redb.spawn_server_with(packages).await
 }
 
 pub fn school(id: &str, area: Option<&str>) -> School {
@@ -188,42 +279,6 @@ pub struct TestServer {
     pub backup_dir: std::path::PathBuf,
     _dir: TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-pub async fn spawn_server() -> TestServer {
-    spawn_server_with(&test_packages()).await
-}
-
-pub async fn spawn_server_with(packages: &PackageSet) -> TestServer {
-    let t = engine_with(packages);
-    let backup_dir = t.dir.path().join("backups");
-    let xueji = Arc::new(t.xueji);
-    let (token, _) = xueji
-        .create_token(xueji::auth::TokenRecord::new(xueji::auth::Role::Admin))
-        .expect("admin token");
-    let state = xueji::http::AppState {
-        xueji: xueji.clone(),
-        metrics: Arc::new(xueji::http::Metrics::default()),
-        backup_dir: backup_dir.clone(),
-    };
-    let app = xueji::http::router(state, None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(xueji::http::serve(listener, app, async {
-        let _ = rx.await;
-    }));
-    TestServer {
-        base,
-        admin: token,
-        client: reqwest::Client::new(),
-        xueji,
-        backup_dir,
-        _dir: t.dir,
-        _shutdown: tx,
-    }
 }
 
 impl TestServer {
@@ -335,7 +390,7 @@ pub fn with_raw(path: &std::path::Path, f: impl FnOnce(&redb::WriteTransaction))
 /// The service on a store file again, with the test packages.
 pub fn reopen(path: &std::path::Path) -> Xueji {
     let registry = PolicyRegistry::from_packages(&test_packages()).expect("compile");
-    Xueji::new(Store::open(path).expect("reopen"), Arc::new(registry))
+    Xueji::new(StoreAt::File(path.to_owned()).open(), Arc::new(registry))
 }
 
 /// An event the server acknowledged over HTTP: student, sequence, hash, when the answer came.

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::helpers::*;
 
 async fn setup() -> (TestServer, String) {
     let s = spawn_server().await;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::helpers::*;
 
 async fn setup_with_student() -> (TestServer, String) {
     let s = spawn_server().await;
@@ -305,10 +305,13 @@ fn stored_versions_come_back_after_a_restart() {
         .expect("store")
         .expect("accepted");
     let s = enrolled(x, "乙", 4);
-    let path = t.dir.path().join("xueji.redb");
-    let TestEngine { xueji, dir } = t;
+    let TestEngine {
+        xueji,
+        dir,
+        store_at,
+    } = t;
     drop(xueji);
-    let store = xueji::store::Store::open(&path).expect("reopen");
+    let store = store_at.open();
     let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
     let again = xueji::engine::Xueji::new(store, std::sync::Arc::new(registry));
     again.restore_policies().expect("restore");

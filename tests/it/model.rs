@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use xueji::domain::{ApprovalStep, Date, Status, TransitionInput, TransitionKind};
 use xueji::engine::{Outcome, ServiceError};
 
-use crate::helpers::*;
+use super::helpers::*;
 
 /// Students 0..3 start enrolled, 3 and 4 admitted.
 const STUDENTS: usize = 5;

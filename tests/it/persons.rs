@@ -9,7 +9,7 @@ use xueji::domain::{School, Status, Student, TransitionInput, TransitionKind};
 use xueji::engine::{Admission, Outcome, ServiceError, Xueji};
 use xueji::policy::builtin_packages;
 
-use crate::helpers::*;
+use super::helpers::*;
 
 // ---- engine helpers ----------------------------------------------------------------------
 
@@ -41,14 +41,14 @@ fn apply(x: &Xueji, id: &str, kind: TransitionKind, date: &str) -> Option<Studen
     }
 }
 
-fn graduated(x: &Xueji, name: &str, seq: u32) -> Student {
+pub(crate) fn graduated(x: &Xueji, name: &str, seq: u32) -> Student {
     let s = enrolled(x, name, seq);
     let s = apply(x, &s.id, TransitionKind::Graduate, "2025-07-01").expect("graduates");
     assert_eq!(s.status, Status::Graduated);
     s
 }
 
-fn admitted(
+pub(crate) fn admitted(
     x: &Xueji,
     form: xueji::domain::student::NewStudentForm,
 ) -> Result<Student, ServiceError> {
@@ -307,7 +307,7 @@ fn at_most_one_live_enrolment_per_person_and_numbers_never_change() {
             let x = &t.xueji;
             x.create_school(School {
                 jurisdiction: "national-k12".into(),
-                ..crate::helpers::school("s3", Some("西区"))
+                ..super::helpers::school("s3", Some("西区"))
             })
             .expect("school");
             // The number each person got first: every later enrolment must carry it.
@@ -707,99 +707,4 @@ async fn concurrent_admissions_of_one_person_store_exactly_one() {
             );
         }
     }
-}
-
-// ---- schema 9 ----------------------------------------------------------------------------
-
-#[test]
-fn a_store_of_schema_8_moves_its_identity_indexes_on_open() {
-    use redb::{ReadableTable, TableDefinition};
-    type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
-    let t = engine();
-    let first = graduated(&t.xueji, "庚", 7);
-    let path = t.dir.path().join("xueji.redb");
-    drop(t.xueji);
-    // Schema 8 keyed each identity index by the value alone, naming one student.
-    with_raw(&path, |txn| {
-        for name in ["idx_national_id", "idx_id_card", "idx_person"] {
-            let table: Raw = TableDefinition::new(name);
-            let rows: Vec<String> = txn
-                .open_table(table)
-                .expect("index")
-                .iter()
-                .expect("iter")
-                .map(|r| r.map(|(k, _)| k.value().to_owned()))
-                .collect::<Result<_, _>>()
-                .expect("rows");
-            txn.delete_table(table).expect("drop");
-            let mut t = txn.open_table(table).expect("index");
-            for k in rows {
-                let (value, student) = k.rsplit_once('\u{1f}').expect("student part");
-                t.insert(value, student.as_bytes()).expect("insert");
-            }
-        }
-        let meta: Raw = TableDefinition::new("meta");
-        txn.open_table(meta)
-            .expect("meta")
-            .insert("schema_version", b"8".as_slice())
-            .expect("schema 8");
-    });
-    let x = reopen(&path);
-    let report = x.verify_all().expect("verify");
-    assert!(report.ok, "{report:?}");
-    let again = admitted(
-        &x,
-        form("庚", first.id_card.as_ref().expect("card").as_str()),
-    )
-    .expect("admitted after the move");
-    assert_eq!(again.national_id, first.national_id);
-    let all = x
-        .enrolments_of(first.national_id.as_str(), |_, _| true)
-        .expect("list");
-    assert_eq!(all.len(), 2);
-    assert!(x.verify_all().expect("verify").ok);
-}
-
-#[test]
-fn verify_names_a_second_live_enrolment_of_one_person() {
-    use redb::{ReadableTable, TableDefinition};
-    type Raw = TableDefinition<'static, &'static str, &'static [u8]>;
-    let t = engine();
-    let first = graduated(&t.xueji, "辛", 8);
-    admitted(
-        &t.xueji,
-        form("辛", first.id_card.as_ref().expect("card").as_str()),
-    )
-    .expect("admitted again");
-    assert!(t.xueji.verify_all().expect("verify").ok);
-    let path = t.dir.path().join("xueji.redb");
-    drop(t.xueji);
-    // The ended enrolment edited back to live behind the writer's back.
-    with_raw(&path, |txn| {
-        let students: Raw = TableDefinition::new("students");
-        let mut table = txn.open_table(students).expect("students");
-        let k = record_key(&[&first.jurisdiction, &first.id]);
-        let text = String::from_utf8(
-            table
-                .get(k.as_str())
-                .expect("get")
-                .expect("stored")
-                .value()
-                .to_vec(),
-        )
-        .expect("utf8");
-        let edited = text.replace("\"status\":\"graduated\"", "\"status\":\"enrolled\"");
-        assert_ne!(edited, text);
-        table.insert(k.as_str(), edited.as_bytes()).expect("insert");
-    });
-    let x = reopen(&path);
-    let report = x.verify_all().expect("verify");
-    assert!(!report.ok);
-    let live: Vec<&str> = report
-        .index_failures
-        .iter()
-        .filter(|m| m.code == "duplicate_live")
-        .map(|m| m.table.as_str())
-        .collect();
-    assert_eq!(live, vec!["idx_national_id", "idx_id_card"], "{report:?}");
 }

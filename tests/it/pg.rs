@@ -5,13 +5,11 @@
 use std::ops::Bound;
 use std::sync::mpsc;
 
-use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use xueji::store::StoreError;
 use xueji::store::kv::{Backend, Table};
 use xueji::store::postgres::PostgresBackend;
 
-use crate::kv_contract::{Op, Plan, STUDENTS, against_model, kv_contract};
+use crate::kv_contract::{STUDENTS, agrees_with_a_btreemap, kv_contract};
 use crate::pg_server::{postgres_url, run_sql};
 
 fn connect(url: &str) -> PostgresBackend {
@@ -40,39 +38,10 @@ fn the_kv_contract_holds() {
     kv_contract(&backend);
 }
 
-fn key() -> impl Strategy<Value = String> {
-    // Control characters below the separator and a space around it, prefixes of one another:
-    // what decides which jurisdiction a key and a range belong to.
-    "[ab \u{1}\u{1f}]{0,3}"
-}
-
-fn bound() -> impl Strategy<Value = Bound<String>> {
-    (0u8..3, key()).prop_map(|(kind, key)| match kind {
-        0 => Bound::Included(key),
-        1 => Bound::Excluded(key),
-        _ => Bound::Unbounded,
-    })
-}
-
 #[test]
 fn reads_and_writes_agree_with_a_btreemap() {
     let backend = connect(&postgres_url());
-    let op = prop_oneof![
-        (key(), any::<u8>()).prop_map(|(k, v)| Op::Insert(k, v)),
-        key().prop_map(Op::Remove),
-    ];
-    let plan = (proptest::collection::vec(op, 0..12), any::<bool>())
-        .prop_map(|(ops, commit)| Plan { ops, commit });
-    let case = (
-        proptest::collection::vec(plan, 1..4),
-        proptest::collection::vec((bound(), bound()), 1..8),
-    );
-    TestRunner::new(Config::with_cases(48))
-        .run(&case, |(plans, ranges)| {
-            against_model(&backend, &plans, &ranges);
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    agrees_with_a_btreemap(&backend);
 }
 
 /// Two writers of one existing row: the second one's snapshot is older than the first one's

@@ -56,7 +56,7 @@ fn a_seed_corrected_in_place_decides_new_cases_and_old_decisions_still_reproduce
         Outcome::Applied { .. }
     ));
     let path = t.dir.path().join("xueji.redb");
-    let TestEngine { xueji, dir } = t;
+    let TestEngine { xueji, dir, .. } = t;
     drop(xueji);
 
     let registry = PolicyRegistry::from_packages(&corrected_packages()).expect("compile");

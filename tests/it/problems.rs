@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use xueji::policy::builtin_packages;
 
-use crate::helpers::{TestServer, id_card, spawn_server, spawn_server_with};
+use super::helpers::{TestServer, id_card, spawn_server, spawn_server_with};
 
 fn student_body(school: &str, name: &str, card: &str) -> Value {
     let birth = format!("{}-{}-{}", &card[6..10], &card[10..12], &card[12..14]);

@@ -645,7 +645,7 @@ fn stored_answers_expire_after_a_day_and_the_writer_purges_them() {
 
 #[test]
 fn opening_the_store_removes_expired_answers_and_what_earlier_versions_stored() {
-    let TestEngine { xueji, dir } = engine();
+    let TestEngine { xueji, dir, .. } = engine();
     let path = dir.path().join("xueji.redb");
     let now = unix_now();
     put(xueji.store(), "stale", b"x", now - TTL_SECS - 5);

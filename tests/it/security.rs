@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-use crate::helpers::{
+use super::helpers::{
     TEST_MANIFEST, TEST_RULES, d, enrolled, form, id_card, registrar, school, spawn_server_with,
     test_packages, test_upload,
 };
@@ -37,7 +37,7 @@ fn enrolled_with_personal_data(x: &xueji::engine::Xueji, school: &str, seq: u32)
 }
 
 /// A server with the test district's two schools of 东区, `s1` and `s2`.
-async fn server(packages: &xueji::policy::PackageSet) -> crate::helpers::TestServer {
+async fn server(packages: &xueji::policy::PackageSet) -> super::helpers::TestServer {
     let s = spawn_server_with(packages).await;
     for id in ["s1", "s2"] {
         s.xueji

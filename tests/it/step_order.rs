@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use super::helpers::*;
 use xueji::domain::{Actor, ApprovalStep, RequestStatus, TransitionInput, TransitionKind};
 use xueji::engine::Outcome;
 

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use super::helpers::*;
 use xueji::domain::{
     Actor, Document, DocumentKind, IssuerLevel, Level, School, Status, TransitionInput,
     TransitionKind,

@@ -57,8 +57,9 @@ pub struct RedbBackend {
 }
 
 impl RedbBackend {
-    /// A new database in `path`, an empty file the caller has claimed (a backup's copy).
-    pub(crate) fn create_file(path: &Path) -> Result<RedbBackend, StoreError> {
+    /// A new database in `path`, an empty file the caller has claimed (a backup's copy, the kv
+    /// contract's tests), opened as redb's default: alone, without [`Store::open`]'s modes.
+    pub fn create_file(path: &Path) -> Result<RedbBackend, StoreError> {
         Ok(RedbBackend {
             db: Database::create(path)?,
         })
