@@ -508,7 +508,7 @@ fn the_store_survives_a_reopen() {
     let t = engine();
     let s = enrolled(&t.xueji, "褚四", 12);
     drop(t.xueji);
-    let store = t.store_at.open();
+    let store = t.store_at.open().expect("store reopens");
     let events = store.events(&s.id).expect("events");
     assert_eq!(events.len(), 2);
     let again = store.student(&s.id).expect("read").expect("present");

@@ -69,44 +69,32 @@ pub enum Backend {
     Postgres,
 }
 
-/// Where a test's store is kept: what opens it, and opens it again after a restart.
-pub enum StoreAt {
-    File(std::path::PathBuf),
-    /// A schema of its own on the test server (`pg_server`).
-    Postgres(String),
-}
-
-impl StoreAt {
-    pub fn open(&self) -> Store {
-        match self {
-            StoreAt::File(path) => Store::open(path).expect("store opens"),
-            StoreAt::Postgres(url) => {
-                let backend = xueji::store::postgres::PostgresBackend::connect(url)
-                    .unwrap_or_else(|e| panic!("the PostgreSQL store opens: {e}"));
-                Store::open_backend(Arc::new(backend)).expect("store opens")
-            }
-        }
-    }
-}
-
 pub struct TestEngine {
     pub xueji: Xueji,
     /// A temp folder of the test's own (backups, token files; the store file on redb).
     pub dir: TempDir,
-    pub store_at: StoreAt,
+    /// Where the store is kept: what opens it again after a restart (`Location::open`).
+    pub store_at: xueji::engine::Location,
 }
 
 impl Backend {
     pub fn engine_with(self, set: &PackageSet) -> TestEngine {
         let dir = tempfile::tempdir().expect("temp dir");
         let store_at = match self {
-            Backend::Redb => StoreAt::File(dir.path().join("xueji.redb")),
-            Backend::Postgres => StoreAt::Postgres(crate::pg_server::postgres_url()),
+            Backend::Redb => xueji::engine::Location::Folder(dir.path().to_owned()),
+            Backend::Postgres => {
+                xueji::engine::Location::Postgres(crate::pg_server::postgres_url())
+            }
         };
         let registry = PolicyRegistry::from_packages(set)
             .unwrap_or_else(|e| panic!("packages compile: {e:?}"));
         TestEngine {
-            xueji: Xueji::new(store_at.open(), Arc::new(registry)),
+            xueji: Xueji::new(
+                store_at
+                    .open()
+                    .unwrap_or_else(|e| panic!("store opens: {e}")),
+                Arc::new(registry),
+            ),
             dir,
             store_at,
         }
@@ -390,7 +378,7 @@ pub fn with_raw(path: &std::path::Path, f: impl FnOnce(&redb::WriteTransaction))
 /// The service on a store file again, with the test packages.
 pub fn reopen(path: &std::path::Path) -> Xueji {
     let registry = PolicyRegistry::from_packages(&test_packages()).expect("compile");
-    Xueji::new(StoreAt::File(path.to_owned()).open(), Arc::new(registry))
+    Xueji::new(Store::open(path).expect("reopen"), Arc::new(registry))
 }
 
 /// An event the server acknowledged over HTTP: student, sequence, hash, when the answer came.

@@ -311,7 +311,7 @@ fn stored_versions_come_back_after_a_restart() {
         store_at,
     } = t;
     drop(xueji);
-    let store = store_at.open();
+    let store = store_at.open().expect("store reopens");
     let registry = xueji::policy::PolicyRegistry::from_packages(&test_packages()).expect("compile");
     let again = xueji::engine::Xueji::new(store, std::sync::Arc::new(registry));
     again.restore_policies().expect("restore");

@@ -54,7 +54,7 @@ fn a_store_moves_to_postgres_and_back_unchanged() {
     enrolled(&t.xueji, "乙", 2);
     admit(&t.xueji, "丙", 3);
     let checkpoints = t.xueji.checkpoints().expect("checkpoints");
-    let crate::helpers::TestEngine { xueji, dir } = t;
+    let crate::helpers::TestEngine { xueji, dir, .. } = t;
     drop(xueji);
     let folder = Location::Folder(dir.path().to_owned());
     let database = Location::Postgres(postgres_url());
