@@ -34,7 +34,7 @@ impl Place {
     }
 
     /// Where the store is.
-    pub fn store(&self) -> Location {
+    pub fn location(&self) -> Location {
         self.store
             .clone()
             .unwrap_or_else(|| Location::Folder(self.data.clone()))
@@ -69,7 +69,7 @@ pub fn compile(set: &PackageSet) -> Result<PolicyRegistry> {
 pub fn open(place: &Place, policies: Option<&Path>) -> Result<Xueji> {
     crate::engine::private::create_dir_all(&place.data)
         .with_context(|| format!("creating data folder {}", place.data.display()))?;
-    let at = place.store();
+    let at = place.location();
     let store = at
         .open()
         .with_context(|| format!("opening the store {at}"))?;
@@ -79,7 +79,7 @@ pub fn open(place: &Place, policies: Option<&Path>) -> Result<Xueji> {
 /// Opens the engine on the place's store, which must exist (`store_missing`): for commands
 /// that read or amend a store and never create one.
 pub fn open_existing(place: &Place, policies: Option<&Path>) -> Result<Xueji> {
-    let at = place.store();
+    let at = place.location();
     let store = at
         .open_existing()
         .with_context(|| format!("opening the store {at}"))?;

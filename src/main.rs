@@ -724,7 +724,7 @@ fn serve(
     let for_sweeps = xueji.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, data = %data.display(), store = %place.store(), header_read_timeout_s = limits.header_read_timeout.as_secs(), idle_timeout_s = limits.idle_timeout.as_secs(), max_connections = limits.max_connections, "xueji serving");
+        tracing::info!(%addr, data = %data.display(), store = %place.location(), header_read_timeout_s = limits.header_read_timeout.as_secs(), idle_timeout_s = limits.idle_timeout.as_secs(), max_connections = limits.max_connections, "xueji serving");
         let watcher = policies
             .clone()
             .map(|dir| tokio::spawn(watch_policies(for_sweeps.clone(), dir)));
