@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The long crash loop: the real server under concurrent writes, SIGKILLed at random moments,
 # restarted and checked (acknowledged writes present, no half-applied transition, every chain
-# and every jurisdiction log verified against the checkpoint of the cycle before).
+# and every jurisdiction log verified against the checkpoint of the cycle before), on both
+# backends at once: the data folder's redb file and a PostgreSQL database (`serve --store`).
 #   CRASH_SECONDS  time budget (default 600); CRASH_CYCLES  upper bound on cycles (default 100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."

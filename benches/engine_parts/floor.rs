@@ -16,15 +16,13 @@
 //! - the school-membership lookup;
 //! - once per commit, the statistics totals and the day's changes.
 //!
-//! The student, event, context and step sizes are those of a real transition of the tps run
-//! ([`RecordSizes::of`]); keep this model in step with the writer when it changes. PostgreSQL's
-//! floor (`postgres.rs`) writes the same rows with these keys and sizes.
+//! Every value's size is read from the store file of a real transition of the tps run
+//! ([`RecordSizes::stored`]); keep this model's rows and keys in step with the writer when it
+//! changes. PostgreSQL's floor (`postgres.rs`) writes the same rows with these keys and sizes.
 
 use redb::{ConcurrencyMode, Database, Durability, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-use xueji::engine::Xueji;
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 const STUDENTS: Table = TableDefinition::new("students");
@@ -39,61 +37,101 @@ const CHANGES: Table = TableDefinition::new("stat_changes");
 
 pub(super) const JUR: &str = "bench-district";
 pub(super) const SCHOOL: &str = "bench-school";
-/// A tally state and a log leaf's event name are tens of bytes; a frontier one 32-byte peak per
-/// set bit of the log size (about 20 for a million events).
-pub(super) const TALLY_STATE_BYTES: usize = 64;
-pub(super) const LEAF_BYTES: usize = 32 + 40;
-pub(super) const FRONTIER_BYTES: usize = 8 + 32 * 20;
-pub(super) const STAT_BYTES: usize = 256;
 
-/// Bytes of the records one transition writes, taken from the store of a real run.
+/// Bytes of the values one transition writes, read from the store file of a real one: nothing
+/// of the model is a constant, so a change of the writer's encodings moves the floor with it.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordSizes {
     pub student: usize,
     pub event: usize,
     pub context: usize,
     pub step: usize,
+    pub tally_state: usize,
+    pub leaf: usize,
+    pub frontier: usize,
+    pub stat_total: usize,
+    pub stat_change: usize,
 }
 
 impl RecordSizes {
-    /// The sizes of `student`'s record and of their last event, its context and its step, as
-    /// the store encodes them.
-    pub fn of(x: &Xueji, student: &str) -> Result<RecordSizes, String> {
-        let s = x
-            .store()
-            .student(student)
-            .map_err(|e| e.to_string())?
-            .ok_or("floor: the sample student is gone")?;
-        let events = x.store().events(student).map_err(|e| e.to_string())?;
-        let last = events
-            .last()
-            .ok_or("floor: the sample student has no event")?;
-        let context = x
-            .store()
-            .context(last)
-            .map_err(|e| e.to_string())?
-            .ok_or("floor: the sample event has no decision context")?;
-        let f = &last.after;
-        // A step as `records::with_log_index` stores it.
-        let step = serde_json::to_vec(&(
-            last.seq,
-            last.kind,
-            last.effective_date,
-            f.status,
-            f.school.as_str(),
-            f.grade,
-            f.class.as_deref(),
-            1_000_000u64,
-        ))
-        .map_err(|e| e.to_string())?;
-        let json_len =
-            |v: serde_json::Result<Vec<u8>>| v.map(|b| b.len()).map_err(|e| e.to_string());
+    /// The stored values of `student` (whose last event is the jurisdiction's last) in the
+    /// closed store `file`: their record, last event, its context, its step and their tally
+    /// state; the log's last leaf and its head; the statistics rows, on average (a change of
+    /// class may write none of them).
+    pub fn stored(file: &Path, student: &str) -> Result<RecordSizes, String> {
+        Self::read(file, student).map_err(|e| format!("floor: record sizes of {student}: {e}"))
+    }
+
+    fn read(file: &Path, student: &str) -> Result<RecordSizes, Box<dyn std::error::Error>> {
+        use redb::{ReadableDatabase, TableHandle};
+        let db = Database::open(file)?;
+        let r = db.begin_read()?;
+        let value = |table: Table, k: &str| -> Result<usize, Box<dyn std::error::Error>> {
+            Ok(r.open_table(table)?
+                .get(k)?
+                .ok_or_else(|| format!("{} has no {k:?}", table.name()))?
+                .value()
+                .len())
+        };
+        // The last pair under `prefix` whose key ends in a number (a log index, a step's
+        // sequence), passing over the tally state (`~t`) that sorts after a student's steps.
+        let last_numbered = |table: Table,
+                             prefix: &[&str]|
+         -> Result<(String, usize), Box<dyn std::error::Error>> {
+            let from = format!("{}\u{1f}", key(prefix));
+            let to = format!("{}\u{20}", key(prefix));
+            let t = r.open_table(table)?;
+            for item in t.range(from.as_str()..to.as_str())?.rev() {
+                let (k, v) = item?;
+                let last_part = k.value().rsplit('\u{1f}').next().unwrap_or_default();
+                if !last_part.is_empty() && last_part.bytes().all(|b| b.is_ascii_digit()) {
+                    return Ok((k.value().to_owned(), v.value().len()));
+                }
+            }
+            Err(format!("{} has nothing numbered under {prefix:?}", table.name()).into())
+        };
+        let average = |table: Table| -> Result<usize, Box<dyn std::error::Error>> {
+            let t = r.open_table(table)?;
+            let (mut n, mut bytes) = (0usize, 0usize);
+            for item in t.iter()? {
+                bytes += item?.1.value().len();
+                n += 1;
+            }
+            Ok(if n == 0 { 0 } else { bytes.div_ceil(n) })
+        };
+        let (leaf_key, leaf) = last_numbered(LEAVES, &[JUR])?;
+        let index = leaf_key.rsplit('\u{1f}').next().unwrap_or_default();
+        let (_, step) = last_numbered(TIMELINES, &[JUR, student])?;
         Ok(RecordSizes {
-            student: json_len(serde_json::to_vec(&s))?,
-            event: json_len(serde_json::to_vec(last))?,
-            context: context.to_bytes().len(),
-            step: step.len(),
+            student: value(STUDENTS, &key(&[JUR, student]))?,
+            event: value(EVENTS, &key(&[JUR, index, "e"]))?,
+            context: value(EVENTS, &key(&[JUR, index, "c"]))?,
+            step,
+            tally_state: value(TIMELINES, &key(&[JUR, student, "~t"]))?,
+            leaf,
+            frontier: value(HEADS, JUR)?,
+            stat_total: average(TOTALS)?,
+            stat_change: average(CHANGES)?,
         })
+    }
+}
+
+impl std::fmt::Display for RecordSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "student {} B, event {} B, context {} B, step {} B, tally state {} B, leaf {} B, \
+             log head {} B, statistics {}/{} B",
+            self.student,
+            self.event,
+            self.context,
+            self.step,
+            self.tally_state,
+            self.leaf,
+            self.frontier,
+            self.stat_total,
+            self.stat_change
+        )
     }
 }
 
@@ -138,10 +176,11 @@ fn measure(
     let event = vec![b'e'; sizes.event];
     let context = vec![b'c'; sizes.context];
     let step = vec![b't'; sizes.step];
-    let state = [b'a'; TALLY_STATE_BYTES];
-    let leaf = [b'l'; LEAF_BYTES];
-    let frontier = [b'f'; FRONTIER_BYTES];
-    let stat = [b'n'; STAT_BYTES];
+    let state = vec![b'a'; sizes.tally_state];
+    let leaf = vec![b'l'; sizes.leaf];
+    let frontier = vec![b'f'; sizes.frontier];
+    let stat_total = vec![b'n'; sizes.stat_total];
+    let stat_change = vec![b'n'; sizes.stat_change];
 
     let w = db.begin_write()?;
     {
@@ -207,9 +246,9 @@ fn measure(
                 }
             }
             let mut totals = w.open_table(TOTALS)?;
-            totals.insert(JUR, stat.as_slice())?;
+            totals.insert(JUR, stat_total.as_slice())?;
             let mut changes = w.open_table(CHANGES)?;
-            changes.insert(key(&[JUR, "2025-03-02"]).as_str(), stat.as_slice())?;
+            changes.insert(key(&[JUR, "2025-03-02"]).as_str(), stat_change.as_slice())?;
         }
         w.commit()?;
         done += batch as u64;

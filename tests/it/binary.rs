@@ -4,7 +4,8 @@
 
 use crate::helpers::{Ack, class_change_writers};
 use crate::process::{
-    CLI_LIMIT, EXIT_LIMIT, Reaped, exit_within, free_port, run_cli, serve, text, wait_up,
+    CLI_LIMIT, EXIT_LIMIT, Reaped, exit_within, free_port, run_cli, serve, serve_command, text,
+    wait_up,
 };
 use serde_json::json;
 use std::io::Read;
@@ -44,14 +45,7 @@ async fn serve_bootstraps_logs_no_personal_data_and_stops_cleanly() {
     let data = dir.path().join("data");
     let port = free_port();
     let mut child = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_xueji"))
-            .args([
-                "serve",
-                "--data",
-                data.to_str().expect("utf-8"),
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-            ])
+        serve_command(&data, None, port)
             .env_remove("XUEJI_ADMIN_TOKEN")
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())

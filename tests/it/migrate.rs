@@ -14,7 +14,7 @@ use xueji::store::postgres::PostgresBackend;
 
 use crate::helpers::{admit, engine, enrolled, test_packages};
 use crate::pg_server::postgres_url;
-use crate::process::{run_cli, serve_on, stop, text, wait_up};
+use crate::process::{run_cli, serve_command, serve_on, stop, text, wait_up};
 
 /// Every non-empty table of a redb store file, pair by pair.
 fn dump(file: &Path) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
@@ -274,11 +274,9 @@ async fn the_binary_moves_a_served_store_to_postgres_and_serves_it_there() {
     let port = crate::process::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut server = crate::process::Reaped(
-        std::process::Command::new(env!("CARGO_BIN_EXE_xueji"))
-            .args(["serve", "--demo", "--data", data.to_str().expect("utf-8")])
-            .args(["--addr", &format!("127.0.0.1:{port}")])
+        serve_command(&data, None, port)
+            .arg("--demo")
             .env("XUEJI_ADMIN_TOKEN", ADMIN)
-            .env_remove("XUEJI_STORE")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -138,6 +138,19 @@ pub(crate) fn serve(data: &Path, port: u16, admin: &str) -> Reaped {
 
 /// [`serve`], with the store in `store` (`--store`: a PostgreSQL database) when given.
 pub(crate) fn serve_on(data: &Path, store: Option<&str>, port: u16, admin: &str) -> Reaped {
+    Reaped(
+        serve_command(data, store, port)
+            .env("XUEJI_ADMIN_TOKEN", admin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn xueji serve"),
+    )
+}
+
+/// The `xueji serve` command line on 127.0.0.1:`port`, for a caller to add to (its own flags,
+/// environment and output) and spawn; nothing of the test's environment says where the store is.
+pub(crate) fn serve_command(data: &Path, store: Option<&str>, port: u16) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xueji"));
     command
         .args([
@@ -147,14 +160,11 @@ pub(crate) fn serve_on(data: &Path, store: Option<&str>, port: u16, admin: &str)
             "--addr",
             &format!("127.0.0.1:{port}"),
         ])
-        .env("XUEJI_ADMIN_TOKEN", admin)
-        .env_remove("XUEJI_STORE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .env_remove("XUEJI_STORE");
     if let Some(store) = store {
         command.args(["--store", store]);
     }
-    Reaped(command.spawn().expect("spawn xueji serve"))
+    command
 }
 
 /// SIGTERM, then the exit within [`EXIT_LIMIT`], which must be a success.
