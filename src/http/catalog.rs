@@ -99,7 +99,7 @@ async fn list_schools(
     ApiQuery(q): ApiQuery<SchoolQuery>,
 ) -> ApiResult<impl IntoResponse> {
     // A guardian has no school in their scope (`scope::school`), as for `GET /v1/schools/{id}`.
-    require_role(&c, &super::routes::SCHOOL_READERS, "查看学校列表")?;
+    require_role(&c, &super::schools::SCHOOL_READERS, "查看学校列表")?;
     let page = PageParams {
         limit: q.limit,
         cursor: q.cursor.clone(),

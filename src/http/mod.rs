@@ -12,10 +12,15 @@ mod exchange;
 pub mod extract;
 mod idempotency;
 mod metrics;
+mod policies;
 mod problems;
+mod requests;
 mod routes;
 mod schema;
+mod schools;
 mod serve;
+mod students;
+mod tokens;
 pub mod view;
 
 use axum::Router;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, require_role};
-use super::routes::outcome_body;
+use super::students::outcome_body;
 use super::view::{Page, PageParams};
 use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
