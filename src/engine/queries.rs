@@ -1,12 +1,14 @@
 //! What the adapters (HTTP, console, command line) read, and the few records they keep, through
 //! the engine: the store stays behind it. Each is the store's read with its error as a
-//! [`ServiceError`]; scope is decided by the caller with `auth::scope`, as before.
+//! [`ServiceError`]. The `*_for` look-ups decide scope too (`auth::scope`): what a caller may
+//! see of one school, student or request, the same answer for every adapter.
 
 use std::path::Path;
 
 use super::audit::{Backup, write_backup};
 use super::batch::BatchRecord;
 use super::{Result, ServiceError, Xueji};
+use crate::auth::{TokenRecord, scope};
 use crate::domain::problem::Problem;
 use crate::domain::{ApprovalRequest, RequestStatus, School, Status, Student};
 use crate::store::idempotency::unix_now;
@@ -16,6 +18,46 @@ impl Xueji {
     /// A school, if it exists.
     pub fn find_school(&self, id: &str) -> Result<Option<School>> {
         Ok(self.store.school(id)?)
+    }
+
+    /// A school the caller may see; `None` when it does not exist or is out of their scope (the
+    /// two are one answer, so that a caller learns nothing of what it may not see).
+    pub fn school_for(&self, caller: &TokenRecord, id: &str) -> Result<Option<School>> {
+        Ok(self
+            .find_school(id)?
+            .filter(|school| scope::school(caller, school)))
+    }
+
+    /// A student the caller may see, with their school; `None` as for [`Xueji::school_for`].
+    pub fn student_for(&self, caller: &TokenRecord, id: &str) -> Result<Option<(Student, School)>> {
+        let Some(student) = self.find_student(id)? else {
+            return Ok(None);
+        };
+        let Some(school) = self.find_school(&student.school)? else {
+            return Ok(None);
+        };
+        Ok(scope::student(caller, &student, &school).then_some((student, school)))
+    }
+
+    /// A request the caller may see, with its school and, for a transfer, the receiving school;
+    /// `None` as for [`Xueji::school_for`].
+    pub fn request_for(
+        &self,
+        caller: &TokenRecord,
+        id: &str,
+    ) -> Result<Option<(ApprovalRequest, School, Option<School>)>> {
+        let Some(request) = self.find_request(id)? else {
+            return Ok(None);
+        };
+        let Some(school) = self.find_school(&request.school)? else {
+            return Ok(None);
+        };
+        let receiving = match &request.receiving_school {
+            Some(id) => self.find_school(id)?,
+            None => None,
+        };
+        Ok(scope::request(caller, &school, receiving.as_ref())
+            .then_some((request, school, receiving)))
     }
 
     /// Every school.

@@ -77,18 +77,8 @@ pub(super) fn visible_request(
     c: &TokenRecord,
     id: &str,
 ) -> ApiResult<(ApprovalRequest, School, Option<School>)> {
-    let not_found = || ApiError::not_found("request", id);
-    let r = x.find_request(id)?.ok_or_else(not_found)?;
-    let school = x.find_school(&r.school)?.ok_or_else(not_found)?;
-    let receiving = match &r.receiving_school {
-        Some(rs) => x.find_school(rs)?,
-        None => None,
-    };
-    if scope::request(c, &school, receiving.as_ref()) {
-        Ok((r, school, receiving))
-    } else {
-        Err(not_found())
-    }
+    x.request_for(c, id)?
+        .ok_or_else(|| ApiError::not_found("request", id))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

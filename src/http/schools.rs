@@ -63,10 +63,8 @@ pub(super) const SCHOOL_READERS: [Role; 5] = [
 
 /// Loads a school the caller may see; otherwise 404, whether it exists or not.
 pub(super) fn visible_school(x: &Xueji, c: &TokenRecord, id: &str) -> ApiResult<School> {
-    match x.find_school(id)? {
-        Some(s) if scope::school(c, &s) => Ok(s),
-        _ => Err(ApiError::not_found("school", id)),
-    }
+    x.school_for(c, id)?
+        .ok_or_else(|| ApiError::not_found("school", id))
 }
 
 #[utoipa::path(get, path = "/v1/schools/{id}", tag = "schools", summary = "查看学校", params(("id" = String, Path)), responses((status = 200, description = "OK", body = super::doc_types::School), (status = 401, description = "缺少或无效令牌", body = ErrorBody), (status = 403, description = "角色无权", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody), (status = 400, description = "请求或字段无效", body = ErrorBody)))]

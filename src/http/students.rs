@@ -25,14 +25,8 @@ pub(super) fn visible_student(
     c: &TokenRecord,
     id: &str,
 ) -> ApiResult<(Student, School)> {
-    let not_found = || ApiError::not_found("student", id);
-    let student = x.find_student(id)?.ok_or_else(not_found)?;
-    let school = x.find_school(&student.school)?.ok_or_else(not_found)?;
-    if scope::student(c, &student, &school) {
-        Ok((student, school))
-    } else {
-        Err(not_found())
-    }
+    x.student_for(c, id)?
+        .ok_or_else(|| ApiError::not_found("student", id))
 }
 
 /// The answer to a filed change. `decided_on`: the student as the decision saw them, when the
