@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::helpers::*;
 
 /// A browser-like client of the console: the session cookie sent by hand, redirects not
 /// followed (so that they can be asserted).

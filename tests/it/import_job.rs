@@ -6,7 +6,7 @@ use xueji::domain::{FieldError, InvalidInput};
 use xueji::engine::import::{ImportOptions, ImportReport, import_files};
 use xueji::engine::{Result, ServiceError};
 
-use crate::helpers::*;
+use super::helpers::*;
 
 /// A CSV of students at s1, one per ID sequence number.
 fn csv(seqs: impl IntoIterator<Item = u32>) -> Vec<u8> {

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use super::helpers::*;
 
 /// Each case is sent over HTTP and its answer compared with the library's own run of it: the
 /// whole decision (rules with their words and citations, approvals, documents, changes,

@@ -14,12 +14,16 @@ mod approval_clocks;
 mod approvals;
 #[path = "../codes_and_schemas.rs"]
 mod codes_and_schemas;
+#[path = "../console.rs"]
+mod console;
 #[path = "../engine.rs"]
 mod engine;
 #[path = "../http.rs"]
 mod http;
 #[path = "../idempotency.rs"]
 mod idempotency;
+#[path = "../import_job.rs"]
+mod import_job;
 #[path = "../lifecycle.rs"]
 mod lifecycle;
 #[path = "../model.rs"]
@@ -30,6 +34,8 @@ mod persons;
 mod problems;
 #[path = "../security.rs"]
 mod security;
+#[path = "../seed_policies.rs"]
+mod seed_policies;
 #[path = "../step_order.rs"]
 mod step_order;
 #[path = "../time_conditions.rs"]
