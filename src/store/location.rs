@@ -25,14 +25,6 @@ pub enum Location {
 }
 
 impl Location {
-    /// The redb file, for a data folder.
-    pub fn redb_file(&self) -> Option<PathBuf> {
-        match self {
-            Location::Folder(dir) => Some(dir.join(STORE_FILE)),
-            Location::Postgres(_) => None,
-        }
-    }
-
     /// Opens the store as its writer, creating it (and the data folder) when there is none.
     pub fn open(&self) -> Result<Store, StoreError> {
         match self {
@@ -68,7 +60,7 @@ impl Location {
 
 /// Whether a backend holds a store, or what a copy cut short left of one: every store has its
 /// salt from its first open, and a copy marks its destination first.
-pub(super) fn holds_a_store(backend: &dyn Backend) -> Result<bool, StoreError> {
+fn holds_a_store(backend: &dyn Backend) -> Result<bool, StoreError> {
     let txn = backend.begin_write()?;
     let found = txn.open_table(META)?.first()?.is_some();
     drop(txn);
