@@ -9,6 +9,7 @@
 //! Keys are UTF-8 strings compared bytewise (redb's `&str` order, PostgreSQL's `COLLATE "C"`);
 //! values are bytes. The key layouts are in `store::tables`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use super::StoreError;
@@ -26,6 +27,9 @@ impl Table {
         self.0
     }
 }
+
+/// Keys a write transaction will read, by table (see [`WriteTxn::read_ahead`]).
+pub type ReadAhead = BTreeMap<Table, BTreeSet<String>>;
 
 /// Pairs of a range, ascending by key.
 pub type Entries<'a> = Box<dyn Iterator<Item = Result<(String, Vec<u8>), StoreError>> + 'a>;
@@ -69,6 +73,19 @@ pub trait WriteTxn {
     fn open_table(&self, table: Table) -> Result<Box<dyn WriteTable + '_>, StoreError>;
     /// Empties a table (a migration rebuilding it).
     fn clear_table(&self, table: Table) -> Result<(), StoreError>;
+    /// Reads these keys now, in as few round trips as the backend can, for the point reads of
+    /// this transaction that follow: a hint, which changes no answer. A backend whose reads are
+    /// local (redb) ignores it; PostgreSQL reads them with one statement per table, all sent
+    /// at once, instead of one round trip per later `get`.
+    fn read_ahead(&self, keys: &ReadAhead) -> Result<(), StoreError> {
+        let _ = keys;
+        Ok(())
+    }
+    /// Whether [`WriteTxn::read_ahead`] does anything: the writer gathers a batch's keys only
+    /// then.
+    fn reads_ahead(&self) -> bool {
+        false
+    }
     /// Makes every write durable (fsync, or PostgreSQL's `synchronous_commit`) or none of them.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

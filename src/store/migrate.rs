@@ -224,6 +224,7 @@ fn backfill_tallies(txn: &dyn WriteTxn) -> Result<(), StoreError> {
         Ok(())
     })?;
     tally::add_changes(
+        txn,
         &mut *txn.open_table(STAT_TOTALS)?,
         &mut *txn.open_table(STAT_CHANGES)?,
         &pending,

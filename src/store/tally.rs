@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound::{Excluded, Included};
 
-use super::kv::WriteTable;
+use super::kv::{ReadAhead, WriteTable, WriteTxn};
 use super::records::each_timeline;
 use super::tables::{SCHOOLS, SEP, STAT_CHANGES, STAT_TOTALS, TIMELINES, key, prefix_range};
 use super::{Store, StoreError};
@@ -127,27 +127,39 @@ fn add(table: &mut (impl WriteTable + ?Sized), k: &str, delta: i64) -> Result<()
 }
 
 /// Adds the changes of every student of a batch (by jurisdiction) to the stored sums, one
-/// update per counter and date however many students share it.
+/// update per counter and date however many students share it; the counters are read ahead
+/// together first (`WriteTxn::read_ahead`).
 pub(super) fn add_changes(
+    txn: &dyn WriteTxn,
     totals: &mut (impl WriteTable + ?Sized),
     changes: &mut (impl WriteTable + ?Sized),
     pending: &HashMap<String, DatedCounts>,
 ) -> Result<(), StoreError> {
+    let mut change_sums: BTreeMap<String, i64> = BTreeMap::new();
+    let mut total_sums: BTreeMap<String, i64> = BTreeMap::new();
     for (jur, dated) in pending {
-        let mut by_counter = Counts::new();
         for ((date, c), n) in dated {
             if *n == 0 {
                 continue;
             }
             let ck = counter_key(c);
-            add(changes, &key(&[jur, &date.to_string(), &ck]), *n)?;
-            *by_counter.entry(c.clone()).or_default() += n;
+            *change_sums
+                .entry(key(&[jur, &date.to_string(), &ck]))
+                .or_default() += n;
+            *total_sums.entry(key(&[jur, &ck])).or_default() += n;
         }
-        for (c, n) in by_counter {
-            if n != 0 {
-                add(totals, &key(&[jur, &counter_key(&c)]), n)?;
-            }
-        }
+    }
+    change_sums.retain(|_, n| *n != 0);
+    total_sums.retain(|_, n| *n != 0);
+    txn.read_ahead(&ReadAhead::from([
+        (STAT_CHANGES, change_sums.keys().cloned().collect()),
+        (STAT_TOTALS, total_sums.keys().cloned().collect()),
+    ]))?;
+    for (k, n) in change_sums {
+        add(changes, &k, n)?;
+    }
+    for (k, n) in total_sums {
+        add(totals, &k, n)?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::kv::{Backend, WriteTable, WriteTxn};
+use super::kv::{Backend, ReadAhead, Table, WriteTable, WriteTxn};
 
 use super::records::{self, encode_step};
 use super::tables::*;
@@ -385,6 +385,13 @@ fn try_batch(
     batch: &[Job],
 ) -> Result<Vec<Result<CommandOutput, StoreError>>, StoreError> {
     let txn = backend.begin_write()?;
+    if txn.reads_ahead() {
+        let mut keys = ReadAhead::new();
+        for (prepared, _) in batch {
+            reads_of(&prepared.command, &prepared.encoded, &mut keys);
+        }
+        txn.read_ahead(&keys)?;
+    }
     let mut results = Vec::with_capacity(batch.len());
     {
         let mut t = Tables::open(&*txn)?;
@@ -401,10 +408,98 @@ fn try_batch(
             pending_tallies,
             ..
         } = &mut t;
-        tally::add_changes(&mut **stat_totals, &mut **stat_changes, pending_tallies)?;
+        tally::add_changes(
+            &*txn,
+            &mut **stat_totals,
+            &mut **stat_changes,
+            pending_tallies,
+        )?;
     }
     txn.commit()?;
     Ok(results)
+}
+
+/// The keys a command's point reads will ask for, as far as they are known before it runs (a
+/// miss costs its own read, and a key read ahead for nothing costs little): the hot commands,
+/// a transition, an admission and a request's moves, not the rare ones.
+fn reads_of(command: &Command, encoded: &Encoded, keys: &mut ReadAhead) {
+    let mut add = |table: Table, key: String| {
+        keys.entry(table).or_default().insert(key);
+    };
+    match (command, encoded) {
+        (Command::CreateStudent { student, event, .. }, _) => {
+            add(STUDENT_LOCATOR, student.id.clone());
+            if let Some(certificate) = certificate_of(event) {
+                add(CERTIFICATES_USED, certificate.to_owned());
+            }
+            log_reads(&mut add, event);
+        }
+        (
+            Command::RecordEvent {
+                before,
+                event,
+                close_request,
+                ..
+            },
+            Encoded::Record {
+                old_index,
+                new_index,
+                ..
+            },
+        ) => {
+            add(STUDENTS, key(&[&before.jurisdiction, &before.id]));
+            let (stale, _) = old_index.minus(new_index);
+            for (table, entry) in [
+                (IDX_NATIONAL, Some(stale.national)),
+                (IDX_ID_CARD, stale.id_card),
+                (IDX_PERSON, stale.person),
+                (IDX_CLASS, Some(stale.class)),
+                (IDX_STATUS, Some(stale.status)),
+            ] {
+                if let Some(entry) = entry.filter(|e| !e.is_empty()) {
+                    add(table, entry);
+                }
+            }
+            for deadline in stale.deadlines {
+                add(IDX_DEADLINE, deadline);
+            }
+            log_reads(&mut add, event);
+            if let Some(r) = close_request {
+                request_reads(&mut add, r);
+            }
+        }
+        (Command::OpenRequest { request }, _) => {
+            add(STUDENTS, key(&[&request.jurisdiction, &request.student]));
+            request_reads(&mut add, request);
+        }
+        (Command::UpdateRequest { request, .. }, _) => request_reads(&mut add, request),
+        (Command::ForBatch { inner, .. }, encoded) => reads_of(inner, encoded, keys),
+        _ => {}
+    }
+}
+
+/// What recording an event reads: the heads of the logs it goes into and its student's entry
+/// among the members of the school it places them at.
+fn log_reads(add: &mut impl FnMut(Table, String), e: &Event) {
+    add(LOG_HEADS, e.jurisdiction.clone());
+    add(LOG_HEADS, e.placed_in().to_owned());
+    add(
+        IDX_SCHOOL_MEMBERS,
+        key(&[e.placed_in(), &e.after.school, &e.student]),
+    );
+}
+
+/// What storing a request reads: the stored request, its open-request entry, and its
+/// request-status entries while pending (the state a stored request moves from).
+fn request_reads(add: &mut impl FnMut(Table, String), r: &ApprovalRequest) {
+    add(REQUESTS, r.id.clone());
+    add(IDX_OPEN_REQUEST, key(&[&r.student, r.input.kind.as_str()]));
+    for jur in request_jurisdictions(r) {
+        add(
+            IDX_REQUEST_STATUS,
+            key(&[jur, RequestStatus::Pending.as_str(), &r.id]),
+        );
+    }
 }
 
 /// Why a command did not apply: refused before writing (the batch goes on), or a storage

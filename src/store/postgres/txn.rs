@@ -1,17 +1,20 @@
 //! Transactions: a read is one snapshot on one connection; a write is one serializable
 //! transaction whose writes wait in an overlay per table (what its own reads merge with the
-//! database) and reach the server at the commit, one multi-row statement per table and kind.
+//! database) and reach the server at the commit, one multi-row statement per table and kind,
+//! all sent at once. The keys a write will read can be read ahead the same way
+//! ([`WriteTxn::read_ahead`]), so a batch of commands costs a few round trips, not a few each.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use deadpool_postgres::Object;
+use futures_util::future::join_all;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::super::StoreError;
-use super::super::kv::{Entries, ReadTable, ReadTxn, Table, WriteTable, WriteTxn};
+use super::super::kv::{Entries, ReadAhead, ReadTable, ReadTxn, Table, WriteTable, WriteTxn};
 use super::keys::{jurisdiction, only_jurisdiction, without_nul};
 use super::{storage_error, wait};
 
@@ -21,11 +24,15 @@ use super::{storage_error, wait};
 const FIRST_PAGE_ROWS: i64 = 32;
 const PAGE_GROWTH: i64 = 4;
 const PAGE_ROWS: i64 = 1000;
-/// Pairs per statement when a commit writes its overlay: bounds one message (a migration that
-/// rewrites a whole table), far above what a batch of commands writes.
+/// Pairs per statement when a commit writes its overlay, and keys per statement of a read
+/// ahead: bounds one message (a migration that rewrites a whole table), far above what a batch
+/// of commands writes.
 const FLUSH_ROWS: usize = 10_000;
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// A statement with parameters it owns, to be sent with others ([`Session::query_all`]).
+type Owned = (String, Vec<Box<dyn ToSql + Sync>>);
 
 /// One pooled connection inside one transaction, rolled back when dropped unless it finished:
 /// the connection goes back to the pool clean, or, if even the ROLLBACK failed, not at all.
@@ -64,6 +71,41 @@ impl Session {
         let statement =
             wait(client.prepare_cached(sql)).map_err(|e| storage_error("prepare", &e))?;
         wait(client.execute(&statement, params)).map_err(|e| storage_error("execute", &e))
+    }
+
+    /// Statements sent together: tokio-postgres pipelines the queries of one connection that are
+    /// polled at once, so they cost one round trip, not one each. The server runs them in the
+    /// order sent, but callers send together only statements whose order does not matter. The
+    /// rows of each, in order; the first failure if any failed (every answer is awaited first,
+    /// so none is left on the connection).
+    pub(super) fn query_all(&self, statements: &[Owned]) -> Result<Vec<Vec<Row>>, StoreError> {
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client();
+        wait(async {
+            // Prepared first (a cached statement at once), so that each query is sent when
+            // first polled, together with the others.
+            let prepared = join_all(statements.iter().map(|(sql, _)| client.prepare_cached(sql)))
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| storage_error("prepare", &e))?;
+            let params: Vec<Vec<&(dyn ToSql + Sync)>> = statements
+                .iter()
+                .map(|(_, params)| params.iter().map(|p| &**p).collect())
+                .collect();
+            join_all(
+                prepared
+                    .iter()
+                    .zip(&params)
+                    .map(|(statement, params)| client.query(statement, params)),
+            )
+            .await
+            .into_iter()
+            .map(|rows| rows.map_err(|e| storage_error("query", &e)))
+            .collect()
+        })
     }
 
     /// Statements without parameters, in one round trip.
@@ -308,10 +350,14 @@ impl Iterator for Scan<'_> {
 /// A table's writes waiting for the commit: `None` is a removal.
 type Overlay = BTreeMap<String, Option<Vec<u8>>>;
 
+/// A table's committed values read ahead, locked `FOR UPDATE` (`None`: no such key).
+type ReadCache = HashMap<String, Option<Vec<u8>>>;
+
 /// A write transaction: `SERIALIZABLE`.
 pub(super) struct PgWrite {
     session: Session,
     overlays: RefCell<BTreeMap<Table, Overlay>>,
+    read: RefCell<HashMap<Table, ReadCache>>,
 }
 
 impl PgWrite {
@@ -319,23 +365,31 @@ impl PgWrite {
         PgWrite {
             session,
             overlays: RefCell::new(BTreeMap::new()),
+            read: RefCell::new(HashMap::new()),
         }
     }
 
-    /// Writes one table's overlay: removals, then insertions and replacements.
-    fn flush(&self, table: Table, overlay: &Overlay) -> Result<(), StoreError> {
+    /// The statements that write one table's overlay: removals, insertions and replacements.
+    /// A key is in one of them only, so they may run in any order.
+    fn flush(table: Table, overlay: Overlay, statements: &mut Vec<Owned>) {
         let (written, removed): (Vec<_>, Vec<_>) =
-            overlay.iter().partition(|(_, value)| value.is_some());
+            overlay.into_iter().partition(|(_, value)| value.is_some());
+        let jurisdictions_of = |keys: &[String]| -> Vec<String> {
+            keys.iter()
+                .map(|k| jurisdiction(table, k).to_owned())
+                .collect()
+        };
         let remove = format!(
             "DELETE FROM kv_{} WHERE (jurisdiction, k) IN \
              (SELECT * FROM unnest($1::text[], $2::text[]))",
             table.name()
         );
         for chunk in removed.chunks(FLUSH_ROWS) {
-            let jurisdictions: Vec<&str> =
-                chunk.iter().map(|(k, _)| jurisdiction(table, k)).collect();
-            let keys: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
-            self.session.execute(&remove, &[&jurisdictions, &keys])?;
+            let keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
+            statements.push((
+                remove.clone(),
+                vec![Box::new(jurisdictions_of(&keys)), Box::new(keys)],
+            ));
         }
         let write = format!(
             "INSERT INTO kv_{} (jurisdiction, k, v) \
@@ -343,15 +397,27 @@ impl PgWrite {
              ON CONFLICT (jurisdiction, k) DO UPDATE SET v = excluded.v",
             table.name()
         );
-        for chunk in written.chunks(FLUSH_ROWS) {
-            let jurisdictions: Vec<&str> =
-                chunk.iter().map(|(k, _)| jurisdiction(table, k)).collect();
-            let keys: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
-            let values: Vec<&[u8]> = chunk.iter().filter_map(|(_, v)| v.as_deref()).collect();
-            self.session
-                .execute(&write, &[&jurisdictions, &keys, &values])?;
+        let mut written = written.into_iter().peekable();
+        while written.peek().is_some() {
+            let (keys, values): (Vec<String>, Vec<Vec<u8>>) = written
+                .by_ref()
+                .take(FLUSH_ROWS)
+                .filter_map(|(k, v)| Some((k, v?)))
+                .unzip();
+            statements.push((
+                write.clone(),
+                vec![
+                    Box::new(jurisdictions_of(&keys)),
+                    Box::new(keys),
+                    Box::new(values),
+                ],
+            ));
         }
-        Ok(())
+    }
+
+    /// A committed value read ahead, if this key was.
+    fn read_ahead_value(&self, table: Table, key: &str) -> Option<Option<Vec<u8>>> {
+        self.read.borrow().get(&table)?.get(key).cloned()
     }
 }
 
@@ -364,14 +430,72 @@ impl WriteTxn for PgWrite {
         self.session
             .execute(&format!("DELETE FROM kv_{}", table.name()), &[])?;
         self.overlays.borrow_mut().remove(&table);
+        self.read.borrow_mut().remove(&table);
         Ok(())
     }
 
-    fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let overlays = self.overlays.take();
-        for (table, overlay) in &overlays {
-            self.flush(*table, overlay)?;
+    /// One `SELECT … FOR UPDATE` per table for the keys not written or read ahead yet, all sent
+    /// at once: the rows are then locked and read as a later `get` would have.
+    fn read_ahead(&self, keys: &ReadAhead) -> Result<(), StoreError> {
+        let mut statements = Vec::new();
+        let mut asked: Vec<(Table, Vec<String>)> = Vec::new();
+        {
+            let overlays = self.overlays.borrow();
+            let read = self.read.borrow();
+            for (&table, keys) in keys {
+                let written = overlays.get(&table);
+                let cached = read.get(&table);
+                let wanted: Vec<String> = keys
+                    .iter()
+                    .filter(|k| {
+                        // Text holds no NUL: no such key is stored (`get` answers it alone).
+                        !k.contains('\0')
+                            && !written.is_some_and(|o| o.contains_key(*k))
+                            && !cached.is_some_and(|c| c.contains_key(*k))
+                    })
+                    .cloned()
+                    .collect();
+                let sql = format!(
+                    "SELECT k, v FROM kv_{} WHERE (jurisdiction, k) IN \
+                     (SELECT * FROM unnest($1::text[], $2::text[])) FOR UPDATE",
+                    table.name()
+                );
+                for chunk in wanted.chunks(FLUSH_ROWS) {
+                    let jurisdictions: Vec<String> = chunk
+                        .iter()
+                        .map(|k| jurisdiction(table, k).to_owned())
+                        .collect();
+                    statements.push((
+                        sql.clone(),
+                        vec![
+                            Box::new(jurisdictions) as Box<dyn ToSql + Sync>,
+                            Box::new(chunk.to_vec()),
+                        ],
+                    ));
+                    asked.push((table, chunk.to_vec()));
+                }
+            }
         }
+        let answers = self.session.query_all(&statements)?;
+        let mut read = self.read.borrow_mut();
+        for ((table, wanted), rows) in asked.into_iter().zip(answers) {
+            let cache = read.entry(table).or_default();
+            cache.extend(wanted.into_iter().map(|k| (k, None)));
+            cache.extend(rows.iter().map(|row| (row.get(0), Some(row.get(1)))));
+        }
+        Ok(())
+    }
+
+    fn reads_ahead(&self) -> bool {
+        true
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        let mut statements = Vec::new();
+        for (table, overlay) in self.overlays.take() {
+            PgWrite::flush(table, overlay, &mut statements);
+        }
+        self.session.query_all(&statements)?;
         self.session.finish("COMMIT")
     }
 }
@@ -435,7 +559,10 @@ impl ReadTable for PgWriteTable<'_> {
             .borrow()
             .get(&self.table)
             .and_then(|overlay| overlay.get(key).cloned());
-        match written {
+        if let Some(value) = written {
+            return Ok(value);
+        }
+        match self.txn.read_ahead_value(self.table, key) {
             Some(value) => Ok(value),
             None => self.committed().read(key, true),
         }
