@@ -151,7 +151,7 @@ impl Xueji {
                 ..next
             };
             let result = self.store.submit_in(
-                &snapshot,
+                snapshot,
                 Command::RecordEvent {
                     before: Box::new(student),
                     after: Box::new(after.clone()),

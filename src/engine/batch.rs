@@ -920,7 +920,7 @@ impl Xueji {
                     item: encode(&item)?,
                 },
             };
-            match self.store().submit_in(&snapshot, command) {
+            match self.store().submit_in(snapshot, command) {
                 Ok(_) => return Ok(()),
                 Err(StoreError::Storage(e)) => return Err(ServiceError::Storage(e)),
                 Err(e) => last = reason_zh(&e.into()),

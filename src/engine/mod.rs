@@ -1029,7 +1029,7 @@ impl Xueji {
                 PreparedTransition::Decided(outcome) => return Ok(outcome),
                 PreparedTransition::Write { command, outcome } => self
                     .store
-                    .submit_in(&snapshot, command)
+                    .submit_in(snapshot, command)
                     .map(|_| outcome)
                     .map_err(ServiceError::from),
             };

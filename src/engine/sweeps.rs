@@ -128,7 +128,13 @@ impl Xueji {
                     context: Some(context),
                     close_request: None,
                 };
-                match self.store.submit_in(&snapshot, command) {
+                // The sweep's one snapshot serves its next students: the command is queued in
+                // it and waited for while it stays open.
+                match self
+                    .store
+                    .queue_in(&snapshot, command)
+                    .and_then(|receipt| receipt.wait())
+                {
                     Ok(_) => report.applied.push(SweepApplied {
                         student: student_id,
                         event,

@@ -525,14 +525,18 @@ impl Store {
 
     /// [`Store::submit`] for a command decided on what `snapshot` holds: what the command needs
     /// from the store before it is queued (how an event changes the statistics) is read from
-    /// the same snapshot, one read transaction for the whole transition. (A read transaction
-    /// takes the file's header lock, shared with the writer's commits.)
+    /// the same snapshot, one read transaction for the whole transition. The snapshot ends
+    /// when the command is queued, before the wait for the commit: on PostgreSQL it holds one
+    /// of the readers' pooled connections, which callers waiting on the writer would otherwise
+    /// all hold, and so bound how many commands one commit can carry.
     pub fn submit_in(
         &self,
-        snapshot: &Snapshot<'_>,
+        snapshot: Snapshot<'_>,
         command: Command,
     ) -> Result<CommandOutput, StoreError> {
-        self.send(command, Some(snapshot))?
+        let answer = self.send(command, Some(&snapshot))?;
+        drop(snapshot);
+        answer
             .recv()
             .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
     }

@@ -37,9 +37,10 @@ use txn::{PgRead, PgWrite, Session};
 
 /// Connections kept for snapshots of concurrent reads.
 const READ_POOL_SIZE: usize = 16;
-/// Connections kept for write transactions, apart from the reads': a caller holds its snapshot
-/// while it waits for the writer to commit its command (`Store::submit_in`), so with one pool
-/// as many waiting callers as connections would leave the writer none, and nobody would move.
+/// Connections kept for write transactions, apart from the reads': a caller may hold a snapshot
+/// while it waits for the writer to commit its command (a sweep, `Store::queue_in`), so with one
+/// pool as many waiting callers as connections would leave the writer none, and nobody would
+/// move.
 /// The store writes from one thread; the rest are for callers of the seam that write side by
 /// side (the contention tests).
 const WRITE_POOL_SIZE: usize = 4;
