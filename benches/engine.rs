@@ -293,6 +293,31 @@ fn cpu_seconds(comm: Option<&str>) -> f64 {
     }
 }
 
+/// CPU seconds used so far by the processes of this machine named `postgres` (a server's
+/// postmaster and backends, the bench's or `XUEJI_TEST_POSTGRES`'s when it is local). A backend
+/// that exited takes its seconds with it: read across a window in which the connections stay.
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for entry in dir.flatten() {
+        let p = entry.path();
+        if std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == "postgres") {
+            let Ok(text) = std::fs::read_to_string(p.join("stat")) else {
+                continue;
+            };
+            let Some(close) = text.rfind(')') else {
+                continue;
+            };
+            let f: Vec<&str> = text[close + 2..].split_whitespace().collect();
+            let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            ticks += field(11) + field(12);
+        }
+    }
+    ticks as f64 / 100.0
+}
+
 // ---------------------------------------------------------------------------------------------
 // Packages
 // ---------------------------------------------------------------------------------------------
@@ -801,6 +826,9 @@ struct TpsRun {
     /// CPU cores busy (process) and the writer thread's share of one core.
     cpu_cores: f64,
     writer_cpu: f64,
+    /// CPU cores busy in this machine's PostgreSQL server processes (the PostgreSQL runs' server;
+    /// an idle cluster's few ticks in a redb run).
+    server_cpu_cores: f64,
     /// The fsync baseline measured just before this run.
     adjacent_fsync: f64,
 }
@@ -867,6 +895,7 @@ fn tps_run(cfg: &Config, engine: &Engine, writers: usize) -> Result<TpsRun, Stri
     let metered0 = engine.meters.as_ref().map(meter_readings);
     let commits0 = commit_readings(&engine.xueji);
     let (cpu0, wcpu0) = (cpu_seconds(None), cpu_seconds(Some("xueji-writer")));
+    let server0 = postgres_cpu_seconds();
     let start = Instant::now();
     measuring.store(true, Ordering::Release);
     std::thread::sleep(cfg.tps_window);
@@ -875,6 +904,7 @@ fn tps_run(cfg: &Config, engine: &Engine, writers: usize) -> Result<TpsRun, Stri
     let metered1 = engine.meters.as_ref().map(meter_readings);
     let commits1 = commit_readings(&engine.xueji);
     let (cpu1, wcpu1) = (cpu_seconds(None), cpu_seconds(Some("xueji-writer")));
+    let server1 = postgres_cpu_seconds();
 
     let mut total = 0u64;
     let mut lat = Vec::new();
@@ -911,6 +941,7 @@ fn tps_run(cfg: &Config, engine: &Engine, writers: usize) -> Result<TpsRun, Stri
         lat_p99_us: pct_us(&lat, 99.0),
         cpu_cores: (cpu1 - cpu0) / window,
         writer_cpu: (wcpu1 - wcpu0) / window,
+        server_cpu_cores: (server1 - server0) / window,
         adjacent_fsync: f64::NAN,
     })
 }
@@ -1074,13 +1105,13 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         Part::Batch => batches::run(cfg, root.path(), &bench_set)?,
         Part::Transfers => owned(transfers::run(cfg.smoke, cfg.quick, root.path())?),
         Part::Postgres => {
-            let (fsync, redb_tps_64) = postgres::redb_side(cfg, root.path(), &bench_set)?;
+            let (fsync, redb_64) = postgres::redb_side(cfg, root.path(), &bench_set)?;
             let sizes = floor_sizes(root.path(), &bench_set)?;
             let mut figures = vec![
                 ("fsync_per_s_before".to_owned(), fsync, 0),
-                ("redb_tps_64_writers".to_owned(), redb_tps_64, 0),
+                ("redb_tps_64_writers".to_owned(), redb_64.tps, 0),
             ];
-            figures.extend(postgres::run(cfg, &bench_set, sizes, redb_tps_64, fsync)?);
+            figures.extend(postgres::run(cfg, &bench_set, sizes, &redb_64, fsync)?);
             figures
         }
     };
@@ -1866,7 +1897,11 @@ fn main() -> Result<(), String> {
     }
     // ---- The engine on PostgreSQL (issue #19) ------------------------------------------------
     let sizes = floor_sizes(&root, &bench_set)?;
-    for (name, v, digits) in postgres::run(&cfg, &bench_set, sizes, tps_of(64), fsync)? {
+    let redb_64 = chosen
+        .iter()
+        .find(|r| r.writers == 64)
+        .ok_or("no redb run at 64 writers")?;
+    for (name, v, digits) in postgres::run(&cfg, &bench_set, sizes, redb_64, fsync)? {
         put(&name, v, digits);
     }
     // ---- Transfers within and across jurisdictions -------------------------------------------

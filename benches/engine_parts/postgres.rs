@@ -31,6 +31,8 @@ use super::{Config, TpsRun, WRITER_COUNTS, engine_on, scale, tps_run};
 
 /// Connections of the floor: one per request in flight, as 64 writers would hold.
 const FLOOR_CONNECTIONS: usize = 64;
+/// Connections of the read floor: the backend's pool for snapshots (`store::postgres`).
+const READ_FLOOR_CONNECTIONS: usize = 16;
 
 /// A store on a fresh schema of the server.
 fn store() -> Result<Store, String> {
@@ -38,15 +40,16 @@ fn store() -> Result<Store, String> {
     Store::open_backend(Arc::new(backend)).map_err(|e| e.to_string())
 }
 
-/// Runs the part; `redb_tps_64` and `fsync` are the redb figures and the disk's fsync rate of the
-/// same run, for the ratios.
+/// Runs the part; `redb_64` (redb's run at 64 writers) and `fsync` are the redb figures and the
+/// disk's fsync rate of the same run, for the ratios.
 pub fn run(
     cfg: &Config,
     set: &PackageSet,
     sizes: RecordSizes,
-    redb_tps_64: f64,
+    redb_64: &TpsRun,
     fsync: f64,
 ) -> Result<Vec<(String, f64, i32)>, String> {
+    let redb_tps_64 = redb_64.tps;
     let mut figures = Vec::new();
     let mut runs: Vec<TpsRun> = Vec::new();
     for &w in &WRITER_COUNTS {
@@ -64,13 +67,14 @@ pub fn run(
     let students = FLOOR_CONNECTIONS * cfg.students_per_writer;
     let floor_64 = floor(sizes, students, true, cfg.tps_warmup, cfg.tps_window)?;
     let floor_64_unshared = floor(sizes, students, false, cfg.tps_warmup, cfg.tps_window)?;
+    let read_floor_16 = read_floor(sizes, students, cfg.tps_warmup, cfg.tps_window)?;
 
     println!(
         "\nPostgreSQL backend (the same change_class transitions through Store::open_backend; \
          fsync=on, synchronous_commit=on)"
     );
     println!(
-        "  {:>7} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9} {:>8} {:>11}",
+        "  {:>7} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9} {:>8} {:>12} {:>11}",
         "writers",
         "tps",
         "tx/commit",
@@ -79,11 +83,12 @@ pub fn run(
         "lat p99µs",
         "cpu cores",
         "writer%",
+        "server cores",
         "tps/fsync"
     );
     for r in &runs {
         println!(
-            "  {:>7} {:>9.0} {:>9.1} {:>9.0}% {:>10.0} {:>10.0} {:>9.2} {:>7.0}% {:>11.3}",
+            "  {:>7} {:>9.0} {:>9.1} {:>9.0}% {:>10.0} {:>10.0} {:>9.2} {:>7.0}% {:>12.2} {:>11.3}",
             r.writers,
             r.tps,
             r.per_commit,
@@ -92,13 +97,24 @@ pub fn run(
             r.lat_p99_us,
             r.cpu_cores,
             r.writer_cpu * 100.0,
+            r.server_cpu_cores,
             r.tps / fsync
         );
     }
-    let tps_64 = runs
+    let run_64 = runs
         .iter()
         .find(|r| r.writers == 64)
-        .map_or(f64::NAN, |r| r.tps);
+        .ok_or("no PostgreSQL run at 64 writers")?;
+    let tps_64 = run_64.tps;
+    // What one transition costs the machine's cores: this process (the engine, its callers and
+    // the client side of the round trips) and the server; with both on one machine, their sum
+    // bounds the rate at its cores ÷ that sum.
+    let per_transition_us = |cores: f64, tps: f64| cores / tps * 1e6;
+    let client_us = per_transition_us(run_64.cpu_cores, tps_64);
+    let server_us = per_transition_us(run_64.server_cpu_cores, tps_64);
+    let redb_us = per_transition_us(redb_64.cpu_cores, redb_tps_64);
+    let machine_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cpu_bound_tps = machine_cores / (client_us + server_us) * 1e6;
     println!(
         "  PostgreSQL alone, one transaction per request from {FLOOR_CONNECTIONS} connections, \
          same rows ({sizes}): {floor_64:.0} tps \
@@ -106,6 +122,20 @@ pub fn run(
          xueji's group commit at 64 writers: {:.2}× that; {:.2}× redb's {redb_tps_64:.0} tps",
         tps_64 / floor_64,
         tps_64 / redb_tps_64
+    );
+    println!(
+        "  PostgreSQL alone, a transition's snapshot reads (BEGIN REPEATABLE READ; SELECT 1; 4 \
+         point reads one after another; ROLLBACK) from {READ_FLOOR_CONNECTIONS} connections: \
+         {read_floor_16:.0} snapshots/s = {:.2}× redb's transitions/s; xueji at 64 writers \
+         {:.2}× that",
+        read_floor_16 / redb_tps_64,
+        tps_64 / read_floor_16
+    );
+    println!(
+        "  CPU per transition at 64 writers: this process {client_us:.0} µs and the server \
+         {server_us:.0} µs (redb: {redb_us:.0} µs in all); {machine_cores} cores ÷ their sum = \
+         {cpu_bound_tps:.0} tps, {:.2}× redb's",
+        cpu_bound_tps / redb_tps_64
     );
     for r in &runs {
         let sfx = if r.writers == 1 {
@@ -126,6 +156,7 @@ pub fn run(
             (format!("pg_latency_p99_us_{sfx}"), r.lat_p99_us, 0),
             (format!("pg_cpu_cores_{sfx}"), r.cpu_cores, 2),
             (format!("pg_writer_thread_cpu_{sfx}"), r.writer_cpu, 2),
+            (format!("pg_server_cpu_cores_{sfx}"), r.server_cpu_cores, 2),
         ]);
     }
     figures.extend([
@@ -138,6 +169,30 @@ pub fn run(
             0,
         ),
         ("pg_group_vs_floor_64".to_owned(), tps_64 / floor_64, 2),
+        ("pg_read_floor_snapshots_16".to_owned(), read_floor_16, 0),
+        ("pg_cpu_us_per_transition_64".to_owned(), client_us, 0),
+        (
+            "pg_server_cpu_us_per_transition_64".to_owned(),
+            server_us,
+            0,
+        ),
+        ("redb_cpu_us_per_transition_64".to_owned(), redb_us, 0),
+        ("pg_cpu_bound_tps_64".to_owned(), cpu_bound_tps, 0),
+        (
+            "pg_cpu_bound_vs_redb".to_owned(),
+            cpu_bound_tps / redb_tps_64,
+            2,
+        ),
+        (
+            "pg_read_floor_vs_redb".to_owned(),
+            read_floor_16 / redb_tps_64,
+            2,
+        ),
+        (
+            "pg_tps_64_vs_read_floor".to_owned(),
+            tps_64 / read_floor_16,
+            2,
+        ),
     ]);
     for (name, v, digits) in scale::run_on(cfg, store()?, set)? {
         figures.push((format!("pg_{name}"), v, digits));
@@ -381,12 +436,134 @@ fn floor(
     })
 }
 
+/// Snapshots per second PostgreSQL serves from `READ_FLOOR_CONNECTIONS` connections when each
+/// does what a transition's caller reads, and nothing else: `BEGIN ISOLATION LEVEL REPEATABLE
+/// READ READ ONLY; SELECT 1` (one message, as `store::postgres` takes a snapshot), the student's
+/// locator, the student, their school and their tally state, one prepared statement each, each
+/// waiting for the one before (as the engine's reads do), then ROLLBACK. No application work and
+/// no writes: what the callers' side of a transition costs the server at best.
+fn read_floor(
+    sizes: RecordSizes,
+    students: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Result<f64, String> {
+    let url = postgres_url();
+    drop(PostgresBackend::connect(&url).map_err(|e| e.to_string())?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-pg-read-floor")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let values = Values::of(sizes);
+    runtime.block_on(async move {
+        let mut clients = Vec::with_capacity(READ_FLOOR_CONNECTIONS);
+        for _ in 0..READ_FLOOR_CONNECTIONS {
+            let (client, connection) = tokio_postgres::connect(&url, NoTls)
+                .await
+                .map_err(|e| format!("read floor connection: {e}"))?;
+            tokio::spawn(connection);
+            clients.push(client);
+        }
+        let mut seed = format!(
+            "INSERT INTO kv_schools VALUES ('', '{SCHOOL}', {});",
+            values.student
+        );
+        for n in 0..students {
+            let id = student_id(n);
+            let _ = write!(
+                seed,
+                "INSERT INTO kv_student_locator VALUES ('', '{id}', '\\x{}');\
+                 INSERT INTO kv_students VALUES ('{JUR}', '{}', {});\
+                 INSERT INTO kv_timeline_steps VALUES ('{JUR}', '{}', {});",
+                JUR.bytes().map(|b| format!("{b:02x}")).collect::<String>(),
+                key(&[JUR, &id]),
+                values.student,
+                key(&[JUR, &id, "~t"]),
+                values.state,
+            );
+        }
+        clients[0]
+            .batch_execute(&seed)
+            .await
+            .map_err(|e| format!("read floor seed: {e}"))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(c, client)| {
+                let (stop, done) = (stop.clone(), done.clone());
+                tokio::spawn(async move {
+                    let read = |table: &str| {
+                        format!("SELECT v FROM kv_{table} WHERE jurisdiction = $1 AND k = $2")
+                    };
+                    let mut statements = Vec::new();
+                    for table in ["student_locator", "students", "schools", "timeline_steps"] {
+                        statements.push(
+                            client
+                                .prepare(&read(table))
+                                .await
+                                .map_err(|e| format!("read floor prepare: {e}"))?,
+                        );
+                    }
+                    let mut i = c;
+                    while !stop.load(Ordering::Acquire) {
+                        let id = student_id(i % students);
+                        i += READ_FLOOR_CONNECTIONS;
+                        client
+                            .batch_execute(
+                                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1",
+                            )
+                            .await
+                            .map_err(|e| format!("read floor begin: {e}"))?;
+                        let keys = [
+                            ("", id.clone()),
+                            (JUR, key(&[JUR, &id])),
+                            ("", SCHOOL.to_owned()),
+                            (JUR, key(&[JUR, &id, "~t"])),
+                        ];
+                        for (statement, (jurisdiction, k)) in statements.iter().zip(&keys) {
+                            let rows = client
+                                .query(statement, &[jurisdiction, k])
+                                .await
+                                .map_err(|e| format!("read floor read: {e}"))?;
+                            if rows.len() != 1 {
+                                return Err(format!("read floor: {k:?} was not found"));
+                            }
+                        }
+                        client
+                            .batch_execute("ROLLBACK")
+                            .await
+                            .map_err(|e| format!("read floor rollback: {e}"))?;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        tokio::time::sleep(warmup).await;
+        let start_count = done.load(Ordering::Relaxed);
+        let start = Instant::now();
+        tokio::time::sleep(window).await;
+        let tps =
+            (done.load(Ordering::Relaxed) - start_count) as f64 / start.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Release);
+        for task in tasks {
+            task.await.map_err(|e| format!("read floor task: {e}"))??;
+        }
+        Ok(tps)
+    })
+}
+
 /// The redb side of the ratios when this part runs alone (`--only postgres`): the disk's fsync
 /// rate and redb's tps at 64 writers, measured just before.
-pub fn redb_side(cfg: &Config, root: &Path, set: &PackageSet) -> Result<(f64, f64), String> {
+pub fn redb_side(cfg: &Config, root: &Path, set: &PackageSet) -> Result<(f64, TpsRun), String> {
     let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
     let (fsync, _) =
         super::fsync_rate(dir.path(), cfg.fsync_window / 2).map_err(|e| e.to_string())?;
     let redb = tps_run(cfg, &super::open_engine(root, set)?, 64)?;
-    Ok((fsync, redb.tps))
+    Ok((fsync, redb))
 }

@@ -142,11 +142,9 @@ pub(super) fn add_changes(
             if *n == 0 {
                 continue;
             }
-            let ck = counter_key(c);
-            *change_sums
-                .entry(key(&[jur, &date.to_string(), &ck]))
-                .or_default() += n;
-            *total_sums.entry(key(&[jur, &ck])).or_default() += n;
+            let (change, total) = counter_keys(jur, *date, c);
+            *change_sums.entry(change).or_default() += n;
+            *total_sums.entry(total).or_default() += n;
         }
     }
     change_sums.retain(|_, n| *n != 0);
@@ -162,6 +160,24 @@ pub(super) fn add_changes(
         add(totals, &k, n)?;
     }
     Ok(())
+}
+
+/// The keys of a counter's change on `date` and of its total, in jurisdiction `jur`.
+fn counter_keys(jur: &str, date: Date, c: &Counter) -> (String, String) {
+    let ck = counter_key(c);
+    (key(&[jur, &date.to_string(), &ck]), key(&[jur, &ck]))
+}
+
+/// The counters that `dated` (one event's changes, counted in `jur`) will add to: the batch
+/// reads them ahead with its other keys, before [`add_changes`] asks for them.
+pub(super) fn counters_read(jur: &str, dated: &DatedCounts, keys: &mut ReadAhead) {
+    for ((date, c), n) in dated {
+        if *n != 0 {
+            let (change, total) = counter_keys(jur, *date, c);
+            keys.entry(STAT_CHANGES).or_default().insert(change);
+            keys.entry(STAT_TOTALS).or_default().insert(total);
+        }
+    }
 }
 
 /// Adds one student's changes to a batch's pending sums.

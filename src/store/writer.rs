@@ -427,12 +427,13 @@ fn reads_of(command: &Command, encoded: &Encoded, keys: &mut ReadAhead) {
         keys.entry(table).or_default().insert(key);
     };
     match (command, encoded) {
-        (Command::CreateStudent { student, event, .. }, _) => {
+        (Command::CreateStudent { student, event, .. }, Encoded::NewStudent { tallies, .. }) => {
             add(STUDENT_LOCATOR, student.id.clone());
             if let Some(certificate) = certificate_of(event) {
                 add(CERTIFICATES_USED, certificate.to_owned());
             }
             log_reads(&mut add, event);
+            tally::counters_read(event.placed_in(), tallies, keys);
         }
         (
             Command::RecordEvent {
@@ -444,6 +445,7 @@ fn reads_of(command: &Command, encoded: &Encoded, keys: &mut ReadAhead) {
             Encoded::Record {
                 old_index,
                 new_index,
+                tallies,
                 ..
             },
         ) => {
@@ -466,6 +468,11 @@ fn reads_of(command: &Command, encoded: &Encoded, keys: &mut ReadAhead) {
             log_reads(&mut add, event);
             if let Some(r) = close_request {
                 request_reads(&mut add, r);
+            }
+            // Counted where the event places the student; one who has been in several
+            // jurisdictions is counted by school (`merge_by_school`), read when added.
+            if let Some((dated, _)) = tallies {
+                tally::counters_read(event.placed_in(), dated, keys);
             }
         }
         (Command::OpenRequest { request }, _) => {

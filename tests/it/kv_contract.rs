@@ -399,6 +399,21 @@ fn against_model(backend: &dyn Backend, plans: &[Plan], ranges: &[(Bound<String>
         "first"
     );
     check_ranges(&*table, &committed, ranges, "the snapshot");
+    // Each key twice (a backend may answer a snapshot's second read of a key from memory), and
+    // every key a plan touched, whether it ended stored or not.
+    let touched = plans.iter().flat_map(|p| &p.ops).filter_map(|op| match op {
+        Op::Insert(key, _) | Op::Remove(key) | Op::Get(key) => Some(key),
+        Op::ReadAhead(_) => None,
+    });
+    for key in touched.chain(committed.keys()) {
+        for read in ["first", "second"] {
+            assert_eq!(
+                table.get(key).expect("get"),
+                committed.get(key).cloned(),
+                "the snapshot's {read} read of {key:?}"
+            );
+        }
+    }
 }
 
 fn check_ranges(

@@ -113,6 +113,39 @@ fn a_second_writer_creating_the_same_key_is_contended_at_commit() {
     assert_eq!(get(&backend, STUDENTS, "bj\u{1f}second-only"), None);
 }
 
+/// A commit sends its writes and the COMMIT together: when one of its statements fails (here a
+/// table the server does not have), the commit fails and none of its writes is stored, the
+/// other tables' included; the connection goes on to serve the next transaction.
+#[test]
+fn a_commit_whose_one_statement_fails_stores_nothing() {
+    let backend = connect(&postgres_url());
+    put(&backend, STUDENTS, &[("gd\u{1f}kept", b"0")]);
+    let write = backend.begin_write().expect("begin_write");
+    {
+        let mut students = write.open_table(STUDENTS).expect("open");
+        students.insert("gd\u{1f}kept", b"1").expect("insert");
+        students.insert("gd\u{1f}new", b"1").expect("insert");
+        let mut missing = write.open_table(Table::new("no_such_table")).expect("open");
+        missing.insert("gd\u{1f}x", b"1").expect("insert");
+    }
+    let refused = write
+        .commit()
+        .expect_err("a commit with a failing statement");
+    assert!(
+        matches!(&refused, StoreError::Storage(m) if m.contains("42P01")),
+        "{refused:?}"
+    );
+    assert_eq!(get(&backend, STUDENTS, "gd\u{1f}kept"), Some(b"0".to_vec()));
+    assert_eq!(get(&backend, STUDENTS, "gd\u{1f}new"), None);
+    for _ in 0..8 {
+        put(&backend, STUDENTS, &[("gd\u{1f}after", b"2")]);
+    }
+    assert_eq!(
+        get(&backend, STUDENTS, "gd\u{1f}after"),
+        Some(b"2".to_vec())
+    );
+}
+
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
     let pages: u64 = statm

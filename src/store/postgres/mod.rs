@@ -28,6 +28,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
+use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
@@ -102,24 +103,33 @@ impl PostgresBackend {
         Ok(backend)
     }
 
-    /// A connection of `pool`, waited for on the backend's runtime (which creates it when none
-    /// is free).
-    fn pooled(&self, pool: &Pool) -> Result<Object, StoreError> {
+    /// A transaction started with `begin` on a connection of `pool`.
+    fn session(&self, pool: &Pool, begin: &'static str) -> Result<Session, StoreError> {
+        let (client, runtime) = self.pooled(pool)?;
+        Session::begin(client, runtime, begin)
+    }
+
+    /// A connection of `pool`, and the backend's runtime. Waited for on the calling thread, in
+    /// the runtime's context: the pool's timers, and the task of a connection it opens when
+    /// none is free, are the runtime's, while a free connection is handed over without a hop
+    /// to the runtime's thread and back.
+    fn pooled(&self, pool: &Pool) -> Result<(Object, Handle), StoreError> {
         let runtime = self
             .runtime
             .as_ref()
             .ok_or_else(|| StoreError::Storage("postgres backend closed".into()))?;
-        let size = pool.status().max_size;
-        let pool = pool.clone();
-        let waiting = runtime.spawn(async move { pool.get().await });
-        match wait(waiting) {
-            Ok(Ok(client)) => Ok(client),
-            Ok(Err(PoolError::Timeout(_))) => Err(StoreError::Storage(format!(
-                "postgres: no connection free within {POOL_WAIT:?} (pool of {size})"
+        let pooled = {
+            let _context = runtime.enter();
+            wait(pool.get())
+        };
+        match pooled {
+            Ok(client) => Ok((client, runtime.handle().clone())),
+            Err(PoolError::Timeout(_)) => Err(StoreError::Storage(format!(
+                "postgres: no connection free within {POOL_WAIT:?} (pool of {})",
+                pool.status().max_size
             ))),
-            Ok(Err(PoolError::Backend(e))) => Err(storage_error("connect", &e)),
-            Ok(Err(e)) => Err(StoreError::Storage(format!("postgres pool: {e}"))),
-            Err(e) => Err(StoreError::Storage(format!("postgres pool task: {e}"))),
+            Err(PoolError::Backend(e)) => Err(storage_error("connect", &e)),
+            Err(e) => Err(StoreError::Storage(format!("postgres pool: {e}"))),
         }
     }
 }
@@ -138,18 +148,17 @@ impl Backend for PostgresBackend {
     fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>, StoreError> {
         // A repeatable-read transaction takes its snapshot at its first statement, not at BEGIN:
         // the SELECT takes it now, so that the snapshot is that of `begin_read` as with redb.
-        let session = Session::begin(
-            self.pooled(&self.reads)?,
+        let session = self.session(
+            &self.reads,
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1",
         )?;
         Ok(Box::new(PgRead::new(session)))
     }
 
     fn begin_write(&self) -> Result<Box<dyn WriteTxn + '_>, StoreError> {
-        let session = Session::begin(
-            self.pooled(&self.writes)?,
-            "BEGIN ISOLATION LEVEL SERIALIZABLE",
-        )?;
+        let (client, runtime) = self.pooled(&self.writes)?;
+        let session =
+            Session::begin_with_first(client, runtime, "BEGIN ISOLATION LEVEL SERIALIZABLE");
         Ok(Box::new(PgWrite::new(session)))
     }
 

@@ -4,7 +4,6 @@
 
 use super::super::StoreError;
 use super::PostgresBackend;
-use super::txn::Session;
 
 /// One change of the schema. A released step is never edited: a later change is a new step.
 enum Step {
@@ -66,7 +65,7 @@ impl Step {
 
 /// Checks that the server's commits are durable, then brings the schema up to date.
 pub(super) fn open(backend: &PostgresBackend) -> Result<(), StoreError> {
-    let session = Session::begin(backend.pooled(&backend.writes)?, "BEGIN")?;
+    let session = backend.session(&backend.writes, "BEGIN")?;
     let settings = session.query(
         "SELECT current_setting('fsync'), current_setting('synchronous_commit')",
         &[],
@@ -107,7 +106,7 @@ pub(super) fn open(backend: &PostgresBackend) -> Result<(), StoreError> {
             &[&version],
         )?;
     }
-    session.finish("COMMIT")
+    session.commit_with(&[])
 }
 
 /// The names of the tables the steps create, for the test that they are all of `store::tables`.

@@ -6,12 +6,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::ops::Bound;
 
 use deadpool_postgres::Object;
-use futures_util::future::join_all;
-use tokio_postgres::Row;
+use futures_util::future::{join, join_all};
+use tokio::runtime::Handle;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 use super::super::StoreError;
 use super::super::kv::{Entries, ReadAhead, ReadTable, ReadTxn, Table, WriteTable, WriteTxn};
@@ -39,18 +41,42 @@ type Owned = (String, Vec<Box<dyn ToSql + Sync>>);
 pub(super) struct Session {
     /// `None` only while dropping.
     client: Option<Object>,
+    /// The statement that starts the transaction, while it waits to go with the first statement
+    /// of the transaction, in the same round trip ([`Session::begin_with_first`]).
+    unsent_begin: Cell<Option<&'static str>>,
+    /// BEGIN was sent, and neither COMMIT nor ROLLBACK.
     in_transaction: Cell<bool>,
+    /// The backend's runtime, where a dropped session's ROLLBACK runs.
+    runtime: Handle,
 }
 
 impl Session {
-    /// Starts a transaction with `begin` (one or more statements, sent in one round trip).
-    pub(super) fn begin(client: Object, begin: &str) -> Result<Session, StoreError> {
-        let session = Session {
-            client: Some(client),
-            in_transaction: Cell::new(true),
-        };
-        session.batch(begin)?;
+    /// Starts a transaction with `begin` (one or more statements, sent in one round trip) now.
+    pub(super) fn begin(
+        client: Object,
+        runtime: Handle,
+        begin: &'static str,
+    ) -> Result<Session, StoreError> {
+        let session = Session::begin_with_first(client, runtime, begin);
+        session.unsent_begin.take();
+        session.in_transaction.set(true);
+        wait(session.client().batch_execute(begin)).map_err(|e| storage_error("begin", &e))?;
         Ok(session)
+    }
+
+    /// A transaction whose `begin` is sent with its first statement: for a transaction that
+    /// takes its snapshot at its first statement anyway (`SERIALIZABLE`), one round trip less.
+    pub(super) fn begin_with_first(
+        client: Object,
+        runtime: Handle,
+        begin: &'static str,
+    ) -> Session {
+        Session {
+            client: Some(client),
+            unsent_begin: Cell::new(Some(begin)),
+            in_transaction: Cell::new(false),
+            runtime,
+        }
     }
 
     fn client(&self) -> &Object {
@@ -59,18 +85,44 @@ impl Session {
             .expect("the connection is taken only when the session is dropped")
     }
 
+    /// Waits for `work`, sent after the transaction's BEGIN if that is not sent yet: both are
+    /// polled together, BEGIN first, so they go in one round trip and in that order.
+    fn run<T>(&self, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        let Some(begin) = self.unsent_begin.take() else {
+            return wait(work);
+        };
+        self.in_transaction.set(true);
+        let (begun, done) = wait(join(self.client().batch_execute(begin), work));
+        begun.map_err(|e| storage_error("begin", &e))?;
+        done
+    }
+
     pub(super) fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, StoreError> {
         let client = self.client();
-        let statement =
-            wait(client.prepare_cached(sql)).map_err(|e| storage_error("prepare", &e))?;
-        wait(client.query(&statement, params)).map_err(|e| storage_error("query", &e))
+        self.run(async {
+            let statement = client
+                .prepare_cached(sql)
+                .await
+                .map_err(|e| storage_error("prepare", &e))?;
+            client
+                .query(&statement, params)
+                .await
+                .map_err(|e| storage_error("query", &e))
+        })
     }
 
     pub(super) fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, StoreError> {
         let client = self.client();
-        let statement =
-            wait(client.prepare_cached(sql)).map_err(|e| storage_error("prepare", &e))?;
-        wait(client.execute(&statement, params)).map_err(|e| storage_error("execute", &e))
+        self.run(async {
+            let statement = client
+                .prepare_cached(sql)
+                .await
+                .map_err(|e| storage_error("prepare", &e))?;
+            client
+                .execute(&statement, params)
+                .await
+                .map_err(|e| storage_error("execute", &e))
+        })
     }
 
     /// Statements sent together: tokio-postgres pipelines the queries of one connection that are
@@ -83,72 +135,175 @@ impl Session {
             return Ok(Vec::new());
         }
         let client = self.client();
-        wait(async {
-            // Prepared first (a cached statement at once), so that each query is sent when
-            // first polled, together with the others.
-            let prepared = join_all(statements.iter().map(|(sql, _)| client.prepare_cached(sql)))
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| storage_error("prepare", &e))?;
-            let params: Vec<Vec<&(dyn ToSql + Sync)>> = statements
-                .iter()
-                .map(|(_, params)| params.iter().map(|p| &**p).collect())
-                .collect();
-            join_all(
-                prepared
-                    .iter()
-                    .zip(&params)
-                    .map(|(statement, params)| client.query(statement, params)),
-            )
-            .await
-            .into_iter()
-            .map(|rows| rows.map_err(|e| storage_error("query", &e)))
-            .collect()
+        self.run(async {
+            let prepared = prepare_all(client, statements).await?;
+            query_prepared(client, &prepared, statements).await
         })
     }
 
     /// Statements without parameters, in one round trip.
     pub(super) fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        wait(self.client().batch_execute(sql)).map_err(|e| storage_error("statement", &e))
+        let client = self.client();
+        self.run(async {
+            client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| storage_error("statement", &e))
+        })
     }
 
-    /// Ends the transaction with `end` (COMMIT): whatever it answers, the transaction is over.
-    pub(super) fn finish(&self, end: &str) -> Result<(), StoreError> {
-        self.in_transaction.set(false);
-        wait(self.client().batch_execute(end)).map_err(|e| storage_error("commit", &e))
+    /// Sends `statements` (see [`Session::query_all`]) and then COMMIT, together: one round trip
+    /// and one WAL flush. Committed only if every statement and the COMMIT succeeded (after a
+    /// failed statement the server ends the transaction without writing anything); whatever it
+    /// answers, the transaction is over.
+    pub(super) fn commit_with(&self, statements: &[Owned]) -> Result<(), StoreError> {
+        if self.unsent_begin.get().is_some() && statements.is_empty() {
+            // Nothing was read or written: there is no transaction to end.
+            self.unsent_begin.take();
+            return Ok(());
+        }
+        let client = self.client();
+        self.run(async {
+            // Prepared first, so that the statements are sent before the COMMIT. A statement
+            // the server cannot prepare fails here, and the session, still in its transaction,
+            // rolls it back when dropped.
+            let prepared = prepare_all(client, statements).await?;
+            self.in_transaction.set(false);
+            let (written, committed) = join(
+                query_prepared(client, &prepared, statements),
+                client.batch_execute("COMMIT"),
+            )
+            .await;
+            written?;
+            committed.map_err(|e| storage_error("commit", &e))
+        })
     }
 }
 
+/// Each statement prepared (at once when the connection has it cached already).
+async fn prepare_all(client: &Object, statements: &[Owned]) -> Result<Vec<Statement>, StoreError> {
+    join_all(statements.iter().map(|(sql, _)| client.prepare_cached(sql)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| storage_error("prepare", &e))
+}
+
+/// Prepared statements run together: each query is sent when first polled, so all go before
+/// any answer is awaited.
+async fn query_prepared(
+    client: &Object,
+    prepared: &[Statement],
+    statements: &[Owned],
+) -> Result<Vec<Vec<Row>>, StoreError> {
+    let params: Vec<Vec<&(dyn ToSql + Sync)>> = statements
+        .iter()
+        .map(|(_, params)| params.iter().map(|p| &**p).collect())
+        .collect();
+    join_all(
+        prepared
+            .iter()
+            .zip(&params)
+            .map(|(statement, params)| client.query(statement, params)),
+    )
+    .await
+    .into_iter()
+    .map(|rows| rows.map_err(|e| storage_error("query", &e)))
+    .collect()
+}
+
 impl Drop for Session {
+    /// Every snapshot ends here, so its ROLLBACK runs on the backend's runtime while the caller
+    /// goes on: the caller does not wait a round trip for it, and the connection goes back to the
+    /// pool once it is clean. (A dropped write's row locks last until then: a writer reading
+    /// those rows meanwhile waits for them, and then sees them unchanged.)
     fn drop(&mut self) {
         let Some(client) = self.client.take() else {
             return;
         };
-        if self.in_transaction.get() && wait(client.batch_execute("ROLLBACK")).is_err() {
-            // Its state is unknown: closed rather than handed to the next transaction.
-            drop(Object::take(client));
+        if !self.in_transaction.get() {
+            return;
         }
+        self.runtime.spawn(async move {
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                // Its state is unknown: closed rather than handed to the next transaction.
+                drop(Object::take(client));
+            }
+        });
     }
 }
+
+/// How many point reads a snapshot remembers: a transition reads a handful of records, some
+/// twice (the student, when deciding and again when its statistics change is prepared); a
+/// snapshot that reads thousands (a roster) keeps only its first ones.
+const REMEMBERED_READS: usize = 32;
+
+/// A snapshot's point reads so far, by table and key (`None`: no such key).
+type Remembered = HashMap<(Table, String), Option<Vec<u8>>>;
 
 /// A snapshot: `REPEATABLE READ READ ONLY`.
 pub(super) struct PgRead {
     session: Session,
+    /// Point reads answered so far: a snapshot never changes, so a second read of a key is
+    /// answered here without a round trip.
+    remembered: RefCell<Remembered>,
 }
 
 impl PgRead {
     pub(super) fn new(session: Session) -> PgRead {
-        PgRead { session }
+        PgRead {
+            session,
+            remembered: RefCell::new(HashMap::new()),
+        }
     }
 }
 
 impl ReadTxn for PgRead {
     fn open_table(&self, table: Table) -> Result<Box<dyn ReadTable + '_>, StoreError> {
-        Ok(Box::new(Committed {
-            session: &self.session,
-            table,
+        Ok(Box::new(SnapshotTable {
+            committed: Committed {
+                session: &self.session,
+                table,
+            },
+            remembered: &self.remembered,
         }))
+    }
+}
+
+/// A table of a snapshot.
+struct SnapshotTable<'s> {
+    committed: Committed<'s>,
+    remembered: &'s RefCell<Remembered>,
+}
+
+impl ReadTable for SnapshotTable<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let remembered_key = (self.committed.table, key.to_owned());
+        if let Some(value) = self.remembered.borrow().get(&remembered_key) {
+            return Ok(value.clone());
+        }
+        let value = self.committed.read(key, false)?;
+        let mut remembered = self.remembered.borrow_mut();
+        if remembered.len() < REMEMBERED_READS {
+            remembered.insert(remembered_key, value.clone());
+        }
+        Ok(value)
+    }
+
+    fn range(&self, start: Bound<&str>, end: Bound<&str>) -> Result<Entries<'_>, StoreError> {
+        self.committed.range(start, end)
+    }
+
+    fn first(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.committed.first()
+    }
+
+    fn last(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.committed.last()
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        self.committed.len()
     }
 }
 
@@ -495,8 +650,7 @@ impl WriteTxn for PgWrite {
         for (table, overlay) in self.overlays.take() {
             PgWrite::flush(table, overlay, &mut statements);
         }
-        self.session.query_all(&statements)?;
-        self.session.finish("COMMIT")
+        self.session.commit_with(&statements)
     }
 }
 
