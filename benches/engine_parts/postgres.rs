@@ -115,6 +115,8 @@ pub fn run(
     let redb_us = per_transition_us(redb_64.cpu_cores, redb_tps_64);
     let machine_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let cpu_bound_tps = machine_cores / (client_us + server_us) * 1e6;
+    // With the server on cores of its own (a province's database server), this process alone.
+    let client_bound_tps = machine_cores / client_us * 1e6;
     println!(
         "  PostgreSQL alone, one transaction per request from {FLOOR_CONNECTIONS} connections, \
          same rows ({sizes}): {floor_64:.0} tps \
@@ -134,8 +136,10 @@ pub fn run(
     println!(
         "  CPU per transition at 64 writers: this process {client_us:.0} µs and the server \
          {server_us:.0} µs (redb: {redb_us:.0} µs in all); {machine_cores} cores ÷ their sum = \
-         {cpu_bound_tps:.0} tps, {:.2}× redb's",
-        cpu_bound_tps / redb_tps_64
+         {cpu_bound_tps:.0} tps, {:.2}× redb's; with the server on cores of its own, this \
+         process's alone: {client_bound_tps:.0} tps, {:.2}× redb's",
+        cpu_bound_tps / redb_tps_64,
+        client_bound_tps / redb_tps_64
     );
     for r in &runs {
         let sfx = if r.writers == 1 {
@@ -181,6 +185,11 @@ pub fn run(
         (
             "pg_cpu_bound_vs_redb".to_owned(),
             cpu_bound_tps / redb_tps_64,
+            2,
+        ),
+        (
+            "pg_client_bound_vs_redb".to_owned(),
+            client_bound_tps / redb_tps_64,
             2,
         ),
         (
