@@ -50,6 +50,8 @@ mod metered;
 use metered::{MeteredBackend, Meters};
 #[path = "engine_parts/batches.rs"]
 mod batches;
+#[path = "engine_parts/counted.rs"]
+mod counted;
 /// The tests' throwaway PostgreSQL server, for the PostgreSQL part.
 #[path = "../tests/it/debian.rs"]
 mod debian;
@@ -92,7 +94,7 @@ struct Config {
     students_per_writer: usize,
     /// Students bulk-imported by the scale part (`engine_parts/scale.rs`).
     scale_students: usize,
-    /// `--only http|scale|tps|floor|batch|transfers|postgres`: run that part alone (while
+    /// `--only http|scale|tps|bytes|floor|batch|transfers|postgres`: run that part alone (while
     /// working on it); writes no summary.
     only: Option<Part>,
 }
@@ -105,6 +107,8 @@ enum Part {
     /// The durable transitions alone (1, 16 and 64 writers, each after an fsync baseline), for
     /// profiling the write path.
     Tps,
+    /// Where a transition's bytes go: 64 writers on redb, counted table by table (`counted.rs`).
+    Bytes,
     /// redb alone committing the records of 16 to 128 transitions a commit (`floor.rs`).
     Floor,
     /// Promoting a school by batch (`batches.rs`).
@@ -124,14 +128,15 @@ impl Config {
                 Some("http") => Part::Http,
                 Some("scale") => Part::Scale,
                 Some("tps") => Part::Tps,
+                Some("bytes") => Part::Bytes,
                 Some("floor") => Part::Floor,
                 Some("batch") => Part::Batch,
                 Some("transfers") => Part::Transfers,
                 Some("postgres") => Part::Postgres,
                 other => {
                     panic!(
-                        "--only {other:?}: the parts are http, scale, tps, floor, batch, transfers \
-                         and postgres"
+                        "--only {other:?}: the parts are http, scale, tps, bytes, floor, batch, \
+                         transfers and postgres"
                     )
                 }
             }
@@ -829,6 +834,8 @@ struct TpsRun {
     /// CPU cores busy in this machine's PostgreSQL server processes (the PostgreSQL runs' server;
     /// an idle cluster's few ticks in a redb run).
     server_cpu_cores: f64,
+    /// How long the window lasted, in seconds.
+    window_s: f64,
     /// The fsync baseline measured just before this run.
     adjacent_fsync: f64,
 }
@@ -846,6 +853,17 @@ fn commit_readings(x: &Xueji) -> [u64; 3] {
 
 /// Runs `writers` threads doing `change_class` on their own students of `engine` for the window.
 fn tps_run(cfg: &Config, engine: &Engine, writers: usize) -> Result<TpsRun, String> {
+    tps_run_observed(cfg, engine, writers, || {})
+}
+
+/// [`tps_run`], calling `at_window_start` as the window starts (after the warm-up), for readings
+/// of its own.
+fn tps_run_observed(
+    cfg: &Config,
+    engine: &Engine,
+    writers: usize,
+    at_window_start: impl FnOnce(),
+) -> Result<TpsRun, String> {
     let per = cfg.students_per_writer;
     let ids = enrol(&engine.xueji, writers * per, writers.min(16))?;
 
@@ -896,6 +914,7 @@ fn tps_run(cfg: &Config, engine: &Engine, writers: usize) -> Result<TpsRun, Stri
     let commits0 = commit_readings(&engine.xueji);
     let (cpu0, wcpu0) = (cpu_seconds(None), cpu_seconds(Some("xueji-writer")));
     let server0 = postgres_cpu_seconds();
+    at_window_start();
     let start = Instant::now();
     measuring.store(true, Ordering::Release);
     std::thread::sleep(cfg.tps_window);
@@ -942,6 +961,7 @@ fn tps_run(cfg: &Config, engine: &Engine, writers: usize) -> Result<TpsRun, Stri
         cpu_cores: (cpu1 - cpu0) / window,
         writer_cpu: (wcpu1 - wcpu0) / window,
         server_cpu_cores: (server1 - server0) / window,
+        window_s: window,
         adjacent_fsync: f64::NAN,
     })
 }
@@ -1101,6 +1121,7 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
         Part::Http => owned(http_load::run(cfg, root.path(), &bench_set)?),
         Part::Scale => owned(scale::run(cfg, root.path(), &bench_set)?),
         Part::Tps => tps_alone(cfg, root.path(), &bench_set)?,
+        Part::Bytes => bytes_by_table(cfg, root.path(), &bench_set)?,
         Part::Floor => floor_alone(cfg, root.path(), &bench_set)?,
         Part::Batch => batches::run(cfg, root.path(), &bench_set)?,
         Part::Transfers => owned(transfers::run(cfg.smoke, cfg.quick, root.path())?),
@@ -1168,6 +1189,98 @@ fn tps_alone(
         ]);
     }
     Ok(figures)
+}
+
+/// Where the bytes of a transition go: the 64-writer `tps_run` on a redb store whose seam is
+/// counted table by table (`counted.rs`) over the metered file. Prints each table's pairs and
+/// logical bytes per transition and the share of commits that write it, beside the bytes redb
+/// wrote to the file; returns the totals.
+fn bytes_by_table(
+    cfg: &Config,
+    root: &Path,
+    set: &PackageSet,
+) -> Result<Vec<(String, f64, i32)>, String> {
+    let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.path().join("xueji.redb"))
+        .map_err(|e| e.to_string())?;
+    let meters = Meters::default();
+    let redb = xueji::store::redb::RedbBackend::shared_with_backend(MeteredBackend::new(
+        file,
+        meters.clone(),
+    )?)
+    .map_err(|e| e.to_string())?;
+    let backend = Arc::new(counted::CountedBackend::new(redb));
+    let counts = backend.counts.clone();
+    let store = Store::open_backend(backend).map_err(|e| e.to_string())?;
+    let mut engine = engine_on(store, set)?;
+    engine.meters = Some(meters);
+    // The setup's admissions are counted too: only the window's difference is reported.
+    let before = std::sync::Mutex::new(None);
+    let r = tps_run_observed(cfg, &engine, 64, || {
+        *before
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((counts.tables(), counts.commits.load(Ordering::Relaxed)));
+    })?;
+    let (start, commits0) = before
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .ok_or("the window did not start")?;
+    let end = counts.tables();
+    let commits = (counts.commits.load(Ordering::Relaxed) - commits0) as f64;
+    let transitions = r.tps * r.window_s;
+    println!(
+        "\nWhere a transition's bytes go: 64 writers on redb, {transitions:.0} transitions in \
+         {commits:.0} commits ({:.1} a commit)",
+        transitions / commits
+    );
+    println!(
+        "  {:<22} {:>12} {:>12} {:>12} {:>14}",
+        "table", "inserts/tx", "removes/tx", "bytes/tx", "in % commits"
+    );
+    let mut logical = 0.0;
+    for (name, w) in &end {
+        let s = start.get(name).copied().unwrap_or_default();
+        let d = |a: u64, b: u64| (a - b) as f64;
+        let bytes = d(w.bytes, s.bytes);
+        if bytes == 0.0 && w.removed == s.removed {
+            continue;
+        }
+        logical += bytes;
+        println!(
+            "  {:<22} {:>12.2} {:>12.2} {:>12.0} {:>13.0}%",
+            name,
+            d(w.inserted, s.inserted) / transitions,
+            d(w.removed, s.removed) / transitions,
+            bytes / transitions,
+            d(w.commits, s.commits) / commits * 100.0
+        );
+    }
+    let logical_per = logical / transitions;
+    let physical_per = r.kib_per_sync * 1024.0 * r.syncs_per_s / r.tps;
+    println!(
+        "  logical {logical_per:.0} B a transition; redb wrote {physical_per:.0} B a transition \
+         to the file ({:.1}× the logical)",
+        physical_per / logical_per
+    );
+    Ok(vec![
+        ("bytes_logical_per_transition_64".to_owned(), logical_per, 0),
+        (
+            "bytes_written_per_transition_64".to_owned(),
+            physical_per,
+            0,
+        ),
+        (
+            "bytes_written_over_logical_64".to_owned(),
+            physical_per / logical_per,
+            1,
+        ),
+    ])
 }
 
 /// The sizes of the records one `change_class` writes, from a real transition.
@@ -1894,6 +2007,10 @@ fn main() -> Result<(), String> {
             r.writer_cpu * 100.0,
             r.busy_retries
         );
+    }
+    // ---- Where a transition's bytes go (issue #20) -------------------------------------------
+    for (name, v, digits) in bytes_by_table(&cfg, &root, &bench_set)? {
+        put(&name, v, digits);
     }
     // ---- The engine on PostgreSQL (issue #19) ------------------------------------------------
     let sizes = floor_sizes(&root, &bench_set)?;

@@ -64,6 +64,14 @@ impl RedbBackend {
             db: Database::create(path)?,
         })
     }
+
+    /// A database on a custom redb storage backend, in the mode [`Store::open`] uses (one
+    /// writer beside read-only processes). The backend must implement redb's byte-range locks.
+    pub fn shared_with_backend(backend: impl StorageBackend) -> Result<RedbBackend, StoreError> {
+        Ok(RedbBackend {
+            db: shared_builder().create_with_backend(backend)?,
+        })
+    }
 }
 
 impl kv::Backend for RedbBackend {
@@ -187,7 +195,6 @@ impl Store {
     /// a test sees the commits a served store does. The backend must implement redb's
     /// byte-range locks.
     pub fn open_shared_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
-        let db = shared_builder().create_with_backend(backend)?;
-        Store::open_backend(Arc::new(RedbBackend { db }))
+        Store::open_backend(Arc::new(RedbBackend::shared_with_backend(backend)?))
     }
 }
