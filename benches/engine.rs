@@ -732,15 +732,8 @@ struct Engine {
 
 fn open_engine(root: &Path, set: &PackageSet) -> Result<Engine, String> {
     let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(dir.path().join("xueji.redb"))
-        .map_err(|e| e.to_string())?;
     let meters = Meters::default();
-    let backend = MeteredBackend::new(file, meters.clone())?;
+    let backend = MeteredBackend::create_in(dir.path(), meters.clone())?;
     let store = Store::open_shared_with_backend(backend).map_err(|e| e.to_string())?;
     let mut engine = engine_on(store, set)?;
     engine.meters = Some(meters);
@@ -1201,16 +1194,9 @@ fn bytes_by_table(
     set: &PackageSet,
 ) -> Result<Vec<(String, f64, i32)>, String> {
     let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(dir.path().join("xueji.redb"))
-        .map_err(|e| e.to_string())?;
     let meters = Meters::default();
-    let redb = xueji::store::redb::RedbBackend::shared_with_backend(MeteredBackend::new(
-        file,
+    let redb = xueji::store::redb::RedbBackend::shared_with_backend(MeteredBackend::create_in(
+        dir.path(),
         meters.clone(),
     )?)
     .map_err(|e| e.to_string())?;

@@ -14,7 +14,6 @@
 //! - `single_promote_dry_run_us`: the same single transition decided without storing
 //!   (`dry_run`), the part of its cost that is not the commit, and the batch's ratio to it.
 
-use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -90,14 +89,7 @@ fn school_of(
     n: usize,
 ) -> Result<(Arc<Xueji>, Vec<String>, tempfile::TempDir), String> {
     let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(dir.path().join("xueji.redb"))
-        .map_err(|e| e.to_string())?;
-    let backend = MeteredBackend::new(file, Meters::default())?;
+    let backend = MeteredBackend::create_in(dir.path(), Meters::default())?;
     let store = Store::open_shared_with_backend(backend).map_err(|e| e.to_string())?;
     let registry = PolicyRegistry::from_packages(set).map_err(|e| format!("{e:?}"))?;
     let x = Arc::new(Xueji::new(store, Arc::new(registry)));

@@ -58,6 +58,18 @@ impl MeteredBackend {
             meters,
         })
     }
+
+    /// A new store file `xueji.redb` in `dir`, metered by `meters`.
+    pub fn create_in(dir: &std::path::Path, meters: Meters) -> Result<Self, String> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(dir.join("xueji.redb"))
+            .map_err(|e| e.to_string())?;
+        MeteredBackend::new(file, meters)
+    }
 }
 
 impl StorageBackend for MeteredBackend {

@@ -362,14 +362,7 @@ fn floor(
         .map_err(|e| e.to_string())?;
     let values = Arc::new(Values::of(sizes));
     runtime.block_on(async move {
-        let mut clients = Vec::with_capacity(FLOOR_CONNECTIONS);
-        for _ in 0..FLOOR_CONNECTIONS {
-            let (client, connection) = tokio_postgres::connect(&url, NoTls)
-                .await
-                .map_err(|e| format!("floor connection: {e}"))?;
-            tokio::spawn(connection);
-            clients.push(client);
-        }
+        let clients = connect_all(&url, FLOOR_CONNECTIONS).await?;
         let mut seed = String::new();
         for n in 0..students {
             let id = student_id(n);
@@ -431,17 +424,7 @@ fn floor(
                 })
             })
             .collect();
-        tokio::time::sleep(warmup).await;
-        let start_count = done.load(Ordering::Relaxed);
-        let start = Instant::now();
-        tokio::time::sleep(window).await;
-        let tps =
-            (done.load(Ordering::Relaxed) - start_count) as f64 / start.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Release);
-        for task in tasks {
-            task.await.map_err(|e| format!("floor task: {e}"))??;
-        }
-        Ok(tps)
+        rate(warmup, window, &stop, &done, tasks).await
     })
 }
 
@@ -467,14 +450,7 @@ fn read_floor(
         .map_err(|e| e.to_string())?;
     let values = Values::of(sizes);
     runtime.block_on(async move {
-        let mut clients = Vec::with_capacity(READ_FLOOR_CONNECTIONS);
-        for _ in 0..READ_FLOOR_CONNECTIONS {
-            let (client, connection) = tokio_postgres::connect(&url, NoTls)
-                .await
-                .map_err(|e| format!("read floor connection: {e}"))?;
-            tokio::spawn(connection);
-            clients.push(client);
-        }
+        let clients = connect_all(&url, READ_FLOOR_CONNECTIONS).await?;
         let mut seed = format!(
             "INSERT INTO kv_schools VALUES ('', '{SCHOOL}', {});",
             values.student
@@ -553,18 +529,43 @@ fn read_floor(
                 })
             })
             .collect();
-        tokio::time::sleep(warmup).await;
-        let start_count = done.load(Ordering::Relaxed);
-        let start = Instant::now();
-        tokio::time::sleep(window).await;
-        let tps =
-            (done.load(Ordering::Relaxed) - start_count) as f64 / start.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Release);
-        for task in tasks {
-            task.await.map_err(|e| format!("read floor task: {e}"))??;
-        }
-        Ok(tps)
+        rate(warmup, window, &stop, &done, tasks).await
     })
+}
+
+/// `n` connections to `url`, each driven by a task of the current runtime.
+async fn connect_all(url: &str, n: usize) -> Result<Vec<tokio_postgres::Client>, String> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .map_err(|e| format!("floor connection: {e}"))?;
+        tokio::spawn(connection);
+        clients.push(client);
+    }
+    Ok(clients)
+}
+
+/// What `tasks` count in `done` per second over `window`, after `warmup`; then stops them and
+/// returns the first failure of any.
+async fn rate(
+    warmup: Duration,
+    window: Duration,
+    stop: &AtomicBool,
+    done: &AtomicU64,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), String>>>,
+) -> Result<f64, String> {
+    tokio::time::sleep(warmup).await;
+    let start_count = done.load(Ordering::Relaxed);
+    let start = Instant::now();
+    tokio::time::sleep(window).await;
+    let per_second =
+        (done.load(Ordering::Relaxed) - start_count) as f64 / start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Release);
+    for task in tasks {
+        task.await.map_err(|e| format!("floor task: {e}"))??;
+    }
+    Ok(per_second)
 }
 
 /// The redb side of the ratios when this part runs alone (`--only postgres`): the disk's fsync

@@ -100,28 +100,16 @@ impl Session {
     pub(super) fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, StoreError> {
         let client = self.client();
         self.run(async {
-            let statement = client
-                .prepare_cached(sql)
-                .await
-                .map_err(|e| storage_error("prepare", &e))?;
-            client
-                .query(&statement, params)
-                .await
-                .map_err(|e| storage_error("query", &e))
+            let statement = prepare(client, sql).await?;
+            (client.query(&statement, params).await).map_err(|e| storage_error("query", &e))
         })
     }
 
     pub(super) fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, StoreError> {
         let client = self.client();
         self.run(async {
-            let statement = client
-                .prepare_cached(sql)
-                .await
-                .map_err(|e| storage_error("prepare", &e))?;
-            client
-                .execute(&statement, params)
-                .await
-                .map_err(|e| storage_error("execute", &e))
+            let statement = prepare(client, sql).await?;
+            (client.execute(&statement, params).await).map_err(|e| storage_error("execute", &e))
         })
     }
 
@@ -180,13 +168,17 @@ impl Session {
     }
 }
 
-/// Each statement prepared (at once when the connection has it cached already).
+/// A statement prepared (at once when the connection has it cached already).
+async fn prepare(client: &Object, sql: &str) -> Result<Statement, StoreError> {
+    (client.prepare_cached(sql).await).map_err(|e| storage_error("prepare", &e))
+}
+
+/// Each statement prepared, together.
 async fn prepare_all(client: &Object, statements: &[Owned]) -> Result<Vec<Statement>, StoreError> {
-    join_all(statements.iter().map(|(sql, _)| client.prepare_cached(sql)))
+    join_all(statements.iter().map(|(sql, _)| prepare(client, sql)))
         .await
         .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| storage_error("prepare", &e))
+        .collect()
 }
 
 /// Prepared statements run together: each query is sent when first polled, so all go before
