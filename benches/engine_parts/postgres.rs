@@ -351,15 +351,7 @@ fn floor(
     warmup: Duration,
     window: Duration,
 ) -> Result<f64, String> {
-    let url = postgres_url();
-    // The backend creates the tables, as the engine's store would have them.
-    drop(PostgresBackend::connect(&url).map_err(|e| e.to_string())?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-pg-floor")
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let (url, runtime) = floor_schema()?;
     let values = Arc::new(Values::of(sizes));
     runtime.block_on(async move {
         let clients = connect_all(&url, FLOOR_CONNECTIONS).await?;
@@ -440,14 +432,7 @@ fn read_floor(
     warmup: Duration,
     window: Duration,
 ) -> Result<f64, String> {
-    let url = postgres_url();
-    drop(PostgresBackend::connect(&url).map_err(|e| e.to_string())?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-pg-read-floor")
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let (url, runtime) = floor_schema()?;
     let values = Values::of(sizes);
     runtime.block_on(async move {
         let clients = connect_all(&url, READ_FLOOR_CONNECTIONS).await?;
@@ -531,6 +516,20 @@ fn read_floor(
             .collect();
         rate(warmup, window, &stop, &done, tasks).await
     })
+}
+
+/// A fresh schema with the store's tables (the backend creates them, as the engine's store would
+/// have them), and a runtime for a floor's connections.
+fn floor_schema() -> Result<(String, tokio::runtime::Runtime), String> {
+    let url = postgres_url();
+    drop(PostgresBackend::connect(&url).map_err(|e| e.to_string())?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-pg-floor")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((url, runtime))
 }
 
 /// `n` connections to `url`, each driven by a task of the current runtime.
