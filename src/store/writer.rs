@@ -2,6 +2,7 @@
 //! commit), commits it durably, then answers every caller of the batch.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ops::Bound::{Excluded, Included};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -312,6 +313,9 @@ struct Tables<'t> {
     /// The statistics changes of the batch's events by jurisdiction, added to the stored sums
     /// once, before the commit.
     pending_tallies: HashMap<String, DatedCounts>,
+    /// The heads of the logs the batch appends to, as the batch leaves them: each is read once
+    /// and written once, before the commit, however many of the batch's events it takes.
+    log_frontiers: HashMap<String, Frontier>,
 }
 
 impl<'t> Tables<'t> {
@@ -346,6 +350,7 @@ impl<'t> Tables<'t> {
             problems: txn.open_table(PROBLEMS)?,
             open_problems: txn.open_table(IDX_OPEN_PROBLEM)?,
             pending_tallies: HashMap::new(),
+            log_frontiers: HashMap::new(),
         })
     }
 }
@@ -406,8 +411,13 @@ fn try_batch(
             stat_totals,
             stat_changes,
             pending_tallies,
+            log_heads,
+            log_frontiers,
             ..
         } = &mut t;
+        for (log, frontier) in log_frontiers.iter() {
+            log_heads.insert(log, frontier.to_bytes().as_slice())?;
+        }
         tally::add_changes(
             &*txn,
             &mut **stat_totals,
@@ -775,20 +785,22 @@ struct Recorded<'a> {
 /// the receiving one's, as the same leaf, with a copy of the event and context at that place.
 fn append_to_log(t: &mut Tables<'_>, r: &Recorded<'_>, log: &str) -> Result<u64, Refusal> {
     let e = r.event;
-    let mut frontier = match t.log_heads.get(log)? {
-        Some(g) => Frontier::from_bytes(g.as_slice())
-            .ok_or_else(|| StoreError::Storage("undecodable log head".into()))?,
-        None => Frontier::default(),
+    let frontier = match t.log_frontiers.entry(log.to_owned()) {
+        Entry::Occupied(batch) => batch.into_mut(),
+        Entry::Vacant(first) => first.insert(match t.log_heads.get(log)? {
+            Some(g) => Frontier::from_bytes(g.as_slice())
+                .ok_or_else(|| StoreError::Storage("undecodable log head".into()))?,
+            None => Frontier::default(),
+        }),
     };
     let index = frontier.size;
+    frontier.push(merkle::leaf_hash(&r.sealed.hash));
     let mut leaf = r.sealed.hash.to_vec();
     leaf.extend_from_slice(records::event_name(e).as_bytes());
     t.log_leaves.insert(
         key(&[log, &log_index_part(index)]).as_str(),
         leaf.as_slice(),
     )?;
-    frontier.push(merkle::leaf_hash(&r.sealed.hash));
-    t.log_heads.insert(log, frontier.to_bytes().as_slice())?;
     t.events
         .insert(records::event_key(log, index).as_str(), r.event_json)?;
     if let Some(c) = r.context {
