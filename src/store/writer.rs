@@ -912,11 +912,12 @@ fn move_timeline(t: &mut Tables<'_>, from: &str, to: &str, student: &str) -> Res
             }
             // The state after the transfer is written with the transfer's step.
             Some((_, _, records::TimelineRecord::TallyState)) => {}
+            // After this command's first writes: the whole batch is aborted, not this command.
             None => {
-                return refused(StoreError::Storage(format!(
+                return Err(Refusal::Storage(StoreError::Storage(format!(
                     "undecodable record key {}",
                     k.replace(SEP, "/")
-                )));
+                ))));
             }
         }
     }

@@ -8,6 +8,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::ops::Bound;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use deadpool_postgres::Object;
 use futures_util::future::{join, join_all};
@@ -152,17 +154,40 @@ impl Session {
         }
         let client = self.client();
         self.run(async {
-            // Prepared first, so that the statements are sent before the COMMIT. A statement
-            // the server cannot prepare fails here, and the session, still in its transaction,
-            // rolls it back when dropped.
+            // Prepared first, so that one poll sends every statement. A statement the server
+            // cannot prepare fails here, and the session, still in its transaction, rolls it
+            // back when dropped.
             let prepared = prepare_all(client, statements).await?;
+            let params = params_of(statements);
+            let mut written = InOrder::new(
+                prepared
+                    .iter()
+                    .zip(&params)
+                    .map(|(statement, params)| client.query(statement, params)),
+            );
+            // Every statement is sent now, before the COMMIT exists. One that failed before it
+            // was sent (its parameters) leaves the transaction to the ROLLBACK of the drop.
+            let answered = match futures_util::poll!(&mut written) {
+                Poll::Ready(all) => Some(all),
+                Poll::Pending => None,
+            };
+            let failed = match &answered {
+                Some(all) => all.iter().find_map(|rows| rows.as_ref().err()),
+                None => written.failed(),
+            };
+            if let Some(e) = failed {
+                return Err(storage_error("query", e));
+            }
             self.in_transaction.set(false);
-            let (written, committed) = join(
-                query_prepared(client, &prepared, statements),
-                client.batch_execute("COMMIT"),
-            )
-            .await;
-            written?;
+            let commit = client.batch_execute("COMMIT");
+            let (written, committed) = match answered {
+                // Done already: polling it again would poll finished queries.
+                Some(all) => (all, commit.await),
+                None => join(written, commit).await,
+            };
+            for rows in written {
+                rows.map_err(|e| storage_error("query", &e))?;
+            }
             committed.map_err(|e| storage_error("commit", &e))
         })
     }
@@ -188,11 +213,8 @@ async fn query_prepared(
     prepared: &[Statement],
     statements: &[Owned],
 ) -> Result<Vec<Vec<Row>>, StoreError> {
-    let params: Vec<Vec<&(dyn ToSql + Sync)>> = statements
-        .iter()
-        .map(|(_, params)| params.iter().map(|p| &**p).collect())
-        .collect();
-    join_all(
+    let params = params_of(statements);
+    InOrder::new(
         prepared
             .iter()
             .zip(&params)
@@ -202,6 +224,63 @@ async fn query_prepared(
     .into_iter()
     .map(|rows| rows.map_err(|e| storage_error("query", &e)))
     .collect()
+}
+
+/// The parameters of each statement, as tokio-postgres takes them.
+fn params_of(statements: &[Owned]) -> Vec<Vec<&(dyn ToSql + Sync)>> {
+    statements
+        .iter()
+        .map(|(_, params)| params.iter().map(|p| &**p).collect())
+        .collect()
+}
+
+/// Futures polled together, every one that is not done at every poll, in the order given: so
+/// the first poll polls each of them once, in that order, however many there are
+/// (`futures_util`'s `join_all` does so only for a few, and a `FuturesOrdered` beyond). A query
+/// of tokio-postgres is sent when first polled: after the first poll, all are on their way, in
+/// order, and a COMMIT made after it goes after them.
+struct InOrder<F: Future> {
+    futures: Vec<Pin<Box<F>>>,
+    outputs: Vec<Option<F::Output>>,
+}
+
+impl<F: Future> InOrder<F> {
+    fn new(futures: impl IntoIterator<Item = F>) -> InOrder<F> {
+        let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+        let outputs = futures.iter().map(|_| None).collect();
+        InOrder { futures, outputs }
+    }
+}
+
+impl<F: Future<Output = Result<Vec<Row>, tokio_postgres::Error>>> InOrder<F> {
+    /// The first failure among those done so far.
+    fn failed(&self) -> Option<&tokio_postgres::Error> {
+        self.outputs.iter().flatten().find_map(|o| o.as_ref().err())
+    }
+}
+
+// The futures are pinned in their boxes; the outputs are never pinned.
+impl<F: Future> Unpin for InOrder<F> {}
+
+impl<F: Future> Future for InOrder<F> {
+    type Output = Vec<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut pending = false;
+        for (future, output) in this.futures.iter_mut().zip(this.outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(done) => *output = Some(done),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            return Poll::Pending;
+        }
+        Poll::Ready(this.outputs.iter_mut().filter_map(Option::take).collect())
+    }
 }
 
 impl Drop for Session {
@@ -815,6 +894,57 @@ impl Iterator for Merged<'_> {
             if let Some((key, Some(value))) = self.overlay.next() {
                 return Some(Ok((key, value)));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::InOrder;
+
+    /// Records its index when first polled, then is done at its second poll.
+    struct Query<'a> {
+        index: usize,
+        sent: &'a RefCell<Vec<usize>>,
+        polled: bool,
+    }
+
+    impl Future for Query<'_> {
+        type Output = usize;
+
+        fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<usize> {
+            if self.polled {
+                return Poll::Ready(self.index);
+            }
+            self.polled = true;
+            self.sent.borrow_mut().push(self.index);
+            Poll::Pending
+        }
+    }
+
+    /// What `Session::commit_with` relies on: one poll sends every statement, in order, however
+    /// many (a COMMIT made after it cannot overtake any), and the outputs keep that order.
+    #[test]
+    fn the_first_poll_polls_every_future_once_in_order() {
+        for count in [1, 30, 31, 200] {
+            let sent = RefCell::new(Vec::new());
+            let mut all = InOrder::new((0..count).map(|index| Query {
+                index,
+                sent: &sent,
+                polled: false,
+            }));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(Pin::new(&mut all).poll(&mut cx).is_pending());
+            assert_eq!(*sent.borrow(), (0..count).collect::<Vec<_>>(), "{count}");
+            let Poll::Ready(outputs) = Pin::new(&mut all).poll(&mut cx) else {
+                panic!("{count}: every future is done at its second poll");
+            };
+            assert_eq!(outputs, (0..count).collect::<Vec<_>>());
         }
     }
 }
