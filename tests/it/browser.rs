@@ -208,8 +208,21 @@ impl Story {
         self.el("#token").await;
     }
 
+    /// A screenshot for `docs/console/`: taken again when chromium fails one (it has, once, on
+    /// a loaded machine), since the picture documents the screen and the test is in the steps.
     async fn shot(&self, name: &str) {
-        let png = self.c.screenshot().await.expect("screenshot");
+        let mut tries = 1;
+        let png = loop {
+            match self.c.screenshot().await {
+                Ok(png) => break png,
+                Err(e) if tries < 3 => {
+                    eprintln!("screenshot {name}, try {tries}: {e}");
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("screenshot {name}: {e}"),
+            }
+        };
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         std::fs::write(self.shots.join(name), png).expect("write the screenshot");
     }
