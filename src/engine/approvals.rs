@@ -69,16 +69,7 @@ impl Xueji {
             });
             let expected_approvals = request.approvals.len();
             if next.next_step().is_some() {
-                self.store.submit(Command::UpdateRequest {
-                    request: Box::new(next.clone()),
-                    expected_approvals,
-                })?;
-                return Ok(ApprovalOutcome {
-                    request: next,
-                    outcome: "pending",
-                    event: None,
-                    student: None,
-                });
+                return self.store_request(next, expected_approvals, "pending");
             }
             let snapshot = self.store.snapshot()?;
             let student = student_in(&snapshot, &request.student)?;
@@ -102,16 +93,7 @@ impl Xueji {
             next.final_decision = Some(decision.clone());
             if !decision.allowed {
                 next.status = RequestStatus::Denied;
-                self.store.submit(Command::UpdateRequest {
-                    request: Box::new(next.clone()),
-                    expected_approvals,
-                })?;
-                return Ok(ApprovalOutcome {
-                    request: next,
-                    outcome: "denied",
-                    event: None,
-                    student: None,
-                });
+                return self.store_request(next, expected_approvals, "denied");
             }
             let missing: Vec<ApprovalStep> = decision
                 .approvals
@@ -124,16 +106,7 @@ impl Xueji {
                 // Every filed step is approved by now: they keep their order, and the new ones
                 // follow, in routing order (`decision.approvals` is already in it).
                 next.steps.extend(missing);
-                self.store.submit(Command::UpdateRequest {
-                    request: Box::new(next.clone()),
-                    expected_approvals,
-                })?;
-                return Ok(ApprovalOutcome {
-                    request: next,
-                    outcome: "pending",
-                    event: None,
-                    student: None,
-                });
+                return self.store_request(next, expected_approvals, "pending");
             }
             next.status = RequestStatus::Applied;
             let (after, event, context) = self.apply_decision(
@@ -200,13 +173,25 @@ impl Xueji {
         });
         next.status = RequestStatus::Rejected;
         next.input = self.redact_input(&request.input);
+        self.store_request(next, request.approvals.len(), "rejected")
+    }
+
+    /// Stores a request that changed without changing its student (an approval that leaves it
+    /// pending, a denial, a rejection), if the store still holds it pending with
+    /// `expected_approvals` approvals, and answers with `outcome`.
+    fn store_request(
+        &self,
+        next: ApprovalRequest,
+        expected_approvals: usize,
+        outcome: &'static str,
+    ) -> Result<ApprovalOutcome> {
         self.store.submit(Command::UpdateRequest {
             request: Box::new(next.clone()),
-            expected_approvals: request.approvals.len(),
+            expected_approvals,
         })?;
         Ok(ApprovalOutcome {
             request: next,
-            outcome: "rejected",
+            outcome,
             event: None,
             student: None,
         })
