@@ -281,8 +281,17 @@ fn run(ops: Vec<Op>, tally: &mut Tally) -> Result<(), TestCaseError> {
                         m.version += 1;
                         m.open = None;
                     }
-                    // The student left `enrolled` meanwhile: the request stays pending.
-                    (1, _, Err(ServiceError::InvalidTransition { .. })) => {}
+                    // The student left `enrolled` meanwhile: the final approval is refused as
+                    // `student_changed` (409, since #14) and the request stays pending, for an
+                    // approver to reject.
+                    (
+                        1,
+                        _,
+                        Err(ServiceError::Conflict {
+                            code: "student_changed",
+                            ..
+                        }),
+                    ) => {}
                     (d, st, other) => {
                         prop_assert!(false, "approve step {d} from {st:?}: {other:?}")
                     }
