@@ -298,6 +298,60 @@ fn cpu_seconds(comm: Option<&str>) -> f64 {
     }
 }
 
+/// Context switches so far of this process's threads named `comm` (all of them when `None`),
+/// by thread id: voluntary (the thread blocked: each is a wake-up to come) and involuntary (it
+/// was preempted). Read at two times, [`switches_between`] is the count between them; a thread
+/// that exited meanwhile takes its count with it.
+fn context_switches(comm: Option<&str>) -> BTreeMap<u64, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in dir.flatten() {
+        let p = task.path();
+        if let Some(name) = comm
+            && !std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == name)
+        {
+            continue;
+        }
+        let (Some(tid), Ok(status)) = (
+            task.file_name()
+                .to_str()
+                .and_then(|t| t.parse::<u64>().ok()),
+            std::fs::read_to_string(p.join("status")),
+        ) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        out.insert(
+            tid,
+            (
+                field("voluntary_ctxt_switches:"),
+                field("nonvoluntary_ctxt_switches:"),
+            ),
+        );
+    }
+    out
+}
+
+/// Voluntary and involuntary switches between two readings of [`context_switches`] (a thread
+/// started between them counts from zero).
+fn switches_between(
+    before: &BTreeMap<u64, (u64, u64)>,
+    after: &BTreeMap<u64, (u64, u64)>,
+) -> (u64, u64) {
+    after.iter().fold((0, 0), |(v, n), (tid, (va, na))| {
+        let (vb, nb) = before.get(tid).copied().unwrap_or((0, 0));
+        (v + va.saturating_sub(vb), n + na.saturating_sub(nb))
+    })
+}
+
 /// CPU seconds used so far by the processes of this machine named `postgres` (a server's
 /// postmaster and backends, the bench's or `XUEJI_TEST_POSTGRES`'s when it is local). A backend
 /// that exited takes its seconds with it: read across a window in which the connections stay.
@@ -1111,7 +1165,25 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
             .collect()
     };
     let figures = match part {
-        Part::Http => owned(http_load::run(cfg, root.path(), &bench_set)?),
+        Part::Http => {
+            // The in-process rate at 64 writers first, for the ratio the full run reports.
+            let inprocess = tps_run(cfg, &open_engine(root.path(), &bench_set)?, 64)?;
+            let mut figures = vec![
+                ("tps_64_writers".to_owned(), inprocess.tps, 0),
+                (
+                    "cpu_us_per_transition_64_writers".to_owned(),
+                    inprocess.cpu_cores * 1e6 / inprocess.tps,
+                    1,
+                ),
+            ];
+            for (name, v, digits) in http_load::run(cfg, root.path(), &bench_set)? {
+                if name == "http_transitions_per_s" {
+                    figures.push(("http_vs_inprocess_ratio".to_owned(), v / inprocess.tps, 3));
+                }
+                figures.push((name.to_owned(), v, digits));
+            }
+            figures
+        }
         Part::Scale => owned(scale::run(cfg, root.path(), &bench_set)?),
         Part::Tps => tps_alone(cfg, root.path(), &bench_set)?,
         Part::Bytes => bytes_by_table(cfg, root.path(), &bench_set)?,
@@ -1939,6 +2011,11 @@ fn main() -> Result<(), String> {
             1,
         );
         put(&format!("cpu_cores_{sfx}"), r.cpu_cores, 2);
+        put(
+            &format!("cpu_us_per_transition_{sfx}"),
+            r.cpu_cores * 1e6 / r.tps,
+            1,
+        );
         put(&format!("writer_thread_cpu_{sfx}"), r.writer_cpu, 2);
         put(&format!("writer_in_sync_share_{sfx}"), r.sync_share, 2);
         put(&format!("fsync_per_s_before_{sfx}"), r.adjacent_fsync, 0);
@@ -2051,6 +2128,9 @@ fn main() -> Result<(), String> {
 
     // ---- 3. HTTP end to end, 4. a district-sized store (issue #6) ---------------------------
     for (name, v, digits) in http_load::run(&cfg, &root, &bench_set)? {
+        if name == "http_transitions_per_s" {
+            put("http_vs_inprocess_ratio", v / tps_of(64), 3);
+        }
         put(name, v, digits);
     }
     for (name, v, digits) in scale_in_own_process(&cfg)? {

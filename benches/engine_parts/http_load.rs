@@ -23,7 +23,10 @@ use xueji::auth::{Role, TokenRecord};
 use xueji::engine::Xueji;
 use xueji::policy::{Case, PackageSet, evaluate};
 
-use super::{Config, change_class, enrol, fsync_rate, open_engine, pct_us, sample};
+use super::{
+    Config, change_class, context_switches, cpu_seconds, enrol, fsync_rate, open_engine, pct_us,
+    sample, switches_between,
+};
 
 /// Connections (one task each) of the loaded runs.
 const CONNECTIONS: usize = 64;
@@ -34,6 +37,49 @@ struct LoadRun {
     window_s: f64,
     /// Sorted nanoseconds, request sent to body read.
     lat: Vec<u64>,
+    /// CPU and context switches over the window, by the threads' part.
+    window: Readings,
+}
+
+/// The threads of each part, by name: the load generator's runtime, the server's (its workers
+/// and its blocking pool), and the store's writer.
+const PARTS: [&str; 3] = ["bench-load", "bench-server", "xueji-writer"];
+
+/// CPU seconds and context switches of each of [`PARTS`], and CPU of the whole process.
+#[derive(Debug, Clone, Copy, Default)]
+struct Readings {
+    cpu_s: [f64; 3],
+    process_cpu_s: f64,
+    /// (voluntary, involuntary)
+    switches: [(u64, u64); 3],
+}
+
+/// A reading now, to be closed by [`Opened::close`].
+struct Opened {
+    cpu_s: [f64; 3],
+    process_cpu_s: f64,
+    switches: [std::collections::BTreeMap<u64, (u64, u64)>; 3],
+}
+
+impl Opened {
+    fn now() -> Opened {
+        Opened {
+            cpu_s: PARTS.map(|p| cpu_seconds(Some(p))),
+            process_cpu_s: cpu_seconds(None),
+            switches: PARTS.map(|p| context_switches(Some(p))),
+        }
+    }
+
+    fn close(self) -> Readings {
+        let end = Opened::now();
+        Readings {
+            cpu_s: std::array::from_fn(|i| end.cpu_s[i] - self.cpu_s[i]),
+            process_cpu_s: end.process_cpu_s - self.process_cpu_s,
+            switches: std::array::from_fn(|i| {
+                switches_between(&self.switches[i], &end.switches[i])
+            }),
+        }
+    }
 }
 
 impl LoadRun {
@@ -218,11 +264,13 @@ fn load_run(
         })
         .collect();
     std::thread::sleep(cfg.tps_warmup);
+    let opened = Opened::now();
     let start = Instant::now();
     measuring.store(true, Ordering::Release);
     std::thread::sleep(cfg.tps_window);
     stop.store(true, Ordering::Release);
     let window_s = start.elapsed().as_secs_f64();
+    let window = opened.close();
     let mut requests = 0;
     let mut lat = Vec::new();
     for h in handles {
@@ -235,6 +283,7 @@ fn load_run(
         requests,
         window_s,
         lat,
+        window,
     })
 }
 
@@ -334,6 +383,19 @@ pub fn run(
         policy_p50_us / 1_000.0 / one_p50_ms * 100.0,
         writes.per_s() / fsync
     );
+    // Per transition of the 64-connection window: CPU by part, and the wake-ups (voluntary
+    // switches: a thread blocked and was woken) of the server's threads and the writer.
+    let per = |v: f64| v / writes.requests.max(1) as f64;
+    let w = &writes.window;
+    let [client_us, server_us, writer_us] = w.cpu_s.map(|s| per(s) * 1e6);
+    let process_us = per(w.process_cpu_s) * 1e6;
+    let [client_sw, server_sw, writer_sw] = w.switches.map(|(v, n)| (per(v as f64), per(n as f64)));
+    println!(
+        "  64 connections, per transition: CPU {process_us:.0} µs (load generator \
+         {client_us:.0}, server {server_us:.0}, writer {writer_us:.0}); wake-ups: server \
+         {:.2} (+{:.2} preempted), writer {:.2}, load generator {:.2}",
+        server_sw.0, server_sw.1, writer_sw.0, client_sw.0
+    );
     Ok(vec![
         ("http_transitions_per_s", writes.per_s(), 0),
         ("http_p50_ms", writes.ms(50.0), 2),
@@ -352,5 +414,13 @@ pub fn run(
         ),
         ("http_fsync_per_s_adjacent", fsync, 0),
         ("http_transitions_vs_fsync", writes.per_s() / fsync, 3),
+        ("http_cpu_us_per_transition", process_us, 1),
+        ("http_server_cpu_us_per_transition", server_us, 1),
+        ("http_writer_cpu_us_per_transition", writer_us, 1),
+        ("http_load_cpu_us_per_transition", client_us, 1),
+        ("http_server_wakeups_per_transition", server_sw.0, 2),
+        ("http_server_preempted_per_transition", server_sw.1, 2),
+        ("http_writer_wakeups_per_transition", writer_sw.0, 3),
+        ("http_load_wakeups_per_transition", client_sw.0, 2),
     ])
 }

@@ -50,7 +50,10 @@ use crate::domain::{
     TransferForm, TransitionInput, TransitionKind,
 };
 use crate::policy::{Case, PolicyError, PolicyRegistry, evaluate, evaluate_transfer};
-use crate::store::{Command, DamagedRecord, Snapshot, StoreError, StudentHistory, TallyCheck};
+use crate::store::{
+    Command, CommandOutput, DamagedRecord, Receipt, Snapshot, StoreError, StudentHistory,
+    TallyCheck,
+};
 
 mod approvals;
 mod certificates;
@@ -178,6 +181,36 @@ pub enum Outcome {
     DryRun {
         decision: Decision,
     },
+}
+
+/// One attempt at a transition ([`Xueji::attempt_transition`]).
+pub enum Filing {
+    /// Nothing to store: denied, or a dry run.
+    Decided(Outcome),
+    /// Queued to the writer: once it answers, [`Xueji::settle_filing`].
+    Queued(Queued),
+}
+
+/// A transition queued to the writer: the writer's answer to come, and what follows it.
+pub struct Queued {
+    pub receipt: Receipt,
+    pub then: AfterCommit,
+}
+
+/// What a queued transition comes to once the writer answers ([`Xueji::settle_filing`]).
+pub struct AfterCommit {
+    outcome: Outcome,
+    /// A version conflict is decided again: the caller named no version, attempts are left.
+    may_retry: bool,
+}
+
+impl AfterCommit {
+    /// Whether settling writes to the store (an upgraded national number closes its problem),
+    /// so an async caller settles it on a blocking thread.
+    pub fn writes(&self) -> bool {
+        matches!(&self.outcome, Outcome::Applied { event, .. }
+            if event.input.kind == TransitionKind::ChangeKeyInfo)
+    }
 }
 
 /// What [`Xueji::prepare_transition`] came to.
@@ -961,8 +994,14 @@ impl Xueji {
         dry_run: bool,
         in_scope: impl Fn(&Student, &School) -> bool,
     ) -> Result<Outcome> {
-        // `transfer_in` belongs to an admission on a transfer certificate; by hand only to
-        // finish one (an admission stored, its `transfer_in` not filed: a crash between them).
+        self.filed_by_hand(student_id, &input)?;
+        self.file_in_scope(student_id, input, actor, dry_run, in_scope)
+    }
+
+    /// Refuses a `transfer_in` filed by hand, unless it finishes an admission on a transfer
+    /// certificate (the admission stored, its `transfer_in` not filed: a crash between them):
+    /// `transfer_in` belongs to that admission.
+    fn filed_by_hand(&self, student_id: &str, input: &TransitionInput) -> Result<()> {
         if input.kind == TransitionKind::TransferIn
             && !self
                 .store
@@ -977,7 +1016,7 @@ impl Xueji {
             )
             .into());
         }
-        self.file_in_scope(student_id, input, actor, dry_run, in_scope)
+        Ok(())
     }
 
     /// [`Xueji::transition_in_scope`] for every kind, `transfer_in` included (the engine's own).
@@ -989,6 +1028,50 @@ impl Xueji {
         dry_run: bool,
         in_scope: impl Fn(&Student, &School) -> bool,
     ) -> Result<Outcome> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt_filing(student_id, &input, actor, dry_run, attempt, &in_scope)? {
+                Filing::Decided(outcome) => return Ok(outcome),
+                Filing::Queued(Queued { receipt, then }) => {
+                    if let Some(outcome) = self.settle_filing(then, receipt.wait()) {
+                        return outcome;
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Xueji::transition_in_scope`] in two halves, for a caller that awaits the commit
+    /// (the HTTP handler) rather than block a thread on it: this first half decides attempt
+    /// number `attempt` (from 1) and queues what it writes; [`Xueji::settle_filing`], given the
+    /// writer's answer, is the second. A version conflict with a transition committed
+    /// meanwhile is decided again (a next attempt), at most three times, unless the caller
+    /// gave the version it expects.
+    pub fn attempt_transition(
+        &self,
+        student_id: &str,
+        input: &TransitionInput,
+        actor: &Actor,
+        dry_run: bool,
+        attempt: usize,
+        in_scope: impl Fn(&Student, &School) -> bool,
+    ) -> Result<Filing> {
+        if attempt == 1 {
+            self.filed_by_hand(student_id, input)?;
+        }
+        self.attempt_filing(student_id, input, actor, dry_run, attempt, &in_scope)
+    }
+
+    fn attempt_filing(
+        &self,
+        student_id: &str,
+        input: &TransitionInput,
+        actor: &Actor,
+        dry_run: bool,
+        attempt: usize,
+        in_scope: &impl Fn(&Student, &School) -> bool,
+    ) -> Result<Filing> {
         input.validate()?;
         if input.kind == TransitionKind::Admit {
             return Err(FieldError::new(
@@ -998,53 +1081,63 @@ impl Xueji {
             )
             .into());
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            // One read transaction for the student, the schools and the statistics change.
-            let snapshot = self.store.snapshot()?;
-            let student = student_in(&snapshot, student_id)?;
-            let not_found = || ServiceError::NotFound {
-                what: "student",
-                id: student_id.into(),
-            };
-            // A school missing from the store (no command deletes one) must not tell a caller
-            // out of scope that the student exists, nor name their school.
-            let school = snapshot.school(&student.school)?.ok_or_else(not_found)?;
-            if !in_scope(&student, &school) {
-                return Err(not_found());
+        // One read transaction for the student, the schools and the statistics change.
+        let snapshot = self.store.snapshot()?;
+        let student = student_in(&snapshot, student_id)?;
+        let not_found = || ServiceError::NotFound {
+            what: "student",
+            id: student_id.into(),
+        };
+        // A school missing from the store (no command deletes one) must not tell a caller
+        // out of scope that the student exists, nor name their school.
+        let school = snapshot.school(&student.school)?.ok_or_else(not_found)?;
+        if !in_scope(&student, &school) {
+            return Err(not_found());
+        }
+        if let Some(expected) = input.expected_version
+            && expected != student.version
+        {
+            return Err(StoreError::VersionConflict {
+                expected,
+                current: student.version,
             }
-            if let Some(expected) = input.expected_version
-                && expected != student.version
-            {
-                return Err(StoreError::VersionConflict {
-                    expected,
-                    current: student.version,
+            .into());
+        }
+        match self.prepare_transition(&snapshot, &student, &school, input, actor, dry_run)? {
+            PreparedTransition::Decided(outcome) => Ok(Filing::Decided(outcome)),
+            PreparedTransition::Write { command, outcome } => {
+                let receipt = self.store.queue_in(&snapshot, command)?;
+                // The snapshot ends before the wait: see `Store::submit_in`.
+                drop(snapshot);
+                Ok(Filing::Queued(Queued {
+                    receipt,
+                    then: AfterCommit {
+                        outcome,
+                        may_retry: input.expected_version.is_none() && attempt < CONFLICT_RETRIES,
+                    },
+                }))
+            }
+        }
+    }
+
+    /// The second half of [`Xueji::attempt_transition`]: the transition's outcome given the
+    /// writer's answer, or `None` when it is to be decided again (a next attempt).
+    pub fn settle_filing(
+        &self,
+        then: AfterCommit,
+        answer: std::result::Result<CommandOutput, StoreError>,
+    ) -> Option<Result<Outcome>> {
+        match answer {
+            Ok(_) => {
+                if let Outcome::Applied { student, event, .. } = &then.outcome
+                    && event.input.kind == TransitionKind::ChangeKeyInfo
+                {
+                    self.settle_upgraded_number(student, &event.actor, event.seq, None);
                 }
-                .into());
+                Some(Ok(then.outcome))
             }
-            let result = match self
-                .prepare_transition(&snapshot, &student, &school, &input, actor, dry_run)?
-            {
-                PreparedTransition::Decided(outcome) => return Ok(outcome),
-                PreparedTransition::Write { command, outcome } => self
-                    .store
-                    .submit_in(snapshot, command)
-                    .map(|_| outcome)
-                    .map_err(ServiceError::from),
-            };
-            if let Ok(Outcome::Applied { student, event, .. }) = &result
-                && input.kind == TransitionKind::ChangeKeyInfo
-            {
-                self.settle_upgraded_number(student, &event.actor, event.seq, None);
-            }
-            match result {
-                Err(ServiceError::Conflict {
-                    code: "version_conflict",
-                    ..
-                }) if input.expected_version.is_none() && attempt < CONFLICT_RETRIES => continue,
-                other => return other,
-            }
+            Err(StoreError::VersionConflict { .. }) if then.may_retry => None,
+            Err(e) => Some(Err(e.into())),
         }
     }
 

@@ -17,7 +17,8 @@ use super::{AppState, blocking};
 use crate::auth::{Role, TokenRecord, scope};
 use crate::domain::student::NewStudentForm;
 use crate::domain::{Decision, School, Status, Student, TransitionInput, TransitionKind};
-use crate::engine::{Enrolment, Outcome, ServiceError, Xueji};
+use crate::engine::{Enrolment, Filing, Outcome, Queued, ServiceError, Xueji};
+use std::sync::Arc;
 
 /// Loads a student the caller may see, with its school; otherwise 404.
 pub(super) fn visible_student(
@@ -433,21 +434,48 @@ pub(super) async fn transition(
     }
     let role = c.role;
     let sees_everything = role.visibility().everything();
-    let (outcome, decided_on) = blocking(&state, move |x| {
-        let decided_on = std::cell::RefCell::new(None);
-        let outcome = x
-            .transition_in_scope(&id, input, &actor(&c), q.dry_run, |student, school| {
-                let in_scope = scope::student(&c, student, school);
-                if in_scope && !sees_everything {
-                    decided_on.replace(Some(student.clone()));
-                }
-                in_scope
-            })
-            .map_err(ApiError::from)?;
-        let decided_on = decided_on.into_inner();
-        Ok::<_, ApiError>((outcome, decided_on))
-    })
-    .await?;
+    let (c, id, input) = (Arc::new(c), Arc::new(id), Arc::new(input));
+    let mut attempt = 0;
+    // Decided on a blocking thread (it reads the store), then the commit is awaited here: no
+    // thread waits for the writer, whose answer wakes this task.
+    let (outcome, decided_on) = loop {
+        attempt += 1;
+        let (c, id, input) = (c.clone(), id.clone(), input.clone());
+        let (filing, decided_on) = blocking(&state, move |x| {
+            let decided_on = std::cell::RefCell::new(None);
+            let filing = x
+                .attempt_transition(
+                    &id,
+                    &input,
+                    &actor(&c),
+                    q.dry_run,
+                    attempt,
+                    |student, school| {
+                        let in_scope = scope::student(&c, student, school);
+                        if in_scope && !sees_everything {
+                            decided_on.replace(Some(student.clone()));
+                        }
+                        in_scope
+                    },
+                )
+                .map_err(ApiError::from)?;
+            Ok::<_, ApiError>((filing, decided_on.into_inner()))
+        })
+        .await?;
+        let Queued { receipt, then } = match filing {
+            Filing::Decided(outcome) => break (outcome, decided_on),
+            Filing::Queued(queued) => queued,
+        };
+        let answer = receipt.await;
+        let settled = if then.writes() {
+            blocking(&state, move |x| x.settle_filing(then, answer)).await
+        } else {
+            state.xueji.settle_filing(then, answer)
+        };
+        if let Some(outcome) = settled {
+            break (outcome.map_err(ApiError::from)?, decided_on);
+        }
+    };
     Ok(outcome_response(&state, outcome, role, decided_on.as_ref()))
 }
 

@@ -4,23 +4,10 @@
 
 use serde::de::DeserializeOwned;
 use std::ops::Bound::{Excluded, Included};
-use std::sync::mpsc;
 
 use super::tables::*;
-use super::{CommandOutput, Snapshot, Store, StoreError, decode_at};
+use super::{Receipt, Snapshot, Store, StoreError, decode_at};
 use crate::domain::Student;
-
-/// A command queued to the writer whose answer has not been read yet.
-pub struct Receipt(mpsc::Receiver<Result<CommandOutput, StoreError>>);
-
-impl Receipt {
-    /// Waits until the command is durably committed (or refused).
-    pub fn wait(self) -> Result<CommandOutput, StoreError> {
-        self.0
-            .recv()
-            .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
-    }
-}
 
 impl Store {
     /// Queues a command decided on `snapshot` without waiting for its commit: the writer packs
@@ -30,7 +17,7 @@ impl Store {
         snapshot: &Snapshot<'_>,
         command: super::Command,
     ) -> Result<Receipt, StoreError> {
-        self.send(command, Some(snapshot)).map(Receipt)
+        self.send(command, Some(snapshot))
     }
 
     /// A batch job's record.

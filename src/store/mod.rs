@@ -39,7 +39,6 @@ use crate::domain::{
     TransitionKind,
 };
 pub use backup::{BackupSource, write_copy};
-pub use batches::Receipt;
 pub use check::DamagedRecord;
 pub use copy::CopyReport;
 use kv::{Backend, ReadTxn};
@@ -151,8 +150,39 @@ pub enum CommandOutput {
 
 type Job = (
     writer::Prepared,
-    mpsc::SyncSender<Result<CommandOutput, StoreError>>,
+    tokio::sync::oneshot::Sender<Result<CommandOutput, StoreError>>,
 );
+
+/// A command queued to the writer whose answer has not been read yet: to wait for on a thread
+/// ([`Receipt::wait`]) or to await on an async task, so a handler awaits the commit without
+/// holding a thread, and the writer's answer wakes the task itself.
+#[must_use = "the command is committed or refused whether or not its answer is read"]
+pub struct Receipt(tokio::sync::oneshot::Receiver<Result<CommandOutput, StoreError>>);
+
+impl Receipt {
+    /// Blocks the calling thread until the writer answers. Safe on any thread, a runtime's
+    /// worker included (`block_on` parks only this thread).
+    pub fn wait(self) -> Result<CommandOutput, StoreError> {
+        futures_executor::block_on(self)
+    }
+}
+
+impl std::future::Future for Receipt {
+    type Output = Result<CommandOutput, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|answer| {
+            answer.unwrap_or_else(|_| {
+                Err(StoreError::Storage(
+                    "writer stopped before answering".into(),
+                ))
+            })
+        })
+    }
+}
 
 pub struct Store {
     backend: Arc<dyn Backend>,
@@ -446,11 +476,8 @@ impl Store {
     /// `MAX_BATCH` (4,096) are in flight, so the writer packs full batches while this thread
     /// encodes the next ones, and a transition filed meanwhile waits behind two batches at most.
     pub fn submit_all(&self, commands: Vec<Command>) -> Vec<Result<CommandOutput, StoreError>> {
-        type Answer = Result<mpsc::Receiver<Result<CommandOutput, StoreError>>, StoreError>;
-        let receive = |a: Answer| {
-            a?.recv()
-                .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
-        };
+        type Answer = Result<Receipt, StoreError>;
+        let receive = |a: Answer| a?.wait();
         let mut answers = Vec::with_capacity(commands.len());
         let mut in_flight: std::collections::VecDeque<Answer> = Default::default();
         for command in commands {
@@ -469,8 +496,8 @@ impl Store {
         &self,
         command: Command,
         snapshot: Option<&Snapshot<'_>>,
-    ) -> Result<mpsc::Receiver<Result<CommandOutput, StoreError>>, StoreError> {
-        let (reply, answer) = mpsc::sync_channel(1);
+    ) -> Result<Receipt, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
         let jobs = self
             .jobs
             .as_ref()
@@ -478,7 +505,7 @@ impl Store {
         let prepared = command.prepare(self, snapshot)?;
         jobs.send((prepared, reply))
             .map_err(|_| StoreError::Storage("writer stopped".into()))?;
-        Ok(answer)
+        Ok(Receipt(answer))
     }
 
     /// How an event of `before` changes the statistics counters, and the student's tally state
@@ -518,9 +545,7 @@ impl Store {
 
     /// Submits a command to the writer and waits until it is durably committed (or refused).
     pub fn submit(&self, command: Command) -> Result<CommandOutput, StoreError> {
-        self.send(command, None)?
-            .recv()
-            .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
+        self.send(command, None)?.wait()
     }
 
     /// [`Store::submit`] for a command decided on what `snapshot` holds: what the command needs
@@ -534,11 +559,9 @@ impl Store {
         snapshot: Snapshot<'_>,
         command: Command,
     ) -> Result<CommandOutput, StoreError> {
-        let answer = self.send(command, Some(&snapshot))?;
+        let receipt = self.queue_in(&snapshot, command)?;
         drop(snapshot);
-        answer
-            .recv()
-            .map_err(|_| StoreError::Storage("writer stopped before answering".into()))?
+        receipt.wait()
     }
 
     /// A salted, keyed digest (HMAC-SHA256) of a personal value: ID numbers are never hashed bare.

@@ -815,3 +815,73 @@ async fn cors_allows_the_configured_portal_origin_only() {
         .expect("get");
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+/// The handler decides on a blocking thread and awaits the commit (issue #20): a transition
+/// that loses the race for its student to a commit made after it read them is decided again,
+/// as the engine's own loop does, and every answer stands for what the store holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_transitions_of_one_student_are_decided_again_and_lose_nothing() {
+    const WRITERS: usize = 8;
+    let (s, id) = setup().await;
+    let (_, before) = s
+        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+        .await;
+    let base_version = before["version"].as_u64().expect("version");
+    let answers = futures_util::future::join_all((0..WRITERS).map(|i| {
+        let path = format!("/v1/students/{id}/transitions");
+        let s = &s;
+        async move {
+            s.call(
+                "POST",
+                &path,
+                Some(&s.admin),
+                Some(
+                    json!({"kind": "change_class", "effective_date": "2025-01-01",
+                    "params": {"class": format!("{}", i + 1)}}),
+                ),
+            )
+            .await
+        }
+    }))
+    .await;
+    let mut applied = Vec::new();
+    for (status, v) in answers {
+        match status {
+            201 => applied.push(v["event"]["seq"].as_u64().expect("seq")),
+            // Every attempt lost to another commit: refused, nothing of it stored.
+            409 => assert_eq!(v["error"]["code"], "version_conflict", "{v}"),
+            other => panic!("HTTP {other}: {v}"),
+        }
+    }
+    // Each refused writer lost three attempts to three different commits.
+    assert!(applied.len() >= 3, "only {} landed", applied.len());
+    applied.sort_unstable();
+    applied.dedup();
+    let (_, after) = s
+        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+        .await;
+    assert_eq!(
+        after["version"].as_u64(),
+        Some(base_version + applied.len() as u64),
+        "one version per acknowledged transition, each with its own event"
+    );
+    let (_, events) = s
+        .call(
+            "GET",
+            &format!("/v1/students/{id}/events?limit=100"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    let seqs: Vec<u64> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["input"]["kind"] == "change_class")
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs, applied,
+        "the acknowledged events, and only they, are in the history"
+    );
+}
