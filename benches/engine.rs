@@ -102,6 +102,8 @@ struct Config {
 /// A part `--only` can run alone.
 #[derive(Debug, Clone, Copy)]
 enum Part {
+    /// The decisions of the Rhai packages, native Rust and Cedar on the same cases.
+    Decision,
     Http,
     Scale,
     /// The durable transitions alone (1, 16 and 64 writers, each after an fsync baseline), for
@@ -125,6 +127,7 @@ impl Config {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let only = args.iter().position(|a| a == "--only").map(|i| {
             match args.get(i + 1).map(String::as_str) {
+                Some("decision") => Part::Decision,
                 Some("http") => Part::Http,
                 Some("scale") => Part::Scale,
                 Some("tps") => Part::Tps,
@@ -135,7 +138,7 @@ impl Config {
                 Some("postgres") => Part::Postgres,
                 other => {
                     panic!(
-                        "--only {other:?}: the parts are http, scale, tps, bytes, floor, batch, \
+                        "--only {other:?}: the parts are decision, http, scale, tps, bytes, floor, batch, \
                          transfers and postgres"
                     )
                 }
@@ -1165,6 +1168,7 @@ fn run_one_part(cfg: &Config, part: Part) -> Result<(), String> {
             .collect()
     };
     let figures = match part {
+        Part::Decision => decisions_part(cfg)?.figures,
         Part::Http => {
             // The in-process rate at 64 writers first, for the ratio the full run reports.
             let inprocess = tps_run(cfg, &open_engine(root.path(), &bench_set)?, 64)?;
@@ -1411,28 +1415,25 @@ fn scale_in_own_process(cfg: &Config) -> Result<Vec<(String, f64, i32)>, String>
     Ok(list)
 }
 
-fn main() -> Result<(), String> {
-    let cfg = Config::from_args();
-    let started = Instant::now();
-    let load_at_start = loadavg();
-    let mut figures = Map::new();
-    let mut put = |name: &str, v: f64, digits: i32| {
-        if v.is_finite() {
-            figures.insert(name.to_owned(), json!(round_to(v, digits)));
-        }
-    };
-    println!(
-        "xueji engine bench — mode {} ({} decision samples, {:?} tps windows × {} rounds)\n",
-        cfg.mode(),
-        cfg.decision_samples,
-        cfg.tps_window,
-        cfg.tps_rounds
-    );
+/// What the decision part measured, and the bench package it compiled for the later parts.
+struct DecisionPart {
+    figures: Vec<(String, f64, i32)>,
+    bench_set: PackageSet,
+    bench_policy: Arc<CompiledPolicy>,
+    /// Every native baseline decides as its package does (the part fails otherwise).
+    native_matches: bool,
+    /// The Cedar policy set decides as the packages do (the part fails otherwise).
+    cedar_matches: bool,
+    /// Cases of the Cedar equivalence proof, and those also decided by a native baseline.
+    proof_cases: usize,
+    proof_native: usize,
+}
 
-    if let Some(part) = cfg.only {
-        return run_one_part(&cfg, part);
-    }
-
+/// Decisions: the Rhai packages on their cases beside native Rust, then Cedar on the same
+/// rules, proved equivalent and timed (`--only decision` runs it alone).
+fn decisions_part(cfg: &Config) -> Result<DecisionPart, String> {
+    let mut figures = Vec::new();
+    let mut put = |name: &str, v: f64, digits: i32| figures.push((name.to_owned(), v, digits));
     // ---- 1. Decisions -----------------------------------------------------------------------
     let builtin = builtin_packages();
     let timer_ns = timer_overhead_ns();
@@ -1467,7 +1468,7 @@ fn main() -> Result<(), String> {
         );
     }
     decisions.push(bench_decision(
-        &cfg,
+        cfg,
         "national-k12 expel (junior school)",
         &national_policy,
         &expel_case,
@@ -1497,7 +1498,7 @@ fn main() -> Result<(), String> {
     let suspend_native = NativeRule::of(&bench_policy, "bench.suspend.proof")
         .ok_or("bench.suspend.proof missing from the bench package")?;
     decisions.push(bench_decision(
-        &cfg,
+        cfg,
         "bench-district suspend (doc + 2 approvals + deadline)",
         &bench_policy,
         &suspend_case,
@@ -1520,7 +1521,7 @@ fn main() -> Result<(), String> {
         TransitionInput::new(TransitionKind::Promote, d("2025-09-01")),
     );
     decisions.push(bench_decision(
-        &cfg,
+        cfg,
         "bench-district promote (no rule applies: fixed cost)",
         &bench_policy,
         &promote_case,
@@ -1545,7 +1546,7 @@ fn main() -> Result<(), String> {
                     },
                     suspend_input(),
                 );
-                match bench_decision(&cfg, "yanhe-primary suspend", &policy, &case, None) {
+                match bench_decision(cfg, "yanhe-primary suspend", &policy, &case, None) {
                     Ok(r) => decisions.push(r),
                     Err(e) => println!("(yanhe-primary suspend fails to evaluate: skipped: {e})"),
                 }
@@ -1784,6 +1785,53 @@ fn main() -> Result<(), String> {
         pct_us(&suspend.rhai_ns, 50.0) / pct_us(&suspend_cedar, 50.0),
         2,
     );
+
+    Ok(DecisionPart {
+        figures,
+        bench_set,
+        bench_policy,
+        native_matches: decisions.iter().all(|r| r.native_matches != Some(false)),
+        cedar_matches,
+        proof_cases,
+        proof_native,
+    })
+}
+
+fn main() -> Result<(), String> {
+    let cfg = Config::from_args();
+    let started = Instant::now();
+    let load_at_start = loadavg();
+    let mut figures = Map::new();
+    let mut put = |name: &str, v: f64, digits: i32| {
+        if v.is_finite() {
+            figures.insert(name.to_owned(), json!(round_to(v, digits)));
+        }
+    };
+    println!(
+        "xueji engine bench — mode {} ({} decision samples, {:?} tps windows × {} rounds)\n",
+        cfg.mode(),
+        cfg.decision_samples,
+        cfg.tps_window,
+        cfg.tps_rounds
+    );
+
+    if let Some(part) = cfg.only {
+        return run_one_part(&cfg, part);
+    }
+
+    // ---- 1. Decisions, 1b. Cedar ------------------------------------------------------------
+    let DecisionPart {
+        figures: decision_figures,
+        bench_set,
+        bench_policy,
+        native_matches,
+        cedar_matches,
+        proof_cases,
+        proof_native,
+    } = decisions_part(&cfg)?;
+    for (name, v, digits) in decision_figures {
+        put(&name, v, digits);
+    }
 
     // ---- 2. Durability ----------------------------------------------------------------------
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-engine");
@@ -2182,10 +2230,7 @@ fn main() -> Result<(), String> {
         "cedar_equivalence_native_cases".into(),
         json!(proof_native as u64),
     );
-    summary.insert(
-        "native_matches_package".into(),
-        json!(decisions.iter().all(|r| r.native_matches != Some(false))),
-    );
+    summary.insert("native_matches_package".into(), json!(native_matches));
     summary.insert(
         "elapsed_s".into(),
         json!(round_to(started.elapsed().as_secs_f64(), 1)),

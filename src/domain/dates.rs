@@ -103,16 +103,53 @@ impl Date {
     }
 }
 
+impl Date {
+    /// The date's `YYYY-MM-DD` text, made without allocating: decisions, event hashes and JSON
+    /// write several dates each, and through `format!` each cost a fifth of a microsecond.
+    pub fn text(self) -> DateText {
+        let (y, m, d) = (self.0.year(), self.0.month(), self.0.day());
+        match u32::try_from(y) {
+            // Event hashes cover this text: it must stay chrono's `%Y-%m-%d`, which for years
+            // 0..=9999 is the zero-padded numbers below.
+            Ok(y) if y <= 9999 => {
+                let mut b = *b"0000-00-00";
+                for (at, value, width) in [(0, y, 4), (5, m, 2), (8, d, 2)] {
+                    let mut v = value;
+                    for i in (at..at + width).rev() {
+                        // `v % 10` is below 10: the cast keeps it whole.
+                        b[i] = b'0' + (v % 10) as u8;
+                        v /= 10;
+                    }
+                }
+                DateText::Short(b)
+            }
+            _ => DateText::Long(self.0.format("%Y-%m-%d").to_string()),
+        }
+    }
+}
+
+/// The text of a [`Date`] ([`Date::text`]).
+pub enum DateText {
+    /// Years 0..=9999: ten ASCII bytes.
+    Short([u8; 10]),
+    Long(String),
+}
+
+impl std::ops::Deref for DateText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            // Only ASCII digits and dashes are ever written into it.
+            DateText::Short(b) => std::str::from_utf8(b).unwrap_or_default(),
+            DateText::Long(s) => s,
+        }
+    }
+}
+
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Event hashes cover this text: it must stay chrono's `%Y-%m-%d`, which for years
-        // 0..=9999 is the zero-padded numbers below.
-        let (y, m, d) = (self.0.year(), self.0.month(), self.0.day());
-        if (0..=9999).contains(&y) {
-            write!(f, "{y:04}-{m:02}-{d:02}")
-        } else {
-            write!(f, "{}", self.0.format("%Y-%m-%d"))
-        }
+        f.write_str(&self.text())
     }
 }
 

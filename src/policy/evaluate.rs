@@ -1,14 +1,14 @@
 //! Evaluating a compiled policy on one case into a decision.
 
-use rhai::{Array, Dynamic, EvalAltResult, Map};
+use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, Map};
 use std::sync::Arc;
 
 use super::compile::{CompiledPolicy, suggest};
 use super::error::{PolicyError, ScriptPosition};
 use super::sandbox::{self, CaseData, CaseHandle, EVALUATION_BUDGET, RuleEffect, TIMEOUT_TOKEN};
 use crate::domain::{
-    ApprovalStep, Decision, Effect, FiredRule, School, Student, StudentChanges, TransitionInput,
-    TransitionKind, in_routing_order,
+    ApprovalStep, Date, Decision, Effect, FiredRule, School, Student, StudentChanges,
+    TransitionInput, TransitionKind, in_routing_order,
 };
 
 /// What a policy is asked about: a student as they are, their school and the transition.
@@ -30,7 +30,7 @@ fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
         Value::Number(n) => n
             .as_i64()
             .map_or_else(|| Dynamic::from(n.to_string()), Dynamic::from),
-        Value::String(s) => s.clone().into(),
+        Value::String(s) => str_value(s),
         Value::Array(a) => Dynamic::from_array(a.iter().map(json_to_dynamic).collect()),
         Value::Object(o) => Dynamic::from_map(json_map(o)),
     }
@@ -43,107 +43,103 @@ fn json_map(o: &serde_json::Map<String, serde_json::Value>) -> Map {
 }
 
 fn opt_str(s: Option<&str>) -> Dynamic {
-    s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_owned()))
+    s.map_or(Dynamic::UNIT, |s| Dynamic::from(ImmutableString::from(s)))
+}
+
+fn str_value(s: &str) -> Dynamic {
+    ImmutableString::from(s).into()
+}
+
+fn date_value(d: Date) -> Dynamic {
+    str_value(&d.text())
+}
+
+fn strings(list: &[String]) -> Dynamic {
+    list.iter().map(|s| str_value(s)).collect::<Array>().into()
+}
+
+/// A map of the given fields, listed in the order of their names: the map is then built from
+/// them at once, and their sort finds them sorted (a decision builds several maps).
+fn map_of<const N: usize>(fields: [(&str, Dynamic); N]) -> Map {
+    fields.into_iter().map(|(k, v)| (k.into(), v)).collect()
 }
 
 fn student_map(s: &Student) -> Map {
-    let mut m = Map::new();
-    m.insert("id".into(), s.id.clone().into());
-    m.insert("status".into(), s.status.as_str().into());
-    m.insert("grade".into(), i64::from(s.grade).into());
-    m.insert("class".into(), opt_str(s.class.as_deref()));
-    m.insert("level".into(), s.level.as_str().into());
-    m.insert("gender".into(), s.gender.as_str().into());
-    m.insert("birth_date".into(), s.birth_date.to_string().into());
-    m.insert("entry_date".into(), s.entry_date.to_string().into());
-    m.insert(
-        "national_id_kind".into(),
-        s.national_id.as_str()[..1].to_owned().into(),
-    );
     let deadlines: Array = s
         .deadlines
         .iter()
         .map(|d| {
-            let mut dm = Map::new();
-            dm.insert("kind".into(), d.kind.clone().into());
-            dm.insert("date".into(), d.date.to_string().into());
-            dm.into()
+            Dynamic::from_map(map_of([
+                ("date", date_value(d.date)),
+                ("kind", str_value(&d.kind)),
+            ]))
         })
         .collect();
-    m.insert("deadlines".into(), deadlines.into());
-    m.insert(
-        "terms".into(),
-        s.terms
-            .iter()
-            .cloned()
-            .map(Dynamic::from)
-            .collect::<Array>()
-            .into(),
-    );
-    m.insert(
-        "flags".into(),
-        s.flags
-            .iter()
-            .cloned()
-            .map(Dynamic::from)
-            .collect::<Array>()
-            .into(),
-    );
-    m.insert("extra".into(), Dynamic::from_map(json_map(&s.extra)));
-    m
+    map_of([
+        ("birth_date", date_value(s.birth_date)),
+        ("class", opt_str(s.class.as_deref())),
+        ("deadlines", deadlines.into()),
+        ("entry_date", date_value(s.entry_date)),
+        ("extra", Dynamic::from_map(json_map(&s.extra))),
+        ("flags", strings(&s.flags)),
+        ("gender", str_value(s.gender.as_str())),
+        ("grade", i64::from(s.grade).into()),
+        ("id", str_value(&s.id)),
+        ("level", str_value(s.level.as_str())),
+        ("national_id_kind", str_value(&s.national_id.as_str()[..1])),
+        ("status", str_value(s.status.as_str())),
+        ("terms", strings(&s.terms)),
+    ])
 }
 
 fn school_map(s: &School) -> Map {
-    let mut m = Map::new();
-    m.insert("id".into(), s.id.clone().into());
-    m.insert("jurisdiction".into(), s.jurisdiction.clone().into());
-    m.insert("area".into(), opt_str(s.area.as_deref()));
-    m.insert("level".into(), s.level.as_str().into());
-    m.insert("kind".into(), opt_str(s.kind.as_deref()));
-    m.insert("compulsory".into(), s.level.is_compulsory().into());
     let calendar: Array = s
         .calendar
         .iter()
         .map(|t| {
-            let mut tm = Map::new();
-            tm.insert("term".into(), t.term.clone().into());
-            tm.insert("starts".into(), t.starts.to_string().into());
-            tm.insert(
-                "report_deadline".into(),
-                opt_str(t.report_deadline.map(|d| d.to_string()).as_deref()),
-            );
-            tm.into()
+            Dynamic::from_map(map_of([
+                (
+                    "report_deadline",
+                    t.report_deadline.map_or(Dynamic::UNIT, date_value),
+                ),
+                ("starts", date_value(t.starts)),
+                ("term", str_value(&t.term)),
+            ]))
         })
         .collect();
-    m.insert("calendar".into(), calendar.into());
-    m
+    map_of([
+        ("area", opt_str(s.area.as_deref())),
+        ("calendar", calendar.into()),
+        ("compulsory", s.level.is_compulsory().into()),
+        ("id", str_value(&s.id)),
+        ("jurisdiction", str_value(&s.jurisdiction)),
+        ("kind", opt_str(s.kind.as_deref())),
+        ("level", str_value(s.level.as_str())),
+    ])
 }
 
 fn transition_map(t: &TransitionInput) -> Map {
-    let mut m = Map::new();
-    m.insert("kind".into(), t.kind.as_str().into());
-    m.insert("effective_date".into(), t.effective_date.to_string().into());
-    m.insert("reason".into(), opt_str(t.reason.map(|r| r.as_str())));
-    m.insert("params".into(), Dynamic::from_map(json_map(&t.params)));
     let docs: Array = t
         .documents
         .iter()
         .map(|d| {
-            let mut dm = Map::new();
-            dm.insert("kind".into(), d.kind.as_str().into());
-            dm.insert(
-                "issuer_level".into(),
-                opt_str(d.issuer_level.map(|l| l.into())),
-            );
-            dm.insert(
-                "hospital_grade".into(),
-                opt_str(d.hospital_grade.map(|g| g.into())),
-            );
-            dm.into()
+            Dynamic::from_map(map_of([
+                (
+                    "hospital_grade",
+                    opt_str(d.hospital_grade.map(|g| g.into())),
+                ),
+                ("issuer_level", opt_str(d.issuer_level.map(|l| l.into()))),
+                ("kind", str_value(d.kind.as_str())),
+            ]))
         })
         .collect();
-    m.insert("documents".into(), docs.into());
-    m
+    map_of([
+        ("documents", docs.into()),
+        ("effective_date", date_value(t.effective_date)),
+        ("kind", str_value(t.kind.as_str())),
+        ("params", Dynamic::from_map(json_map(&t.params))),
+        ("reason", opt_str(t.reason.map(|r| r.as_str()))),
+    ])
 }
 
 /// The fields of `c.student`, `c.school` and `c.transition` (the maps built above), for the
@@ -358,7 +354,7 @@ fn evaluate_with(
         student: Dynamic::from_map(student_map(case.student)).into_shared(),
         school: Dynamic::from_map(school_map(case.school)).into_shared(),
         transition: Dynamic::from_map(transition_map(case.input)).into_shared(),
-        date: case.input.effective_date.to_string().into(),
+        date: ImmutableString::from(&*case.input.effective_date.text()),
         sweep: case.sweep,
         documents: case.input.documents.clone(),
         settings,
