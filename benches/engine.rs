@@ -1269,12 +1269,60 @@ fn bytes_by_table(
     root: &Path,
     set: &PackageSet,
 ) -> Result<Vec<(String, f64, i32)>, String> {
+    let mut figures = bytes_in_mode(cfg, root, set, false)?;
+    figures.extend(bytes_in_mode(cfg, root, set, true)?);
+    // The floor's model of the same records at the batch the served run formed, laid out as
+    // stored and as the design would, over the bench's students and over a district's.
+    let batch = figures
+        .iter()
+        .find(|(name, ..)| name == "transitions_per_commit_64")
+        .map_or(64, |(_, v, _)| v.round().max(1.0) as usize);
+    let sizes = floor_sizes(root, set)?;
+    println!(
+        "\nredb alone, the same records at {batch} transitions a commit ({sizes}): bytes written \
+         a transition"
+    );
+    println!(
+        "  {:<34} {:>14} {:>14}",
+        "layout", "128 students", "100000 students"
+    );
+    for (layout, name) in [
+        (floor::Layout::AsStored, "as_stored"),
+        (floor::Layout::StepsInLogOrder, "steps_in_log_order"),
+    ] {
+        let mut row = Vec::new();
+        for students in [128, 100_000] {
+            let r = floor::run(root, sizes, students, batch, cfg.tps_window, layout)?;
+            figures.push((
+                format!("floor_bytes_per_transition_{name}_{students}"),
+                r.bytes_per_transition,
+                0,
+            ));
+            row.push(r.bytes_per_transition);
+        }
+        println!("  {:<34} {:>14.0} {:>14.0}", name, row[0], row[1]);
+    }
+    Ok(figures)
+}
+
+/// [`bytes_by_table`] on a file opened as the service opens it (redb's `SingleWriter`), or
+/// `alone` (redb's default exclusive mode: one fsync a commit); the figures of the latter end
+/// in `_exclusive`.
+fn bytes_in_mode(
+    cfg: &Config,
+    root: &Path,
+    set: &PackageSet,
+    alone: bool,
+) -> Result<Vec<(String, f64, i32)>, String> {
+    use xueji::store::redb::RedbBackend;
     let dir = tempfile::tempdir_in(root).map_err(|e| e.to_string())?;
     let meters = Meters::default();
-    let redb = xueji::store::redb::RedbBackend::shared_with_backend(MeteredBackend::create_in(
-        dir.path(),
-        meters.clone(),
-    )?)
+    let file = MeteredBackend::create_in(dir.path(), meters.clone())?;
+    let redb = if alone {
+        RedbBackend::alone_with_backend(file)
+    } else {
+        RedbBackend::shared_with_backend(file)
+    }
     .map_err(|e| e.to_string())?;
     let backend = Arc::new(counted::CountedBackend::new(redb));
     let counts = backend.counts.clone();
@@ -1297,9 +1345,15 @@ fn bytes_by_table(
     let commits = (counts.commits.load(Ordering::Relaxed) - commits0) as f64;
     let transitions = r.tps * r.window_s;
     println!(
-        "\nWhere a transition's bytes go: 64 writers on redb, {transitions:.0} transitions in \
-         {commits:.0} commits ({:.1} a commit)",
-        transitions / commits
+        "\nWhere a transition's bytes go: 64 writers on redb ({}), {transitions:.0} transitions \
+         in {commits:.0} commits ({:.1} a commit, {:.2} syncs a commit)",
+        if alone {
+            "exclusive mode"
+        } else {
+            "SingleWriter, as served"
+        },
+        transitions / commits,
+        r.syncs_per_s * r.window_s / commits
     );
     println!(
         "  {:<22} {:>12} {:>12} {:>12} {:>14}",
@@ -1330,17 +1384,32 @@ fn bytes_by_table(
          to the file ({:.1}× the logical)",
         physical_per / logical_per
     );
+    let mode = if alone { "_exclusive" } else { "" };
     Ok(vec![
-        ("bytes_logical_per_transition_64".to_owned(), logical_per, 0),
         (
-            "bytes_written_per_transition_64".to_owned(),
+            format!("transitions_per_commit_64{mode}"),
+            transitions / commits,
+            1,
+        ),
+        (
+            format!("bytes_logical_per_transition_64{mode}"),
+            logical_per,
+            0,
+        ),
+        (
+            format!("bytes_written_per_transition_64{mode}"),
             physical_per,
             0,
         ),
         (
-            "bytes_written_over_logical_64".to_owned(),
+            format!("bytes_written_over_logical_64{mode}"),
             physical_per / logical_per,
             1,
+        ),
+        (
+            format!("syncs_per_commit_64{mode}"),
+            r.syncs_per_s * r.window_s / commits,
+            2,
         ),
     ])
 }

@@ -22,7 +22,10 @@
 
 use redb::{ConcurrencyMode, Database, Durability, ReadableTable, TableDefinition};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use super::metered::{MeteredBackend, Meters};
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 const STUDENTS: Table = TableDefinition::new("students");
@@ -147,6 +150,26 @@ pub(super) fn class_key(id: &str, class: u8) -> String {
     key(&[JUR, SCHOOL, "03", &class.to_string(), id])
 }
 
+/// How the floor lays out a transition's per-student records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// As the writer stores them today: the step under the student's key in `timeline_steps`,
+    /// the tally state beside it (`~t`).
+    AsStored,
+    /// The design of BENCHMARKS.md ("Where a transition's bytes go"): the step at its place in
+    /// the log, as events are (appended at the right edge of the tree), and the tally state
+    /// inside the student's record, which is rewritten anyway.
+    StepsInLogOrder,
+}
+
+/// What the floor measured.
+#[derive(Debug, Clone, Copy)]
+pub struct FloorRun {
+    pub tps: f64,
+    /// Bytes redb wrote to the file per transition during the window.
+    pub bytes_per_transition: f64,
+}
+
 /// Durable transitions per second that redb alone reaches with `batch` transitions a commit,
 /// cycling over `students` students, for `window`.
 pub fn tps(
@@ -156,7 +179,19 @@ pub fn tps(
     batch: usize,
     window: Duration,
 ) -> Result<f64, String> {
-    measure(root, sizes, students, batch, window).map_err(|e| e.to_string())
+    run(root, sizes, students, batch, window, Layout::AsStored).map(|r| r.tps)
+}
+
+/// [`tps`] with the records laid out as `layout` says, and the bytes written.
+pub fn run(
+    root: &Path,
+    sizes: RecordSizes,
+    students: usize,
+    batch: usize,
+    window: Duration,
+    layout: Layout,
+) -> Result<FloorRun, String> {
+    measure(root, sizes, students, batch, window, layout).map_err(|e| e.to_string())
 }
 
 fn measure(
@@ -165,14 +200,19 @@ fn measure(
     students: usize,
     batch: usize,
     window: Duration,
-) -> Result<f64, Box<dyn std::error::Error>> {
+    layout: Layout,
+) -> Result<FloorRun, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir_in(root)?;
     let mut builder = Database::builder();
     builder
         .set_concurrency_mode(ConcurrencyMode::SingleWriter)
         .set_cache_size(xueji::store::redb::CACHE_BYTES);
-    let db = builder.create(dir.path().join("floor.redb"))?;
-    let student = vec![b's'; sizes.student];
+    let meters = Meters::default();
+    let db = builder.create_with_backend(MeteredBackend::create_in(dir.path(), meters.clone())?)?;
+    let by_log = layout == Layout::StepsInLogOrder;
+    // In log order the tally state rides in the student's record.
+    let student_size = sizes.student + if by_log { sizes.tally_state } else { 0 };
+    let student = vec![b's'; student_size];
     let event = vec![b'e'; sizes.event];
     let context = vec![b'c'; sizes.context];
     let step = vec![b't'; sizes.step];
@@ -196,6 +236,7 @@ fn measure(
     }
     w.commit()?;
 
+    let bytes_before = meters.bytes.load(Ordering::Relaxed);
     let mut seq = vec![2u64; students];
     let mut class = vec![4u8; students];
     let mut log_size = 0u64;
@@ -226,17 +267,21 @@ fn measure(
                 }
                 s.insert(k.as_str(), student.as_slice())?;
                 seq[n] += 1;
-                t.insert(key(&[JUR, &id, "~t"]).as_str(), state.as_slice())?;
-                t.insert(
-                    key(&[JUR, &id, &format!("{:012}", seq[n])]).as_str(),
-                    step.as_slice(),
-                )?;
+                let index = format!("{log_size:012}");
+                log_size += 1;
+                if by_log {
+                    t.insert(key(&[JUR, &index]).as_str(), step.as_slice())?;
+                } else {
+                    t.insert(key(&[JUR, &id, "~t"]).as_str(), state.as_slice())?;
+                    t.insert(
+                        key(&[JUR, &id, &format!("{:012}", seq[n])]).as_str(),
+                        step.as_slice(),
+                    )?;
+                }
                 let (old, new) = (class[n], 9 - class[n]);
                 class[n] = new;
                 c.remove(class_key(&id, old).as_str())?;
                 c.insert(class_key(&id, new).as_str(), &[][..])?;
-                let index = format!("{log_size:012}");
-                log_size += 1;
                 leaves.insert(key(&[JUR, &index]).as_str(), leaf.as_slice())?;
                 heads.insert(JUR, frontier.as_slice())?;
                 ev.insert(key(&[JUR, &index, "e"]).as_str(), event.as_slice())?;
@@ -253,5 +298,10 @@ fn measure(
         w.commit()?;
         done += batch as u64;
     }
-    Ok(done as f64 / start.elapsed().as_secs_f64())
+    let elapsed = start.elapsed().as_secs_f64();
+    let bytes = meters.bytes.load(Ordering::Relaxed) - bytes_before;
+    Ok(FloorRun {
+        tps: done as f64 / elapsed,
+        bytes_per_transition: bytes as f64 / done.max(1) as f64,
+    })
 }

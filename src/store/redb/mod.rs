@@ -72,6 +72,17 @@ impl RedbBackend {
             db: shared_builder().create_with_backend(backend)?,
         })
     }
+
+    /// A database on a custom redb storage backend, alone: redb's default
+    /// [`ConcurrencyMode::ExclusiveWriter`] (one fsync a commit), which needs no locks from the
+    /// backend; with [`Store::open`]'s cache.
+    pub fn alone_with_backend(backend: impl StorageBackend) -> Result<RedbBackend, StoreError> {
+        Ok(RedbBackend {
+            db: Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create_with_backend(backend)?,
+        })
+    }
 }
 
 impl kv::Backend for RedbBackend {
@@ -185,10 +196,7 @@ impl Store {
     /// Opens a store on a custom redb storage backend (in-memory fuzzing), alone: redb's default
     /// [`ConcurrencyMode::ExclusiveWriter`], which needs no locks from the backend.
     pub fn open_with_backend(backend: impl StorageBackend) -> Result<Store, StoreError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create_with_backend(backend)?;
-        Store::open_backend(Arc::new(RedbBackend { db }))
+        Store::open_backend(Arc::new(RedbBackend::alone_with_backend(backend)?))
     }
 
     /// Opens a store on a custom redb storage backend in the mode [`Store::open`] uses, so that
