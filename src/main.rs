@@ -716,7 +716,7 @@ fn serve(
         AppState {
             xueji: xueji.clone(),
             metrics: Arc::new(Metrics::default()),
-            backup_dir: data.join("backups"),
+            backup_dir: data.join("backups").into(),
         },
         cors,
     );

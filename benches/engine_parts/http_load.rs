@@ -146,7 +146,7 @@ fn start_server(root: &std::path::Path, set: &PackageSet) -> Result<Server, Stri
     let state = xueji::http::AppState {
         xueji: xueji.clone(),
         metrics: Arc::new(xueji::http::Metrics::default()),
-        backup_dir,
+        backup_dir: backup_dir.into(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("bench-server")

@@ -39,8 +39,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub xueji: Arc<Xueji>,
     pub metrics: Arc<Metrics>,
-    /// Where `POST /v1/backups` writes (the data folder's `backups/`).
-    pub backup_dir: std::path::PathBuf,
+    /// Where `POST /v1/backups` writes (the data folder's `backups/`). Shared: the state is
+    /// cloned for every request.
+    pub backup_dir: Arc<std::path::Path>,
 }
 
 /// The OpenAPI 3 document of the API, generated from the route annotations.

@@ -126,7 +126,7 @@ impl Backend {
         let state = xueji::http::AppState {
             xueji: xueji.clone(),
             metrics: Arc::new(xueji::http::Metrics::default()),
-            backup_dir: backup_dir.clone(),
+            backup_dir: backup_dir.clone().into(),
         };
         let app = xueji::http::router(state, None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -777,7 +777,7 @@ async fn requests_policies_and_jurisdictions_read_back() {
 async fn cors_allows_the_configured_portal_origin_only() {
     let t = engine();
     let state = xueji::http::AppState {
-        backup_dir: t.dir.path().join("backups"),
+        backup_dir: t.dir.path().join("backups").into(),
         xueji: std::sync::Arc::new(t.xueji),
         metrics: Default::default(),
     };

@@ -45,15 +45,20 @@ fn reads_and_writes_agree_with_a_btreemap() {
 }
 
 /// Two writers of one existing row: the second one's snapshot is older than the first one's
-/// commit, so its locking read of the row (waiting on the first's lock, or after its commit)
-/// fails as contended, and none of its writes is visible.
+/// commit, so its locking read of the row after that commit fails as contended, and none of its
+/// writes is visible. Each step waits for the one before it: without that, the second writer
+/// could commit before the first had even read the row, and rightly succeed.
 #[test]
 fn a_second_writer_of_a_row_is_contended_and_leaves_nothing() {
     let backend = connect(&postgres_url());
     put(&backend, STUDENTS, &[("gd\u{1f}head", b"0")]);
     let (snapshot_taken, wait_for_snapshot) = mpsc::channel();
+    let (first_committed, wait_for_first) = mpsc::channel();
     let shared = &backend;
     let contended = std::thread::scope(|scope| {
+        let write = backend.begin_write().expect("begin_write");
+        let mut t = write.open_table(STUDENTS).expect("open");
+        assert_eq!(t.get("gd\u{1f}head").expect("get"), Some(b"0".to_vec()));
         let second = scope.spawn(move || {
             let write = shared.begin_write().expect("begin_write");
             let mut t = write.open_table(STUDENTS).expect("open");
@@ -61,6 +66,7 @@ fn a_second_writer_of_a_row_is_contended_and_leaves_nothing() {
             // Its snapshot: taken by its first read.
             assert_eq!(t.get("gd\u{1f}other").expect("get"), None);
             snapshot_taken.send(()).expect("send");
+            wait_for_first.recv().expect("the first writer's commit");
             let written = t
                 .get("gd\u{1f}head")
                 .and_then(|_| t.insert("gd\u{1f}head", b"2"));
@@ -69,15 +75,13 @@ fn a_second_writer_of_a_row_is_contended_and_leaves_nothing() {
                 .and_then(|()| write.commit())
                 .expect_err("the second writer commits nothing")
         });
-        let write = backend.begin_write().expect("begin_write");
-        let mut t = write.open_table(STUDENTS).expect("open");
-        assert_eq!(t.get("gd\u{1f}head").expect("get"), Some(b"0".to_vec()));
         wait_for_snapshot
             .recv()
             .expect("the second writer's snapshot");
         t.insert("gd\u{1f}head", b"1").expect("insert");
         drop(t);
         write.commit().expect("the first writer commits");
+        first_committed.send(()).expect("send");
         second.join().expect("the second writer")
     });
     assert!(

@@ -362,7 +362,7 @@ async fn spawn_limited(config: ServeConfig) -> Limited {
     let state = xueji::http::AppState {
         xueji: Arc::new(t.xueji),
         metrics: Arc::new(xueji::http::Metrics::default()),
-        backup_dir: t.dir.path().join("backups"),
+        backup_dir: t.dir.path().join("backups").into(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -375,7 +375,7 @@ async fn serve(x: std::sync::Arc<Xueji>) -> (String, tokio::sync::oneshot::Sende
     let state = xueji::http::AppState {
         xueji: x,
         metrics: std::sync::Arc::new(xueji::http::Metrics::default()),
-        backup_dir: std::env::temp_dir(),
+        backup_dir: std::env::temp_dir().into(),
     };
     let app = xueji::http::router(state, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
