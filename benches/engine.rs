@@ -1292,7 +1292,8 @@ fn bytes_by_table(
     ] {
         let mut row = Vec::new();
         for students in [128, 100_000] {
-            let r = floor::run(root, sizes, students, batch, cfg.tps_window, layout)?;
+            let r = floor::run(root, sizes, students, batch, cfg.tps_window, layout)
+                .map_err(|e| e.to_string())?;
             figures.push((
                 format!("floor_bytes_per_transition_{name}_{students}"),
                 r.bytes_per_transition,

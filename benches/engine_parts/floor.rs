@@ -179,22 +179,13 @@ pub fn tps(
     batch: usize,
     window: Duration,
 ) -> Result<f64, String> {
-    run(root, sizes, students, batch, window, Layout::AsStored).map(|r| r.tps)
+    run(root, sizes, students, batch, window, Layout::AsStored)
+        .map(|r| r.tps)
+        .map_err(|e| e.to_string())
 }
 
 /// [`tps`] with the records laid out as `layout` says, and the bytes written.
 pub fn run(
-    root: &Path,
-    sizes: RecordSizes,
-    students: usize,
-    batch: usize,
-    window: Duration,
-    layout: Layout,
-) -> Result<FloorRun, String> {
-    measure(root, sizes, students, batch, window, layout).map_err(|e| e.to_string())
-}
-
-fn measure(
     root: &Path,
     sizes: RecordSizes,
     students: usize,
