@@ -205,8 +205,9 @@ pub struct AfterCommit {
 }
 
 impl AfterCommit {
-    /// Whether settling writes to the store (an upgraded national number closes its problem),
-    /// so an async caller settles it on a blocking thread.
+    /// Whether settling writes to the store (an upgraded national number closes its problem):
+    /// an async caller then waits and settles on the blocking thread that decided, which runs
+    /// to the end even if the caller is dropped, so that the write is never left undone.
     pub fn writes(&self) -> bool {
         matches!(&self.outcome, Outcome::Applied { event, .. }
             if event.input.kind == TransitionKind::ChangeKeyInfo)

@@ -435,13 +435,19 @@ pub(super) async fn transition(
     let role = c.role;
     let sees_everything = role.visibility().everything();
     let (c, id, input) = (Arc::new(c), Arc::new(id), Arc::new(input));
+    /// Where an attempt leaves the transition.
+    enum Step {
+        Done(Outcome),
+        Again,
+        Await(Queued),
+    }
     let mut attempt = 0;
     // Decided on a blocking thread (it reads the store), then the commit is awaited here: no
     // thread waits for the writer, whose answer wakes this task.
     let (outcome, decided_on) = loop {
         attempt += 1;
         let (c, id, input) = (c.clone(), id.clone(), input.clone());
-        let (filing, decided_on) = blocking(&state, move |x| {
+        let (step, decided_on) = blocking(&state, move |x| {
             let decided_on = std::cell::RefCell::new(None);
             let filing = x
                 .attempt_transition(
@@ -459,19 +465,27 @@ pub(super) async fn transition(
                     },
                 )
                 .map_err(ApiError::from)?;
-            Ok::<_, ApiError>((filing, decided_on.into_inner()))
+            let step = match filing {
+                Filing::Decided(outcome) => Step::Done(outcome),
+                // Settling this one writes too: done here, whole, on this thread, which runs to
+                // the end even when the client hangs up and the handler is dropped.
+                Filing::Queued(Queued { receipt, then }) if then.writes() => {
+                    match x.settle_filing(then, receipt.wait()) {
+                        Some(outcome) => Step::Done(outcome.map_err(ApiError::from)?),
+                        None => Step::Again,
+                    }
+                }
+                Filing::Queued(queued) => Step::Await(queued),
+            };
+            Ok::<_, ApiError>((step, decided_on.into_inner()))
         })
         .await?;
-        let Queued { receipt, then } = match filing {
-            Filing::Decided(outcome) => break (outcome, decided_on),
-            Filing::Queued(queued) => queued,
+        let Queued { receipt, then } = match step {
+            Step::Done(outcome) => break (outcome, decided_on),
+            Step::Again => continue,
+            Step::Await(queued) => queued,
         };
-        let answer = receipt.await;
-        let settled = if then.writes() {
-            blocking(&state, move |x| x.settle_filing(then, answer)).await
-        } else {
-            state.xueji.settle_filing(then, answer)
-        };
+        let settled = state.xueji.settle_filing(then, receipt.await);
         if let Some(outcome) = settled {
             break (outcome.map_err(ApiError::from)?, decided_on);
         }

@@ -160,8 +160,8 @@ type Job = (
 pub struct Receipt(tokio::sync::oneshot::Receiver<Result<CommandOutput, StoreError>>);
 
 impl Receipt {
-    /// Blocks the calling thread until the writer answers. Safe on any thread, a runtime's
-    /// worker included (`block_on` parks only this thread).
+    /// Blocks the calling thread until the writer answers. Unlike tokio's `blocking_recv` it
+    /// does not panic on a runtime's thread, but it does block it: async code awaits instead.
     pub fn wait(self) -> Result<CommandOutput, StoreError> {
         futures_executor::block_on(self)
     }
