@@ -885,3 +885,80 @@ async fn racing_transitions_of_one_student_are_decided_again_and_lose_nothing() 
         "the acknowledged events, and only they, are in the history"
     );
 }
+
+/// Clients that hang up while their transition is being decided or committed (the handler
+/// awaiting the writer is dropped with the connection): each transition is stored whole or not
+/// at all, the history stays one unbroken chain, and the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_hang_up_mid_transition_leave_whole_transitions_or_none() {
+    let (s, id) = setup().await;
+    let (_, before) = s
+        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+        .await;
+    let base_version = before["version"].as_u64().expect("version");
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_micros(1500))
+        .build()
+        .expect("client");
+    let mut answered = 0;
+    for i in 0..40u32 {
+        let sent = impatient
+            .post(format!("{}/v1/students/{id}/transitions", s.base))
+            .bearer_auth(&s.admin)
+            .json(
+                &json!({"kind": "change_class", "effective_date": "2025-01-01",
+                "params": {"class": format!("{}", i % 5 + 1)}}),
+            )
+            .send()
+            .await;
+        if sent.is_ok_and(|r| r.status().as_u16() == 201) {
+            answered += 1;
+        }
+    }
+    // Whatever was cut off in flight is committed or not by now: the writer answers every
+    // command it took, and a patient request queues behind them.
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/students/{id}/transitions"),
+            Some(&s.admin),
+            Some(
+                json!({"kind": "change_class", "effective_date": "2025-01-01",
+                "params": {"class": "9"}}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 201, "the server still answers: {v}");
+    let (_, after) = s
+        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+        .await;
+    let stored = after["version"].as_u64().expect("version") - base_version;
+    assert!(
+        stored > answered,
+        "every answered transition is stored, and the last one too ({stored} stored, {answered} answered)"
+    );
+    let (_, events) = s
+        .call(
+            "GET",
+            &format!("/v1/students/{id}/events?limit=200"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    let classes = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["input"]["kind"] == "change_class")
+        .count() as u64;
+    assert_eq!(classes, stored, "one event per stored version");
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/v1/students/{id}/verify"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(v["ok"], true, "{v}");
+}
