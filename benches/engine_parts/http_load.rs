@@ -414,6 +414,13 @@ pub fn run(
         ),
         ("http_fsync_per_s_adjacent", fsync, 0),
         ("http_transitions_vs_fsync", writes.per_s() / fsync, 3),
+        // Little's law for closed-loop connections: the mean latency at this throughput,
+        // whatever the server does (a p99 below it is impossible).
+        (
+            "http_mean_latency_floor_ms",
+            CONNECTIONS as f64 / writes.per_s() * 1_000.0,
+            2,
+        ),
         ("http_cpu_us_per_transition", process_us, 1),
         ("http_server_cpu_us_per_transition", server_us, 1),
         ("http_writer_cpu_us_per_transition", writer_us, 1),
