@@ -257,12 +257,12 @@ pub fn run(
                     return Err("floor: a student vanished".into());
                 }
                 s.insert(k.as_str(), student.as_slice())?;
-                seq[n] += 1;
                 let index = format!("{log_size:012}");
                 log_size += 1;
                 if by_log {
                     t.insert(key(&[JUR, &index]).as_str(), step.as_slice())?;
                 } else {
+                    seq[n] += 1;
                     t.insert(key(&[JUR, &id, "~t"]).as_str(), state.as_slice())?;
                     t.insert(
                         key(&[JUR, &id, &format!("{:012}", seq[n])]).as_str(),

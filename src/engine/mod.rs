@@ -209,8 +209,20 @@ impl AfterCommit {
     /// an async caller then waits and settles on the blocking thread that decided, which runs
     /// to the end even if the caller is dropped, so that the write is never left undone.
     pub fn writes(&self) -> bool {
-        matches!(&self.outcome, Outcome::Applied { event, .. }
-            if event.input.kind == TransitionKind::ChangeKeyInfo)
+        self.key_info_change().is_some()
+    }
+
+    /// The student and event of an applied `change_key_info`: once committed, the number it
+    /// may have upgraded settles its problem record.
+    fn key_info_change(&self) -> Option<(&Student, &Event)> {
+        match &self.outcome {
+            Outcome::Applied { student, event, .. }
+                if event.input.kind == TransitionKind::ChangeKeyInfo =>
+            {
+                Some((student, event))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -1130,9 +1142,7 @@ impl Xueji {
     ) -> Option<Result<Outcome>> {
         match answer {
             Ok(_) => {
-                if let Outcome::Applied { student, event, .. } = &then.outcome
-                    && event.input.kind == TransitionKind::ChangeKeyInfo
-                {
+                if let Some((student, event)) = then.key_info_change() {
                     self.settle_upgraded_number(student, &event.actor, event.seq, None);
                 }
                 Some(Ok(then.outcome))
