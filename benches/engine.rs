@@ -1345,6 +1345,8 @@ fn bytes_in_mode(
     let end = counts.tables();
     let commits = (counts.commits.load(Ordering::Relaxed) - commits0) as f64;
     let transitions = r.tps * r.window_s;
+    let per_commit = transitions / commits;
+    let syncs_per_commit = r.syncs_per_s * r.window_s / commits;
     println!(
         "\nWhere a transition's bytes go: 64 writers on redb ({}), {transitions:.0} transitions \
          in {commits:.0} commits ({:.1} a commit, {:.2} syncs a commit)",
@@ -1353,8 +1355,8 @@ fn bytes_in_mode(
         } else {
             "SingleWriter, as served"
         },
-        transitions / commits,
-        r.syncs_per_s * r.window_s / commits
+        per_commit,
+        syncs_per_commit
     );
     println!(
         "  {:<22} {:>12} {:>12} {:>12} {:>14}",
@@ -1387,11 +1389,7 @@ fn bytes_in_mode(
     );
     let mode = if alone { "_exclusive" } else { "" };
     Ok(vec![
-        (
-            format!("transitions_per_commit_64{mode}"),
-            transitions / commits,
-            1,
-        ),
+        (format!("transitions_per_commit_64{mode}"), per_commit, 1),
         (
             format!("bytes_logical_per_transition_64{mode}"),
             logical_per,
@@ -1407,11 +1405,7 @@ fn bytes_in_mode(
             physical_per / logical_per,
             1,
         ),
-        (
-            format!("syncs_per_commit_64{mode}"),
-            r.syncs_per_s * r.window_s / commits,
-            2,
-        ),
+        (format!("syncs_per_commit_64{mode}"), syncs_per_commit, 2),
     ])
 }
 

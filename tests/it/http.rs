@@ -816,6 +816,33 @@ async fn cors_allows_the_configured_portal_origin_only() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
 
+/// The student's version as the API reads it back.
+async fn stored_version(s: &TestServer, id: &str) -> u64 {
+    let (_, v) = s
+        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
+        .await;
+    v["version"].as_u64().expect("version")
+}
+
+/// The `change_class` events of the student's history, oldest first.
+async fn class_changes(s: &TestServer, id: &str) -> Vec<Value> {
+    let (_, events) = s
+        .call(
+            "GET",
+            &format!("/v1/students/{id}/events?limit=200"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["input"]["kind"] == "change_class")
+        .cloned()
+        .collect()
+}
+
 /// The handler decides on a blocking thread and awaits the commit (issue #20): a transition
 /// that loses the race for its student to a commit made after it read them is decided again,
 /// as the engine's own loop does, and every answer stands for what the store holds.
@@ -823,10 +850,7 @@ async fn cors_allows_the_configured_portal_origin_only() {
 async fn racing_transitions_of_one_student_are_decided_again_and_lose_nothing() {
     const WRITERS: usize = 8;
     let (s, id) = setup().await;
-    let (_, before) = s
-        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
-        .await;
-    let base_version = before["version"].as_u64().expect("version");
+    let base_version = stored_version(&s, &id).await;
     let answers = futures_util::future::join_all((0..WRITERS).map(|i| {
         let path = format!("/v1/students/{id}/transitions");
         let s = &s;
@@ -857,27 +881,14 @@ async fn racing_transitions_of_one_student_are_decided_again_and_lose_nothing() 
     assert!(applied.len() >= 3, "only {} landed", applied.len());
     applied.sort_unstable();
     applied.dedup();
-    let (_, after) = s
-        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
-        .await;
     assert_eq!(
-        after["version"].as_u64(),
-        Some(base_version + applied.len() as u64),
+        stored_version(&s, &id).await,
+        base_version + applied.len() as u64,
         "one version per acknowledged transition, each with its own event"
     );
-    let (_, events) = s
-        .call(
-            "GET",
-            &format!("/v1/students/{id}/events?limit=100"),
-            Some(&s.admin),
-            None,
-        )
-        .await;
-    let seqs: Vec<u64> = events["items"]
-        .as_array()
-        .expect("items")
+    let seqs: Vec<u64> = class_changes(&s, &id)
+        .await
         .iter()
-        .filter(|e| e["input"]["kind"] == "change_class")
         .map(|e| e["seq"].as_u64().expect("seq"))
         .collect();
     assert_eq!(
@@ -892,10 +903,7 @@ async fn racing_transitions_of_one_student_are_decided_again_and_lose_nothing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_that_hang_up_mid_transition_leave_whole_transitions_or_none() {
     let (s, id) = setup().await;
-    let (_, before) = s
-        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
-        .await;
-    let base_version = before["version"].as_u64().expect("version");
+    let base_version = stored_version(&s, &id).await;
     let impatient = reqwest::Client::builder()
         .timeout(std::time::Duration::from_micros(1500))
         .build()
@@ -929,28 +937,12 @@ async fn clients_that_hang_up_mid_transition_leave_whole_transitions_or_none() {
         )
         .await;
     assert_eq!(st, 201, "the server still answers: {v}");
-    let (_, after) = s
-        .call("GET", &format!("/v1/students/{id}"), Some(&s.admin), None)
-        .await;
-    let stored = after["version"].as_u64().expect("version") - base_version;
+    let stored = stored_version(&s, &id).await - base_version;
     assert!(
         stored > answered,
         "every answered transition is stored, and the last one too ({stored} stored, {answered} answered)"
     );
-    let (_, events) = s
-        .call(
-            "GET",
-            &format!("/v1/students/{id}/events?limit=200"),
-            Some(&s.admin),
-            None,
-        )
-        .await;
-    let classes = events["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter(|e| e["input"]["kind"] == "change_class")
-        .count() as u64;
+    let classes = class_changes(&s, &id).await.len() as u64;
     assert_eq!(classes, stored, "one event per stored version");
     let (_, v) = s
         .call(
